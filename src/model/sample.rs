@@ -1,0 +1,176 @@
+//! A `Sample`: everything one look at the kernel returned, at one instant.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use serde::Serialize;
+
+use super::{SocketRecord, StateCounts};
+
+/// One collection of the host's TCP sockets, their owners and the kernel counters.
+#[derive(Clone, Debug)]
+pub struct Sample {
+    /// When the socket dump began.
+    pub taken_at: SystemTime,
+    pub sockets: Vec<SocketRecord>,
+    /// The processes that own at least one socket of `sockets`, by pid.
+    pub processes: BTreeMap<u32, Arc<ProcessInfo>>,
+    pub counters: KernelCounters,
+    pub host: HostInfo,
+    pub health: Health,
+}
+
+impl Sample {
+    /// Sockets per state.
+    pub fn counts(&self) -> StateCounts {
+        StateCounts::tally(self.sockets.iter().map(|s| s.state))
+    }
+
+    /// The process that owns `socket`, if known.
+    pub fn process_of(&self, socket: &SocketRecord) -> Option<&Arc<ProcessInfo>> {
+        self.processes.get(&socket.owner.pid()?)
+    }
+}
+
+/// A process that owns sockets.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ProcessInfo {
+    pub pid: u32,
+    /// Short name (`/proc/<pid>/comm`).
+    pub name: String,
+    /// Command line, arguments joined by spaces; empty for kernel threads.
+    pub cmdline: String,
+    /// Real uid of the process.
+    pub uid: u32,
+    /// User name for `uid`, or the number when it has no name.
+    pub user: String,
+    /// Start time in clock ticks since boot: with the pid, identifies the process
+    /// across pid reuse.
+    pub start_time: u64,
+}
+
+/// Where the socket table came from.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum SocketSource {
+    /// netlink sock_diag (all fields).
+    Netlink,
+    /// /proc/net/tcp and tcp6, because netlink failed for `reason`. No cookies,
+    /// no listener backlog, no tcp_info.
+    ProcNet { reason: String },
+}
+
+/// What went wrong, or was partial, in collecting a sample. Nothing here is fatal.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Health {
+    pub source: SocketSource,
+    /// Lines of /proc/net/tcp{,6} that could not be parsed and were skipped.
+    pub malformed_lines: u64,
+    /// Whether we can read every process's descriptors (root or CAP_SYS_PTRACE).
+    pub privileged: bool,
+    pub owners: OwnerScanStats,
+    /// Human-readable notes about partial data, for the status line and exports.
+    pub notes: Vec<String>,
+}
+
+impl Default for Health {
+    fn default() -> Self {
+        Health {
+            source: SocketSource::Netlink,
+            malformed_lines: 0,
+            privileged: false,
+            owners: OwnerScanStats::default(),
+            notes: Vec::new(),
+        }
+    }
+}
+
+/// What the owner resolution did for one sample.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct OwnerScanStats {
+    /// Whether every process's descriptors were read (cold cache or fallback).
+    pub full_scan: bool,
+    /// Processes whose descriptor table was read this sample.
+    pub processes_scanned: u64,
+    /// Descriptor links read this sample.
+    pub fds_read: u64,
+    /// Processes whose descriptors we were not allowed to read.
+    pub processes_denied: u64,
+    /// Processes that exited while we read them.
+    pub processes_vanished: u64,
+    /// Sockets with a known owner.
+    pub sockets_known: u64,
+    /// Sockets held by no process (inode 0).
+    pub sockets_kernel: u64,
+    /// Sockets whose owner we may not see (another user's, without root).
+    pub sockets_hidden: u64,
+    /// Sockets with an inode but no owner found.
+    pub sockets_unknown: u64,
+}
+
+/// `/proc/net/sockstat`'s TCP line.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Sockstat {
+    pub inuse: u64,
+    pub orphan: u64,
+    pub tw: u64,
+    pub alloc: u64,
+    /// Pages of memory used by TCP (compare with `tcp_mem`).
+    pub mem: u64,
+    /// All sockets of every kind (`sockets: used`).
+    pub sockets_used: u64,
+}
+
+/// The sysctls that give the denominators of the diagnoses (see DIAGNOSIS.md).
+/// A value is `None` when the file is missing or unreadable.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Sysctls {
+    pub somaxconn: Option<u64>,
+    pub tcp_max_syn_backlog: Option<u64>,
+    pub tcp_syncookies: Option<u64>,
+    pub tcp_synack_retries: Option<u64>,
+    pub tcp_syn_retries: Option<u64>,
+    pub tcp_abort_on_overflow: Option<u64>,
+    pub tcp_fin_timeout: Option<u64>,
+    pub tcp_max_orphans: Option<u64>,
+    pub tcp_orphan_retries: Option<u64>,
+    pub tcp_max_tw_buckets: Option<u64>,
+    pub tcp_tw_reuse: Option<u64>,
+    /// `ip_local_port_range`: first and last ephemeral port.
+    pub ip_local_port_range: Option<(u16, u16)>,
+    /// `ip_local_reserved_ports` as ranges (inclusive).
+    pub ip_local_reserved_ports: Vec<(u16, u16)>,
+    pub tcp_keepalive_time: Option<u64>,
+    pub tcp_keepalive_intvl: Option<u64>,
+    pub tcp_keepalive_probes: Option<u64>,
+    pub tcp_retries2: Option<u64>,
+    /// `tcp_mem`: low, pressure, high, in pages.
+    pub tcp_mem: Option<[u64; 3]>,
+}
+
+/// Kernel counters of the network namespace we run in.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct KernelCounters {
+    /// `/proc/net/snmp` `Tcp:` (ActiveOpens, PassiveOpens, ..., CurrEstab is a gauge).
+    /// Signed because `MaxConn` is -1.
+    pub tcp: BTreeMap<String, i64>,
+    /// `/proc/net/netstat` `TcpExt:` (ListenOverflows, SyncookiesSent, ...).
+    pub tcp_ext: BTreeMap<String, u64>,
+    pub sockstat: Sockstat,
+    pub sysctls: Sysctls,
+}
+
+/// Facts about the host for the header.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct HostInfo {
+    pub hostname: String,
+    pub kernel: String,
+    pub os: String,
+    pub uptime_secs: u64,
+    /// 1, 5 and 15 minute load averages.
+    pub load_avg: [f64; 3],
+    pub cpus: usize,
+    pub memory_total_bytes: u64,
+    pub memory_used_bytes: u64,
+}
