@@ -11,3 +11,6 @@
 //! work on that data and never touch the terminal.
 
 pub mod model;
+pub mod sample;
+pub mod cli;
+pub mod export;

@@ -16,6 +16,8 @@ pub struct Sample {
     pub sockets: Vec<SocketRecord>,
     /// The processes that own at least one socket of `sockets`, by pid.
     pub processes: BTreeMap<u32, Arc<ProcessInfo>>,
+    /// User names of the socket uids present, by uid (the number when unnamed).
+    pub users: BTreeMap<u32, String>,
     pub counters: KernelCounters,
     pub host: HostInfo,
     pub health: Health,
@@ -30,6 +32,14 @@ impl Sample {
     /// The process that owns `socket`, if known.
     pub fn process_of(&self, socket: &SocketRecord) -> Option<&Arc<ProcessInfo>> {
         self.processes.get(&socket.owner.pid()?)
+    }
+
+    /// The name of the user that owns `socket` (its uid as a number when unnamed).
+    pub fn user_of(&self, socket: &SocketRecord) -> std::borrow::Cow<'_, str> {
+        match self.users.get(&socket.uid) {
+            Some(name) => std::borrow::Cow::Borrowed(name),
+            None => std::borrow::Cow::Owned(socket.uid.to_string()),
+        }
     }
 }
 

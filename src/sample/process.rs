@@ -1,0 +1,336 @@
+//! Reading processes under a proc root: the pid list, a process's socket
+//! descriptors, its start time, and the facts shown for an owner.
+//!
+//! The descriptor walk is the one hot path of owner resolution (a server can hold
+//! 100k sockets), so it uses `openat`/`readlinkat` relative to an open
+//! `/proc/<pid>/fd` directory, with one reused buffer, instead of building a path
+//! and allocating per descriptor as `procfs::Process::fd()` does. The rarer, richer
+//! reads (command line, name) go through `procfs`.
+
+use std::collections::HashMap;
+use std::io;
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use rustix::fs::{Dir, Mode, OFlags};
+use rustix::io::Errno;
+
+use crate::model::ProcessInfo;
+
+/// An open proc root (normally `/proc`), kept open so that every per-process
+/// access is one `openat` relative to it.
+#[derive(Debug)]
+pub struct ProcRoot {
+    path: PathBuf,
+    dir: OwnedFd,
+}
+
+/// Why a process's descriptors could not be read.
+#[derive(Debug, PartialEq, Eq, Clone, Copy)]
+pub enum ScanFailure {
+    /// Not allowed (another user's process, without CAP_SYS_PTRACE).
+    Denied,
+    /// The process exited.
+    Vanished,
+}
+
+/// What one walk of a process's descriptor table found.
+#[derive(Debug, Default)]
+pub struct FdScan {
+    /// `(fd, socket inode)` for every descriptor that is a socket.
+    pub sockets: Vec<(u32, u64)>,
+    /// Links actually read (descriptors skipped through the cache are not counted).
+    pub links_read: u64,
+    /// Owner uid of the process (the owner of `/proc/<pid>/fd`).
+    pub uid: u32,
+}
+
+impl ProcRoot {
+    pub fn open(path: &Path) -> io::Result<ProcRoot> {
+        let dir = rustix::fs::open(
+            path,
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )?;
+        Ok(ProcRoot {
+            path: path.to_path_buf(),
+            dir,
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The pids present now, ascending.
+    pub fn pids(&self) -> io::Result<Vec<u32>> {
+        let fd = rustix::fs::openat(
+            &self.dir,
+            ".",
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )?;
+        let mut pids = Vec::with_capacity(512);
+        for entry in Dir::new(fd)? {
+            let entry = entry?;
+            if let Some(pid) = parse_decimal(entry.file_name().to_bytes()) {
+                pids.push(pid);
+            }
+        }
+        pids.sort_unstable();
+        Ok(pids)
+    }
+
+    /// Walks `/proc/<pid>/fd` and returns its socket descriptors.
+    ///
+    /// `cached` is what an earlier walk found (fd → inode); a descriptor whose
+    /// cached inode satisfies `still_live` is taken from the cache without
+    /// reading its link. A descriptor number can be closed and reused for a new
+    /// socket while the old socket lives on in another process, so a caller that
+    /// needs certainty passes `None`.
+    pub fn scan_fds(
+        &self,
+        pid: u32,
+        cached: Option<&HashMap<u32, u64>>,
+        still_live: &dyn Fn(u64) -> bool,
+    ) -> Result<FdScan, ScanFailure> {
+        let mut path_buf = itoa_buf(pid);
+        path_buf.extend_from_slice(b"/fd");
+        let dir_fd = match rustix::fs::openat(
+            &self.dir,
+            path_buf.as_slice(),
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        ) {
+            Ok(fd) => fd,
+            Err(e) => return Err(classify(e)),
+        };
+        let uid = match rustix::fs::fstat(&dir_fd) {
+            Ok(st) => st.st_uid,
+            Err(e) => return Err(classify(e)),
+        };
+        let mut scan = FdScan {
+            uid,
+            ..FdScan::default()
+        };
+        // Dir::read_from keeps `dir_fd` usable for readlinkat below.
+        let mut dir = Dir::read_from(&dir_fd).map_err(classify)?;
+        let mut link = [0u8; 64];
+        while let Some(entry) = dir.read() {
+            let entry = match entry {
+                Ok(e) => e,
+                // The process exited while we listed its table.
+                Err(e) => return Err(classify(e)),
+            };
+            let name = entry.file_name();
+            let Some(fd) = parse_decimal(name.to_bytes()) else {
+                continue;
+            };
+            if let Some(&inode) = cached.and_then(|c| c.get(&fd))
+                && still_live(inode)
+            {
+                scan.sockets.push((fd, inode));
+                continue;
+            }
+            scan.links_read += 1;
+            match rustix::fs::readlinkat_raw(dir_fd.as_fd(), name, &mut link[..]) {
+                Ok(len) => {
+                    if let Some(inode) = socket_inode(&link[..len.min(link.len())]) {
+                        scan.sockets.push((fd, inode));
+                    }
+                }
+                // Closed between listing and reading: not a socket of this process.
+                Err(Errno::NOENT) => {}
+                Err(e) => return Err(classify(e)),
+            }
+        }
+        Ok(scan)
+    }
+
+    /// The process's start time in clock ticks since boot (field 22 of
+    /// `/proc/<pid>/stat`): with the pid, it identifies a process across pid reuse.
+    pub fn start_time(&self, pid: u32) -> Option<u64> {
+        let mut path = itoa_buf(pid);
+        path.extend_from_slice(b"/stat");
+        let fd = rustix::fs::openat(
+            &self.dir,
+            path.as_slice(),
+            OFlags::RDONLY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .ok()?;
+        let mut buf = [0u8; 1024];
+        let n = rustix::io::read(&fd, &mut buf[..]).ok()?;
+        parse_start_time(&buf[..n])
+    }
+
+    /// Name, command line and user of a process. `None` if it has exited.
+    pub fn process_info(
+        &self,
+        pid: u32,
+        start_time: u64,
+        uid: u32,
+        users: &UserNames,
+    ) -> Option<Arc<ProcessInfo>> {
+        let proc = procfs::process::Process::new_with_root(self.path.join(pid.to_string())).ok()?;
+        let name = proc.stat().map(|s| s.comm).ok()?;
+        // A zombie or kernel thread has an empty command line; that is not an error.
+        let cmdline = proc.cmdline().map(|v| v.join(" ")).unwrap_or_default();
+        Some(Arc::new(ProcessInfo {
+            pid,
+            name,
+            cmdline,
+            uid,
+            user: users.name(uid),
+            start_time,
+        }))
+    }
+}
+
+fn classify(e: Errno) -> ScanFailure {
+    match e {
+        Errno::ACCESS | Errno::PERM => ScanFailure::Denied,
+        _ => ScanFailure::Vanished,
+    }
+}
+
+/// Decimal digits of `pid` as bytes (no allocation beyond the small Vec).
+fn itoa_buf(pid: u32) -> Vec<u8> {
+    let mut v = Vec::with_capacity(16);
+    v.extend_from_slice(pid.to_string().as_bytes());
+    v
+}
+
+/// Parses a whole byte string as a decimal u32.
+pub fn parse_decimal(bytes: &[u8]) -> Option<u32> {
+    if bytes.is_empty() || bytes.len() > 10 {
+        return None;
+    }
+    let mut n: u64 = 0;
+    for &b in bytes {
+        if !b.is_ascii_digit() {
+            return None;
+        }
+        n = n * 10 + u64::from(b - b'0');
+    }
+    u32::try_from(n).ok()
+}
+
+/// The inode of a descriptor link `socket:[12345]`; `None` for anything else.
+pub fn socket_inode(link: &[u8]) -> Option<u64> {
+    let digits = link.strip_prefix(b"socket:[")?.strip_suffix(b"]")?;
+    if digits.is_empty() || digits.len() > 20 {
+        return None;
+    }
+    let mut n: u64 = 0;
+    for &b in digits {
+        if !b.is_ascii_digit() {
+            return None;
+        }
+        n = n.checked_mul(10)?.checked_add(u64::from(b - b'0'))?;
+    }
+    Some(n)
+}
+
+/// Field 22 (starttime) of a `/proc/<pid>/stat` line. The command name (field 2)
+/// may hold spaces and parentheses, so fields are counted after the last `)`.
+pub fn parse_start_time(stat: &[u8]) -> Option<u64> {
+    let close = stat.iter().rposition(|&b| b == b')')?;
+    let rest = std::str::from_utf8(&stat[close + 1..]).ok()?;
+    // After ")" come fields 3 (state) .. ; starttime is field 22 → index 19.
+    rest.split_ascii_whitespace().nth(19)?.parse().ok()
+}
+
+/// User names by uid, from the passwd file, read once. A uid with no entry (or
+/// from a directory service we do not query) is shown as its number.
+#[derive(Debug, Default, Clone)]
+pub struct UserNames {
+    names: HashMap<u32, String>,
+}
+
+impl UserNames {
+    pub fn load(passwd: &Path) -> UserNames {
+        let text = std::fs::read_to_string(passwd).unwrap_or_default();
+        UserNames::parse(&text)
+    }
+
+    pub fn parse(text: &str) -> UserNames {
+        let mut names = HashMap::new();
+        for line in text.lines() {
+            let mut f = line.split(':');
+            let (Some(name), Some(_), Some(uid)) = (f.next(), f.next(), f.next()) else {
+                continue;
+            };
+            if let Ok(uid) = uid.parse::<u32>() {
+                names.entry(uid).or_insert_with(|| name.to_string());
+            }
+        }
+        UserNames { names }
+    }
+
+    pub fn name(&self, uid: u32) -> String {
+        self.names
+            .get(&uid)
+            .cloned()
+            .unwrap_or_else(|| uid.to_string())
+    }
+}
+
+/// Whether this process may read every process's descriptors: it needs
+/// CAP_SYS_PTRACE (bit 19 of `CapEff`), which root has unless it was dropped.
+pub fn can_read_all_fds(proc_root: &Path) -> bool {
+    let Ok(status) = std::fs::read_to_string(proc_root.join("self/status")) else {
+        return false;
+    };
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("CapEff:"))
+        .and_then(|hex| u64::from_str_radix(hex.trim(), 16).ok())
+        .is_some_and(|caps| caps & (1 << 19) != 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_socket_links() {
+        assert_eq!(socket_inode(b"socket:[12345]"), Some(12345));
+        assert_eq!(socket_inode(b"socket:[]"), None);
+        assert_eq!(socket_inode(b"pipe:[12345]"), None);
+        assert_eq!(socket_inode(b"/dev/null"), None);
+        assert_eq!(socket_inode(b"socket:[12a]"), None);
+        assert_eq!(socket_inode(b"socket:[99999999999999999999999]"), None);
+    }
+
+    #[test]
+    fn parses_start_time_after_a_hostile_name() {
+        let stat = b"4242 (a) b) (c) S 1 4242 4242 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 987654 1000 100";
+        assert_eq!(parse_start_time(stat), Some(987654));
+        assert_eq!(parse_start_time(b"4242 (x) S 1"), None);
+    }
+
+    #[test]
+    fn parses_passwd() {
+        let u = UserNames::parse("root:x:0:0:root:/root:/bin/bash\nwww-data:x:33:33::/var/www:/usr/sbin/nologin\nbroken\n");
+        assert_eq!(u.name(33), "www-data");
+        assert_eq!(u.name(0), "root");
+        assert_eq!(u.name(1234), "1234");
+    }
+
+    #[test]
+    fn reads_own_descriptors_and_start_time() {
+        let root = ProcRoot::open(Path::new("/proc")).expect("open /proc");
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let me = std::process::id();
+        let scan = root.scan_fds(me, None, &|_| false).expect("scan own fds");
+        let fd = std::os::fd::AsRawFd::as_raw_fd(&listener);
+        let link = std::fs::read_link(format!("/proc/self/fd/{fd}")).expect("link");
+        let want = socket_inode(link.to_string_lossy().as_bytes()).expect("socket link");
+        assert!(scan.sockets.contains(&(u32::try_from(fd).expect("fd"), want)));
+        assert!(root.start_time(me).is_some());
+        assert!(root.pids().expect("pids").contains(&me));
+        assert_eq!(root.scan_fds(u32::MAX - 1, None, &|_| false).err(), Some(ScanFailure::Vanished));
+    }
+}

@@ -1,0 +1,305 @@
+//! The collector (one complete `Sample`: sockets, owners, counters, host) and the
+//! sampler thread that produces one per interval until told to stop.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::thread::JoinHandle;
+use std::time::{Duration, SystemTime};
+
+use anyhow::Context;
+
+use crate::model::{Health, Sample, SocketRecord, SocketSource};
+
+use super::counters::read_counters;
+use super::host::HostProbe;
+use super::netlink::NetlinkDumper;
+use super::owners::OwnerResolver;
+use super::process::UserNames;
+use super::procnet;
+
+/// Where to read the socket table from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum SourceChoice {
+    /// netlink sock_diag, falling back to /proc/net/tcp{,6} when it fails.
+    #[default]
+    Auto,
+    /// /proc/net/tcp{,6} only (for tests over a fixture proc root, and for
+    /// comparing the two sources).
+    ProcNet,
+}
+
+/// How the collector reads the system.
+#[derive(Clone, Debug)]
+pub struct CollectorConfig {
+    /// Normally `/proc`; tests point it at a fixture tree.
+    pub proc_root: PathBuf,
+    /// Normally `/etc/passwd`, for user names.
+    pub passwd: PathBuf,
+    pub source: SourceChoice,
+    /// Resolve owning processes (the `-p` of `ss`). Off is cheaper.
+    pub owners: bool,
+}
+
+impl Default for CollectorConfig {
+    fn default() -> Self {
+        CollectorConfig {
+            proc_root: PathBuf::from("/proc"),
+            passwd: PathBuf::from("/etc/passwd"),
+            source: SourceChoice::Auto,
+            owners: true,
+        }
+    }
+}
+
+/// Takes samples. Keeps the netlink socket, the owner cache and the host probe
+/// between samples, so every sample after the first is cheap.
+pub struct Collector {
+    config: CollectorConfig,
+    dumper: Option<NetlinkDumper>,
+    /// Why netlink is not used, when it is not.
+    netlink_unavailable: Option<String>,
+    resolver: Option<OwnerResolver>,
+    owner_setup_error: Option<String>,
+    host: HostProbe,
+    users: UserNames,
+    capacity_hint: usize,
+}
+
+impl Collector {
+    pub fn new(config: CollectorConfig) -> Collector {
+        let (dumper, netlink_unavailable) = match config.source {
+            SourceChoice::ProcNet => (None, Some("the /proc source was chosen".to_string())),
+            SourceChoice::Auto => match NetlinkDumper::new() {
+                Ok(d) => (Some(d), None),
+                Err(e) => (None, Some(e.to_string())),
+            },
+        };
+        let (resolver, owner_setup_error) = if config.owners {
+            match OwnerResolver::new(&config.proc_root, &config.passwd) {
+                Ok(r) => (Some(r), None),
+                Err(e) => (
+                    None,
+                    Some(format!(
+                        "cannot open {} for owner lookup: {e}",
+                        config.proc_root.display()
+                    )),
+                ),
+            }
+        } else {
+            (None, None)
+        };
+        Collector {
+            users: UserNames::load(&config.passwd),
+            config,
+            dumper,
+            netlink_unavailable,
+            resolver,
+            owner_setup_error,
+            host: HostProbe::new(),
+            capacity_hint: 1024,
+        }
+    }
+
+    /// One complete sample. Fails only when no socket table can be read at all.
+    pub fn collect(&mut self) -> anyhow::Result<Sample> {
+        let taken_at = SystemTime::now();
+        let mut health = Health::default();
+        let mut sockets: Vec<SocketRecord> = Vec::with_capacity(self.capacity_hint);
+        self.read_sockets(&mut sockets, &mut health)?;
+        self.capacity_hint = sockets.len() + sockets.len() / 8 + 64;
+
+        let mut processes = BTreeMap::new();
+        match self.resolver.as_mut() {
+            Some(resolver) => {
+                health.privileged = resolver.privileged();
+                match resolver.resolve(&mut sockets) {
+                    Ok(res) => {
+                        processes = res.processes;
+                        health.owners = res.stats;
+                    }
+                    Err(e) => health.notes.push(format!("owner lookup failed: {e}")),
+                }
+            }
+            None => {
+                if let Some(why) = &self.owner_setup_error {
+                    health.notes.push(why.clone());
+                }
+            }
+        }
+        owner_notes(&mut health, self.config.owners);
+
+        let (counters, counter_notes) = read_counters(&self.config.proc_root);
+        health.notes.extend(counter_notes);
+        let mut users = BTreeMap::new();
+        for s in &sockets {
+            users.entry(s.uid).or_insert_with(|| self.users.name(s.uid));
+        }
+        Ok(Sample {
+            taken_at,
+            sockets,
+            processes,
+            users,
+            counters,
+            host: self.host.read(),
+            health,
+        })
+    }
+
+    fn read_sockets(
+        &mut self,
+        sockets: &mut Vec<SocketRecord>,
+        health: &mut Health,
+    ) -> anyhow::Result<()> {
+        if let Some(dumper) = self.dumper.as_mut() {
+            // A dump that the kernel interrupts (the table changed under it) is
+            // retried once; a second failure falls back to /proc for this sample.
+            let mut last_err = None;
+            for _ in 0..2 {
+                sockets.clear();
+                match dumper.dump_tcp(sockets) {
+                    Ok(stats) => {
+                        if stats.skipped > 0 {
+                            health.notes.push(format!(
+                                "{} sockets in states this version does not know were skipped",
+                                stats.skipped
+                            ));
+                        }
+                        health.source = SocketSource::Netlink;
+                        return Ok(());
+                    }
+                    Err(e) => last_err = Some(e.to_string()),
+                }
+            }
+            self.netlink_unavailable = last_err;
+        }
+        sockets.clear();
+        let reason = self
+            .netlink_unavailable
+            .clone()
+            .unwrap_or_else(|| "netlink unavailable".to_string());
+        let net = self.config.proc_root.join("net");
+        let malformed = procnet::read_tables(&net, sockets)
+            .with_context(|| format!("reading {}/tcp (netlink failed: {reason})", net.display()))?;
+        health.malformed_lines = malformed;
+        if malformed > 0 {
+            health.notes.push(format!(
+                "{malformed} malformed lines of {}/tcp{{,6}} were skipped",
+                net.display()
+            ));
+        }
+        health.source = SocketSource::ProcNet { reason };
+        Ok(())
+    }
+}
+
+/// Explains, in words for the user, the sockets whose owner is not shown.
+fn owner_notes(health: &mut Health, owners_wanted: bool) {
+    if !owners_wanted {
+        return;
+    }
+    let o = health.owners;
+    if o.sockets_hidden > 0 {
+        health.notes.push(format!(
+            "owner hidden for {} sockets of other users: run as root (or with CAP_SYS_PTRACE) to see them",
+            o.sockets_hidden
+        ));
+    }
+    if o.sockets_unknown > 0 {
+        health.notes.push(format!(
+            "owner not found for {} sockets (held by processes in another PID namespace, or closed during the scan)",
+            o.sockets_unknown
+        ));
+    }
+}
+
+/// What the sampler thread sends.
+#[derive(Debug)]
+pub enum SamplerEvent {
+    Sample(Box<Sample>),
+    /// A sample failed; the thread keeps trying at the next interval.
+    Error(String),
+}
+
+/// Control messages to the sampler thread.
+#[derive(Debug, Clone, Copy)]
+pub enum SamplerControl {
+    SetInterval(Duration),
+    /// Take a sample now, then go on at the interval.
+    Now,
+    Stop,
+}
+
+/// A running sampler thread. Dropping it stops the thread and waits for it.
+pub struct Sampler {
+    control: Sender<SamplerControl>,
+    handle: Option<JoinHandle<()>>,
+}
+
+impl Sampler {
+    /// Starts a thread that sends a sample to `events` at once and then every
+    /// `interval`. It ends when told to stop, when dropped, or when `events` is
+    /// closed.
+    pub fn spawn(
+        mut collector: Collector,
+        interval: Duration,
+        events: Sender<SamplerEvent>,
+    ) -> std::io::Result<Sampler> {
+        let (control, inbox): (Sender<SamplerControl>, Receiver<SamplerControl>) = mpsc::channel();
+        let handle = std::thread::Builder::new()
+            .name("sockscope-sampler".into())
+            .spawn(move || {
+                let mut interval = interval;
+                loop {
+                    let started = std::time::Instant::now();
+                    let event = match collector.collect() {
+                        Ok(s) => SamplerEvent::Sample(Box::new(s)),
+                        Err(e) => SamplerEvent::Error(format!("{e:#}")),
+                    };
+                    if events.send(event).is_err() {
+                        return;
+                    }
+                    // Sleep until the next tick, waking at once for control messages.
+                    loop {
+                        let wait = interval.saturating_sub(started.elapsed());
+                        match inbox.recv_timeout(wait) {
+                            Ok(SamplerControl::Stop) | Err(RecvTimeoutError::Disconnected) => return,
+                            Ok(SamplerControl::SetInterval(d)) => interval = d,
+                            Ok(SamplerControl::Now) | Err(RecvTimeoutError::Timeout) => break,
+                        }
+                    }
+                }
+            })?;
+        Ok(Sampler {
+            control,
+            handle: Some(handle),
+        })
+    }
+
+    pub fn set_interval(&self, interval: Duration) {
+        // A send fails only if the thread has ended, which the events channel shows.
+        let _ = self.control.send(SamplerControl::SetInterval(interval));
+    }
+
+    pub fn sample_now(&self) {
+        let _ = self.control.send(SamplerControl::Now);
+    }
+
+    /// Stops the thread and waits for it to end.
+    pub fn stop(mut self) {
+        self.shutdown();
+    }
+
+    fn shutdown(&mut self) {
+        let _ = self.control.send(SamplerControl::Stop);
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
+    }
+}
+
+impl Drop for Sampler {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}

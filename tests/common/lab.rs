@@ -1,0 +1,212 @@
+//! A loopback lab: child processes that open, hold and close TCP sockets on
+//! command, so that tests know exactly which process holds which socket.
+//!
+//! A child is this same test binary, started again with `LAB_CHILD=1` and told to
+//! run only the ignored test `lab_child`, which reads commands on stdin:
+//!
+//! ```text
+//! listen ADDR BACKLOG        -> ok ID PORT     (a listener; never accepts by itself)
+//! accept ID N GROUP          -> ok             (accepts N connections into GROUP)
+//! connect ADDR:PORT N GROUP  -> ok             (N client connections into GROUP)
+//! close GROUP                -> ok             (closes every socket of GROUP)
+//! fds                        -> ok FD FD ...   (raw fds of the listeners, for checks)
+//! ```
+//!
+//! A child exits when its stdin closes, so a failed test never leaves one behind;
+//! `Lab` also kills its children when dropped. Only 127.0.0.0/8 and ::1 are used.
+
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::mpsc::{self, Receiver};
+use std::time::{Duration, Instant};
+
+/// How long any one command may take before the test fails.
+const REPLY_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// The name of the entry test that every lab test file must define as
+/// `#[test] #[ignore] fn lab_child() { common::lab::child_main() }`.
+pub const CHILD_TEST: &str = "lab_child";
+
+/// One child process holding sockets.
+pub struct LabProcess {
+    child: Child,
+    stdin: ChildStdin,
+    replies: Receiver<String>,
+    pub pid: u32,
+}
+
+impl LabProcess {
+    /// Starts a child of this test binary.
+    pub fn spawn() -> LabProcess {
+        let exe = std::env::current_exe().expect("current test binary");
+        let mut child = Command::new(exe)
+            .args(["--ignored", "--exact", CHILD_TEST, "--nocapture", "--test-threads=1"])
+            .env("LAB_CHILD", "1")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start lab child");
+        let stdin = child.stdin.take().expect("child stdin");
+        let stdout = child.stdout.take().expect("child stdout");
+        let (tx, replies) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                // libtest prints its own lines; ours start with "lab:".
+                if let Some(reply) = line.strip_prefix("lab: ") {
+                    if tx.send(reply.to_string()).is_err() {
+                        break;
+                    }
+                }
+            }
+        });
+        let pid = child.id();
+        LabProcess {
+            child,
+            stdin,
+            replies,
+            pid,
+        }
+    }
+
+    /// Sends one command and returns the words after `ok`.
+    pub fn cmd(&mut self, line: &str) -> Vec<String> {
+        writeln!(self.stdin, "{line}").expect("send to lab child");
+        self.stdin.flush().expect("flush to lab child");
+        let reply = self
+            .replies
+            .recv_timeout(REPLY_TIMEOUT)
+            .unwrap_or_else(|e| panic!("lab child {} gave no answer to {line:?}: {e}", self.pid));
+        let mut words = reply.split_whitespace().map(str::to_string);
+        match words.next().as_deref() {
+            Some("ok") => words.collect(),
+            _ => panic!("lab child {} failed {line:?}: {reply}", self.pid),
+        }
+    }
+
+    /// Opens a listener; returns its port.
+    pub fn listen(&mut self, addr: &str, backlog: i32) -> u16 {
+        let w = self.cmd(&format!("listen {addr} {backlog}"));
+        w[1].parse().expect("port")
+    }
+
+    pub fn accept(&mut self, listener_port: u16, n: usize, group: &str) {
+        self.cmd(&format!("accept {listener_port} {n} {group}"));
+    }
+
+    pub fn connect(&mut self, to: SocketAddr, n: usize, group: &str) {
+        self.cmd(&format!("connect {to} {n} {group}"));
+    }
+
+    pub fn close(&mut self, group: &str) {
+        self.cmd(&format!("close {group}"));
+    }
+}
+
+impl Drop for LabProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The body of the `lab_child` test: does nothing unless started by `LabProcess`.
+pub fn child_main() {
+    if std::env::var_os("LAB_CHILD").is_none() {
+        return;
+    }
+    let mut listeners: HashMap<u16, TcpListener> = HashMap::new();
+    let mut groups: HashMap<String, Vec<TcpStream>> = HashMap::new();
+    let stdin = std::io::stdin();
+    for line in stdin.lock().lines() {
+        let Ok(line) = line else { break };
+        let words: Vec<&str> = line.split_whitespace().collect();
+        let reply = match run_command(&words, &mut listeners, &mut groups) {
+            Ok(r) => format!("ok {r}"),
+            Err(e) => format!("err {e}"),
+        };
+        println!("lab: {reply}");
+    }
+    // stdin closed: the parent is done (or gone). Exit without running anything else.
+    std::process::exit(0);
+}
+
+fn run_command(
+    words: &[&str],
+    listeners: &mut HashMap<u16, TcpListener>,
+    groups: &mut HashMap<String, Vec<TcpStream>>,
+) -> Result<String, String> {
+    use socket2::{Domain, Socket, Type};
+    let err = |e: std::io::Error| e.to_string();
+    match words {
+        ["listen", addr, backlog] => {
+            let addr: SocketAddr = addr.parse().map_err(|e| format!("{e}"))?;
+            let backlog: i32 = backlog.parse().map_err(|e| format!("{e}"))?;
+            let sock = Socket::new(Domain::for_address(addr), Type::STREAM, None).map_err(err)?;
+            sock.set_reuse_address(true).map_err(err)?;
+            sock.bind(&addr.into()).map_err(err)?;
+            sock.listen(backlog).map_err(err)?;
+            let l: TcpListener = sock.into();
+            let port = l.local_addr().map_err(err)?.port();
+            listeners.insert(port, l);
+            Ok(format!("{port} {port}"))
+        }
+        ["accept", port, n, group] => {
+            let port: u16 = port.parse().map_err(|e| format!("{e}"))?;
+            let n: usize = n.parse().map_err(|e| format!("{e}"))?;
+            let l = listeners.get(&port).ok_or("no such listener")?;
+            l.set_nonblocking(true).map_err(err)?;
+            let deadline = Instant::now() + Duration::from_secs(10);
+            let g = groups.entry((*group).to_string()).or_default();
+            let mut got = 0;
+            while got < n {
+                match l.accept() {
+                    Ok((s, _)) => {
+                        g.push(s);
+                        got += 1;
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                        if Instant::now() > deadline {
+                            return Err(format!("accepted only {got} of {n}"));
+                        }
+                        std::thread::sleep(Duration::from_millis(5));
+                    }
+                    Err(e) => return Err(e.to_string()),
+                }
+            }
+            Ok(String::new())
+        }
+        ["connect", to, n, group] => {
+            let to: SocketAddr = to.parse().map_err(|e| format!("{e}"))?;
+            let n: usize = n.parse().map_err(|e| format!("{e}"))?;
+            let g = groups.entry((*group).to_string()).or_default();
+            for _ in 0..n {
+                g.push(TcpStream::connect_timeout(&to, Duration::from_secs(5)).map_err(err)?);
+            }
+            Ok(String::new())
+        }
+        ["close", group] => {
+            groups.remove(*group);
+            Ok(String::new())
+        }
+        _ => Err(format!("unknown command {words:?}")),
+    }
+}
+
+/// Polls `probe` until it returns `Ok`, for at most `limit`; returns the last
+/// error otherwise. For waiting on the kernel's state changes, never for timing.
+pub fn settle<T>(limit: Duration, mut probe: impl FnMut() -> Result<T, String>) -> Result<T, String> {
+    let deadline = Instant::now() + limit;
+    loop {
+        match probe() {
+            Ok(v) => return Ok(v),
+            Err(e) if Instant::now() >= deadline => return Err(e),
+            Err(_) => std::thread::sleep(Duration::from_millis(50)),
+        }
+    }
+}

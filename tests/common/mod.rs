@@ -1,0 +1,79 @@
+//! Shared pieces of the integration tests: the loopback lab and a reader of
+//! `ss -tanp`, the reference our answers are compared with.
+
+#![allow(dead_code)]
+
+pub mod lab;
+
+use std::net::{IpAddr, SocketAddr};
+use std::process::Command;
+
+use sockscope::model::{TcpState, unmap};
+
+/// One line of `ss -tanpH`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SsSocket {
+    pub state: TcpState,
+    pub recv_q: u32,
+    pub send_q: u32,
+    pub local: SocketAddr,
+    pub remote: SocketAddr,
+    /// Every pid in `users:((...))`, ascending.
+    pub pids: Vec<u32>,
+}
+
+/// Whether `ss` is installed; tests that compare with it say so when it is not.
+pub fn have_ss() -> bool {
+    Command::new("ss").arg("-V").output().is_ok_and(|o| o.status.success())
+}
+
+/// Runs `ss -tanpH` and parses every line.
+pub fn ss_tanp() -> Vec<SsSocket> {
+    let out = Command::new("ss").args(["-tanpH"]).output().expect("run ss");
+    assert!(out.status.success(), "ss failed: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(parse_ss_line)
+        .collect()
+}
+
+fn parse_ss_line(line: &str) -> Option<SsSocket> {
+    let mut w = line.split_whitespace();
+    let state = TcpState::parse(w.next()?)?;
+    let recv_q = w.next()?.parse().ok()?;
+    let send_q = w.next()?.parse().ok()?;
+    let local = parse_endpoint(w.next()?)?;
+    let remote = parse_endpoint(w.next()?)?;
+    let rest: Vec<&str> = w.collect();
+    let mut pids: Vec<u32> = rest
+        .join(" ")
+        .split("pid=")
+        .skip(1)
+        .filter_map(|p| p.split(|c: char| !c.is_ascii_digit()).next()?.parse().ok())
+        .collect();
+    pids.sort_unstable();
+    pids.dedup();
+    Some(SsSocket { state, recv_q, send_q, local, remote, pids })
+}
+
+/// `127.0.0.1:80`, `[::1]:80`, `[::ffff:127.0.0.1]:80`, `*:80`, `127.0.0.1%lo:53`.
+fn parse_endpoint(text: &str) -> Option<SocketAddr> {
+    let (host, port) = text.rsplit_once(':')?;
+    let port: u16 = port.parse().ok()?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let host = host.split('%').next()?;
+    let ip: IpAddr = if host == "*" { "::".parse().ok()? } else { host.parse().ok()? };
+    Some(unmap(SocketAddr::new(ip, port)))
+}
+
+/// Whether this process may read every process's descriptors (root).
+pub fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("Uid:"))
+                .and_then(|u| u.split_whitespace().nth(1).map(|e| e == "0"))
+        })
+        .unwrap_or(false)
+}
