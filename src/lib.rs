@@ -10,4 +10,5 @@
 //! `sample/` reads the kernel; `model/` holds the plain data; `filter` and `export/`
 //! work on that data and never touch the terminal.
 
+pub mod filter;
 pub mod model;
