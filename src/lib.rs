@@ -10,6 +10,7 @@
 //! `sample/` reads the kernel; `model/` holds the plain data; `filter` and `export/`
 //! work on that data and never touch the terminal.
 
+pub mod filter;
 pub mod model;
 pub mod sample;
 pub mod cli;
