@@ -11,3 +11,4 @@
 //! work on that data and never touch the terminal.
 
 pub mod model;
+pub mod sample;
