@@ -4,4 +4,5 @@
 //! trouble that does not stop collection comes back as data (counts and notes)
 //! for `Sample.health`.
 
+pub mod netlink;
 pub mod procnet;
