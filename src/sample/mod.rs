@@ -4,5 +4,6 @@
 //! trouble that does not stop collection comes back as data (counts and notes)
 //! for `Sample.health`.
 
+pub mod counters;
 pub mod netlink;
 pub mod procnet;
