@@ -5,5 +5,6 @@
 //! for `Sample.health`.
 
 pub mod counters;
+pub mod host;
 pub mod netlink;
 pub mod procnet;
