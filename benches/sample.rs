@@ -43,7 +43,8 @@ impl Population {
         };
         for _ in 0..2 {
             let words = p.spawn(&["server", "4"]);
-            p.ports.extend(words.iter().map(|w| w.parse::<u16>().expect("port")));
+            p.ports
+                .extend(words.iter().map(|w| w.parse::<u16>().expect("port")));
         }
         p
     }
@@ -62,7 +63,11 @@ impl Population {
             .expect("holder ready line");
         self.children.push(child);
         let words: Vec<String> = line.split_whitespace().map(str::to_string).collect();
-        assert_eq!(words.first().map(String::as_str), Some("ready"), "holder said {line:?}");
+        assert_eq!(
+            words.first().map(String::as_str),
+            Some("ready"),
+            "holder said {line:?}"
+        );
         words[1..].to_vec()
     }
 
@@ -120,7 +125,8 @@ fn bench_size(c: &mut Criterion, label: usize) {
     });
     group.bench_with_input(BenchmarkId::new("owners_cold", label), &label, |b, _| {
         b.iter(|| {
-            let mut r = OwnerResolver::new("/proc".as_ref(), "/etc/passwd".as_ref()).expect("resolver");
+            let mut r =
+                OwnerResolver::new("/proc".as_ref(), "/etc/passwd".as_ref()).expect("resolver");
             let mut s = sockets.clone();
             r.resolve(&mut s).expect("resolve")
         })
@@ -136,7 +142,11 @@ fn bench_size(c: &mut Criterion, label: usize) {
         b.iter(|| collector.collect().expect("sample"))
     });
     group.bench_with_input(BenchmarkId::new("snapshot_cold", label), &label, |b, _| {
-        b.iter(|| Collector::new(CollectorConfig::default()).collect().expect("sample"))
+        b.iter(|| {
+            Collector::new(CollectorConfig::default())
+                .collect()
+                .expect("sample")
+        })
     });
     group.finish();
 }

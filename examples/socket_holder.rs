@@ -27,7 +27,12 @@ fn main() {
 /// Runs a holder role (also called from the benchmark, which re-executes itself).
 pub fn run(args: &[String]) -> Result<(), String> {
     raise_fd_limit();
-    match args.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
+    match args
+        .iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .as_slice()
+    {
         ["server", ports] => server(parse(ports)?),
         ["client", ports, n, src] => client(ports, parse(n)?, parse(src)?),
         _ => Err("usage: socket_holder server COUNT | client P1,P2,.. N SRC_OCTET".into()),
@@ -112,7 +117,15 @@ fn raise_fd_limit() {
     use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
     let cur = getrlimit(Resource::Nofile);
     let want = Some(1 << 20);
-    if setrlimit(Resource::Nofile, Rlimit { current: want, maximum: want }).is_err() {
+    if setrlimit(
+        Resource::Nofile,
+        Rlimit {
+            current: want,
+            maximum: want,
+        },
+    )
+    .is_err()
+    {
         let _ = setrlimit(
             Resource::Nofile,
             Rlimit {

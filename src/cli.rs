@@ -163,7 +163,8 @@ fn snapshot(proc_root: &std::path::Path, args: &SnapshotArgs) -> Result<(), Fail
         match args.format {
             Format::Table => export::write_table(w, &sample, &sockets),
             Format::Json => {
-                export::write_json(&mut *w, &sample, &sockets, args.pretty).map_err(io::Error::from)?;
+                export::write_json(&mut *w, &sample, &sockets, args.pretty)
+                    .map_err(io::Error::from)?;
                 writeln!(w)
             }
             Format::Csv => export::write_csv(w, &sample, &sockets).map_err(io::Error::other),
@@ -188,7 +189,11 @@ fn snapshot(proc_root: &std::path::Path, args: &SnapshotArgs) -> Result<(), Fail
     if let Some(path) = &args.output
         && io::stderr().is_terminal()
     {
-        eprintln!("sockscope: wrote {} sockets to {}", sockets.len(), path.display());
+        eprintln!(
+            "sockscope: wrote {} sockets to {}",
+            sockets.len(),
+            path.display()
+        );
     }
     Ok(())
 }

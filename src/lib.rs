@@ -10,8 +10,8 @@
 //! `sample/` reads the kernel; `model/` holds the plain data; `filter` and `export/`
 //! work on that data and never touch the terminal.
 
+pub mod cli;
+pub mod export;
 pub mod filter;
 pub mod model;
 pub mod sample;
-pub mod cli;
-pub mod export;

@@ -6,7 +6,6 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::process::Command;
 use std::time::Duration;
 
 use common::lab::{LabProcess, settle};
@@ -51,7 +50,12 @@ fn build_population() -> Population {
     server.close("tw");
 
     client.connect(to(l3), 3, "queued");
-    Population { server, client, l1, l3 }
+    Population {
+        server,
+        client,
+        l1,
+        l3,
+    }
 }
 
 fn expected_counts() -> BTreeMap<TcpState, u64> {
@@ -105,7 +109,10 @@ fn counts_and_owners_of_a_known_population() {
         }
     })
     .unwrap_or_else(|e| panic!("population never settled: {e}"));
-    assert_eq!(sample.health.source, sockscope::model::SocketSource::Netlink);
+    assert_eq!(
+        sample.health.source,
+        sockscope::model::SocketSource::Netlink
+    );
 
     let root = common::is_root();
     for s in ours(&sample, &ports) {

@@ -18,7 +18,11 @@ struct FakeProc {
 impl FakeProc {
     fn new(privileged: bool) -> FakeProc {
         let dir = tempfile::tempdir().expect("tempdir");
-        let caps = if privileged { "000001ffffffffff" } else { "0000000000000000" };
+        let caps = if privileged {
+            "000001ffffffffff"
+        } else {
+            "0000000000000000"
+        };
         fs::create_dir_all(dir.path().join("self")).expect("mkdir self");
         fs::write(
             dir.path().join("self/status"),
@@ -34,7 +38,11 @@ impl FakeProc {
 
     fn passwd(&self) -> PathBuf {
         let p = self.dir.path().join("passwd");
-        fs::write(&p, "root:x:0:0:root:/root:/bin/sh\nweb:x:33:33::/:/bin/false\n").expect("passwd");
+        fs::write(
+            &p,
+            "root:x:0:0:root:/root:/bin/sh\nweb:x:33:33::/:/bin/false\n",
+        )
+        .expect("passwd");
         p
     }
 
@@ -86,7 +94,13 @@ fn sock(state: TcpState, local: &str, remote: &str, inode: u64, uid: u32) -> Soc
 }
 
 fn listener(port: u16, inode: u64) -> SocketRecord {
-    sock(TcpState::Listen, &format!("0.0.0.0:{port}"), "0.0.0.0:0", inode, 0)
+    sock(
+        TcpState::Listen,
+        &format!("0.0.0.0:{port}"),
+        "0.0.0.0:0",
+        inode,
+        0,
+    )
 }
 
 #[test]
@@ -102,8 +116,20 @@ fn cold_walk_finds_every_owner() {
     let mut r = OwnerResolver::new(p.root(), &p.passwd()).expect("resolver");
     let mut sockets = vec![
         listener(80, 9001),
-        sock(TcpState::Established, "10.0.0.1:80", "10.0.0.2:5555", 9002, 0),
-        sock(TcpState::Established, "10.0.0.2:5555", "10.0.0.1:80", 9003, 0),
+        sock(
+            TcpState::Established,
+            "10.0.0.1:80",
+            "10.0.0.2:5555",
+            9002,
+            0,
+        ),
+        sock(
+            TcpState::Established,
+            "10.0.0.2:5555",
+            "10.0.0.1:80",
+            9003,
+            0,
+        ),
         sock(TcpState::TimeWait, "10.0.0.1:80", "10.0.0.2:5556", 0, 0),
         sock(TcpState::Established, "10.0.0.1:80", "10.0.0.9:1", 9999, 0),
     ];
@@ -120,7 +146,11 @@ fn cold_walk_finds_every_owner() {
     assert_eq!(nginx.start_time, 5000);
     assert_eq!(res.processes.len(), 2, "only processes that own sockets");
     assert_eq!(
-        (res.stats.sockets_known, res.stats.sockets_kernel, res.stats.sockets_unknown),
+        (
+            res.stats.sockets_known,
+            res.stats.sockets_kernel,
+            res.stats.sockets_unknown
+        ),
         (3, 1, 1)
     );
 }
@@ -136,7 +166,15 @@ fn warm_ticks_find_new_sockets_without_a_full_walk() {
     p.open_socket(100, 6, 9001);
     let mut r = OwnerResolver::new(p.root(), &p.passwd()).expect("resolver");
     let mut base: Vec<SocketRecord> = (0..50)
-        .map(|i| sock(TcpState::Established, "10.0.0.5:9000", &format!("10.0.0.6:{}", 1000 + i), 50_000 + i, 0))
+        .map(|i| {
+            sock(
+                TcpState::Established,
+                "10.0.0.5:9000",
+                &format!("10.0.0.6:{}", 1000 + i),
+                50_000 + i,
+                0,
+            )
+        })
         .collect();
     base.push(listener(80, 9001));
     r.resolve(&mut base.clone()).expect("cold");
@@ -144,10 +182,22 @@ fn warm_ticks_find_new_sockets_without_a_full_walk() {
     // nginx accepts a connection on port 80: found through the listener's owner.
     p.open_socket(100, 7, 9100);
     let mut next = base.clone();
-    next.push(sock(TcpState::Established, "10.0.0.1:80", "10.0.0.2:4000", 9100, 0));
+    next.push(sock(
+        TcpState::Established,
+        "10.0.0.1:80",
+        "10.0.0.2:4000",
+        9100,
+        0,
+    ));
     let res = r.resolve(&mut next).expect("warm");
-    assert!(!res.stats.full_scan, "a new accepted socket needs no full walk");
-    assert_eq!(next.last().expect("new").owner, Ownership::Known { pid: 100, fd: 7 });
+    assert!(
+        !res.stats.full_scan,
+        "a new accepted socket needs no full walk"
+    );
+    assert_eq!(
+        next.last().expect("new").owner,
+        Ownership::Known { pid: 100, fd: 7 }
+    );
     // The cached sockets of the 50-socket process were not read again beyond the
     // rotating sweep's share.
     assert!(res.stats.fds_read < 60, "read {} links", res.stats.fds_read);
@@ -155,10 +205,19 @@ fn warm_ticks_find_new_sockets_without_a_full_walk() {
     // A new process appears with a socket: scanned as a new pid, no full walk.
     p.process(300, "newcomer", 8000);
     p.open_socket(300, 4, 9200);
-    next.push(sock(TcpState::SynSent, "10.0.0.1:40000", "10.0.0.3:443", 9200, 0));
+    next.push(sock(
+        TcpState::SynSent,
+        "10.0.0.1:40000",
+        "10.0.0.3:443",
+        9200,
+        0,
+    ));
     let res = r.resolve(&mut next).expect("warm 2");
     assert!(!res.stats.full_scan);
-    assert_eq!(next.last().expect("new").owner, Ownership::Known { pid: 300, fd: 4 });
+    assert_eq!(
+        next.last().expect("new").owner,
+        Ownership::Known { pid: 300, fd: 4 }
+    );
 }
 
 #[test]
@@ -167,12 +226,27 @@ fn an_unplaceable_socket_costs_one_full_walk_not_one_per_tick() {
     p.process(100, "a", 1);
     p.open_socket(100, 3, 1);
     let mut r = OwnerResolver::new(p.root(), &p.passwd()).expect("resolver");
-    let mut s = vec![sock(TcpState::Established, "10.0.0.1:1", "10.0.0.2:2", 1, 0)];
+    let mut s = vec![sock(
+        TcpState::Established,
+        "10.0.0.1:1",
+        "10.0.0.2:2",
+        1,
+        0,
+    )];
     r.resolve(&mut s).expect("cold");
     // A socket in another pid namespace: in the dump, in no process we can see.
-    s.push(sock(TcpState::Established, "10.0.0.1:3", "10.0.0.2:4", 777, 0));
+    s.push(sock(
+        TcpState::Established,
+        "10.0.0.1:3",
+        "10.0.0.2:4",
+        777,
+        0,
+    ));
     let first = r.resolve(&mut s).expect("tick 1");
-    assert!(first.stats.full_scan, "an unknown inode earns one strict walk");
+    assert!(
+        first.stats.full_scan,
+        "an unknown inode earns one strict walk"
+    );
     assert_eq!(s[1].owner, Ownership::Unknown);
     let second = r.resolve(&mut s).expect("tick 2");
     assert!(!second.stats.full_scan, "but not a walk every tick");
@@ -187,7 +261,13 @@ fn a_reused_pid_is_not_believed() {
     p.process(200, "heir", 2000);
     p.open_socket(100, 5, 42);
     let mut r = OwnerResolver::new(p.root(), &p.passwd()).expect("resolver");
-    let mut s = vec![sock(TcpState::Established, "10.0.0.1:1", "10.0.0.2:2", 42, 0)];
+    let mut s = vec![sock(
+        TcpState::Established,
+        "10.0.0.1:1",
+        "10.0.0.2:2",
+        42,
+        0,
+    )];
     r.resolve(&mut s).expect("cold");
     assert_eq!(s[0].owner, Ownership::Known { pid: 100, fd: 5 });
 
@@ -208,7 +288,10 @@ fn a_socket_handed_to_another_process_follows_it() {
     p.open_socket(100, 3, 500);
     p.open_socket(100, 4, 501);
     let mut r = OwnerResolver::new(p.root(), &p.passwd()).expect("resolver");
-    let mut s = vec![listener(80, 500), sock(TcpState::Established, "10.0.0.1:80", "10.0.0.2:9", 501, 0)];
+    let mut s = vec![
+        listener(80, 500),
+        sock(TcpState::Established, "10.0.0.1:80", "10.0.0.2:9", 501, 0),
+    ];
     r.resolve(&mut s).expect("cold");
     assert_eq!(s[1].owner.pid(), Some(100));
     // The acceptor passes the connection to the worker and closes its copy; a new
@@ -216,10 +299,20 @@ fn a_socket_handed_to_another_process_follows_it() {
     p.open_socket(200, 7, 501);
     p.close(100, 4);
     p.open_socket(100, 4, 502);
-    s.push(sock(TcpState::Established, "10.0.0.1:80", "10.0.0.2:10", 502, 0));
+    s.push(sock(
+        TcpState::Established,
+        "10.0.0.1:80",
+        "10.0.0.2:10",
+        502,
+        0,
+    ));
     r.resolve(&mut s).expect("warm");
     assert_eq!(s[2].owner, Ownership::Known { pid: 100, fd: 4 });
-    assert_eq!(s[1].owner, Ownership::Known { pid: 200, fd: 7 }, "follows the handed-over socket");
+    assert_eq!(
+        s[1].owner,
+        Ownership::Known { pid: 200, fd: 7 },
+        "follows the handed-over socket"
+    );
 }
 
 #[test]
@@ -228,7 +321,13 @@ fn a_process_that_vanishes_leaves_its_sockets_unknown_not_an_error() {
     p.process(100, "short", 1000);
     p.open_socket(100, 3, 11);
     let mut r = OwnerResolver::new(p.root(), &p.passwd()).expect("resolver");
-    let mut s = vec![sock(TcpState::Established, "10.0.0.1:1", "10.0.0.2:2", 11, 0)];
+    let mut s = vec![sock(
+        TcpState::Established,
+        "10.0.0.1:1",
+        "10.0.0.2:2",
+        11,
+        0,
+    )];
     r.resolve(&mut s).expect("cold");
     p.kill(100);
     let res = r.resolve(&mut s).expect("after exit");
@@ -251,7 +350,10 @@ fn without_privilege_other_users_sockets_are_hidden() {
     let res = r.resolve(&mut s).expect("resolve");
     assert_eq!(s[0].owner, Ownership::Hidden);
     assert_eq!(s[1].owner, Ownership::Unknown);
-    assert_eq!((res.stats.sockets_hidden, res.stats.sockets_unknown), (1, 1));
+    assert_eq!(
+        (res.stats.sockets_hidden, res.stats.sockets_unknown),
+        (1, 1)
+    );
 }
 
 fn rustix_uid() -> u32 {

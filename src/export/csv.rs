@@ -7,8 +7,8 @@ use crate::model::{Ownership, Sample, SocketRecord};
 
 /// The header row, in order.
 pub const CSV_COLUMNS: [&str; 18] = [
-    "state", "local", "remote", "recv_q", "send_q", "uid", "user", "inode", "cookie", "pid",
-    "fd", "process", "cmdline", "owner", "timer", "rtt_us", "retrans", "shutdown",
+    "state", "local", "remote", "recv_q", "send_q", "uid", "user", "inode", "cookie", "pid", "fd",
+    "process", "cmdline", "owner", "timer", "rtt_us", "retrans", "shutdown",
 ];
 
 pub fn write_csv<W: Write>(out: W, sample: &Sample, sockets: &[&SocketRecord]) -> csv::Result<()> {

@@ -96,8 +96,10 @@ mod tests {
 
     #[test]
     fn unwritable_directory_is_a_clear_error() {
-        let err = write_atomically(Path::new("/nonexistent-dir/x.json"), false, |w| w.write_all(b"x"))
-            .expect_err("no such dir");
+        let err = write_atomically(Path::new("/nonexistent-dir/x.json"), false, |w| {
+            w.write_all(b"x")
+        })
+        .expect_err("no such dir");
         assert!(err.to_string().contains("/nonexistent-dir/x.json"), "{err}");
     }
 }

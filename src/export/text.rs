@@ -6,7 +6,11 @@ use crate::model::{Ownership, Sample, SocketRecord};
 
 /// Writes the table: `State Recv-Q Send-Q Local Address:Port Peer Address:Port
 /// Process`, columns as wide as their widest cell.
-pub fn write_table<W: Write>(mut out: W, sample: &Sample, sockets: &[&SocketRecord]) -> io::Result<()> {
+pub fn write_table<W: Write>(
+    mut out: W,
+    sample: &Sample,
+    sockets: &[&SocketRecord],
+) -> io::Result<()> {
     let rows: Vec<[String; 6]> = sockets
         .iter()
         .map(|s| {
@@ -20,7 +24,14 @@ pub fn write_table<W: Write>(mut out: W, sample: &Sample, sockets: &[&SocketReco
             ]
         })
         .collect();
-    let header = ["State", "Recv-Q", "Send-Q", "Local Address:Port", "Peer Address:Port", "Process"];
+    let header = [
+        "State",
+        "Recv-Q",
+        "Send-Q",
+        "Local Address:Port",
+        "Peer Address:Port",
+        "Process",
+    ];
     let mut width = header.map(str::len);
     for row in &rows {
         for (w, cell) in width.iter_mut().zip(row) {
@@ -47,7 +58,10 @@ pub fn write_table<W: Write>(mut out: W, sample: &Sample, sockets: &[&SocketReco
     };
     line(&mut out, header)?;
     for row in &rows {
-        line(&mut out, [&row[0], &row[1], &row[2], &row[3], &row[4], &row[5]])?;
+        line(
+            &mut out,
+            [&row[0], &row[1], &row[2], &row[3], &row[4], &row[5]],
+        )?;
     }
     out.flush()
 }

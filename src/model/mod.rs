@@ -7,8 +7,8 @@ mod socket;
 mod state;
 
 pub use sample::{
-    Health, HostInfo, KernelCounters, OwnerScanStats, ProcessInfo, Sample, SocketSource,
-    Sockstat, Sysctls,
+    Health, HostInfo, KernelCounters, OwnerScanStats, ProcessInfo, Sample, SocketSource, Sockstat,
+    Sysctls,
 };
 pub use socket::{Ownership, SocketRecord, TcpInfoLite, Timer, TimerKind, unmap};
 pub use state::{StateCounts, TcpState};

@@ -149,7 +149,10 @@ mod tests {
     #[test]
     fn unmaps_only_v4_mapped() {
         let mapped: SocketAddr = "[::ffff:10.1.2.3]:80".parse().expect("addr");
-        assert_eq!(unmap(mapped), "10.1.2.3:80".parse::<SocketAddr>().expect("addr"));
+        assert_eq!(
+            unmap(mapped),
+            "10.1.2.3:80".parse::<SocketAddr>().expect("addr")
+        );
         let v6: SocketAddr = "[::1]:80".parse().expect("addr");
         assert_eq!(unmap(v6), v6);
         let compat: SocketAddr = "[::10.1.2.3]:80".parse().expect("addr");

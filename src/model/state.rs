@@ -188,7 +188,10 @@ mod tests {
     fn counts_serialise_every_state_in_order() {
         let c = StateCounts::tally([TcpState::Listen, TcpState::Listen, TcpState::TimeWait]);
         let json = serde_json::to_string(&c).expect("serialise");
-        assert!(json.starts_with(r#"{"ESTABLISHED":0,"SYN_SENT":0"#), "{json}");
+        assert!(
+            json.starts_with(r#"{"ESTABLISHED":0,"SYN_SENT":0"#),
+            "{json}"
+        );
         assert!(json.contains(r#""TIME_WAIT":1"#));
         assert!(json.contains(r#""LISTEN":2"#));
         assert_eq!(c.total(), 3);

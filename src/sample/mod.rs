@@ -1,5 +1,13 @@
-//! Reading the kernel: the socket tables, their owners, the counters and host facts.
-//! Everything here fills the plain types of `model/`.
+//! Reading the kernel: the socket tables (netlink sock_diag, or /proc/net/tcp{,6}
+//! when netlink is refused), the owning processes, the TCP counters and sysctls,
+//! and host facts. These modules fill the plain types of `model/`; trouble that
+//! does not stop collection comes back as data (counts and notes) for
+//! `Sample.health`. `sampler` puts them together into one `Sample` per tick.
 
+pub mod counters;
+pub mod host;
+pub mod netlink;
 pub mod owners;
 pub mod process;
+pub mod procnet;
+pub mod sampler;

@@ -23,7 +23,7 @@ use std::io;
 use std::path::Path;
 use std::sync::Arc;
 
-use crate::model::{Ownership, OwnerScanStats, ProcessInfo, SocketRecord, TcpState};
+use crate::model::{OwnerScanStats, Ownership, ProcessInfo, SocketRecord, TcpState};
 
 use super::process::{FdScan, ProcRoot, ScanFailure, UserNames, can_read_all_fds};
 
@@ -261,7 +261,11 @@ impl OwnerResolver {
                 std::thread::scope(|scope| {
                     let handles: Vec<_> = pids
                         .chunks(chunk)
-                        .map(|part| scope.spawn(move || part.iter().map(|&p| scan_one(p)).collect::<Vec<_>>()))
+                        .map(|part| {
+                            scope.spawn(move || {
+                                part.iter().map(|&p| scan_one(p)).collect::<Vec<_>>()
+                            })
+                        })
                         .collect();
                     handles
                         .into_iter()
@@ -323,7 +327,10 @@ impl OwnerResolver {
                 entry.start_time = start_time;
                 entry.uid = scan.uid;
                 entry.denied = false;
-                if fds.iter().any(|(fd, inode)| entry.fds.get(fd) != Some(inode)) {
+                if fds
+                    .iter()
+                    .any(|(fd, inode)| entry.fds.get(fd) != Some(inode))
+                {
                     entry.last_active = self.tick;
                 }
                 let old = std::mem::replace(&mut entry.fds, fds);

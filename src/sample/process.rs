@@ -313,7 +313,9 @@ mod tests {
 
     #[test]
     fn parses_passwd() {
-        let u = UserNames::parse("root:x:0:0:root:/root:/bin/bash\nwww-data:x:33:33::/var/www:/usr/sbin/nologin\nbroken\n");
+        let u = UserNames::parse(
+            "root:x:0:0:root:/root:/bin/bash\nwww-data:x:33:33::/var/www:/usr/sbin/nologin\nbroken\n",
+        );
         assert_eq!(u.name(33), "www-data");
         assert_eq!(u.name(0), "root");
         assert_eq!(u.name(1234), "1234");
@@ -328,9 +330,15 @@ mod tests {
         let fd = std::os::fd::AsRawFd::as_raw_fd(&listener);
         let link = std::fs::read_link(format!("/proc/self/fd/{fd}")).expect("link");
         let want = socket_inode(link.to_string_lossy().as_bytes()).expect("socket link");
-        assert!(scan.sockets.contains(&(u32::try_from(fd).expect("fd"), want)));
+        assert!(
+            scan.sockets
+                .contains(&(u32::try_from(fd).expect("fd"), want))
+        );
         assert!(root.start_time(me).is_some());
         assert!(root.pids().expect("pids").contains(&me));
-        assert_eq!(root.scan_fds(u32::MAX - 1, None, &|_| false).err(), Some(ScanFailure::Vanished));
+        assert_eq!(
+            root.scan_fds(u32::MAX - 1, None, &|_| false).err(),
+            Some(ScanFailure::Vanished)
+        );
     }
 }

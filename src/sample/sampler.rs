@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime};
 
 use anyhow::Context;
 
-use crate::model::{Health, Sample, SocketRecord, SocketSource};
+use crate::model::{Health, HostInfo, Sample, SocketRecord, SocketSource};
 
 use super::counters::read_counters;
 use super::host::HostProbe;
@@ -61,7 +61,9 @@ pub struct Collector {
     netlink_unavailable: Option<String>,
     resolver: Option<OwnerResolver>,
     owner_setup_error: Option<String>,
-    host: HostProbe,
+    /// `None` when sysinfo could not start; the reason is in `host_error`.
+    host: Option<HostProbe>,
+    host_error: Option<String>,
     users: UserNames,
     capacity_hint: usize,
 }
@@ -89,14 +91,19 @@ impl Collector {
         } else {
             (None, None)
         };
+        let (host, host_error) = match HostProbe::new() {
+            Ok(h) => (Some(h), None),
+            Err(e) => (None, Some(format!("host facts unavailable: {e}"))),
+        };
         Collector {
+            host,
+            host_error,
             users: UserNames::load(&config.passwd),
             config,
             dumper,
             netlink_unavailable,
             resolver,
             owner_setup_error,
-            host: HostProbe::new(),
             capacity_hint: 1024,
         }
     }
@@ -131,6 +138,17 @@ impl Collector {
 
         let (counters, counter_notes) = read_counters(&self.config.proc_root);
         health.notes.extend(counter_notes);
+        let host = match self.host.as_mut() {
+            Some(probe) => {
+                let (info, notes) = probe.read();
+                health.notes.extend(notes);
+                info
+            }
+            None => {
+                health.notes.extend(self.host_error.clone());
+                HostInfo::default()
+            }
+        };
         let mut users = BTreeMap::new();
         for s in &sockets {
             users.entry(s.uid).or_insert_with(|| self.users.name(s.uid));
@@ -141,7 +159,7 @@ impl Collector {
             processes,
             users,
             counters,
-            host: self.host.read(),
+            host,
             health,
         })
     }
@@ -263,7 +281,9 @@ impl Sampler {
                     loop {
                         let wait = interval.saturating_sub(started.elapsed());
                         match inbox.recv_timeout(wait) {
-                            Ok(SamplerControl::Stop) | Err(RecvTimeoutError::Disconnected) => return,
+                            Ok(SamplerControl::Stop) | Err(RecvTimeoutError::Disconnected) => {
+                                return;
+                            }
                             Ok(SamplerControl::SetInterval(d)) => interval = d,
                             Ok(SamplerControl::Now) | Err(RecvTimeoutError::Timeout) => break,
                         }

@@ -44,7 +44,13 @@ impl LabProcess {
     pub fn spawn() -> LabProcess {
         let exe = std::env::current_exe().expect("current test binary");
         let mut child = Command::new(exe)
-            .args(["--ignored", "--exact", CHILD_TEST, "--nocapture", "--test-threads=1"])
+            .args([
+                "--ignored",
+                "--exact",
+                CHILD_TEST,
+                "--nocapture",
+                "--test-threads=1",
+            ])
             .env("LAB_CHILD", "1")
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -57,11 +63,12 @@ impl LabProcess {
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines() {
                 let Ok(line) = line else { break };
-                // libtest prints its own lines; ours start with "lab:".
-                if let Some(reply) = line.strip_prefix("lab: ") {
-                    if tx.send(reply.to_string()).is_err() {
-                        break;
-                    }
+                // libtest prints its own words, even on the line of our first
+                // reply ("test lab_child ... lab: ok"); ours follow "lab: ".
+                if let Some(at) = line.find("lab: ")
+                    && tx.send(line[at + 5..].to_string()).is_err()
+                {
+                    break;
                 }
             }
         });
@@ -200,7 +207,10 @@ fn run_command(
 
 /// Polls `probe` until it returns `Ok`, for at most `limit`; returns the last
 /// error otherwise. For waiting on the kernel's state changes, never for timing.
-pub fn settle<T>(limit: Duration, mut probe: impl FnMut() -> Result<T, String>) -> Result<T, String> {
+pub fn settle<T>(
+    limit: Duration,
+    mut probe: impl FnMut() -> Result<T, String>,
+) -> Result<T, String> {
     let deadline = Instant::now() + limit;
     loop {
         match probe() {

@@ -24,13 +24,23 @@ pub struct SsSocket {
 
 /// Whether `ss` is installed; tests that compare with it say so when it is not.
 pub fn have_ss() -> bool {
-    Command::new("ss").arg("-V").output().is_ok_and(|o| o.status.success())
+    Command::new("ss")
+        .arg("-V")
+        .output()
+        .is_ok_and(|o| o.status.success())
 }
 
 /// Runs `ss -tanpH` and parses every line.
 pub fn ss_tanp() -> Vec<SsSocket> {
-    let out = Command::new("ss").args(["-tanpH"]).output().expect("run ss");
-    assert!(out.status.success(), "ss failed: {}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new("ss")
+        .args(["-tanpH"])
+        .output()
+        .expect("run ss");
+    assert!(
+        out.status.success(),
+        "ss failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stdout)
         .lines()
         .filter_map(parse_ss_line)
@@ -53,16 +63,28 @@ fn parse_ss_line(line: &str) -> Option<SsSocket> {
         .collect();
     pids.sort_unstable();
     pids.dedup();
-    Some(SsSocket { state, recv_q, send_q, local, remote, pids })
+    Some(SsSocket {
+        state,
+        recv_q,
+        send_q,
+        local,
+        remote,
+        pids,
+    })
 }
 
-/// `127.0.0.1:80`, `[::1]:80`, `[::ffff:127.0.0.1]:80`, `*:80`, `127.0.0.1%lo:53`.
+/// `127.0.0.1:80`, `[::1]:80`, `[::ffff:127.0.0.1]:80`, `*:80`, `0.0.0.0:*`, `127.0.0.1%lo:53`.
 fn parse_endpoint(text: &str) -> Option<SocketAddr> {
     let (host, port) = text.rsplit_once(':')?;
-    let port: u16 = port.parse().ok()?;
+    // A listener's peer is `0.0.0.0:*`.
+    let port: u16 = if port == "*" { 0 } else { port.parse().ok()? };
     let host = host.trim_start_matches('[').trim_end_matches(']');
     let host = host.split('%').next()?;
-    let ip: IpAddr = if host == "*" { "::".parse().ok()? } else { host.parse().ok()? };
+    let ip: IpAddr = if host == "*" {
+        "::".parse().ok()?
+    } else {
+        host.parse().ok()?
+    };
     Some(unmap(SocketAddr::new(ip, port)))
 }
 
