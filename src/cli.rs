@@ -77,6 +77,18 @@ pub struct SnapshotArgs {
     /// Where to read the socket table.
     #[arg(long, value_enum, default_value_t = Source::Auto)]
     pub source: Source,
+
+    /// Take N samples, INTERVAL apart, and report the last.
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub samples: u32,
+
+    /// Time between samples, e.g. 500ms, 2s (with --samples).
+    #[arg(long, value_name = "INTERVAL", default_value = "1s", value_parser = parse_duration)]
+    pub interval: std::time::Duration,
+}
+
+fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    humantime::parse_duration(text).map_err(|e| format!("{e} (write e.g. 500ms, 2s, 1m)"))
 }
 
 impl Default for SnapshotArgs {
@@ -89,6 +101,8 @@ impl Default for SnapshotArgs {
             pretty: false,
             no_owners: false,
             source: Source::Auto,
+            samples: 1,
+            interval: std::time::Duration::from_secs(1),
         }
     }
 }
@@ -157,7 +171,11 @@ fn snapshot(proc_root: &std::path::Path, args: &SnapshotArgs) -> Result<(), Fail
         owners: !args.no_owners,
         ..CollectorConfig::default()
     });
-    let sample = collector.collect()?;
+    let mut sample = collector.collect()?;
+    for _ in 1..args.samples {
+        std::thread::sleep(args.interval);
+        sample = collector.collect()?;
+    }
     let sockets = export::select(&sample, &filter);
     let write = |w: &mut dyn Write| -> io::Result<()> {
         match args.format {
