@@ -47,7 +47,7 @@ fn server(count: usize) -> Result<(), String> {
     let held: Arc<Mutex<Vec<TcpStream>>> = Arc::default();
     let mut ports = Vec::new();
     for _ in 0..count {
-        let l = TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
+        let l = listen_loopback().map_err(|e| e.to_string())?;
         ports.push(l.local_addr().map_err(|e| e.to_string())?.port());
         let held = Arc::clone(&held);
         std::thread::spawn(move || {
@@ -87,14 +87,32 @@ fn client(ports: &str, n: usize, src: u8) -> Result<(), String> {
     Ok(())
 }
 
-/// Connects from a chosen loopback address, so that many clients are not limited
-/// to one address's ephemeral port range.
-fn connect_from(source: Ipv4Addr, to: SocketAddr) -> std::io::Result<TcpStream> {
+/// A listener on 127.0.0.1 with a deep accept queue, so that a burst of
+/// connections is not dropped while the accepting thread catches up.
+fn listen_loopback() -> std::io::Result<TcpListener> {
     use socket2::{Domain, Socket, Type};
     let s = Socket::new(Domain::IPV4, Type::STREAM, None)?;
-    s.bind(&SocketAddr::from((source, 0)).into())?;
-    s.connect_timeout(&to.into(), Duration::from_secs(5))?;
+    s.bind(&SocketAddr::from(([127, 0, 0, 1], 0)).into())?;
+    s.listen(4096)?;
     Ok(s.into())
+}
+
+/// Connects from a chosen loopback address, so that many clients are not limited
+/// to one address's ephemeral port range. Closing resets the connection (linger
+/// 0), so ending a run leaves no TIME_WAIT behind to skew the next one.
+fn connect_from(source: Ipv4Addr, to: SocketAddr) -> std::io::Result<TcpStream> {
+    use socket2::{Domain, Socket, Type};
+    let mut last = None;
+    for _ in 0..3 {
+        let s = Socket::new(Domain::IPV4, Type::STREAM, None)?;
+        s.set_linger(Some(Duration::ZERO))?;
+        s.bind(&SocketAddr::from((source, 0)).into())?;
+        match s.connect_timeout(&to.into(), Duration::from_secs(5)) {
+            Ok(()) => return Ok(s.into()),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| std::io::Error::other("connect failed")))
 }
 
 fn announce(line: &str) {

@@ -29,19 +29,14 @@ pub fn select<'a>(sample: &'a Sample, filter: &Filter) -> Vec<&'a SocketRecord> 
 }
 
 /// A socket's timer as `ss -o` words it: `on:200ms/1`, `timewait:59000ms/0`, ...
-fn timer_text(s: &SocketRecord) -> String {
-    match s.timer {
-        None => String::new(),
-        Some(t) => format!(
-            "{}:{}ms/{}",
-            match t.kind {
-                crate::model::TimerKind::Retransmit => "on",
-                crate::model::TimerKind::Keepalive => "keepalive",
-                crate::model::TimerKind::TimeWait => "timewait",
-                crate::model::TimerKind::Probe => "persist",
-            },
-            t.expires_ms,
-            t.retransmits
-        ),
-    }
+fn write_timer(out: &mut String, s: &SocketRecord) -> std::fmt::Result {
+    use std::fmt::Write as _;
+    let Some(t) = s.timer else { return Ok(()) };
+    let kind = match t.kind {
+        crate::model::TimerKind::Retransmit => "on",
+        crate::model::TimerKind::Keepalive => "keepalive",
+        crate::model::TimerKind::TimeWait => "timewait",
+        crate::model::TimerKind::Probe => "persist",
+    };
+    write!(out, "{kind}:{}ms/{}", t.expires_ms, t.retransmits)
 }

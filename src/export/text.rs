@@ -1,8 +1,21 @@
 //! The aligned table, laid out like `ss -tanp` so that operators read it at once.
+//!
+//! At 100k sockets the table is megabytes: cells are formatted once into one
+//! arena string (no allocation per cell), measured, then written padded.
 
+use std::fmt::Write as _;
 use std::io::{self, Write};
 
 use crate::model::{Ownership, Sample, SocketRecord};
+
+const HEADER: [&str; 6] = [
+    "State",
+    "Recv-Q",
+    "Send-Q",
+    "Local Address:Port",
+    "Peer Address:Port",
+    "Process",
+];
 
 /// Writes the table: `State Recv-Q Send-Q Local Address:Port Peer Address:Port
 /// Process`, columns as wide as their widest cell.
@@ -11,32 +24,28 @@ pub fn write_table<W: Write>(
     sample: &Sample,
     sockets: &[&SocketRecord],
 ) -> io::Result<()> {
-    let rows: Vec<[String; 6]> = sockets
-        .iter()
-        .map(|s| {
-            [
-                s.state.ss_name().to_string(),
-                s.recv_q.to_string(),
-                s.send_q.to_string(),
-                s.local.to_string(),
-                s.remote.to_string(),
-                owner_text(sample, s),
-            ]
-        })
-        .collect();
-    let header = [
-        "State",
-        "Recv-Q",
-        "Send-Q",
-        "Local Address:Port",
-        "Peer Address:Port",
-        "Process",
-    ];
-    let mut width = header.map(str::len);
-    for row in &rows {
-        for (w, cell) in width.iter_mut().zip(row) {
-            *w = (*w).max(cell.len());
-        }
+    let mut arena = String::with_capacity(sockets.len() * 96);
+    let mut ends: Vec<usize> = Vec::with_capacity(sockets.len() * 6);
+    let mut width = HEADER.map(str::len);
+    for s in sockets {
+        let mut cell = |i: usize, arena: &mut String, ends: &mut Vec<usize>| {
+            let start = ends.last().copied().unwrap_or(0);
+            width[i] = width[i].max(arena.len() - start);
+            ends.push(arena.len());
+        };
+        // Writing to a String cannot fail.
+        let _ = arena.write_str(s.state.ss_name());
+        cell(0, &mut arena, &mut ends);
+        let _ = write!(arena, "{}", s.recv_q);
+        cell(1, &mut arena, &mut ends);
+        let _ = write!(arena, "{}", s.send_q);
+        cell(2, &mut arena, &mut ends);
+        let _ = write!(arena, "{}", s.local);
+        cell(3, &mut arena, &mut ends);
+        let _ = write!(arena, "{}", s.remote);
+        cell(4, &mut arena, &mut ends);
+        owner_text(&mut arena, sample, s);
+        cell(5, &mut arena, &mut ends);
     }
     let line = |out: &mut W, cells: [&str; 6]| -> io::Result<()> {
         // Numbers right-aligned, text left-aligned, as ss does.
@@ -56,23 +65,26 @@ pub fn write_table<W: Write>(
             w4 = width[4],
         )
     };
-    line(&mut out, header)?;
-    for row in &rows {
-        line(
-            &mut out,
-            [&row[0], &row[1], &row[2], &row[3], &row[4], &row[5]],
-        )?;
+    line(&mut out, HEADER)?;
+    let mut start = 0;
+    for row in ends.chunks_exact(6) {
+        let mut cells = [""; 6];
+        for (c, &end) in cells.iter_mut().zip(row) {
+            *c = &arena[start..end];
+            start = end;
+        }
+        line(&mut out, cells)?;
     }
     out.flush()
 }
 
-fn owner_text(sample: &Sample, s: &SocketRecord) -> String {
-    match (s.owner, sample.process_of(s)) {
+fn owner_text(arena: &mut String, sample: &Sample, s: &SocketRecord) {
+    let _ = match (s.owner, sample.process_of(s)) {
         (Ownership::Known { pid, fd }, Some(p)) => {
-            format!("users:((\"{}\",pid={pid},fd={fd}))", p.name)
+            write!(arena, "users:((\"{}\",pid={pid},fd={fd}))", p.name)
         }
-        (Ownership::Kernel, _) => String::new(),
-        (Ownership::Hidden, _) => "[hidden: other user]".to_string(),
-        _ => "[unknown]".to_string(),
-    }
+        (Ownership::Kernel, _) => Ok(()),
+        (Ownership::Hidden, _) => arena.write_str("[hidden: other user]"),
+        _ => arena.write_str("[unknown]"),
+    };
 }

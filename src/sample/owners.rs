@@ -18,17 +18,29 @@
 //!   cache converges on the truth even when descriptors are passed between
 //!   processes or numbers reused.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::BTreeMap;
 use std::io;
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 
 use crate::model::{OwnerScanStats, Ownership, ProcessInfo, SocketRecord, TcpState};
 
 use super::process::{FdScan, ProcRoot, ScanFailure, UserNames, can_read_all_fds};
 
-/// Links read strictly each tick to re-verify the cache (the rotating sweep).
-const SWEEP_BUDGET: u64 = 2_000;
+/// Descriptors re-read each tick to re-verify the cache (the rotating sweep).
+const SWEEP_BUDGET: u32 = 2_000;
+
+/// How a walk treats the per-process cache.
+#[derive(Clone, Copy, Debug)]
+enum Walk {
+    /// Read every link.
+    Strict,
+    /// Take descriptors whose socket is still alive from the cache.
+    Cached,
+}
 
 #[derive(Debug, Default)]
 struct ProcEntry {
@@ -36,6 +48,9 @@ struct ProcEntry {
     uid: u32,
     /// Socket descriptors found in the last walk: fd → inode.
     fds: HashMap<u32, u64>,
+    /// Descriptors open at the last walk, and the highest number among them.
+    entries: u64,
+    max_fd: u32,
     denied: bool,
     info: Option<Arc<ProcessInfo>>,
     /// Tick at which this process last gained a socket, to try busy processes first.
@@ -56,8 +71,12 @@ pub struct OwnerResolver {
     /// Inodes that a strict walk of every process could not place.
     unplaceable: HashSet<u64>,
     warm: bool,
+    /// Stats of a strict walk done by `prime_while`, for the next `resolve`.
+    primed: Option<OwnerScanStats>,
     tick: u64,
-    sweep_cursor: u32,
+    /// Where the rotating sweep stands: a pid and the first descriptor to verify.
+    sweep_pid: u32,
+    sweep_fd: u32,
     threads: usize,
 }
 
@@ -80,12 +99,14 @@ impl OwnerResolver {
             users: UserNames::load(passwd),
             privileged: can_read_all_fds(proc_root),
             euid: rustix::process::geteuid().as_raw(),
-            procs: HashMap::new(),
-            by_inode: HashMap::new(),
-            unplaceable: HashSet::new(),
+            procs: HashMap::default(),
+            by_inode: HashMap::default(),
+            unplaceable: HashSet::default(),
             warm: false,
+            primed: None,
             tick: 0,
-            sweep_cursor: 0,
+            sweep_pid: 0,
+            sweep_fd: 0,
             threads,
         })
     }
@@ -103,10 +124,37 @@ impl OwnerResolver {
         self.warm = false;
     }
 
+    /// Whether the cold walk has been done.
+    pub fn is_warm(&self) -> bool {
+        self.warm
+    }
+
+    /// Does the cold walk of every process while `work` (the socket dump) runs
+    /// on another thread, and returns what `work` returned. The walk does not
+    /// need the dump, and the two together use both cores: this is most of the
+    /// cost of a one-shot snapshot. The next `resolve` completes the job.
+    pub fn prime_while<R: Send>(&mut self, work: impl FnOnce() -> R + Send) -> io::Result<R> {
+        let pids = self.root.pids()?;
+        let mut stats = OwnerScanStats {
+            full_scan: true,
+            ..OwnerScanStats::default()
+        };
+        let none = HashSet::default();
+        let result = std::thread::scope(|scope| {
+            let handle = scope.spawn(work);
+            self.walk(&pids, Walk::Strict, &none, &mut stats);
+            handle.join()
+        });
+        self.warm = true;
+        self.primed = Some(stats);
+        result.map_err(|_| io::Error::other("the socket dump thread panicked"))
+    }
+
     /// Sets `owner` on every socket and returns the owning processes.
     pub fn resolve(&mut self, sockets: &mut [SocketRecord]) -> io::Result<Resolution> {
         self.tick += 1;
-        let mut stats = OwnerScanStats::default();
+        let primed = self.primed.take();
+        let mut stats = primed.unwrap_or_default();
         let live: HashSet<u64> = sockets
             .iter()
             .filter(|s| s.inode != 0)
@@ -118,23 +166,30 @@ impl OwnerResolver {
 
         if !self.warm {
             stats.full_scan = true;
-            self.walk(&pids, false, &live, &mut stats);
+            self.walk(&pids, Walk::Strict, &live, &mut stats);
+            self.unplaceable = self.unknown_inodes(sockets);
             self.warm = true;
         } else {
-            self.walk(&new_pids, false, &live, &mut stats);
+            self.walk(&new_pids, Walk::Strict, &live, &mut stats);
             let unknown = self.unknown_inodes(sockets);
             if !unknown.is_empty() {
                 let candidates = self.candidates(sockets, &unknown);
-                self.walk(&candidates, true, &live, &mut stats);
+                self.walk(&candidates, Walk::Cached, &live, &mut stats);
             }
-            let unknown = self.unknown_inodes(sockets);
-            if unknown.iter().any(|i| !self.unplaceable.contains(i)) {
-                stats.full_scan = true;
+            // Still unknown: every process, descriptors not seen before only
+            // (cheap), then, unless a strict walk just ran, every descriptor.
+            if !self.unknown_inodes(sockets).is_empty() {
                 let all: Vec<u32> = self.procs.keys().copied().collect();
-                self.walk(&all, false, &live, &mut stats);
+                self.walk(&all, Walk::Cached, &live, &mut stats);
+                if primed.is_none() && !self.unknown_inodes(sockets).is_empty() {
+                    stats.full_scan = true;
+                    self.walk(&all, Walk::Strict, &live, &mut stats);
+                }
                 self.unplaceable.extend(self.unknown_inodes(sockets));
             }
-            self.sweep(&live, &mut stats);
+            if primed.is_none() {
+                self.sweep(&mut stats);
+            }
         }
 
         self.by_inode.retain(|inode, _| live.contains(inode));
@@ -169,10 +224,16 @@ impl OwnerResolver {
             .collect()
     }
 
+    /// Inodes with no known owner that are still worth looking for (not proven
+    /// absent from every process by an earlier strict walk).
     fn unknown_inodes(&self, sockets: &[SocketRecord]) -> HashSet<u64> {
         sockets
             .iter()
-            .filter(|s| s.inode != 0 && !self.by_inode.contains_key(&s.inode))
+            .filter(|s| {
+                s.inode != 0
+                    && !self.by_inode.contains_key(&s.inode)
+                    && !self.unplaceable.contains(&s.inode)
+            })
             .map(|s| s.inode)
             .collect()
     }
@@ -181,15 +242,15 @@ impl OwnerResolver {
     /// listener on the same local port, then processes of the same uid by recent
     /// activity.
     fn candidates(&self, sockets: &[SocketRecord], unknown: &HashSet<u64>) -> Vec<u32> {
-        let mut listener_owner: HashMap<u16, u32> = HashMap::new();
+        let mut listener_owner: HashMap<u16, u32> = HashMap::default();
         for s in sockets.iter().filter(|s| s.state == TcpState::Listen) {
             if let Some(&(pid, _)) = self.by_inode.get(&s.inode) {
                 listener_owner.entry(s.local.port()).or_insert(pid);
             }
         }
         let mut out: Vec<u32> = Vec::new();
-        let mut seen: HashSet<u32> = HashSet::new();
-        let mut uids: HashSet<u32> = HashSet::new();
+        let mut seen: HashSet<u32> = HashSet::default();
+        let mut uids: HashSet<u32> = HashSet::default();
         for s in sockets.iter().filter(|s| unknown.contains(&s.inode)) {
             uids.insert(s.uid);
             if let Some(&pid) = listener_owner.get(&s.local.port())
@@ -209,38 +270,80 @@ impl OwnerResolver {
         out
     }
 
-    /// Re-reads a slice of processes strictly, round-robin by pid.
-    fn sweep(&mut self, live: &HashSet<u64>, stats: &mut OwnerScanStats) {
+    /// Re-reads a window of descriptors strictly, moving round-robin through the
+    /// processes and, within a large one, through its descriptor numbers; so the
+    /// cache is re-verified in full every few ticks at a bounded cost per tick.
+    fn sweep(&mut self, stats: &mut OwnerScanStats) {
         let mut pids: Vec<u32> = self
             .procs
             .iter()
             .filter(|(_, e)| !e.denied)
             .map(|(p, _)| *p)
             .collect();
+        if pids.is_empty() {
+            return;
+        }
         pids.sort_unstable();
-        let start = pids.partition_point(|&p| p <= self.sweep_cursor);
-        let mut budget = 0u64;
-        let mut chosen = Vec::new();
-        for &pid in pids[start..].iter().chain(pids[..start].iter()) {
-            if budget >= SWEEP_BUDGET || chosen.len() == pids.len() {
+        let mut budget = SWEEP_BUDGET;
+        for _ in 0..pids.len() {
+            if budget == 0 {
                 break;
             }
-            budget += self.procs.get(&pid).map_or(1, |e| e.fds.len() as u64 + 1);
-            chosen.push(pid);
-            self.sweep_cursor = pid;
+            let at = pids.partition_point(|&p| p < self.sweep_pid) % pids.len();
+            let pid = pids[at];
+            if pid != self.sweep_pid {
+                self.sweep_fd = 0;
+            }
+            let lo = self.sweep_fd;
+            let hi = lo.saturating_add(budget);
+            let Some(entry) = self.procs.get(&pid) else {
+                break;
+            };
+            let max_fd = entry.max_fd;
+            let mut found = Vec::new();
+            let result =
+                match self
+                    .root
+                    .read_fd_range(pid, lo..hi.min(max_fd.saturating_add(1)), &mut found)
+                {
+                    Ok(read) => {
+                        stats.fds_read += read;
+                        budget =
+                            budget.saturating_sub(u32::try_from(read).unwrap_or(u32::MAX).max(1));
+                        // The window's truth replaces the cache's; the rest stays cached.
+                        let mut sockets: Vec<(u32, u64)> = entry
+                            .fds
+                            .iter()
+                            .filter(|(fd, _)| !(lo..hi).contains(*fd))
+                            .map(|(&fd, &inode)| (fd, inode))
+                            .collect();
+                        sockets.extend(found);
+                        Ok(FdScan {
+                            sockets,
+                            links_read: 0,
+                            uid: entry.uid,
+                            entries: entry.entries,
+                            max_fd,
+                        })
+                    }
+                    Err(e) => {
+                        budget = budget.saturating_sub(1);
+                        Err(e)
+                    }
+                };
+            self.place(vec![(pid, result)], stats);
+            if hi > max_fd {
+                self.sweep_pid = pid.saturating_add(1);
+                self.sweep_fd = 0;
+            } else {
+                self.sweep_pid = pid;
+                self.sweep_fd = hi;
+            }
         }
-        self.walk(&chosen, false, live, stats);
     }
 
-    /// Walks the descriptor tables of `pids` (in parallel when there are many),
-    /// using the per-process cache when `use_cache`.
-    fn walk(
-        &mut self,
-        pids: &[u32],
-        use_cache: bool,
-        live: &HashSet<u64>,
-        stats: &mut OwnerScanStats,
-    ) {
+    /// Walks the descriptor tables of `pids`, in parallel when there are many.
+    fn walk(&mut self, pids: &[u32], mode: Walk, live: &HashSet<u64>, stats: &mut OwnerScanStats) {
         if pids.is_empty() {
             return;
         }
@@ -249,21 +352,34 @@ impl OwnerResolver {
             let procs = &self.procs;
             let is_live = |inode: u64| live.contains(&inode);
             let scan_one = |pid: u32| {
-                let cached = if use_cache {
-                    procs.get(&pid).map(|e| &e.fds)
-                } else {
-                    None
+                let cached = match mode {
+                    Walk::Cached => procs.get(&pid).map(|e| &e.fds),
+                    Walk::Strict => None,
                 };
-                (pid, root.scan_fds(pid, cached, &is_live))
+                (pid, root.scan_fds(pid, cached, &is_live, 0..0))
             };
-            if self.threads > 1 && pids.len() >= 64 {
-                let chunk = pids.len().div_ceil(self.threads);
+            if self.threads > 1 && pids.len() > 1 {
+                // Processes differ wildly in size (one server may hold most of the
+                // sockets), so threads take the next pid as they finish, biggest first.
+                let mut order: Vec<u32> = pids.to_vec();
+                order.sort_unstable_by_key(|p| {
+                    std::cmp::Reverse(procs.get(p).map_or(0, |e| e.entries))
+                });
+                let next = AtomicUsize::new(0);
+                let order = &order;
+                let next = &next;
+                let scan_one = &scan_one;
                 std::thread::scope(|scope| {
-                    let handles: Vec<_> = pids
-                        .chunks(chunk)
-                        .map(|part| {
+                    let handles: Vec<_> = (0..self.threads.min(pids.len()))
+                        .map(|_| {
                             scope.spawn(move || {
-                                part.iter().map(|&p| scan_one(p)).collect::<Vec<_>>()
+                                let mut out = Vec::new();
+                                loop {
+                                    let i = next.fetch_add(1, Ordering::Relaxed);
+                                    let Some(&pid) = order.get(i) else { break };
+                                    out.push(scan_one(pid));
+                                }
+                                out
                             })
                         })
                         .collect();
@@ -276,9 +392,17 @@ impl OwnerResolver {
                 pids.iter().map(|&p| scan_one(p)).collect()
             }
         };
-        // Two phases, so that the outcome does not depend on the order of the
-        // walks: first every walked process's table is replaced (dropping the
-        // sockets it no longer holds), then the sockets found are placed.
+        self.place(results, stats);
+    }
+
+    /// Stores walk results. Two phases, so that the outcome does not depend on
+    /// the order of the walks: first every walked process's table is replaced
+    /// (dropping the sockets it no longer holds), then the sockets found are placed.
+    fn place(
+        &mut self,
+        results: Vec<(u32, Result<FdScan, ScanFailure>)>,
+        stats: &mut OwnerScanStats,
+    ) {
         let mut found: Vec<(u32, u32, u64)> = Vec::new();
         for (pid, result) in results {
             self.record(pid, result, stats, &mut found);
@@ -326,6 +450,8 @@ impl OwnerResolver {
                 let entry = self.procs.entry(pid).or_default();
                 entry.start_time = start_time;
                 entry.uid = scan.uid;
+                entry.entries = scan.entries;
+                entry.max_fd = scan.max_fd;
                 entry.denied = false;
                 if fds
                     .iter()
@@ -363,7 +489,7 @@ impl OwnerResolver {
     /// Writes each socket's ownership and gathers the owning processes.
     fn assign(&mut self, sockets: &mut [SocketRecord], mut stats: OwnerScanStats) -> Resolution {
         let mut processes: BTreeMap<u32, Arc<ProcessInfo>> = BTreeMap::new();
-        let mut gone: HashSet<u32> = HashSet::new();
+        let mut gone: HashSet<u32> = HashSet::default();
         for s in sockets.iter_mut() {
             s.owner = if s.inode == 0 {
                 Ownership::Kernel

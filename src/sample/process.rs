@@ -44,6 +44,10 @@ pub struct FdScan {
     pub links_read: u64,
     /// Owner uid of the process (the owner of `/proc/<pid>/fd`).
     pub uid: u32,
+    /// Descriptors the process has open, sockets or not.
+    pub entries: u64,
+    /// The highest descriptor number seen.
+    pub max_fd: u32,
 }
 
 impl ProcRoot {
@@ -86,14 +90,15 @@ impl ProcRoot {
     ///
     /// `cached` is what an earlier walk found (fd → inode); a descriptor whose
     /// cached inode satisfies `still_live` is taken from the cache without
-    /// reading its link. A descriptor number can be closed and reused for a new
-    /// socket while the old socket lives on in another process, so a caller that
-    /// needs certainty passes `None`.
+    /// reading its link, unless its number is in `verify`. A descriptor number
+    /// can be closed and reused for a new socket while the old socket lives on in
+    /// another process, so a caller that needs certainty passes `None`.
     pub fn scan_fds(
         &self,
         pid: u32,
-        cached: Option<&HashMap<u32, u64>>,
+        cached: Option<&rustc_hash::FxHashMap<u32, u64>>,
         still_live: &dyn Fn(u64) -> bool,
+        verify: std::ops::Range<u32>,
     ) -> Result<FdScan, ScanFailure> {
         let mut path_buf = itoa_buf(pid);
         path_buf.extend_from_slice(b"/fd");
@@ -127,7 +132,10 @@ impl ProcRoot {
             let Some(fd) = parse_decimal(name.to_bytes()) else {
                 continue;
             };
+            scan.entries += 1;
+            scan.max_fd = scan.max_fd.max(fd);
             if let Some(&inode) = cached.and_then(|c| c.get(&fd))
+                && !verify.contains(&fd)
                 && still_live(inode)
             {
                 scan.sockets.push((fd, inode));
@@ -146,6 +154,42 @@ impl ProcRoot {
             }
         }
         Ok(scan)
+    }
+
+    /// Reads the links of descriptors `range` of `pid` directly, without listing
+    /// the table: the rotating sweep's way to re-verify part of a large table.
+    /// Returns the sockets found in the range and the links read.
+    pub fn read_fd_range(
+        &self,
+        pid: u32,
+        range: std::ops::Range<u32>,
+        out: &mut Vec<(u32, u64)>,
+    ) -> Result<u64, ScanFailure> {
+        let mut path = itoa_buf(pid);
+        path.extend_from_slice(b"/fd");
+        let dir_fd = rustix::fs::openat(
+            &self.dir,
+            path.as_slice(),
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(classify)?;
+        let mut link = [0u8; 64];
+        let mut read = 0;
+        for fd in range {
+            read += 1;
+            match rustix::fs::readlinkat_raw(dir_fd.as_fd(), fd.to_string().as_str(), &mut link[..])
+            {
+                Ok(len) => {
+                    if let Some(inode) = socket_inode(&link[..len.min(link.len())]) {
+                        out.push((fd, inode));
+                    }
+                }
+                Err(Errno::NOENT) => {}
+                Err(e) => return Err(classify(e)),
+            }
+        }
+        Ok(read)
     }
 
     /// The process's start time in clock ticks since boot (field 22 of
@@ -326,7 +370,9 @@ mod tests {
         let root = ProcRoot::open(Path::new("/proc")).expect("open /proc");
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
         let me = std::process::id();
-        let scan = root.scan_fds(me, None, &|_| false).expect("scan own fds");
+        let scan = root
+            .scan_fds(me, None, &|_| false, 0..0)
+            .expect("scan own fds");
         let fd = std::os::fd::AsRawFd::as_raw_fd(&listener);
         let link = std::fs::read_link(format!("/proc/self/fd/{fd}")).expect("link");
         let want = socket_inode(link.to_string_lossy().as_bytes()).expect("socket link");
@@ -337,7 +383,7 @@ mod tests {
         assert!(root.start_time(me).is_some());
         assert!(root.pids().expect("pids").contains(&me));
         assert_eq!(
-            root.scan_fds(u32::MAX - 1, None, &|_| false).err(),
+            root.scan_fds(u32::MAX - 1, None, &|_| false, 0..0).err(),
             Some(ScanFailure::Vanished)
         );
     }

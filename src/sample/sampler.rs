@@ -2,7 +2,7 @@
 //! sampler thread that produces one per interval until told to stop.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime};
@@ -113,7 +113,20 @@ impl Collector {
         let taken_at = SystemTime::now();
         let mut health = Health::default();
         let mut sockets: Vec<SocketRecord> = Vec::with_capacity(self.capacity_hint);
-        self.read_sockets(&mut sockets, &mut health)?;
+        let (dumper, unavailable, proc_root) = (
+            &mut self.dumper,
+            &mut self.netlink_unavailable,
+            self.config.proc_root.as_path(),
+        );
+        let mut read = || read_sockets(dumper, unavailable, proc_root, &mut sockets, &mut health);
+        match self.resolver.as_mut() {
+            // First sample: walk the processes while the kernel dumps the sockets.
+            Some(resolver) if !resolver.is_warm() => match resolver.prime_while(read) {
+                Ok(result) => result?,
+                Err(e) => return Err(e.into()),
+            },
+            _ => read()?,
+        }
         self.capacity_hint = sockets.len() + sockets.len() / 8 + 64;
 
         let mut processes = BTreeMap::new();
@@ -163,52 +176,54 @@ impl Collector {
             health,
         })
     }
+}
 
-    fn read_sockets(
-        &mut self,
-        sockets: &mut Vec<SocketRecord>,
-        health: &mut Health,
-    ) -> anyhow::Result<()> {
-        if let Some(dumper) = self.dumper.as_mut() {
-            // A dump that the kernel interrupts (the table changed under it) is
-            // retried once; a second failure falls back to /proc for this sample.
-            let mut last_err = None;
-            for _ in 0..2 {
-                sockets.clear();
-                match dumper.dump_tcp(sockets) {
-                    Ok(stats) => {
-                        if stats.skipped > 0 {
-                            health.notes.push(format!(
-                                "{} sockets in states this version does not know were skipped",
-                                stats.skipped
-                            ));
-                        }
-                        health.source = SocketSource::Netlink;
-                        return Ok(());
+/// Reads the socket table: netlink, retried once, else /proc/net/tcp{,6}.
+fn read_sockets(
+    dumper: &mut Option<NetlinkDumper>,
+    netlink_unavailable: &mut Option<String>,
+    proc_root: &Path,
+    sockets: &mut Vec<SocketRecord>,
+    health: &mut Health,
+) -> anyhow::Result<()> {
+    if let Some(dumper) = dumper.as_mut() {
+        // A dump that the kernel interrupts (the table changed under it) is
+        // retried once; a second failure falls back to /proc for this sample.
+        let mut last_err = None;
+        for _ in 0..2 {
+            sockets.clear();
+            match dumper.dump_tcp(sockets) {
+                Ok(stats) => {
+                    if stats.skipped > 0 {
+                        health.notes.push(format!(
+                            "{} sockets in states this version does not know were skipped",
+                            stats.skipped
+                        ));
                     }
-                    Err(e) => last_err = Some(e.to_string()),
+                    health.source = SocketSource::Netlink;
+                    return Ok(());
                 }
+                Err(e) => last_err = Some(e.to_string()),
             }
-            self.netlink_unavailable = last_err;
         }
-        sockets.clear();
-        let reason = self
-            .netlink_unavailable
-            .clone()
-            .unwrap_or_else(|| "netlink unavailable".to_string());
-        let net = self.config.proc_root.join("net");
-        let malformed = procnet::read_tables(&net, sockets)
-            .with_context(|| format!("reading {}/tcp (netlink failed: {reason})", net.display()))?;
-        health.malformed_lines = malformed;
-        if malformed > 0 {
-            health.notes.push(format!(
-                "{malformed} malformed lines of {}/tcp{{,6}} were skipped",
-                net.display()
-            ));
-        }
-        health.source = SocketSource::ProcNet { reason };
-        Ok(())
+        *netlink_unavailable = last_err;
     }
+    sockets.clear();
+    let reason = netlink_unavailable
+        .clone()
+        .unwrap_or_else(|| "netlink unavailable".to_string());
+    let net = proc_root.join("net");
+    let malformed = procnet::read_tables(&net, sockets)
+        .with_context(|| format!("reading {}/tcp (netlink failed: {reason})", net.display()))?;
+    health.malformed_lines = malformed;
+    if malformed > 0 {
+        health.notes.push(format!(
+            "{malformed} malformed lines of {}/tcp{{,6}} were skipped",
+            net.display()
+        ));
+    }
+    health.source = SocketSource::ProcNet { reason };
+    Ok(())
 }
 
 /// Explains, in words for the user, the sockets whose owner is not shown.

@@ -1,0 +1,114 @@
+#!/usr/bin/env bash
+# sockscope against ss, in the same run, on a large loopback population.
+#
+#   bash benches/vs-ss.sh              # 50,000 pairs = 100,000+ sockets, 5 runs each
+#   PAIRS=5000 RUNS=3 bash benches/vs-ss.sh
+#   RUN='perf stat target/release/sockscope snapshot' bash benches/vs-ss.sh
+#
+# Builds the release binary and examples/socket_holder, starts holder processes
+# (2 servers, clients of at most 12,500 connections each, from 127.0.0.10, .11, ...),
+# then times, RUNS times each, median wall and CPU (user+sys) seconds:
+#   ss -tan                      the socket dump alone, no owners
+#   ss -tanp                     with owners: the cost to beat
+#   sockscope snapshot           a cold snapshot with owners (new process each run)
+#   sockscope snapshot --no-owners
+#   sockscope warm sample        CPU of one more sample in a running process:
+#                                (snapshot --samples 11) minus (--samples 1), / 10
+# Only 127.0.0.0/8 is used. Holders end when this script exits, however it exits.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PAIRS=${PAIRS:-50000}
+RUNS=${RUNS:-5}
+PER_CLIENT=12500
+
+cargo build --release --locked --quiet --bin sockscope --example socket_holder
+bin=target/release/sockscope
+holder=target/release/examples/socket_holder
+
+work=$(mktemp -d)
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT INT TERM
+
+# Holders read this fifo and exit at EOF, i.e. when this script's end closes fd 9.
+mkfifo "$work/hold"
+exec 9<>"$work/hold"
+
+ulimit -n 1048576 2>/dev/null || ulimit -n "$(ulimit -Hn)"
+
+start() { # name args...
+  local name=$1; shift
+  "$holder" "$@" <"$work/hold" >"$work/$name.out" &
+  pids+=($!)
+  for _ in $(seq 1 1200); do # at most 120 s
+    if grep -q '^ready' "$work/$name.out" 2>/dev/null; then return 0; fi
+    if ! kill -0 "${pids[-1]}" 2>/dev/null; then echo "holder $name died" >&2; exit 1; fi
+    sleep 0.1
+  done
+  echo "holder $name not ready in time" >&2
+  exit 1
+}
+
+start server1 server 4
+start server2 server 4
+ports=$( (cut -d' ' -f2- "$work/server1.out"; cut -d' ' -f2- "$work/server2.out") | tr ' \n' ',,' | sed 's/,*$//')
+left=$PAIRS
+src=10
+while [ "$left" -gt 0 ]; do
+  n=$(( left < PER_CLIENT ? left : PER_CLIENT ))
+  start "client$src" client "$ports" "$n" "$src"
+  left=$(( left - n ))
+  src=$(( src + 1 ))
+done
+sleep 1
+total=$(ss -tanH | wc -l)
+echo "population: $total TCP sockets ($PAIRS loopback pairs in $(( ${#pids[@]} )) processes); $(nproc) cores; kernel $(uname -r)"
+
+# RUN='command' runs that command against the population instead of the table
+# (for profiling), then ends the population.
+if [ -n "${RUN:-}" ]; then
+  bash -c "$RUN"
+  exit
+fi
+
+# time_runs LABEL CMD...: prints "median_wall median_cpu"
+time_runs() {
+  local label=$1; shift
+  local f="$work/t.$label"
+  : >"$f"
+  for _ in $(seq 1 "$RUNS"); do
+    local TIMEFORMAT='%R %U %S'
+    { time "$@" >/dev/null 2>&1; } 2>>"$f"
+  done
+  local mid=$(( (RUNS + 1) / 2 ))
+  local w c
+  w=$(awk '{print $1}' "$f" | sort -g | sed -n "${mid}p")
+  c=$(awk '{printf "%.3f\n", $2 + $3}' "$f" | sort -g | sed -n "${mid}p")
+  echo "$w $c"
+}
+
+printf '\n%-34s %10s %10s\n' "command" "wall s" "cpu s"
+row() { printf '%-34s %10s %10s\n' "$1" "$2" "$3"; }
+
+read -r ss_w ss_c < <(time_runs ss ss -tan)
+row "ss -tan" "$ss_w" "$ss_c"
+read -r ssp_w ssp_c < <(time_runs ssp ss -tanp)
+row "ss -tanp" "$ssp_w" "$ssp_c"
+read -r our_w our_c < <(time_runs ours "$bin" snapshot --format csv)
+row "sockscope snapshot (owners, cold)" "$our_w" "$our_c"
+read -r ouno_w ouno_c < <(time_runs ouno "$bin" snapshot --format csv --no-owners)
+row "sockscope snapshot --no-owners" "$ouno_w" "$ouno_c"
+read -r one_w one_c < <(time_runs one "$bin" snapshot --format csv --samples 1 --interval 0s)
+read -r ten_w ten_c < <(time_runs ten "$bin" snapshot --format csv --samples 11 --interval 0s)
+warm_w=$(awk -v a="$ten_w" -v b="$one_w" 'BEGIN{printf "%.3f", (a-b)/10}')
+warm_c=$(awk -v a="$ten_c" -v b="$one_c" 'BEGIN{printf "%.3f", (a-b)/10}')
+row "sockscope warm sample (owners)" "$warm_w" "$warm_c"
+
+echo
+awk -v sp="$ssp_w" -v o="$our_w" 'BEGIN{printf "cold snapshot with owners: %.1fx faster than ss -tanp (goal: >= 10x)\n", sp/o}'
+awk -v s="$ss_c" -v w="$warm_c" 'BEGIN{printf "warm sample CPU: %.2fx of ss -tan (goal: <= 1.0x)\n", w/s}'
