@@ -41,7 +41,9 @@ impl Population {
             pairs: 0,
             next_src: 10,
         };
-        for _ in 0..2 {
+        // Four servers, so that none holds more than ~13k of the 50k accepted
+        // connections (a process may be limited to 20k descriptors).
+        for _ in 0..4 {
             let words = p.spawn(&["server", "4"]);
             p.ports
                 .extend(words.iter().map(|w| w.parse::<u16>().expect("port")));

@@ -6,7 +6,8 @@
 #   RUN='perf stat target/release/sockscope snapshot' bash benches/vs-ss.sh
 #
 # Builds the release binary and examples/socket_holder, starts holder processes
-# (2 servers, clients of at most 12,500 connections each, from 127.0.0.10, .11, ...),
+# (servers of at most 15,000 accepted connections, clients of at most 12,500
+# connections each, from 127.0.0.10, .11, ...),
 # then times, RUNS times each, median wall and CPU (user+sys) seconds:
 #   ss -tan                      the socket dump alone, no owners
 #   ss -tanp                     with owners: the cost to beat
@@ -21,6 +22,7 @@ cd "$(dirname "$0")/.."
 PAIRS=${PAIRS:-50000}
 RUNS=${RUNS:-5}
 PER_CLIENT=12500
+PER_SERVER=15000
 
 cargo build --release --locked --quiet --bin sockscope --example socket_holder
 bin=target/release/sockscope
@@ -54,9 +56,12 @@ start() { # name args...
   exit 1
 }
 
-start server1 server 4
-start server2 server 4
-ports=$( (cut -d' ' -f2- "$work/server1.out"; cut -d' ' -f2- "$work/server2.out") | tr ' \n' ',,' | sed 's/,*$//')
+# A process may be held to ~20k descriptors here, so no server takes more than
+# PER_SERVER accepted connections (connections spread evenly over all ports).
+servers=$(( (PAIRS + PER_SERVER - 1) / PER_SERVER ))
+[ "$servers" -ge 2 ] || servers=2
+for i in $(seq 1 "$servers"); do start "server$i" server 4; done
+ports=$(for i in $(seq 1 "$servers"); do cut -d' ' -f2- "$work/server$i.out"; done | tr ' \n' ',,' | sed 's/,*$//')
 left=$PAIRS
 src=10
 while [ "$left" -gt 0 ]; do
@@ -99,12 +104,12 @@ read -r ss_w ss_c < <(time_runs ss ss -tan)
 row "ss -tan" "$ss_w" "$ss_c"
 read -r ssp_w ssp_c < <(time_runs ssp ss -tanp)
 row "ss -tanp" "$ssp_w" "$ssp_c"
-read -r our_w our_c < <(time_runs ours "$bin" snapshot --format csv)
+read -r our_w our_c < <(time_runs ours "$bin" snapshot)
 row "sockscope snapshot (owners, cold)" "$our_w" "$our_c"
-read -r ouno_w ouno_c < <(time_runs ouno "$bin" snapshot --format csv --no-owners)
+read -r ouno_w ouno_c < <(time_runs ouno "$bin" snapshot --no-owners)
 row "sockscope snapshot --no-owners" "$ouno_w" "$ouno_c"
-read -r one_w one_c < <(time_runs one "$bin" snapshot --format csv --samples 1 --interval 0s)
-read -r ten_w ten_c < <(time_runs ten "$bin" snapshot --format csv --samples 11 --interval 0s)
+read -r one_w one_c < <(time_runs one "$bin" snapshot --samples 1 --interval 0s)
+read -r ten_w ten_c < <(time_runs ten "$bin" snapshot --samples 11 --interval 0s)
 warm_w=$(awk -v a="$ten_w" -v b="$one_w" 'BEGIN{printf "%.3f", (a-b)/10}')
 warm_c=$(awk -v a="$ten_c" -v b="$one_c" 'BEGIN{printf "%.3f", (a-b)/10}')
 row "sockscope warm sample (owners)" "$warm_w" "$warm_c"

@@ -28,8 +28,14 @@ pub fn write_csv<W: Write>(out: W, sample: &Sample, sockets: &[&SocketRecord]) -
             w.write_field(buf.as_bytes())
         };
         field(&mut w, &|b| b.write_str(s.state.name()))?;
-        field(&mut w, &|b| write!(b, "{}", s.local))?;
-        field(&mut w, &|b| write!(b, "{}", s.remote))?;
+        field(&mut w, &|b| {
+            super::push_addr(b, &s.local);
+            Ok(())
+        })?;
+        field(&mut w, &|b| {
+            super::push_addr(b, &s.remote);
+            Ok(())
+        })?;
         field(&mut w, &|b| write!(b, "{}", s.recv_q))?;
         field(&mut w, &|b| write!(b, "{}", s.send_q))?;
         field(&mut w, &|b| write!(b, "{}", s.uid))?;

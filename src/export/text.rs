@@ -33,37 +33,49 @@ pub fn write_table<W: Write>(
             width[i] = width[i].max(arena.len() - start);
             ends.push(arena.len());
         };
-        // Writing to a String cannot fail.
-        let _ = arena.write_str(s.state.ss_name());
+        let mut num = itoa::Buffer::new();
+        arena.push_str(s.state.ss_name());
         cell(0, &mut arena, &mut ends);
-        let _ = write!(arena, "{}", s.recv_q);
+        arena.push_str(num.format(s.recv_q));
         cell(1, &mut arena, &mut ends);
-        let _ = write!(arena, "{}", s.send_q);
+        arena.push_str(num.format(s.send_q));
         cell(2, &mut arena, &mut ends);
-        let _ = write!(arena, "{}", s.local);
+        super::push_addr(&mut arena, &s.local);
         cell(3, &mut arena, &mut ends);
-        let _ = write!(arena, "{}", s.remote);
+        super::push_addr(&mut arena, &s.remote);
         cell(4, &mut arena, &mut ends);
         owner_text(&mut arena, sample, s);
         cell(5, &mut arena, &mut ends);
     }
+    // Numbers right-aligned, text left-aligned, as ss does; padded by hand
+    // because the formatter's padding is slow at this volume.
+    const SPACES: &str = "                                                                ";
+    let pad = |out: &mut W, n: usize| -> io::Result<()> {
+        let mut n = n;
+        while n > 0 {
+            let k = n.min(SPACES.len());
+            out.write_all(&SPACES.as_bytes()[..k])?;
+            n -= k;
+        }
+        Ok(())
+    };
     let line = |out: &mut W, cells: [&str; 6]| -> io::Result<()> {
-        // Numbers right-aligned, text left-aligned, as ss does.
-        writeln!(
-            out,
-            "{:<w0$} {:>w1$} {:>w2$} {:<w3$} {:<w4$} {}",
-            cells[0],
-            cells[1],
-            cells[2],
-            cells[3],
-            cells[4],
-            cells[5],
-            w0 = width[0],
-            w1 = width[1],
-            w2 = width[2],
-            w3 = width[3],
-            w4 = width[4],
-        )
+        for (i, cell) in cells.iter().enumerate() {
+            if i == 5 {
+                out.write_all(cell.as_bytes())?;
+                break;
+            }
+            let gap = width[i].saturating_sub(cell.len());
+            if i == 1 || i == 2 {
+                pad(out, gap)?;
+                out.write_all(cell.as_bytes())?;
+            } else {
+                out.write_all(cell.as_bytes())?;
+                pad(out, gap)?;
+            }
+            out.write_all(b" ")?;
+        }
+        out.write_all(b"\n")
     };
     line(&mut out, HEADER)?;
     let mut start = 0;

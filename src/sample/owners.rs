@@ -403,11 +403,13 @@ impl OwnerResolver {
         results: Vec<(u32, Result<FdScan, ScanFailure>)>,
         stats: &mut OwnerScanStats,
     ) {
+        let mut results = results;
+        // By pid, so that `found` is in pid order without sorting its many entries.
+        results.sort_unstable_by_key(|(pid, _)| *pid);
         let mut found: Vec<(u32, u32, u64)> = Vec::new();
         for (pid, result) in results {
             self.record(pid, result, stats, &mut found);
         }
-        found.sort_unstable();
         for (pid, fd, inode) in found {
             let keep_current = self.by_inode.get(&inode).is_some_and(|&(owner, ofd)| {
                 // Shared sockets (a listener inherited by workers) stay with the
