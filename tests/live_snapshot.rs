@@ -8,7 +8,8 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use common::lab::{LabProcess, settle};
+use common::lab::settle;
+use common::population::{build_population, expected_counts};
 use sockscope::model::{Ownership, Sample, SocketRecord, TcpState};
 use sockscope::sample::sampler::{Collector, CollectorConfig, SourceChoice};
 
@@ -18,62 +19,20 @@ fn lab_child() {
     common::lab::child_main();
 }
 
-/// The population: a server S and a client C.
-/// - L1 (backlog 128): 5 held ESTABLISHED pairs; 3 pairs the client closed and the
-///   server never will (3 CLOSE_WAIT at S, 3 orphaned FIN_WAIT2 at C); 2 pairs the
-///   server closed first (2 TIME_WAIT at S once C closes too).
-/// - L3 (backlog 4), never accepting: 3 connections waiting in its accept queue
-///   (3 ESTABLISHED owned by nobody at S's end, 3 held by C).
-struct Population {
-    server: LabProcess,
-    client: LabProcess,
-    l1: u16,
-    l3: u16,
-}
-
-fn build_population() -> Population {
-    let mut server = LabProcess::spawn();
-    let mut client = LabProcess::spawn();
-    let l1 = server.listen("127.0.0.1:0", 128);
-    let l3 = server.listen("127.0.0.1:0", 4);
-    let to = |p: u16| SocketAddr::from(([127, 0, 0, 1], p));
-
-    client.connect(to(l1), 5, "held");
-    server.accept(l1, 5, "held");
-
-    client.connect(to(l1), 3, "cw");
-    server.accept(l1, 3, "cw");
-    client.close("cw");
-
-    client.connect(to(l1), 2, "tw");
-    server.accept(l1, 2, "tw");
-    server.close("tw");
-
-    client.connect(to(l3), 3, "queued");
-    Population {
-        server,
-        client,
-        l1,
-        l3,
-    }
-}
-
-fn expected_counts() -> BTreeMap<TcpState, u64> {
-    BTreeMap::from([
-        (TcpState::Listen, 2),
-        (TcpState::Established, 5 + 5 + 3 + 3),
-        (TcpState::CloseWait, 3),
-        (TcpState::FinWait2, 3),
-        (TcpState::TimeWait, 2),
-    ])
-}
-
+/// The population's sockets: those with an end at 127.0.0.1 on one of `ports`.
+/// (Matching the port alone could take in other tests' connections whose
+/// ephemeral port, on another loopback address, happens to be the same number.)
 fn ours<'a>(sample: &'a Sample, ports: &[u16]) -> Vec<&'a SocketRecord> {
     sample
         .sockets
         .iter()
-        .filter(|s| ports.contains(&s.local.port()) || ports.contains(&s.remote.port()))
+        .filter(|s| is_ours(s.local, s.remote, ports))
         .collect()
+}
+
+fn is_ours(local: SocketAddr, remote: SocketAddr, ports: &[u16]) -> bool {
+    let lab = |a: SocketAddr| a.ip() == std::net::Ipv4Addr::LOCALHOST && ports.contains(&a.port());
+    lab(local) || lab(remote)
 }
 
 fn counts(sockets: &[&SocketRecord]) -> BTreeMap<TcpState, u64> {
@@ -174,7 +133,7 @@ fn agrees_with_ss_tanp() {
             .collect();
         let mut theirs: Vec<Key> = ss
             .iter()
-            .filter(|s| ports.contains(&s.local.port()) || ports.contains(&s.remote.port()))
+            .filter(|s| is_ours(s.local, s.remote, &ports))
             .map(|s| (s.state, s.local, s.remote, s.pids.first().copied()))
             .collect();
         mine.sort();

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod lab;
+pub mod population;
 
 use std::net::{IpAddr, SocketAddr};
 use std::process::Command;
