@@ -10,7 +10,7 @@ use std::process::{Command, Output};
 use std::time::Duration;
 
 use common::lab::settle;
-use common::population::{Population, build_population, expected_counts};
+use common::population::{Population, build_population};
 use sockscope::model::TcpState;
 
 #[test]
@@ -36,19 +36,9 @@ fn settled_population() -> Population {
     pop
 }
 
-/// The population's sockets: an end at 127.0.0.1 on L1 or L3 (a port alone could
-/// match another test's connection from another loopback address).
-fn port_filter(pop: &Population) -> String {
-    [pop.l1, pop.l3]
-        .iter()
-        .map(|p| format!("(laddr:127.0.0.1 lport:{p}) | (raddr:127.0.0.1 rport:{p})"))
-        .collect::<Vec<_>>()
-        .join(" | ")
-}
-
 /// Runs `snapshot --format json` until the population's counts settle.
 fn settled_json(pop: &Population, extra: &[&str]) -> serde_json::Value {
-    let filter = port_filter(pop);
+    let filter = pop.filter();
     settle(Duration::from_secs(10), || {
         let mut args = vec!["snapshot", "--format", "json", "--filter", &filter];
         args.extend_from_slice(extra);
@@ -65,7 +55,7 @@ fn settled_json(pop: &Population, extra: &[&str]) -> serde_json::Value {
                 got.insert(st, n);
             }
         }
-        if got == expected_counts() {
+        if got == pop.expected_counts() {
             Ok(doc)
         } else {
             Err(format!("counts {got:?}"))
@@ -93,7 +83,7 @@ fn json_snapshot_has_the_documented_shape_and_the_right_owners() {
     let sockets = doc["sockets"].as_array().expect("sockets");
     assert_eq!(
         sockets.len() as u64,
-        expected_counts().values().sum::<u64>()
+        pop.expected_counts().values().sum::<u64>()
     );
     for s in sockets {
         for key in [
@@ -102,21 +92,15 @@ fn json_snapshot_has_the_documented_shape_and_the_right_owners() {
         ] {
             assert!(s.get(key).is_some(), "socket lacks {key}: {s}");
         }
-        let local_port: u16 = s["local"]
+        let local: std::net::SocketAddr = s["local"]
             .as_str()
-            .and_then(|a| a.rsplit(':').next())
-            .and_then(|p| p.parse().ok())
-            .expect("local port");
-        let state = s["state"].as_str().expect("state");
+            .and_then(|a| a.parse().ok())
+            .expect("local");
+        let state = TcpState::parse(s["state"].as_str().expect("state")).expect("known state");
         let pid = s["pid"].as_u64();
-        let at_server = local_port == pop.l1 || local_port == pop.l3;
-        match (state, at_server) {
-            ("TIME_WAIT" | "FIN_WAIT2", _) => assert_eq!(s["owner"], "kernel", "{s}"),
-            ("ESTABLISHED", true) if local_port == pop.l3 => {
-                assert_eq!(s["owner"], "kernel", "{s}")
-            }
-            (_, true) => assert_eq!(pid, Some(u64::from(pop.server.pid)), "{s}"),
-            (_, false) => assert_eq!(pid, Some(u64::from(pop.client.pid)), "{s}"),
+        match pop.expected_owner(state, local) {
+            None => assert_eq!(s["owner"], "kernel", "{s}"),
+            Some(want) => assert_eq!(pid, Some(u64::from(want)), "{s}"),
         }
         if pid.is_some() {
             assert!(
@@ -143,7 +127,7 @@ fn csv_and_table_list_the_same_sockets() {
     let pop = settled_population();
     let doc = settled_json(&pop, &[]);
     let n = doc["sockets"].as_array().expect("sockets").len();
-    let filter = port_filter(&pop);
+    let filter = pop.filter();
 
     let out = sockscope(&["snapshot", "--format", "csv", "--filter", &filter]);
     assert!(out.status.success(), "{}", text(&out.stderr));
@@ -184,7 +168,8 @@ fn csv_and_table_list_the_same_sockets() {
     // Columns line up: every row's local address starts where the header's does.
     let col = header.find("Local Address:Port").expect("column");
     assert!(
-        body.iter().all(|l| l[col..].starts_with("127.0.0.1:")),
+        body.iter()
+            .all(|l| l[col..].starts_with("127.0.0.1:") || l[col..].starts_with("[::1]:")),
         "{table}"
     );
 }
@@ -278,7 +263,7 @@ fn without_privilege_counts_are_complete_and_hidden_owners_are_explained() {
     };
     let pop = settled_population();
     settled_json(&pop, &[]);
-    let filter = port_filter(&pop);
+    let filter = pop.filter();
     let out = Command::new(setpriv)
         .args([
             "--reuid=65534",
@@ -292,7 +277,7 @@ fn without_privilege_counts_are_complete_and_hidden_owners_are_explained() {
         .expect("run as nobody");
     assert!(out.status.success(), "as nobody: {}", text(&out.stderr));
     let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
-    let total: u64 = expected_counts().values().sum();
+    let total: u64 = pop.expected_counts().values().sum();
     let listed = doc["sockets"].as_array().expect("sockets").len() as u64;
     assert_eq!(listed, total, "every socket is listed without privilege");
     assert_eq!(doc["health"]["privileged"], false);

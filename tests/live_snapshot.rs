@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use common::lab::settle;
-use common::population::{build_population, expected_counts};
+use common::population::{Population, build_population};
 use sockscope::model::{Ownership, Sample, SocketRecord, TcpState};
 use sockscope::sample::sampler::{Collector, CollectorConfig, SourceChoice};
 
@@ -19,20 +19,12 @@ fn lab_child() {
     common::lab::child_main();
 }
 
-/// The population's sockets: those with an end at 127.0.0.1 on one of `ports`.
-/// (Matching the port alone could take in other tests' connections whose
-/// ephemeral port, on another loopback address, happens to be the same number.)
-fn ours<'a>(sample: &'a Sample, ports: &[u16]) -> Vec<&'a SocketRecord> {
+fn ours<'a>(sample: &'a Sample, pop: &Population) -> Vec<&'a SocketRecord> {
     sample
         .sockets
         .iter()
-        .filter(|s| is_ours(s.local, s.remote, ports))
+        .filter(|s| pop.is_ours(s.local, s.remote))
         .collect()
-}
-
-fn is_ours(local: SocketAddr, remote: SocketAddr, ports: &[u16]) -> bool {
-    let lab = |a: SocketAddr| a.ip() == std::net::Ipv4Addr::LOCALHOST && ports.contains(&a.port());
-    lab(local) || lab(remote)
 }
 
 fn counts(sockets: &[&SocketRecord]) -> BTreeMap<TcpState, u64> {
@@ -56,15 +48,14 @@ fn counts_and_owners_of_a_known_population() {
     let mut pop = build_population();
     // The TIME_WAIT pairs need the client's close too.
     pop.client.close("tw");
-    let ports = [pop.l1, pop.l3];
 
     let sample = settle(Duration::from_secs(10), || {
         let s = collect(SourceChoice::Auto);
-        let got = counts(&ours(&s, &ports));
-        if got == expected_counts() {
+        let got = counts(&ours(&s, &pop));
+        if got == pop.expected_counts() {
             Ok(s)
         } else {
-            Err(format!("counts {got:?}, want {:?}", expected_counts()))
+            Err(format!("counts {got:?}, want {:?}", pop.expected_counts()))
         }
     })
     .unwrap_or_else(|e| panic!("population never settled: {e}"));
@@ -74,16 +65,8 @@ fn counts_and_owners_of_a_known_population() {
     );
 
     let root = common::is_root();
-    for s in ours(&sample, &ports) {
-        let at_server = s.local.port() == pop.l1 || s.local.port() == pop.l3;
-        let want = match (s.state, at_server) {
-            // No process holds these: TIME_WAIT, orphaned FIN_WAIT2, and
-            // connections still waiting in L3's accept queue.
-            (TcpState::TimeWait | TcpState::FinWait2, _) => None,
-            (TcpState::Established, true) if s.local.port() == pop.l3 => None,
-            (_, true) => Some(pop.server.pid),
-            (_, false) => Some(pop.client.pid),
-        };
+    for s in ours(&sample, &pop) {
+        let want = pop.expected_owner(s.state, s.local);
         match want {
             None => assert_eq!(s.owner, Ownership::Kernel, "{s:?}"),
             Some(pid) => {
@@ -100,17 +83,17 @@ fn counts_and_owners_of_a_known_population() {
     }
 
     // The listener with a full-ish queue: depth 3 of backlog 4 (netlink gives both).
-    let l3 = ours(&sample, &ports)
+    let l3 = ours(&sample, &pop)
         .into_iter()
         .find(|s| s.state == TcpState::Listen && s.local.port() == pop.l3)
         .expect("L3 listener");
     assert_eq!((l3.recv_q, l3.send_q), (3, 4));
     // Cookies are unique and present on netlink.
-    let mut cookies: Vec<u64> = ours(&sample, &ports).iter().map(|s| s.cookie).collect();
+    let mut cookies: Vec<u64> = ours(&sample, &pop).iter().map(|s| s.cookie).collect();
     assert!(cookies.iter().all(|&c| c != 0));
     cookies.sort_unstable();
     cookies.dedup();
-    assert_eq!(cookies.len(), ours(&sample, &ports).len());
+    assert_eq!(cookies.len(), ours(&sample, &pop).len());
 }
 
 #[test]
@@ -121,24 +104,23 @@ fn agrees_with_ss_tanp() {
     }
     let mut pop = build_population();
     pop.client.close("tw");
-    let ports = [pop.l1, pop.l3];
     type Key = (TcpState, SocketAddr, SocketAddr, Option<u32>);
     let result = settle(Duration::from_secs(10), || {
         // Our view and ss's, taken back to back; the population is static once settled.
         let sample = collect(SourceChoice::Auto);
         let ss = common::ss_tanp();
-        let mut mine: Vec<Key> = ours(&sample, &ports)
+        let mut mine: Vec<Key> = ours(&sample, &pop)
             .iter()
             .map(|s| (s.state, s.local, s.remote, s.owner.pid()))
             .collect();
         let mut theirs: Vec<Key> = ss
             .iter()
-            .filter(|s| is_ours(s.local, s.remote, &ports))
+            .filter(|s| pop.is_ours(s.local, s.remote))
             .map(|s| (s.state, s.local, s.remote, s.pids.first().copied()))
             .collect();
         mine.sort();
         theirs.sort();
-        if mine == theirs && counts(&ours(&sample, &ports)) == expected_counts() {
+        if mine == theirs && counts(&ours(&sample, &pop)) == pop.expected_counts() {
             Ok(())
         } else {
             Err(format!("ours:\n{mine:#?}\nss -tanp:\n{theirs:#?}"))
@@ -153,7 +135,6 @@ fn agrees_with_ss_tanp() {
 fn proc_fallback_sees_the_same_sockets() {
     let mut pop = build_population();
     pop.client.close("tw");
-    let ports = [pop.l1, pop.l3];
     settle(Duration::from_secs(10), || {
         let net = collect(SourceChoice::Auto);
         let proc = collect(SourceChoice::ProcNet);
@@ -162,11 +143,11 @@ fn proc_fallback_sees_the_same_sockets() {
             sockscope::model::SocketSource::ProcNet { .. }
         ));
         let key = |s: &&SocketRecord| (s.state, s.local, s.remote, s.inode, s.owner.pid());
-        let mut a: Vec<_> = ours(&net, &ports).iter().map(key).collect();
-        let mut b: Vec<_> = ours(&proc, &ports).iter().map(key).collect();
+        let mut a: Vec<_> = ours(&net, &pop).iter().map(key).collect();
+        let mut b: Vec<_> = ours(&proc, &pop).iter().map(key).collect();
         a.sort();
         b.sort();
-        if a == b && counts(&ours(&proc, &ports)) == expected_counts() {
+        if a == b && counts(&ours(&proc, &pop)) == pop.expected_counts() {
             Ok(())
         } else {
             Err(format!("netlink {a:?}\n/proc {b:?}"))

@@ -102,6 +102,22 @@ impl LabProcess {
         w[1].parse().expect("port")
     }
 
+    /// Opens a listener if the address can be bound (e.g. `[::1]` where IPv6 is
+    /// disabled); `None` otherwise.
+    pub fn try_listen(&mut self, addr: &str, backlog: i32) -> Option<u16> {
+        writeln!(self.stdin, "listen {addr} {backlog}").expect("send to lab child");
+        self.stdin.flush().expect("flush to lab child");
+        let reply = self
+            .replies
+            .recv_timeout(REPLY_TIMEOUT)
+            .expect("lab child answer");
+        let mut words = reply.split_whitespace();
+        match words.next() {
+            Some("ok") => words.nth(1)?.parse().ok(),
+            _ => None,
+        }
+    }
+
     pub fn accept(&mut self, listener_port: u16, n: usize, group: &str) {
         self.cmd(&format!("accept {listener_port} {n} {group}"));
     }

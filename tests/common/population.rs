@@ -1,7 +1,7 @@
 //! The known population of the live tests: who holds what, and the counts it makes.
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use sockscope::model::TcpState;
 
@@ -13,11 +13,13 @@ use super::lab::LabProcess;
 ///   server closed first (2 TIME_WAIT at S once C closes too).
 /// - L3 (backlog 4), never accepting: 3 connections waiting in its accept queue
 ///   (3 ESTABLISHED owned by nobody at S's end, 3 held by C).
+/// - L6 on [::1] (when the host has IPv6 loopback): 2 held ESTABLISHED pairs.
 pub struct Population {
     pub server: LabProcess,
     pub client: LabProcess,
     pub l1: u16,
     pub l3: u16,
+    pub l6: Option<u16>,
 }
 
 /// Builds the population; the caller closes the client's "tw" group to turn the
@@ -41,21 +43,81 @@ pub fn build_population() -> Population {
     server.close("tw");
 
     client.connect(to(l3), 3, "queued");
+
+    let l6 = server.try_listen("[::1]:0", 128);
+    match l6 {
+        Some(p) => {
+            client.connect(SocketAddr::from((Ipv6Addr::LOCALHOST, p)), 2, "v6");
+            server.accept(p, 2, "v6");
+        }
+        None => eprintln!("note: no IPv6 loopback here; the population is IPv4 only"),
+    }
     Population {
         server,
         client,
         l1,
         l3,
+        l6,
     }
 }
 
-/// The per-state counts of the sockets on L1 and L3 once settled.
-pub fn expected_counts() -> BTreeMap<TcpState, u64> {
-    BTreeMap::from([
-        (TcpState::Listen, 2),
-        (TcpState::Established, 5 + 5 + 3 + 3),
-        (TcpState::CloseWait, 3),
-        (TcpState::FinWait2, 3),
-        (TcpState::TimeWait, 2),
-    ])
+impl Population {
+    /// The listeners' endpoints.
+    pub fn listeners(&self) -> Vec<SocketAddr> {
+        let mut v = vec![
+            SocketAddr::from((Ipv4Addr::LOCALHOST, self.l1)),
+            SocketAddr::from((Ipv4Addr::LOCALHOST, self.l3)),
+        ];
+        v.extend(self.l6.map(|p| SocketAddr::from((Ipv6Addr::LOCALHOST, p))));
+        v
+    }
+
+    /// Whether a socket belongs to the population: one of its ends is a listener's
+    /// endpoint. (A port number alone could match another test's connection from
+    /// another loopback address whose ephemeral port happens to be the same.)
+    pub fn is_ours(&self, local: SocketAddr, remote: SocketAddr) -> bool {
+        let l = self.listeners();
+        l.contains(&local) || l.contains(&remote)
+    }
+
+    /// The same selection in the filter language.
+    pub fn filter(&self) -> String {
+        self.listeners()
+            .iter()
+            .map(|a| {
+                let ip = match a.ip() {
+                    IpAddr::V4(v4) => v4.to_string(),
+                    IpAddr::V6(v6) => format!("[{v6}]"),
+                };
+                let p = a.port();
+                format!("(laddr:{ip} lport:{p}) | (raddr:{ip} rport:{p})")
+            })
+            .collect::<Vec<_>>()
+            .join(" | ")
+    }
+
+    /// The pid that must own a socket of the population, or `None` for sockets no
+    /// process holds (TIME_WAIT, orphaned FIN_WAIT2, connections in L3's queue).
+    pub fn expected_owner(&self, state: TcpState, local: SocketAddr) -> Option<u32> {
+        let at_server = self.listeners().contains(&local);
+        let l3 = SocketAddr::from((Ipv4Addr::LOCALHOST, self.l3));
+        match state {
+            TcpState::TimeWait | TcpState::FinWait2 => None,
+            TcpState::Established if local == l3 => None,
+            _ if at_server => Some(self.server.pid),
+            _ => Some(self.client.pid),
+        }
+    }
+
+    /// The per-state counts of the population once settled.
+    pub fn expected_counts(&self) -> BTreeMap<TcpState, u64> {
+        let v6 = u64::from(self.l6.is_some());
+        BTreeMap::from([
+            (TcpState::Listen, 2 + v6),
+            (TcpState::Established, 5 + 5 + 3 + 3 + 4 * v6),
+            (TcpState::CloseWait, 3),
+            (TcpState::FinWait2, 3),
+            (TcpState::TimeWait, 2),
+        ])
+    }
 }
