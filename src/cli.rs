@@ -162,6 +162,22 @@ fn snapshot(proc_root: &std::path::Path, args: &SnapshotArgs) -> Result<(), Fail
             .map_err(|e| Failure::Usage(format!("sockscope: bad --filter\n{}", e.render(text))))?,
         None => Filter::parse("").map_err(|e| Failure::Usage(e.to_string()))?,
     };
+    if args.no_owners && filter.needs_process() {
+        return Err(Failure::Usage(
+            "sockscope: --filter uses proc:, pid: or user:, which need the owners that --no-owners skips".into(),
+        ));
+    }
+    // Refuse an existing file before sampling, not after (the write refuses again
+    // if one appears meanwhile).
+    if let Some(path) = &args.output
+        && !args.force
+        && path.exists()
+    {
+        return Err(Failure::Usage(format!(
+            "sockscope: {}",
+            OutputError::Exists(path.clone())
+        )));
+    }
     let mut collector = Collector::new(CollectorConfig {
         proc_root: proc_root.to_path_buf(),
         source: match args.source {

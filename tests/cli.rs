@@ -195,6 +195,14 @@ fn a_bad_filter_is_refused_with_a_pointer_to_the_term() {
         text(&out.stderr)
     );
 
+    let out = sockscope(&["snapshot", "--no-owners", "--filter", "proc:nginx"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("--no-owners"),
+        "{}",
+        text(&out.stderr)
+    );
+
     let out = sockscope(&["snapshot", "--interval", "soon", "--samples", "2"]);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
 }

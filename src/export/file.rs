@@ -36,9 +36,12 @@ where
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
     };
+    // A snapshot is no secret of the file's: the usual mode of a new file
+    // (0644 less the umask), not the temporary file's 0600.
     let mut tmp = tempfile::Builder::new()
         .prefix(".sockscope-")
         .suffix(".tmp")
+        .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o644))
         .tempfile_in(dir)
         .map_err(io_err)?;
     {
@@ -78,6 +81,25 @@ mod tests {
         assert_eq!(std::fs::read(&p).expect("read"), b"three");
         let names: Vec<_> = std::fs::read_dir(dir.path()).expect("ls").collect();
         assert_eq!(names.len(), 1, "no temporary file left behind");
+        let mode = std::os::unix::fs::PermissionsExt::mode(
+            &std::fs::metadata(&p).expect("stat").permissions(),
+        );
+        assert_eq!(
+            mode & 0o044,
+            0o044 & !umask(),
+            "readable like any new file: {mode:o}"
+        );
+    }
+
+    /// The process umask, read from /proc/self/status.
+    fn umask() -> u32 {
+        std::fs::read_to_string("/proc/self/status")
+            .ok()
+            .and_then(|s| {
+                let line = s.lines().find(|l| l.starts_with("Umask:"))?.to_string();
+                u32::from_str_radix(line.trim_start_matches("Umask:").trim(), 8).ok()
+            })
+            .unwrap_or(0o022)
     }
 
     #[test]

@@ -30,14 +30,14 @@ pub fn select<'a>(sample: &'a Sample, filter: &Filter) -> Vec<&'a SocketRecord> 
     out.into_iter().map(|(_, s)| s).collect()
 }
 
-type SortKey = (u8, u128, u16, u128, u16, u64);
+type SortKey = (u8, (u8, u128), u16, (u8, u128), u16, u64);
 
 /// State, then local address, then remote address; IPv4 before IPv6.
 fn sort_key(s: &SocketRecord) -> SortKey {
-    fn ip(a: &std::net::SocketAddr) -> u128 {
+    fn ip(a: &std::net::SocketAddr) -> (u8, u128) {
         match a.ip() {
-            std::net::IpAddr::V4(v4) => u128::from(v4.to_bits()),
-            std::net::IpAddr::V6(v6) => (1 << 127) | (v6.to_bits() >> 1),
+            std::net::IpAddr::V4(v4) => (4, u128::from(v4.to_bits())),
+            std::net::IpAddr::V6(v6) => (6, v6.to_bits()),
         }
     }
     (
@@ -88,9 +88,51 @@ fn push_addr(out: &mut String, addr: &std::net::SocketAddr) {
     out.push_str(num.format(addr.port()));
 }
 
+/// A process name as the terminal may show it: any user can name a process,
+/// and control characters (escape sequences, newlines) must not reach the
+/// operator's terminal or break one-row-per-socket. They are shown as `\xNN`.
+fn push_printable(out: &mut String, text: &str) {
+    use std::fmt::Write as _;
+    for c in text.chars() {
+        if c.is_control() {
+            // Writing to a String cannot fail.
+            let _ = write!(out, "\\x{:02x}", u32::from(c));
+        } else {
+            out.push(c);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn control_characters_are_escaped() {
+        let mut s = String::new();
+        push_printable(&mut s, "evil\u{1b}[2Jname\n");
+        assert_eq!(s, "evil\\x1b[2Jname\\x0a");
+    }
+
+    #[test]
+    fn ipv6_sorts_by_the_whole_address() {
+        let mut a = crate::model::SocketRecord::new(
+            crate::model::TcpState::Listen,
+            "[2001:db8::2]:443".parse().expect("addr"),
+            "[::]:0".parse().expect("addr"),
+        );
+        let mut b = a.clone();
+        b.local = "[2001:db8::3]:80".parse().expect("addr");
+        a.cookie = 1;
+        b.cookie = 2;
+        assert!(sort_key(&a) < sort_key(&b));
+        let v4 = crate::model::SocketRecord::new(
+            crate::model::TcpState::Listen,
+            "255.255.255.255:1".parse().expect("addr"),
+            "0.0.0.0:0".parse().expect("addr"),
+        );
+        assert!(sort_key(&v4) < sort_key(&a), "IPv4 first");
+    }
 
     #[test]
     fn addresses_print_as_std_does() {

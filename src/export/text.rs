@@ -93,7 +93,9 @@ pub fn write_table<W: Write>(
 fn owner_text(arena: &mut String, sample: &Sample, s: &SocketRecord) {
     let _ = match (s.owner, sample.process_of(s)) {
         (Ownership::Known { pid, fd }, Some(p)) => {
-            write!(arena, "users:((\"{}\",pid={pid},fd={fd}))", p.name)
+            arena.push_str("users:((\"");
+            super::push_printable(arena, &p.name);
+            write!(arena, "\",pid={pid},fd={fd}))")
         }
         (Ownership::Kernel, _) => Ok(()),
         (Ownership::Hidden, _) => arena.write_str("[hidden: other user]"),

@@ -117,6 +117,10 @@ pub struct OwnerScanStats {
     pub sockets_hidden: u64,
     /// Sockets with an inode but no owner found.
     pub sockets_unknown: u64,
+    /// Descriptor tables that could not be read for another reason than
+    /// permission or exit (e.g. out of descriptors), and the first errno.
+    pub errors: u64,
+    pub first_error: Option<i32>,
 }
 
 /// `/proc/net/sockstat`'s TCP line.

@@ -125,14 +125,22 @@ impl NetlinkDumper {
     }
 
     /// Appends every TCP socket (IPv4, then IPv6) to `out`. On error, `out` is left
-    /// as it was; a later call works again (replies of the abandoned dump are
-    /// recognised by their sequence number and ignored).
+    /// as it was and a later call works again: a dump abandoned before its end
+    /// would keep the kernel's side busy (further requests answered EBUSY), so
+    /// the socket is replaced by a new one, which ends the old dump.
     pub fn dump_tcp(&mut self, out: &mut Vec<SocketRecord>) -> Result<DumpStats, NetlinkError> {
         let start = out.len();
         let mut stats = DumpStats::default();
         for family in [AF_INET, AF_INET6] {
             if let Err(e) = self.dump_family(family, out, &mut stats) {
                 out.truncate(start);
+                // If a new socket cannot be had, keep the old one: the next call
+                // drains its stale replies by sequence number.
+                if let Ok(fresh) = NetlinkDumper::new() {
+                    let seq = self.seq;
+                    *self = fresh;
+                    self.seq = seq;
+                }
                 return Err(e);
             }
         }

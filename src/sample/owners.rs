@@ -33,6 +33,19 @@ use super::process::{FdScan, ProcRoot, ScanFailure, UserNames, can_read_all_fds}
 /// Descriptors re-read each tick to re-verify the cache (the rotating sweep).
 const SWEEP_BUDGET: u32 = 2_000;
 
+/// Ticks between strict walks of every process, at the most: an inode that no
+/// cheaper search finds is usually short-lived or in another PID namespace, and
+/// a strict walk costs as much as the dump itself at 100k sockets.
+pub const STRICT_MIN_TICKS: u64 = 10;
+
+/// Ticks after which an inode that a strict walk could not place is looked for
+/// again (it may have been in flight between processes).
+pub const UNPLACEABLE_RETRY_TICKS: u64 = 30;
+
+/// Ticks after which a process's name and command line are read again (a process
+/// may exec, or rewrite its title).
+const INFO_REFRESH_TICKS: u64 = 30;
+
 /// How a walk treats the per-process cache.
 #[derive(Clone, Copy, Debug)]
 enum Walk {
@@ -53,6 +66,8 @@ struct ProcEntry {
     max_fd: u32,
     denied: bool,
     info: Option<Arc<ProcessInfo>>,
+    /// Tick at which `info` was read.
+    info_tick: u64,
     /// Tick at which this process last gained a socket, to try busy processes first.
     last_active: u64,
 }
@@ -68,8 +83,16 @@ pub struct OwnerResolver {
     procs: HashMap<u32, ProcEntry>,
     /// inode → (pid, fd) of its owner.
     by_inode: HashMap<u64, (u32, u32)>,
-    /// Inodes that a strict walk of every process could not place.
-    unplaceable: HashSet<u64>,
+    /// Inodes that a strict walk of every process could not place, with the tick
+    /// of that walk.
+    unplaceable: HashMap<u64, u64>,
+    /// Inodes no cheap search found, with the tick they were first missed: one
+    /// still here on a later tick earns a strict walk (rate-limited).
+    pending: HashMap<u64, u64>,
+    /// Tick of the last strict walk of every process.
+    last_strict: u64,
+    /// Processes walked this tick, so that health counts each once.
+    walked: HashSet<u32>,
     warm: bool,
     /// Stats of a strict walk done by `prime_while`, for the next `resolve`.
     primed: Option<OwnerScanStats>,
@@ -77,6 +100,7 @@ pub struct OwnerResolver {
     /// Where the rotating sweep stands: a pid and the first descriptor to verify.
     sweep_pid: u32,
     sweep_fd: u32,
+    sweep_budget: u32,
     threads: usize,
 }
 
@@ -101,14 +125,23 @@ impl OwnerResolver {
             euid: rustix::process::geteuid().as_raw(),
             procs: HashMap::default(),
             by_inode: HashMap::default(),
-            unplaceable: HashSet::default(),
+            unplaceable: HashMap::default(),
+            pending: HashMap::default(),
+            last_strict: 0,
+            walked: HashSet::default(),
             warm: false,
             primed: None,
             tick: 0,
             sweep_pid: 0,
             sweep_fd: 0,
+            sweep_budget: SWEEP_BUDGET,
             threads,
         })
+    }
+
+    /// Sets how many descriptors the rotating sweep re-reads per tick (0: none).
+    pub fn set_sweep_budget(&mut self, descriptors: u32) {
+        self.sweep_budget = descriptors;
     }
 
     /// Whether we may read every process's descriptors.
@@ -121,6 +154,7 @@ impl OwnerResolver {
         self.procs.clear();
         self.by_inode.clear();
         self.unplaceable.clear();
+        self.pending.clear();
         self.warm = false;
     }
 
@@ -133,12 +167,17 @@ impl OwnerResolver {
     /// on another thread, and returns what `work` returned. The walk does not
     /// need the dump, and the two together use both cores: this is most of the
     /// cost of a one-shot snapshot. The next `resolve` completes the job.
-    pub fn prime_while<R: Send>(&mut self, work: impl FnOnce() -> R + Send) -> io::Result<R> {
-        let pids = self.root.pids()?;
+    pub fn prime_while<R: Send>(&mut self, work: impl FnOnce() -> R + Send) -> R {
+        // Without a pid list there is nothing to walk now; the dump still runs,
+        // and the next `resolve` tries the cold walk itself (and reports why not).
+        let Ok(pids) = self.root.pids() else {
+            return work();
+        };
         let mut stats = OwnerScanStats {
             full_scan: true,
             ..OwnerScanStats::default()
         };
+        self.walked.clear();
         let none = HashSet::default();
         let result = std::thread::scope(|scope| {
             let handle = scope.spawn(work);
@@ -146,14 +185,18 @@ impl OwnerResolver {
             handle.join()
         });
         self.warm = true;
+        self.last_strict = self.tick + 1;
         self.primed = Some(stats);
-        result.map_err(|_| io::Error::other("the socket dump thread panicked"))
+        result.unwrap_or_else(|panic| std::panic::resume_unwind(panic))
     }
 
     /// Sets `owner` on every socket and returns the owning processes.
     pub fn resolve(&mut self, sockets: &mut [SocketRecord]) -> io::Result<Resolution> {
         self.tick += 1;
         let primed = self.primed.take();
+        if primed.is_none() {
+            self.walked.clear();
+        }
         let mut stats = primed.unwrap_or_default();
         let live: HashSet<u64> = sockets
             .iter()
@@ -167,7 +210,13 @@ impl OwnerResolver {
         if !self.warm {
             stats.full_scan = true;
             self.walk(&pids, Walk::Strict, &live, &mut stats);
-            self.unplaceable = self.unknown_inodes(sockets);
+            self.last_strict = self.tick;
+            let tick = self.tick;
+            self.unplaceable = self
+                .unknown_inodes(sockets)
+                .into_iter()
+                .map(|i| (i, tick))
+                .collect();
             self.warm = true;
         } else {
             self.walk(&new_pids, Walk::Strict, &live, &mut stats);
@@ -176,25 +225,55 @@ impl OwnerResolver {
                 let candidates = self.candidates(sockets, &unknown);
                 self.walk(&candidates, Walk::Cached, &live, &mut stats);
             }
-            // Still unknown: every process, descriptors not seen before only
-            // (cheap), then, unless a strict walk just ran, every descriptor.
+            // Still unknown: every process, descriptors not seen before only.
             if !self.unknown_inodes(sockets).is_empty() {
                 let all: Vec<u32> = self.procs.keys().copied().collect();
                 self.walk(&all, Walk::Cached, &live, &mut stats);
-                if primed.is_none() && !self.unknown_inodes(sockets).is_empty() {
-                    stats.full_scan = true;
-                    self.walk(&all, Walk::Strict, &live, &mut stats);
-                }
-                self.unplaceable.extend(self.unknown_inodes(sockets));
             }
+            self.escalate(sockets, &live, &mut stats);
             if primed.is_none() {
                 self.sweep(&mut stats);
             }
         }
 
         self.by_inode.retain(|inode, _| live.contains(inode));
-        self.unplaceable.retain(|inode| live.contains(inode));
+        self.unplaceable.retain(|inode, _| live.contains(inode));
+        self.pending.retain(|inode, _| live.contains(inode));
+        stats.processes_scanned = self.walked.len() as u64;
         Ok(self.assign(sockets, stats))
+    }
+
+    /// Decides what to do with inodes no cheap search found. Most are sockets
+    /// that closed before we looked (gone by the next dump); so an inode earns a
+    /// strict walk of every process only when it is still unknown a tick later,
+    /// and strict walks are at least `STRICT_MIN_TICKS` apart. What a strict walk
+    /// cannot place is set aside and looked for again after a while.
+    fn escalate(
+        &mut self,
+        sockets: &[SocketRecord],
+        live: &HashSet<u64>,
+        stats: &mut OwnerScanStats,
+    ) {
+        let unknown = self.unknown_inodes(sockets);
+        let tick = self.tick;
+        let stubborn = unknown
+            .iter()
+            .any(|i| self.pending.get(i).is_some_and(|&t| t < tick));
+        if stubborn && tick.saturating_sub(self.last_strict) >= STRICT_MIN_TICKS {
+            stats.full_scan = true;
+            let all: Vec<u32> = self.procs.keys().copied().collect();
+            self.walk(&all, Walk::Strict, live, stats);
+            self.last_strict = tick;
+            for inode in self.unknown_inodes(sockets) {
+                self.pending.remove(&inode);
+                self.unplaceable.insert(inode, tick);
+            }
+        }
+        for inode in self.unknown_inodes(sockets) {
+            self.pending.entry(inode).or_insert(tick);
+        }
+        self.pending
+            .retain(|inode, _| !self.by_inode.contains_key(inode));
     }
 
     /// Drops processes that exited or whose pid now names another process;
@@ -224,15 +303,21 @@ impl OwnerResolver {
             .collect()
     }
 
-    /// Inodes with no known owner that are still worth looking for (not proven
-    /// absent from every process by an earlier strict walk).
+    /// Inodes with no known owner that are worth looking for: not another
+    /// user's while we may not see theirs, and not set aside recently by a
+    /// strict walk that could not place them.
     fn unknown_inodes(&self, sockets: &[SocketRecord]) -> HashSet<u64> {
+        let tick = self.tick;
         sockets
             .iter()
             .filter(|s| {
                 s.inode != 0
+                    && (self.privileged || s.uid == self.euid)
                     && !self.by_inode.contains_key(&s.inode)
-                    && !self.unplaceable.contains(&s.inode)
+                    && self
+                        .unplaceable
+                        .get(&s.inode)
+                        .is_none_or(|&t| tick.saturating_sub(t) >= UNPLACEABLE_RETRY_TICKS)
             })
             .map(|s| s.inode)
             .collect()
@@ -284,7 +369,7 @@ impl OwnerResolver {
             return;
         }
         pids.sort_unstable();
-        let mut budget = SWEEP_BUDGET;
+        let mut budget = self.sweep_budget;
         for _ in 0..pids.len() {
             if budget == 0 {
                 break;
@@ -299,38 +384,47 @@ impl OwnerResolver {
             let Some(entry) = self.procs.get(&pid) else {
                 break;
             };
-            let max_fd = entry.max_fd;
             let mut found = Vec::new();
-            let result =
-                match self
-                    .root
-                    .read_fd_range(pid, lo..hi.min(max_fd.saturating_add(1)), &mut found)
-                {
-                    Ok(read) => {
-                        stats.fds_read += read;
-                        budget =
-                            budget.saturating_sub(u32::try_from(read).unwrap_or(u32::MAX).max(1));
-                        // The window's truth replaces the cache's; the rest stays cached.
-                        let mut sockets: Vec<(u32, u64)> = entry
-                            .fds
-                            .iter()
-                            .filter(|(fd, _)| !(lo..hi).contains(*fd))
-                            .map(|(&fd, &inode)| (fd, inode))
-                            .collect();
-                        sockets.extend(found);
-                        Ok(FdScan {
-                            sockets,
-                            links_read: 0,
-                            uid: entry.uid,
-                            entries: entry.entries,
-                            max_fd,
-                        })
-                    }
-                    Err(e) => {
-                        budget = budget.saturating_sub(1);
-                        Err(e)
-                    }
-                };
+            // Up to the highest descriptor seen, or further if the process has
+            // more open now than then (new descriptors land above the old ones).
+            let end = entry
+                .max_fd
+                .max(u32::try_from(entry.entries).unwrap_or(u32::MAX))
+                .saturating_add(1);
+            let upto = hi.min(end);
+            let result = match self.root.read_fd_range(pid, lo..upto, &mut found) {
+                Ok((read, open_now)) => {
+                    stats.fds_read += read;
+                    budget = budget.saturating_sub(u32::try_from(read).unwrap_or(u32::MAX).max(1));
+                    // The window's truth replaces the cache's; the rest stays cached.
+                    let max_found = found.iter().map(|(fd, _)| *fd).max().unwrap_or(0);
+                    let mut sockets: Vec<(u32, u64)> = entry
+                        .fds
+                        .iter()
+                        .filter(|(fd, _)| !(lo..upto).contains(*fd))
+                        .map(|(&fd, &inode)| (fd, inode))
+                        .collect();
+                    sockets.extend(found);
+                    Ok(FdScan {
+                        sockets,
+                        links_read: 0,
+                        uid: entry.uid,
+                        entries: if open_now > 0 {
+                            open_now
+                        } else {
+                            entry.entries
+                        },
+                        max_fd: entry.max_fd.max(max_found),
+                    })
+                }
+                Err(e) => {
+                    budget = budget.saturating_sub(1);
+                    Err(e)
+                }
+            };
+            let max_fd = result.as_ref().map_or(0, |s| {
+                s.max_fd.max(u32::try_from(s.entries).unwrap_or(u32::MAX))
+            });
             self.place(vec![(pid, result)], stats);
             if hi > max_fd {
                 self.sweep_pid = pid.saturating_add(1);
@@ -436,18 +530,31 @@ impl OwnerResolver {
     ) {
         match result {
             Ok(scan) => {
-                stats.processes_scanned += 1;
                 stats.fds_read += scan.links_read;
-                let start_time = match self.procs.get(&pid) {
-                    Some(e) => e.start_time,
-                    None => match self.root.start_time(pid) {
-                        Some(t) => t,
-                        None => {
-                            stats.processes_vanished += 1;
-                            return;
-                        }
-                    },
+                // The start time says whether this is still the process we knew.
+                // Entries with sockets were checked this tick already; others
+                // (no sockets last time) are checked now, so a reused pid never
+                // inherits another process's name.
+                let known = self
+                    .procs
+                    .get(&pid)
+                    .filter(|e| e.start_time != 0 && !e.fds.is_empty())
+                    .map(|e| e.start_time);
+                let start_time = match known.or_else(|| self.root.start_time(pid)) {
+                    Some(t) => t,
+                    None => {
+                        stats.processes_vanished += 1;
+                        return;
+                    }
                 };
+                self.walked.insert(pid);
+                if self
+                    .procs
+                    .get(&pid)
+                    .is_some_and(|e| e.start_time != start_time)
+                {
+                    self.forget(pid);
+                }
                 let fds: HashMap<u32, u64> = scan.sockets.into_iter().collect();
                 let entry = self.procs.entry(pid).or_default();
                 entry.start_time = start_time;
@@ -472,17 +579,32 @@ impl OwnerResolver {
                 }
             }
             Err(ScanFailure::Denied) => {
-                stats.processes_denied += 1;
+                if self.walked.insert(pid) {
+                    stats.processes_denied += 1;
+                }
                 self.procs.entry(pid).or_default().denied = true;
             }
             Err(ScanFailure::Vanished) => {
                 stats.processes_vanished += 1;
-                if let Some(entry) = self.procs.remove(&pid) {
-                    for (_, inode) in entry.fds {
-                        if self.by_inode.get(&inode).map(|o| o.0) == Some(pid) {
-                            self.by_inode.remove(&inode);
-                        }
-                    }
+                self.forget(pid);
+            }
+            // Something else went wrong (out of descriptors or memory): keep what
+            // we knew of the process and say so.
+            Err(ScanFailure::Failed(errno)) => {
+                stats.errors += 1;
+                if stats.errors == 1 {
+                    stats.first_error = Some(errno.raw_os_error());
+                }
+            }
+        }
+    }
+
+    /// Drops a process and the sockets attributed to it.
+    fn forget(&mut self, pid: u32) {
+        if let Some(entry) = self.procs.remove(&pid) {
+            for (_, inode) in entry.fds {
+                if self.by_inode.get(&inode).map(|o| o.0) == Some(pid) {
+                    self.by_inode.remove(&inode);
                 }
             }
         }
@@ -524,10 +646,11 @@ impl OwnerResolver {
         let Some(entry) = self.procs.get_mut(&pid) else {
             return false;
         };
-        if entry.info.is_none() {
+        if entry.info.is_none() || self.tick.saturating_sub(entry.info_tick) >= INFO_REFRESH_TICKS {
             entry.info = self
                 .root
                 .process_info(pid, entry.start_time, entry.uid, &self.users);
+            entry.info_tick = self.tick;
         }
         match &entry.info {
             Some(info) => {

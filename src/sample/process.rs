@@ -13,7 +13,7 @@ use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use rustix::fs::{Dir, Mode, OFlags};
+use rustix::fs::{AtFlags, Dir, Mode, OFlags};
 use rustix::io::Errno;
 
 use crate::model::ProcessInfo;
@@ -24,6 +24,9 @@ use crate::model::ProcessInfo;
 pub struct ProcRoot {
     path: PathBuf,
     dir: OwnedFd,
+    /// Whether this is a real procfs, where the size of `/proc/<pid>/fd` is its
+    /// number of open descriptors (Linux 6.2+); a fixture tree's is not.
+    counts_fds: bool,
 }
 
 /// Why a process's descriptors could not be read.
@@ -33,6 +36,8 @@ pub enum ScanFailure {
     Denied,
     /// The process exited.
     Vanished,
+    /// Any other error (out of descriptors, out of memory, ...).
+    Failed(Errno),
 }
 
 /// What one walk of a process's descriptor table found.
@@ -57,9 +62,13 @@ impl ProcRoot {
             OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
             Mode::empty(),
         )?;
+        const PROC_SUPER_MAGIC: u64 = 0x9fa0;
+        let counts_fds = rustix::fs::fstatfs(&dir)
+            .is_ok_and(|st| u64::try_from(st.f_type).ok() == Some(PROC_SUPER_MAGIC));
         Ok(ProcRoot {
             path: path.to_path_buf(),
             dir,
+            counts_fds,
         })
     }
 
@@ -111,19 +120,35 @@ impl ProcRoot {
             Ok(fd) => fd,
             Err(e) => return Err(classify(e)),
         };
-        let (uid, open_count) = match rustix::fs::fstat(&dir_fd) {
-            // Since Linux 6.2 the size of /proc/<pid>/fd is its number of open
-            // descriptors; before, it is 0.
-            Ok(st) => (st.st_uid, u64::try_from(st.st_size).unwrap_or(0)),
+        let open_count = match rustix::fs::fstat(&dir_fd) {
+            Ok(st) if self.counts_fds => u64::try_from(st.st_size).unwrap_or(0),
+            Ok(_) => 0,
             Err(e) => return Err(classify(e)),
         };
-        if open_count > 0
-            && let Some(scan) = scan_dense(&dir_fd, uid, open_count, cached, still_live, &verify)?
-        {
-            return Ok(scan);
+        // The owner of /proc/<pid> is the process's effective uid. (Not that of
+        // /proc/<pid>/fd: for a process that is not dumpable, e.g. a daemon that
+        // dropped privileges, the kernel shows that directory as root's.)
+        let uid = match rustix::fs::statat(
+            &self.dir,
+            &path_buf[..path_buf.len() - 3],
+            AtFlags::empty(),
+        ) {
+            Ok(st) => st.st_uid,
+            Err(e) => return Err(classify(e)),
+        };
+        // Counting by number only when every descriptor is read anyway: with a
+        // cache, a cached number may have been closed, and counting it would stop
+        // the walk before a new descriptor.
+        let mut discarded = 0;
+        if open_count > 0 && cached.is_none() {
+            match scan_dense(&dir_fd, uid, open_count)? {
+                Ok(scan) => return Ok(scan),
+                Err(reads) => discarded = reads,
+            }
         }
         let mut scan = FdScan {
             uid,
+            links_read: discarded,
             ..FdScan::default()
         };
         // Dir::read_from keeps `dir_fd` usable for readlinkat below.
@@ -149,15 +174,9 @@ impl ProcRoot {
                 continue;
             }
             scan.links_read += 1;
-            match rustix::fs::readlinkat_raw(dir_fd.as_fd(), name, &mut link[..]) {
-                Ok(len) => {
-                    if let Some(inode) = socket_inode(&link[..len.min(link.len())]) {
-                        scan.sockets.push((fd, inode));
-                    }
-                }
-                // Closed between listing and reading: not a socket of this process.
-                Err(Errno::NOENT) => {}
-                Err(e) => return Err(classify(e)),
+            // Closed between listing and reading (None): not a socket of ours.
+            if let Some(Some(inode)) = read_link(&dir_fd, name.to_bytes(), &mut link)? {
+                scan.sockets.push((fd, inode));
             }
         }
         Ok(scan)
@@ -165,13 +184,14 @@ impl ProcRoot {
 
     /// Reads the links of descriptors `range` of `pid` directly, without listing
     /// the table: the rotating sweep's way to re-verify part of a large table.
-    /// Returns the sockets found in the range and the links read.
+    /// Pushes the sockets found in the range; returns the links read and the
+    /// process's number of open descriptors (0 where the kernel does not say).
     pub fn read_fd_range(
         &self,
         pid: u32,
         range: std::ops::Range<u32>,
         out: &mut Vec<(u32, u64)>,
-    ) -> Result<u64, ScanFailure> {
+    ) -> Result<(u64, u64), ScanFailure> {
         let mut path = itoa_buf(pid);
         path.extend_from_slice(b"/fd");
         let dir_fd = rustix::fs::openat(
@@ -181,22 +201,21 @@ impl ProcRoot {
             Mode::empty(),
         )
         .map_err(classify)?;
+        let open_count = match rustix::fs::fstat(&dir_fd) {
+            Ok(st) if self.counts_fds => u64::try_from(st.st_size).unwrap_or(0),
+            Ok(_) => 0,
+            Err(e) => return Err(classify(e)),
+        };
         let mut link = [0u8; 64];
+        let mut name = [0u8; 10];
         let mut read = 0;
         for fd in range {
             read += 1;
-            match rustix::fs::readlinkat_raw(dir_fd.as_fd(), fd.to_string().as_str(), &mut link[..])
-            {
-                Ok(len) => {
-                    if let Some(inode) = socket_inode(&link[..len.min(link.len())]) {
-                        out.push((fd, inode));
-                    }
-                }
-                Err(Errno::NOENT) => {}
-                Err(e) => return Err(classify(e)),
+            if let Some(Some(inode)) = read_link(&dir_fd, decimal(fd, &mut name), &mut link)? {
+                out.push((fd, inode));
             }
         }
-        Ok(read)
+        Ok((read, open_count))
     }
 
     /// The process's start time in clock ticks since boot (field 22 of
@@ -242,16 +261,13 @@ impl ProcRoot {
 /// Reads descriptors by number, 0, 1, 2, ..., until `open_count` have been
 /// seen: descriptor tables are dense in practice, and this skips listing the
 /// directory, which costs the kernel as much again as the links themselves.
-/// Gives up (`None`, the caller lists the directory) when the table turns out
-/// sparse or changes under us.
+/// Gives up (`Err(links read)`: the caller lists the directory) when the table
+/// turns out sparse or changes under us.
 fn scan_dense(
     dir_fd: &OwnedFd,
     uid: u32,
     open_count: u64,
-    cached: Option<&rustc_hash::FxHashMap<u32, u64>>,
-    still_live: &dyn Fn(u64) -> bool,
-    verify: &std::ops::Range<u32>,
-) -> Result<Option<FdScan>, ScanFailure> {
+) -> Result<Result<FdScan, u64>, ScanFailure> {
     let mut scan = FdScan {
         uid,
         ..FdScan::default()
@@ -262,39 +278,43 @@ fn scan_dense(
     let mut name = [0u8; 10];
     let mut fd: u32 = 0;
     while scan.entries < open_count {
-        if let Some(&inode) = cached.and_then(|c| c.get(&fd))
-            && !verify.contains(&fd)
-            && still_live(inode)
-        {
-            scan.sockets.push((fd, inode));
-            scan.entries += 1;
-            scan.max_fd = fd;
-        } else {
-            scan.links_read += 1;
-            match rustix::fs::readlinkat_raw(dir_fd.as_fd(), decimal(fd, &mut name), &mut link[..])
-            {
-                Ok(len) => {
-                    if let Some(inode) = socket_inode(&link[..len.min(link.len())]) {
-                        scan.sockets.push((fd, inode));
-                    }
-                    scan.entries += 1;
-                    scan.max_fd = fd;
+        scan.links_read += 1;
+        match read_link(dir_fd, decimal(fd, &mut name), &mut link)? {
+            Some(socket) => {
+                if let Some(inode) = socket {
+                    scan.sockets.push((fd, inode));
                 }
-                Err(Errno::NOENT) => {
-                    misses += 1;
-                    if misses > max_misses {
-                        return Ok(None);
-                    }
+                scan.entries += 1;
+                scan.max_fd = fd;
+            }
+            None => {
+                misses += 1;
+                if misses > max_misses {
+                    return Ok(Err(scan.links_read));
                 }
-                Err(e) => return Err(classify(e)),
             }
         }
         fd = match fd.checked_add(1) {
             Some(next) => next,
-            None => return Ok(None),
+            None => return Ok(Err(scan.links_read)),
         };
     }
-    Ok(Some(scan))
+    Ok(Ok(scan))
+}
+
+/// Reads descriptor `name`'s link in `dir_fd` (a `/proc/<pid>/fd`): `None` if
+/// it is not open, `Some(Some(inode))` for a socket, `Some(None)` for anything
+/// else.
+fn read_link(
+    dir_fd: &OwnedFd,
+    name: &[u8],
+    link: &mut [u8; 64],
+) -> Result<Option<Option<u64>>, ScanFailure> {
+    match rustix::fs::readlinkat_raw(dir_fd.as_fd(), name, &mut link[..]) {
+        Ok(len) => Ok(Some(socket_inode(&link[..len.min(link.len())]))),
+        Err(Errno::NOENT) => Ok(None),
+        Err(e) => Err(classify(e)),
+    }
 }
 
 /// `n` in decimal, in `buf`.
@@ -313,7 +333,9 @@ fn decimal(mut n: u32, buf: &mut [u8; 10]) -> &[u8] {
 fn classify(e: Errno) -> ScanFailure {
     match e {
         Errno::ACCESS | Errno::PERM => ScanFailure::Denied,
-        _ => ScanFailure::Vanished,
+        // ESRCH: the task is gone; ENOENT: its /proc directory is.
+        Errno::SRCH | Errno::NOENT => ScanFailure::Vanished,
+        other => ScanFailure::Failed(other),
     }
 }
 

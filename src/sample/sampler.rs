@@ -121,10 +121,7 @@ impl Collector {
         let mut read = || read_sockets(dumper, unavailable, proc_root, &mut sockets, &mut health);
         match self.resolver.as_mut() {
             // First sample: walk the processes while the kernel dumps the sockets.
-            Some(resolver) if !resolver.is_warm() => match resolver.prime_while(read) {
-                Ok(result) => result?,
-                Err(e) => return Err(e.into()),
-            },
+            Some(resolver) if !resolver.is_warm() => resolver.prime_while(read)?,
             _ => read()?,
         }
         self.capacity_hint = sockets.len() + sockets.len() / 8 + 64;
@@ -144,6 +141,11 @@ impl Collector {
             None => {
                 if let Some(why) = &self.owner_setup_error {
                     health.notes.push(why.clone());
+                }
+                // Without the lookup, what can still be said: no process holds an
+                // inode-0 socket.
+                for s in sockets.iter_mut().filter(|s| s.inode == 0) {
+                    s.owner = crate::model::Ownership::Kernel;
                 }
             }
         }

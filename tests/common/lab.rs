@@ -171,7 +171,6 @@ fn run_command(
             let addr: SocketAddr = addr.parse().map_err(|e| format!("{e}"))?;
             let backlog: i32 = backlog.parse().map_err(|e| format!("{e}"))?;
             let sock = Socket::new(Domain::for_address(addr), Type::STREAM, None).map_err(err)?;
-            sock.set_reuse_address(true).map_err(err)?;
             sock.bind(&addr.into()).map_err(err)?;
             sock.listen(backlog).map_err(err)?;
             let l: TcpListener = sock.into();
