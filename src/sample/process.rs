@@ -97,17 +97,16 @@ impl ProcRoot {
 
     /// Walks `/proc/<pid>/fd` and returns its socket descriptors.
     ///
-    /// `cached` is what an earlier walk found (fd → inode); a descriptor whose
-    /// cached inode satisfies `still_live` is taken from the cache without
-    /// reading its link, unless its number is in `verify`. A descriptor number
-    /// can be closed and reused for a new socket while the old socket lives on in
-    /// another process, so a caller that needs certainty passes `None`.
+    /// `cached` is what an earlier walk found; a descriptor whose cached inode
+    /// satisfies `still_live` is taken from the cache without reading its link.
+    /// A descriptor number can be closed and reused for a new socket while the
+    /// old socket lives on in another process, so a caller that needs certainty
+    /// passes `None`.
     pub fn scan_fds(
         &self,
         pid: u32,
-        cached: Option<&rustc_hash::FxHashMap<u32, u64>>,
+        cached: Option<CachedTable<'_>>,
         still_live: &dyn Fn(u64) -> bool,
-        verify: std::ops::Range<u32>,
     ) -> Result<FdScan, ScanFailure> {
         let mut path_buf = itoa_buf(pid);
         path_buf.extend_from_slice(b"/fd");
@@ -136,12 +135,13 @@ impl ProcRoot {
             Ok(st) => st.st_uid,
             Err(e) => return Err(classify(e)),
         };
-        // Counting by number only when every descriptor is read anyway: with a
-        // cache, a cached number may have been closed, and counting it would stop
-        // the walk before a new descriptor.
         let mut discarded = 0;
-        if open_count > 0 && cached.is_none() {
-            match scan_dense(&dir_fd, uid, open_count)? {
+        if open_count > 0 {
+            let attempt = match cached {
+                None => scan_dense(&dir_fd, uid, open_count)?,
+                Some(table) => scan_dense_cached(&dir_fd, uid, open_count, table, still_live)?,
+            };
+            match attempt {
                 Ok(scan) => return Ok(scan),
                 Err(reads) => discarded = reads,
             }
@@ -166,8 +166,7 @@ impl ProcRoot {
             };
             scan.entries += 1;
             scan.max_fd = scan.max_fd.max(fd);
-            if let Some(&inode) = cached.and_then(|c| c.get(&fd))
-                && !verify.contains(&fd)
+            if let Some(&inode) = cached.and_then(|c| c.fds.get(&fd))
                 && still_live(inode)
             {
                 scan.sockets.push((fd, inode));
@@ -255,6 +254,80 @@ impl ProcRoot {
             user: users.name(uid),
             start_time,
         }))
+    }
+}
+
+/// What an earlier walk of a process found: its socket descriptors and the
+/// highest descriptor number it had.
+#[derive(Clone, Copy, Debug)]
+pub struct CachedTable<'a> {
+    pub fds: &'a rustc_hash::FxHashMap<u32, u64>,
+    pub max_fd: u32,
+}
+
+/// Consecutive unopened numbers past the old table after which no newer
+/// descriptor is expected (the kernel gives out the lowest free number).
+const TRAILING_MISSES: u32 = 16;
+
+/// The cached walk by number: a descriptor the cache knows (and whose socket is
+/// alive) costs no system call; the others are read. The old table is covered in
+/// full, then the numbers above it until a run of unopened ones. If the total
+/// then differs from the kernel's count, a cached descriptor was closed (or the
+/// table changed under us): `Err(links read)`, and the caller lists the
+/// directory, which is exact.
+fn scan_dense_cached(
+    dir_fd: &OwnedFd,
+    uid: u32,
+    open_count: u64,
+    table: CachedTable<'_>,
+    still_live: &dyn Fn(u64) -> bool,
+) -> Result<Result<FdScan, u64>, ScanFailure> {
+    let mut scan = FdScan {
+        uid,
+        ..FdScan::default()
+    };
+    let max_misses = 256 + open_count / 4;
+    let (mut misses, mut run) = (0u64, 0u32);
+    let mut link = [0u8; 64];
+    let mut name = [0u8; 10];
+    let mut fd: u32 = 0;
+    while fd <= table.max_fd || scan.entries < open_count || run < TRAILING_MISSES {
+        if let Some(&inode) = table.fds.get(&fd)
+            && still_live(inode)
+        {
+            scan.sockets.push((fd, inode));
+            scan.entries += 1;
+            scan.max_fd = fd;
+            run = 0;
+        } else {
+            scan.links_read += 1;
+            match read_link(dir_fd, decimal(fd, &mut name), &mut link)? {
+                Some(socket) => {
+                    if let Some(inode) = socket {
+                        scan.sockets.push((fd, inode));
+                    }
+                    scan.entries += 1;
+                    scan.max_fd = fd;
+                    run = 0;
+                }
+                None => {
+                    misses += 1;
+                    run += 1;
+                    if misses > max_misses {
+                        return Ok(Err(scan.links_read));
+                    }
+                }
+            }
+        }
+        fd = match fd.checked_add(1) {
+            Some(next) => next,
+            None => return Ok(Err(scan.links_read)),
+        };
+    }
+    if scan.entries == open_count {
+        Ok(Ok(scan))
+    } else {
+        Ok(Err(scan.links_read))
     }
 }
 
@@ -479,9 +552,7 @@ mod tests {
         let root = ProcRoot::open(Path::new("/proc")).expect("open /proc");
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
         let me = std::process::id();
-        let scan = root
-            .scan_fds(me, None, &|_| false, 0..0)
-            .expect("scan own fds");
+        let scan = root.scan_fds(me, None, &|_| false).expect("scan own fds");
         let fd = std::os::fd::AsRawFd::as_raw_fd(&listener);
         let link = std::fs::read_link(format!("/proc/self/fd/{fd}")).expect("link");
         let want = socket_inode(link.to_string_lossy().as_bytes()).expect("socket link");
@@ -492,7 +563,7 @@ mod tests {
         assert!(root.start_time(me).is_some());
         assert!(root.pids().expect("pids").contains(&me));
         assert_eq!(
-            root.scan_fds(u32::MAX - 1, None, &|_| false, 0..0).err(),
+            root.scan_fds(u32::MAX - 1, None, &|_| false).err(),
             Some(ScanFailure::Vanished)
         );
     }

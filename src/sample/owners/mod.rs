@@ -221,16 +221,7 @@ impl OwnerResolver {
             self.warm = true;
         } else {
             self.walk(&new_pids, Walk::Strict, &live, &mut stats);
-            let unknown = self.unknown_inodes(sockets);
-            if !unknown.is_empty() {
-                let candidates = self.candidates(sockets, &unknown);
-                self.walk(&candidates, Walk::Cached, &live, &mut stats);
-            }
-            // Still unknown: every process, descriptors not seen before only.
-            if !self.unknown_inodes(sockets).is_empty() {
-                let all: Vec<u32> = self.procs.keys().copied().collect();
-                self.walk(&all, Walk::Cached, &live, &mut stats);
-            }
+            self.search(sockets, &live, &mut stats);
             self.escalate(sockets, &live, &mut stats);
             if primed.is_none() {
                 self.sweep(&mut stats);
@@ -242,6 +233,50 @@ impl OwnerResolver {
         self.pending.retain(|inode, _| live.contains(inode));
         stats.processes_scanned = self.walked.len() as u64;
         Ok(self.assign(sockets, stats))
+    }
+
+    /// Looks for the inodes that appeared unknown this tick, through the cache,
+    /// in the likely owners first and stopping as soon as all are found: the
+    /// owners of a listener on the same local port (accepted connections), then
+    /// processes of the socket's uid by recent activity, a few at a time, then
+    /// the rest. Inodes already missed on an earlier tick are not searched again
+    /// here: they wait for `escalate`.
+    fn search(
+        &mut self,
+        sockets: &[SocketRecord],
+        live: &HashSet<u64>,
+        stats: &mut OwnerScanStats,
+    ) {
+        let unknown = self.fresh_unknown(sockets);
+        if unknown.is_empty() {
+            return;
+        }
+        let (listener_owners, same_uid) = self.candidates(sockets, &unknown);
+        self.walk(&listener_owners, Walk::Cached, live, stats);
+        for batch in same_uid.chunks(8) {
+            if self.fresh_unknown(sockets).is_empty() {
+                return;
+            }
+            self.walk(batch, Walk::Cached, live, stats);
+        }
+        if self.fresh_unknown(sockets).is_empty() {
+            return;
+        }
+        let rest: Vec<u32> = self
+            .procs
+            .iter()
+            .filter(|(pid, e)| !e.denied && !self.walked.contains(*pid))
+            .map(|(pid, _)| *pid)
+            .collect();
+        self.walk(&rest, Walk::Cached, live, stats);
+    }
+
+    /// Unknown inodes not already missed on an earlier tick.
+    fn fresh_unknown(&self, sockets: &[SocketRecord]) -> HashSet<u64> {
+        let tick = self.tick;
+        let mut u = self.unknown_inodes(sockets);
+        u.retain(|i| self.pending.get(i).is_none_or(|&t| t >= tick));
+        u
     }
 
     /// Decides what to do with inodes no cheap search found. Most are sockets
@@ -324,17 +359,17 @@ impl OwnerResolver {
             .collect()
     }
 
-    /// Likely owners of the unknown sockets, most likely first: owners of a
-    /// listener on the same local port, then processes of the same uid by recent
-    /// activity.
-    fn candidates(&self, sockets: &[SocketRecord], unknown: &HashSet<u64>) -> Vec<u32> {
+    /// Likely owners of the unknown sockets: the owners of a listener on the same
+    /// local port, and (apart) the other processes of the same uids, most
+    /// recently active first.
+    fn candidates(&self, sockets: &[SocketRecord], unknown: &HashSet<u64>) -> (Vec<u32>, Vec<u32>) {
         let mut listener_owner: HashMap<u16, u32> = HashMap::default();
         for s in sockets.iter().filter(|s| s.state == TcpState::Listen) {
             if let Some(&(pid, _)) = self.by_inode.get(&s.inode) {
                 listener_owner.entry(s.local.port()).or_insert(pid);
             }
         }
-        let mut out: Vec<u32> = Vec::new();
+        let mut owners: Vec<u32> = Vec::new();
         let mut seen: HashSet<u32> = HashSet::default();
         let mut uids: HashSet<u32> = HashSet::default();
         for s in sockets.iter().filter(|s| unknown.contains(&s.inode)) {
@@ -342,7 +377,7 @@ impl OwnerResolver {
             if let Some(&pid) = listener_owner.get(&s.local.port())
                 && seen.insert(pid)
             {
-                out.push(pid);
+                owners.push(pid);
             }
         }
         let mut same_uid: Vec<(u64, u32)> = self
@@ -352,8 +387,7 @@ impl OwnerResolver {
             .map(|(pid, e)| (e.last_active, *pid))
             .collect();
         same_uid.sort_unstable_by(|a, b| b.cmp(a));
-        out.extend(same_uid.into_iter().map(|(_, pid)| pid));
-        out
+        (owners, same_uid.into_iter().map(|(_, pid)| pid).collect())
     }
 
     /// Writes each socket's ownership and gathers the owning processes.

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 
 use crate::model::OwnerScanStats;
-use crate::sample::process::{FdScan, ScanFailure};
+use crate::sample::process::{CachedTable, FdScan, ScanFailure};
 
 use super::{OwnerResolver, Walk};
 
@@ -110,10 +110,13 @@ impl OwnerResolver {
             let is_live = |inode: u64| live.contains(&inode);
             let scan_one = |pid: u32| {
                 let cached = match mode {
-                    Walk::Cached => procs.get(&pid).map(|e| &e.fds),
+                    Walk::Cached => procs.get(&pid).map(|e| CachedTable {
+                        fds: &e.fds,
+                        max_fd: e.max_fd,
+                    }),
                     Walk::Strict => None,
                 };
-                (pid, root.scan_fds(pid, cached, &is_live, 0..0))
+                (pid, root.scan_fds(pid, cached, &is_live))
             };
             if self.threads > 1 && pids.len() > 1 {
                 // Processes differ wildly in size (one server may hold most of the
