@@ -95,19 +95,19 @@ impl ProcRoot {
         Ok(pids)
     }
 
-    /// Walks `/proc/<pid>/fd` and returns its socket descriptors.
-    ///
-    /// `cached` is what an earlier walk found; a descriptor whose cached inode
-    /// satisfies `still_live` is taken from the cache without reading its link.
-    /// A descriptor number can be closed and reused for a new socket while the
-    /// old socket lives on in another process, so a caller that needs certainty
-    /// passes `None`.
+    /// Walks `/proc/<pid>/fd` and returns its socket descriptors, as `how` says.
+    /// With a cache, a descriptor whose cached inode satisfies `still_live` is
+    /// taken from the cache without reading its link.
     pub fn scan_fds(
         &self,
         pid: u32,
-        cached: Option<CachedTable<'_>>,
+        how: Scan<'_>,
         still_live: &dyn Fn(u64) -> bool,
     ) -> Result<FdScan, ScanFailure> {
+        let cached = match how {
+            Scan::Cached(table) => Some(table.fds),
+            Scan::ByNumber | Scan::Listing => None,
+        };
         let mut path_buf = itoa_buf(pid);
         path_buf.extend_from_slice(b"/fd");
         let dir_fd = match rustix::fs::openat(
@@ -137,13 +137,17 @@ impl ProcRoot {
         };
         let mut discarded = 0;
         if open_count > 0 {
-            let attempt = match cached {
-                None => scan_dense(&dir_fd, uid, open_count)?,
-                Some(table) => scan_dense_cached(&dir_fd, uid, open_count, table, still_live)?,
+            let attempt = match how {
+                Scan::ByNumber => Some(scan_dense(&dir_fd, uid, open_count)?),
+                Scan::Cached(table) => Some(scan_dense_cached(
+                    &dir_fd, uid, open_count, table, still_live,
+                )?),
+                Scan::Listing => None,
             };
             match attempt {
-                Ok(scan) => return Ok(scan),
-                Err(reads) => discarded = reads,
+                Some(Ok(scan)) => return Ok(scan),
+                Some(Err(reads)) => discarded = reads,
+                None => {}
             }
         }
         let mut scan = FdScan {
@@ -166,7 +170,7 @@ impl ProcRoot {
             };
             scan.entries += 1;
             scan.max_fd = scan.max_fd.max(fd);
-            if let Some(&inode) = cached.and_then(|c| c.fds.get(&fd))
+            if let Some(&inode) = cached.and_then(|c| c.get(&fd))
                 && still_live(inode)
             {
                 scan.sockets.push((fd, inode));
@@ -257,6 +261,18 @@ impl ProcRoot {
     }
 }
 
+/// How to walk a descriptor table.
+#[derive(Clone, Copy, Debug)]
+pub enum Scan<'a> {
+    /// Read every descriptor's link, by number (cheapest; falls back to listing
+    /// when the table is sparse).
+    ByNumber,
+    /// Read only what `CachedTable` does not know (see `scan_dense_cached`).
+    Cached(CachedTable<'a>),
+    /// List the directory and read every link: exact even for a sparse table.
+    Listing,
+}
+
 /// What an earlier walk of a process found: its socket descriptors and the
 /// highest descriptor number it had.
 #[derive(Clone, Copy, Debug)]
@@ -265,9 +281,19 @@ pub struct CachedTable<'a> {
     pub max_fd: u32,
 }
 
-/// Consecutive unopened numbers past the old table after which no newer
-/// descriptor is expected (the kernel gives out the lowest free number).
-const TRAILING_MISSES: u32 = 16;
+/// Consecutive unopened numbers after which no further descriptor is expected
+/// (the kernel gives out the lowest free number, so tables are dense).
+const TRAILING_MISSES: u32 = 64;
+
+/// Descriptors the kernel counts but a walk cannot see: a number is reserved
+/// before it is installed, e.g. by every thread blocked in `accept()`. A walk
+/// that falls this short of the count is still complete.
+const RESERVED_SLACK: u64 = 16;
+
+/// Whether a walk that found `entries` descriptors accounts for `open_count`.
+fn accounts_for(entries: u64, open_count: u64) -> bool {
+    entries <= open_count && entries + RESERVED_SLACK >= open_count
+}
 
 /// The cached walk by number: a descriptor the cache knows (and whose socket is
 /// alive) costs no system call; the others are read. The old table is covered in
@@ -291,7 +317,10 @@ fn scan_dense_cached(
     let mut link = [0u8; 64];
     let mut name = [0u8; 10];
     let mut fd: u32 = 0;
-    while fd <= table.max_fd || scan.entries < open_count || run < TRAILING_MISSES {
+    while fd <= table.max_fd
+        || run < TRAILING_MISSES
+        || (scan.entries < open_count && !accounts_for(scan.entries, open_count))
+    {
         if let Some(&inode) = table.fds.get(&fd)
             && still_live(inode)
         {
@@ -324,7 +353,7 @@ fn scan_dense_cached(
             None => return Ok(Err(scan.links_read)),
         };
     }
-    if scan.entries == open_count {
+    if accounts_for(scan.entries, open_count) {
         Ok(Ok(scan))
     } else {
         Ok(Err(scan.links_read))
@@ -346,11 +375,13 @@ fn scan_dense(
         ..FdScan::default()
     };
     let max_misses = 256 + open_count / 4;
-    let mut misses = 0u64;
+    let (mut misses, mut run) = (0u64, 0u32);
     let mut link = [0u8; 64];
     let mut name = [0u8; 10];
     let mut fd: u32 = 0;
-    while scan.entries < open_count {
+    while scan.entries < open_count
+        && !(run >= TRAILING_MISSES && accounts_for(scan.entries, open_count))
+    {
         scan.links_read += 1;
         match read_link(dir_fd, decimal(fd, &mut name), &mut link)? {
             Some(socket) => {
@@ -359,9 +390,11 @@ fn scan_dense(
                 }
                 scan.entries += 1;
                 scan.max_fd = fd;
+                run = 0;
             }
             None => {
                 misses += 1;
+                run += 1;
                 if misses > max_misses {
                     return Ok(Err(scan.links_read));
                 }
@@ -552,7 +585,9 @@ mod tests {
         let root = ProcRoot::open(Path::new("/proc")).expect("open /proc");
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
         let me = std::process::id();
-        let scan = root.scan_fds(me, None, &|_| false).expect("scan own fds");
+        let scan = root
+            .scan_fds(me, Scan::ByNumber, &|_| false)
+            .expect("scan own fds");
         let fd = std::os::fd::AsRawFd::as_raw_fd(&listener);
         let link = std::fs::read_link(format!("/proc/self/fd/{fd}")).expect("link");
         let want = socket_inode(link.to_string_lossy().as_bytes()).expect("socket link");
@@ -563,7 +598,8 @@ mod tests {
         assert!(root.start_time(me).is_some());
         assert!(root.pids().expect("pids").contains(&me));
         assert_eq!(
-            root.scan_fds(u32::MAX - 1, None, &|_| false).err(),
+            root.scan_fds(u32::MAX - 1, Scan::ByNumber, &|_| false)
+                .err(),
             Some(ScanFailure::Vanished)
         );
     }

@@ -50,8 +50,11 @@ const INFO_REFRESH_TICKS: u64 = 30;
 /// How a walk treats the per-process cache.
 #[derive(Clone, Copy, Debug)]
 enum Walk {
-    /// Read every link.
+    /// Read every link, by number.
     Strict,
+    /// List every table and read every link: the last resort, exact even where
+    /// descriptors sit far above the rest.
+    Exact,
     /// Take descriptors whose socket is still alive from the cache.
     Cached,
 }
@@ -298,7 +301,7 @@ impl OwnerResolver {
         if stubborn && tick.saturating_sub(self.last_strict) >= STRICT_MIN_TICKS {
             stats.full_scan = true;
             let all: Vec<u32> = self.procs.keys().copied().collect();
-            self.walk(&all, Walk::Strict, live, stats);
+            self.walk(&all, Walk::Exact, live, stats);
             self.last_strict = tick;
             for inode in self.unknown_inodes(sockets) {
                 self.pending.remove(&inode);

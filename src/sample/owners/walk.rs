@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 
 use crate::model::OwnerScanStats;
-use crate::sample::process::{CachedTable, FdScan, ScanFailure};
+use crate::sample::process::{CachedTable, FdScan, Scan, ScanFailure};
 
 use super::{OwnerResolver, Walk};
 
@@ -109,14 +109,18 @@ impl OwnerResolver {
             let procs = &self.procs;
             let is_live = |inode: u64| live.contains(&inode);
             let scan_one = |pid: u32| {
-                let cached = match mode {
-                    Walk::Cached => procs.get(&pid).map(|e| CachedTable {
-                        fds: &e.fds,
-                        max_fd: e.max_fd,
-                    }),
-                    Walk::Strict => None,
+                let how = match mode {
+                    Walk::Cached => match procs.get(&pid) {
+                        Some(e) => Scan::Cached(CachedTable {
+                            fds: &e.fds,
+                            max_fd: e.max_fd,
+                        }),
+                        None => Scan::ByNumber,
+                    },
+                    Walk::Strict => Scan::ByNumber,
+                    Walk::Exact => Scan::Listing,
                 };
-                (pid, root.scan_fds(pid, cached, &is_live))
+                (pid, root.scan_fds(pid, how, &is_live))
             };
             if self.threads > 1 && pids.len() > 1 {
                 // Processes differ wildly in size (one server may hold most of the
