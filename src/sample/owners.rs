@@ -37,6 +37,8 @@ struct ProcEntry {
     /// Socket descriptors found in the last walk: fd → inode.
     fds: HashMap<u32, u64>,
     denied: bool,
+    /// Descriptors of any kind at the last walk (for fd count vs limit).
+    fd_count: Option<u64>,
     info: Option<Arc<ProcessInfo>>,
     /// Tick at which this process last gained a socket, to try busy processes first.
     last_active: u64,
@@ -325,6 +327,7 @@ impl OwnerResolver {
                 let fds: HashMap<u32, u64> = scan.sockets.into_iter().collect();
                 let entry = self.procs.entry(pid).or_default();
                 entry.start_time = start_time;
+                entry.fd_count = Some(scan.entries);
                 entry.uid = scan.uid;
                 entry.denied = false;
                 if fds
@@ -396,10 +399,22 @@ impl OwnerResolver {
         let Some(entry) = self.procs.get_mut(&pid) else {
             return false;
         };
-        if entry.info.is_none() {
-            entry.info = self
-                .root
-                .process_info(pid, entry.start_time, entry.uid, &self.users);
+        match &mut entry.info {
+            None => {
+                entry.info = self.root.process_info(
+                    pid,
+                    entry.start_time,
+                    entry.uid,
+                    &self.users,
+                    entry.fd_count,
+                );
+            }
+            // The count moves with every walk; the rest (and the limit, read once)
+            // stays, so only this field is refreshed, without touching /proc.
+            Some(info) if info.fd_count != entry.fd_count => {
+                Arc::make_mut(info).fd_count = entry.fd_count;
+            }
+            Some(_) => {}
         }
         match &entry.info {
             Some(info) => {
