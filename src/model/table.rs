@@ -1,0 +1,438 @@
+//! The connection table: matches each sample's sockets to the connections already
+//! known, and says what opened, changed state and closed.
+//!
+//! # Keys
+//!
+//! netlink gives every socket the kernel's cookie, unique per boot: that is the
+//! key. The /proc fallback has no cookies (they read as 0), so those sockets are
+//! keyed on (local, remote, inode) instead. That key can be reused: the same
+//! endpoints come back for a new connection (a client reusing a port, a TIME_WAIT
+//! replaced by a new SYN), so a key whose state goes back to SYN_SENT, SYN_RECV or
+//! LISTEN from a later state, or that leaves TIME_WAIT, is a new connection.
+//!
+//! # Second look at what did not match
+//!
+//! A few changes of one connection change its key; after the exact-key pass, the
+//! unmatched sockets are compared with the unmatched connections that have the
+//! same endpoints, and are the same connection when:
+//! - the inode only appeared or went away (accepted: 0 → n; closed by its owner
+//!   and now orphaned or in TIME_WAIT: n → 0), never n → m, which is reuse;
+//! - a SYN_RECV request became an established socket: the kernel makes a new
+//!   socket, with a new cookie, when the handshake completes;
+//! - the source switched between netlink and /proc (cookie ↔ no cookie);
+//! - and the state did not go back to an opening state (as above).
+//!
+//! # Sockets there from the start
+//!
+//! The first sample's sockets did not open at that moment: they are marked
+//! `at_start` with `first_seen` the first sample's time, and make no event, so
+//! that starting the monitor on a busy server does not flood the log with
+//! thousands of "opened" events that did not happen.
+
+use std::collections::HashMap;
+use std::collections::hash_map::Entry;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use super::{
+    ConnView, Connection, Event, EventKind, ProcName, ProcessInfo, Sample, SocketRecord, Stamp,
+    TcpState, Transition, Transitions,
+};
+
+/// The key of a socket without a cookie.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+struct TupleKey {
+    local: SocketAddr,
+    remote: SocketAddr,
+    inode: u64,
+}
+
+impl TupleKey {
+    fn of(s: &SocketRecord) -> TupleKey {
+        TupleKey {
+            local: s.local,
+            remote: s.remote,
+            inode: s.inode,
+        }
+    }
+}
+
+/// States a socket is in before it is connected.
+fn is_opening(state: TcpState) -> bool {
+    matches!(
+        state,
+        TcpState::SynSent | TcpState::SynRecv | TcpState::Listen
+    )
+}
+
+/// Whether going from `old` to `new` under one key can only be a new connection.
+fn is_rebirth(old: TcpState, new: TcpState) -> bool {
+    (is_opening(new) && !is_opening(old) && old != TcpState::Close)
+        || (old == TcpState::TimeWait && new != TcpState::TimeWait)
+}
+
+/// Whether `s`, which matched no key, continues `c`, which no socket matched.
+fn continues(c: &Connection, s: &SocketRecord) -> bool {
+    if c.cookie != 0 && s.cookie != 0 && c.cookie != s.cookie {
+        return c.state == TcpState::SynRecv && !is_opening(s.state);
+    }
+    if c.inode != 0 && s.inode != 0 && c.inode != s.inode {
+        return false;
+    }
+    !is_rebirth(c.state, s.state)
+}
+
+/// What one sample changed.
+#[derive(Debug, Default)]
+pub(crate) struct Diff {
+    /// The engine's view of each socket, at the socket's index in the sample.
+    pub views: Vec<ConnView>,
+    /// Indices of the sockets whose connection opened in this sample.
+    pub opened: Vec<usize>,
+    /// Connections no longer in the kernel's table, by id.
+    pub closed: Vec<Connection>,
+    /// Transitions let go of to keep within the per-connection limit.
+    pub dropped_transitions: u64,
+}
+
+/// The live connections.
+#[derive(Debug, Default)]
+pub(crate) struct ConnTable {
+    by_cookie: HashMap<u64, Connection>,
+    by_tuple: HashMap<TupleKey, Connection>,
+    next_id: u64,
+    /// Heap bytes of the live connections' transition lists.
+    transition_bytes: usize,
+}
+
+/// The per-sample context of an update.
+struct Tick<'a> {
+    sample: &'a Sample,
+    now: Stamp,
+    /// Transitions kept per connection this tick.
+    limit: usize,
+    events: &'a mut Vec<Event>,
+    dropped: u64,
+    /// Bytes of transition lists built and let go of, for the table's total.
+    grown: usize,
+    shrunk: usize,
+}
+
+impl Tick<'_> {
+    fn process(&self, s: &SocketRecord) -> Option<&Arc<ProcessInfo>> {
+        self.sample.process_of(s)
+    }
+
+    /// Brings `c` up to date with `s`, logging a change of state.
+    fn update(&mut self, c: &mut Connection, s: &SocketRecord) {
+        c.seen = true;
+        if s.cookie != 0 {
+            c.cookie = s.cookie;
+        }
+        c.inode = s.inode;
+        c.uid = s.uid;
+        if let Some(p) = self.process(s)
+            && !c.last_owner.as_ref().is_some_and(|o| Arc::ptr_eq(o, p))
+        {
+            c.last_owner = Some(Arc::clone(p));
+        }
+        if c.state != s.state {
+            let before = c.transitions.bytes();
+            let t = Transition {
+                from: c.state,
+                to: s.state,
+                at: self.now,
+            };
+            self.dropped += u64::from(c.transitions.push(t, self.limit));
+            self.shrunk += before;
+            self.grown += c.transitions.bytes();
+            let from = c.state;
+            c.state = s.state;
+            c.state_since = self.now;
+            self.log(c, EventKind::StateChanged { from });
+        }
+    }
+
+    fn log(&mut self, c: &Connection, kind: EventKind) {
+        self.events.push(event(c, kind, self.now));
+    }
+
+    fn view(&self, c: &Connection, s: &SocketRecord) -> ConnView {
+        ConnView {
+            id: c.id,
+            first_seen: c.first_seen,
+            state_since: c.state_since,
+            at_start: c.at_start,
+            transitions: c.transitions.clone(),
+            last_owner: match self.process(s) {
+                Some(_) => None,
+                None => c.last_owner.clone(),
+            },
+        }
+    }
+}
+
+/// The event `kind` for `c` (as it is now) at `at`.
+pub(crate) fn event(c: &Connection, kind: EventKind, at: Stamp) -> Event {
+    Event {
+        at,
+        conn: c.id,
+        kind,
+        state: c.state,
+        local: c.local,
+        remote: c.remote,
+        uid: c.uid,
+        pid: c.last_owner.as_ref().map(|p| p.pid),
+        process: c
+            .last_owner
+            .as_ref()
+            .map(|p| ProcName::new(&p.name))
+            .unwrap_or_default(),
+    }
+}
+
+impl ConnTable {
+    pub fn len(&self) -> usize {
+        self.by_cookie.len() + self.by_tuple.len()
+    }
+
+    pub fn transition_bytes(&self) -> usize {
+        self.transition_bytes
+    }
+
+    /// Heap bytes of the two maps, from their capacities (hashbrown: buckets of
+    /// key and value plus one control byte each, 7/8 of them usable).
+    pub fn memory(&self) -> usize {
+        fn map<K, V>(m: &HashMap<K, V>) -> usize {
+            if m.capacity() == 0 {
+                return 0;
+            }
+            let buckets = (m.capacity() * 8 / 7).next_power_of_two();
+            buckets * (size_of::<(K, V)>() + 1) + 16
+        }
+        map(&self.by_cookie) + map(&self.by_tuple)
+    }
+
+    /// Matches `sample` against the table; appends the events to `events`.
+    /// `first` marks the engine's first sample; `limit` is the most transitions
+    /// a connection keeps.
+    pub fn ingest(
+        &mut self,
+        sample: &Sample,
+        now: Stamp,
+        first: bool,
+        limit: usize,
+        events: &mut Vec<Event>,
+    ) -> Diff {
+        let mut tick = Tick {
+            sample,
+            now,
+            limit,
+            events,
+            dropped: 0,
+            grown: 0,
+            shrunk: 0,
+        };
+        let sockets = &sample.sockets;
+        let mut views = vec![ConnView::default(); sockets.len()];
+        let mut unmatched: Vec<usize> = Vec::new();
+        let mut gone: Vec<Connection> = Vec::new();
+
+        // 1. Exact keys.
+        for (i, s) in sockets.iter().enumerate() {
+            if s.cookie != 0 {
+                match self.by_cookie.get_mut(&s.cookie) {
+                    // The same cookie twice in one dump: the first one counts.
+                    Some(c) if c.seen => views[i] = tick.view(c, s),
+                    Some(c) => {
+                        tick.update(c, s);
+                        views[i] = tick.view(c, s);
+                    }
+                    None => unmatched.push(i),
+                }
+                continue;
+            }
+            let key = TupleKey::of(s);
+            match self.by_tuple.get_mut(&key) {
+                Some(c) if c.seen => views[i] = tick.view(c, s),
+                Some(c) if is_rebirth(c.state, s.state) => {
+                    gone.extend(self.by_tuple.remove(&key));
+                    unmatched.push(i);
+                }
+                Some(c) => {
+                    tick.update(c, s);
+                    views[i] = tick.view(c, s);
+                }
+                None => unmatched.push(i),
+            }
+        }
+
+        // 2. What no socket matched, and the reset of the marks for next time.
+        fn unseen<K>(_: &K, c: &mut Connection) -> bool {
+            !std::mem::replace(&mut c.seen, false)
+        }
+        let mut pool: Vec<Option<Connection>> = Vec::new();
+        pool.extend(self.by_cookie.extract_if(unseen).map(|(_, c)| Some(c)));
+        pool.extend(self.by_tuple.extract_if(unseen).map(|(_, c)| Some(c)));
+        pool.sort_unstable_by_key(|c| c.as_ref().map(|c| c.id));
+
+        // 3. Second look: same endpoints, a key that changed (see the module doc).
+        let mut fresh: Vec<usize> = Vec::new();
+        if pool.is_empty() {
+            fresh = unmatched;
+        } else {
+            let mut by_pair: HashMap<(SocketAddr, SocketAddr), Vec<usize>> = HashMap::new();
+            for (j, c) in pool.iter().enumerate() {
+                if let Some(c) = c {
+                    by_pair.entry((c.local, c.remote)).or_default().push(j);
+                }
+            }
+            for i in unmatched {
+                let s = &sockets[i];
+                let found = by_pair.get(&(s.local, s.remote)).and_then(|cands| {
+                    cands
+                        .iter()
+                        .copied()
+                        .find(|&j| pool[j].as_ref().is_some_and(|c| continues(c, s)))
+                });
+                match found.and_then(|j| pool[j].take()) {
+                    Some(mut c) => {
+                        tick.update(&mut c, s);
+                        views[i] = tick.view(&c, s);
+                        c.seen = false;
+                        if self.get(s).is_some() {
+                            gone.push(c);
+                        } else {
+                            self.insert(c, s);
+                        }
+                    }
+                    None => fresh.push(i),
+                }
+            }
+        }
+        gone.extend(pool.into_iter().flatten());
+
+        // 4. New connections.
+        let mut opened = Vec::new();
+        for i in fresh {
+            let s = &sockets[i];
+            self.next_id += 1;
+            let c = Connection {
+                id: self.next_id,
+                cookie: s.cookie,
+                local: s.local,
+                remote: s.remote,
+                inode: s.inode,
+                uid: s.uid,
+                state: s.state,
+                first_seen: now,
+                state_since: now,
+                at_start: first,
+                last_owner: tick.process(s).cloned(),
+                transitions: Transitions::default(),
+                seen: false,
+            };
+            match self.insert(c, s) {
+                Some(c) => {
+                    views[i] = tick.view(c, s);
+                    if !first {
+                        tick.log(c, EventKind::Opened);
+                        opened.push(i);
+                    }
+                }
+                // A key twice in one sample: the first one counts.
+                None => {
+                    if let Some(existing) = self.get(s) {
+                        views[i] = tick.view(existing, s);
+                    }
+                }
+            }
+        }
+
+        // 5. Closed.
+        gone.sort_unstable_by_key(|c| c.id);
+        for c in &gone {
+            tick.log(c, EventKind::Closed);
+            tick.shrunk += c.transitions.bytes();
+        }
+        self.transition_bytes = self.transition_bytes + tick.grown - tick.shrunk;
+        let dropped_transitions = tick.dropped;
+        self.shrink();
+        Diff {
+            views,
+            opened,
+            closed: gone,
+            dropped_transitions,
+        }
+    }
+
+    /// Files `c` under `s`'s key, unless the key is taken (the same key twice in
+    /// one sample); then `c` is not filed and `None` returned.
+    fn insert(&mut self, c: Connection, s: &SocketRecord) -> Option<&Connection> {
+        if s.cookie != 0 {
+            match self.by_cookie.entry(s.cookie) {
+                Entry::Vacant(v) => Some(v.insert(c)),
+                Entry::Occupied(_) => None,
+            }
+        } else {
+            match self.by_tuple.entry(TupleKey::of(s)) {
+                Entry::Vacant(v) => Some(v.insert(c)),
+                Entry::Occupied(_) => None,
+            }
+        }
+    }
+
+    fn get(&self, s: &SocketRecord) -> Option<&Connection> {
+        if s.cookie != 0 {
+            self.by_cookie.get(&s.cookie)
+        } else {
+            self.by_tuple.get(&TupleKey::of(s))
+        }
+    }
+
+    /// Trims every live connection's transitions to `limit`; returns how many
+    /// were let go.
+    pub fn trim_transitions(&mut self, limit: usize) -> u64 {
+        let mut dropped = 0;
+        for c in self
+            .by_cookie
+            .values_mut()
+            .chain(self.by_tuple.values_mut())
+        {
+            let before = c.transitions.bytes();
+            dropped += u64::from(c.transitions.trim(limit));
+            self.transition_bytes -= before - c.transitions.bytes();
+        }
+        dropped
+    }
+
+    /// Gives memory back after many connections closed, with slack so that a
+    /// table hovering around a size does not rehash every tick.
+    fn shrink(&mut self) {
+        fn shrink<K: std::hash::Hash + Eq, V>(m: &mut HashMap<K, V>) {
+            if m.capacity() > 64 && m.len() * 3 < m.capacity() {
+                m.shrink_to(m.len() * 3 / 2);
+            }
+        }
+        shrink(&mut self.by_cookie);
+        shrink(&mut self.by_tuple);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rebirth_is_a_return_to_an_opening_state_or_a_new_life_after_time_wait() {
+        use TcpState::*;
+        assert!(is_rebirth(Established, SynSent));
+        assert!(is_rebirth(FinWait2, SynRecv));
+        assert!(is_rebirth(TimeWait, Established));
+        assert!(!is_rebirth(SynSent, Established));
+        assert!(!is_rebirth(SynRecv, Established));
+        assert!(!is_rebirth(Close, Listen), "a socket that starts listening");
+        assert!(!is_rebirth(SynSent, SynRecv), "simultaneous open");
+        assert!(!is_rebirth(FinWait2, TimeWait));
+    }
+}
