@@ -2,9 +2,10 @@
 //! per remote host. The engine computes them over every socket for the snapshot;
 //! an export computes them again over the sockets its filter selected.
 //!
-//! - A socket belongs to a listening port when its local port has a LISTEN socket
-//!   in the sample (the whole sample, whatever the selection); outgoing
-//!   connections belong to no port and show under their remote host.
+//! - A socket belongs to a listening port when a LISTEN socket of the sample (the
+//!   whole sample, whatever the selection) is bound to its local port and to its
+//!   local address or the wildcard address; outgoing connections belong to no
+//!   port and show under their remote host.
 //! - A socket belongs to the process that holds it now, or else to the last one
 //!   that held it, so that TIME_WAIT and orphaned sockets stay with the process
 //!   that made them. A process is a pid and a start time: after pid reuse, two.
@@ -120,6 +121,34 @@ pub(crate) fn owner_of<'a>(
         .or_else(|| views.get(i)?.last_owner.as_ref())
 }
 
+/// The addresses listened on, by port: which sockets belong to a listening port.
+#[derive(Debug, Default)]
+pub(crate) struct Listening(HashMap<u16, Vec<IpAddr>>);
+
+impl Listening {
+    pub fn of(sample: &Sample) -> Listening {
+        let mut map: HashMap<u16, Vec<IpAddr>> = HashMap::new();
+        for s in sample
+            .sockets
+            .iter()
+            .filter(|s| s.state == TcpState::Listen)
+        {
+            map.entry(s.local.port()).or_default().push(s.local.ip());
+        }
+        Listening(map)
+    }
+
+    /// The listening port a socket bound to `local` belongs to, if any.
+    pub fn port_of(&self, local: SocketAddr) -> Option<u16> {
+        let ips = self.0.get(&local.port())?;
+        // A wildcard listener takes both families: the model stores IPv4-mapped
+        // addresses as IPv4, so a dual-stack `[::]` listener sees IPv4 peers.
+        ips.iter()
+            .any(|ip| ip.is_unspecified() || *ip == local.ip())
+            .then_some(local.port())
+    }
+}
+
 fn is_peer(addr: SocketAddr) -> bool {
     !(addr.port() == 0 && addr.ip().is_unspecified())
 }
@@ -145,6 +174,7 @@ pub(crate) fn aggregate(
         }
     }
 
+    let listening = Listening::of(sample);
     let mut counts = StateCounts::default();
     let mut ports: BTreeMap<u16, StateCounts> = BTreeMap::new();
     let mut port_peers: HashMap<(u16, IpAddr), u64> = HashMap::new();
@@ -156,8 +186,7 @@ pub(crate) fn aggregate(
         };
         let st = s.state.index();
         counts.0[st] += 1;
-        let port = s.local.port();
-        if listeners.contains_key(&port) {
+        if let Some(port) = listening.port_of(s.local) {
             ports.entry(port).or_default().0[st] += 1;
             if is_peer(s.remote) {
                 *port_peers.entry((port, s.remote.ip())).or_default() += 1;

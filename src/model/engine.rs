@@ -8,11 +8,11 @@
 //! a count, and the history (events and per-connection transitions) stays within
 //! `EngineConfig::history_bytes`, counting whatever it lets go of.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::aggregate::{PortChurn, aggregate};
+use super::aggregate::{Listening, PortChurn, aggregate};
 use super::conn::transitions_cost;
 use super::history::ChunkedLog;
 use super::series::TickInput;
@@ -155,21 +155,20 @@ impl Engine {
             .ingest(&sample, now, first, limit, &mut new_events);
         self.stats.dropped_transitions += diff.dropped_transitions;
 
-        let listening: HashSet<u16> = sample
-            .sockets
-            .iter()
-            .filter(|s| s.state == TcpState::Listen)
-            .map(|s| s.local.port())
-            .collect();
+        let listening = Listening::of(&sample);
         let mut churn: BTreeMap<u16, PortChurn> = BTreeMap::new();
         for s in diff.opened.iter().map(|&i| &sample.sockets[i]) {
-            if s.state != TcpState::Listen && listening.contains(&s.local.port()) {
-                churn.entry(s.local.port()).or_default().opened += 1;
+            if let Some(port) = listening.port_of(s.local)
+                && s.state != TcpState::Listen
+            {
+                churn.entry(port).or_default().opened += 1;
             }
         }
         for c in &diff.closed {
-            if c.state != TcpState::Listen && listening.contains(&c.local.port()) {
-                churn.entry(c.local.port()).or_default().closed += 1;
+            if let Some(port) = listening.port_of(c.local)
+                && c.state != TcpState::Listen
+            {
+                churn.entry(port).or_default().closed += 1;
             }
         }
         let (opened, closed) = (diff.opened.len(), diff.closed.len());
