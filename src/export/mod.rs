@@ -1,14 +1,16 @@
-//! Writing a sample out: the aligned table (like `ss -tanp`), JSON and CSV, and
+//! Writing a sample out: the aligned table (like `ss -tanp`), CSV, the JSON
+//! snapshot (from the engine's `Snapshot`, with history and aggregates), and
 //! writing a file so that a reader never sees half of it.
 
 mod csv;
+mod events_json;
 mod file;
 mod json;
 mod text;
 
 pub use self::csv::write_csv;
 pub use file::{OutputError, write_atomically};
-pub use json::{JSON_VERSION, write_json};
+pub use json::{JSON_VERSION, MAX_EVENTS, write_json};
 pub use text::write_table;
 
 use crate::filter::Filter;
@@ -17,14 +19,27 @@ use crate::model::{Sample, SocketRecord};
 /// The sockets of `sample` that `filter` selects, in a stable order: by state,
 /// then local address, then remote address (as `ss` groups them).
 pub fn select<'a>(sample: &'a Sample, filter: &Filter) -> Vec<&'a SocketRecord> {
-    let mut out: Vec<&SocketRecord> = sample
-        .sockets
-        .iter()
-        .filter(|s| filter.matches(s, sample.process_of(s).map(|p| p.as_ref())))
+    select_indices(sample, filter)
+        .into_iter()
+        .map(|i| &sample.sockets[i])
+        .collect()
+}
+
+/// The same selection as [`select`], as indices into `sample.sockets` (to reach
+/// the engine's view of each socket at the same index).
+pub fn select_indices(sample: &Sample, filter: &Filter) -> Vec<usize> {
+    let sockets = &sample.sockets;
+    let mut out: Vec<usize> = (0..sockets.len())
+        .filter(|&i| {
+            let s = &sockets[i];
+            filter.matches(s, sample.process_of(s).map(|p| p.as_ref()))
+        })
         .collect();
-    out.sort_by(|a, b| {
-        (a.state, a.local, a.remote, a.cookie).cmp(&(b.state, b.local, b.remote, b.cookie))
-    });
+    let key = |i: usize| {
+        let s = &sockets[i];
+        (s.state, s.local, s.remote, s.cookie)
+    };
+    out.sort_by_key(|&i| key(i));
     out
 }
 
