@@ -185,15 +185,14 @@ impl Engine {
             self.stats.events_logged += 1;
             self.stats.dropped_events += self.events.push(e) as u64;
         }
-        self.enforce_transition_bound();
+        let mut views = diff.views;
+        if self.enforce_transition_bound() {
+            // Rare (the number of connections grew past the bound's quota): the
+            // snapshot shows the lists as the engine now keeps them.
+            self.table.refresh_transitions(&sample, &mut views);
+        }
 
-        let aggregates = aggregate(
-            &sample,
-            &diff.views,
-            &churn,
-            interval,
-            0..sample.sockets.len(),
-        );
+        let aggregates = aggregate(&sample, &views, &churn, interval, 0..sample.sockets.len());
         let counters = CounterDeltas::between(
             self.prev.as_ref().map(|(_, c)| c),
             &sample.counters,
@@ -219,7 +218,7 @@ impl Engine {
         Arc::new(Snapshot {
             tick: self.tick,
             interval,
-            conns: diff.views,
+            conns: views,
             closed: self.closed.view(),
             events: self.events.view(),
             new_events: new_count.min(self.events.len()),
@@ -277,15 +276,18 @@ impl Engine {
 
     /// Keeps the transitions within their half of the bound once the number of
     /// connections grew: every live connection keeps its latest few, then, if
-    /// the closed ones alone are over, the oldest closed are forgotten.
-    fn enforce_transition_bound(&mut self) {
+    /// the closed ones alone are over, the oldest closed are forgotten. Returns
+    /// whether live connections lost transitions.
+    fn enforce_transition_bound(&mut self) -> bool {
         let budget = self.config.history_bytes / 2;
         let held = |e: &Engine| e.table.transition_bytes() + e.closed_transition_bytes;
         if held(self) <= budget {
-            return;
+            return false;
         }
         let quota = self.transition_quota(self.tracked());
-        self.stats.dropped_transitions += self.table.trim_transitions(quota);
+        let trimmed = self.table.trim_transitions(quota);
+        self.stats.dropped_transitions += trimmed;
         while held(self) > budget && self.evict_oldest_closed() {}
+        trimmed > 0
     }
 }

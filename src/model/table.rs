@@ -406,6 +406,15 @@ impl ConnTable {
         dropped
     }
 
+    /// Sets each view's transitions to what its connection keeps now.
+    pub fn refresh_transitions(&self, sample: &Sample, views: &mut [ConnView]) {
+        for (s, v) in sample.sockets.iter().zip(views) {
+            if let Some(c) = self.get(s) {
+                v.transitions = c.transitions.clone();
+            }
+        }
+    }
+
     /// Gives memory back after many connections closed, with slack so that a
     /// table hovering around a size does not rehash every tick.
     fn shrink(&mut self) {
