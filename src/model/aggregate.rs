@@ -10,12 +10,15 @@
 //!   that held it, so that TIME_WAIT and orphaned sockets stay with the process
 //!   that made them. A process is a pid and a start time: after pid reuse, two.
 
+use std::cmp::Reverse;
 use std::collections::{BTreeMap, HashMap};
+
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::{ConnView, OwnerKey, ProcessInfo, Sample, StateCounts, TcpState};
+use super::fasthash::FastMap;
+use super::{ConnView, OwnerKey, ProcessInfo, Sample, SmallCounts, StateCounts, TcpState};
 
 /// Everything aggregated over one set of sockets.
 #[derive(Clone, Debug, Default)]
@@ -123,11 +126,11 @@ pub(crate) fn owner_of<'a>(
 
 /// The addresses listened on, by port: which sockets belong to a listening port.
 #[derive(Debug, Default)]
-pub(crate) struct Listening(HashMap<u16, Vec<IpAddr>>);
+pub(crate) struct Listening(FastMap<u16, Vec<IpAddr>>);
 
 impl Listening {
     pub fn of(sample: &Sample) -> Listening {
-        let mut map: HashMap<u16, Vec<IpAddr>> = HashMap::new();
+        let mut map: FastMap<u16, Vec<IpAddr>> = FastMap::default();
         for s in sample
             .sockets
             .iter()
@@ -153,18 +156,111 @@ fn is_peer(addr: SocketAddr) -> bool {
     !(addr.port() == 0 && addr.ip().is_unspecified())
 }
 
+/// An address as a key that sorts like `IpAddr` but compares as integers.
+fn ip_key(ip: IpAddr) -> (u8, u128) {
+    match ip {
+        IpAddr::V4(v4) => (4, u128::from(u32::from(v4))),
+        IpAddr::V6(v6) => (6, u128::from(v6)),
+    }
+}
+
+/// Keeps the 5 peers with the most connections, ties by address.
+fn keep_top(top: &mut Vec<(IpAddr, u64)>, ip: IpAddr, n: u64) {
+    let rank = |(ip, n): (IpAddr, u64)| (Reverse(n), ip_key(ip));
+    let at = top.partition_point(|&p| rank(p) < rank((ip, n)));
+    if at < 5 {
+        top.insert(at, (ip, n));
+        top.truncate(5);
+    }
+}
+
+/// A remote host while counting: its connections, and the first listening port
+/// it was seen on with their count (most hosts talk to one port; the others go
+/// to a map), so that a socket costs one lookup of its host, in one place.
+#[derive(Default)]
+struct RemoteAcc {
+    states: SmallCounts,
+    total: u32,
+    port: u16,
+    on_port: u32,
+}
+
 /// The aggregates of the sockets of `sample` at `selection` (indices), with the
-/// engine's `views` of them and this tick's `churn` per listening port.
+/// engine's `views` of them, the ports `listening` in the sample and this tick's
+/// `churn` per listening port.
+///
+/// Runs every tick over every socket, so each socket costs one lookup of its
+/// remote host (the standard hasher: peers choose addresses) and fast lookups of
+/// its port and owner; the sorting is done on compact keys.
 pub(crate) fn aggregate(
     sample: &Sample,
     views: &[ConnView],
+    listening: &Listening,
     churn: &BTreeMap<u16, PortChurn>,
     interval: Option<Duration>,
     selection: impl IntoIterator<Item = usize>,
 ) -> Aggregates {
-    let mut listeners: BTreeMap<u16, Vec<Listener>> = BTreeMap::new();
+    let mut counts = StateCounts::default();
+    let mut ports: FastMap<u16, StateCounts> = FastMap::default();
+    let mut remotes: HashMap<IpAddr, RemoteAcc> = HashMap::new();
+    let mut more_ports: HashMap<(u16, IpAddr), u32> = HashMap::new();
+    let mut proc_index: FastMap<OwnerKey, usize> = FastMap::default();
+    let mut processes: Vec<ProcessAggregate> = Vec::new();
+    for i in selection {
+        let Some(s) = sample.sockets.get(i) else {
+            continue;
+        };
+        let st = s.state.index();
+        counts.0[st] += 1;
+        let port = listening.port_of(s.local);
+        if let Some(port) = port {
+            ports.entry(port).or_default().0[st] += 1;
+        }
+        if is_peer(s.remote) {
+            let ip = s.remote.ip();
+            let acc = remotes.entry(ip).or_default();
+            acc.states.0[st] = acc.states.0[st].saturating_add(1);
+            acc.total = acc.total.saturating_add(1);
+            if let Some(port) = port {
+                if acc.on_port == 0 || acc.port == port {
+                    acc.port = port;
+                    acc.on_port += 1;
+                } else {
+                    *more_ports.entry((port, ip)).or_default() += 1;
+                }
+            }
+        }
+        if let Some(p) = owner_of(sample, views, i) {
+            let key = OwnerKey {
+                pid: p.pid,
+                start_time: p.start_time,
+            };
+            let at = *proc_index.entry(key).or_insert_with(|| {
+                let current = sample
+                    .processes
+                    .get(&p.pid)
+                    .is_some_and(|now| now.start_time == p.start_time);
+                processes.push(ProcessAggregate {
+                    process: Arc::clone(p),
+                    states: StateCounts::default(),
+                    current_owner: current,
+                });
+                processes.len() - 1
+            });
+            processes[at].states.0[st] += 1;
+        }
+    }
+
+    let mut top: FastMap<u16, Vec<(IpAddr, u64)>> = FastMap::default();
+    for (&addr, r) in remotes.iter().filter(|(_, r)| r.on_port > 0) {
+        keep_top(top.entry(r.port).or_default(), addr, u64::from(r.on_port));
+    }
+    for ((port, addr), n) in more_ports {
+        keep_top(top.entry(port).or_default(), addr, u64::from(n));
+    }
+    let mut listeners: FastMap<u16, Vec<Listener>> = FastMap::default();
     for (i, s) in sample.sockets.iter().enumerate() {
-        if s.state == TcpState::Listen {
+        if s.state == TcpState::Listen && ports.contains_key(&s.local.port()) {
             listeners.entry(s.local.port()).or_default().push(Listener {
                 local: s.local,
                 accept_queue: s.recv_q,
@@ -173,59 +269,12 @@ pub(crate) fn aggregate(
             });
         }
     }
-
-    let listening = Listening::of(sample);
-    let mut counts = StateCounts::default();
-    let mut ports: BTreeMap<u16, StateCounts> = BTreeMap::new();
-    let mut port_peers: HashMap<(u16, IpAddr), u64> = HashMap::new();
-    let mut procs: HashMap<OwnerKey, (Arc<ProcessInfo>, StateCounts, bool)> = HashMap::new();
-    let mut remotes: HashMap<IpAddr, StateCounts> = HashMap::new();
-    for i in selection {
-        let Some(s) = sample.sockets.get(i) else {
-            continue;
-        };
-        let st = s.state.index();
-        counts.0[st] += 1;
-        if let Some(port) = listening.port_of(s.local) {
-            ports.entry(port).or_default().0[st] += 1;
-            if is_peer(s.remote) {
-                *port_peers.entry((port, s.remote.ip())).or_default() += 1;
-            }
-        }
-        if let Some(p) = owner_of(sample, views, i) {
-            let key = OwnerKey {
-                pid: p.pid,
-                start_time: p.start_time,
-            };
-            let current = sample
-                .processes
-                .get(&p.pid)
-                .is_some_and(|now| now.start_time == p.start_time);
-            let entry = procs
-                .entry(key)
-                .or_insert_with(|| (Arc::clone(p), StateCounts::default(), current));
-            entry.1.0[st] += 1;
-        }
-        if is_peer(s.remote) {
-            remotes.entry(s.remote.ip()).or_default().0[st] += 1;
-        }
-    }
-
-    let mut peers: Vec<((u16, IpAddr), u64)> = port_peers.into_iter().collect();
-    peers.sort_unstable_by(|a, b| (a.0.0, b.1, a.0.1).cmp(&(b.0.0, a.1, b.0.1)));
-    let mut top: BTreeMap<u16, Vec<(IpAddr, u64)>> = BTreeMap::new();
-    for ((port, ip), n) in peers {
-        let list = top.entry(port).or_default();
-        if list.len() < 5 {
-            list.push((ip, n));
-        }
-    }
     let per_sec = |n: u64| {
         interval
             .filter(|d| !d.is_zero())
             .map(|d| n as f64 / d.as_secs_f64())
     };
-    let ports = ports
+    let mut ports: Vec<PortAggregate> = ports
         .into_iter()
         .map(|(port, states)| {
             let c = churn.get(&port).copied().unwrap_or_default();
@@ -241,22 +290,22 @@ pub(crate) fn aggregate(
             }
         })
         .collect();
-
-    let mut processes: Vec<ProcessAggregate> = procs
-        .into_values()
-        .map(|(process, states, current_owner)| ProcessAggregate {
-            process,
-            states,
-            current_owner,
+    ports.sort_unstable_by_key(|p| p.port);
+    processes.sort_unstable_by_key(|p| (Reverse(p.states.total()), p.key()));
+    // Most connections first; the key is computed once per host, not per comparison.
+    type Rank = (Reverse<u32>, (u8, u128));
+    let mut remotes: Vec<(Rank, IpAddr, SmallCounts)> = remotes
+        .into_iter()
+        .map(|(addr, r)| ((Reverse(r.total), ip_key(addr)), addr, r.states))
+        .collect();
+    remotes.sort_unstable_by_key(|r| r.0);
+    let remotes = remotes
+        .into_iter()
+        .map(|(_, addr, states)| RemoteAggregate {
+            addr,
+            states: StateCounts(states.0.map(u64::from)),
         })
         .collect();
-    processes
-        .sort_unstable_by(|a, b| (b.states.total(), a.key()).cmp(&(a.states.total(), b.key())));
-    let mut remotes: Vec<RemoteAggregate> = remotes
-        .into_iter()
-        .map(|(addr, states)| RemoteAggregate { addr, states })
-        .collect();
-    remotes.sort_unstable_by(|a, b| (b.states.total(), a.addr).cmp(&(a.states.total(), b.addr)));
     Aggregates {
         counts,
         ports,

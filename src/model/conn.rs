@@ -171,8 +171,6 @@ pub struct Connection {
     /// as in TIME_WAIT, or when its process exits).
     pub last_owner: Option<Arc<ProcessInfo>>,
     pub transitions: Transitions,
-    /// Seen in the sample being ingested; only meaningful inside `ingest`.
-    pub(crate) seen: bool,
 }
 
 /// The engine's knowledge of one socket of a snapshot's sample, at the same index

@@ -192,7 +192,14 @@ impl Engine {
             self.table.refresh_transitions(&sample, &mut views);
         }
 
-        let aggregates = aggregate(&sample, &views, &churn, interval, 0..sample.sockets.len());
+        let aggregates = aggregate(
+            &sample,
+            &views,
+            &listening,
+            &churn,
+            interval,
+            0..sample.sockets.len(),
+        );
         let counters = CounterDeltas::between(
             self.prev.as_ref().map(|(_, c)| c),
             &sample.counters,

@@ -9,12 +9,14 @@ mod conn;
 mod deltas;
 mod engine;
 mod event;
+mod fasthash;
 mod history;
 mod sample;
 mod series;
 mod snapshot;
 mod socket;
 mod state;
+mod store;
 mod table;
 
 pub use aggregate::{

@@ -85,6 +85,7 @@ impl Snapshot {
         aggregate::aggregate(
             &self.sample,
             &self.conns,
+            &aggregate::Listening::of(&self.sample),
             &self.churn,
             self.interval,
             selection,

@@ -30,32 +30,14 @@
 //! thousands of "opened" events that did not happen.
 
 use std::collections::HashMap;
-use std::collections::hash_map::Entry;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use super::store::ConnStore;
 use super::{
     ConnView, Connection, Event, EventKind, ProcName, ProcessInfo, Sample, SocketRecord, Stamp,
     TcpState, Transition, Transitions,
 };
-
-/// The key of a socket without a cookie.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-struct TupleKey {
-    local: SocketAddr,
-    remote: SocketAddr,
-    inode: u64,
-}
-
-impl TupleKey {
-    fn of(s: &SocketRecord) -> TupleKey {
-        TupleKey {
-            local: s.local,
-            remote: s.remote,
-            inode: s.inode,
-        }
-    }
-}
 
 /// States a socket is in before it is connected.
 fn is_opening(state: TcpState) -> bool {
@@ -98,8 +80,7 @@ pub(crate) struct Diff {
 /// The live connections.
 #[derive(Debug, Default)]
 pub(crate) struct ConnTable {
-    by_cookie: HashMap<u64, Connection>,
-    by_tuple: HashMap<TupleKey, Connection>,
+    store: ConnStore,
     next_id: u64,
     /// Heap bytes of the live connections' transition lists.
     transition_bytes: usize,
@@ -125,7 +106,6 @@ impl Tick<'_> {
 
     /// Brings `c` up to date with `s`, logging a change of state.
     fn update(&mut self, c: &mut Connection, s: &SocketRecord) {
-        c.seen = true;
         if s.cookie != 0 {
             c.cookie = s.cookie;
         }
@@ -193,24 +173,16 @@ pub(crate) fn event(c: &Connection, kind: EventKind, at: Stamp) -> Event {
 
 impl ConnTable {
     pub fn len(&self) -> usize {
-        self.by_cookie.len() + self.by_tuple.len()
+        self.store.len()
     }
 
     pub fn transition_bytes(&self) -> usize {
         self.transition_bytes
     }
 
-    /// Heap bytes of the two maps, from their capacities (hashbrown: buckets of
-    /// key and value plus one control byte each, 7/8 of them usable).
+    /// Heap bytes of the connections and their indexes (not their transitions).
     pub fn memory(&self) -> usize {
-        fn map<K, V>(m: &HashMap<K, V>) -> usize {
-            if m.capacity() == 0 {
-                return 0;
-            }
-            let buckets = (m.capacity() * 8 / 7).next_power_of_two();
-            buckets * (size_of::<(K, V)>() + 1) + 16
-        }
-        map(&self.by_cookie) + map(&self.by_tuple)
+        self.store.memory()
     }
 
     /// Matches `sample` against the table; appends the events to `events`.
@@ -233,6 +205,8 @@ impl ConnTable {
             grown: 0,
             shrunk: 0,
         };
+        let store = &mut self.store;
+        store.begin_tick();
         let sockets = &sample.sockets;
         let mut views = vec![ConnView::default(); sockets.len()];
         let mut unmatched: Vec<usize> = Vec::new();
@@ -240,40 +214,33 @@ impl ConnTable {
 
         // 1. Exact keys.
         for (i, s) in sockets.iter().enumerate() {
-            if s.cookie != 0 {
-                match self.by_cookie.get_mut(&s.cookie) {
-                    // The same cookie twice in one dump: the first one counts.
-                    Some(c) if c.seen => views[i] = tick.view(c, s),
-                    Some(c) => {
-                        tick.update(c, s);
-                        views[i] = tick.view(c, s);
-                    }
-                    None => unmatched.push(i),
+            let Some(slot) = store.find(s) else {
+                unmatched.push(i);
+                continue;
+            };
+            if store.shown(slot) {
+                // The same key twice in one sample: the first one counts.
+                if let Some(c) = store.get(slot) {
+                    views[i] = tick.view(c, s);
                 }
                 continue;
             }
-            let key = TupleKey::of(s);
-            match self.by_tuple.get_mut(&key) {
-                Some(c) if c.seen => views[i] = tick.view(c, s),
-                Some(c) if is_rebirth(c.state, s.state) => {
-                    gone.extend(self.by_tuple.remove(&key));
-                    unmatched.push(i);
-                }
-                Some(c) => {
-                    tick.update(c, s);
-                    views[i] = tick.view(c, s);
-                }
-                None => unmatched.push(i),
+            let reborn = s.cookie == 0
+                && store
+                    .get(slot)
+                    .is_some_and(|c| is_rebirth(c.state, s.state));
+            if reborn {
+                gone.extend(store.remove(slot));
+                unmatched.push(i);
+            } else if let Some(c) = store.show(slot) {
+                tick.update(c, s);
+                views[i] = tick.view(c, s);
             }
         }
 
-        // 2. What no socket matched, and the reset of the marks for next time.
-        fn unseen<K>(_: &K, c: &mut Connection) -> bool {
-            !std::mem::replace(&mut c.seen, false)
-        }
-        let mut pool: Vec<Option<Connection>> = Vec::new();
-        pool.extend(self.by_cookie.extract_if(unseen).map(|(_, c)| Some(c)));
-        pool.extend(self.by_tuple.extract_if(unseen).map(|(_, c)| Some(c)));
+        // 2. What no socket matched.
+        let mut pool: Vec<Option<Connection>> =
+            store.take_unshown().into_iter().map(Some).collect();
         pool.sort_unstable_by_key(|c| c.as_ref().map(|c| c.id));
 
         // 3. Second look: same endpoints, a key that changed (see the module doc).
@@ -299,11 +266,10 @@ impl ConnTable {
                     Some(mut c) => {
                         tick.update(&mut c, s);
                         views[i] = tick.view(&c, s);
-                        c.seen = false;
-                        if self.get(s).is_some() {
+                        if store.find(s).is_some() {
                             gone.push(c);
                         } else {
-                            self.insert(c, s);
+                            store.insert(c, s);
                         }
                     }
                     None => fresh.push(i),
@@ -316,6 +282,11 @@ impl ConnTable {
         let mut opened = Vec::new();
         for i in fresh {
             let s = &sockets[i];
+            if let Some(existing) = store.find(s).and_then(|slot| store.get(slot)) {
+                // The same key twice in one sample: the first one counts.
+                views[i] = tick.view(existing, s);
+                continue;
+            }
             self.next_id += 1;
             let c = Connection {
                 id: self.next_id,
@@ -330,23 +301,13 @@ impl ConnTable {
                 at_start: first,
                 last_owner: tick.process(s).cloned(),
                 transitions: Transitions::default(),
-                seen: false,
             };
-            match self.insert(c, s) {
-                Some(c) => {
-                    views[i] = tick.view(c, s);
-                    if !first {
-                        tick.log(c, EventKind::Opened);
-                        opened.push(i);
-                    }
-                }
-                // A key twice in one sample: the first one counts.
-                None => {
-                    if let Some(existing) = self.get(s) {
-                        views[i] = tick.view(existing, s);
-                    }
-                }
+            views[i] = tick.view(&c, s);
+            if !first {
+                tick.log(&c, EventKind::Opened);
+                opened.push(i);
             }
+            store.insert(c, s);
         }
 
         // 5. Closed.
@@ -357,7 +318,7 @@ impl ConnTable {
         }
         self.transition_bytes = self.transition_bytes + tick.grown - tick.shrunk;
         let dropped_transitions = tick.dropped;
-        self.shrink();
+        store.compact();
         Diff {
             views,
             opened,
@@ -366,39 +327,11 @@ impl ConnTable {
         }
     }
 
-    /// Files `c` under `s`'s key, unless the key is taken (the same key twice in
-    /// one sample); then `c` is not filed and `None` returned.
-    fn insert(&mut self, c: Connection, s: &SocketRecord) -> Option<&Connection> {
-        if s.cookie != 0 {
-            match self.by_cookie.entry(s.cookie) {
-                Entry::Vacant(v) => Some(v.insert(c)),
-                Entry::Occupied(_) => None,
-            }
-        } else {
-            match self.by_tuple.entry(TupleKey::of(s)) {
-                Entry::Vacant(v) => Some(v.insert(c)),
-                Entry::Occupied(_) => None,
-            }
-        }
-    }
-
-    fn get(&self, s: &SocketRecord) -> Option<&Connection> {
-        if s.cookie != 0 {
-            self.by_cookie.get(&s.cookie)
-        } else {
-            self.by_tuple.get(&TupleKey::of(s))
-        }
-    }
-
     /// Trims every live connection's transitions to `limit`; returns how many
     /// were let go.
     pub fn trim_transitions(&mut self, limit: usize) -> u64 {
         let mut dropped = 0;
-        for c in self
-            .by_cookie
-            .values_mut()
-            .chain(self.by_tuple.values_mut())
-        {
+        for c in self.store.iter_mut() {
             let before = c.transitions.bytes();
             dropped += u64::from(c.transitions.trim(limit));
             self.transition_bytes -= before - c.transitions.bytes();
@@ -409,22 +342,10 @@ impl ConnTable {
     /// Sets each view's transitions to what its connection keeps now.
     pub fn refresh_transitions(&self, sample: &Sample, views: &mut [ConnView]) {
         for (s, v) in sample.sockets.iter().zip(views) {
-            if let Some(c) = self.get(s) {
+            if let Some(c) = self.store.find(s).and_then(|slot| self.store.get(slot)) {
                 v.transitions = c.transitions.clone();
             }
         }
-    }
-
-    /// Gives memory back after many connections closed, with slack so that a
-    /// table hovering around a size does not rehash every tick.
-    fn shrink(&mut self) {
-        fn shrink<K: std::hash::Hash + Eq, V>(m: &mut HashMap<K, V>) {
-            if m.capacity() > 64 && m.len() * 3 < m.capacity() {
-                m.shrink_to(m.len() * 3 / 2);
-            }
-        }
-        shrink(&mut self.by_cookie);
-        shrink(&mut self.by_tuple);
     }
 }
 
