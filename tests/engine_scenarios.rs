@@ -386,8 +386,8 @@ fn check(snap: &Snapshot, want: &Expect, at: &str) {
     if let Some(remotes) = &want.remotes {
         let got: Vec<String> = snap
             .aggregates
-            .remotes
-            .iter()
+            .remotes_by_count()
+            .into_iter()
             .map(|r| format!("{} {}", r.addr, show_counts(&r.states)))
             .collect();
         assert_eq!(&got, remotes, "{at}: remotes");

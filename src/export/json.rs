@@ -248,8 +248,8 @@ fn aggregates_json(agg: &Aggregates) -> (Vec<PortJson<'_>>, Vec<ProcessJson<'_>>
         })
         .collect();
     let remotes = agg
-        .remotes
-        .iter()
+        .remotes_by_count()
+        .into_iter()
         .map(|r| RemoteJson {
             addr: r.addr.to_string(),
             connections: r.states.total(),

@@ -28,8 +28,18 @@ pub struct Aggregates {
     pub ports: Vec<PortAggregate>,
     /// By socket count, most first.
     pub processes: Vec<ProcessAggregate>,
-    /// By connection count, most first.
+    /// In no particular order: a busy server has tens of thousands, and sorting
+    /// them every tick is left to whoever shows them ([`Aggregates::remotes_by_count`]).
     pub remotes: Vec<RemoteAggregate>,
+}
+
+impl Aggregates {
+    /// The remote hosts, most connections first, then by address.
+    pub fn remotes_by_count(&self) -> Vec<&RemoteAggregate> {
+        let mut out: Vec<&RemoteAggregate> = self.remotes.iter().collect();
+        out.sort_by_cached_key(|r| (Reverse(r.states.total()), ip_key(r.addr)));
+        out
+    }
 }
 
 /// A LISTEN socket of a port.
@@ -180,18 +190,18 @@ fn keep_top(top: &mut Vec<(IpAddr, u64)>, ip: IpAddr, n: u64) {
 #[derive(Default)]
 struct RemoteAcc {
     states: SmallCounts,
-    total: u32,
     port: u16,
     on_port: u32,
 }
 
 /// The aggregates of the sockets of `sample` at `selection` (indices), with the
 /// engine's `views` of them, the ports `listening` in the sample and this tick's
-/// `churn` per listening port.
+/// `churn` per listening port; `remotes_hint` is how many remote hosts to
+/// expect (the previous tick's count saves growing the map step by step).
 ///
 /// Runs every tick over every socket, so each socket costs one lookup of its
 /// remote host (the standard hasher: peers choose addresses) and fast lookups of
-/// its port and owner; the sorting is done on compact keys.
+/// its port and owner.
 pub(crate) fn aggregate(
     sample: &Sample,
     views: &[ConnView],
@@ -199,10 +209,11 @@ pub(crate) fn aggregate(
     churn: &BTreeMap<u16, PortChurn>,
     interval: Option<Duration>,
     selection: impl IntoIterator<Item = usize>,
+    remotes_hint: usize,
 ) -> Aggregates {
     let mut counts = StateCounts::default();
     let mut ports: FastMap<u16, StateCounts> = FastMap::default();
-    let mut remotes: HashMap<IpAddr, RemoteAcc> = HashMap::new();
+    let mut remotes: HashMap<IpAddr, RemoteAcc> = HashMap::with_capacity(remotes_hint);
     let mut more_ports: HashMap<(u16, IpAddr), u32> = HashMap::new();
     let mut proc_index: FastMap<OwnerKey, usize> = FastMap::default();
     let mut processes: Vec<ProcessAggregate> = Vec::new();
@@ -220,7 +231,6 @@ pub(crate) fn aggregate(
             let ip = s.remote.ip();
             let acc = remotes.entry(ip).or_default();
             acc.states.0[st] = acc.states.0[st].saturating_add(1);
-            acc.total = acc.total.saturating_add(1);
             if let Some(port) = port {
                 if acc.on_port == 0 || acc.port == port {
                     acc.port = port;
@@ -292,18 +302,11 @@ pub(crate) fn aggregate(
         .collect();
     ports.sort_unstable_by_key(|p| p.port);
     processes.sort_unstable_by_key(|p| (Reverse(p.states.total()), p.key()));
-    // Most connections first; the key is computed once per host, not per comparison.
-    type Rank = (Reverse<u32>, (u8, u128));
-    let mut remotes: Vec<(Rank, IpAddr, SmallCounts)> = remotes
-        .into_iter()
-        .map(|(addr, r)| ((Reverse(r.total), ip_key(addr)), addr, r.states))
-        .collect();
-    remotes.sort_unstable_by_key(|r| r.0);
     let remotes = remotes
         .into_iter()
-        .map(|(_, addr, states)| RemoteAggregate {
+        .map(|(addr, r)| RemoteAggregate {
             addr,
-            states: StateCounts(states.0.map(u64::from)),
+            states: StateCounts(r.states.0.map(u64::from)),
         })
         .collect();
     Aggregates {

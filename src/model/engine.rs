@@ -93,6 +93,8 @@ pub struct Engine {
     prev: Option<(Stamp, KernelCounters)>,
     tick: u64,
     stats: HistoryStats,
+    /// Remote hosts in the previous tick, to size this tick's count of them.
+    remotes_hint: usize,
 }
 
 /// Items per sealed chunk of the logs: small enough that a snapshot's copy of
@@ -117,6 +119,7 @@ impl Engine {
             prev: None,
             tick: 0,
             stats: HistoryStats::default(),
+            remotes_hint: 0,
             config,
         }
     }
@@ -199,7 +202,9 @@ impl Engine {
             &churn,
             interval,
             0..sample.sockets.len(),
+            self.remotes_hint,
         );
+        self.remotes_hint = aggregates.remotes.len();
         let counters = CounterDeltas::between(
             self.prev.as_ref().map(|(_, c)| c),
             &sample.counters,

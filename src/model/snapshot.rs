@@ -89,6 +89,7 @@ impl Snapshot {
             &self.churn,
             self.interval,
             selection,
+            self.aggregates.remotes.len(),
         )
     }
 }
