@@ -7,6 +7,13 @@
 //! about 2.3 times their size in buckets, and finding the connections a sample
 //! no longer shows means reading all of them. Here the indexes hold 4-byte slot
 //! numbers, and that search reads only the 4-byte marks.
+//!
+//! The kernel dumps its sockets in the same order tick after tick (its hash
+//! table's), new ones in between. So the slab is kept in the order of the last
+//! sample, and a socket is first looked for in the slot after the previous
+//! socket's: most are found there, without hashing, and the slab is read front
+//! to back. When too many are not (new sockets took freed slots anywhere), the
+//! slab is repacked in sample order.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -48,14 +55,59 @@ pub(crate) struct ConnStore {
     /// addresses, which peers choose, so they keep the standard one.
     by_cookie: FastMap<u64, Slot>,
     by_tuple: HashMap<TupleKey, Slot>,
+    /// Per slot: filed by tuple rather than by cookie.
+    tuple_filed: Vec<bool>,
     /// Counts ticks; wraps after 2^32 - 1 of them (136 years at one a second).
     tick: u32,
+    /// The slot of each socket of this sample (`FREE` when none), for repacking.
+    order: Vec<Slot>,
+    /// The slot the previous socket was found in.
+    cursor: Option<Slot>,
+    /// Sockets of this sample not found at the slot after the previous one's.
+    misses: usize,
 }
 
 impl ConnStore {
-    /// Starts a new sample: no connection is marked as shown by it yet.
-    pub fn begin_tick(&mut self) {
+    /// Starts a sample of `sockets` sockets: no connection is marked as shown by
+    /// it yet.
+    pub fn begin_tick(&mut self, sockets: usize) {
         self.tick = self.tick.wrapping_add(1) % FREE;
+        self.order.clear();
+        self.order.resize(sockets, FREE);
+        self.cursor = None;
+        self.misses = 0;
+    }
+
+    /// Whether the connection at `slot` is filed under `s`'s key.
+    fn filed_as(&self, slot: usize, s: &SocketRecord) -> bool {
+        let (Some(Some(c)), Some(&by_tuple)) = (self.slots.get(slot), self.tuple_filed.get(slot))
+        else {
+            return false;
+        };
+        if s.cookie != 0 {
+            !by_tuple && c.cookie == s.cookie
+        } else {
+            by_tuple && c.local == s.local && c.remote == s.remote && c.inode == s.inode
+        }
+    }
+
+    /// The slot of the connection filed under `s`'s key, looking first in the
+    /// slot after the previous socket's (see the module doc).
+    pub fn locate(&mut self, s: &SocketRecord) -> Option<Slot> {
+        let mut guess = self.cursor.map_or(0, |c| c as usize + 1);
+        // Skip a few freed slots: the connections that closed since last time.
+        let end = (guess + 4).min(self.marks.len());
+        while guess < end && self.marks[guess] == FREE {
+            guess += 1;
+        }
+        if self.filed_as(guess, s) {
+            self.cursor = Some(guess as Slot);
+            return self.cursor;
+        }
+        self.misses += 1;
+        let slot = self.find(s)?;
+        self.cursor = Some(slot);
+        Some(slot)
     }
 
     pub fn len(&self) -> usize {
@@ -75,11 +127,15 @@ impl ConnStore {
         self.slots.get(slot as usize)?.as_ref()
     }
 
-    /// The connection at `slot`, marked as shown by this sample.
-    pub fn show(&mut self, slot: Slot) -> Option<&mut Connection> {
+    /// The connection at `slot`, marked as shown by this sample as its socket
+    /// `index`.
+    pub fn show(&mut self, slot: Slot, index: usize) -> Option<&mut Connection> {
         let i = slot as usize;
         if let Some(m) = self.marks.get_mut(i) {
             *m = self.tick;
+        }
+        if let Some(o) = self.order.get_mut(index) {
+            *o = slot;
         }
         self.slots.get_mut(i)?.as_mut()
     }
@@ -89,13 +145,14 @@ impl ConnStore {
         self.marks.get(slot as usize) == Some(&self.tick)
     }
 
-    /// Files `c` under `s`'s key, which must be free (see [`ConnStore::find`]),
-    /// marked as shown by this sample.
-    pub fn insert(&mut self, c: Connection, s: &SocketRecord) -> Slot {
+    /// Files `c` under the key of `s`, this sample's socket `index`; the key
+    /// must be free (see [`ConnStore::find`]).
+    pub fn insert(&mut self, c: Connection, s: &SocketRecord, index: usize) -> Slot {
         let slot = match self.free.pop() {
             Some(slot) => {
                 self.slots[slot as usize] = Some(c);
                 self.marks[slot as usize] = self.tick;
+                self.tuple_filed[slot as usize] = s.cookie == 0;
                 slot
             }
             None => {
@@ -104,12 +161,17 @@ impl ConnStore {
                     let more = (self.slots.len() / 2).max(64);
                     self.slots.reserve_exact(more);
                     self.marks.reserve_exact(more);
+                    self.tuple_filed.reserve_exact(more);
                 }
                 self.slots.push(Some(c));
                 self.marks.push(self.tick);
+                self.tuple_filed.push(s.cookie == 0);
                 (self.slots.len() - 1) as Slot
             }
         };
+        if let Some(o) = self.order.get_mut(index) {
+            *o = slot;
+        }
         if s.cookie != 0 {
             self.by_cookie.insert(s.cookie, slot);
         } else {
@@ -125,7 +187,7 @@ impl ConnStore {
         self.free.push(slot);
         // A connection carries the last cookie it had even when it is filed by
         // its tuple (after the source switched to /proc), so look where it is.
-        if c.cookie != 0 && self.by_cookie.get(&c.cookie) == Some(&slot) {
+        if !self.tuple_filed[slot as usize] {
             self.by_cookie.remove(&c.cookie);
         } else {
             self.by_tuple.remove(&TupleKey {
@@ -154,9 +216,11 @@ impl ConnStore {
         self.slots.iter_mut().flatten()
     }
 
-    /// Gives memory back after many connections closed: packs the slab when at
-    /// most a third of it is used, and shrinks the indexes likewise (the slack
-    /// keeps a table that hovers around one size from repacking every tick).
+    /// After a sample: gives memory back when many connections closed (the
+    /// slab at most a third used, the indexes likewise; the slack keeps a table
+    /// that hovers around one size from repacking every tick), and puts the slab
+    /// back in sample order when more than an eighth of the sockets were not
+    /// where the order said.
     pub fn compact(&mut self) {
         fn shrink<K: std::hash::Hash + Eq, V, S: std::hash::BuildHasher>(m: &mut HashMap<K, V, S>) {
             if m.capacity() > 64 && m.len() * 3 < m.capacity() {
@@ -166,17 +230,36 @@ impl ConnStore {
         shrink(&mut self.by_cookie);
         shrink(&mut self.by_tuple);
         let used = self.slots.len() - self.free.len();
-        if self.slots.capacity() <= 1024 || used * 3 >= self.slots.capacity() {
-            return;
+        let sparse = self.slots.capacity() > 1024 && used * 3 < self.slots.capacity();
+        let shuffled = used > 1024 && self.misses * 8 > used;
+        if sparse || shuffled {
+            self.repack();
         }
+    }
+
+    /// Moves the connections to the front of a new slab, in this sample's
+    /// order, and renumbers the indexes.
+    fn repack(&mut self) {
+        let used = self.slots.len() - self.free.len();
         let mut moved = vec![FREE; self.slots.len()];
-        let mut slots = Vec::with_capacity(used + used / 2);
-        let mut marks = Vec::with_capacity(used + used / 2);
-        for (i, c) in self.slots.drain(..).enumerate() {
-            if let Some(c) = c {
+        // Room for an eighth more: churn mostly reuses the slots it frees.
+        let room = used + used / 8 + 64;
+        let mut slots = Vec::with_capacity(room);
+        let mut marks = Vec::with_capacity(room);
+        let mut tuple_filed = Vec::with_capacity(room);
+        // This sample's sockets first, in order; then any other (none, once the
+        // connections it did not show have been taken out).
+        let rest = 0..self.slots.len() as Slot;
+        for old in self.order.iter().copied().chain(rest) {
+            let i = old as usize;
+            if old == FREE || moved[i] != FREE {
+                continue;
+            }
+            if let Some(c) = self.slots[i].take() {
                 moved[i] = slots.len() as Slot;
                 slots.push(Some(c));
                 marks.push(self.marks[i]);
+                tuple_filed.push(self.tuple_filed[i]);
             }
         }
         for slot in self
@@ -186,8 +269,14 @@ impl ConnStore {
         {
             *slot = moved[*slot as usize];
         }
+        for slot in &mut self.order {
+            if *slot != FREE {
+                *slot = moved[*slot as usize];
+            }
+        }
         self.slots = slots;
         self.marks = marks;
+        self.tuple_filed = tuple_filed;
         self.free = Vec::new();
     }
 
@@ -203,6 +292,8 @@ impl ConnStore {
         }
         self.slots.capacity() * size_of::<Option<Connection>>()
             + (self.marks.capacity() + self.free.capacity()) * size_of::<u32>()
+            + self.tuple_filed.capacity()
+            + self.order.capacity() * size_of::<Slot>()
             + map(&self.by_cookie)
             + map(&self.by_tuple)
     }
@@ -245,16 +336,17 @@ mod tests {
     #[test]
     fn packs_after_mass_close_and_still_finds_every_survivor() {
         let mut store = ConnStore::default();
-        store.begin_tick();
         let sockets: Vec<SocketRecord> = (1..=6000).map(|n| socket(n, n % 3 != 0)).collect();
-        for s in &sockets {
-            store.insert(conn(s), s);
+        store.begin_tick(sockets.len());
+        for (i, s) in sockets.iter().enumerate() {
+            store.insert(conn(s), s, i);
         }
         let before = store.memory();
-        store.begin_tick();
-        for s in sockets.iter().filter(|s| s.inode % 10 == 0) {
-            let slot = store.find(s).expect("filed");
-            assert_eq!(store.show(slot).map(|c| c.id), Some(s.inode));
+        let kept: Vec<&SocketRecord> = sockets.iter().filter(|s| s.inode % 10 == 0).collect();
+        store.begin_tick(kept.len());
+        for (i, s) in kept.iter().enumerate() {
+            let slot = store.locate(s).expect("filed");
+            assert_eq!(store.show(slot, i).map(|c| c.id), Some(s.inode));
         }
         let gone = store.take_unshown();
         assert_eq!(gone.len(), 5400);
@@ -272,7 +364,54 @@ mod tests {
         }
         // Freed slots are reused before the slab grows.
         let s = socket(7000, true);
-        let slot = store.insert(conn(&s), &s);
+        let slot = store.insert(conn(&s), &s, 0);
         assert!((slot as usize) < 1000);
+    }
+
+    #[test]
+    fn finds_sockets_in_a_new_order_and_repacks_in_it() {
+        let mut store = ConnStore::default();
+        let mut sockets: Vec<SocketRecord> = (1..=3000).map(|n| socket(n, n % 2 == 0)).collect();
+        store.begin_tick(sockets.len());
+        for (i, s) in sockets.iter().enumerate() {
+            store.insert(conn(s), s, i);
+        }
+        // Same order: every socket is where the previous one's successor is.
+        store.begin_tick(sockets.len());
+        for (i, s) in sockets.iter().enumerate() {
+            let slot = store.locate(s).expect("filed");
+            assert_eq!(slot as usize, i);
+            store.show(slot, i);
+        }
+        assert_eq!(store.misses, 0);
+        // Reversed: found by their keys, then repacked in the new order.
+        sockets.reverse();
+        store.begin_tick(sockets.len());
+        for (i, s) in sockets.iter().enumerate() {
+            let slot = store.locate(s).expect("filed");
+            assert_eq!(store.show(slot, i).map(|c| c.id), Some(s.inode));
+        }
+        assert!(store.misses > 2900);
+        store.compact();
+        store.begin_tick(sockets.len());
+        for (i, s) in sockets.iter().enumerate() {
+            let slot = store.locate(s).expect("filed");
+            assert_eq!(slot as usize, i, "repacked in sample order");
+            store.show(slot, i);
+        }
+        assert_eq!(store.misses, 0);
+        let cookie = sockets
+            .iter()
+            .find(|s| s.cookie != 0)
+            .expect("a cookie socket");
+        let tuple = sockets
+            .iter()
+            .find(|s| s.cookie == 0)
+            .expect("a tuple socket");
+        for s in [cookie, tuple] {
+            let slot = store.find(s).expect("indexed");
+            assert_eq!(store.remove(slot).map(|c| c.id), Some(s.inode));
+            assert_eq!(store.find(s), None, "index entry gone with it");
+        }
     }
 }

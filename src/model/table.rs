@@ -206,7 +206,7 @@ impl ConnTable {
             shrunk: 0,
         };
         let store = &mut self.store;
-        store.begin_tick();
+        store.begin_tick(sample.sockets.len());
         let sockets = &sample.sockets;
         let mut views = vec![ConnView::default(); sockets.len()];
         let mut unmatched: Vec<usize> = Vec::new();
@@ -214,7 +214,7 @@ impl ConnTable {
 
         // 1. Exact keys.
         for (i, s) in sockets.iter().enumerate() {
-            let Some(slot) = store.find(s) else {
+            let Some(slot) = store.locate(s) else {
                 unmatched.push(i);
                 continue;
             };
@@ -232,7 +232,7 @@ impl ConnTable {
             if reborn {
                 gone.extend(store.remove(slot));
                 unmatched.push(i);
-            } else if let Some(c) = store.show(slot) {
+            } else if let Some(c) = store.show(slot, i) {
                 tick.update(c, s);
                 views[i] = tick.view(c, s);
             }
@@ -269,7 +269,7 @@ impl ConnTable {
                         if store.find(s).is_some() {
                             gone.push(c);
                         } else {
-                            store.insert(c, s);
+                            store.insert(c, s, i);
                         }
                     }
                     None => fresh.push(i),
@@ -307,7 +307,7 @@ impl ConnTable {
                 tick.log(&c, EventKind::Opened);
                 opened.push(i);
             }
-            store.insert(c, s);
+            store.insert(c, s, i);
         }
 
         // 5. Closed.
