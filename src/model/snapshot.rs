@@ -93,3 +93,14 @@ impl Snapshot {
         )
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn snapshots_can_be_shared_between_threads() {
+        fn shareable<T: Send + Sync>() {}
+        shareable::<Arc<Snapshot>>();
+    }
+}
