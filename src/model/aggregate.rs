@@ -18,7 +18,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::fasthash::FastMap;
-use super::{ConnView, OwnerKey, ProcessInfo, Sample, SmallCounts, StateCounts, TcpState};
+use super::{
+    ConnView, Connection, OwnerKey, ProcessInfo, Sample, SmallCounts, SocketRecord, StateCounts,
+    TcpState,
+};
 
 /// Everything aggregated over one set of sockets.
 #[derive(Clone, Debug, Default)]
@@ -160,6 +163,27 @@ impl Listening {
             .any(|ip| ip.is_unspecified() || *ip == local.ip())
             .then_some(local.port())
     }
+}
+
+/// Connections to each listening port that opened (sockets `opened`) and closed
+/// (`closed`) in one tick; listeners themselves do not count.
+pub(crate) fn port_churn<'a>(
+    listening: &Listening,
+    opened: impl Iterator<Item = &'a SocketRecord>,
+    closed: &[Connection],
+) -> BTreeMap<u16, PortChurn> {
+    let mut churn: BTreeMap<u16, PortChurn> = BTreeMap::new();
+    for s in opened.filter(|s| s.state != TcpState::Listen) {
+        if let Some(port) = listening.port_of(s.local) {
+            churn.entry(port).or_default().opened += 1;
+        }
+    }
+    for c in closed.iter().filter(|c| c.state != TcpState::Listen) {
+        if let Some(port) = listening.port_of(c.local) {
+            churn.entry(port).or_default().closed += 1;
+        }
+    }
+    churn
 }
 
 fn is_peer(addr: SocketAddr) -> bool {

@@ -8,18 +8,17 @@
 //! a count, and the history (events and per-connection transitions) stays within
 //! `EngineConfig::history_bytes`, counting whatever it lets go of.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::aggregate::{Listening, PortChurn, aggregate};
+use super::aggregate::{Listening, aggregate, port_churn};
 use super::conn::transitions_cost;
 use super::history::ChunkedLog;
 use super::series::TickInput;
 use super::table::ConnTable;
 use super::{
     ClosedConn, CounterDeltas, Event, HistoryStats, KernelCounters, Sample, Series, Snapshot,
-    Stamp, TcpState, Transition,
+    Stamp, Transition,
 };
 
 /// How much the engine remembers.
@@ -159,21 +158,8 @@ impl Engine {
         self.stats.dropped_transitions += diff.dropped_transitions;
 
         let listening = Listening::of(&sample);
-        let mut churn: BTreeMap<u16, PortChurn> = BTreeMap::new();
-        for s in diff.opened.iter().map(|&i| &sample.sockets[i]) {
-            if let Some(port) = listening.port_of(s.local)
-                && s.state != TcpState::Listen
-            {
-                churn.entry(port).or_default().opened += 1;
-            }
-        }
-        for c in &diff.closed {
-            if let Some(port) = listening.port_of(c.local)
-                && c.state != TcpState::Listen
-            {
-                churn.entry(port).or_default().closed += 1;
-            }
-        }
+        let opened_sockets = diff.opened.iter().map(|&i| &sample.sockets[i]);
+        let churn = port_churn(&listening, opened_sockets, &diff.closed);
         let (opened, closed) = (diff.opened.len(), diff.closed.len());
         for conn in diff.closed {
             self.retire(ClosedConn {
