@@ -8,6 +8,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::export::{self, OutputError};
 use crate::filter::Filter;
+use crate::model::{Engine, EngineConfig};
 use crate::sample::sampler::{Collector, CollectorConfig, SourceChoice};
 
 /// A live monitor of this host's TCP connections: states, owning processes,
@@ -78,7 +79,8 @@ pub struct SnapshotArgs {
     #[arg(long, value_enum, default_value_t = Source::Auto)]
     pub source: Source,
 
-    /// Take N samples, INTERVAL apart, and report the last.
+    /// Take N samples, INTERVAL apart, and report the last, with what changed
+    /// meanwhile (each socket's transitions, the events, counter deltas).
     #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub samples: u32,
 
@@ -187,21 +189,25 @@ fn snapshot(proc_root: &std::path::Path, args: &SnapshotArgs) -> Result<(), Fail
         owners: !args.no_owners,
         ..CollectorConfig::default()
     });
-    let mut sample = collector.collect()?;
+    // Every sample goes through the engine, which keeps what changed between them.
+    let mut engine = Engine::new(EngineConfig::default());
+    let mut snap = engine.ingest(collector.collect()?);
     for _ in 1..args.samples {
         std::thread::sleep(args.interval);
-        sample = collector.collect()?;
+        snap = engine.ingest(collector.collect()?);
     }
-    let sockets = export::select(&sample, &filter);
+    let sample = &snap.sample;
+    let selected = export::select_indices(sample, &filter);
+    let sockets: Vec<_> = selected.iter().map(|&i| &sample.sockets[i]).collect();
     let write = |w: &mut dyn Write| -> io::Result<()> {
         match args.format {
-            Format::Table => export::write_table(w, &sample, &sockets),
+            Format::Table => export::write_table(w, sample, &sockets),
             Format::Json => {
-                export::write_json(&mut *w, &sample, &sockets, args.pretty)
+                export::write_json(&mut *w, &snap, &selected, &filter, args.pretty)
                     .map_err(io::Error::from)?;
                 writeln!(w)
             }
-            Format::Csv => export::write_csv(w, &sample, &sockets).map_err(io::Error::other),
+            Format::Csv => export::write_csv(w, sample, &sockets).map_err(io::Error::other),
         }
     };
     match &args.output {

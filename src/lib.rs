@@ -4,11 +4,13 @@
 //!
 //! ```text
 //! kernel (sock_diag, /proc) --sample::Collector--> model::Sample
-//!     --> export (table / JSON / CSV), filter, and later the engine and the TUI
+//!     --model::Engine::ingest--> Arc<model::Snapshot>  (history, aggregates, series)
+//!     --> export (table / JSON / CSV), filter, and later the TUI
 //! ```
 //!
-//! `sample/` reads the kernel; `model/` holds the plain data; `filter` and `export/`
-//! work on that data and never touch the terminal.
+//! `sample/` reads the kernel; `model/` holds the plain data and the engine, which
+//! is pure (time comes from the sample); `filter` and `export/` work on that data
+//! and never touch the terminal.
 
 pub mod cli;
 pub mod export;

@@ -17,6 +17,7 @@ fn process(pid: u32, name: &str, uid: u32, user: &str) -> ProcessInfo {
         uid,
         user: user.to_owned(),
         start_time: 0,
+        ..ProcessInfo::default()
     }
 }
 

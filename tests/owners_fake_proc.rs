@@ -156,6 +156,56 @@ fn cold_walk_finds_every_owner() {
 }
 
 #[test]
+fn owners_carry_their_descriptor_count_and_limit() {
+    let p = FakeProc::new(true);
+    p.process(100, "nginx", 5000);
+    fs::write(
+        p.root().join("100/limits"),
+        "Limit                     Soft Limit           Hard Limit           Units     \n\
+         Max open files            4096                 65536                files     \n",
+    )
+    .expect("limits");
+    p.process(200, "curl", 6000);
+    p.open_file(100, 0);
+    p.open_file(100, 1);
+    p.open_socket(100, 6, 9001);
+    p.open_socket(200, 3, 9003);
+    let mut r = OwnerResolver::new(p.root(), &p.passwd()).expect("resolver");
+    let mut sockets = vec![
+        listener(80, 9001),
+        sock(
+            TcpState::Established,
+            "10.0.0.2:5555",
+            "10.0.0.1:80",
+            9003,
+            0,
+        ),
+    ];
+    let res = r.resolve(&mut sockets).expect("resolve");
+    let nginx = &res.processes[&100];
+    assert_eq!((nginx.fd_count, nginx.fd_limit), (Some(3), Some(4096)));
+    let curl = &res.processes[&200];
+    assert_eq!(
+        (curl.fd_count, curl.fd_limit),
+        (Some(1), None),
+        "no limits file: limit unknown"
+    );
+
+    // The count follows the descriptor table when the process is walked again.
+    p.open_socket(100, 7, 9002);
+    sockets.push(sock(
+        TcpState::Established,
+        "10.0.0.1:80",
+        "10.0.0.2:5556",
+        9002,
+        0,
+    ));
+    let res = r.resolve(&mut sockets).expect("resolve");
+    assert_eq!(res.processes[&100].fd_count, Some(4));
+    assert_eq!(res.processes[&100].fd_limit, Some(4096));
+}
+
+#[test]
 fn warm_ticks_find_new_sockets_without_a_full_walk() {
     let p = FakeProc::new(true);
     p.process(100, "nginx", 5000);

@@ -1,26 +1,48 @@
 //! The JSON snapshot: a stable, versioned document (see the README for its fields).
 //! New fields may be added; existing ones keep their name and meaning.
+//!
+//! It is written from an engine `Snapshot`, so besides the sample it carries each
+//! socket's age and transitions, the aggregates and the recent events. Everything
+//! follows the filter: the aggregates are over the selected sockets, and the
+//! events are those whose connection the filter selects (tested on the event's
+//! endpoints, state, uid and owner).
 
+use std::collections::BTreeMap;
 use std::io::Write;
+use std::time::SystemTime;
 
 use serde::Serialize;
 
+use super::events_json::{EventsJson, events_json};
+use crate::filter::Filter;
 use crate::model::{
-    Health, HostInfo, KernelCounters, Sample, SocketRecord, StateCounts, TcpInfoLite, Timer,
+    Aggregates, CounterDelta, Health, HostInfo, KernelCounters, Ownership, Snapshot, Stamp,
+    StateCounts, TcpInfoLite, Timer,
 };
 
 /// Version of the document's layout; bumped only when a field changes meaning.
 pub const JSON_VERSION: u32 = 1;
 
+/// Events in the document: the last ones the filter selects.
+pub const MAX_EVENTS: usize = 1000;
+
 #[derive(Serialize)]
 struct Document<'a> {
     version: u32,
     taken_at: String,
+    /// Samples the engine took (history needs two or more).
+    samples: u64,
     host: &'a HostInfo,
     counts: StateCounts,
     sockets: Vec<SocketJson<'a>>,
     counters: &'a KernelCounters,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    counter_deltas: Option<DeltasJson<'a>>,
     health: &'a Health,
+    ports: Vec<PortJson<'a>>,
+    processes: Vec<ProcessJson<'a>>,
+    remotes: Vec<RemoteJson>,
+    history: EventsJson,
 }
 
 #[derive(Serialize)]
@@ -44,15 +66,112 @@ struct SocketJson<'a> {
     timer: Option<Timer>,
     tcp_info: Option<TcpInfoLite>,
     shutdown: Option<u8>,
+    /// The holder now, or else the last process that held it.
+    last_pid: Option<u32>,
+    last_process: Option<&'a str>,
+    first_seen: String,
+    state_since: String,
+    /// Already there at the first sample: the two times above are lower bounds.
+    present_at_start: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    history: Option<Vec<TransitionJson>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    history_dropped: Option<u32>,
 }
 
-fn socket_json<'a>(sample: &'a Sample, s: &'a SocketRecord) -> SocketJson<'a> {
+#[derive(Serialize)]
+struct TransitionJson {
+    from: &'static str,
+    to: &'static str,
+    at: String,
+}
+
+#[derive(Serialize)]
+struct DeltasJson<'a> {
+    interval_secs: Option<f64>,
+    /// Counter deltas since the previous sample; null after a reset.
+    tcp: BTreeMap<&'a str, Option<u64>>,
+    tcp_ext: BTreeMap<&'a str, Option<u64>>,
+}
+
+#[derive(Serialize)]
+struct PortJson<'a> {
+    port: u16,
+    listeners: Vec<ListenerJson>,
+    accept_queue: u64,
+    syn_recv: u64,
+    states: &'a StateCounts,
+    top_remotes: Vec<PeerJson>,
+    opened: u64,
+    closed: u64,
+    opened_per_sec: Option<f64>,
+    closed_per_sec: Option<f64>,
+}
+
+#[derive(Serialize)]
+struct ListenerJson {
+    local: String,
+    accept_queue: u32,
+    backlog: u32,
+    pid: Option<u32>,
+}
+
+#[derive(Serialize)]
+struct PeerJson {
+    addr: String,
+    connections: u64,
+}
+
+#[derive(Serialize)]
+struct ProcessJson<'a> {
+    pid: u32,
+    start_time: u64,
+    process: &'a str,
+    user: &'a str,
+    sockets: u64,
+    states: &'a StateCounts,
+    fd_count: Option<u64>,
+    fd_limit: Option<u64>,
+    current_owner: bool,
+}
+
+#[derive(Serialize)]
+struct RemoteJson {
+    addr: String,
+    connections: u64,
+    states: StateCounts,
+}
+
+/// An instant as the document writes it (RFC 3339, milliseconds, UTC).
+pub(super) fn rfc3339(at: Stamp) -> String {
+    rfc3339_time(at.to_system())
+}
+
+fn rfc3339_time(at: SystemTime) -> String {
+    humantime::format_rfc3339_millis(at).to_string()
+}
+
+fn socket_json(snap: &Snapshot, i: usize) -> Option<SocketJson<'_>> {
+    let (s, view) = snap.socket(i)?;
+    let sample = &snap.sample;
     let process = sample.process_of(s);
+    let last = snap.owner_of(i);
     let fd = match s.owner {
-        crate::model::Ownership::Known { fd, .. } => Some(fd),
+        Ownership::Known { fd, .. } => Some(fd),
         _ => None,
     };
-    SocketJson {
+    let history = snap.has_history().then(|| {
+        view.transitions
+            .as_slice()
+            .iter()
+            .map(|t| TransitionJson {
+                from: t.from.name(),
+                to: t.to.name(),
+                at: rfc3339(t.at),
+            })
+            .collect()
+    });
+    Some(SocketJson {
         state: s.state.name(),
         local: s.local.to_string(),
         remote: s.remote.to_string(),
@@ -70,25 +189,126 @@ fn socket_json<'a>(sample: &'a Sample, s: &'a SocketRecord) -> SocketJson<'a> {
         timer: s.timer,
         tcp_info: s.tcp_info,
         shutdown: s.shutdown,
-    }
+        last_pid: last.map(|p| p.pid),
+        last_process: last.map(|p| p.name.as_str()),
+        first_seen: rfc3339(view.first_seen),
+        state_since: rfc3339(view.state_since),
+        present_at_start: view.at_start,
+        history,
+        history_dropped: snap.has_history().then_some(view.transitions.dropped()),
+    })
 }
 
-/// Writes `sockets` (a selection of `sample`'s) as the JSON snapshot. `counts`
-/// are over the sockets written.
+fn aggregates_json(agg: &Aggregates) -> (Vec<PortJson<'_>>, Vec<ProcessJson<'_>>, Vec<RemoteJson>) {
+    let ports = agg
+        .ports
+        .iter()
+        .map(|p| PortJson {
+            port: p.port,
+            listeners: p
+                .listeners
+                .iter()
+                .map(|l| ListenerJson {
+                    local: l.local.to_string(),
+                    accept_queue: l.accept_queue,
+                    backlog: l.backlog,
+                    pid: l.pid,
+                })
+                .collect(),
+            accept_queue: p.accept_queue(),
+            syn_recv: p.syn_recv(),
+            states: &p.states,
+            top_remotes: p
+                .top_remotes
+                .iter()
+                .map(|(ip, n)| PeerJson {
+                    addr: ip.to_string(),
+                    connections: *n,
+                })
+                .collect(),
+            opened: p.opened,
+            closed: p.closed,
+            opened_per_sec: p.opened_per_sec,
+            closed_per_sec: p.closed_per_sec,
+        })
+        .collect();
+    let processes = agg
+        .processes
+        .iter()
+        .map(|p| ProcessJson {
+            pid: p.process.pid,
+            start_time: p.process.start_time,
+            process: &p.process.name,
+            user: &p.process.user,
+            sockets: p.states.total(),
+            states: &p.states,
+            fd_count: p.process.fd_count,
+            fd_limit: p.process.fd_limit,
+            current_owner: p.current_owner,
+        })
+        .collect();
+    let remotes = agg
+        .remotes_by_count()
+        .into_iter()
+        .map(|r| RemoteJson {
+            addr: r.addr.to_string(),
+            connections: r.states.total(),
+            states: r.states,
+        })
+        .collect();
+    (ports, processes, remotes)
+}
+
+/// Writes the sockets of `snap` at `selected` (indices into its sample, as
+/// `select_indices` gives them) as the JSON snapshot; `filter` is what selected
+/// them, applied to the events too. `counts` and the aggregates are over the
+/// sockets written.
 pub fn write_json<W: Write>(
     out: W,
-    sample: &Sample,
-    sockets: &[&SocketRecord],
+    snap: &Snapshot,
+    selected: &[usize],
+    filter: &Filter,
     pretty: bool,
 ) -> serde_json::Result<()> {
+    let filtered;
+    let agg = if filter.is_empty() {
+        &snap.aggregates
+    } else {
+        filtered = snap.aggregate(selected.iter().copied());
+        &filtered
+    };
+    let (ports, processes, remotes) = aggregates_json(agg);
+    let sample = &snap.sample;
+    let counter_deltas = snap.has_history().then(|| {
+        fn deltas(m: &BTreeMap<String, CounterDelta>) -> BTreeMap<&str, Option<u64>> {
+            m.iter()
+                .filter(|(_, d)| !d.gauge)
+                .map(|(k, d)| (k.as_str(), d.delta))
+                .collect()
+        }
+        DeltasJson {
+            interval_secs: snap.interval.map(|d| d.as_secs_f64()),
+            tcp: deltas(&snap.counters.tcp),
+            tcp_ext: deltas(&snap.counters.tcp_ext),
+        }
+    });
     let doc = Document {
         version: JSON_VERSION,
-        taken_at: humantime::format_rfc3339_millis(sample.taken_at).to_string(),
+        taken_at: rfc3339_time(sample.taken_at),
+        samples: snap.tick,
         host: &sample.host,
-        counts: StateCounts::tally(sockets.iter().map(|s| s.state)),
-        sockets: sockets.iter().map(|s| socket_json(sample, s)).collect(),
+        counts: agg.counts,
+        sockets: selected
+            .iter()
+            .filter_map(|&i| socket_json(snap, i))
+            .collect(),
         counters: &sample.counters,
+        counter_deltas,
         health: &sample.health,
+        ports,
+        processes,
+        remotes,
+        history: events_json(snap, filter, MAX_EVENTS),
     };
     if pretty {
         serde_json::to_writer_pretty(out, &doc)

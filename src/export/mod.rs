@@ -1,14 +1,16 @@
-//! Writing a sample out: the aligned table (like `ss -tanp`), JSON and CSV, and
+//! Writing a sample out: the aligned table (like `ss -tanp`), CSV, the JSON
+//! snapshot (from the engine's `Snapshot`, with history and aggregates), and
 //! writing a file so that a reader never sees half of it.
 
 mod csv;
+mod events_json;
 mod file;
 mod json;
 mod text;
 
 pub use self::csv::write_csv;
 pub use file::{OutputError, write_atomically};
-pub use json::{JSON_VERSION, write_json};
+pub use json::{JSON_VERSION, MAX_EVENTS, write_json};
 pub use text::write_table;
 
 use crate::filter::Filter;
@@ -17,17 +19,27 @@ use crate::model::{Sample, SocketRecord};
 /// The sockets of `sample` that `filter` selects, in a stable order: by state,
 /// then local address, then remote address (as `ss` groups them).
 pub fn select<'a>(sample: &'a Sample, filter: &Filter) -> Vec<&'a SocketRecord> {
-    let mut out: Vec<(SortKey, &SocketRecord)> = sample
-        .sockets
+    select_indices(sample, filter)
+        .into_iter()
+        .map(|i| &sample.sockets[i])
+        .collect()
+}
+
+/// The same selection as [`select`], as indices into `sample.sockets` (to reach
+/// the engine's view of each socket at the same index).
+pub fn select_indices(sample: &Sample, filter: &Filter) -> Vec<usize> {
+    let sockets = &sample.sockets;
+    let mut out: Vec<(SortKey, usize)> = sockets
         .iter()
-        .filter(|s| {
+        .enumerate()
+        .filter(|(_, s)| {
             filter.is_empty() || filter.matches(s, sample.process_of(s).map(|p| p.as_ref()))
         })
-        .map(|s| (sort_key(s), s))
+        .map(|(i, s)| (sort_key(s), i))
         .collect();
     // Plain integer keys: a 100k-socket snapshot sorts in a few milliseconds.
     out.sort_unstable_by_key(|(k, _)| *k);
-    out.into_iter().map(|(_, s)| s).collect()
+    out.into_iter().map(|(_, i)| i).collect()
 }
 
 type SortKey = (u8, (u8, u128), u16, (u8, u128), u16, u64);

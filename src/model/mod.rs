@@ -1,14 +1,37 @@
-//! Plain data types shared by every part of sockscope: the socket record, the TCP
-//! state, a `Sample` of the kernel's tables. `sample/` fills them, everything else
-//! reads them. This module does no I/O and imports neither `sample/` nor `ui/`.
+//! Plain data types shared by every part of sockscope (the socket record, the TCP
+//! state, a `Sample` of the kernel's tables) and the engine that turns samples
+//! into snapshots (connection table, history, aggregates, series). `sample/`
+//! fills the plain types, everything else reads them. This module does no I/O,
+//! reads no clock and imports neither `sample/` nor `ui/`.
 
+mod aggregate;
+mod conn;
+mod deltas;
+mod engine;
+mod event;
+mod fasthash;
+mod history;
 mod sample;
+mod series;
+mod snapshot;
 mod socket;
 mod state;
+mod store;
+mod table;
 
+pub use aggregate::{
+    Aggregates, Listener, PortAggregate, PortChurn, ProcessAggregate, RemoteAggregate,
+};
+pub use conn::{ClosedConn, ConnView, Connection, ProcName, Stamp, Transition, Transitions};
+pub use deltas::{CounterDelta, CounterDeltas, GAUGES};
+pub use engine::{Engine, EngineConfig, MemoryEstimate};
+pub use event::{Event, EventKind};
+pub use history::LogView;
 pub use sample::{
     Health, HostInfo, KernelCounters, OwnerScanStats, ProcessInfo, Sample, SocketSource, Sockstat,
     Sysctls,
 };
+pub use series::{OwnerKey, PortPoint, Ring, Series, SmallCounts, TickPoint};
+pub use snapshot::{HistoryStats, Snapshot};
 pub use socket::{Ownership, SocketRecord, TcpInfoLite, Timer, TimerKind, unmap};
 pub use state::{StateCounts, TcpState};

@@ -44,7 +44,7 @@ impl Sample {
 }
 
 /// A process that owns sockets.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct ProcessInfo {
     pub pid: u32,
     /// Short name (`/proc/<pid>/comm`).
@@ -58,6 +58,12 @@ pub struct ProcessInfo {
     /// Start time in clock ticks since boot: with the pid, identifies the process
     /// across pid reuse.
     pub start_time: u64,
+    /// Open descriptors (entries of `/proc/<pid>/fd`) at the owner resolver's last
+    /// walk of this process, which may be a few ticks old; `None` when not read.
+    pub fd_count: Option<u64>,
+    /// Soft `RLIMIT_NOFILE` ("Max open files" of `/proc/<pid>/limits`), read once
+    /// when the process is first seen; `None` when unreadable or unlimited.
+    pub fd_limit: Option<u64>,
 }
 
 /// Where the socket table came from.

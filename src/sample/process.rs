@@ -238,13 +238,39 @@ impl ProcRoot {
         parse_start_time(&buf[..n])
     }
 
-    /// Name, command line and user of a process. `None` if it has exited.
+    /// The soft limit on open files of a process ("Max open files" in
+    /// `/proc/<pid>/limits`); `None` when unreadable or unlimited.
+    pub fn fd_limit(&self, pid: u32) -> Option<u64> {
+        let mut path = itoa_buf(pid);
+        path.extend_from_slice(b"/limits");
+        let fd = rustix::fs::openat(
+            &self.dir,
+            path.as_slice(),
+            OFlags::RDONLY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .ok()?;
+        // The file is about 1.5 KiB; "Max open files" is its eighth line.
+        let mut buf = [0u8; 4096];
+        let mut len = 0;
+        while len < buf.len() {
+            match rustix::io::read(&fd, &mut buf[len..]) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => len += n,
+            }
+        }
+        parse_nofile_limit(&buf[..len])
+    }
+
+    /// Name, command line, user and descriptor limit of a process, with
+    /// `fd_count` from the caller's last descriptor walk. `None` if it has exited.
     pub fn process_info(
         &self,
         pid: u32,
         start_time: u64,
         uid: u32,
         users: &UserNames,
+        fd_count: Option<u64>,
     ) -> Option<Arc<ProcessInfo>> {
         let proc = procfs::process::Process::new_with_root(self.path.join(pid.to_string())).ok()?;
         let name = proc.stat().map(|s| s.comm).ok()?;
@@ -257,6 +283,8 @@ impl ProcRoot {
             uid,
             user: users.name(uid),
             start_time,
+            fd_count,
+            fd_limit: self.fd_limit(pid),
         }))
     }
 }
@@ -492,6 +520,15 @@ pub fn parse_start_time(stat: &[u8]) -> Option<u64> {
     rest.split_ascii_whitespace().nth(19)?.parse().ok()
 }
 
+/// The soft limit of the "Max open files" line of a `/proc/<pid>/limits` file.
+pub fn parse_nofile_limit(limits: &[u8]) -> Option<u64> {
+    let text = std::str::from_utf8(limits).ok()?;
+    let rest = text
+        .lines()
+        .find_map(|l| l.strip_prefix("Max open files"))?;
+    rest.split_ascii_whitespace().next()?.parse().ok()
+}
+
 /// User names by uid, from the passwd file, read once. A uid with no entry (or
 /// from a directory service we do not query) is shown as its number.
 #[derive(Debug, Default, Clone)]
@@ -571,6 +608,20 @@ mod tests {
     }
 
     #[test]
+    fn parses_the_open_files_limit() {
+        let limits =
+            b"Limit                     Soft Limit           Hard Limit           Units     \n\
+Max cpu time              unlimited            unlimited            seconds   \n\
+Max open files            1024                 1048576              files     \n\
+Max locked memory         8388608              8388608              bytes     \n";
+        assert_eq!(parse_nofile_limit(limits), Some(1024));
+        let unlimited =
+            b"Max open files            unlimited            unlimited            files\n";
+        assert_eq!(parse_nofile_limit(unlimited), None);
+        assert_eq!(parse_nofile_limit(b"Max processes 10 10 processes\n"), None);
+    }
+
+    #[test]
     fn parses_passwd() {
         let u = UserNames::parse(
             "root:x:0:0:root:/root:/bin/bash\nwww-data:x:33:33::/var/www:/usr/sbin/nologin\nbroken\n",
@@ -596,6 +647,8 @@ mod tests {
                 .contains(&(u32::try_from(fd).expect("fd"), want))
         );
         assert!(root.start_time(me).is_some());
+        assert!(scan.entries >= scan.sockets.len() as u64 && scan.entries >= 3);
+        assert!(root.fd_limit(me).is_some_and(|n| n >= scan.entries));
         assert!(root.pids().expect("pids").contains(&me));
         assert_eq!(
             root.scan_fds(u32::MAX - 1, Scan::ByNumber, &|_| false)

@@ -429,11 +429,18 @@ impl OwnerResolver {
         let Some(entry) = self.procs.get_mut(&pid) else {
             return false;
         };
+        let fd_count = Some(entry.entries);
         if entry.info.is_none() || self.tick.saturating_sub(entry.info_tick) >= INFO_REFRESH_TICKS {
-            entry.info = self
-                .root
-                .process_info(pid, entry.start_time, entry.uid, &self.users);
+            entry.info =
+                self.root
+                    .process_info(pid, entry.start_time, entry.uid, &self.users, fd_count);
             entry.info_tick = self.tick;
+        } else if let Some(info) = &mut entry.info
+            && info.fd_count != fd_count
+        {
+            // The count moves with every walk; the rest (and the limit) is
+            // refreshed only every INFO_REFRESH_TICKS, without touching /proc.
+            Arc::make_mut(info).fd_count = fd_count;
         }
         match &entry.info {
             Some(info) => {

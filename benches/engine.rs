@@ -1,0 +1,206 @@
+//! Benchmark of `Engine::ingest` at 1k, 10k and 100k sockets with 1% churn per
+//! tick: each tick 1% of the connections close, as many open, and 0.5% change
+//! state. The samples are synthetic (no kernel needed) and built outside the
+//! timed part; the engine is first run for 200 ticks so that the closed list and
+//! the series are as full as in steady state.
+//!
+//! Prints the engine's memory estimate per tracked connection after the run.
+//! `cargo bench --bench engine`; `SOCKSCOPE_BENCH_SIZES=1000,10000` picks sizes.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, UNIX_EPOCH};
+
+use criterion::{BatchSize, BenchmarkId, Criterion};
+use sockscope::model::{
+    Engine, EngineConfig, Ownership, ProcessInfo, Sample, SocketRecord, TcpState,
+};
+
+const PROCESSES: u32 = 16;
+const PORTS: [u16; 8] = [80, 443, 5432, 6379, 8080, 8443, 9000, 11211];
+
+/// xorshift64*: enough randomness for a synthetic population, without a crate.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+}
+
+/// A population of server connections that churns a little every tick.
+struct Population {
+    sockets: Vec<SocketRecord>,
+    processes: BTreeMap<u32, Arc<ProcessInfo>>,
+    rng: Rng,
+    next_cookie: u64,
+    tick: u64,
+}
+
+impl Population {
+    fn new(size: usize) -> Population {
+        let processes = (1..=PROCESSES)
+            .map(|pid| {
+                let info = ProcessInfo {
+                    pid: 1000 + pid,
+                    name: format!("worker{pid}"),
+                    cmdline: format!("/usr/sbin/worker --id {pid}"),
+                    start_time: 4242,
+                    fd_count: Some(size as u64 / u64::from(PROCESSES)),
+                    fd_limit: Some(1 << 20),
+                    ..ProcessInfo::default()
+                };
+                (1000 + pid, Arc::new(info))
+            })
+            .collect();
+        let mut p = Population {
+            sockets: Vec::with_capacity(size),
+            processes,
+            rng: Rng(0x9e37_79b9_7f4a_7c15),
+            next_cookie: 1,
+            tick: 0,
+        };
+        for (i, &port) in PORTS.iter().enumerate() {
+            let mut l = SocketRecord::new(
+                TcpState::Listen,
+                SocketAddr::from(([0, 0, 0, 0], port)),
+                SocketAddr::from(([0, 0, 0, 0], 0)),
+            );
+            l.send_q = 4096;
+            l.owner = Ownership::Known {
+                pid: 1001 + i as u32 % PROCESSES,
+                fd: 3,
+            };
+            p.push(l);
+        }
+        while p.sockets.len() < size {
+            let s = p.connection();
+            p.push(s);
+        }
+        p
+    }
+
+    fn push(&mut self, mut s: SocketRecord) {
+        s.cookie = self.next_cookie;
+        s.inode = if s.owner.pid().is_some() {
+            self.next_cookie
+        } else {
+            0
+        };
+        self.next_cookie += 1;
+        self.sockets.push(s);
+    }
+
+    /// A new accepted connection from one of 65k remote hosts.
+    fn connection(&mut self) -> SocketRecord {
+        let port = PORTS[self.rng.below(PORTS.len())];
+        let host = self.rng.below(65_536) as u16;
+        let remote = SocketAddr::from((
+            [10, 1, (host >> 8) as u8, host as u8],
+            1024 + self.rng.below(60_000) as u16,
+        ));
+        let mut s = SocketRecord::new(
+            TcpState::Established,
+            SocketAddr::from(([10, 0, 0, 1], port)),
+            remote,
+        );
+        s.owner = Ownership::Known {
+            pid: 1001 + self.rng.below(PROCESSES as usize) as u32,
+            fd: 10,
+        };
+        s
+    }
+
+    /// The next sample: 1% of the connections gone, 1% new, 0.5% changed.
+    fn next_sample(&mut self) -> Sample {
+        self.tick += 1;
+        let n = self.sockets.len();
+        let churn = (n / 100).max(1);
+        for _ in 0..churn {
+            let i = PORTS.len() + self.rng.below(n - PORTS.len());
+            self.sockets.swap_remove(i);
+            let s = self.connection();
+            self.push(s);
+        }
+        for _ in 0..churn / 2 {
+            let i = PORTS.len() + self.rng.below(n - PORTS.len());
+            let s = &mut self.sockets[i];
+            s.state = match s.state {
+                TcpState::Established => TcpState::CloseWait,
+                TcpState::CloseWait => TcpState::LastAck,
+                _ => continue,
+            };
+        }
+        Sample {
+            taken_at: UNIX_EPOCH + Duration::from_secs(1_700_000_000 + self.tick),
+            sockets: self.sockets.clone(),
+            processes: self.processes.clone(),
+            users: BTreeMap::new(),
+            counters: Default::default(),
+            host: Default::default(),
+            health: Default::default(),
+        }
+    }
+}
+
+fn bench_size(c: &mut Criterion, size: usize) {
+    let mut population = Population::new(size);
+    let mut engine = Engine::new(EngineConfig::default());
+    for _ in 0..200 {
+        engine.ingest(population.next_sample());
+    }
+    let mut group = c.benchmark_group("ingest_1pct_churn");
+    if size >= 100_000 {
+        group.sample_size(10);
+    }
+    group.bench_with_input(BenchmarkId::from_parameter(size), &size, |b, _| {
+        b.iter_batched(
+            || population.next_sample(),
+            |sample| engine.ingest(sample),
+            BatchSize::PerIteration,
+        )
+    });
+    group.finish();
+
+    let m = engine.memory_estimate();
+    let tracked = engine.tracked();
+    let snap = engine.ingest(population.next_sample());
+    eprintln!(
+        "engine memory at {size} sockets: {tracked} tracked ({} live, {} closed); \
+         table {} B + closed {} B = {:.0} B per tracked connection; \
+         history {} B (transitions {} B, events {} B, bound {} B); series {} B; \
+         {} events logged; a snapshot's per-socket views {} B",
+        snap.sample.sockets.len(),
+        snap.closed.len(),
+        m.table,
+        m.closed,
+        (m.table + m.closed) as f64 / tracked as f64,
+        m.history(),
+        m.transitions,
+        m.events,
+        engine.config().history_bytes,
+        m.series,
+        snap.history.events_logged,
+        snap.conns.capacity() * size_of::<sockscope::model::ConnView>(),
+    );
+}
+
+fn main() {
+    let sizes: Vec<usize> = std::env::var("SOCKSCOPE_BENCH_SIZES")
+        .ok()
+        .map(|v| v.split(',').filter_map(|s| s.trim().parse().ok()).collect())
+        .unwrap_or_else(|| vec![1_000, 10_000, 100_000]);
+    let mut criterion = Criterion::default().configure_from_args();
+    for size in sizes {
+        bench_size(&mut criterion, size);
+    }
+    criterion.final_summary();
+}

@@ -1,0 +1,92 @@
+//! The `"history"` part of the JSON snapshot: the last events of the engine's
+//! log that the filter selects, and what the bounded history let go of.
+//!
+//! An event outlives its connection, so the filter is tested on what the event
+//! recorded: its state (after the event; for a close, the last state seen), its
+//! endpoints, the socket's uid and the owner's pid and name. The owner's user
+//! name is not recorded, so `user:NAME` selects no event (`user:UID` does).
+
+use serde::Serialize;
+
+use super::json::rfc3339;
+use crate::filter::Filter;
+use crate::model::{Event, EventKind, Ownership, ProcessInfo, Snapshot, SocketRecord};
+
+#[derive(Serialize)]
+pub(super) struct EventsJson {
+    events: Vec<EventJson>,
+    /// Events the engine's log let go of (over its memory bound).
+    dropped_events: u64,
+    /// Per-connection transitions let go of (over the per-connection limit or
+    /// the memory bound).
+    dropped_transitions: u64,
+}
+
+#[derive(Serialize)]
+struct EventJson {
+    at: String,
+    /// `opened`, `state_changed` or `closed`.
+    kind: &'static str,
+    /// The state after the event (for `closed`, the last one seen).
+    state: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    from: Option<&'static str>,
+    local: String,
+    remote: String,
+    pid: Option<u32>,
+    process: Option<String>,
+    /// The engine's connection number, the same in every event of a connection.
+    conn: u64,
+}
+
+fn selects(filter: &Filter, e: &Event) -> bool {
+    if filter.is_empty() {
+        return true;
+    }
+    let mut record = SocketRecord::new(e.state, e.local, e.remote);
+    record.uid = e.uid;
+    record.owner = match e.pid {
+        Some(pid) => Ownership::Known { pid, fd: 0 },
+        None => Ownership::Unknown,
+    };
+    let process = e
+        .pid
+        .filter(|_| filter.needs_process())
+        .map(|pid| ProcessInfo {
+            pid,
+            name: e.process.as_str().to_string(),
+            ..ProcessInfo::default()
+        });
+    filter.matches(&record, process.as_ref())
+}
+
+/// The last `max` events of `snap` that `filter` selects, oldest first.
+pub(super) fn events_json(snap: &Snapshot, filter: &Filter, max: usize) -> EventsJson {
+    let mut events: Vec<EventJson> = snap
+        .events
+        .iter()
+        .rev()
+        .filter(|e| selects(filter, e))
+        .take(max)
+        .map(|e| EventJson {
+            at: rfc3339(e.at),
+            kind: e.kind.name(),
+            state: e.state.name(),
+            from: match e.kind {
+                EventKind::StateChanged { from } => Some(from.name()),
+                _ => None,
+            },
+            local: e.local.to_string(),
+            remote: e.remote.to_string(),
+            pid: e.pid,
+            process: (!e.process.is_empty()).then(|| e.process.as_str().to_string()),
+            conn: e.conn,
+        })
+        .collect();
+    events.reverse();
+    EventsJson {
+        events,
+        dropped_events: snap.history.dropped_events,
+        dropped_transitions: snap.history.dropped_transitions,
+    }
+}

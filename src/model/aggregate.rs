@@ -1,0 +1,342 @@
+//! Aggregates of a set of sockets: per state, per listening port, per process and
+//! per remote host. The engine computes them over every socket for the snapshot;
+//! an export computes them again over the sockets its filter selected.
+//!
+//! - A socket belongs to a listening port when a LISTEN socket of the sample (the
+//!   whole sample, whatever the selection) is bound to its local port and to its
+//!   local address or the wildcard address; outgoing connections belong to no
+//!   port and show under their remote host.
+//! - A socket belongs to the process that holds it now, or else to the last one
+//!   that held it, so that TIME_WAIT and orphaned sockets stay with the process
+//!   that made them. A process is a pid and a start time: after pid reuse, two.
+
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, HashMap};
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::fasthash::FastMap;
+use super::{
+    ConnView, Connection, OwnerKey, ProcessInfo, Sample, SmallCounts, SocketRecord, StateCounts,
+    TcpState,
+};
+
+/// Everything aggregated over one set of sockets.
+#[derive(Clone, Debug, Default)]
+pub struct Aggregates {
+    pub counts: StateCounts,
+    /// By port number.
+    pub ports: Vec<PortAggregate>,
+    /// By socket count, most first.
+    pub processes: Vec<ProcessAggregate>,
+    /// In no particular order: a busy server has tens of thousands, and sorting
+    /// them every tick is left to whoever shows them ([`Aggregates::remotes_by_count`]).
+    pub remotes: Vec<RemoteAggregate>,
+}
+
+impl Aggregates {
+    /// The remote hosts, most connections first, then by address.
+    pub fn remotes_by_count(&self) -> Vec<&RemoteAggregate> {
+        let mut out: Vec<&RemoteAggregate> = self.remotes.iter().collect();
+        out.sort_by_cached_key(|r| (Reverse(r.states.total()), ip_key(r.addr)));
+        out
+    }
+}
+
+/// A LISTEN socket of a port.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Listener {
+    pub local: SocketAddr,
+    /// Connections waiting to be accepted (the socket's `recv_q`).
+    pub accept_queue: u32,
+    /// The accept queue's limit (`send_q`; 0 from the /proc fallback).
+    pub backlog: u32,
+    /// The process that holds it (or last held it).
+    pub pid: Option<u32>,
+}
+
+/// A local port with a listener.
+#[derive(Clone, Debug)]
+pub struct PortAggregate {
+    pub port: u16,
+    /// Every LISTEN socket on the port, selected or not (they are what the port is).
+    pub listeners: Vec<Listener>,
+    /// Selected sockets on the port by state, listeners included.
+    pub states: StateCounts,
+    /// Remote hosts with the most selected connections to the port (at most 5).
+    pub top_remotes: Vec<(IpAddr, u64)>,
+    /// Connections to the port opened and closed since the previous sample (over
+    /// every connection, whatever the selection).
+    pub opened: u64,
+    pub closed: u64,
+    pub opened_per_sec: Option<f64>,
+    pub closed_per_sec: Option<f64>,
+}
+
+impl PortAggregate {
+    /// Half-open connections (SYN_RECV) on the port.
+    pub fn syn_recv(&self) -> u64 {
+        self.states.get(TcpState::SynRecv)
+    }
+
+    /// Connections waiting in the listeners' accept queues.
+    pub fn accept_queue(&self) -> u64 {
+        self.listeners
+            .iter()
+            .map(|l| u64::from(l.accept_queue))
+            .sum()
+    }
+}
+
+/// A process and its sockets.
+#[derive(Clone, Debug)]
+pub struct ProcessAggregate {
+    /// Its info, including `fd_count` and `fd_limit`.
+    pub process: Arc<ProcessInfo>,
+    pub states: StateCounts,
+    /// Whether it holds a socket of this sample; false when it is only the last
+    /// owner of sockets it has let go of (TIME_WAIT, orphaned), maybe exited.
+    pub current_owner: bool,
+}
+
+impl ProcessAggregate {
+    pub fn key(&self) -> OwnerKey {
+        OwnerKey {
+            pid: self.process.pid,
+            start_time: self.process.start_time,
+        }
+    }
+}
+
+/// A remote host and the connections to it.
+#[derive(Clone, Debug)]
+pub struct RemoteAggregate {
+    pub addr: IpAddr,
+    pub states: StateCounts,
+}
+
+/// Connections to a listening port opened and closed in one tick.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PortChurn {
+    pub opened: u64,
+    pub closed: u64,
+}
+
+/// The process that holds the `i`th socket of `sample`, or else the last one
+/// that held it.
+pub(crate) fn owner_of<'a>(
+    sample: &'a Sample,
+    views: &'a [ConnView],
+    i: usize,
+) -> Option<&'a Arc<ProcessInfo>> {
+    let s = sample.sockets.get(i)?;
+    sample
+        .process_of(s)
+        .or_else(|| views.get(i)?.last_owner.as_ref())
+}
+
+/// The addresses listened on, by port: which sockets belong to a listening port.
+#[derive(Debug, Default)]
+pub(crate) struct Listening(FastMap<u16, Vec<IpAddr>>);
+
+impl Listening {
+    pub fn of(sample: &Sample) -> Listening {
+        let mut map: FastMap<u16, Vec<IpAddr>> = FastMap::default();
+        for s in sample
+            .sockets
+            .iter()
+            .filter(|s| s.state == TcpState::Listen)
+        {
+            map.entry(s.local.port()).or_default().push(s.local.ip());
+        }
+        Listening(map)
+    }
+
+    /// The listening port a socket bound to `local` belongs to, if any.
+    pub fn port_of(&self, local: SocketAddr) -> Option<u16> {
+        let ips = self.0.get(&local.port())?;
+        // A wildcard listener takes both families: the model stores IPv4-mapped
+        // addresses as IPv4, so a dual-stack `[::]` listener sees IPv4 peers.
+        ips.iter()
+            .any(|ip| ip.is_unspecified() || *ip == local.ip())
+            .then_some(local.port())
+    }
+}
+
+/// Connections to each listening port that opened (sockets `opened`) and closed
+/// (`closed`) in one tick; listeners themselves do not count.
+pub(crate) fn port_churn<'a>(
+    listening: &Listening,
+    opened: impl Iterator<Item = &'a SocketRecord>,
+    closed: &[Connection],
+) -> BTreeMap<u16, PortChurn> {
+    let mut churn: BTreeMap<u16, PortChurn> = BTreeMap::new();
+    for s in opened.filter(|s| s.state != TcpState::Listen) {
+        if let Some(port) = listening.port_of(s.local) {
+            churn.entry(port).or_default().opened += 1;
+        }
+    }
+    for c in closed.iter().filter(|c| c.state != TcpState::Listen) {
+        if let Some(port) = listening.port_of(c.local) {
+            churn.entry(port).or_default().closed += 1;
+        }
+    }
+    churn
+}
+
+fn is_peer(addr: SocketAddr) -> bool {
+    !(addr.port() == 0 && addr.ip().is_unspecified())
+}
+
+/// An address as a key that sorts like `IpAddr` but compares as integers.
+fn ip_key(ip: IpAddr) -> (u8, u128) {
+    match ip {
+        IpAddr::V4(v4) => (4, u128::from(u32::from(v4))),
+        IpAddr::V6(v6) => (6, u128::from(v6)),
+    }
+}
+
+/// Keeps the 5 peers with the most connections, ties by address.
+fn keep_top(top: &mut Vec<(IpAddr, u64)>, ip: IpAddr, n: u64) {
+    let rank = |(ip, n): (IpAddr, u64)| (Reverse(n), ip_key(ip));
+    let at = top.partition_point(|&p| rank(p) < rank((ip, n)));
+    if at < 5 {
+        top.insert(at, (ip, n));
+        top.truncate(5);
+    }
+}
+
+/// A remote host while counting: its connections, and the first listening port
+/// it was seen on with their count (most hosts talk to one port; the others go
+/// to a map), so that a socket costs one lookup of its host, in one place.
+#[derive(Default)]
+struct RemoteAcc {
+    states: SmallCounts,
+    port: u16,
+    on_port: u32,
+}
+
+/// The aggregates of the sockets of `sample` at `selection` (indices), with the
+/// engine's `views` of them, the ports `listening` in the sample and this tick's
+/// `churn` per listening port; `remotes_hint` is how many remote hosts to
+/// expect (the previous tick's count saves growing the map step by step).
+///
+/// Runs every tick over every socket, so each socket costs one lookup of its
+/// remote host (the standard hasher: peers choose addresses) and fast lookups of
+/// its port and owner.
+pub(crate) fn aggregate(
+    sample: &Sample,
+    views: &[ConnView],
+    listening: &Listening,
+    churn: &BTreeMap<u16, PortChurn>,
+    interval: Option<Duration>,
+    selection: impl IntoIterator<Item = usize>,
+    remotes_hint: usize,
+) -> Aggregates {
+    let mut counts = StateCounts::default();
+    let mut ports: FastMap<u16, StateCounts> = FastMap::default();
+    let mut remotes: HashMap<IpAddr, RemoteAcc> = HashMap::with_capacity(remotes_hint);
+    let mut more_ports: HashMap<(u16, IpAddr), u32> = HashMap::new();
+    let mut proc_index: FastMap<OwnerKey, usize> = FastMap::default();
+    let mut processes: Vec<ProcessAggregate> = Vec::new();
+    for i in selection {
+        let Some(s) = sample.sockets.get(i) else {
+            continue;
+        };
+        let st = s.state.index();
+        counts.0[st] += 1;
+        let port = listening.port_of(s.local);
+        if let Some(port) = port {
+            ports.entry(port).or_default().0[st] += 1;
+        }
+        if is_peer(s.remote) {
+            let ip = s.remote.ip();
+            let acc = remotes.entry(ip).or_default();
+            acc.states.0[st] = acc.states.0[st].saturating_add(1);
+            if let Some(port) = port {
+                if acc.on_port == 0 || acc.port == port {
+                    acc.port = port;
+                    acc.on_port += 1;
+                } else {
+                    *more_ports.entry((port, ip)).or_default() += 1;
+                }
+            }
+        }
+        if let Some(p) = owner_of(sample, views, i) {
+            let key = OwnerKey {
+                pid: p.pid,
+                start_time: p.start_time,
+            };
+            let at = *proc_index.entry(key).or_insert_with(|| {
+                let current = sample
+                    .processes
+                    .get(&p.pid)
+                    .is_some_and(|now| now.start_time == p.start_time);
+                processes.push(ProcessAggregate {
+                    process: Arc::clone(p),
+                    states: StateCounts::default(),
+                    current_owner: current,
+                });
+                processes.len() - 1
+            });
+            processes[at].states.0[st] += 1;
+        }
+    }
+
+    let mut top: FastMap<u16, Vec<(IpAddr, u64)>> = FastMap::default();
+    for (&addr, r) in remotes.iter().filter(|(_, r)| r.on_port > 0) {
+        keep_top(top.entry(r.port).or_default(), addr, u64::from(r.on_port));
+    }
+    for ((port, addr), n) in more_ports {
+        keep_top(top.entry(port).or_default(), addr, u64::from(n));
+    }
+    let mut listeners: FastMap<u16, Vec<Listener>> = FastMap::default();
+    for (i, s) in sample.sockets.iter().enumerate() {
+        if s.state == TcpState::Listen && ports.contains_key(&s.local.port()) {
+            listeners.entry(s.local.port()).or_default().push(Listener {
+                local: s.local,
+                accept_queue: s.recv_q,
+                backlog: s.send_q,
+                pid: owner_of(sample, views, i).map(|p| p.pid),
+            });
+        }
+    }
+    let per_sec = |n: u64| {
+        interval
+            .filter(|d| !d.is_zero())
+            .map(|d| n as f64 / d.as_secs_f64())
+    };
+    let mut ports: Vec<PortAggregate> = ports
+        .into_iter()
+        .map(|(port, states)| {
+            let c = churn.get(&port).copied().unwrap_or_default();
+            PortAggregate {
+                port,
+                listeners: listeners.remove(&port).unwrap_or_default(),
+                states,
+                top_remotes: top.remove(&port).unwrap_or_default(),
+                opened: c.opened,
+                closed: c.closed,
+                opened_per_sec: per_sec(c.opened),
+                closed_per_sec: per_sec(c.closed),
+            }
+        })
+        .collect();
+    ports.sort_unstable_by_key(|p| p.port);
+    processes.sort_unstable_by_key(|p| (Reverse(p.states.total()), p.key()));
+    let remotes = remotes
+        .into_iter()
+        .map(|(addr, r)| RemoteAggregate {
+            addr,
+            states: StateCounts(r.states.0.map(u64::from)),
+        })
+        .collect();
+    Aggregates {
+        counts,
+        ports,
+        processes,
+        remotes,
+    }
+}

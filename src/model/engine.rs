@@ -1,0 +1,291 @@
+//! The engine: takes each `Sample` and returns an immutable `Snapshot` with
+//! everything derived from it: connection ages and transitions, the event log,
+//! recently closed connections, aggregates, counter deltas and time series.
+//!
+//! It is pure: no clock (time is `Sample::taken_at`), no I/O, no threads, so tests
+//! drive it with scripted samples. Its memory is bounded: the live table costs a
+//! fixed amount per connection, closed connections are kept for a while and up to
+//! a count, and the history (events and per-connection transitions) stays within
+//! `EngineConfig::history_bytes`, counting whatever it lets go of.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::aggregate::{Listening, aggregate, port_churn};
+use super::conn::transitions_cost;
+use super::history::ChunkedLog;
+use super::series::TickInput;
+use super::table::ConnTable;
+use super::{
+    ClosedConn, CounterDeltas, Event, HistoryStats, KernelCounters, Sample, Series, Snapshot,
+    Stamp, Transition,
+};
+
+/// How much the engine remembers.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EngineConfig {
+    /// Bound on the history: half for the event log, half for the connections'
+    /// transitions (live and recently closed).
+    pub history_bytes: usize,
+    /// Transitions kept per connection (the latest ones).
+    pub transitions_per_conn: usize,
+    /// How long a closed connection stays listed.
+    pub closed_retention: Duration,
+    /// At most this many closed connections are listed (the oldest go first).
+    pub max_closed: usize,
+    /// Ticks kept by each time series.
+    pub series_len: usize,
+    /// Ports and processes with a series of their own (the rest are summed).
+    pub top_n: usize,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            // Tens of MB for a server at 100k connections.
+            history_bytes: 64 << 20,
+            transitions_per_conn: 16,
+            closed_retention: Duration::from_secs(180),
+            max_closed: 65_536,
+            series_len: 300,
+            top_n: 64,
+        }
+    }
+}
+
+/// The engine's heap use, by part, in bytes (from lengths and capacities;
+/// process infos are shared with the samples and not counted).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MemoryEstimate {
+    /// The live connection table.
+    pub table: usize,
+    /// The recently closed connections.
+    pub closed: usize,
+    /// Transition lists of live and closed connections.
+    pub transitions: usize,
+    /// The event log.
+    pub events: usize,
+    /// The time series.
+    pub series: usize,
+}
+
+impl MemoryEstimate {
+    pub fn total(&self) -> usize {
+        self.table + self.closed + self.transitions + self.events + self.series
+    }
+
+    /// The part bounded by `EngineConfig::history_bytes`.
+    pub fn history(&self) -> usize {
+        self.transitions + self.events
+    }
+}
+
+/// Turns samples into snapshots. One per sampler; feed it every sample in order.
+#[derive(Debug)]
+pub struct Engine {
+    config: EngineConfig,
+    table: ConnTable,
+    closed: ChunkedLog<ClosedConn>,
+    closed_transition_bytes: usize,
+    events: ChunkedLog<Event>,
+    series: Arc<Series>,
+    prev: Option<(Stamp, KernelCounters)>,
+    tick: u64,
+    stats: HistoryStats,
+    /// Remote hosts in the previous tick, to size this tick's count of them.
+    remotes_hint: usize,
+}
+
+/// Items per sealed chunk of the logs: small enough that a snapshot's copy of
+/// the open chunk is cheap, large enough that the chunk list stays short.
+const CHUNK: usize = 256;
+
+impl Engine {
+    pub fn new(config: EngineConfig) -> Engine {
+        let events_budget = config.history_bytes / 2;
+        let items = events_budget / size_of::<Event>();
+        let chunk = (items / 16).clamp(1, CHUNK);
+        let mut capacity = items.saturating_sub(2 * chunk);
+        while capacity > 0 && ChunkedLog::<Event>::memory_bound(capacity, chunk) > events_budget {
+            capacity -= (capacity / 64).max(1);
+        }
+        Engine {
+            table: ConnTable::default(),
+            closed: ChunkedLog::new(config.max_closed, CHUNK),
+            closed_transition_bytes: 0,
+            events: ChunkedLog::new(capacity, chunk),
+            series: Arc::new(Series::new(config.series_len, config.top_n)),
+            prev: None,
+            tick: 0,
+            stats: HistoryStats::default(),
+            remotes_hint: 0,
+            config,
+        }
+    }
+
+    pub fn config(&self) -> &EngineConfig {
+        &self.config
+    }
+
+    /// Connections tracked: live ones and the recently closed still listed.
+    pub fn tracked(&self) -> usize {
+        self.table.len() + self.closed.len()
+    }
+
+    pub fn memory_estimate(&self) -> MemoryEstimate {
+        MemoryEstimate {
+            table: self.table.memory(),
+            closed: self.closed.memory(),
+            transitions: self.table.transition_bytes() + self.closed_transition_bytes,
+            events: self.events.memory(),
+            series: self.series.memory(),
+        }
+    }
+
+    /// Takes in the next sample (samples must come in the order they were taken)
+    /// and returns what is known after it.
+    pub fn ingest(&mut self, sample: Sample) -> Arc<Snapshot> {
+        self.tick += 1;
+        let first = self.tick == 1;
+        let now = Stamp::from(sample.taken_at);
+        let interval = self.prev.as_ref().and_then(|(at, _)| now.since(*at));
+
+        let limit = self.transition_quota(sample.sockets.len() + self.closed.len());
+        let mut new_events: Vec<Event> = Vec::new();
+        let diff = self
+            .table
+            .ingest(&sample, now, first, limit, &mut new_events);
+        self.stats.dropped_transitions += diff.dropped_transitions;
+
+        let listening = Listening::of(&sample);
+        let opened_sockets = diff.opened.iter().map(|&i| &sample.sockets[i]);
+        let churn = port_churn(&listening, opened_sockets, &diff.closed);
+        let (opened, closed) = (diff.opened.len(), diff.closed.len());
+        for conn in diff.closed {
+            self.retire(ClosedConn {
+                conn,
+                closed_at: now,
+            });
+        }
+        self.expire_closed(now);
+
+        let new_count = new_events.len();
+        for e in new_events {
+            self.stats.events_logged += 1;
+            self.stats.dropped_events += self.events.push(e) as u64;
+        }
+        let mut views = diff.views;
+        if self.enforce_transition_bound() {
+            // Rare (the number of connections grew past the bound's quota): the
+            // snapshot shows the lists as the engine now keeps them.
+            self.table.refresh_transitions(&sample, &mut views);
+        }
+
+        let aggregates = aggregate(
+            &sample,
+            &views,
+            &listening,
+            &churn,
+            interval,
+            0..sample.sockets.len(),
+            self.remotes_hint,
+        );
+        self.remotes_hint = aggregates.remotes.len();
+        let counters = CounterDeltas::between(
+            self.prev.as_ref().map(|(_, c)| c),
+            &sample.counters,
+            interval,
+        );
+        Arc::make_mut(&mut self.series).record(&TickInput {
+            at: now,
+            interval,
+            aggregates: &aggregates,
+            opened: u32::try_from(opened).unwrap_or(u32::MAX),
+            closed: u32::try_from(closed).unwrap_or(u32::MAX),
+            counters: &counters,
+        });
+        self.prev = Some((
+            now,
+            KernelCounters {
+                tcp: sample.counters.tcp.clone(),
+                tcp_ext: sample.counters.tcp_ext.clone(),
+                ..KernelCounters::default()
+            },
+        ));
+
+        Arc::new(Snapshot {
+            tick: self.tick,
+            interval,
+            conns: views,
+            closed: self.closed.view(),
+            events: self.events.view(),
+            new_events: new_count.min(self.events.len()),
+            history: self.stats,
+            aggregates,
+            churn,
+            counters,
+            series: Arc::clone(&self.series),
+            sample,
+        })
+    }
+
+    /// Transitions each connection may keep so that `tracked` connections stay
+    /// within the transitions' half of the history bound.
+    fn transition_quota(&self, tracked: usize) -> usize {
+        let budget = self.config.history_bytes / 2;
+        let per_conn = budget / tracked.max(1);
+        let fits = per_conn.saturating_sub(transitions_cost(1) - size_of::<Transition>())
+            / size_of::<Transition>();
+        fits.min(self.config.transitions_per_conn)
+    }
+
+    /// Lists a closed connection, making room by forgetting the oldest.
+    fn retire(&mut self, closed: ClosedConn) {
+        if self.config.max_closed == 0 {
+            return;
+        }
+        while self.closed.len() >= self.config.max_closed {
+            self.evict_oldest_closed();
+        }
+        self.closed_transition_bytes += closed.conn.transitions.bytes();
+        self.closed.push(closed);
+    }
+
+    fn evict_oldest_closed(&mut self) -> bool {
+        let Some(front) = self.closed.front() else {
+            return false;
+        };
+        self.closed_transition_bytes -= front.conn.transitions.bytes();
+        self.stats.closed_evicted += 1;
+        self.closed.pop_front()
+    }
+
+    fn expire_closed(&mut self, now: Stamp) {
+        let retention = self.config.closed_retention;
+        let freed = &mut self.closed_transition_bytes;
+        self.closed.expire_while(|c| {
+            let expired = now.saturating_since(c.closed_at) > retention;
+            if expired {
+                *freed -= c.conn.transitions.bytes();
+            }
+            expired
+        });
+    }
+
+    /// Keeps the transitions within their half of the bound once the number of
+    /// connections grew: every live connection keeps its latest few, then, if
+    /// the closed ones alone are over, the oldest closed are forgotten. Returns
+    /// whether live connections lost transitions.
+    fn enforce_transition_bound(&mut self) -> bool {
+        let budget = self.config.history_bytes / 2;
+        let held = |e: &Engine| e.table.transition_bytes() + e.closed_transition_bytes;
+        if held(self) <= budget {
+            return false;
+        }
+        let quota = self.transition_quota(self.tracked());
+        let trimmed = self.table.trim_transitions(quota);
+        self.stats.dropped_transitions += trimmed;
+        while held(self) > budget && self.evict_oldest_closed() {}
+        trimmed > 0
+    }
+}

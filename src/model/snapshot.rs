@@ -1,0 +1,106 @@
+//! The `Snapshot`: one sample and everything the engine derived from it, frozen.
+//!
+//! The engine hands out `Arc<Snapshot>`; the screen, the exports and the headless
+//! modes all read the same value and none can change it. Holding an old one is
+//! safe: it shares the history it saw and keeps it alive, nothing more.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use super::aggregate::{self, Aggregates, PortChurn};
+use super::{
+    ClosedConn, ConnView, CounterDeltas, Event, LogView, ProcessInfo, Sample, Series, SocketRecord,
+};
+
+/// What the bounded history let go of so far (it never drops silently).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct HistoryStats {
+    /// Events ever logged, kept or not.
+    pub events_logged: u64,
+    /// Events that fell off the front of the log to stay within the bound.
+    pub dropped_events: u64,
+    /// Per-connection transitions let go of: over the per-connection limit, or
+    /// trimmed to stay within the bound.
+    pub dropped_transitions: u64,
+    /// Closed connections forgotten before their retention time was up (too many
+    /// closed at once, or their transitions over the bound).
+    pub closed_evicted: u64,
+}
+
+/// One sample and what the engine knows of it.
+#[derive(Debug)]
+pub struct Snapshot {
+    /// The sample as collected.
+    pub sample: Sample,
+    /// 1 for the engine's first sample, then counting up.
+    pub tick: u64,
+    /// Since the previous sample; `None` at the first, or when the wall clock
+    /// went backwards between the two.
+    pub interval: Option<Duration>,
+    /// The engine's view of each socket, at the socket's index in `sample.sockets`.
+    pub conns: Vec<ConnView>,
+    /// Connections that left the kernel's table recently, oldest first.
+    pub closed: LogView<ClosedConn>,
+    /// The event log, oldest first (bounded: see `history.dropped_events`).
+    pub events: LogView<Event>,
+    /// How many of the last events of `events` this sample made.
+    pub new_events: usize,
+    pub history: HistoryStats,
+    /// Aggregates over every socket of the sample.
+    pub aggregates: Aggregates,
+    /// Connections to each listening port opened and closed since the previous
+    /// sample (for aggregates over a selection).
+    pub churn: BTreeMap<u16, PortChurn>,
+    /// Kernel counters' deltas since the previous sample.
+    pub counters: CounterDeltas,
+    /// The time series up to and including this sample.
+    pub series: Arc<Series>,
+}
+
+impl Snapshot {
+    pub fn taken_at(&self) -> SystemTime {
+        self.sample.taken_at
+    }
+
+    /// Whether there is any history to show: at least two samples were taken.
+    pub fn has_history(&self) -> bool {
+        self.tick > 1
+    }
+
+    /// The `i`th socket and the engine's view of it.
+    pub fn socket(&self, i: usize) -> Option<(&SocketRecord, &ConnView)> {
+        Some((self.sample.sockets.get(i)?, self.conns.get(i)?))
+    }
+
+    /// The process that holds the `i`th socket, or else the last one that held
+    /// it (TIME_WAIT and orphaned sockets keep their maker).
+    pub fn owner_of(&self, i: usize) -> Option<&Arc<ProcessInfo>> {
+        aggregate::owner_of(&self.sample, &self.conns, i)
+    }
+
+    /// The aggregates over the sockets at `selection` (indices into
+    /// `sample.sockets`), e.g. those a filter selected.
+    pub fn aggregate(&self, selection: impl IntoIterator<Item = usize>) -> Aggregates {
+        aggregate::aggregate(
+            &self.sample,
+            &self.conns,
+            &aggregate::Listening::of(&self.sample),
+            &self.churn,
+            self.interval,
+            selection,
+            self.aggregates.remotes.len(),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn snapshots_can_be_shared_between_threads() {
+        fn shareable<T: Send + Sync>() {}
+        shareable::<Arc<Snapshot>>();
+    }
+}
