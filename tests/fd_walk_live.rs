@@ -8,11 +8,12 @@ use std::os::fd::AsRawFd;
 use std::path::Path;
 
 use rustc_hash::FxHashMap;
-use sockscope::sample::process::{CachedTable, FdScan, ProcRoot, Scan};
+use sockscope::sample::fds::{CachedTable, FdScan, Scan};
+use sockscope::sample::process::ProcRoot;
 
 fn inode_of(fd: i32) -> u64 {
     let link = std::fs::read_link(format!("/proc/self/fd/{fd}")).expect("fd link");
-    sockscope::sample::process::socket_inode(link.to_string_lossy().as_bytes()).expect("a socket")
+    sockscope::sample::fds::socket_inode(link.to_string_lossy().as_bytes()).expect("a socket")
 }
 
 fn table(scan: &FdScan) -> FxHashMap<u32, u64> {

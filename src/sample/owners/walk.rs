@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 
 use crate::model::OwnerScanStats;
-use crate::sample::process::{CachedTable, FdScan, Scan, ScanFailure};
+use crate::sample::fds::{CachedTable, FdScan, Scan, ScanFailure};
 
 use super::{OwnerResolver, Walk};
 
