@@ -81,9 +81,12 @@ impl ProcRoot {
         let mut discarded = 0;
         if open_count > 0 {
             let attempt = match how {
-                Scan::ByNumber => Some(scan_dense(&dir_fd, uid, open_count)?),
-                Scan::Cached(table) => Some(scan_dense_cached(
-                    &dir_fd, uid, open_count, table, still_live,
+                Scan::ByNumber => Some(scan_by_number(&dir_fd, uid, open_count, None)?),
+                Scan::Cached(table) => Some(scan_by_number(
+                    &dir_fd,
+                    uid,
+                    open_count,
+                    Some((table, still_live)),
                 )?),
                 Scan::Listing => None,
             };
@@ -171,7 +174,7 @@ pub enum Scan<'a> {
     /// Read every descriptor's link, by number (cheapest; falls back to listing
     /// when the table is sparse).
     ByNumber,
-    /// Read only what `CachedTable` does not know (see `scan_dense_cached`).
+    /// Read only what `CachedTable` does not know (see `scan_by_number`).
     Cached(CachedTable<'a>),
     /// List the directory and read every link: exact even for a sparse table.
     Listing,
@@ -199,95 +202,58 @@ fn accounts_for(entries: u64, open_count: u64) -> bool {
     entries <= open_count && entries + RESERVED_SLACK >= open_count
 }
 
-/// The cached walk by number: a descriptor the cache knows (and whose socket is
-/// alive) costs no system call; the others are read. The old table is covered in
-/// full, then the numbers above it until a run of unopened ones. If the total
-/// then differs from the kernel's count, a cached descriptor was closed (or the
-/// table changed under us): `Err(links read)`, and the caller lists the
-/// directory, which is exact.
-fn scan_dense_cached(
+/// Reads descriptors by number, 0, 1, 2, ...: descriptor tables are dense in
+/// practice, and this skips listing the directory, which costs the kernel as
+/// much again as the links themselves. It stops once the kernel's count is
+/// accounted for and a run of unopened numbers follows.
+///
+/// With a cache, a descriptor the cache knows (and whose socket is alive) costs
+/// no system call; the old table is covered in full, then the numbers above it.
+/// If the total then exceeds the kernel's count, a cached descriptor was closed
+/// (or the table changed under us).
+///
+/// `Err(links read)` when the walk cannot vouch for its result (a sparse table,
+/// a closed cached descriptor): the caller lists the directory, which is exact.
+fn scan_by_number(
     dir_fd: &OwnedFd,
     uid: u32,
     open_count: u64,
-    table: CachedTable<'_>,
-    still_live: &dyn Fn(u64) -> bool,
+    cached: Option<(CachedTable<'_>, &dyn Fn(u64) -> bool)>,
 ) -> Result<Result<FdScan, u64>, ScanFailure> {
     let mut scan = FdScan {
         uid,
         ..FdScan::default()
     };
+    let old_max = cached.map(|(table, _)| table.max_fd);
     let max_misses = 256 + open_count / 4;
     let (mut misses, mut run) = (0u64, 0u32);
     let mut link = [0u8; 64];
     let mut name = [0u8; 10];
     let mut fd: u32 = 0;
-    while fd <= table.max_fd
-        || run < TRAILING_MISSES
-        || (scan.entries < open_count && !accounts_for(scan.entries, open_count))
-    {
-        if let Some(&inode) = table.fds.get(&fd)
-            && still_live(inode)
-        {
-            scan.sockets.push((fd, inode));
-            scan.entries += 1;
-            scan.max_fd = fd;
-            run = 0;
-        } else {
-            scan.links_read += 1;
-            match read_link(dir_fd, decimal(fd, &mut name), &mut link)? {
-                Some(socket) => {
-                    if let Some(inode) = socket {
-                        scan.sockets.push((fd, inode));
-                    }
-                    scan.entries += 1;
-                    scan.max_fd = fd;
-                    run = 0;
-                }
-                None => {
-                    misses += 1;
-                    run += 1;
-                    if misses > max_misses {
-                        return Ok(Err(scan.links_read));
-                    }
-                }
-            }
-        }
-        fd = match fd.checked_add(1) {
-            Some(next) => next,
-            None => return Ok(Err(scan.links_read)),
+    loop {
+        let counted = run >= TRAILING_MISSES && accounts_for(scan.entries, open_count);
+        let more = match old_max {
+            None => scan.entries < open_count && !counted,
+            Some(max) => fd <= max || !(counted || scan.entries > open_count),
         };
-    }
-    if accounts_for(scan.entries, open_count) {
-        Ok(Ok(scan))
-    } else {
-        Ok(Err(scan.links_read))
-    }
-}
-
-/// Reads descriptors by number, 0, 1, 2, ..., until `open_count` have been
-/// seen: descriptor tables are dense in practice, and this skips listing the
-/// directory, which costs the kernel as much again as the links themselves.
-/// Gives up (`Err(links read)`: the caller lists the directory) when the table
-/// turns out sparse or changes under us.
-fn scan_dense(
-    dir_fd: &OwnedFd,
-    uid: u32,
-    open_count: u64,
-) -> Result<Result<FdScan, u64>, ScanFailure> {
-    let mut scan = FdScan {
-        uid,
-        ..FdScan::default()
-    };
-    let max_misses = 256 + open_count / 4;
-    let (mut misses, mut run) = (0u64, 0u32);
-    let mut link = [0u8; 64];
-    let mut name = [0u8; 10];
-    let mut fd: u32 = 0;
-    while scan.entries < open_count
-        && !(run >= TRAILING_MISSES && accounts_for(scan.entries, open_count))
-    {
-        scan.links_read += 1;
-        match read_link(dir_fd, decimal(fd, &mut name), &mut link)? {
+        if !more {
+            break;
+        }
+        let from_cache = cached.and_then(|(table, still_live)| {
+            table
+                .fds
+                .get(&fd)
+                .copied()
+                .filter(|&inode| still_live(inode))
+        });
+        let found = match from_cache {
+            Some(inode) => Some(Some(inode)),
+            None => {
+                scan.links_read += 1;
+                read_link(dir_fd, decimal(fd, &mut name), &mut link)?
+            }
+        };
+        match found {
             Some(socket) => {
                 if let Some(inode) = socket {
                     scan.sockets.push((fd, inode));
@@ -309,7 +275,11 @@ fn scan_dense(
             None => return Ok(Err(scan.links_read)),
         };
     }
-    Ok(Ok(scan))
+    if accounts_for(scan.entries, open_count) {
+        Ok(Ok(scan))
+    } else {
+        Ok(Err(scan.links_read))
+    }
 }
 
 /// Reads descriptor `name`'s link in `dir_fd` (a `/proc/<pid>/fd`): `None` if

@@ -71,25 +71,25 @@ impl ProcRoot {
     /// The process's start time in clock ticks since boot (field 22 of
     /// `/proc/<pid>/stat`): with the pid, it identifies a process across pid reuse.
     pub fn start_time(&self, pid: u32) -> Option<u64> {
-        let mut path = itoa_buf(pid);
-        path.extend_from_slice(b"/stat");
-        let fd = rustix::fs::openat(
-            &self.dir,
-            path.as_slice(),
-            OFlags::RDONLY | OFlags::CLOEXEC,
-            Mode::empty(),
-        )
-        .ok()?;
         let mut buf = [0u8; 1024];
-        let n = rustix::io::read(&fd, &mut buf[..]).ok()?;
-        parse_start_time(&buf[..n])
+        let len = self.read_small(pid, b"/stat", &mut buf)?;
+        parse_start_time(&buf[..len])
     }
 
     /// The soft limit on open files of a process ("Max open files" in
     /// `/proc/<pid>/limits`); `None` when unreadable or unlimited.
     pub fn fd_limit(&self, pid: u32) -> Option<u64> {
+        // The file is about 1.5 KiB; "Max open files" is its eighth line.
+        let mut buf = [0u8; 4096];
+        let len = self.read_small(pid, b"/limits", &mut buf)?;
+        parse_nofile_limit(&buf[..len])
+    }
+
+    /// Reads `/proc/<pid><file>` into `buf` (as much as fits); `None` if it
+    /// cannot be opened (the process is gone, or not ours to read).
+    fn read_small(&self, pid: u32, file: &[u8], buf: &mut [u8]) -> Option<usize> {
         let mut path = itoa_buf(pid);
-        path.extend_from_slice(b"/limits");
+        path.extend_from_slice(file);
         let fd = rustix::fs::openat(
             &self.dir,
             path.as_slice(),
@@ -97,8 +97,6 @@ impl ProcRoot {
             Mode::empty(),
         )
         .ok()?;
-        // The file is about 1.5 KiB; "Max open files" is its eighth line.
-        let mut buf = [0u8; 4096];
         let mut len = 0;
         while len < buf.len() {
             match rustix::io::read(&fd, &mut buf[len..]) {
@@ -106,7 +104,7 @@ impl ProcRoot {
                 Ok(n) => len += n,
             }
         }
-        parse_nofile_limit(&buf[..len])
+        Some(len)
     }
 
     /// Name, command line, user and descriptor limit of a process, with
