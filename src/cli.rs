@@ -194,7 +194,11 @@ fn snapshot(proc_root: &std::path::Path, args: &SnapshotArgs) -> Result<(), Fail
     let mut snap = engine.ingest(collector.collect()?);
     for _ in 1..args.samples {
         std::thread::sleep(args.interval);
-        snap = engine.ingest(collector.collect()?);
+        let sample = collector.collect()?;
+        // The old snapshot goes first, so the engine's shared series are
+        // updated in place rather than copied.
+        drop(snap);
+        snap = engine.ingest(sample);
     }
     let sample = &snap.sample;
     let selected = export::select_indices(sample, &filter);

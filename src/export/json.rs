@@ -9,7 +9,7 @@
 
 use std::collections::BTreeMap;
 use std::io::Write;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
 
@@ -148,7 +148,14 @@ pub(super) fn rfc3339(at: Stamp) -> String {
 }
 
 fn rfc3339_time(at: SystemTime) -> String {
-    humantime::format_rfc3339_millis(at).to_string()
+    // humantime formats years 1970 to 9999 only; a clock outside them (a broken
+    // RTC) is clamped rather than allowed to end the export.
+    const LAST: Duration = Duration::from_secs(253_402_300_799); // 9999-12-31T23:59:59Z
+    let since = at
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or(Duration::ZERO)
+        .min(LAST);
+    humantime::format_rfc3339_millis(UNIX_EPOCH + since).to_string()
 }
 
 fn socket_json(snap: &Snapshot, i: usize) -> Option<SocketJson<'_>> {

@@ -17,11 +17,11 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::fasthash::FastMap;
 use super::{
     ConnView, Connection, OwnerKey, ProcessInfo, Sample, SmallCounts, SocketRecord, StateCounts,
     TcpState,
 };
+use rustc_hash::FxHashMap as FastMap;
 
 /// Everything aggregated over one set of sockets.
 #[derive(Clone, Debug, Default)]

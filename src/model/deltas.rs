@@ -51,7 +51,10 @@ impl CounterDeltas {
                 _ if gauge => (None, false),
                 None => (None, false),
                 Some(b) if value < b => (None, true),
-                Some(b) => (u64::try_from(value - b).ok(), false),
+                Some(b) => (
+                    value.checked_sub(b).and_then(|d| u64::try_from(d).ok()),
+                    false,
+                ),
             };
             CounterDelta {
                 value,

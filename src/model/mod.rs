@@ -9,7 +9,6 @@ mod conn;
 mod deltas;
 mod engine;
 mod event;
-mod fasthash;
 mod history;
 mod sample;
 mod series;

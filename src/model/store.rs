@@ -20,7 +20,7 @@ use std::net::SocketAddr;
 
 use super::Connection;
 use super::SocketRecord;
-use super::fasthash::FastMap;
+use rustc_hash::FxHashMap as FastMap;
 
 pub(crate) type Slot = u32;
 

@@ -106,9 +106,10 @@ impl Tick<'_> {
 
     /// Brings `c` up to date with `s`, logging a change of state.
     fn update(&mut self, c: &mut Connection, s: &SocketRecord) {
-        if s.cookie != 0 {
-            c.cookie = s.cookie;
-        }
+        // Always the record's cookie, 0 included: a connection matched in the
+        // /proc fallback must not keep an older cookie (say its SYN_RECV
+        // request's), or it would not be recognised when netlink returns.
+        c.cookie = s.cookie;
         c.inode = s.inode;
         c.uid = s.uid;
         if let Some(p) = self.process(s)
@@ -256,6 +257,12 @@ impl ConnTable {
             }
             for i in unmatched {
                 let s = &sockets[i];
+                // A second record with a key already filed this tick (a
+                // duplicate in the dump) must not take another connection.
+                if let Some(existing) = store.find(s).and_then(|slot| store.get(slot)) {
+                    views[i] = tick.view(existing, s);
+                    continue;
+                }
                 let found = by_pair.get(&(s.local, s.remote)).and_then(|cands| {
                     cands
                         .iter()

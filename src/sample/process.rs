@@ -120,7 +120,17 @@ impl ProcRoot {
         let proc = procfs::process::Process::new_with_root(self.path.join(pid.to_string())).ok()?;
         let name = proc.stat().map(|s| s.comm).ok()?;
         // A zombie or kernel thread has an empty command line; that is not an error.
-        let cmdline = proc.cmdline().map(|v| v.join(" ")).unwrap_or_default();
+        let mut cmdline = proc.cmdline().map(|v| v.join(" ")).unwrap_or_default();
+        // Closed connections remember their owner for minutes; a huge command
+        // line must not make that memory unbounded.
+        if cmdline.len() > MAX_CMDLINE {
+            let mut end = MAX_CMDLINE;
+            while !cmdline.is_char_boundary(end) {
+                end -= 1;
+            }
+            cmdline.truncate(end);
+            cmdline.push('…');
+        }
         Some(Arc::new(ProcessInfo {
             pid,
             name,
@@ -135,6 +145,9 @@ impl ProcRoot {
 }
 
 /// Decimal digits of `pid` as bytes (no allocation beyond the small Vec).
+/// Bytes of a command line kept (longer ones are cut, marked with `…`).
+const MAX_CMDLINE: usize = 4096;
+
 pub(super) fn itoa_buf(pid: u32) -> Vec<u8> {
     let mut v = Vec::with_capacity(16);
     v.extend_from_slice(pid.to_string().as_bytes());
