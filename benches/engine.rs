@@ -140,13 +140,11 @@ impl Population {
             };
         }
         Sample {
-            taken_at: UNIX_EPOCH + Duration::from_secs(1_700_000_000 + self.tick),
-            sockets: self.sockets.clone(),
             processes: self.processes.clone(),
-            users: BTreeMap::new(),
-            counters: Default::default(),
-            host: Default::default(),
-            health: Default::default(),
+            ..Sample::of_sockets(
+                UNIX_EPOCH + Duration::from_secs(1_700_000_000 + self.tick),
+                self.sockets.clone(),
+            )
         }
     }
 }

@@ -80,15 +80,7 @@ fn sample(at: SystemTime, states: &[Option<TcpState>]) -> Sample {
             Some(s)
         })
         .collect();
-    Sample {
-        taken_at: at,
-        sockets,
-        processes: BTreeMap::new(),
-        users: BTreeMap::new(),
-        counters: Default::default(),
-        host: Default::default(),
-        health: Default::default(),
-    }
+    Sample::of_sockets(at, sockets)
 }
 
 /// An event as both sides can state it.

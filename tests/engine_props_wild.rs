@@ -5,7 +5,6 @@
 //! still or go backwards. Whatever comes, the engine must not panic, its view must
 //! match the sample socket for socket, and its memory must stay within bounds.
 
-use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::{Duration, UNIX_EPOCH};
 
@@ -53,15 +52,7 @@ fn sample(secs: i64, recs: &[Rec]) -> Sample {
             s
         })
         .collect();
-    Sample {
-        taken_at: at,
-        sockets,
-        processes: BTreeMap::new(),
-        users: BTreeMap::new(),
-        counters: Default::default(),
-        host: Default::default(),
-        health: Default::default(),
-    }
+    Sample::of_sockets(at, sockets)
 }
 
 proptest! {

@@ -180,17 +180,13 @@ fn build(s: &SampleJson) -> Sample {
         })
         .collect();
     Sample {
-        taken_at: base() + Duration::from_secs_f64(s.at),
-        sockets,
         processes,
-        users: BTreeMap::new(),
         counters: KernelCounters {
             tcp: s.counters.tcp.clone(),
             tcp_ext: s.counters.tcp_ext.clone(),
             ..KernelCounters::default()
         },
-        host: Default::default(),
-        health: Default::default(),
+        ..Sample::of_sockets(base() + Duration::from_secs_f64(s.at), sockets)
     }
 }
 

@@ -24,6 +24,20 @@ pub struct Sample {
 }
 
 impl Sample {
+    /// A sample of just these sockets, with no processes, counters or host facts
+    /// (for scripted samples: tests, benchmarks, replays).
+    pub fn of_sockets(taken_at: SystemTime, sockets: Vec<SocketRecord>) -> Sample {
+        Sample {
+            taken_at,
+            sockets,
+            processes: BTreeMap::new(),
+            users: BTreeMap::new(),
+            counters: KernelCounters::default(),
+            host: HostInfo::default(),
+            health: Health::default(),
+        }
+    }
+
     /// Sockets per state.
     pub fn counts(&self) -> StateCounts {
         StateCounts::tally(self.sockets.iter().map(|s| s.state))
