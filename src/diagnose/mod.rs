@@ -10,7 +10,11 @@
 
 mod accept_queue;
 mod close_wait;
+mod closing;
+mod dead_peer;
 mod hysteresis;
+mod new_listener;
+mod orphans;
 mod syn_flood;
 mod syn_sent;
 mod thresholds;
@@ -26,7 +30,11 @@ use crate::model::{Snapshot, Stamp};
 
 pub use accept_queue::AcceptQueueOverflow;
 pub use close_wait::CloseWaitLeak;
+pub use closing::{FinWait2Stuck, LastAckPileup};
+pub use dead_peer::DeadPeer;
 pub use hysteresis::{Diagnoser, worst};
+pub use new_listener::NewListener;
+pub use orphans::OrphanPressure;
 pub use syn_flood::SynFlood;
 pub use syn_sent::SynSentStorm;
 pub use thresholds::Thresholds;
@@ -134,5 +142,10 @@ pub fn all_rules() -> Vec<Box<dyn Rule>> {
         Box::new(CloseWaitLeak),
         Box::new(TimeWaitExhaustion),
         Box::new(SynSentStorm),
+        Box::new(FinWait2Stuck),
+        Box::new(LastAckPileup),
+        Box::new(DeadPeer),
+        Box::new(OrphanPressure),
+        Box::new(NewListener),
     ]
 }

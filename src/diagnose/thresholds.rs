@@ -61,6 +61,37 @@ pub struct Thresholds {
     /// Distinct remote ports among one process's SYN_SENT from which it looks like
     /// a scan rather than one unreachable upstream.
     pub scan_ports_min: u64,
+
+    /// FIN_WAIT2 older than `tcp_fin_timeout` to one remote host from which they
+    /// count as stuck (only sockets still owned by a process live that long) ...
+    pub fin_wait2_min: u64,
+    /// ... and critical from this many.
+    pub fin_wait2_crit: u64,
+
+    /// LAST_ACK to one remote host, at least `last_ack_age_secs` old, from which
+    /// they count as a pileup (a healthy LAST_ACK lasts one round trip) ...
+    pub last_ack_min: u64,
+    pub last_ack_age_secs: u64,
+    /// ... and critical from this many.
+    pub last_ack_crit: u64,
+
+    /// An ESTABLISHED connection counts as a dead peer when it has sent data
+    /// still unacknowledged, has backed off its retransmissions at least
+    /// `dead_peer_backoff` times, and has received nothing for this long.
+    pub dead_peer_idle_secs: u64,
+    pub dead_peer_backoff: u8,
+
+    /// Orphaned sockets (sockstat) as a share of `tcp_max_orphans`, and TCP memory
+    /// (pages) as a share of the `tcp_mem` pressure level, for a warning ...
+    pub orphan_warn_ratio: f64,
+    /// ... and for critical.
+    pub orphan_crit_ratio: f64,
+
+    /// Ports that may start listening without a finding (e.g. a service's
+    /// ephemeral debug port).
+    pub new_listener_allow: Vec<u16>,
+    /// How long a port that started listening stays reported, in seconds.
+    pub new_listener_secs: u64,
 }
 
 impl Default for Thresholds {
@@ -84,6 +115,17 @@ impl Default for Thresholds {
             syn_sent_min: 20,
             syn_sent_crit: 200,
             scan_ports_min: 10,
+            fin_wait2_min: 10,
+            fin_wait2_crit: 500,
+            last_ack_min: 20,
+            last_ack_age_secs: 5,
+            last_ack_crit: 500,
+            dead_peer_idle_secs: 60,
+            dead_peer_backoff: 3,
+            orphan_warn_ratio: 0.5,
+            orphan_crit_ratio: 0.9,
+            new_listener_allow: Vec::new(),
+            new_listener_secs: 3600,
         }
     }
 }

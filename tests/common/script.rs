@@ -8,8 +8,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use sockscope::diagnose::{Diagnoser, Finding, Severity, Subject, Thresholds};
 use sockscope::model::{
-    Engine, EngineConfig, KernelCounters, Ownership, ProcessInfo, Sample, SocketRecord, Sysctls,
-    TcpState,
+    Engine, EngineConfig, KernelCounters, Ownership, ProcessInfo, Sample, SocketRecord, Sockstat,
+    Sysctls, TcpState,
 };
 
 pub fn base() -> SystemTime {
@@ -77,6 +77,7 @@ pub struct Extra {
     pub tcp: Vec<(&'static str, i64)>,
     pub tcp_ext: Vec<(&'static str, u64)>,
     pub sysctls: Option<Sysctls>,
+    pub sockstat: Sockstat,
 }
 
 /// An engine and a diagnoser fed samples one at a time.
@@ -132,7 +133,7 @@ impl Script {
                     .map(|&(k, v)| (k.to_string(), v))
                     .collect(),
                 sysctls: extra.sysctls.clone().unwrap_or_else(stock_sysctls),
-                ..KernelCounters::default()
+                sockstat: extra.sockstat,
             },
             ..Sample::of_sockets(base() + self.at, sockets)
         };
