@@ -140,12 +140,23 @@ fn syncookie_counters_alone_raise_syn_flood_on_the_host() {
 }
 
 #[test]
-fn cookies_that_come_back_are_legitimate_load_not_a_flood() {
+fn cookies_that_come_back_are_legitimate_load_and_a_backlog_too_small() {
     let mut s = Script::new();
     for i in 0..6 {
         let f = s.tick(half_open(3), &cookies(100 * i, 95 * i, 0));
-        assert!(f.is_empty(), "{:?}", rules(&f));
+        // Deltas from the second sample: held twice by the third.
+        let want = if i >= 2 {
+            vec!["syn_backlog_too_small"]
+        } else {
+            vec![]
+        };
+        assert_eq!(rules(&f), want, "{i}: not a flood");
     }
+    // The counters stop: the finding keeps its last evidence until it clears.
+    let f = s.tick(half_open(3), &cookies(500, 475, 0));
+    assert_eq!(f[0].subject, Subject::Host);
+    assert_eq!(f[0].evidence["SyncookiesSent"], 100);
+    assert_eq!(f[0].evidence["SyncookiesRecv"], 95);
 }
 
 #[test]
@@ -230,4 +241,31 @@ fn listen_overflows_without_a_full_listener_are_pinned_on_the_host() {
         };
         assert_eq!(of_rule(&f, "accept_queue_overflow"), want, "{i}");
     }
+}
+
+#[test]
+fn the_json_snapshot_carries_the_findings() {
+    let mut s = Script::new();
+    s.tick(half_open(100), &web());
+    let findings = s.tick(half_open(100), &web());
+    let snap = s.last.as_ref().expect("a snapshot");
+    let filter = sockscope::filter::Filter::parse("").expect("empty filter");
+    let all: Vec<usize> = (0..snap.sample.sockets.len()).collect();
+    let mut out = Vec::new();
+    sockscope::export::write_json(&mut out, snap, &all, &filter, &findings, false)
+        .expect("write json");
+    let doc: serde_json::Value = serde_json::from_slice(&out).expect("valid JSON");
+    assert_eq!(doc["version"], 1);
+    let f = &doc["findings"][0];
+    assert_eq!(f["rule"], "syn_flood");
+    assert_eq!(f["severity"], "warning");
+    assert_eq!(
+        f["subject"],
+        serde_json::json!({"kind": "local_port", "port": 80})
+    );
+    assert_eq!(f["evidence"]["syn_recv"], 100);
+    assert_eq!(f["evidence"]["tcp_max_syn_backlog"], 1024);
+    assert_eq!(f["since"], "2023-11-14T22:13:22.000Z");
+    assert!(f["message"].as_str().is_some_and(|m| !m.is_empty()));
+    assert!(f["next_step"].as_str().is_some_and(|m| !m.is_empty()));
 }

@@ -15,6 +15,7 @@ mod dead_peer;
 mod hysteresis;
 mod new_listener;
 mod orphans;
+mod syn_backlog;
 mod syn_flood;
 mod syn_sent;
 mod thresholds;
@@ -35,6 +36,7 @@ pub use dead_peer::DeadPeer;
 pub use hysteresis::{Diagnoser, worst};
 pub use new_listener::NewListener;
 pub use orphans::OrphanPressure;
+pub use syn_backlog::SynBacklogTooSmall;
 pub use syn_flood::SynFlood;
 pub use syn_sent::SynSentStorm;
 pub use thresholds::Thresholds;
@@ -138,6 +140,7 @@ pub trait Rule: Send + Sync {
 pub fn all_rules() -> Vec<Box<dyn Rule>> {
     vec![
         Box::new(SynFlood),
+        Box::new(SynBacklogTooSmall),
         Box::new(AcceptQueueOverflow),
         Box::new(CloseWaitLeak),
         Box::new(TimeWaitExhaustion),

@@ -8,8 +8,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use sockscope::diagnose::{Diagnoser, Finding, Severity, Subject, Thresholds};
 use sockscope::model::{
-    Engine, EngineConfig, KernelCounters, Ownership, ProcessInfo, Sample, SocketRecord, Sockstat,
-    Sysctls, TcpState,
+    Engine, EngineConfig, KernelCounters, Ownership, ProcessInfo, Sample, Snapshot, SocketRecord,
+    Sockstat, Sysctls, TcpState,
 };
 
 pub fn base() -> SystemTime {
@@ -85,6 +85,8 @@ pub struct Script {
     engine: Engine,
     pub diag: Diagnoser,
     at: Duration,
+    /// The latest snapshot, for tests that export it.
+    pub last: Option<Arc<Snapshot>>,
 }
 
 impl Script {
@@ -97,6 +99,7 @@ impl Script {
             engine: Engine::new(EngineConfig::default()),
             diag: Diagnoser::new(cfg),
             at: Duration::ZERO,
+            last: None,
         }
     }
 
@@ -137,8 +140,12 @@ impl Script {
             },
             ..Sample::of_sockets(base() + self.at, sockets)
         };
+        // The previous snapshot goes first, so the engine's series are not copied.
+        self.last = None;
         let snap = self.engine.ingest(sample);
-        self.diag.observe(&snap)
+        let findings = self.diag.observe(&snap);
+        self.last = Some(snap);
+        findings
     }
 
     /// `feed` one second after the previous sample.
