@@ -305,3 +305,35 @@ fn thresholds_are_overridable_and_default_the_rest() {
     );
     assert!(serde_json::from_str::<Thresholds>(r#"{"no_such": 1}"#).is_err());
 }
+
+#[test]
+fn young_close_wait_that_keeps_growing_raises_a_leak() {
+    let mut s = Script::new();
+    let x = app(100);
+    // 20, 25, 30, ...: five samples of growth are known at the sixth.
+    for k in 0..5 {
+        let f = s.tick(close_waits(20 + 5 * k), &x);
+        assert!(f.is_empty(), "{k}: {:?}", rules(&f));
+    }
+    assert!(s.tick(close_waits(45), &x).is_empty(), "held once");
+    let f = s.tick(close_waits(50), &x);
+    assert_eq!(
+        of_rule(&f, "close_wait_leak"),
+        vec![(LEAKY(), Severity::Warning)]
+    );
+    assert_eq!(f[0].evidence["growth"], 25);
+    assert!(
+        f[0].message.contains("up 25 in 5 samples"),
+        "{}",
+        f[0].message
+    );
+}
+
+#[test]
+fn young_close_wait_that_comes_and_goes_is_quiet() {
+    let mut s = Script::new();
+    for k in 0..12 {
+        let f = s.tick(close_waits(if k % 2 == 0 { 20 } else { 60 }), &app(100));
+        assert!(f.is_empty(), "{k}: {:?}", rules(&f));
+    }
+}

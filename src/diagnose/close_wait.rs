@@ -5,6 +5,7 @@
 //! descriptor. The age is the engine's `state_since` (a lower bound for sockets
 //! already there at the first sample). Critical when the process nears its
 //! descriptor limit, where accept() and open() start failing with EMFILE.
+//! A count that keeps growing also counts, before any of them is old.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -13,7 +14,7 @@ use serde_json::json;
 
 use super::util::{Listening, process_subject, put, secs, state_age};
 use super::{Candidate, Evidence, Rule, Severity, Subject, Thresholds};
-use crate::model::{Snapshot, TcpState};
+use crate::model::{OwnerKey, Snapshot, TcpState};
 
 pub struct CloseWaitLeak;
 
@@ -24,6 +25,24 @@ struct Group {
     with_unread: u64,
     ports: BTreeMap<u16, u64>,
     fd: Option<(Option<u64>, Option<u64>)>,
+    owner: Option<OwnerKey>,
+}
+
+/// How much the process's CLOSE_WAIT count grew over the last `ticks` samples,
+/// if it never went down meanwhile (`None` without enough history).
+fn growth(snap: &Snapshot, owner: OwnerKey, ticks: usize) -> Option<u64> {
+    let ring = snap.series.processes.get(&owner)?;
+    if ticks == 0 || ring.len() <= ticks {
+        return None;
+    }
+    let recent: Vec<u32> = ring
+        .iter()
+        .skip(ring.len() - ticks - 1)
+        .map(|c| c.get(TcpState::CloseWait))
+        .collect();
+    let rising = recent.windows(2).all(|w| w[0] <= w[1]);
+    let (first, last) = (recent.first()?, recent.last()?);
+    rising.then(|| u64::from(last - first))
 }
 
 impl Rule for CloseWaitLeak {
@@ -56,12 +75,21 @@ impl Rule for CloseWaitLeak {
                 && let Some(p) = snap.owner_of(i)
             {
                 g.fd = Some((p.fd_count, p.fd_limit));
+                g.owner = Some(OwnerKey {
+                    pid: p.pid,
+                    start_time: p.start_time,
+                });
             }
         }
         let min_age = Duration::from_secs(cfg.close_wait_age_secs);
         let mut out = Vec::new();
         for (subject, g) in groups {
-            if g.count < cfg.close_wait_min || (g.oldest < min_age && g.count < cfg.close_wait_many)
+            let grew = g
+                .owner
+                .and_then(|o| growth(snap, o, cfg.close_wait_growth_ticks));
+            let growing = grew.is_some_and(|n| n >= cfg.close_wait_growth);
+            if g.count < cfg.close_wait_min
+                || (g.oldest < min_age && g.count < cfg.close_wait_many && !growing)
             {
                 continue;
             }
@@ -74,6 +102,7 @@ impl Rule for CloseWaitLeak {
             put(&mut ev, "close_wait", g.count);
             put(&mut ev, "oldest_secs", secs(g.oldest));
             put(&mut ev, "with_unread_data", g.with_unread);
+            put(&mut ev, "growth", super::util::opt(grew));
             let mut ports: Vec<(u16, u64)> = g.ports.into_iter().collect();
             ports.sort_by_key(|&(p, n)| (std::cmp::Reverse(n), p));
             ports.truncate(5);
@@ -95,10 +124,14 @@ impl Rule for CloseWaitLeak {
                     Severity::Warning
                 },
                 message: format!(
-                    "{subject} holds {} connections in CLOSE_WAIT, the oldest for {:.0} s: their peers closed \
-                     and the application never called close() (the kernel never times these out){}",
+                    "{subject} holds {} connections in CLOSE_WAIT, the oldest for {:.0} s{}: their peers \
+                     closed and the application never called close() (the kernel never times these out){}",
                     g.count,
                     g.oldest.as_secs_f64(),
+                    match grew {
+                        Some(n) if growing => format!(", up {n} in {} samples", cfg.close_wait_growth_ticks),
+                        _ => String::new(),
+                    },
                     match (fd_count, fd_limit, near_limit) {
                         (Some(c), Some(l), true) => format!("; {c} of its {l} descriptors are in use"),
                         _ => String::new(),

@@ -39,8 +39,13 @@ pub struct Thresholds {
     /// ... when the oldest of them has been in CLOSE_WAIT this many seconds (the
     /// kernel never times CLOSE_WAIT out: only the application closes it) ...
     pub close_wait_age_secs: u64,
-    /// ... or whatever their age when there are this many.
+    /// ... or whatever their age when there are this many ...
     pub close_wait_many: u64,
+    /// ... or when the process's CLOSE_WAIT count has not gone down over the last
+    /// `close_wait_growth_ticks` samples and grew by at least this much (from the
+    /// engine's per-process series, kept for the busiest processes).
+    pub close_wait_growth: u64,
+    pub close_wait_growth_ticks: usize,
     /// Open descriptors as a share of the process's limit that makes a leak critical.
     pub fd_crit_ratio: f64,
 
@@ -108,6 +113,8 @@ impl Default for Thresholds {
             close_wait_min: 20,
             close_wait_age_secs: 60,
             close_wait_many: 500,
+            close_wait_growth: 10,
+            close_wait_growth_ticks: 5,
             fd_crit_ratio: 0.9,
             ephemeral_warn_ratio: 0.5,
             ephemeral_crit_ratio: 0.9,
