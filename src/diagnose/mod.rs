@@ -115,14 +115,14 @@ pub struct Candidate {
 }
 
 /// A reported trouble: a candidate that held long enough (see `Diagnoser`).
-#[derive(Clone, Debug, PartialEq, Serialize)]
+/// Exports write it through `export::findings_json` (which formats `since`).
+#[derive(Clone, Debug, PartialEq)]
 pub struct Finding {
     pub rule: &'static str,
     pub severity: Severity,
     pub subject: Subject,
     pub evidence: Evidence,
     /// The snapshot that first raised it; kept while it stays raised.
-    #[serde(skip)]
     pub since: Stamp,
     pub message: String,
     pub next_step: String,
