@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use crate::diagnose::{Diagnoser, Severity, Thresholds, worst};
 use crate::export::{self, OutputError};
 use crate::filter::Filter;
 use crate::model::{Engine, EngineConfig};
@@ -28,7 +29,44 @@ pub struct Cli {
 pub enum Command {
     /// Take one sample and print it (or write it to a file), like `ss -tanp`.
     Snapshot(SnapshotArgs),
+    /// Sample a few times, diagnose, and print the troubles found.
+    ///
+    /// Exit status: 0 healthy, 1 warnings, 2 critical findings; 64 bad usage,
+    /// 70 a runtime error (the sockets could not be read).
+    Check(CheckArgs),
 }
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CheckFormat {
+    /// One block per finding: severity, rule, subject, cause, evidence, next step.
+    Text,
+    /// The findings array and the counts per severity.
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// Take N samples, INTERVAL apart (a finding must hold over two).
+    #[arg(long, value_name = "N", default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub samples: u32,
+
+    /// Time between samples, e.g. 500ms, 2s.
+    #[arg(long, value_name = "INTERVAL", default_value = "1s", value_parser = parse_duration)]
+    pub interval: std::time::Duration,
+
+    /// Output format.
+    #[arg(short, long, value_enum, default_value_t = CheckFormat::Text)]
+    pub format: CheckFormat,
+
+    /// Indent the JSON.
+    #[arg(long)]
+    pub pretty: bool,
+}
+
+/// `check`'s exit status for bad usage (EX_USAGE): 1 and 2 mean findings there.
+pub const CHECK_USAGE: u8 = 64;
+/// `check`'s exit status for a runtime error (EX_SOFTWARE).
+pub const CHECK_FAILED: u8 = 70;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Format {
@@ -111,9 +149,29 @@ impl Default for SnapshotArgs {
 
 /// Parses the command line and runs the chosen mode.
 pub fn run() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        // `check` gives its findings the usual codes 1 and 2, so its usage errors
+        // take a code of their own; help and version still exit 0.
+        Err(e) if e.use_stderr() && invoked_check() => {
+            let _ = e.print();
+            return ExitCode::from(CHECK_USAGE);
+        }
+        Err(e) => e.exit(),
+    };
+    if let Some(Command::Check(args)) = &cli.command {
+        return match check(&cli.proc_root, args) {
+            Ok(code) => code,
+            Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("sockscope: {e:#}");
+                ExitCode::from(CHECK_FAILED)
+            }
+        };
+    }
     let result = match cli.command {
         Some(Command::Snapshot(args)) => snapshot(&cli.proc_root, &args),
+        Some(Command::Check(_)) => Ok(()),
         // The live screen is not built yet; until it is, the bare command prints
         // the table once, as `sockscope snapshot` does.
         None => snapshot(&cli.proc_root, &SnapshotArgs::default()),
@@ -132,6 +190,65 @@ pub fn run() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Whether the subcommand on the command line is `check` (the first word that is
+/// not an option).
+fn invoked_check() -> bool {
+    std::env::args_os()
+        .skip(1)
+        .find(|a| !a.to_string_lossy().starts_with('-'))
+        .is_some_and(|a| a == "check")
+}
+
+/// Samples `args.samples` times, runs the diagnoser over every snapshot and prints
+/// the findings active at the end; the exit status says the worst of them.
+fn check(proc_root: &std::path::Path, args: &CheckArgs) -> anyhow::Result<ExitCode> {
+    let mut collector = Collector::new(CollectorConfig {
+        proc_root: proc_root.to_path_buf(),
+        ..CollectorConfig::default()
+    });
+    let mut engine = Engine::new(EngineConfig::default());
+    let mut diagnoser = Diagnoser::new(Thresholds::default());
+    let mut snap = engine.ingest(collector.collect()?);
+    let mut findings = diagnoser.observe(&snap);
+    for _ in 1..args.samples {
+        std::thread::sleep(args.interval);
+        let sample = collector.collect()?;
+        drop(snap);
+        snap = engine.ingest(sample);
+        findings = diagnoser.observe(&snap);
+    }
+    let stdout = io::stdout();
+    let mut out = io::BufWriter::new(stdout.lock());
+    match args.format {
+        CheckFormat::Text => export::write_findings_text(&mut out, &findings, snap.tick)?,
+        CheckFormat::Json => {
+            let (critical, warning) = export::severity_counts(&findings);
+            let doc = serde_json::json!({
+                "version": export::JSON_VERSION,
+                "samples": snap.tick,
+                "status": worst(&findings).map_or("healthy", |s| s.name()),
+                "counts": { "critical": critical, "warning": warning },
+                "findings": export::findings_json(&findings),
+            });
+            if args.pretty {
+                serde_json::to_writer_pretty(&mut out, &doc)?;
+            } else {
+                serde_json::to_writer(&mut out, &doc)?;
+            }
+            writeln!(out)?;
+        }
+    }
+    out.flush()?;
+    for note in &snap.sample.health.notes {
+        eprintln!("sockscope: note: {note}");
+    }
+    Ok(match worst(&findings) {
+        None => ExitCode::SUCCESS,
+        Some(Severity::Warning) => ExitCode::from(1),
+        Some(Severity::Critical) => ExitCode::from(2),
+    })
 }
 
 enum Failure {
@@ -191,7 +308,11 @@ fn snapshot(proc_root: &std::path::Path, args: &SnapshotArgs) -> Result<(), Fail
     });
     // Every sample goes through the engine, which keeps what changed between them.
     let mut engine = Engine::new(EngineConfig::default());
+    // Findings need their condition to hold over several samples: with one
+    // sample there are none.
+    let mut diagnoser = Diagnoser::new(Thresholds::default());
     let mut snap = engine.ingest(collector.collect()?);
+    let mut findings = diagnoser.observe(&snap);
     for _ in 1..args.samples {
         std::thread::sleep(args.interval);
         let sample = collector.collect()?;
@@ -199,6 +320,7 @@ fn snapshot(proc_root: &std::path::Path, args: &SnapshotArgs) -> Result<(), Fail
         // updated in place rather than copied.
         drop(snap);
         snap = engine.ingest(sample);
+        findings = diagnoser.observe(&snap);
     }
     let sample = &snap.sample;
     let selected = export::select_indices(sample, &filter);
@@ -207,7 +329,7 @@ fn snapshot(proc_root: &std::path::Path, args: &SnapshotArgs) -> Result<(), Fail
         match args.format {
             Format::Table => export::write_table(w, sample, &sockets),
             Format::Json => {
-                export::write_json(&mut *w, &snap, &selected, &filter, args.pretty)
+                export::write_json(&mut *w, &snap, &selected, &filter, &findings, args.pretty)
                     .map_err(io::Error::from)?;
                 writeln!(w)
             }

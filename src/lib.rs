@@ -10,9 +10,11 @@
 //!
 //! `sample/` reads the kernel; `model/` holds the plain data and the engine, which
 //! is pure (time comes from the sample); `filter` and `export/` work on that data
-//! and never touch the terminal.
+//! and never touch the terminal; `diagnose` reads snapshots and names the
+//! connection-state troubles it sees, as pure as the engine.
 
 pub mod cli;
+pub mod diagnose;
 pub mod export;
 pub mod filter;
 pub mod model;

@@ -32,7 +32,7 @@ fn json(snap: &Snapshot, filter: &str) -> Value {
     let filter = Filter::parse(filter).expect("filter");
     let selected = export::select_indices(&snap.sample, &filter);
     let mut out = Vec::new();
-    export::write_json(&mut out, snap, &selected, &filter, false).expect("write json");
+    export::write_json(&mut out, snap, &selected, &filter, &[], false).expect("write json");
     serde_json::from_slice(&out).expect("valid JSON")
 }
 

@@ -14,6 +14,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde::Serialize;
 
 use super::events_json::{EventsJson, events_json};
+use super::findings::{FindingJson, findings_json};
+use crate::diagnose::Finding;
 use crate::filter::Filter;
 use crate::model::{
     Aggregates, CounterDelta, Health, HostInfo, KernelCounters, Ownership, Snapshot, Stamp,
@@ -43,6 +45,8 @@ struct Document<'a> {
     processes: Vec<ProcessJson<'a>>,
     remotes: Vec<RemoteJson>,
     history: EventsJson,
+    /// The diagnosis's active findings (host-wide: the filter does not apply).
+    findings: Vec<FindingJson<'a>>,
 }
 
 #[derive(Serialize)]
@@ -269,12 +273,13 @@ fn aggregates_json(agg: &Aggregates) -> (Vec<PortJson<'_>>, Vec<ProcessJson<'_>>
 /// Writes the sockets of `snap` at `selected` (indices into its sample, as
 /// `select_indices` gives them) as the JSON snapshot; `filter` is what selected
 /// them, applied to the events too. `counts` and the aggregates are over the
-/// sockets written.
+/// sockets written. `findings` are the diagnosis's, written whatever the filter.
 pub fn write_json<W: Write>(
     out: W,
     snap: &Snapshot,
     selected: &[usize],
     filter: &Filter,
+    findings: &[Finding],
     pretty: bool,
 ) -> serde_json::Result<()> {
     let filtered;
@@ -316,6 +321,7 @@ pub fn write_json<W: Write>(
         processes,
         remotes,
         history: events_json(snap, filter, MAX_EVENTS),
+        findings: findings_json(findings),
     };
     if pretty {
         serde_json::to_writer_pretty(out, &doc)

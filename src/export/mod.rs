@@ -1,15 +1,18 @@
 //! Writing a sample out: the aligned table (like `ss -tanp`), CSV, the JSON
 //! snapshot (from the engine's `Snapshot`, with history and aggregates), and
-//! writing a file so that a reader never sees half of it.
+//! writing a file so that a reader never sees half of it; and the diagnosis's
+//! findings, as JSON or text.
 
 mod csv;
 mod events_json;
 mod file;
+mod findings;
 mod json;
 mod text;
 
 pub use self::csv::write_csv;
 pub use file::{OutputError, write_atomically};
+pub use findings::{FindingJson, findings_json, severity_counts, write_findings_text};
 pub use json::{JSON_VERSION, MAX_EVENTS, write_json};
 pub use text::write_table;
 

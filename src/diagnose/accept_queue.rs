@@ -1,0 +1,106 @@
+//! `accept_queue_overflow`: a listener's accept queue (its Recv-Q) at its backlog.
+//!
+//! The queue holds connections whose handshake is complete: a full one means the
+//! application does not call accept() fast enough, which is its own fault and not
+//! a flood (a flood fills the half-open queue: see `syn_flood`). The message says
+//! which, with the port's SYN_RECV beside the queue. `ListenOverflows` counts the
+//! connections the kernel then dropped, host-wide; it makes a full port critical,
+//! and alone (a queue that filled and drained between samples) is pinned on the host.
+
+use super::util::{ext_delta, opt, put, put_ext_deltas};
+use super::{Candidate, Evidence, Rule, Severity, Subject, Thresholds};
+use crate::model::{Snapshot, SocketSource};
+
+pub struct AcceptQueueOverflow;
+
+impl Rule for AcceptQueueOverflow {
+    fn id(&self) -> &'static str {
+        "accept_queue_overflow"
+    }
+
+    fn evaluate(&self, snap: &Snapshot, cfg: &Thresholds) -> Vec<Candidate> {
+        let sys = &snap.sample.counters.sysctls;
+        let overflows = ext_delta(snap, "ListenOverflows");
+        // /proc gives no backlog: the queue is then judged against somaxconn,
+        // which the backlog cannot exceed.
+        let from_proc = matches!(snap.sample.health.source, SocketSource::ProcNet { .. });
+        let common = |ev: &mut Evidence| {
+            put(ev, "somaxconn", opt(sys.somaxconn));
+            put(ev, "tcp_abort_on_overflow", opt(sys.tcp_abort_on_overflow));
+            put_ext_deltas(ev, snap, &["ListenOverflows", "ListenDrops"]);
+        };
+        let mut out = Vec::new();
+        for p in &snap.aggregates.ports {
+            // The fullest listener speaks for the port (SO_REUSEPORT gives several).
+            let worst = p
+                .listeners
+                .iter()
+                .filter_map(|l| {
+                    let backlog = match u64::from(l.backlog) {
+                        0 if from_proc => sys.somaxconn?,
+                        b => b,
+                    };
+                    let queue = u64::from(l.accept_queue);
+                    let full =
+                        queue >= 1 && queue as f64 >= cfg.accept_queue_ratio * backlog as f64;
+                    full.then_some((queue, backlog))
+                })
+                .max_by_key(|&(q, b)| (q * 1000).checked_div(b.max(1)).unwrap_or(0));
+            let Some((queue, backlog)) = worst else {
+                continue;
+            };
+            let mut ev = Evidence::new();
+            put(&mut ev, "accept_queue", queue);
+            put(&mut ev, "backlog", backlog);
+            put(&mut ev, "syn_recv", p.syn_recv());
+            put(
+                &mut ev,
+                "established",
+                p.states.get(crate::model::TcpState::Established),
+            );
+            common(&mut ev);
+            out.push(Candidate {
+                subject: Subject::LocalPort { port: p.port },
+                severity: if overflows > 0 {
+                    Severity::Critical
+                } else {
+                    Severity::Warning
+                },
+                evidence: ev,
+                message: format!(
+                    "the listener on port {} has {queue} connections waiting to be accepted (backlog {backlog}){}: \
+                     the queue is full of completed handshakes, so the application is slow to accept() \
+                     (not a SYN flood: {} half-open)",
+                    p.port,
+                    if overflows > 0 {
+                        format!(" and {overflows} were dropped")
+                    } else {
+                        String::new()
+                    },
+                    p.syn_recv(),
+                ),
+                next_step: "look at the owning process: is it stuck, overloaded or out of workers? Then at its \
+                            listen() backlog and somaxconn"
+                    .into(),
+            });
+        }
+        if out.is_empty() && overflows > 0 {
+            let mut ev = Evidence::new();
+            common(&mut ev);
+            out.push(Candidate {
+                subject: Subject::Host,
+                severity: Severity::Warning,
+                evidence: ev,
+                message: format!(
+                    "{overflows} connections dropped because a listener's accept queue was full \
+                     (ListenOverflows), though none was seen full at the sample"
+                ),
+                next_step:
+                    "sample more often to catch the listener, or check each listener's Recv-Q \
+                            against its backlog with `ss -ltn`"
+                        .into(),
+            });
+        }
+        out
+    }
+}

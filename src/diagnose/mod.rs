@@ -1,0 +1,154 @@
+//! Diagnosis: rules that read a `Snapshot` and name the connection-state troubles
+//! of DIAGNOSIS.md (SYN flood, accept-queue overflow, CLOSE_WAIT leak, ...), and
+//! the `Diagnoser` that runs them every snapshot with hysteresis so that a
+//! finding neither flaps nor fires on one odd sample.
+//!
+//! Like the engine this is pure: no clock (time is the snapshot's), no I/O, and
+//! nothing of the terminal. The rules are stateless; everything that must be
+//! remembered between snapshots (how long a condition has held) lives in the
+//! `Diagnoser`.
+
+mod accept_queue;
+mod close_wait;
+mod closing;
+mod dead_peer;
+mod hysteresis;
+mod new_listener;
+mod orphans;
+mod syn_backlog;
+mod syn_flood;
+mod syn_sent;
+mod thresholds;
+mod time_wait;
+mod util;
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+use serde::Serialize;
+
+use crate::model::{Snapshot, Stamp};
+
+pub use accept_queue::AcceptQueueOverflow;
+pub use close_wait::CloseWaitLeak;
+pub use closing::{FinWait2Stuck, LastAckPileup};
+pub use dead_peer::DeadPeer;
+pub use hysteresis::{Diagnoser, worst};
+pub use new_listener::NewListener;
+pub use orphans::OrphanPressure;
+pub use syn_backlog::SynBacklogTooSmall;
+pub use syn_flood::SynFlood;
+pub use syn_sent::SynSentStorm;
+pub use thresholds::Thresholds;
+pub use time_wait::{TimeWaitExhaustion, usable_ephemeral};
+
+/// How bad a finding is. Ordered: `Critical` is worse than `Warning`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Warning,
+    Critical,
+}
+
+impl Severity {
+    pub fn name(self) -> &'static str {
+        match self {
+            Severity::Warning => "warning",
+            Severity::Critical => "critical",
+        }
+    }
+}
+
+/// What a finding is about. Hysteresis is kept per rule and subject, so a rule
+/// must name the same subject for the same trouble from one snapshot to the next.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Subject {
+    /// A listening port.
+    LocalPort { port: u16 },
+    /// A process (pid and short name).
+    Process { pid: u32, name: String },
+    /// A remote host, or one of its ports.
+    Remote {
+        addr: IpAddr,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        port: Option<u16>,
+    },
+    /// The whole network namespace (host-wide counters, no one subject to blame).
+    Host,
+}
+
+impl std::fmt::Display for Subject {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Subject::LocalPort { port } => write!(f, "local port {port}"),
+            Subject::Process { pid, name } => write!(f, "process {name} (pid {pid})"),
+            Subject::Remote { addr, port: None } => write!(f, "remote {addr}"),
+            Subject::Remote {
+                addr: IpAddr::V6(a),
+                port: Some(p),
+            } => write!(f, "remote [{a}]:{p}"),
+            Subject::Remote {
+                addr,
+                port: Some(p),
+            } => write!(f, "remote {addr}:{p}"),
+            Subject::Host => write!(f, "host"),
+        }
+    }
+}
+
+/// The numbers behind a finding, by name: counts, counter deltas and the sysctls
+/// that are their denominators (`null` when unknown).
+pub type Evidence = BTreeMap<String, serde_json::Value>;
+
+/// What a rule saw in one snapshot: its condition holds for this subject now.
+/// The `Diagnoser` decides whether it is reported.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Candidate {
+    pub subject: Subject,
+    pub severity: Severity,
+    pub evidence: Evidence,
+    /// The cause, in one line.
+    pub message: String,
+    /// What to check next, in one line.
+    pub next_step: String,
+}
+
+/// A reported trouble: a candidate that held long enough (see `Diagnoser`).
+/// Exports write it through `export::findings_json` (which formats `since`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Finding {
+    pub rule: &'static str,
+    pub severity: Severity,
+    pub subject: Subject,
+    pub evidence: Evidence,
+    /// The snapshot that first raised it; kept while it stays raised.
+    pub since: Stamp,
+    pub message: String,
+    pub next_step: String,
+}
+
+/// One diagnosis. Rules are stateless and pure: the same snapshot and thresholds
+/// give the same candidates.
+pub trait Rule: Send + Sync {
+    /// A stable name, used in the JSON and as the hysteresis key.
+    fn id(&self) -> &'static str;
+    fn evaluate(&self, snap: &Snapshot, cfg: &Thresholds) -> Vec<Candidate>;
+}
+
+/// Every rule sockscope knows, in the order their findings are listed.
+pub fn all_rules() -> Vec<Box<dyn Rule>> {
+    vec![
+        Box::new(SynFlood),
+        Box::new(SynBacklogTooSmall),
+        Box::new(AcceptQueueOverflow),
+        Box::new(CloseWaitLeak),
+        Box::new(TimeWaitExhaustion),
+        Box::new(SynSentStorm),
+        Box::new(FinWait2Stuck),
+        Box::new(LastAckPileup),
+        Box::new(DeadPeer),
+        Box::new(OrphanPressure),
+        Box::new(NewListener),
+    ]
+}

@@ -1,0 +1,82 @@
+//! `new_listener`: a port that started listening while sockscope runs, and who
+//! opened it (an unexpected listener is how a backdoor or a misconfigured
+//! service shows itself).
+//!
+//! Stateless, from the engine's view: a LISTEN socket the engine did not see at
+//! its first sample (`at_start` false) is new, so the listeners already there
+//! when sockscope started never raise anything. A port is reported while all its
+//! listeners are new, for `new_listener_secs`, unless it is allowlisted.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use super::util::{put, secs};
+use super::{Candidate, Evidence, Rule, Severity, Subject, Thresholds};
+use crate::model::{Snapshot, Stamp, TcpState};
+
+pub struct NewListener;
+
+impl Rule for NewListener {
+    fn id(&self) -> &'static str {
+        "new_listener"
+    }
+
+    fn evaluate(&self, snap: &Snapshot, cfg: &Thresholds) -> Vec<Candidate> {
+        let now = Stamp::from_system(snap.taken_at());
+        let window = Duration::from_secs(cfg.new_listener_secs);
+        // Per port: whether every listener is new, the youngest age, and the
+        // listeners' indices.
+        let mut ports: BTreeMap<u16, (bool, Duration, Vec<usize>)> = BTreeMap::new();
+        for (i, s) in snap.sample.sockets.iter().enumerate() {
+            if s.state != TcpState::Listen {
+                continue;
+            }
+            let Some(view) = snap.conns.get(i) else {
+                continue;
+            };
+            let age = now.saturating_since(view.first_seen);
+            let e = ports
+                .entry(s.local.port())
+                .or_insert((true, Duration::MAX, Vec::new()));
+            e.0 &= !view.at_start;
+            e.1 = e.1.min(age);
+            e.2.push(i);
+        }
+        let mut out = Vec::new();
+        for (port, (all_new, age, idx)) in ports {
+            if !all_new || age > window || cfg.new_listener_allow.contains(&port) {
+                continue;
+            }
+            let mut ev = Evidence::new();
+            let locals: Vec<String> = idx
+                .iter()
+                .map(|&i| snap.sample.sockets[i].local.to_string())
+                .collect();
+            put(&mut ev, "local", locals);
+            put(&mut ev, "listening_for_secs", secs(age));
+            let owner = idx.iter().find_map(|&i| snap.owner_of(i));
+            match owner {
+                Some(p) => {
+                    put(&mut ev, "pid", p.pid);
+                    put(&mut ev, "process", p.name.clone());
+                    put(&mut ev, "cmdline", p.cmdline.clone());
+                    put(&mut ev, "user", p.user.clone());
+                }
+                None => put(&mut ev, "pid", serde_json::Value::Null),
+            }
+            let who = owner.map_or("an unknown process".to_string(), |p| {
+                format!("{} (pid {})", p.name, p.pid)
+            });
+            out.push(Candidate {
+                subject: Subject::LocalPort { port },
+                severity: Severity::Warning,
+                evidence: ev,
+                message: format!("port {port} started listening while sockscope runs, opened by {who}"),
+                next_step: "confirm the service is expected (its command line and user); if so, add the port \
+                            to new_listener_allow"
+                    .into(),
+            });
+        }
+        out
+    }
+}

@@ -1,0 +1,77 @@
+//! `orphan_pressure`: the host-wide limits on sockets no process holds and on TCP
+//! memory. Past `tcp_max_orphans` the kernel resets orphans ("too many orphaned
+//! sockets"); past the `tcp_mem` pressure level it trims buffers, and at its high
+//! level it aborts connections (TCPAbortOnMemory).
+
+use super::util::{ext_delta, opt, put};
+use super::{Candidate, Evidence, Rule, Severity, Subject, Thresholds};
+use crate::model::Snapshot;
+
+pub struct OrphanPressure;
+
+impl Rule for OrphanPressure {
+    fn id(&self) -> &'static str {
+        "orphan_pressure"
+    }
+
+    fn evaluate(&self, snap: &Snapshot, cfg: &Thresholds) -> Vec<Candidate> {
+        let counters = &snap.sample.counters;
+        let sys = &counters.sysctls;
+        let stat = &counters.sockstat;
+        let share = |n: u64, of: Option<u64>| of.filter(|&d| d > 0).map(|d| n as f64 / d as f64);
+        let orphans = share(stat.orphan, sys.tcp_max_orphans).unwrap_or(0.0);
+        let memory = share(stat.mem, sys.tcp_mem.map(|m| m[1])).unwrap_or(0.0);
+        let aborts = ext_delta(snap, "TCPAbortOnMemory");
+        let pressures = ext_delta(snap, "TCPMemoryPressures");
+        let worst = orphans.max(memory);
+        if worst < cfg.orphan_warn_ratio && aborts == 0 && pressures == 0 {
+            return Vec::new();
+        }
+        let mut ev = Evidence::new();
+        put(&mut ev, "orphans", stat.orphan);
+        put(&mut ev, "tcp_max_orphans", opt(sys.tcp_max_orphans));
+        put(&mut ev, "tcp_mem_pages", stat.mem);
+        put(
+            &mut ev,
+            "tcp_mem",
+            sys.tcp_mem
+                .map_or(serde_json::Value::Null, |m| serde_json::json!(m)),
+        );
+        put(&mut ev, "TCPAbortOnMemory", aborts);
+        put(&mut ev, "TCPMemoryPressures", pressures);
+        let what = if orphans >= memory {
+            format!(
+                "{} orphaned sockets, {:.0}% of tcp_max_orphans",
+                stat.orphan,
+                orphans * 100.0
+            )
+        } else {
+            format!(
+                "TCP memory at {} pages, {:.0}% of tcp_mem's pressure level",
+                stat.mem,
+                memory * 100.0
+            )
+        };
+        vec![Candidate {
+            subject: Subject::Host,
+            severity: if worst >= cfg.orphan_crit_ratio || aborts > 0 {
+                Severity::Critical
+            } else {
+                Severity::Warning
+            },
+            evidence: ev,
+            message: format!(
+                "{what}{}: closed connections the kernel still tends are straining its limits, and it will \
+                 start resetting or aborting connections",
+                if aborts > 0 {
+                    format!(", {aborts} connections aborted for memory")
+                } else {
+                    String::new()
+                }
+            ),
+            next_step: "see which states the orphans are in (FIN_WAIT1, LAST_ACK: peers not acknowledging) \
+                        and which remotes; then tcp_orphan_retries, tcp_max_orphans and tcp_mem"
+                .into(),
+        }]
+    }
+}

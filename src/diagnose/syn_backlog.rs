@@ -1,0 +1,49 @@
+//! `syn_backlog_too_small`: SYN cookies under legitimate load.
+//!
+//! Cookies are sent when a listener's half-open queue is full. When most of them
+//! come back (SyncookiesRecv close to SyncookiesSent) the clients are real: not a
+//! flood (see `syn_flood`, which needs cookies that do not come back), but a
+//! half-open backlog too small for the connection rate. Cookies lose TCP options
+//! (window scaling without timestamps, SACK), so it is worth fixing.
+
+use super::util::{ext_delta, opt, put, put_ext_deltas};
+use super::{Candidate, Evidence, Rule, Severity, Subject, Thresholds};
+use crate::model::Snapshot;
+
+pub struct SynBacklogTooSmall;
+
+impl Rule for SynBacklogTooSmall {
+    fn id(&self) -> &'static str {
+        "syn_backlog_too_small"
+    }
+
+    fn evaluate(&self, snap: &Snapshot, cfg: &Thresholds) -> Vec<Candidate> {
+        let sent = ext_delta(snap, "SyncookiesSent");
+        let recv = ext_delta(snap, "SyncookiesRecv");
+        if sent < cfg.cookies_sent_min || sent as f64 > cfg.cookie_ratio * recv as f64 {
+            return Vec::new();
+        }
+        let sys = &snap.sample.counters.sysctls;
+        let mut ev = Evidence::new();
+        put_ext_deltas(
+            &mut ev,
+            snap,
+            &["SyncookiesSent", "SyncookiesRecv", "TCPReqQFullDoCookies"],
+        );
+        put(&mut ev, "tcp_max_syn_backlog", opt(sys.tcp_max_syn_backlog));
+        put(&mut ev, "somaxconn", opt(sys.somaxconn));
+        vec![Candidate {
+            subject: Subject::Host,
+            severity: Severity::Warning,
+            evidence: ev,
+            message: format!(
+                "{sent} SYN cookies sent and {recv} came back: real clients overflow a listener's half-open \
+                 queue, so its backlog is too small for the connection rate (not a flood)"
+            ),
+            next_step:
+                "find the busiest listener (`ss -ltn`), raise its listen() backlog, somaxconn and \
+                        tcp_max_syn_backlog"
+                    .into(),
+        }]
+    }
+}

@@ -1,0 +1,112 @@
+//! `syn_sent_storm`: connections that never get an answer to their SYN.
+//!
+//! A healthy connect() leaves SYN_SENT within a round trip; many at once, held
+//! over snapshots, mean either one upstream that does not answer (many to one
+//! remote endpoint: down, firewalled, or its SYN queue full) or a process probing
+//! many ports (a scan, or a misconfigured client). Grouped by process (by remote
+//! host when the owner is unknown); the message says which of the two it looks like.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+use super::util::{ext_delta, opt, process_subject, put, secs, state_age, tcp_delta};
+use super::{Candidate, Evidence, Rule, Severity, Subject, Thresholds};
+use crate::model::{Snapshot, TcpState};
+
+pub struct SynSentStorm;
+
+#[derive(Default)]
+struct Group {
+    count: u64,
+    endpoints: BTreeMap<SocketAddr, u64>,
+    hosts: BTreeSet<IpAddr>,
+    ports: BTreeSet<u16>,
+    oldest: Duration,
+}
+
+impl Rule for SynSentStorm {
+    fn id(&self) -> &'static str {
+        "syn_sent_storm"
+    }
+
+    fn evaluate(&self, snap: &Snapshot, cfg: &Thresholds) -> Vec<Candidate> {
+        let mut groups: BTreeMap<Subject, Group> = BTreeMap::new();
+        for (i, s) in snap.sample.sockets.iter().enumerate() {
+            if s.state != TcpState::SynSent {
+                continue;
+            }
+            let subject = process_subject(snap, i).unwrap_or(Subject::Remote {
+                addr: s.remote.ip(),
+                port: None,
+            });
+            let g = groups.entry(subject).or_default();
+            g.count += 1;
+            *g.endpoints.entry(s.remote).or_default() += 1;
+            g.hosts.insert(s.remote.ip());
+            g.ports.insert(s.remote.port());
+            g.oldest = g.oldest.max(state_age(snap, i));
+        }
+        let sys = &snap.sample.counters.sysctls;
+        let mut out = Vec::new();
+        for (subject, g) in groups {
+            if g.count < cfg.syn_sent_min {
+                continue;
+            }
+            let Some((&top, &top_n)) = g
+                .endpoints
+                .iter()
+                .max_by_key(|&(a, n)| (n, std::cmp::Reverse(*a)))
+            else {
+                continue;
+            };
+            let scanning = g.ports.len() as u64 >= cfg.scan_ports_min && top_n * 2 < g.count;
+            let mut ev = Evidence::new();
+            put(&mut ev, "syn_sent", g.count);
+            put(&mut ev, "distinct_remote_hosts", g.hosts.len() as u64);
+            put(&mut ev, "distinct_remote_ports", g.ports.len() as u64);
+            put(&mut ev, "top_remote", top.to_string());
+            put(&mut ev, "top_remote_syn_sent", top_n);
+            put(&mut ev, "oldest_secs", secs(g.oldest));
+            put(&mut ev, "tcp_syn_retries", opt(sys.tcp_syn_retries));
+            put(&mut ev, "ActiveOpens", tcp_delta(snap, "ActiveOpens"));
+            put(&mut ev, "AttemptFails", tcp_delta(snap, "AttemptFails"));
+            put(&mut ev, "TCPSynRetrans", ext_delta(snap, "TCPSynRetrans"));
+            let (message, next_step) = if scanning {
+                (
+                    format!(
+                        "{subject} has {} connection attempts unanswered to {} distinct ports on {} hosts: \
+                         it is probing many ports (a scan, or a client misconfigured with many targets)",
+                        g.count,
+                        g.ports.len(),
+                        g.hosts.len(),
+                    ),
+                    "check whether this process should connect to those ports at all (its command line, \
+                     its user), and the firewall logs",
+                )
+            } else {
+                (
+                    format!(
+                        "{subject} has {} connection attempts unanswered, {top_n} of them to {top}: \
+                         that upstream is not answering SYNs (down, firewalled, or a route black hole)",
+                        g.count,
+                    ),
+                    "check the upstream from this host (ping, `ss -tn dst ADDR`, a route, a firewall that \
+                     drops instead of rejecting); lower connect timeouts so the client fails fast",
+                )
+            };
+            out.push(Candidate {
+                severity: if g.count >= cfg.syn_sent_crit {
+                    Severity::Critical
+                } else {
+                    Severity::Warning
+                },
+                subject,
+                evidence: ev,
+                message,
+                next_step: next_step.into(),
+            });
+        }
+        out
+    }
+}

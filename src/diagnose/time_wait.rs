@@ -1,0 +1,143 @@
+//! `time_wait_exhaustion`: a client running out of ephemeral ports to one
+//! destination.
+//!
+//! A connection is unique by its four-tuple, so a client can hold at most the
+//! usable ephemeral range (`ip_local_port_range` minus `ip_local_reserved_ports`)
+//! of connections from one local address to one remote address and port, TIME_WAIT
+//! ones included; past that connect() fails with EADDRNOTAVAIL. It is judged per
+//! destination tuple on the client side only: sockets on a listening port are the
+//! server side, where many TIME_WAIT are harmless, and are never counted.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+use serde_json::json;
+
+use super::util::{Listening, ext_delta, opt, put, tcp_delta};
+use super::{Candidate, Evidence, Rule, Severity, Subject, Thresholds};
+use crate::model::{Snapshot, Sysctls, TcpState};
+
+pub struct TimeWaitExhaustion;
+
+/// The kernel's default range, used when the sysctl is unreadable.
+const DEFAULT_RANGE: (u16, u16) = (32768, 60999);
+
+/// Ports of the ephemeral range that connect() may pick.
+pub fn usable_ephemeral(sys: &Sysctls) -> u64 {
+    let (lo, hi) = sys.ip_local_port_range.unwrap_or(DEFAULT_RANGE);
+    if hi < lo {
+        return 0;
+    }
+    let total = u64::from(hi - lo) + 1;
+    let reserved: u64 = sys
+        .ip_local_reserved_ports
+        .iter()
+        .map(|&(a, b)| {
+            let (a, b) = (a.max(lo), b.min(hi));
+            if b >= a { u64::from(b - a) + 1 } else { 0 }
+        })
+        .sum();
+    total.saturating_sub(reserved)
+}
+
+#[derive(Default, Clone, Copy)]
+struct Counts {
+    time_wait: u64,
+    established: u64,
+    syn_sent: u64,
+}
+
+impl Counts {
+    fn total(self) -> u64 {
+        self.time_wait + self.established + self.syn_sent
+    }
+}
+
+impl Rule for TimeWaitExhaustion {
+    fn id(&self) -> &'static str {
+        "time_wait_exhaustion"
+    }
+
+    fn evaluate(&self, snap: &Snapshot, cfg: &Thresholds) -> Vec<Candidate> {
+        let listening = Listening::of(snap);
+        let mut tuples: BTreeMap<(IpAddr, u16, IpAddr), Counts> = BTreeMap::new();
+        for s in &snap.sample.sockets {
+            if s.remote.port() == 0 || listening.serves(s.local) {
+                continue;
+            }
+            let c = tuples
+                .entry((s.remote.ip(), s.remote.port(), s.local.ip()))
+                .or_default();
+            match s.state {
+                TcpState::TimeWait => c.time_wait += 1,
+                TcpState::Established => c.established += 1,
+                TcpState::SynSent => c.syn_sent += 1,
+                _ => {}
+            }
+        }
+        // The busiest local address speaks for each destination, so that the
+        // subject (remote ip and port) is stable from one snapshot to the next.
+        let mut worst: BTreeMap<(IpAddr, u16), (IpAddr, Counts)> = BTreeMap::new();
+        for ((rip, rport, lip), c) in tuples {
+            let w = worst.entry((rip, rport)).or_insert((lip, c));
+            if c.total() > w.1.total() {
+                *w = (lip, c);
+            }
+        }
+        let sys = &snap.sample.counters.sysctls;
+        let usable = usable_ephemeral(sys);
+        let tw_overflow = ext_delta(snap, "TCPTimeWaitOverflow");
+        let mut out = Vec::new();
+        for ((rip, rport), (lip, c)) in worst {
+            let total = c.total();
+            let share = total as f64 / usable.max(1) as f64;
+            if total < cfg.ephemeral_min || share < cfg.ephemeral_warn_ratio {
+                continue;
+            }
+            let mut ev = Evidence::new();
+            put(&mut ev, "local_ip", lip.to_string());
+            put(&mut ev, "time_wait", c.time_wait);
+            put(&mut ev, "established", c.established);
+            put(&mut ev, "syn_sent", c.syn_sent);
+            put(&mut ev, "usable_ephemeral_ports", usable);
+            put(
+                &mut ev,
+                "ip_local_port_range",
+                sys.ip_local_port_range
+                    .map_or(serde_json::Value::Null, |(a, b)| json!([a, b])),
+            );
+            put(
+                &mut ev,
+                "ip_local_reserved_ports",
+                json!(sys.ip_local_reserved_ports),
+            );
+            put(&mut ev, "tcp_tw_reuse", opt(sys.tcp_tw_reuse));
+            put(&mut ev, "tcp_max_tw_buckets", opt(sys.tcp_max_tw_buckets));
+            put(&mut ev, "TCPTimeWaitOverflow", tw_overflow);
+            put(&mut ev, "ActiveOpens", tcp_delta(snap, "ActiveOpens"));
+            let subject = Subject::Remote {
+                addr: rip,
+                port: Some(rport),
+            };
+            out.push(Candidate {
+                severity: if share >= cfg.ephemeral_crit_ratio {
+                    Severity::Critical
+                } else {
+                    Severity::Warning
+                },
+                message: format!(
+                    "{total} connections from {lip} to {subject} ({} in TIME_WAIT) use {:.0}% of the {usable} \
+                     usable ephemeral ports: new connections to it will fail with EADDRNOTAVAIL",
+                    c.time_wait,
+                    share * 100.0,
+                ),
+                next_step: "reuse connections (keep-alive, a pool) instead of one per request; otherwise widen \
+                            ip_local_port_range, spread over more source addresses, or set tcp_tw_reuse=1"
+                    .into(),
+                subject,
+                evidence: ev,
+            });
+        }
+        out
+    }
+}
