@@ -26,10 +26,13 @@ fn check_json_on_this_machine_is_valid_and_its_status_agrees_with_the_exit_code(
         "--interval",
         "100ms",
     ]);
+    // Other tests run beside this one and may briefly fill an accept queue or
+    // leave sockets behind: any verdict is fine, as long as the exit status, the
+    // status word and the findings agree.
     let code = out.status.code();
     assert!(
-        matches!(code, Some(0 | 1)),
-        "a healthy-ish test machine: {code:?}: {}",
+        matches!(code, Some(0..=2)),
+        "exit {code:?}: {}",
         text(&out.stderr)
     );
     let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("valid JSON");
@@ -39,16 +42,13 @@ fn check_json_on_this_machine_is_valid_and_its_status_agrees_with_the_exit_code(
     let warnings = doc["counts"]["warning"].as_u64().expect("count");
     let critical = doc["counts"]["critical"].as_u64().expect("count");
     assert_eq!(findings.len() as u64, warnings + critical);
-    assert_eq!(critical, 0);
-    assert_eq!(code == Some(0), findings.is_empty());
-    assert_eq!(
-        doc["status"],
-        if findings.is_empty() {
-            "healthy"
-        } else {
-            "warning"
-        }
-    );
+    let (want_code, want_status) = match (critical, warnings) {
+        (0, 0) => (0, "healthy"),
+        (0, _) => (1, "warning"),
+        _ => (2, "critical"),
+    };
+    assert_eq!(code, Some(want_code));
+    assert_eq!(doc["status"], want_status);
     for f in findings {
         for key in [
             "rule",
