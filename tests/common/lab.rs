@@ -8,6 +8,7 @@
 //! listen ADDR BACKLOG        -> ok ID PORT     (a listener; never accepts by itself)
 //! accept ID N GROUP          -> ok             (accepts N connections into GROUP)
 //! connect ADDR:PORT N GROUP  -> ok             (N client connections into GROUP)
+//! nbconnect ADDR:PORT N GROUP -> ok            (N non-blocking connects, kept as they are)
 //! close GROUP                -> ok             (closes every socket of GROUP)
 //! fds                        -> ok FD FD ...   (raw fds of the listeners, for checks)
 //! ```
@@ -42,8 +43,22 @@ pub struct LabProcess {
 impl LabProcess {
     /// Starts a child of this test binary.
     pub fn spawn() -> LabProcess {
+        Self::spawn_under(&[])
+    }
+
+    /// Starts a child of this test binary under a command prefix, e.g.
+    /// `["ip", "netns", "exec", NS]` (which execs, so the pid is the child's).
+    pub fn spawn_under(prefix: &[&str]) -> LabProcess {
         let exe = std::env::current_exe().expect("current test binary");
-        let mut child = Command::new(exe)
+        let mut command = match prefix.split_first() {
+            Some((program, args)) => {
+                let mut c = Command::new(program);
+                c.args(args).arg(exe);
+                c
+            }
+            None => Command::new(exe),
+        };
+        let mut child = command
             .args([
                 "--ignored",
                 "--exact",
@@ -124,6 +139,12 @@ impl LabProcess {
 
     pub fn connect(&mut self, to: SocketAddr, n: usize, group: &str) {
         self.cmd(&format!("connect {to} {n} {group}"));
+    }
+
+    /// Starts N non-blocking connects into GROUP and keeps the sockets whatever
+    /// becomes of them (they may stay in SYN_SENT).
+    pub fn connect_nowait(&mut self, to: SocketAddr, n: usize, group: &str) {
+        self.cmd(&format!("nbconnect {to} {n} {group}"));
     }
 
     pub fn close(&mut self, group: &str) {
@@ -209,6 +230,24 @@ fn run_command(
             let g = groups.entry((*group).to_string()).or_default();
             for _ in 0..n {
                 g.push(TcpStream::connect_timeout(&to, Duration::from_secs(5)).map_err(err)?);
+            }
+            Ok(String::new())
+        }
+        ["nbconnect", to, n, group] => {
+            let to: SocketAddr = to.parse().map_err(|e| format!("{e}"))?;
+            let n: usize = n.parse().map_err(|e| format!("{e}"))?;
+            let g = groups.entry((*group).to_string()).or_default();
+            for _ in 0..n {
+                let sock = Socket::new(Domain::for_address(to), Type::STREAM, None).map_err(err)?;
+                sock.set_nonblocking(true).map_err(err)?;
+                match sock.connect(&to.into()) {
+                    Ok(()) => {}
+                    // EINPROGRESS: the handshake goes on without us.
+                    Err(e) if e.raw_os_error() == Some(115) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                    Err(e) => return Err(e.to_string()),
+                }
+                g.push(sock.into());
             }
             Ok(String::new())
         }

@@ -1,0 +1,395 @@
+//! Live reproductions of the troubles the diagnosis names, each in a private
+//! network namespace the test creates and deletes itself: child processes hold
+//! the sockets, the real `sockscope check` runs inside the namespace, and the test
+//! asserts that the right rule fires on the right subject within a bounded time.
+//!
+//! Needs root and `ip netns`; otherwise each test prints `skipped: <why>`.
+//! Traffic stays inside the namespaces, on 127.0.0.0/8.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use common::lab::LabProcess;
+use serde_json::Value;
+
+#[test]
+#[ignore = "entry point of the lab's child processes"]
+fn lab_child() {
+    common::lab::child_main()
+}
+
+/// How long a lab may retry `check` before it fails.
+const LAB_LIMIT: Duration = Duration::from_secs(30);
+
+/// Runs `ip ARGS`; the error carries its stderr.
+fn ip(args: &[&str]) -> Result<(), String> {
+    let out = Command::new("ip")
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("ip: {e}"))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "ip {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))
+    }
+}
+
+/// A network namespace, deleted on drop (after the processes declared later,
+/// which are dropped first).
+struct Netns {
+    name: String,
+}
+
+impl Netns {
+    /// Creates `sockscope-TAG-PID` (deleting a stale one of that name) with `lo` up.
+    fn new(tag: &str) -> Result<Netns, String> {
+        let name = format!("sockscope-{tag}-{}", std::process::id());
+        let _ = ip(&["netns", "del", &name]);
+        ip(&["netns", "add", &name])?;
+        let ns = Netns { name };
+        ip(&["-n", &ns.name, "link", "set", "lo", "up"])?;
+        Ok(ns)
+    }
+
+    /// The command prefix that runs a program inside.
+    fn exec(&self) -> [&str; 4] {
+        ["ip", "netns", "exec", &self.name]
+    }
+
+    fn sysctl(&self, setting: &str) -> Result<(), String> {
+        let out = Command::new("ip")
+            .args(["netns", "exec", &self.name, "sysctl", "-q", "-w", setting])
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|e| format!("sysctl: {e}"))?;
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(format!(
+                "sysctl {setting}: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            ))
+        }
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = ip(&["netns", "del", &self.name]);
+    }
+}
+
+/// A namespace with a black hole: 127.0.0.5 is routed out through a veth whose
+/// peer sits in a second, empty namespace, so nothing sent there ever answers.
+struct BlackHoleLab {
+    main: Netns,
+    _peer: Netns,
+}
+
+const BLACK_HOLE: [u8; 4] = [127, 0, 0, 5];
+
+impl BlackHoleLab {
+    fn new(tag: &str) -> Result<BlackHoleLab, String> {
+        let main = Netns::new(tag)?;
+        let peer = Netns::new(&format!("{tag}-peer"))?;
+        let n = main.name.as_str();
+        ip(&[
+            "-n", n, "link", "add", "vhole", "type", "veth", "peer", "name", "vpeer", "netns",
+            &peer.name,
+        ])?;
+        ip(&["-n", n, "link", "set", "vhole", "up"])?;
+        ip(&["-n", &peer.name, "link", "set", "vpeer", "up"])?;
+        main.sysctl("net.ipv4.conf.vhole.route_localnet=1")?;
+        // The local table sends all of 127/8 to lo: keep only 127.0.0.1 there.
+        ip(&[
+            "-n",
+            n,
+            "route",
+            "del",
+            "127.0.0.0/8",
+            "dev",
+            "lo",
+            "table",
+            "local",
+        ])?;
+        // The kernel's own 127.0.0.1 entry usually survives; add it if not.
+        let _ = ip(&[
+            "-n",
+            n,
+            "route",
+            "add",
+            "local",
+            "127.0.0.1/32",
+            "dev",
+            "lo",
+            "table",
+            "local",
+        ]);
+        ip(&["-n", n, "route", "add", "127.0.0.5/32", "dev", "vhole"])?;
+        Ok(BlackHoleLab { main, _peer: peer })
+    }
+}
+
+/// Why the labs cannot run here, if they cannot.
+fn cannot_run() -> Option<String> {
+    if !common::is_root() {
+        return Some("not root".into());
+    }
+    match Command::new("ip")
+        .args(["netns", "list"])
+        .stdin(Stdio::null())
+        .output()
+    {
+        Ok(o) if o.status.success() => None,
+        Ok(o) => Some(format!(
+            "ip netns fails: {}",
+            String::from_utf8_lossy(&o.stderr).trim()
+        )),
+        Err(e) => Some(format!("no ip command: {e}")),
+    }
+}
+
+macro_rules! skip_unless_able {
+    () => {
+        if let Some(why) = cannot_run() {
+            eprintln!("skipped: {why}");
+            return;
+        }
+    };
+}
+
+/// Sets up a lab or skips the test when namespaces cannot be made here.
+macro_rules! lab_or_skip {
+    ($e:expr) => {
+        match $e {
+            Ok(v) => v,
+            Err(why) => {
+                eprintln!("skipped: {why}");
+                return;
+            }
+        }
+    };
+}
+
+/// Runs `sockscope check --format json` inside the namespace, bounded in time.
+fn check(ns: &Netns, samples: u32) -> Value {
+    let samples = samples.to_string();
+    let mut child = Command::new("ip")
+        .args(&ns.exec()[1..])
+        .arg(env!("CARGO_BIN_EXE_sockscope"))
+        .args([
+            "check",
+            "--format",
+            "json",
+            "--samples",
+            &samples,
+            "--interval",
+            "500ms",
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start sockscope check");
+    let pid = child.id();
+    let stdout = child.stdout.take().expect("check stdout");
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        let _ = std::io::Read::read_to_end(&mut { stdout }, &mut buf);
+        let _ = tx.send(buf);
+    });
+    let limit = Duration::from_secs(20);
+    let Ok(buf) = rx.recv_timeout(limit) else {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("sockscope check (pid {pid}) did not finish within {limit:?}");
+    };
+    let out = child.wait_with_output().expect("wait for sockscope check");
+    let code = out.status.code();
+    assert!(
+        matches!(code, Some(0..=2)),
+        "check exit {code:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&buf).unwrap_or_else(|e| {
+        panic!(
+            "check printed no JSON ({e}), exit {code:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })
+}
+
+/// The findings of one rule in a check's JSON.
+fn findings_of<'a>(doc: &'a Value, rule: &str) -> Vec<&'a Value> {
+    doc["findings"]
+        .as_array()
+        .expect("a findings array")
+        .iter()
+        .filter(|f| f["rule"] == rule)
+        .collect()
+}
+
+/// Retries `check` until a finding of `rule` matches `want`, for at most
+/// `LAB_LIMIT`; returns that finding, or panics with the last output.
+fn expect_finding(ns: &Netns, rule: &str, want: impl Fn(&Value) -> bool) -> Value {
+    let deadline = Instant::now() + LAB_LIMIT;
+    loop {
+        let doc = check(ns, 4);
+        if let Some(f) = findings_of(&doc, rule).into_iter().find(|f| want(f)) {
+            return f.clone();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no {rule} finding as expected within {LAB_LIMIT:?}; last check: {doc:#}"
+        );
+    }
+}
+
+fn is_port(f: &Value, port: u16) -> bool {
+    f["subject"]["kind"] == "local_port" && f["subject"]["port"] == port
+}
+
+fn is_process(f: &Value, pid: u32) -> bool {
+    f["subject"]["kind"] == "process" && f["subject"]["pid"] == pid
+}
+
+#[test]
+fn accept_queue_overflow_on_a_listener_that_never_accepts() {
+    skip_unless_able!();
+    let ns = lab_or_skip!(Netns::new("acceptq"));
+    let mut server = LabProcess::spawn_under(&ns.exec());
+    let mut client = LabProcess::spawn_under(&ns.exec());
+    let port = server.listen("127.0.0.1:0", 4);
+    // The queue holds backlog + 1; the rest wait in SYN_SENT, their SYNs dropped.
+    client.connect_nowait(SocketAddr::from(([127, 0, 0, 1], port)), 10, "clients");
+
+    let f = expect_finding(&ns, "accept_queue_overflow", |f| is_port(f, port));
+    let queue = f["evidence"]["accept_queue"]
+        .as_u64()
+        .expect("accept_queue");
+    assert_eq!(f["evidence"]["backlog"], 4, "{f:#}");
+    assert!(queue >= 4, "queue {queue}: {f:#}");
+    assert!(
+        f["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("slow to accept")),
+        "{f:#}"
+    );
+    drop((client, server));
+}
+
+#[test]
+fn close_wait_leak_growing_in_one_process() {
+    skip_unless_able!();
+    let ns = lab_or_skip!(Netns::new("closewait"));
+    let mut server = LabProcess::spawn_under(&ns.exec());
+    let mut client = LabProcess::spawn_under(&ns.exec());
+    let port = server.listen("127.0.0.1:0", 1024);
+    let to = SocketAddr::from(([127, 0, 0, 1], port));
+    // One step: the client opens and closes 2 connections the server accepted and
+    // never closes, so the server gains 2 CLOSE_WAIT.
+    let mut step = 0usize;
+    let mut leak = |server: &mut LabProcess, client: &mut LabProcess| {
+        step += 1;
+        let group = format!("g{step}");
+        client.connect(to, 2, &group);
+        server.accept(port, 2, &group);
+        client.close(&group);
+    };
+    // The rule wants at least 20 CLOSE_WAIT, and (before any is 60 s old) a count
+    // that grew by 10 or more over the last 5 samples: keep leaking while `check`
+    // samples, about 2 every 200 ms (10 per 5 samples of 500 ms would be 1 per
+    // 250 ms: this is twice that).
+    for _ in 0..5 {
+        leak(&mut server, &mut client);
+    }
+    let deadline = Instant::now() + LAB_LIMIT;
+    let finding = loop {
+        let exe = env!("CARGO_BIN_EXE_sockscope");
+        let name = ns.name.clone();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let out = Command::new("ip")
+                .args(["netns", "exec", &name, exe])
+                .args([
+                    "check",
+                    "--format",
+                    "json",
+                    "--samples",
+                    "10",
+                    "--interval",
+                    "500ms",
+                ])
+                .stdin(Stdio::null())
+                .output();
+            let _ = tx.send(out);
+        });
+        // 10 samples take 4.5 s; the bound is for a stuck run.
+        let run_limit = Instant::now() + Duration::from_secs(20);
+        let out = loop {
+            match rx.try_recv() {
+                Ok(out) => break out.expect("run sockscope check"),
+                Err(mpsc::TryRecvError::Disconnected) => panic!("check thread died"),
+                Err(mpsc::TryRecvError::Empty) => {
+                    assert!(Instant::now() < run_limit, "check did not finish in 20 s");
+                    leak(&mut server, &mut client);
+                    std::thread::sleep(Duration::from_millis(200));
+                }
+            }
+        };
+        let doc: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+            panic!("{e}: {}", String::from_utf8_lossy(&out.stderr));
+        });
+        if let Some(f) = findings_of(&doc, "close_wait_leak")
+            .into_iter()
+            .find(|f| is_process(f, server.pid))
+        {
+            break f.clone();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no close_wait_leak on the server (pid {}) within {LAB_LIMIT:?}; last: {doc:#}",
+            server.pid
+        );
+    };
+    let count = finding["evidence"]["close_wait"]
+        .as_u64()
+        .expect("close_wait");
+    let growth = finding["evidence"]["growth"].as_u64().expect("growth");
+    assert!(count >= 20, "{finding:#}");
+    assert!(growth >= 10, "{finding:#}");
+    drop((client, server));
+}
+
+#[test]
+fn syn_sent_storm_to_an_upstream_that_never_answers() {
+    skip_unless_able!();
+    let lab = lab_or_skip!(BlackHoleLab::new("synsent"));
+    let mut client = LabProcess::spawn_under(&lab.main.exec());
+    let upstream = SocketAddr::from((BLACK_HOLE, 8443));
+    client.connect_nowait(upstream, 25, "stuck");
+
+    let f = expect_finding(&lab.main, "syn_sent_storm", |f| is_process(f, client.pid));
+    assert!(
+        f["evidence"]["syn_sent"].as_u64().is_some_and(|n| n >= 25),
+        "{f:#}"
+    );
+    assert_eq!(f["evidence"]["top_remote"], upstream.to_string(), "{f:#}");
+    assert!(
+        f["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("not answering") && !m.contains("scan")),
+        "{f:#}"
+    );
+    drop(client);
+}
