@@ -255,6 +255,71 @@ fn expect_finding(ns: &Netns, rule: &str, want: impl Fn(&Value) -> bool) -> Valu
     }
 }
 
+/// Runs `check` (10 samples) inside the namespace while calling `tick` about every
+/// 200 ms, for conditions that hold only while something keeps happening.
+fn check_while(ns: &Netns, tick: &mut impl FnMut()) -> Value {
+    let exe = env!("CARGO_BIN_EXE_sockscope");
+    let name = ns.name.clone();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let out = Command::new("ip")
+            .args(["netns", "exec", &name, exe])
+            .args([
+                "check",
+                "--format",
+                "json",
+                "--samples",
+                "10",
+                "--interval",
+                "500ms",
+            ])
+            .stdin(Stdio::null())
+            .output();
+        let _ = tx.send(out);
+    });
+    // 10 samples take 4.5 s; the bound is for a stuck run (the thread's check
+    // would then end with the namespace's processes, or at its own pace).
+    let run_limit = Instant::now() + Duration::from_secs(20);
+    let out = loop {
+        match rx.try_recv() {
+            Ok(out) => break out.expect("run sockscope check"),
+            Err(mpsc::TryRecvError::Disconnected) => panic!("check thread died"),
+            Err(mpsc::TryRecvError::Empty) => {
+                assert!(Instant::now() < run_limit, "check did not finish in 20 s");
+                tick();
+                std::thread::sleep(Duration::from_millis(200));
+            }
+        }
+    };
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "check printed no JSON ({e}), exit {:?}: {}",
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })
+}
+
+/// Like `expect_finding`, with `tick` called while each check samples.
+fn expect_finding_while(
+    ns: &Netns,
+    rule: &str,
+    want: impl Fn(&Value) -> bool,
+    mut tick: impl FnMut(),
+) -> Value {
+    let deadline = Instant::now() + LAB_LIMIT;
+    loop {
+        let doc = check_while(ns, &mut tick);
+        if let Some(f) = findings_of(&doc, rule).into_iter().find(|f| want(f)) {
+            return f.clone();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no {rule} finding as expected within {LAB_LIMIT:?}; last check: {doc:#}"
+        );
+    }
+}
+
 fn is_port(f: &Value, port: u16) -> bool {
     f["subject"]["kind"] == "local_port" && f["subject"]["port"] == port
 }
@@ -313,55 +378,13 @@ fn close_wait_leak_growing_in_one_process() {
     for _ in 0..5 {
         leak(&mut server, &mut client);
     }
-    let deadline = Instant::now() + LAB_LIMIT;
-    let finding = loop {
-        let exe = env!("CARGO_BIN_EXE_sockscope");
-        let name = ns.name.clone();
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            let out = Command::new("ip")
-                .args(["netns", "exec", &name, exe])
-                .args([
-                    "check",
-                    "--format",
-                    "json",
-                    "--samples",
-                    "10",
-                    "--interval",
-                    "500ms",
-                ])
-                .stdin(Stdio::null())
-                .output();
-            let _ = tx.send(out);
-        });
-        // 10 samples take 4.5 s; the bound is for a stuck run.
-        let run_limit = Instant::now() + Duration::from_secs(20);
-        let out = loop {
-            match rx.try_recv() {
-                Ok(out) => break out.expect("run sockscope check"),
-                Err(mpsc::TryRecvError::Disconnected) => panic!("check thread died"),
-                Err(mpsc::TryRecvError::Empty) => {
-                    assert!(Instant::now() < run_limit, "check did not finish in 20 s");
-                    leak(&mut server, &mut client);
-                    std::thread::sleep(Duration::from_millis(200));
-                }
-            }
-        };
-        let doc: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-            panic!("{e}: {}", String::from_utf8_lossy(&out.stderr));
-        });
-        if let Some(f) = findings_of(&doc, "close_wait_leak")
-            .into_iter()
-            .find(|f| is_process(f, server.pid))
-        {
-            break f.clone();
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no close_wait_leak on the server (pid {}) within {LAB_LIMIT:?}; last: {doc:#}",
-            server.pid
-        );
-    };
+    let server_pid = server.pid;
+    let finding = expect_finding_while(
+        &ns,
+        "close_wait_leak",
+        |f| is_process(f, server_pid),
+        || leak(&mut server, &mut client),
+    );
     let count = finding["evidence"]["close_wait"]
         .as_u64()
         .expect("close_wait");
@@ -392,4 +415,50 @@ fn syn_sent_storm_to_an_upstream_that_never_answers() {
         "{f:#}"
     );
     drop(client);
+}
+
+#[test]
+fn syn_flood_fills_the_half_open_queue_without_syncookies() {
+    skip_unless_able!();
+    let lab = lab_or_skip!(BlackHoleLab::new("synflood"));
+    lab_or_skip!(lab.main.sysctl("net.ipv4.tcp_syncookies=0"));
+    let mut server = LabProcess::spawn_under(&lab.main.exec());
+    let mut flooder = LabProcess::spawn_under(&lab.main.exec());
+    let port = server.listen("127.0.0.1:0", 32);
+    // The SYN-ACKs to 127.0.0.5 vanish into the veth: each SYN leaves a SYN_RECV
+    // entry until its retries run out (about a minute), up to the backlog.
+    let to = SocketAddr::from(([127, 0, 0, 1], port));
+    flooder.syn_flood(BLACK_HOLE.into(), to, 48);
+
+    let f = expect_finding(&lab.main, "syn_flood", |f| is_port(f, port));
+    let syn_recv = f["evidence"]["syn_recv"].as_u64().expect("syn_recv");
+    assert!(syn_recv >= 16, "{f:#}");
+    assert_eq!(f["evidence"]["tcp_syncookies"], 0, "{f:#}");
+    eprintln!("{}", f["message"]);
+    drop((flooder, server));
+}
+
+#[test]
+fn syn_flood_seen_by_the_cookie_counters() {
+    skip_unless_able!();
+    let lab = lab_or_skip!(BlackHoleLab::new("cookies"));
+    lab_or_skip!(lab.main.sysctl("net.ipv4.tcp_syncookies=1"));
+    let mut server = LabProcess::spawn_under(&lab.main.exec());
+    let mut flooder = LabProcess::spawn_under(&lab.main.exec());
+    // A backlog of 8: past 8 half-open entries every SYN gets a cookie, which
+    // leaves no SYN_RECV entry; only the counters show the flood.
+    let port = server.listen("127.0.0.1:0", 8);
+    let to = SocketAddr::from(([127, 0, 0, 1], port));
+    let f = expect_finding_while(
+        &lab.main,
+        "syn_flood",
+        |f| is_port(f, port) || f["subject"]["kind"] == "host",
+        || flooder.syn_flood(BLACK_HOLE.into(), to, 20),
+    );
+    let sent = f["evidence"]["SyncookiesSent"]
+        .as_u64()
+        .expect("SyncookiesSent");
+    assert!(sent >= 10, "{f:#}");
+    eprintln!("{}", f["message"]);
+    drop((flooder, server));
 }

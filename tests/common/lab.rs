@@ -9,6 +9,7 @@
 //! accept ID N GROUP          -> ok             (accepts N connections into GROUP)
 //! connect ADDR:PORT N GROUP  -> ok             (N client connections into GROUP)
 //! nbconnect ADDR:PORT N GROUP -> ok            (N non-blocking connects, kept as they are)
+//! synflood SRC DST:PORT N    -> ok             (N raw SYNs from SRC, spoofed: root only)
 //! close GROUP                -> ok             (closes every socket of GROUP)
 //! fds                        -> ok FD FD ...   (raw fds of the listeners, for checks)
 //! ```
@@ -147,6 +148,11 @@ impl LabProcess {
         self.cmd(&format!("nbconnect {to} {n} {group}"));
     }
 
+    /// Sends N raw SYNs from `from` to `to` (root only).
+    pub fn syn_flood(&mut self, from: std::net::Ipv4Addr, to: SocketAddr, n: usize) {
+        self.cmd(&format!("synflood {from} {to} {n}"));
+    }
+
     pub fn close(&mut self, group: &str) {
         self.cmd(&format!("close {group}"));
     }
@@ -251,12 +257,93 @@ fn run_command(
             }
             Ok(String::new())
         }
+        ["synflood", from, to, n] => {
+            let from: std::net::Ipv4Addr = from.parse().map_err(|e| format!("{e}"))?;
+            let to: std::net::SocketAddrV4 = to.parse().map_err(|e| format!("{e}"))?;
+            let n: usize = n.parse().map_err(|e| format!("{e}"))?;
+            syn_flood(from, to, n).map_err(err)?;
+            Ok(String::new())
+        }
         ["close", group] => {
             groups.remove(*group);
             Ok(String::new())
         }
         _ => Err(format!("unknown command {words:?}")),
     }
+}
+
+/// Sends N bare SYNs from `from` (spoofed, through a raw socket: needs root) to
+/// `to`, each from a source port not used before by this process.
+fn syn_flood(
+    from: std::net::Ipv4Addr,
+    to: std::net::SocketAddrV4,
+    n: usize,
+) -> std::io::Result<()> {
+    use socket2::{Domain, Protocol, SockAddr, Socket, Type};
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    // IPPROTO_RAW: the packet carries its own IP header (IP_HDRINCL).
+    let sock = Socket::new(Domain::IPV4, Type::RAW, Some(Protocol::from(255)))?;
+    let dest = SockAddr::from(std::net::SocketAddr::V4(to));
+    for _ in 0..n {
+        let k = NEXT.fetch_add(1, Ordering::Relaxed);
+        let sport = 10_000 + (k % 50_000) as u16;
+        let packet = syn_packet(from, *to.ip(), sport, to.port(), 0x5eed_0000 ^ k);
+        sock.send_to(&packet, &dest)?;
+    }
+    Ok(())
+}
+
+/// One's-complement sum of 16-bit words, folded.
+fn checksum(chunks: &[&[u8]]) -> u16 {
+    let mut sum: u32 = 0;
+    for chunk in chunks {
+        for pair in chunk.chunks(2) {
+            let hi = u32::from(pair[0]) << 8;
+            let lo = pair.get(1).copied().map_or(0, u32::from);
+            sum += hi | lo;
+        }
+    }
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    !(sum as u16)
+}
+
+/// An IPv4 packet holding a bare TCP SYN (no options), checksums filled in.
+fn syn_packet(
+    src: std::net::Ipv4Addr,
+    dst: std::net::Ipv4Addr,
+    sport: u16,
+    dport: u16,
+    seq: u32,
+) -> Vec<u8> {
+    let mut tcp = [0u8; 20];
+    tcp[0..2].copy_from_slice(&sport.to_be_bytes());
+    tcp[2..4].copy_from_slice(&dport.to_be_bytes());
+    tcp[4..8].copy_from_slice(&seq.to_be_bytes());
+    tcp[12] = 5 << 4; // data offset: 5 words
+    tcp[13] = 0x02; // SYN
+    tcp[14..16].copy_from_slice(&65535u16.to_be_bytes());
+    let mut pseudo = [0u8; 12];
+    pseudo[0..4].copy_from_slice(&src.octets());
+    pseudo[4..8].copy_from_slice(&dst.octets());
+    pseudo[9] = 6; // TCP
+    pseudo[10..12].copy_from_slice(&20u16.to_be_bytes());
+    let sum = checksum(&[&pseudo, &tcp]);
+    tcp[16..18].copy_from_slice(&sum.to_be_bytes());
+
+    let mut ip = [0u8; 20];
+    ip[0] = 0x45; // IPv4, 5 words
+    ip[2..4].copy_from_slice(&40u16.to_be_bytes());
+    ip[6] = 0x40; // don't fragment
+    ip[8] = 64; // ttl
+    ip[9] = 6; // TCP
+    ip[12..16].copy_from_slice(&src.octets());
+    ip[16..20].copy_from_slice(&dst.octets());
+    let sum = checksum(&[&ip]);
+    ip[10..12].copy_from_slice(&sum.to_be_bytes());
+    [ip.as_slice(), tcp.as_slice()].concat()
 }
 
 /// Polls `probe` until it returns `Ok`, for at most `limit`; returns the last
