@@ -57,6 +57,8 @@ impl Netns {
         ip(&["netns", "add", &name])?;
         let ns = Netns { name };
         ip(&["-n", &ns.name, "link", "set", "lo", "up"])?;
+        // `ip netns exec` also needs a private mount namespace: prove it works.
+        ip(&["netns", "exec", &ns.name, "true"])?;
         Ok(ns)
     }
 
@@ -453,7 +455,7 @@ fn syn_flood_seen_by_the_cookie_counters() {
         &lab.main,
         "syn_flood",
         |f| is_port(f, port) || f["subject"]["kind"] == "host",
-        || flooder.syn_flood(BLACK_HOLE.into(), to, 20),
+        || flooder.syn_flood(BLACK_HOLE.into(), to, 40),
     );
     let sent = f["evidence"]["SyncookiesSent"]
         .as_u64()
@@ -461,4 +463,34 @@ fn syn_flood_seen_by_the_cookie_counters() {
     assert!(sent >= 10, "{f:#}");
     eprintln!("{}", f["message"]);
     drop((flooder, server));
+}
+
+#[test]
+fn time_wait_exhaustion_to_one_destination() {
+    skip_unless_able!();
+    let ns = lab_or_skip!(Netns::new("timewait"));
+    // 200 ephemeral ports: 150 connections to one destination use 75% of them.
+    lab_or_skip!(ns.sysctl("net.ipv4.ip_local_port_range=40000 40199"));
+    let mut server = LabProcess::spawn_under(&ns.exec());
+    let mut client = LabProcess::spawn_under(&ns.exec());
+    // A fixed port outside the range: the namespace is ours alone.
+    let port = server.listen("127.0.0.1:8080", 256);
+    let to = SocketAddr::from(([127, 0, 0, 1], port));
+    client.connect(to, 150, "churn");
+    server.accept(port, 150, "churn");
+    // The client closes first, so its ends go to TIME_WAIT (for a minute) once
+    // the server closes too.
+    client.close("churn");
+    server.close("churn");
+
+    let f = expect_finding(&ns, "time_wait_exhaustion", |f| {
+        f["subject"]["kind"] == "remote"
+            && f["subject"]["addr"] == "127.0.0.1"
+            && f["subject"]["port"] == port
+    });
+    let tw = f["evidence"]["time_wait"].as_u64().expect("time_wait");
+    assert!(tw >= 100, "{f:#}");
+    assert_eq!(f["evidence"]["usable_ephemeral_ports"], 200, "{f:#}");
+    eprintln!("{}", f["message"]);
+    drop((client, server));
 }
