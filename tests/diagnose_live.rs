@@ -406,7 +406,8 @@ fn syn_sent_storm_to_an_upstream_that_never_answers() {
 
     let f = expect_finding(&lab.main, "syn_sent_storm", |f| is_process(f, client.pid));
     assert!(
-        f["evidence"]["syn_sent"].as_u64().is_some_and(|n| n >= 25),
+        // All 25 are the process's; the rule's own floor is what is guaranteed.
+        f["evidence"]["syn_sent"].as_u64().is_some_and(|n| n >= 20),
         "{f:#}"
     );
     assert_eq!(f["evidence"]["top_remote"], upstream.to_string(), "{f:#}");
