@@ -190,7 +190,12 @@ fn a_port_that_starts_listening_is_reported_with_its_process() {
     assert_eq!(f[0].subject, Subject::LocalPort { port: 4444 });
     assert_eq!(f[0].evidence["pid"], 700);
     assert_eq!(f[0].evidence["process"], "nc");
-    assert!(f[0].message.contains("nc (pid 700)"), "{}", f[0].message);
+    assert_eq!(f[0].evidence["exe"], "/usr/bin/nc");
+    assert!(
+        f[0].message.contains("nc (pid 700, /usr/bin/nc)"),
+        "{}",
+        f[0].message
+    );
     // It stops listening: cleared after three.
     for i in 0..3 {
         assert_eq!(s.tick(old(), &nc()).is_empty(), i == 2, "{i}");

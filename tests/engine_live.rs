@@ -183,5 +183,7 @@ fn the_binary_reports_history_after_two_samples() {
     assert_ne!(s["first_seen"], two["taken_at"], "first seen at sample 1");
     assert!(two["counter_deltas"]["tcp"].is_object());
     assert_eq!(two["processes"][0]["pid"], std::process::id());
+    let exe = std::env::current_exe().expect("own exe");
+    assert_eq!(two["processes"][0]["exe"], exe.to_string_lossy().as_ref());
     drop(listener);
 }

@@ -60,18 +60,21 @@ impl Rule for NewListener {
                     put(&mut ev, "pid", p.pid);
                     put(&mut ev, "process", p.name.clone());
                     put(&mut ev, "cmdline", p.cmdline.clone());
+                    put(&mut ev, "exe", p.exe.clone());
                     put(&mut ev, "user", p.user.clone());
                 }
                 None => put(&mut ev, "pid", serde_json::Value::Null),
             }
+            // The exe names the binary even when the process renamed itself.
             let who = owner.map_or("an unknown process".to_string(), |p| {
-                format!("{} (pid {})", p.name, p.pid)
+                let exe = p.exe.as_deref().unwrap_or("executable unknown");
+                format!("{} (pid {}, {exe})", p.name, p.pid)
             });
             out.push(Candidate {
                 subject: Subject::LocalPort { port },
                 severity: Severity::Warning,
                 evidence: ev,
-                message: format!("port {port} started listening while sockscope runs, opened by {who}"),
+                message: format!("port {port} started listening: {who}"),
                 next_step: "confirm the service is expected (its command line and user); if so, add the port \
                             to new_listener_allow"
                     .into(),

@@ -65,6 +65,10 @@ pub struct ProcessInfo {
     pub name: String,
     /// Command line, arguments joined by spaces; empty for kernel threads.
     pub cmdline: String,
+    /// The executable (target of `/proc/<pid>/exe`): unlike the name and command
+    /// line, the process cannot set it itself. `None` when unreadable (another
+    /// user's process without privilege, a kernel thread).
+    pub exe: Option<String>,
     /// Real uid of the process.
     pub uid: u32,
     /// User name for `uid`, or the number when it has no name.

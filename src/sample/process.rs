@@ -131,10 +131,14 @@ impl ProcRoot {
             cmdline.truncate(end);
             cmdline.push('…');
         }
+        let exe = std::fs::read_link(self.path.join(pid.to_string()).join("exe"))
+            .ok()
+            .map(|p| p.to_string_lossy().into_owned());
         Some(Arc::new(ProcessInfo {
             pid,
             name,
             cmdline,
+            exe,
             uid,
             user: users.name(uid),
             start_time,

@@ -118,6 +118,7 @@ impl Script {
                 let info = ProcessInfo {
                     pid,
                     name: name.into(),
+                    exe: Some(format!("/usr/bin/{name}")),
                     start_time: 1,
                     fd_count,
                     fd_limit,
