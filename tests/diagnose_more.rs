@@ -1,5 +1,5 @@
 //! Diagnosis of the rarer troubles: `fin_wait2_stuck`, `last_ack_pileup`,
-//! `dead_peer`, `orphan_pressure` and `new_listener`.
+//! `fin_wait1_pileup`, `dead_peer`, `orphan_pressure` and `new_listener`.
 
 mod common;
 
@@ -85,6 +85,74 @@ fn old_last_ack_to_one_remote_is_a_pileup() {
     for _ in 0..6 {
         assert!(s.tick(closing(TcpState::LastAck, 5, None), &x).is_empty());
     }
+}
+
+#[test]
+fn old_fin_wait1_to_one_remote_is_a_pileup_after_hysteresis() {
+    let mut s = Script::new();
+    let x = Extra {
+        sysctls: Some(Sysctls {
+            tcp_orphan_retries: Some(0),
+            ..stock_sysctls()
+        }),
+        ..Extra::default()
+    };
+    let v = || closing(TcpState::FinWait1, 60, None);
+    assert!(s.feed(Duration::ZERO, v(), &x).is_empty());
+    assert!(
+        s.feed(Duration::from_secs(3), v(), &x).is_empty(),
+        "young FIN_WAIT1 is a close in progress"
+    );
+    assert!(
+        s.feed(Duration::from_secs(3), v(), &x).is_empty(),
+        "held once"
+    );
+    let f = s.tick(v(), &x);
+    assert_eq!(
+        of_rule(&f, "fin_wait1_pileup"),
+        vec![(remote("10.6.6.6"), Severity::Warning)]
+    );
+    assert_eq!(f[0].evidence["fin_wait1"], 60);
+    assert_eq!(f[0].evidence["orphaned"], 60);
+    assert_eq!(f[0].evidence["tcp_orphan_retries"], 0);
+    // Below the floor, however old: quiet.
+    let mut s = Script::new();
+    for _ in 0..4 {
+        let f = s.feed(
+            Duration::from_secs(10),
+            closing(TcpState::FinWait1, 40, None),
+            &x,
+        );
+        assert!(f.is_empty(), "{f:?}");
+    }
+}
+
+#[test]
+fn fin_wait1_spread_over_many_remotes_is_a_host_wide_pileup() {
+    // A restart drops every client at once: 10 each to 60 remotes, none at the floor.
+    let spread = || -> Vec<SocketRecord> {
+        (0..600u32)
+            .map(|i| {
+                sock(
+                    TcpState::FinWait1,
+                    &format!("10.0.0.1:{}", 20000 + i),
+                    &format!("10.7.0.{}:443", i % 60),
+                    None,
+                )
+            })
+            .collect()
+    };
+    let mut s = Script::new();
+    let x = Extra::default();
+    assert!(s.feed(Duration::ZERO, spread(), &x).is_empty());
+    assert!(s.feed(Duration::from_secs(6), spread(), &x).is_empty());
+    let f = s.tick(spread(), &x);
+    assert_eq!(
+        of_rule(&f, "fin_wait1_pileup"),
+        vec![(Subject::Host, Severity::Critical)]
+    );
+    assert_eq!(f[0].evidence["remotes"], 60);
+    assert_eq!(f[0].evidence["fin_wait1"], 600);
 }
 
 fn established(info: TcpInfoLite) -> Vec<SocketRecord> {

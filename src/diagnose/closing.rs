@@ -20,15 +20,19 @@ pub struct FinWait2Stuck;
 pub struct LastAckPileup;
 
 #[derive(Default)]
-struct Group {
-    count: u64,
-    orphaned: u64,
-    oldest: Duration,
-    pids: BTreeSet<u32>,
+pub(super) struct Group {
+    pub(super) count: u64,
+    pub(super) orphaned: u64,
+    pub(super) oldest: Duration,
+    pub(super) pids: BTreeSet<u32>,
 }
 
 /// The sockets in `state` at least `min_age` old, by remote host.
-fn by_remote(snap: &Snapshot, state: TcpState, min_age: Duration) -> BTreeMap<IpAddr, Group> {
+pub(super) fn by_remote(
+    snap: &Snapshot,
+    state: TcpState,
+    min_age: Duration,
+) -> BTreeMap<IpAddr, Group> {
     let mut out: BTreeMap<IpAddr, Group> = BTreeMap::new();
     for (i, s) in snap.sample.sockets.iter().enumerate() {
         if s.state != state {
@@ -49,7 +53,7 @@ fn by_remote(snap: &Snapshot, state: TcpState, min_age: Duration) -> BTreeMap<Ip
     out
 }
 
-fn group_evidence(ev: &mut Evidence, g: &Group) {
+pub(super) fn group_evidence(ev: &mut Evidence, g: &Group) {
     put(ev, "orphaned", g.orphaned);
     put(ev, "oldest_secs", secs(g.oldest));
     put(ev, "pids", g.pids.iter().copied().collect::<Vec<u32>>());

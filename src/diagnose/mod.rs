@@ -12,6 +12,7 @@ mod accept_queue;
 mod close_wait;
 mod closing;
 mod dead_peer;
+mod fin_wait1;
 mod hysteresis;
 mod new_listener;
 mod orphans;
@@ -33,6 +34,7 @@ pub use accept_queue::AcceptQueueOverflow;
 pub use close_wait::CloseWaitLeak;
 pub use closing::{FinWait2Stuck, LastAckPileup};
 pub use dead_peer::DeadPeer;
+pub use fin_wait1::FinWait1Pileup;
 pub use hysteresis::{Diagnoser, worst};
 pub use new_listener::NewListener;
 pub use orphans::OrphanPressure;
@@ -147,6 +149,7 @@ pub fn all_rules() -> Vec<Box<dyn Rule>> {
         Box::new(SynSentStorm),
         Box::new(FinWait2Stuck),
         Box::new(LastAckPileup),
+        Box::new(FinWait1Pileup),
         Box::new(DeadPeer),
         Box::new(OrphanPressure),
         Box::new(NewListener),

@@ -80,6 +80,15 @@ pub struct Thresholds {
     /// ... and critical from this many.
     pub last_ack_crit: u64,
 
+    /// FIN_WAIT1 at least `fin_wait1_age_secs` old (our FIN still unacknowledged:
+    /// a healthy one lasts a round trip), to one remote host or host-wide, from
+    /// which they count as a pileup, as after a restart closed many connections
+    /// to peers that vanished or stopped reading ...
+    pub fin_wait1_min: u64,
+    pub fin_wait1_age_secs: u64,
+    /// ... and critical from this many.
+    pub fin_wait1_crit: u64,
+
     /// An ESTABLISHED connection counts as a dead peer when it has sent data
     /// still unacknowledged, has backed off its retransmissions at least
     /// `dead_peer_backoff` times, and has received nothing for this long.
@@ -127,6 +136,9 @@ impl Default for Thresholds {
             last_ack_min: 20,
             last_ack_age_secs: 5,
             last_ack_crit: 500,
+            fin_wait1_min: 50,
+            fin_wait1_age_secs: 5,
+            fin_wait1_crit: 500,
             dead_peer_idle_secs: 60,
             dead_peer_backoff: 3,
             orphan_warn_ratio: 0.5,
