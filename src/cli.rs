@@ -61,6 +61,11 @@ pub struct CheckArgs {
     /// Indent the JSON.
     #[arg(long)]
     pub pretty: bool,
+
+    /// Read diagnosis thresholds from this TOML file (see assets/thresholds.toml);
+    /// the keys it leaves out keep their defaults.
+    #[arg(long, value_name = "FILE")]
+    pub thresholds: Option<PathBuf>,
 }
 
 /// `check`'s exit status for bad usage (EX_USAGE): 1 and 2 mean findings there.
@@ -125,6 +130,10 @@ pub struct SnapshotArgs {
     /// Time between samples, e.g. 500ms, 2s (with --samples).
     #[arg(long, value_name = "INTERVAL", default_value = "1s", value_parser = parse_duration)]
     pub interval: std::time::Duration,
+
+    /// Read diagnosis thresholds from this TOML file (for the JSON findings).
+    #[arg(long, value_name = "FILE")]
+    pub thresholds: Option<PathBuf>,
 }
 
 fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
@@ -143,6 +152,7 @@ impl Default for SnapshotArgs {
             source: Source::Auto,
             samples: 1,
             interval: std::time::Duration::from_secs(1),
+            thresholds: None,
         }
     }
 }
@@ -204,12 +214,20 @@ fn invoked_check() -> bool {
 /// Samples `args.samples` times, runs the diagnoser over every snapshot and prints
 /// the findings active at the end; the exit status says the worst of them.
 fn check(proc_root: &std::path::Path, args: &CheckArgs) -> anyhow::Result<ExitCode> {
+    // A bad file is a usage error, found before any sampling.
+    let thresholds = match load_thresholds(args.thresholds.as_deref()) {
+        Ok(t) => t,
+        Err(msg) => {
+            eprintln!("{msg}");
+            return Ok(ExitCode::from(CHECK_USAGE));
+        }
+    };
     let mut collector = Collector::new(CollectorConfig {
         proc_root: proc_root.to_path_buf(),
         ..CollectorConfig::default()
     });
     let mut engine = Engine::new(EngineConfig::default());
-    let mut diagnoser = Diagnoser::new(Thresholds::default());
+    let mut diagnoser = Diagnoser::new(thresholds);
     let mut snap = engine.ingest(collector.collect()?);
     let mut findings = diagnoser.observe(&snap);
     for _ in 1..args.samples {
@@ -249,6 +267,23 @@ fn check(proc_root: &std::path::Path, args: &CheckArgs) -> anyhow::Result<ExitCo
         Some(Severity::Warning) => ExitCode::from(1),
         Some(Severity::Critical) => ExitCode::from(2),
     })
+}
+
+/// The thresholds of `path` (the defaults without one). The error is the message
+/// to print: the file's name, then toml's, which gives the line and column and
+/// quotes the offending key.
+fn load_thresholds(path: Option<&std::path::Path>) -> Result<Thresholds, String> {
+    let Some(path) = path else {
+        return Ok(Thresholds::default());
+    };
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        format!(
+            "sockscope: cannot read --thresholds {}: {e}",
+            path.display()
+        )
+    })?;
+    Thresholds::from_toml(&text)
+        .map_err(|e| format!("sockscope: bad --thresholds file {}: {e}", path.display()))
 }
 
 enum Failure {
@@ -310,7 +345,8 @@ fn snapshot(proc_root: &std::path::Path, args: &SnapshotArgs) -> Result<(), Fail
     let mut engine = Engine::new(EngineConfig::default());
     // Findings need their condition to hold over several samples: with one
     // sample there are none.
-    let mut diagnoser = Diagnoser::new(Thresholds::default());
+    let mut diagnoser =
+        Diagnoser::new(load_thresholds(args.thresholds.as_deref()).map_err(Failure::Usage)?);
     let mut snap = engine.ingest(collector.collect()?);
     let mut findings = diagnoser.observe(&snap);
     for _ in 1..args.samples {

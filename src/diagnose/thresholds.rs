@@ -1,10 +1,11 @@
 //! The diagnosis thresholds, with defaults meant for a busy but healthy server:
-//! each can be overridden from a configuration file (every field is optional).
+//! each can be overridden from a TOML file (`--thresholds`, every field optional;
+//! `assets/thresholds.toml` lists them all with their defaults).
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// When a rule's condition counts as holding, and how long it must hold.
-#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Thresholds {
     /// Consecutive snapshots a condition must hold before it is reported (one odd
@@ -106,6 +107,16 @@ pub struct Thresholds {
     pub new_listener_allow: Vec<u16>,
     /// How long a port that started listening stays reported, in seconds.
     pub new_listener_secs: u64,
+}
+
+impl Thresholds {
+    /// Thresholds from a TOML document whose keys are this struct's fields: the
+    /// missing ones keep their default, an unknown key or a wrong type is refused
+    /// (a typo must not silently leave a default in force). The error's display
+    /// names the line and column and quotes the offending line.
+    pub fn from_toml(text: &str) -> Result<Thresholds, toml::de::Error> {
+        toml::from_str(text)
+    }
 }
 
 impl Default for Thresholds {
