@@ -1,7 +1,8 @@
 //! Live reproductions of the troubles the diagnosis names, each in a private
 //! network namespace the test creates and deletes itself: child processes hold
 //! the sockets, the real `sockscope check` runs inside the namespace, and the test
-//! asserts that the right rule fires on the right subject within a bounded time.
+//! asserts that the right rule fires on the right subject within a bounded time,
+//! and that healthy busy traffic raises nothing.
 //!
 //! Needs root and `ip netns`; otherwise each test prints `skipped: <why>`.
 //! Traffic stays inside the namespaces, on 127.0.0.0/8.
@@ -260,8 +261,20 @@ fn expect_finding(ns: &Netns, rule: &str, want: impl Fn(&Value) -> bool) -> Valu
 /// Runs `check` (10 samples) inside the namespace while calling `tick` about every
 /// 200 ms, for conditions that hold only while something keeps happening.
 fn check_while(ns: &Netns, tick: &mut impl FnMut()) -> Value {
+    check_while_with(ns, 10, "500ms", tick).0
+}
+
+/// `check_while` with its sample count and interval; also returns the exit code.
+fn check_while_with(
+    ns: &Netns,
+    samples: u32,
+    interval: &str,
+    tick: &mut impl FnMut(),
+) -> (Value, Option<i32>) {
     let exe = env!("CARGO_BIN_EXE_sockscope");
     let name = ns.name.clone();
+    let samples = samples.to_string();
+    let interval = interval.to_string();
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
         let out = Command::new("ip")
@@ -271,16 +284,16 @@ fn check_while(ns: &Netns, tick: &mut impl FnMut()) -> Value {
                 "--format",
                 "json",
                 "--samples",
-                "10",
+                &samples,
                 "--interval",
-                "500ms",
+                &interval,
             ])
             .stdin(Stdio::null())
             .output();
         let _ = tx.send(out);
     });
-    // 10 samples take 4.5 s; the bound is for a stuck run (the thread's check
-    // would then end with the namespace's processes, or at its own pace).
+    // 10 samples of 500 ms take 4.5 s; the bound is for a stuck run (the thread's
+    // check would then end with the namespace's processes, or at its own pace).
     let run_limit = Instant::now() + Duration::from_secs(20);
     let out = loop {
         match rx.try_recv() {
@@ -293,13 +306,14 @@ fn check_while(ns: &Netns, tick: &mut impl FnMut()) -> Value {
             }
         }
     };
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+    let doc = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
         panic!(
             "check printed no JSON ({e}), exit {:?}: {}",
             out.status.code(),
             String::from_utf8_lossy(&out.stderr)
         )
-    })
+    });
+    (doc, out.status.code())
 }
 
 /// Like `expect_finding`, with `tick` called while each check samples.
@@ -493,5 +507,42 @@ fn time_wait_exhaustion_to_one_destination() {
     assert!(tw >= 100, "{f:#}");
     assert_eq!(f["evidence"]["usable_ephemeral_ports"], 200, "{f:#}");
     eprintln!("{}", f["message"]);
+    drop((client, server));
+}
+
+#[test]
+fn healthy_busy_traffic_raises_nothing() {
+    skip_unless_able!();
+    let ns = lab_or_skip!(Netns::new("healthy"));
+    let mut server = LabProcess::spawn_under(&ns.exec());
+    let mut client = LabProcess::spawn_under(&ns.exec());
+    // Listening before the first sample, so it is no new listener.
+    let port = server.listen("127.0.0.1:0", 1024);
+    let to = SocketAddr::from(([127, 0, 0, 1], port));
+    client.connect(to, 20, "long");
+    server.accept(port, 20, "long");
+    // While check samples: 40 short connections every tick, accepted at once and
+    // closed by the client first or by the server first in turn, so that both
+    // sides leave TIME_WAIT behind, as a server under a load generator does.
+    let mut round = 0usize;
+    let mut churn = || {
+        round += 1;
+        let group = format!("short{round}");
+        client.connect(to, 40, &group);
+        server.accept(port, 40, &group);
+        if round.is_multiple_of(2) {
+            client.close(&group);
+            server.close(&group);
+        } else {
+            server.close(&group);
+            client.close(&group);
+        }
+    };
+    let (doc, code) = check_while_with(&ns, 6, "300ms", &mut churn);
+    assert!(round >= 5, "only {round} rounds of churn");
+    eprintln!("{} short connections over the window", round * 40);
+    assert_eq!(doc["findings"], Value::Array(Vec::new()), "{doc:#}");
+    assert_eq!(doc["status"], "healthy", "{doc:#}");
+    assert_eq!(code, Some(0), "{doc:#}");
     drop((client, server));
 }
