@@ -6,10 +6,10 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::diagnose::{Diagnoser, Severity, Thresholds, worst};
+use crate::diagnose::{Diagnoser, Finding, Severity, Thresholds, worst};
 use crate::export::{self, OutputError};
 use crate::filter::Filter;
-use crate::model::{Engine, EngineConfig};
+use crate::model::{Engine, EngineConfig, Snapshot};
 use crate::sample::sampler::{Collector, CollectorConfig, SourceChoice};
 
 /// A live monitor of this host's TCP connections: states, owning processes,
@@ -226,17 +226,12 @@ fn check(proc_root: &std::path::Path, args: &CheckArgs) -> anyhow::Result<ExitCo
         proc_root: proc_root.to_path_buf(),
         ..CollectorConfig::default()
     });
-    let mut engine = Engine::new(EngineConfig::default());
-    let mut diagnoser = Diagnoser::new(thresholds);
-    let mut snap = engine.ingest(collector.collect()?);
-    let mut findings = diagnoser.observe(&snap);
-    for _ in 1..args.samples {
-        std::thread::sleep(args.interval);
-        let sample = collector.collect()?;
-        drop(snap);
-        snap = engine.ingest(sample);
-        findings = diagnoser.observe(&snap);
-    }
+    let (snap, findings) = observe(
+        &mut collector,
+        Diagnoser::new(thresholds),
+        args.samples,
+        args.interval,
+    )?;
     let stdout = io::stdout();
     let mut out = io::BufWriter::new(stdout.lock());
     match args.format {
@@ -272,6 +267,30 @@ fn check(proc_root: &std::path::Path, args: &CheckArgs) -> anyhow::Result<ExitCo
 /// The thresholds of `path` (the defaults without one). The error is the message
 /// to print: the file's name, then toml's, which gives the line and column and
 /// quotes the offending key.
+/// Takes `samples` samples `interval` apart, each through the engine (which
+/// keeps what changed between them) and the diagnoser; returns the last
+/// snapshot and the findings active then.
+fn observe(
+    collector: &mut Collector,
+    mut diagnoser: Diagnoser,
+    samples: u32,
+    interval: std::time::Duration,
+) -> anyhow::Result<(std::sync::Arc<Snapshot>, Vec<Finding>)> {
+    let mut engine = Engine::new(EngineConfig::default());
+    let mut snap = engine.ingest(collector.collect()?);
+    let mut findings = diagnoser.observe(&snap);
+    for _ in 1..samples {
+        std::thread::sleep(interval);
+        let sample = collector.collect()?;
+        // The old snapshot goes first, so the engine's shared series are
+        // updated in place rather than copied.
+        drop(snap);
+        snap = engine.ingest(sample);
+        findings = diagnoser.observe(&snap);
+    }
+    Ok((snap, findings))
+}
+
 fn load_thresholds(path: Option<&std::path::Path>) -> Result<Thresholds, String> {
     let Some(path) = path else {
         return Ok(Thresholds::default());
@@ -341,23 +360,11 @@ fn snapshot(proc_root: &std::path::Path, args: &SnapshotArgs) -> Result<(), Fail
         owners: !args.no_owners,
         ..CollectorConfig::default()
     });
-    // Every sample goes through the engine, which keeps what changed between them.
-    let mut engine = Engine::new(EngineConfig::default());
     // Findings need their condition to hold over several samples: with one
     // sample there are none.
-    let mut diagnoser =
+    let diagnoser =
         Diagnoser::new(load_thresholds(args.thresholds.as_deref()).map_err(Failure::Usage)?);
-    let mut snap = engine.ingest(collector.collect()?);
-    let mut findings = diagnoser.observe(&snap);
-    for _ in 1..args.samples {
-        std::thread::sleep(args.interval);
-        let sample = collector.collect()?;
-        // The old snapshot goes first, so the engine's shared series are
-        // updated in place rather than copied.
-        drop(snap);
-        snap = engine.ingest(sample);
-        findings = diagnoser.observe(&snap);
-    }
+    let (snap, findings) = observe(&mut collector, diagnoser, args.samples, args.interval)?;
     let sample = &snap.sample;
     let selected = export::select_indices(sample, &filter);
     let sockets: Vec<_> = selected.iter().map(|&i| &sample.sockets[i]).collect();

@@ -12,8 +12,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 use std::time::Duration;
 
-use super::util::{ext_delta, opt, put, secs, state_age};
-use super::{Candidate, Evidence, Rule, Severity, Subject, Thresholds};
+use super::util::{ext_delta, opt, put, secs, severity_at, state_age};
+use super::{Candidate, Evidence, Rule, Subject, Thresholds};
 use crate::model::{Snapshot, TcpState};
 
 pub struct FinWait2Stuck;
@@ -84,11 +84,7 @@ impl Rule for FinWait2Stuck {
             );
             out.push(Candidate {
                 subject: Subject::Remote { addr, port: None },
-                severity: if g.count >= cfg.fin_wait2_crit {
-                    Severity::Critical
-                } else {
-                    Severity::Warning
-                },
+                severity: severity_at(g.count, cfg.fin_wait2_crit),
                 evidence: ev,
                 message: format!(
                     "{} connections to {addr} sit in FIN_WAIT2 for longer than tcp_fin_timeout ({fin_timeout} s): \
@@ -136,11 +132,7 @@ impl Rule for LastAckPileup {
             );
             out.push(Candidate {
                 subject: Subject::Remote { addr, port: None },
-                severity: if g.count >= cfg.last_ack_crit {
-                    Severity::Critical
-                } else {
-                    Severity::Warning
-                },
+                severity: severity_at(g.count, cfg.last_ack_crit),
                 evidence: ev,
                 message: format!(
                     "{} connections to {addr} wait in LAST_ACK, the oldest for {:.0} s: our FIN is never \

@@ -11,8 +11,8 @@
 use std::time::Duration;
 
 use super::closing::{Group, by_remote, group_evidence};
-use super::util::{ext_delta, opt, put, secs};
-use super::{Candidate, Evidence, Rule, Severity, Subject, Thresholds};
+use super::util::{ext_delta, opt, put, secs, severity_at};
+use super::{Candidate, Evidence, Rule, Subject, Thresholds};
 use crate::model::{Snapshot, TcpState};
 
 pub struct FinWait1Pileup;
@@ -86,11 +86,7 @@ fn candidate(
         _ => format!("to {}", subject_addr(&subject)),
     };
     Candidate {
-        severity: if g.count >= cfg.fin_wait1_crit {
-            Severity::Critical
-        } else {
-            Severity::Warning
-        },
+        severity: severity_at(g.count, cfg.fin_wait1_crit),
         evidence: ev,
         message: format!(
             "{} connections {whom} sit in FIN_WAIT1 ({} orphaned), the oldest for {:.0} s: we closed \

@@ -10,8 +10,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
-use super::util::{ext_delta, opt, process_subject, put, secs, state_age, tcp_delta};
-use super::{Candidate, Evidence, Rule, Severity, Subject, Thresholds};
+use super::util::{ext_delta, opt, process_subject, put, secs, severity_at, state_age, tcp_delta};
+use super::{Candidate, Evidence, Rule, Subject, Thresholds};
 use crate::model::{Snapshot, TcpState};
 
 pub struct SynSentStorm;
@@ -96,11 +96,7 @@ impl Rule for SynSentStorm {
                 )
             };
             out.push(Candidate {
-                severity: if g.count >= cfg.syn_sent_crit {
-                    Severity::Critical
-                } else {
-                    Severity::Warning
-                },
+                severity: severity_at(g.count, cfg.syn_sent_crit),
                 subject,
                 evidence: ev,
                 message,

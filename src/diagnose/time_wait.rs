@@ -13,8 +13,8 @@ use std::net::IpAddr;
 
 use serde_json::json;
 
-use super::util::{Listening, ext_delta, opt, put, tcp_delta};
-use super::{Candidate, Evidence, Rule, Severity, Subject, Thresholds};
+use super::util::{Listening, ext_delta, opt, put, severity_at, tcp_delta};
+use super::{Candidate, Evidence, Rule, Subject, Thresholds};
 use crate::model::{Snapshot, Sysctls, TcpState};
 
 pub struct TimeWaitExhaustion;
@@ -120,11 +120,7 @@ impl Rule for TimeWaitExhaustion {
                 port: Some(rport),
             };
             out.push(Candidate {
-                severity: if share >= cfg.ephemeral_crit_ratio {
-                    Severity::Critical
-                } else {
-                    Severity::Warning
-                },
+                severity: severity_at(share, cfg.ephemeral_crit_ratio),
                 message: format!(
                     "{total} connections from {lip} to {subject} ({} in TIME_WAIT) use {:.0}% of the {usable} \
                      usable ephemeral ports: new connections to it will fail with EADDRNOTAVAIL",

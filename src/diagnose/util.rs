@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use super::{Evidence, Subject};
+use super::{Evidence, Severity, Subject};
 use crate::model::{Snapshot, Stamp, TcpState};
 
 /// A `TcpExt:` counter's delta since the previous snapshot; 0 when unknown (first
@@ -29,6 +29,15 @@ pub fn tcp_delta(snap: &Snapshot, name: &str) -> u64 {
 }
 
 /// Puts `value` under `key`.
+/// Critical once `value` reaches `critical`, a warning below.
+pub fn severity_at<T: PartialOrd>(value: T, critical: T) -> Severity {
+    if value >= critical {
+        Severity::Critical
+    } else {
+        Severity::Warning
+    }
+}
+
 pub fn put(ev: &mut Evidence, key: &str, value: impl Into<Value>) {
     ev.insert(key.to_string(), value.into());
 }
