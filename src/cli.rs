@@ -9,7 +9,8 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use crate::diagnose::{Diagnoser, Finding, Severity, Thresholds, worst};
 use crate::export::{self, OutputError};
 use crate::filter::Filter;
-use crate::model::{Engine, EngineConfig, Snapshot};
+use crate::live::Processor;
+use crate::model::{EngineConfig, Snapshot};
 use crate::sample::sampler::{Collector, CollectorConfig, SourceChoice};
 
 /// A live monitor of this host's TCP connections: states, owning processes,
@@ -264,33 +265,31 @@ fn check(proc_root: &std::path::Path, args: &CheckArgs) -> anyhow::Result<ExitCo
     })
 }
 
-/// The thresholds of `path` (the defaults without one). The error is the message
-/// to print: the file's name, then toml's, which gives the line and column and
-/// quotes the offending key.
 /// Takes `samples` samples `interval` apart, each through the engine (which
 /// keeps what changed between them) and the diagnoser; returns the last
 /// snapshot and the findings active then.
 fn observe(
     collector: &mut Collector,
-    mut diagnoser: Diagnoser,
+    diagnoser: Diagnoser,
     samples: u32,
     interval: std::time::Duration,
 ) -> anyhow::Result<(std::sync::Arc<Snapshot>, Vec<Finding>)> {
-    let mut engine = Engine::new(EngineConfig::default());
-    let mut snap = engine.ingest(collector.collect()?);
-    let mut findings = diagnoser.observe(&snap);
+    let mut processor = Processor::new(EngineConfig::default(), diagnoser);
+    let mut update = processor.process(collector.collect()?);
     for _ in 1..samples {
         std::thread::sleep(interval);
         let sample = collector.collect()?;
         // The old snapshot goes first, so the engine's shared series are
         // updated in place rather than copied.
-        drop(snap);
-        snap = engine.ingest(sample);
-        findings = diagnoser.observe(&snap);
+        drop(update);
+        update = processor.process(sample);
     }
-    Ok((snap, findings))
+    Ok((update.snapshot, update.findings.to_vec()))
 }
 
+/// The thresholds of `path` (the defaults without one). The error is the message
+/// to print: the file's name, then toml's, which gives the line and column and
+/// quotes the offending key.
 fn load_thresholds(path: Option<&std::path::Path>) -> Result<Thresholds, String> {
     let Some(path) = path else {
         return Ok(Thresholds::default());

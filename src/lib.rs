@@ -5,17 +5,19 @@
 //! ```text
 //! kernel (sock_diag, /proc) --sample::Collector--> model::Sample
 //!     --model::Engine::ingest--> Arc<model::Snapshot>  (history, aggregates, series)
-//!     --> export (table / JSON / CSV), filter, and later the TUI
+//!     --> export (table / JSON / CSV), filter, the TUI (`ui/`)
 //! ```
 //!
 //! `sample/` reads the kernel; `model/` holds the plain data and the engine, which
 //! is pure (time comes from the sample); `filter` and `export/` work on that data
 //! and never touch the terminal; `diagnose` reads snapshots and names the
-//! connection-state troubles it sees, as pure as the engine.
+//! connection-state troubles it sees, as pure as the engine. `live` runs the
+//! sampler and the engine on their own threads for the long-running modes.
 
 pub mod cli;
 pub mod diagnose;
 pub mod export;
 pub mod filter;
+pub mod live;
 pub mod model;
 pub mod sample;
