@@ -16,10 +16,13 @@ use crate::sample::sampler::{Collector, CollectorConfig, SourceChoice};
 /// A live monitor of this host's TCP connections: states, owning processes,
 /// history and warnings.
 #[derive(Debug, Parser)]
-#[command(name = "sockscope", version, about, long_about = None)]
+#[command(name = "sockscope", version, about, long_about = None, args_conflicts_with_subcommands = true)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,
+
+    #[command(flatten)]
+    pub tui: TuiArgs,
 
     /// Read processes and /proc/net from this proc root (for testing over a copy).
     #[arg(long, global = true, hide = true, default_value = "/proc")]
@@ -35,6 +38,47 @@ pub enum Command {
     /// Exit status: 0 healthy, 1 warnings, 2 critical findings; 64 bad usage,
     /// 70 a runtime error (the sockets could not be read).
     Check(CheckArgs),
+}
+
+/// The live screen's options (no subcommand).
+#[derive(Debug, Args, Default)]
+pub struct TuiArgs {
+    /// Read settings, keys and thresholds from FILE (default:
+    /// ~/.config/sockscope/config.toml when it exists).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Print the default config file, every key commented, and exit.
+    #[arg(long)]
+    pub print_default_config: bool,
+
+    /// Time between samples (over the config file's), e.g. 500ms, 2s.
+    #[arg(long, value_name = "INTERVAL", value_parser = parse_duration)]
+    pub interval: Option<std::time::Duration>,
+
+    /// Start with this filter (the `/` line's language).
+    #[arg(short = 'F', long, value_name = "EXPR")]
+    pub filter: Option<String>,
+
+    /// Diagnosis thresholds from this TOML file (over the config file's).
+    #[arg(long, value_name = "FILE")]
+    pub thresholds: Option<PathBuf>,
+
+    /// Where `e` writes its exports (over the config file's).
+    #[arg(long, value_name = "DIR")]
+    pub export_dir: Option<PathBuf>,
+
+    /// No colours (as NO_COLOR=1 does).
+    #[arg(long)]
+    pub no_color: bool,
+
+    /// Do not look up owning processes.
+    #[arg(long)]
+    pub no_owners: bool,
+
+    /// Where to read the socket table.
+    #[arg(long, value_enum, default_value_t = Source::Auto)]
+    pub source: Source,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -84,9 +128,10 @@ pub enum Format {
     Csv,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
 pub enum Source {
     /// netlink sock_diag, or /proc/net/tcp when netlink is refused.
+    #[default]
     Auto,
     /// /proc/net/tcp{,6} only (no cookies, no listener backlog, no tcp_info).
     Proc,
@@ -183,9 +228,7 @@ pub fn run() -> ExitCode {
     let result = match cli.command {
         Some(Command::Snapshot(args)) => snapshot(&cli.proc_root, &args),
         Some(Command::Check(_)) => Ok(()),
-        // The live screen is not built yet; until it is, the bare command prints
-        // the table once, as `sockscope snapshot` does.
-        None => snapshot(&cli.proc_root, &SnapshotArgs::default()),
+        None => tui(&cli.proc_root, &cli.tui),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -325,6 +368,56 @@ fn is_broken_pipe(e: &anyhow::Error) -> bool {
                 .and_then(|j| j.io_error_kind())
                 .is_some_and(|k| k == io::ErrorKind::BrokenPipe)
     })
+}
+
+/// The live screen: config file < command line, then the UI until it quits.
+fn tui(proc_root: &std::path::Path, args: &TuiArgs) -> Result<(), Failure> {
+    if args.print_default_config {
+        print!("{}", crate::ui::config::default_config_text());
+        return Ok(());
+    }
+    let path = args
+        .config
+        .clone()
+        .or_else(crate::ui::config::Config::default_path);
+    let mut config = match &path {
+        Some(p) => crate::ui::config::Config::load(p)
+            .map_err(|e| Failure::Usage(format!("sockscope: {e}")))?,
+        None => crate::ui::config::Config::default(),
+    };
+    if let Some(d) = args.interval {
+        config.ui.interval = d;
+    }
+    if let Some(d) = &args.export_dir {
+        config.ui.export_dir = d.clone();
+    }
+    if args.thresholds.is_some() {
+        config.thresholds = load_thresholds(args.thresholds.as_deref()).map_err(Failure::Usage)?;
+    }
+    let text = args.filter.as_deref().unwrap_or("");
+    let filter = Filter::parse(text)
+        .map_err(|e| Failure::Usage(format!("sockscope: bad --filter\n{}", e.render(text))))?;
+    let color = !args.no_color
+        && config
+            .ui
+            .color
+            .enabled(std::env::var_os("NO_COLOR").as_deref());
+    let collector = Collector::new(CollectorConfig {
+        proc_root: proc_root.to_path_buf(),
+        source: match args.source {
+            Source::Auto => SourceChoice::Auto,
+            Source::Proc => SourceChoice::ProcNet,
+        },
+        owners: !args.no_owners,
+        ..CollectorConfig::default()
+    });
+    let opts = crate::ui::TuiOptions {
+        config,
+        filter,
+        color,
+        owners: !args.no_owners,
+    };
+    crate::ui::run(collector, opts).map_err(Failure::Runtime)
 }
 
 fn snapshot(proc_root: &std::path::Path, args: &SnapshotArgs) -> Result<(), Failure> {

@@ -1,0 +1,727 @@
+//! The screen's state and the one `update` that changes it: a message in (a key,
+//! a new snapshot, a tick), effects out (quit, export, change the interval). No
+//! I/O and no clock here, so every path is tested by feeding messages.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crossterm::event::KeyEvent;
+
+use super::action::Action;
+use super::edit::LineEdit;
+use super::keymap::Keymap;
+use super::rows::{Row, Rows, Sort};
+use crate::diagnose::{Finding, Subject};
+use crate::filter::{Filter, FilterError};
+use crate::live::Update;
+use crate::model::{Aggregates, Snapshot};
+
+/// Everything that can happen to the screen: the one event type its loop reads.
+#[derive(Debug)]
+pub enum Msg {
+    Key(KeyEvent),
+    /// The terminal was resized (the next frame redraws everything).
+    Resize,
+    /// A quarter second passed: status messages age.
+    Tick,
+    Update(Update),
+    /// A sample failed; the sampler goes on.
+    SampleError(String),
+    /// The sampler is gone; the screen shows the last data and says why.
+    SamplerDied(String),
+    /// An export finished: the file written, or why not.
+    Exported(Result<PathBuf, String>),
+    /// SIGTERM, SIGINT or SIGHUP.
+    Terminate,
+}
+
+/// What `update` asks its caller to do.
+#[derive(Debug)]
+pub enum Effect {
+    Quit,
+    SetInterval(Duration),
+    SampleNow,
+    Export(ExportJob),
+}
+
+/// A snapshot's selection to write as JSON, off the screen's thread.
+#[derive(Debug)]
+pub struct ExportJob {
+    pub snapshot: Arc<Snapshot>,
+    pub findings: Arc<[Finding]>,
+    /// Indices into `snapshot.sample.sockets`.
+    pub selection: Vec<usize>,
+    pub filter: Filter,
+    pub path: PathBuf,
+}
+
+/// The top-level views, in `Tab` order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum View {
+    Overview,
+    Connections,
+    Ports,
+    Processes,
+    Warnings,
+}
+
+impl View {
+    pub const ALL: [View; 5] = [
+        View::Overview,
+        View::Connections,
+        View::Ports,
+        View::Processes,
+        View::Warnings,
+    ];
+
+    pub fn title(self) -> &'static str {
+        match self {
+            View::Overview => "Overview",
+            View::Connections => "Connections",
+            View::Ports => "Ports",
+            View::Processes => "Processes",
+            View::Warnings => "Warnings",
+        }
+    }
+
+    fn step(self, forward: bool) -> View {
+        let n = View::ALL.len();
+        let i = View::ALL.iter().position(|v| *v == self).unwrap_or(0);
+        View::ALL[if forward {
+            (i + 1) % n
+        } else {
+            (i + n - 1) % n
+        }]
+    }
+}
+
+/// A drill-down screen over the current view; `Esc` pops it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Detail {
+    Port(u16),
+    Process(u32),
+    /// A connection by the engine's id.
+    Conn(u64),
+}
+
+/// What the keyboard is doing.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Mode {
+    Normal,
+    /// Typing a filter; the text applies as it parses.
+    Filter(LineEdit),
+    Help,
+}
+
+/// A table's cursor: the row, the first row on screen, and the key of the row
+/// (connection id, port, pid) that keeps the selection on the same thing while
+/// rows come and go.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Cursor {
+    pub index: usize,
+    pub offset: usize,
+    pub key: Option<u64>,
+}
+
+impl Cursor {
+    /// Moves by `delta` rows within `len`.
+    fn step(&mut self, delta: isize, len: usize) {
+        let max = len.saturating_sub(1);
+        self.index = self.index.saturating_add_signed(delta).min(max);
+    }
+
+    /// Keeps the selection inside `len` rows and visible in `page` rows.
+    pub fn fit(&mut self, len: usize, page: usize) {
+        self.index = self.index.min(len.saturating_sub(1));
+        let page = page.max(1);
+        if self.index < self.offset {
+            self.offset = self.index;
+        } else if self.index >= self.offset + page {
+            self.offset = self.index + 1 - page;
+        }
+        self.offset = self.offset.min(len.saturating_sub(page));
+    }
+}
+
+/// Settings that come from the config file and the command line.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// How long new and closed connections stay highlighted.
+    pub highlight: Duration,
+    pub export_dir: PathBuf,
+    pub interval: Duration,
+    /// Owner lookup is off (`--no-owners`).
+    pub owners: bool,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            highlight: Duration::from_secs(5),
+            export_dir: PathBuf::from("."),
+            interval: Duration::from_secs(1),
+            owners: true,
+        }
+    }
+}
+
+/// The snapshot on screen and what the current filter and sort made of it.
+#[derive(Debug)]
+pub struct Shown {
+    pub update: Update,
+    pub rows: Rows,
+    /// Aggregates over the filter's selection; `None` without a filter (the
+    /// snapshot's own aggregates then).
+    pub filtered: Option<Aggregates>,
+}
+
+impl Shown {
+    pub fn snap(&self) -> &Snapshot {
+        &self.update.snapshot
+    }
+
+    pub fn aggregates(&self) -> &Aggregates {
+        self.filtered
+            .as_ref()
+            .unwrap_or(&self.update.snapshot.aggregates)
+    }
+}
+
+/// The filter in force and the text being typed.
+#[derive(Clone, Debug)]
+pub struct FilterState {
+    pub applied: Filter,
+    /// Why the text being typed does not parse (the applied filter stays).
+    pub error: Option<(String, FilterError)>,
+}
+
+/// A line in the status bar, for a few seconds.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Status {
+    pub text: String,
+    pub error: bool,
+    /// Ticks left before it goes.
+    pub ttl: u32,
+}
+
+/// Ticks (of a quarter second) a status message stays.
+const STATUS_TICKS: u32 = 24;
+
+/// Refresh intervals that `+` and `-` step through.
+pub const INTERVALS: [Duration; 9] = [
+    Duration::from_millis(100),
+    Duration::from_millis(250),
+    Duration::from_millis(500),
+    Duration::from_secs(1),
+    Duration::from_secs(2),
+    Duration::from_secs(5),
+    Duration::from_secs(10),
+    Duration::from_secs(30),
+    Duration::from_secs(60),
+];
+
+/// The whole screen state.
+#[derive(Debug)]
+pub struct App {
+    pub keymap: Keymap,
+    pub settings: Settings,
+    pub view: View,
+    pub details: Vec<Detail>,
+    pub mode: Mode,
+    pub filter: FilterState,
+    pub sort: Sort,
+    pub shown: Option<Shown>,
+    /// While paused, the newest update not yet on screen and how many arrived.
+    pub paused: Option<(Option<Update>, u64)>,
+    pub cursors: Cursors,
+    /// Rows the current table shows at once (set by the frame just drawn).
+    pub page: usize,
+    pub status: Option<Status>,
+    /// The sampler's last error, until a sample succeeds.
+    pub sample_error: Option<String>,
+    /// The sampler ended: nothing more will come.
+    pub sampler_died: Option<String>,
+}
+
+/// One cursor per table.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Cursors {
+    pub conns: Cursor,
+    pub ports: Cursor,
+    pub processes: Cursor,
+    pub warnings: Cursor,
+}
+
+impl App {
+    pub fn new(keymap: Keymap, settings: Settings, filter: Filter) -> App {
+        App {
+            keymap,
+            settings,
+            view: View::Overview,
+            details: Vec::new(),
+            mode: Mode::Normal,
+            filter: FilterState {
+                applied: filter,
+                error: None,
+            },
+            sort: Sort::default(),
+            shown: None,
+            paused: None,
+            cursors: Cursors::default(),
+            page: 20,
+            status: None,
+            sample_error: None,
+            sampler_died: None,
+        }
+    }
+
+    /// The detail on top, if any.
+    pub fn detail(&self) -> Option<Detail> {
+        self.details.last().copied()
+    }
+
+    /// Applies one message.
+    pub fn update(&mut self, msg: Msg) -> Vec<Effect> {
+        match msg {
+            Msg::Key(key) => return self.key(&key),
+            Msg::Resize => {}
+            Msg::Tick => {
+                if let Some(s) = &mut self.status {
+                    s.ttl = s.ttl.saturating_sub(1);
+                    if s.ttl == 0 {
+                        self.status = None;
+                    }
+                }
+            }
+            Msg::Update(update) => {
+                self.sample_error = None;
+                match &mut self.paused {
+                    Some((pending, behind)) => {
+                        *pending = Some(update);
+                        *behind += 1;
+                    }
+                    None => self.show(update),
+                }
+            }
+            Msg::SampleError(e) => self.sample_error = Some(e),
+            Msg::SamplerDied(e) => self.sampler_died = Some(e),
+            Msg::Exported(Ok(path)) => self.say(format!("exported to {}", path.display()), false),
+            Msg::Exported(Err(e)) => self.say(format!("export failed: {e}"), true),
+            Msg::Terminate => return vec![Effect::Quit],
+        }
+        Vec::new()
+    }
+
+    pub(super) fn say(&mut self, text: String, error: bool) {
+        self.status = Some(Status {
+            text,
+            error,
+            ttl: STATUS_TICKS,
+        });
+    }
+
+    /// Puts `update` on screen, rebuilding the rows for it.
+    pub fn show(&mut self, update: Update) {
+        let shown = Shown {
+            update,
+            rows: Rows::default(),
+            filtered: None,
+        };
+        self.shown = Some(shown);
+        self.rebuild();
+    }
+
+    /// Rebuilds rows and filtered aggregates after the snapshot, filter or sort
+    /// changed, keeping each cursor on the thing it was on.
+    pub(super) fn rebuild(&mut self) {
+        let Some(shown) = &mut self.shown else {
+            return;
+        };
+        let snap = shown.update.snapshot.clone();
+        shown.rows = Rows::build(
+            &snap,
+            &self.filter.applied,
+            self.sort,
+            self.settings.highlight,
+        );
+        shown.filtered =
+            (!self.filter.applied.is_empty()).then(|| snap.aggregate(shown.rows.live_indices()));
+        let c = &mut self.cursors.conns;
+        if let Some(id) = c.key
+            && let Some(i) = shown.rows.position(&snap, id)
+        {
+            c.index = i;
+        }
+        let page = self.page;
+        c.fit(shown.rows.rows.len(), page);
+        c.key = selected_conn(shown, c.index);
+        let ports = &shown.aggregates().ports;
+        let p = &mut self.cursors.ports;
+        if let Some(port) = p.key
+            && let Some(i) = ports.iter().position(|x| u64::from(x.port) == port)
+        {
+            p.index = i;
+        }
+        p.fit(ports.len(), page);
+        p.key = ports.get(p.index).map(|x| u64::from(x.port));
+        let procs = &shown.aggregates().processes;
+        let q = &mut self.cursors.processes;
+        if let Some(pid) = q.key
+            && let Some(i) = procs.iter().position(|x| u64::from(x.process.pid) == pid)
+        {
+            q.index = i;
+        }
+        q.fit(procs.len(), page);
+        q.key = procs.get(q.index).map(|x| u64::from(x.process.pid));
+        let n = shown.update.findings.len();
+        self.cursors.warnings.fit(n, page);
+    }
+
+    fn key(&mut self, key: &KeyEvent) -> Vec<Effect> {
+        match &mut self.mode {
+            Mode::Filter(edit) => {
+                let outcome = edit.key(key);
+                self.filter_edited(outcome);
+                Vec::new()
+            }
+            Mode::Help => {
+                match self.keymap.action(key) {
+                    Some(Action::Quit) => return vec![Effect::Quit],
+                    Some(Action::Help | Action::Back) => self.mode = Mode::Normal,
+                    _ => {}
+                }
+                Vec::new()
+            }
+            Mode::Normal => match self.keymap.action(key) {
+                Some(action) => self.act(action),
+                None => Vec::new(),
+            },
+        }
+    }
+
+    /// Carries out an action (in normal mode).
+    pub fn act(&mut self, action: Action) -> Vec<Effect> {
+        match action {
+            Action::Quit => return vec![Effect::Quit],
+            Action::Help => self.mode = Mode::Help,
+            Action::NextView | Action::PrevView => {
+                self.details.clear();
+                self.view = self.view.step(action == Action::NextView);
+            }
+            Action::ShowOverview => self.go(View::Overview),
+            Action::ShowConnections => self.go(View::Connections),
+            Action::ShowPorts => self.go(View::Ports),
+            Action::ShowProcesses => self.go(View::Processes),
+            Action::ShowWarnings => self.go(View::Warnings),
+            Action::Up => self.move_by(-1),
+            Action::Down => self.move_by(1),
+            Action::PageUp => self.move_by(-(self.page.max(1) as isize)),
+            Action::PageDown => self.move_by(self.page.max(1) as isize),
+            Action::Top => self.move_by(isize::MIN / 2),
+            Action::Bottom => self.move_by(isize::MAX / 2),
+            Action::Drill => self.drill(),
+            Action::Back => {
+                self.details.pop();
+            }
+            Action::Pause => self.toggle_pause(),
+            Action::EditFilter => {
+                self.mode = Mode::Filter(LineEdit::new(self.filter.applied.source()));
+            }
+            Action::FilterPort => self.quick_filter(true),
+            Action::FilterProcess => self.quick_filter(false),
+            Action::ClearFilter => self.set_filter_text(""),
+            Action::SortNext | Action::SortPrev => {
+                self.sort.column = self.sort.column.step(action == Action::SortNext);
+                self.rebuild();
+                self.say(format!("sorted by {}", self.sort.column.title()), false);
+            }
+            Action::SortReverse => {
+                self.sort.descending = !self.sort.descending;
+                self.rebuild();
+            }
+            Action::Export => return self.export().into_iter().collect(),
+            Action::Faster | Action::Slower => return self.step_interval(action == Action::Faster),
+            Action::SampleNow => return vec![Effect::SampleNow],
+        }
+        Vec::new()
+    }
+
+    fn go(&mut self, view: View) {
+        self.details.clear();
+        self.view = view;
+    }
+
+    fn toggle_pause(&mut self) {
+        match self.paused.take() {
+            Some((pending, _)) => {
+                if let Some(update) = pending {
+                    self.show(update);
+                }
+            }
+            None => self.paused = Some((None, 0)),
+        }
+    }
+
+    fn step_interval(&mut self, faster: bool) -> Vec<Effect> {
+        let now = self.settings.interval;
+        let next = if faster {
+            INTERVALS.iter().rev().find(|d| **d < now)
+        } else {
+            INTERVALS.iter().find(|d| **d > now)
+        };
+        match next {
+            Some(&d) => {
+                self.settings.interval = d;
+                self.say(
+                    format!("sampling every {}", humantime::format_duration(d)),
+                    false,
+                );
+                vec![Effect::SetInterval(d)]
+            }
+            None => Vec::new(),
+        }
+    }
+
+    /// The cursor of the table on screen, with its row count.
+    fn table(&mut self) -> Option<(&mut Cursor, usize)> {
+        let shown = self.shown.as_ref()?;
+        if self.detail().is_some() {
+            return None;
+        }
+        Some(match self.view {
+            View::Overview => return None,
+            View::Connections => (&mut self.cursors.conns, shown.rows.rows.len()),
+            View::Ports => (&mut self.cursors.ports, shown.aggregates().ports.len()),
+            View::Processes => (
+                &mut self.cursors.processes,
+                shown.aggregates().processes.len(),
+            ),
+            View::Warnings => (&mut self.cursors.warnings, shown.update.findings.len()),
+        })
+    }
+
+    fn move_by(&mut self, delta: isize) {
+        let page = self.page;
+        let Some((cursor, len)) = self.table() else {
+            return;
+        };
+        cursor.step(delta, len);
+        cursor.fit(len, page);
+        let index = cursor.index;
+        let Some(shown) = &self.shown else { return };
+        match self.view {
+            View::Connections => self.cursors.conns.key = selected_conn(shown, index),
+            View::Ports => {
+                self.cursors.ports.key = shown
+                    .aggregates()
+                    .ports
+                    .get(index)
+                    .map(|p| u64::from(p.port));
+            }
+            View::Processes => {
+                self.cursors.processes.key = shown
+                    .aggregates()
+                    .processes
+                    .get(index)
+                    .map(|p| u64::from(p.process.pid));
+            }
+            View::Overview | View::Warnings => {}
+        }
+    }
+
+    fn drill(&mut self) {
+        let Some(shown) = &self.shown else { return };
+        if self.detail().is_some() {
+            return;
+        }
+        let detail = match self.view {
+            View::Overview => {
+                self.view = View::Warnings;
+                return;
+            }
+            View::Connections => self.cursors.conns.key.map(Detail::Conn),
+            View::Ports => self.cursors.ports.key.map(|p| Detail::Port(p as u16)),
+            View::Processes => self
+                .cursors
+                .processes
+                .key
+                .map(|p| Detail::Process(p as u32)),
+            View::Warnings => {
+                let Some(f) = shown.update.findings.get(self.cursors.warnings.index) else {
+                    return;
+                };
+                match &f.subject {
+                    Subject::LocalPort { port } => Some(Detail::Port(*port)),
+                    Subject::Process { pid, .. } => Some(Detail::Process(*pid)),
+                    Subject::Remote { addr, port } => {
+                        let text = match port {
+                            Some(p) => format!("raddr:{addr} rport:{p}"),
+                            None => format!("raddr:{addr}"),
+                        };
+                        self.set_filter_text(&text);
+                        self.view = View::Connections;
+                        None
+                    }
+                    Subject::Host => {
+                        self.view = View::Overview;
+                        None
+                    }
+                }
+            }
+        };
+        if let Some(d) = detail {
+            self.details.push(d);
+        }
+    }
+
+    /// Filters on the port (`port` true) or the process of what is selected.
+    fn quick_filter(&mut self, port: bool) {
+        let Some(shown) = &self.shown else { return };
+        let snap = shown.snap();
+        let term = match (self.detail(), self.view) {
+            (Some(Detail::Port(p)), _) if port => Some(format!("lport:{p}")),
+            (Some(Detail::Process(pid)), _) if !port => Some(format!("pid:{pid}")),
+            (Some(Detail::Conn(_)), _) | (None, View::Connections) => {
+                let row = shown.rows.rows.get(self.cursors.conns.index).copied();
+                row.and_then(|r| shown.rows.view(snap, r)).and_then(|v| {
+                    if port {
+                        let listening = shown
+                            .update
+                            .snapshot
+                            .aggregates
+                            .ports
+                            .iter()
+                            .any(|p| p.port == v.local.port());
+                        Some(if listening || v.remote.port() == 0 {
+                            format!("lport:{}", v.local.port())
+                        } else {
+                            format!("rport:{}", v.remote.port())
+                        })
+                    } else {
+                        v.process.map(|p| format!("pid:{}", p.pid))
+                    }
+                })
+            }
+            (None, View::Ports) if port => self.cursors.ports.key.map(|p| format!("lport:{p}")),
+            (None, View::Processes) if !port => {
+                self.cursors.processes.key.map(|p| format!("pid:{p}"))
+            }
+            _ => None,
+        };
+        match term {
+            Some(t) => {
+                self.details.clear();
+                self.view = View::Connections;
+                self.set_filter_text(&t);
+            }
+            None => self.say(
+                format!("no {} on this row", if port { "port" } else { "process" }),
+                true,
+            ),
+        }
+    }
+
+    fn set_filter_text(&mut self, text: &str) {
+        match Filter::parse(text) {
+            Ok(f) => {
+                self.filter = FilterState {
+                    applied: f,
+                    error: None,
+                };
+                self.rebuild();
+                if !text.is_empty() {
+                    self.say(format!("filter: {text}"), false);
+                }
+            }
+            Err(e) => self.filter.error = Some((text.to_string(), e)),
+        }
+    }
+
+    fn filter_edited(&mut self, outcome: super::edit::Outcome) {
+        use super::edit::Outcome;
+        let Mode::Filter(edit) = &self.mode else {
+            return;
+        };
+        match outcome {
+            Outcome::Changed => {
+                let text = edit.text().to_string();
+                match Filter::parse(&text) {
+                    Ok(f) => {
+                        self.filter = FilterState {
+                            applied: f,
+                            error: None,
+                        };
+                        self.rebuild();
+                    }
+                    Err(e) => self.filter.error = Some((text, e)),
+                }
+            }
+            Outcome::Accept => {
+                if self.filter.error.is_none() {
+                    self.mode = Mode::Normal;
+                }
+            }
+            Outcome::Cancel => {
+                let before = edit.original().to_string();
+                self.mode = Mode::Normal;
+                self.set_filter_text(&before);
+                self.filter.error = None;
+            }
+            Outcome::Unchanged => {}
+        }
+    }
+
+    /// The sockets the current screen shows, to export.
+    fn export(&mut self) -> Option<Effect> {
+        let Some(shown) = &self.shown else {
+            self.say("nothing to export yet".into(), true);
+            return None;
+        };
+        let snap = &shown.update.snapshot;
+        let sample = &snap.sample;
+        let filter = &self.filter.applied;
+        let by = |keep: &dyn Fn(usize) -> bool| -> Vec<usize> {
+            shown
+                .rows
+                .live_indices()
+                .into_iter()
+                .filter(|&i| keep(i))
+                .collect()
+        };
+        let (selection, what) = match self.detail() {
+            Some(Detail::Port(p)) => (
+                by(&|i| sample.sockets[i].local.port() == p),
+                format!("port{p}"),
+            ),
+            Some(Detail::Process(pid)) => (
+                by(&|i| snap.owner_of(i).is_some_and(|o| o.pid == pid)),
+                format!("pid{pid}"),
+            ),
+            Some(Detail::Conn(id)) => (by(&|i| snap.conns[i].id == id), format!("conn{id}")),
+            None => (
+                shown.rows.live_indices(),
+                self.view.title().to_ascii_lowercase(),
+            ),
+        };
+        let stamp = humantime::format_rfc3339_seconds(snap.taken_at())
+            .to_string()
+            .replace(':', "");
+        let path = self
+            .settings
+            .export_dir
+            .join(format!("sockscope-{what}-{stamp}.json"));
+        Some(Effect::Export(ExportJob {
+            snapshot: snap.clone(),
+            findings: shown.update.findings.clone(),
+            selection,
+            filter: filter.clone(),
+            path,
+        }))
+    }
+}
+
+fn selected_conn(shown: &Shown, index: usize) -> Option<u64> {
+    let row: Row = *shown.rows.rows.get(index)?;
+    shown.rows.view(shown.snap(), row).map(|v| v.id)
+}

@@ -1,0 +1,242 @@
+//! The config file: `[ui]` settings, `[keys]` bindings and `[thresholds]` of the
+//! diagnosis, layered defaults < file < command line. The default file, with every
+//! key commented, is generated from the same tables the code uses
+//! (`--print-default-config`; `assets/default-config.toml` is a copy a test keeps
+//! equal), so it cannot go stale.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use super::keymap::Keymap;
+use crate::diagnose::Thresholds;
+
+/// Whether to colour the screen.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ColorChoice {
+    /// Colour unless `NO_COLOR` is set (to anything but the empty string).
+    #[default]
+    Auto,
+    Always,
+    Never,
+}
+
+impl ColorChoice {
+    pub fn enabled(self, no_color_env: Option<&std::ffi::OsStr>) -> bool {
+        match self {
+            ColorChoice::Always => true,
+            ColorChoice::Never => false,
+            ColorChoice::Auto => no_color_env.is_none_or(|v| v.is_empty()),
+        }
+    }
+}
+
+/// The `[ui]` table.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct UiConfig {
+    #[serde(deserialize_with = "duration")]
+    pub interval: Duration,
+    #[serde(deserialize_with = "duration")]
+    pub highlight: Duration,
+    pub export_dir: PathBuf,
+    pub color: ColorChoice,
+}
+
+impl Default for UiConfig {
+    fn default() -> Self {
+        UiConfig {
+            interval: Duration::from_secs(1),
+            highlight: Duration::from_secs(5),
+            export_dir: PathBuf::from("."),
+            color: ColorChoice::Auto,
+        }
+    }
+}
+
+fn duration<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    let text = String::deserialize(d)?;
+    let value = humantime::parse_duration(&text)
+        .map_err(|e| serde::de::Error::custom(format!("{e} (write e.g. 500ms, 2s)")))?;
+    if value.is_zero() {
+        return Err(serde::de::Error::custom("must be more than zero"));
+    }
+    Ok(value)
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct RawConfig {
+    ui: UiConfig,
+    keys: BTreeMap<String, toml::Spanned<Vec<String>>>,
+    thresholds: Thresholds,
+}
+
+/// A loaded config.
+#[derive(Clone, Debug, Default)]
+pub struct Config {
+    pub ui: UiConfig,
+    pub keymap: Keymap,
+    pub thresholds: Thresholds,
+}
+
+impl Config {
+    /// Parses a config file's text. The error names the line and the key.
+    pub fn parse(text: &str) -> Result<Config, String> {
+        let raw: RawConfig = toml::from_str(text).map_err(|e| e.to_string())?;
+        let mut keys = BTreeMap::new();
+        let mut lines = BTreeMap::new();
+        for (action, spanned) in raw.keys {
+            let line = text[..spanned.span().start.min(text.len())]
+                .matches('\n')
+                .count()
+                + 1;
+            lines.insert(action.clone(), line);
+            keys.insert(action, spanned.into_inner());
+        }
+        let keymap = Keymap::with_overrides(&keys).map_err(|e| {
+            // Name the line of the first action the message mentions.
+            let line = lines
+                .iter()
+                .find(|(action, _)| {
+                    e.contains(&format!("`{action}`")) || e.starts_with(&format!("{action}:"))
+                })
+                .map(|(_, l)| *l);
+            match line {
+                Some(l) => format!("line {l}, [keys]: {e}"),
+                None => format!("[keys]: {e}"),
+            }
+        })?;
+        Ok(Config {
+            ui: raw.ui,
+            keymap,
+            thresholds: raw.thresholds,
+        })
+    }
+
+    /// Reads `path`; errors start with the path.
+    pub fn load(path: &Path) -> Result<Config, String> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read config {}: {e}", path.display()))?;
+        Config::parse(&text).map_err(|e| format!("bad config {}: {e}", path.display()))
+    }
+
+    /// The config file to read when none is named: `$XDG_CONFIG_HOME/sockscope/
+    /// config.toml` or `~/.config/sockscope/config.toml`, if it exists.
+    pub fn default_path() -> Option<PathBuf> {
+        let base = std::env::var_os("XDG_CONFIG_HOME")
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config")))?;
+        let path = base.join("sockscope").join("config.toml");
+        path.exists().then_some(path)
+    }
+}
+
+/// The default config file, every key commented out with its default.
+pub fn default_config_text() -> String {
+    let mut out = String::from(UI_SECTION);
+    out.push_str("\n[keys]\n");
+    out.push_str(
+        "# Each action takes a list of keys; a list replaces the default keys of that\n\
+         # action, [] unbinds it. Keys: a character (q, G, ?), ctrl-/alt-/shift- before a\n\
+         # key, enter esc tab shift-tab space backspace delete up down left right pageup\n\
+         # pagedown home end f1..f12. A key bound to two actions is refused.\n",
+    );
+    for line in Keymap::default_config_lines() {
+        out.push_str(&line);
+        out.push('\n');
+    }
+    out.push_str("\n[thresholds]\n");
+    // The thresholds file's own commented lines, without its header.
+    let body = THRESHOLDS_FILE
+        .split_once("\n\n")
+        .map_or(THRESHOLDS_FILE, |(_, rest)| rest);
+    out.push_str(body);
+    out
+}
+
+const THRESHOLDS_FILE: &str = include_str!("../../assets/thresholds.toml");
+
+const UI_SECTION: &str = "\
+# sockscope configuration: `sockscope --config FILE`, or
+# $XDG_CONFIG_HOME/sockscope/config.toml (~/.config/sockscope/config.toml).
+# Every key is optional; the values shown are the defaults. An unknown key or a
+# wrong type is refused with its line. Command-line options win over this file.
+
+[ui]
+# Time between samples (500ms, 2s, 1m); + and - change it live.
+# interval = \"1s\"
+# How long new connections stay green and closed ones stay (red) in the table.
+# highlight = \"5s\"
+# Where `e` writes its JSON exports.
+# export_dir = \".\"
+# auto (colour unless NO_COLOR is set), always, never.
+# color = \"auto\"
+";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_text_parses_to_the_defaults_and_so_does_uncommenting_it() {
+        let text = default_config_text();
+        let c = Config::parse(&text).expect("defaults parse");
+        assert_eq!(c.ui, UiConfig::default());
+        assert_eq!(c.thresholds, Thresholds::default());
+        // Uncomment every `# key = value` line: the same values, now explicit.
+        let explicit: String = text
+            .lines()
+            .map(|l| match l.strip_prefix("# ") {
+                Some(rest) if rest.contains(" = ") => rest,
+                _ => l,
+            })
+            .collect::<Vec<_>>()
+            .join("\n");
+        let c = Config::parse(&explicit).unwrap_or_else(|e| panic!("{e}\n{explicit}"));
+        assert_eq!(c.ui, UiConfig::default());
+        assert_eq!(c.thresholds, Thresholds::default());
+        assert_eq!(c.keymap.help_rows(), Keymap::default().help_rows());
+    }
+
+    #[test]
+    fn the_shipped_asset_is_the_generated_text() {
+        assert_eq!(
+            include_str!("../../assets/default-config.toml"),
+            default_config_text(),
+            "regenerate with: cargo run -- --print-default-config > assets/default-config.toml"
+        );
+    }
+
+    #[test]
+    fn errors_name_the_line_and_key() {
+        let e = Config::parse("[ui]\ninterval = \"1s\"\nintervall = \"2s\"\n").expect_err("typo");
+        assert!(e.contains("line 3") && e.contains("intervall"), "{e}");
+        let e = Config::parse("[ui]\ninterval = \"soon\"\n").expect_err("bad duration");
+        assert!(e.contains("line 2") && e.contains("interval"), "{e}");
+        let e = Config::parse("[ui]\ninterval = \"0s\"\n").expect_err("zero");
+        assert!(e.contains("more than zero"), "{e}");
+        let e = Config::parse("\n[keys]\nquit = [\"x\"]\npause = [\"x\"]\n").expect_err("conflict");
+        assert!(e.contains("line 3") || e.contains("line 4"), "{e}");
+        assert!(e.contains("`x`"), "{e}");
+        let e = Config::parse("[keys]\n\njump = [\"x\"]\n").expect_err("unknown action");
+        assert!(e.contains("line 3") && e.contains("jump"), "{e}");
+        let e = Config::parse("[thresholds]\nsyn_recv_min = \"many\"\n").expect_err("type");
+        assert!(e.contains("line 2") && e.contains("syn_recv_min"), "{e}");
+        let e = Config::parse("[colour]\n").expect_err("unknown table");
+        assert!(e.contains("colour"), "{e}");
+    }
+
+    #[test]
+    fn no_color_turns_auto_off() {
+        assert!(ColorChoice::Auto.enabled(None));
+        assert!(ColorChoice::Auto.enabled(Some("".as_ref())));
+        assert!(!ColorChoice::Auto.enabled(Some("1".as_ref())));
+        assert!(ColorChoice::Always.enabled(Some("1".as_ref())));
+        assert!(!ColorChoice::Never.enabled(None));
+    }
+}

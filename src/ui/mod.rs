@@ -1,0 +1,204 @@
+//! The live terminal screen. Three threads feed one channel of [`Msg`]: the
+//! pipeline (snapshots and findings), the keyboard (keys, resizes, and a tick
+//! every quarter second) and the signal handler (SIGTERM/SIGINT/SIGHUP). The
+//! screen's thread only applies messages to the state and draws; it never
+//! samples, so a slow /proc read cannot stall a key press.
+
+pub mod action;
+pub mod app;
+pub mod config;
+pub mod edit;
+pub mod fmt;
+pub mod keymap;
+pub mod rows;
+pub mod theme;
+pub mod view;
+
+use std::io::{self, IsTerminal};
+use std::sync::mpsc::{self, Receiver, Sender};
+use std::time::Duration;
+
+use anyhow::Context;
+use crossterm::event::{self, Event, KeyEventKind};
+
+use crate::diagnose::Diagnoser;
+use crate::export;
+use crate::filter::Filter;
+use crate::live::{Pipeline, PipelineEvent, Processor};
+use crate::model::EngineConfig;
+use crate::sample::sampler::Collector;
+use app::{App, Effect, ExportJob, Msg, Settings};
+use config::Config;
+use theme::Theme;
+
+/// How often the keyboard thread sends a tick when no key comes.
+const TICK: Duration = Duration::from_millis(250);
+
+/// What the screen needs from the command line and the config file.
+pub struct TuiOptions {
+    pub config: Config,
+    pub filter: Filter,
+    pub color: bool,
+    pub owners: bool,
+}
+
+/// Restores the terminal when dropped: on return, on error and on unwinding
+/// (ratatui's own panic hook covers a panic before this is built).
+struct TerminalGuard;
+
+impl Drop for TerminalGuard {
+    fn drop(&mut self) {
+        ratatui::restore();
+        let _ = crossterm::execute!(io::stdout(), crossterm::cursor::Show);
+    }
+}
+
+/// Runs the screen until the user quits or a signal ends it.
+pub fn run(collector: Collector, opts: TuiOptions) -> anyhow::Result<()> {
+    if !io::stdout().is_terminal() || !io::stdin().is_terminal() {
+        anyhow::bail!(
+            "the live screen needs a terminal; for output to a pipe or file use `sockscope snapshot` (or `check`)"
+        );
+    }
+    let (tx, rx) = mpsc::channel::<Msg>();
+    let interval = opts.config.ui.interval;
+    let settings = Settings {
+        highlight: opts.config.ui.highlight,
+        export_dir: opts.config.ui.export_dir.clone(),
+        interval,
+        owners: opts.owners,
+    };
+    let mut app = App::new(opts.config.keymap.clone(), settings, opts.filter);
+    let to_ui = tx.clone();
+    let pipeline = Pipeline::spawn(
+        collector,
+        interval,
+        Processor::new(
+            EngineConfig::default(),
+            Diagnoser::new(opts.config.thresholds.clone()),
+        ),
+        move |event| {
+            let msg = match event {
+                PipelineEvent::Update(u) => Msg::Update(u),
+                PipelineEvent::Error(e) => Msg::SampleError(e),
+            };
+            to_ui.send(msg).is_ok()
+        },
+    )
+    .context("cannot start the sampler")?;
+    spawn_signals(tx.clone())?;
+    let mut terminal = ratatui::try_init().context("cannot set up the terminal")?;
+    let guard = TerminalGuard;
+    spawn_keyboard(tx.clone())?;
+    let theme = Theme::new(opts.color);
+    let result = event_loop(&mut terminal, &mut app, theme, &rx, &tx, &pipeline);
+    drop(guard);
+    pipeline.stop();
+    result
+}
+
+fn event_loop(
+    terminal: &mut ratatui::DefaultTerminal,
+    app: &mut App,
+    theme: Theme,
+    rx: &Receiver<Msg>,
+    tx: &Sender<Msg>,
+    pipeline: &Pipeline,
+) -> anyhow::Result<()> {
+    terminal.draw(|f| view::draw(f, app, theme))?;
+    loop {
+        let Ok(first) = rx.recv() else {
+            return Ok(());
+        };
+        // Apply everything waiting, then draw once.
+        let mut quit = false;
+        for msg in std::iter::once(first).chain(rx.try_iter()) {
+            for effect in app.update(msg) {
+                match effect {
+                    Effect::Quit => quit = true,
+                    Effect::SetInterval(d) => pipeline.set_interval(d),
+                    Effect::SampleNow => pipeline.sample_now(),
+                    Effect::Export(job) => spawn_export(job, tx.clone()),
+                }
+            }
+            if quit {
+                return Ok(());
+            }
+        }
+        terminal.draw(|f| view::draw(f, app, theme))?;
+    }
+}
+
+/// Reads the keyboard; a tick when nothing came for a while. Ends when the
+/// screen is gone (the send fails).
+fn spawn_keyboard(tx: Sender<Msg>) -> io::Result<()> {
+    std::thread::Builder::new()
+        .name("sockscope-keys".into())
+        .spawn(move || {
+            loop {
+                let msg = match event::poll(TICK) {
+                    Ok(true) => match event::read() {
+                        Ok(Event::Key(k)) if k.kind != KeyEventKind::Release => Msg::Key(k),
+                        Ok(Event::Resize(..)) => Msg::Resize,
+                        Ok(_) => continue,
+                        Err(e) => Msg::SamplerDied(format!("cannot read the keyboard: {e}")),
+                    },
+                    Ok(false) => Msg::Tick,
+                    Err(e) => Msg::SamplerDied(format!("cannot read the keyboard: {e}")),
+                };
+                let fatal = matches!(msg, Msg::SamplerDied(_));
+                if tx.send(msg).is_err() || fatal {
+                    return;
+                }
+            }
+        })?;
+    Ok(())
+}
+
+/// Turns SIGTERM, SIGINT and SIGHUP into a message, so that the terminal is
+/// restored before the process ends.
+fn spawn_signals(tx: Sender<Msg>) -> io::Result<()> {
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+    let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGINT, SIGHUP])?;
+    std::thread::Builder::new()
+        .name("sockscope-signals".into())
+        .spawn(move || {
+            if signals.forever().next().is_some() {
+                let _ = tx.send(Msg::Terminate);
+            }
+        })?;
+    Ok(())
+}
+
+/// Writes an export on its own thread (a 100k-socket JSON takes a moment) and
+/// reports back.
+fn spawn_export(job: ExportJob, tx: Sender<Msg>) {
+    let path = job.path.clone();
+    let spawned = std::thread::Builder::new()
+        .name("sockscope-export".into())
+        .spawn(move || {
+            let result = write_export(&job).map(|()| job.path.clone());
+            let _ = tx.send(Msg::Exported(result));
+        });
+    if let Err(e) = spawned {
+        // Nothing can report back through the thread; say it here.
+        eprintln!("sockscope: cannot export to {}: {e}", path.display());
+    }
+}
+
+/// Writes `job` as the JSON snapshot document; the error names the path.
+pub fn write_export(job: &ExportJob) -> Result<(), String> {
+    export::write_atomically(&job.path, false, |w| {
+        export::write_json(
+            &mut *w,
+            &job.snapshot,
+            &job.selection,
+            &job.filter,
+            &job.findings,
+            false,
+        )
+        .map_err(io::Error::from)?;
+        writeln!(w)
+    })
+    .map_err(|e| e.to_string())
+}

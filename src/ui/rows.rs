@@ -1,0 +1,296 @@
+//! The connections table's rows for one (snapshot, filter, sort): the live
+//! sockets the filter selects plus the connections closed within the highlight
+//! window, sorted by one column. Built when one of the three changes, never per
+//! frame; the frame draws only the visible slice.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::filter::Filter;
+use crate::model::{ClosedConn, ProcessInfo, Snapshot, SocketRecord, Stamp, TcpState};
+
+/// A column the connections can be sorted by (every column of the table).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Column {
+    #[default]
+    State,
+    Local,
+    Remote,
+    Process,
+    User,
+    RecvQ,
+    SendQ,
+    Age,
+    Rtt,
+}
+
+impl Column {
+    pub const ALL: [Column; 9] = [
+        Column::State,
+        Column::Local,
+        Column::Remote,
+        Column::Process,
+        Column::User,
+        Column::RecvQ,
+        Column::SendQ,
+        Column::Age,
+        Column::Rtt,
+    ];
+
+    pub fn title(self) -> &'static str {
+        match self {
+            Column::State => "State",
+            Column::Local => "Local",
+            Column::Remote => "Remote",
+            Column::Process => "Process",
+            Column::User => "User",
+            Column::RecvQ => "Recv-Q",
+            Column::SendQ => "Send-Q",
+            Column::Age => "Age",
+            Column::Rtt => "RTT",
+        }
+    }
+
+    /// The next column (`step` 1) or the previous one (`step` -1), wrapping.
+    pub fn step(self, forward: bool) -> Column {
+        let n = Column::ALL.len();
+        let i = Column::ALL.iter().position(|c| *c == self).unwrap_or(0);
+        Column::ALL[if forward {
+            (i + 1) % n
+        } else {
+            (i + n - 1) % n
+        }]
+    }
+}
+
+/// The order of the table.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct Sort {
+    pub column: Column,
+    pub descending: bool,
+}
+
+/// One row: a socket of the snapshot, or a connection closed recently.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Row {
+    /// Index into `sample.sockets` (and `conns`).
+    Live(u32),
+    /// Index into [`Rows::closed`].
+    Closed(u32),
+}
+
+/// The rows of one (snapshot, filter, sort).
+#[derive(Debug, Default)]
+pub struct Rows {
+    pub rows: Vec<Row>,
+    /// The recently closed connections the filter selects, most recent last.
+    pub closed: Vec<ClosedConn>,
+    /// Live rows (the rest are closed ones).
+    pub live: usize,
+}
+
+/// What a row shows, whichever kind it is.
+pub struct RowView<'a> {
+    pub id: u64,
+    pub state: TcpState,
+    pub local: SocketAddr,
+    pub remote: SocketAddr,
+    pub uid: u32,
+    pub recv_q: Option<u32>,
+    pub send_q: Option<u32>,
+    pub process: Option<&'a Arc<ProcessInfo>>,
+    pub socket: Option<&'a SocketRecord>,
+    /// Since when it is in its state (for a closed one: since it closed).
+    pub since: Stamp,
+    pub first_seen: Stamp,
+    /// It was already there when sockscope started.
+    pub at_start: bool,
+    /// `Some` for a closed connection: when it left the table.
+    pub closed_at: Option<Stamp>,
+    pub rtt_us: Option<u32>,
+}
+
+impl Rows {
+    /// Filters and sorts the snapshot's sockets; `highlight` is how long closed
+    /// connections stay in the table.
+    pub fn build(snap: &Snapshot, filter: &Filter, sort: Sort, highlight: Duration) -> Rows {
+        let sample = &snap.sample;
+        let mut rows: Vec<Row> = sample
+            .sockets
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| {
+                filter.is_empty() || filter.matches(s, sample.process_of(s).map(|p| p.as_ref()))
+            })
+            .map(|(i, _)| Row::Live(i as u32))
+            .collect();
+        let live = rows.len();
+        let now = Stamp::from(snap.taken_at());
+        let closed: Vec<ClosedConn> = snap
+            .closed
+            .iter()
+            .rev()
+            .take_while(|c| now.saturating_since(c.closed_at) <= highlight)
+            .filter(|c| {
+                filter.is_empty() || {
+                    let mut s = SocketRecord::new(c.conn.state, c.conn.local, c.conn.remote);
+                    s.uid = c.conn.uid;
+                    filter.matches(&s, c.conn.last_owner.as_deref())
+                }
+            })
+            .cloned()
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+            .collect();
+        rows.extend((0..closed.len()).map(|i| Row::Closed(i as u32)));
+        let mut out = Rows { rows, closed, live };
+        out.sort(snap, sort);
+        out
+    }
+
+    /// What row `row` shows.
+    pub fn view<'a>(&'a self, snap: &'a Snapshot, row: Row) -> Option<RowView<'a>> {
+        match row {
+            Row::Live(i) => {
+                let i = i as usize;
+                let (s, c) = snap.socket(i)?;
+                Some(RowView {
+                    id: c.id,
+                    state: s.state,
+                    local: s.local,
+                    remote: s.remote,
+                    uid: s.uid,
+                    recv_q: Some(s.recv_q),
+                    send_q: Some(s.send_q),
+                    process: snap.owner_of(i),
+                    socket: Some(s),
+                    since: c.state_since,
+                    first_seen: c.first_seen,
+                    at_start: c.at_start,
+                    closed_at: None,
+                    rtt_us: s.tcp_info.map(|t| t.rtt_us).filter(|r| *r > 0),
+                })
+            }
+            Row::Closed(i) => {
+                let c = self.closed.get(i as usize)?;
+                Some(RowView {
+                    id: c.conn.id,
+                    state: c.conn.state,
+                    local: c.conn.local,
+                    remote: c.conn.remote,
+                    uid: c.conn.uid,
+                    recv_q: None,
+                    send_q: None,
+                    process: c.conn.last_owner.as_ref(),
+                    socket: None,
+                    since: c.closed_at,
+                    first_seen: c.conn.first_seen,
+                    at_start: c.conn.at_start,
+                    closed_at: Some(c.closed_at),
+                    rtt_us: None,
+                })
+            }
+        }
+    }
+
+    /// The position of the row of connection `id`.
+    pub fn position(&self, snap: &Snapshot, id: u64) -> Option<usize> {
+        self.rows
+            .iter()
+            .position(|r| self.view(snap, *r).is_some_and(|v| v.id == id))
+    }
+
+    /// The live socket indices, in table order (for exports).
+    pub fn live_indices(&self) -> Vec<usize> {
+        self.rows
+            .iter()
+            .filter_map(|r| match r {
+                Row::Live(i) => Some(*i as usize),
+                Row::Closed(_) => None,
+            })
+            .collect()
+    }
+
+    fn sort(&mut self, snap: &Snapshot, sort: Sort) {
+        let mut rows = std::mem::take(&mut self.rows);
+        // Keys are computed once per row; ties fall back to the endpoints, then
+        // the connection id, so that equal rows keep their places between ticks.
+        match sort.column {
+            Column::Process | Column::User => {
+                let users = &snap.sample.users;
+                rows.sort_by_cached_key(|r| {
+                    let v = self.view(snap, *r);
+                    let text = v.as_ref().map_or(String::new(), |v| match sort.column {
+                        Column::Process => v.process.map_or(String::new(), |p| p.name.clone()),
+                        _ => users
+                            .get(&v.uid)
+                            .cloned()
+                            .unwrap_or_else(|| v.uid.to_string()),
+                    });
+                    (text, self.tiebreak(snap, *r))
+                });
+            }
+            column => {
+                rows.sort_by_cached_key(|r| {
+                    (self.number(snap, *r, column), self.tiebreak(snap, *r))
+                });
+            }
+        }
+        if sort.descending {
+            rows.reverse();
+        }
+        self.rows = rows;
+    }
+
+    fn number(&self, snap: &Snapshot, row: Row, column: Column) -> (u128, u16) {
+        let Some(v) = self.view(snap, row) else {
+            return (0, 0);
+        };
+        let now = Stamp::from(snap.taken_at());
+        match column {
+            Column::State => (u128::from(state_order(v.state)), 0),
+            Column::Local => addr_key(v.local),
+            Column::Remote => addr_key(v.remote),
+            Column::RecvQ => (u128::from(v.recv_q.unwrap_or(0)), 0),
+            Column::SendQ => (u128::from(v.send_q.unwrap_or(0)), 0),
+            Column::Age => (now.saturating_since(v.since).as_nanos(), 0),
+            Column::Rtt => (u128::from(v.rtt_us.unwrap_or(0)), 0),
+            Column::Process | Column::User => (0, 0),
+        }
+    }
+
+    fn tiebreak(&self, snap: &Snapshot, row: Row) -> ((u128, u16), (u128, u16), u64) {
+        match self.view(snap, row) {
+            Some(v) => (addr_key(v.local), addr_key(v.remote), v.id),
+            None => ((0, 0), (0, 0), 0),
+        }
+    }
+}
+
+/// Listeners first, then the states in the order a connection goes through them.
+fn state_order(state: TcpState) -> u8 {
+    match state {
+        TcpState::Listen => 0,
+        TcpState::SynSent => 1,
+        TcpState::SynRecv => 2,
+        TcpState::Established => 3,
+        TcpState::FinWait1 => 4,
+        TcpState::FinWait2 => 5,
+        TcpState::Closing => 6,
+        TcpState::TimeWait => 7,
+        TcpState::CloseWait => 8,
+        TcpState::LastAck => 9,
+        TcpState::Close => 10,
+    }
+}
+
+/// IPv4 before IPv6, then by address and port.
+fn addr_key(a: SocketAddr) -> (u128, u16) {
+    let ip = match a.ip() {
+        IpAddr::V4(v4) => u128::from(v4.to_bits()),
+        IpAddr::V6(v6) => v6.to_bits().saturating_add(1 << 32),
+    };
+    (ip, a.port())
+}

@@ -1,0 +1,470 @@
+//! Drill-downs: a listening port (its listeners, accept queue against the
+//! backlog, SYN_RECV, states over time, top peers, warnings), a process
+//! (sockets by state, CLOSE_WAIT growth, descriptors against the limit) and one
+//! connection (its state timeline, timers, tcp_info).
+
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Borders, Gauge, Paragraph, Wrap};
+
+use super::lists::{about_pid, about_port};
+use super::overview::STATE_ORDER;
+use crate::diagnose::Finding;
+use crate::model::{Ring, SmallCounts, Snapshot, Stamp, TcpState};
+use crate::ui::app::{App, Detail, Shown};
+use crate::ui::fmt;
+use crate::ui::theme::Theme;
+
+pub fn draw(frame: &mut Frame, app: &mut App, theme: Theme, area: Rect, detail: Detail) {
+    let Some(shown) = &app.shown else { return };
+    match detail {
+        Detail::Port(port) => port_detail(frame, shown, theme, area, port),
+        Detail::Process(pid) => process_detail(frame, shown, theme, area, pid),
+        Detail::Conn(id) => conn_detail(frame, shown, theme, area, id),
+    }
+}
+
+fn block(title: String) -> Block<'static> {
+    Block::new().borders(Borders::TOP).title(title)
+}
+
+/// The lines about `findings` (or that there are none).
+fn finding_lines<'a>(
+    findings: impl Iterator<Item = &'a Finding>,
+    theme: Theme,
+) -> Vec<Line<'static>> {
+    let mut lines = Vec::new();
+    for f in findings {
+        lines.push(Line::from(vec![
+            Span::styled(
+                format!(" {} ", f.severity.name().to_uppercase()),
+                theme.severity(f.severity),
+            ),
+            Span::styled(
+                format!(" {}: {}", f.rule, f.message),
+                theme.severity_text(f.severity),
+            ),
+        ]));
+        lines.push(Line::styled(
+            format!("   next: {}", f.next_step),
+            theme.dim(),
+        ));
+    }
+    if lines.is_empty() {
+        lines.push(Line::styled("no warnings about it", theme.ok()));
+    }
+    lines
+}
+
+/// Sparklines of some states over a ring of per-tick counts.
+fn state_history(
+    ring: &Ring<SmallCounts>,
+    states: &[TcpState],
+    width: usize,
+    theme: Theme,
+) -> Vec<Line<'static>> {
+    states
+        .iter()
+        .map(|s| {
+            let now = ring.last().map_or(0, |c| c.get(*s));
+            Line::from(vec![
+                Span::styled(format!("{:<12}{:>7} ", s.ss_name(), now), theme.state(*s)),
+                Span::styled(
+                    fmt::sparkline(ring.iter().map(|c| u64::from(c.get(*s))), width),
+                    theme.state(*s),
+                ),
+            ])
+        })
+        .collect()
+}
+
+fn port_detail(frame: &mut Frame, shown: &Shown, theme: Theme, area: Rect, port: u16) {
+    let snap = shown.snap();
+    let Some(p) = shown.aggregates().ports.iter().find(|p| p.port == port) else {
+        frame.render_widget(
+            Paragraph::new(format!("port {port} has no listener now (esc: back)"))
+                .style(theme.dim()),
+            area,
+        );
+        return;
+    };
+    let [listeners, gauge, middle, warnings] = Layout::vertical([
+        Constraint::Length(2 + p.listeners.len().min(4) as u16),
+        Constraint::Length(1),
+        Constraint::Min(6),
+        Constraint::Length(5),
+    ])
+    .areas(area);
+    let mut lines = Vec::new();
+    for l in &p.listeners {
+        let owner = l.pid.map_or("[no owner known]".to_string(), |pid| {
+            match snap.sample.processes.get(&pid) {
+                Some(i) => format!(
+                    "{pid} {} ({})",
+                    fmt::printable(&i.name),
+                    fmt::fit(&fmt::printable(&i.cmdline), 60)
+                ),
+                None => pid.to_string(),
+            }
+        });
+        lines.push(Line::raw(format!(
+            "{:<28} accept queue {:>5} / backlog {:<6} {owner}",
+            fmt::endpoint(l.local),
+            l.accept_queue,
+            l.backlog
+        )));
+    }
+    frame.render_widget(
+        Paragraph::new(lines).block(block(format!(
+            " Port {port}: {} listener(s) ",
+            p.listeners.len()
+        ))),
+        listeners,
+    );
+    let backlog: u64 = p.listeners.iter().map(|l| u64::from(l.backlog)).sum();
+    let depth = p.accept_queue();
+    let ratio = if backlog == 0 {
+        0.0
+    } else {
+        (depth as f64 / backlog as f64).clamp(0.0, 1.0)
+    };
+    let style = if ratio >= 0.9 {
+        theme.error()
+    } else if ratio >= 0.5 {
+        theme.notice()
+    } else {
+        theme.ok()
+    };
+    frame.render_widget(
+        Gauge::default()
+            .ratio(ratio)
+            .gauge_style(style)
+            .label(format!("accept queue {depth} of {backlog}")),
+        gauge,
+    );
+    let [history, side] =
+        Layout::horizontal([Constraint::Min(30), Constraint::Length(34)]).areas(middle);
+    let width = usize::from(history.width.saturating_sub(21));
+    let mut lines = Vec::new();
+    match snap.series.ports.get(&port) {
+        Some(ring) => {
+            let counts: Ring<SmallCounts> = {
+                let mut r = Ring::new(ring.capacity().max(1));
+                for point in ring.iter() {
+                    r.push(point.states);
+                }
+                r
+            };
+            let states = [
+                TcpState::SynRecv,
+                TcpState::Established,
+                TcpState::CloseWait,
+                TcpState::TimeWait,
+                TcpState::FinWait2,
+                TcpState::LastAck,
+            ];
+            lines.extend(state_history(&counts, &states, width, theme));
+            lines.push(Line::from(vec![
+                Span::raw(format!("{:<12}{:>7} ", "accept-q", depth)),
+                Span::raw(fmt::sparkline(
+                    ring.iter().map(|p| u64::from(p.accept_queue)),
+                    width,
+                )),
+            ]));
+        }
+        None => lines.push(Line::styled(
+            "no history kept for this port (not among the busiest)",
+            theme.dim(),
+        )),
+    }
+    lines.push(Line::raw(format!(
+        "SYN_RECV now {} · opened {} · closed {}",
+        p.syn_recv(),
+        fmt::rate(p.opened_per_sec),
+        fmt::rate(p.closed_per_sec)
+    )));
+    frame.render_widget(
+        Paragraph::new(lines).block(block(" states over time ".into())),
+        history,
+    );
+    let mut peers: Vec<Line> = p
+        .top_remotes
+        .iter()
+        .map(|(addr, n)| Line::raw(format!("{:<26}{n:>7}", fmt::fit(&addr.to_string(), 26))))
+        .collect();
+    if peers.is_empty() {
+        peers.push(Line::styled("no connections", theme.dim()));
+    }
+    frame.render_widget(
+        Paragraph::new(peers).block(block(" top peers ".into())),
+        side,
+    );
+    let findings = shown.update.findings.iter().filter(|f| about_port(f, port));
+    frame.render_widget(
+        Paragraph::new(finding_lines(findings, theme))
+            .wrap(Wrap { trim: false })
+            .block(block(" warnings ".into())),
+        warnings,
+    );
+}
+
+fn process_detail(frame: &mut Frame, shown: &Shown, theme: Theme, area: Rect, pid: u32) {
+    let snap = shown.snap();
+    let Some(p) = shown
+        .aggregates()
+        .processes
+        .iter()
+        .find(|p| p.process.pid == pid)
+    else {
+        frame.render_widget(
+            Paragraph::new(format!("process {pid} holds no sockets now (esc: back)"))
+                .style(theme.dim()),
+            area,
+        );
+        return;
+    };
+    let info = &p.process;
+    let [about, gauge, middle, warnings] = Layout::vertical([
+        Constraint::Length(4),
+        Constraint::Length(1),
+        Constraint::Min(6),
+        Constraint::Length(5),
+    ])
+    .areas(area);
+    let lines = vec![
+        Line::raw(format!(
+            "user {} (uid {}) · {}",
+            info.user,
+            info.uid,
+            if p.current_owner {
+                "holds sockets"
+            } else {
+                "last owner of sockets it let go (exited or handed over)"
+            }
+        )),
+        Line::raw(format!(
+            "cmd  {}",
+            fmt::fit(
+                &fmt::printable(&info.cmdline),
+                usize::from(area.width.saturating_sub(6))
+            )
+        )),
+        Line::raw(format!(
+            "exe  {}",
+            info.exe.as_deref().map_or("-".to_string(), fmt::printable)
+        )),
+    ];
+    frame.render_widget(
+        Paragraph::new(lines).block(block(format!(
+            " Process {} {} ",
+            info.pid,
+            fmt::printable(&info.name)
+        ))),
+        about,
+    );
+    let (ratio, label) = match (info.fd_count, info.fd_limit) {
+        (Some(n), Some(l)) if l > 0 => (
+            (n as f64 / l as f64).clamp(0.0, 1.0),
+            format!("descriptors {n} of {l}"),
+        ),
+        (Some(n), _) => (0.0, format!("descriptors {n} (limit unknown)")),
+        _ => (0.0, "descriptors unknown".to_string()),
+    };
+    let style = if ratio >= 0.9 {
+        theme.error()
+    } else if ratio >= 0.7 {
+        theme.notice()
+    } else {
+        theme.ok()
+    };
+    frame.render_widget(
+        Gauge::default()
+            .ratio(ratio)
+            .gauge_style(style)
+            .label(label),
+        gauge,
+    );
+    let width = usize::from(middle.width.saturating_sub(21));
+    let mut lines = Vec::new();
+    match snap.series.processes.get(&p.key()) {
+        Some(ring) => lines.extend(state_history(
+            ring,
+            &[
+                TcpState::Listen,
+                TcpState::Established,
+                TcpState::CloseWait,
+                TcpState::TimeWait,
+                TcpState::SynSent,
+                TcpState::FinWait2,
+            ],
+            width,
+            theme,
+        )),
+        None => {
+            for s in STATE_ORDER {
+                let n = p.states.get(s);
+                if n > 0 {
+                    lines.push(Line::styled(
+                        format!("{:<12}{n:>7}", s.ss_name()),
+                        theme.state(s),
+                    ));
+                }
+            }
+            lines.push(Line::styled(
+                "no history kept for this process (not among the busiest)",
+                theme.dim(),
+            ));
+        }
+    }
+    lines.push(Line::raw(format!("total {} sockets", p.states.total())));
+    frame.render_widget(
+        Paragraph::new(lines).block(block(" sockets by state over time ".into())),
+        middle,
+    );
+    let findings = shown.update.findings.iter().filter(|f| about_pid(f, pid));
+    frame.render_widget(
+        Paragraph::new(finding_lines(findings, theme))
+            .wrap(Wrap { trim: false })
+            .block(block(" warnings ".into())),
+        warnings,
+    );
+}
+
+fn time(t: Stamp) -> String {
+    humantime::format_rfc3339_millis(t.to_system())
+        .to_string()
+        .replace('T', " ")
+        .trim_end_matches('Z')
+        .to_string()
+}
+
+fn conn_detail(frame: &mut Frame, shown: &Shown, theme: Theme, area: Rect, id: u64) {
+    let snap: &Snapshot = shown.snap();
+    let now = Stamp::from(snap.taken_at());
+    let live = snap.conns.iter().position(|c| c.id == id);
+    let closed = shown.rows.closed.iter().find(|c| c.conn.id == id);
+    let mut lines = Vec::new();
+    let transitions;
+    match (live, closed) {
+        (Some(i), _) => {
+            let s = &snap.sample.sockets[i];
+            let c = &snap.conns[i];
+            transitions = c.transitions.clone();
+            let owner = match (snap.owner_of(i), s.owner) {
+                (Some(p), crate::model::Ownership::Known { fd, .. }) => {
+                    format!("{} {} fd {fd}", p.pid, fmt::printable(&p.name))
+                }
+                (Some(p), o) => format!(
+                    "{} {} (last owner; now {})",
+                    p.pid,
+                    fmt::printable(&p.name),
+                    o.status()
+                ),
+                (None, o) => format!("[{}]", o.status()),
+            };
+            lines.push(Line::from(vec![
+                Span::styled(format!("{} ", s.state.ss_name()), theme.state(s.state)),
+                Span::raw(format!(
+                    "{} → {}",
+                    fmt::endpoint(s.local),
+                    fmt::endpoint(s.remote)
+                )),
+            ]));
+            lines.push(Line::raw(format!(
+                "owner {owner} · user {} · inode {} · cookie {:#x}",
+                snap.sample.user_of(s),
+                s.inode,
+                s.cookie
+            )));
+            lines.push(Line::raw(format!(
+                "first seen {}{} · in {} for {}",
+                if c.at_start { "≤ " } else { "" },
+                time(c.first_seen),
+                s.state.ss_name(),
+                fmt::age(now.saturating_since(c.state_since))
+            )));
+            lines.push(Line::raw(format!(
+                "recv-q {} · send-q {}",
+                s.recv_q, s.send_q
+            )));
+            if let Some(t) = s.timer {
+                lines.push(Line::raw(format!(
+                    "timer {:?} in {} ms, {} retransmits",
+                    t.kind, t.expires_ms, t.retransmits
+                )));
+            }
+            if let Some(t) = s.tcp_info {
+                lines.push(Line::raw(format!(
+                    "rtt {} ± {} · rto {} · unacked {} · retrans {} (total {}) · probes {} · backoff {}",
+                    fmt::micros(t.rtt_us), fmt::micros(t.rttvar_us), fmt::micros(t.rto_us), t.unacked, t.retransmits, t.total_retrans, t.probes, t.backoff
+                )));
+                lines.push(Line::raw(format!(
+                    "last data sent {} ms ago · received {} ms ago · last ack {} ms ago",
+                    t.last_data_sent_ms, t.last_data_recv_ms, t.last_ack_recv_ms
+                )));
+            }
+        }
+        (None, Some(c)) => {
+            transitions = c.conn.transitions.clone();
+            lines.push(Line::styled(
+                format!(
+                    "CLOSED (last {}) {} → {}",
+                    c.conn.state.ss_name(),
+                    fmt::endpoint(c.conn.local),
+                    fmt::endpoint(c.conn.remote)
+                ),
+                theme.closed_row(),
+            ));
+            let owner = c.conn.last_owner.as_ref().map_or("-".to_string(), |p| {
+                format!("{} {}", p.pid, fmt::printable(&p.name))
+            });
+            lines.push(Line::raw(format!(
+                "last owner {owner} · first seen {} · gone at {}",
+                time(c.conn.first_seen),
+                time(c.closed_at)
+            )));
+        }
+        (None, None) => {
+            frame.render_widget(
+                Paragraph::new(format!("connection #{id} is gone (esc: back)")).style(theme.dim()),
+                area,
+            );
+            return;
+        }
+    }
+    let [top, timeline] = Layout::vertical([
+        Constraint::Length(lines.len() as u16 + 1),
+        Constraint::Min(3),
+    ])
+    .areas(area);
+    frame.render_widget(
+        Paragraph::new(lines).block(block(format!(" Connection #{id} "))),
+        top,
+    );
+    let mut tl = Vec::new();
+    if transitions.dropped() > 0 {
+        tl.push(Line::styled(
+            format!("… {} older changes not kept", transitions.dropped()),
+            theme.dim(),
+        ));
+    }
+    for t in transitions.as_slice() {
+        tl.push(Line::from(vec![
+            Span::raw(format!("{}  ", time(t.at))),
+            Span::styled(t.from.ss_name().to_string(), theme.state(t.from)),
+            Span::raw(" → "),
+            Span::styled(t.to.ss_name().to_string(), theme.state(t.to)),
+        ]));
+    }
+    if tl.is_empty() {
+        tl.push(Line::styled(
+            "no change of state seen since it appeared",
+            theme.dim(),
+        ));
+    }
+    frame.render_widget(
+        Paragraph::new(tl).block(block(" state timeline ".into())),
+        timeline,
+    );
+}

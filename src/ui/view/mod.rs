@@ -1,0 +1,271 @@
+//! Drawing: the root layout and the bars around every view. Views read the state
+//! and draw; the only thing they write back is how many table rows fit, so that
+//! paging moves by a screenful.
+
+mod conns;
+mod detail;
+mod help;
+mod lists;
+mod overview;
+
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::style::Style;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::Paragraph;
+
+use super::action::Action;
+use super::app::{App, Detail, Mode, View};
+use super::fmt;
+use super::theme::Theme;
+use crate::diagnose::Severity;
+
+/// Draws the whole screen:
+///
+/// ```text
+/// ┌────────────────────────────────────────────────────────────────────┐
+/// │ header: host, kernel, uptime, load, memory, sample time, interval   │
+/// │ tabs: 1 Overview 2 Connections 3 Ports 4 Processes 5 Warnings(n)    │
+/// │ banners: the worst findings; "not root" (0 to 3 lines)              │
+/// │                                                                     │
+/// │ body: the view, or the drill-down over it                           │
+/// │                                                                     │
+/// │ filter line (while editing, or with its error under it)             │
+/// │ status: message or sampler error          key hints / PAUSED        │
+/// └────────────────────────────────────────────────────────────────────┘
+/// ```
+pub fn draw(frame: &mut Frame, app: &mut App, theme: Theme) {
+    let area = frame.area();
+    let banners = banner_lines(app, theme, area.height);
+    let filter_lines = match (&app.mode, &app.filter.error) {
+        (Mode::Filter(_), Some(_)) => 2,
+        (Mode::Filter(_), None) | (_, Some(_)) => 1,
+        _ => u16::from(!app.filter.applied.is_empty()),
+    };
+    let [header, tabs, banner, body, filter, status] = Layout::vertical([
+        Constraint::Length(1),
+        Constraint::Length(1),
+        Constraint::Length(banners.len() as u16),
+        Constraint::Min(0),
+        Constraint::Length(filter_lines),
+        Constraint::Length(1),
+    ])
+    .areas(area);
+    draw_header(frame, app, theme, header);
+    draw_tabs(frame, app, theme, tabs);
+    frame.render_widget(Paragraph::new(banners), banner);
+    match (app.detail(), app.shown.is_some()) {
+        (_, false) => {
+            let text = match &app.sampler_died {
+                Some(e) => format!("the sampler stopped: {e}"),
+                None => "taking the first sample…".to_string(),
+            };
+            frame.render_widget(Paragraph::new(text).style(theme.dim()), body);
+        }
+        (Some(d), true) => detail::draw(frame, app, theme, body, d),
+        (None, true) => match app.view {
+            View::Overview => overview::draw(frame, app, theme, body),
+            View::Connections => conns::draw(frame, app, theme, body),
+            View::Ports => lists::draw_ports(frame, app, theme, body),
+            View::Processes => lists::draw_processes(frame, app, theme, body),
+            View::Warnings => lists::draw_warnings(frame, app, theme, body),
+        },
+    }
+    draw_filter(frame, app, theme, filter);
+    draw_status(frame, app, theme, status);
+    if app.mode == Mode::Help {
+        help::draw(frame, app, theme, area);
+    }
+}
+
+fn draw_header(frame: &mut Frame, app: &App, theme: Theme, area: Rect) {
+    let mut text = String::from(" sockscope");
+    if let Some(shown) = &app.shown {
+        let s = &shown.snap().sample;
+        let h = &s.host;
+        let time = humantime::format_rfc3339_seconds(s.taken_at).to_string();
+        text.push_str(&format!(
+            " │ {} │ {} │ up {} │ load {:.2} {:.2} {:.2} │ {} cpu │ mem {}/{} │ {} │ every {}",
+            fmt::printable(&h.hostname),
+            fmt::printable(&h.kernel),
+            fmt::age(std::time::Duration::from_secs(h.uptime_secs)),
+            h.load_avg[0],
+            h.load_avg[1],
+            h.load_avg[2],
+            h.cpus,
+            fmt::bytes(h.memory_used_bytes),
+            fmt::bytes(h.memory_total_bytes),
+            time.replace('T', " ").trim_end_matches('Z'),
+            humantime::format_duration(app.settings.interval),
+        ));
+    }
+    frame.render_widget(
+        Paragraph::new(fmt::fit(&text, usize::from(area.width))).style(theme.header()),
+        area,
+    );
+}
+
+fn draw_tabs(frame: &mut Frame, app: &App, theme: Theme, area: Rect) {
+    let mut spans = Vec::new();
+    for (n, view) in View::ALL.iter().enumerate() {
+        let mut title = format!(" {} {} ", n + 1, view.title());
+        if *view == View::Warnings
+            && let Some(shown) = &app.shown
+            && !shown.update.findings.is_empty()
+        {
+            title = format!(
+                " {} {} ({}) ",
+                n + 1,
+                view.title(),
+                shown.update.findings.len()
+            );
+        }
+        let style = if *view == app.view {
+            theme.tab_active()
+        } else {
+            Style::new()
+        };
+        spans.push(Span::styled(title, style));
+    }
+    if let Some(d) = app.detail() {
+        let what = match d {
+            Detail::Port(p) => format!(" › port {p}"),
+            Detail::Process(pid) => format!(" › pid {pid}"),
+            Detail::Conn(id) => format!(" › connection #{id}"),
+        };
+        spans.push(Span::styled(what, theme.title()));
+    }
+    frame.render_widget(Paragraph::new(Line::from(spans)), area);
+}
+
+/// The warnings everyone must see, worst first, and the privilege notice.
+fn banner_lines(app: &App, theme: Theme, height: u16) -> Vec<Line<'static>> {
+    let Some(shown) = &app.shown else {
+        return Vec::new();
+    };
+    let mut lines = Vec::new();
+    let mut findings: Vec<_> = shown.update.findings.iter().collect();
+    findings.sort_by_key(|f| std::cmp::Reverse(f.severity));
+    let room = if height >= 30 { 2 } else { 1 };
+    for f in findings.iter().take(room) {
+        let label = match f.severity {
+            Severity::Critical => " CRITICAL ",
+            Severity::Warning => " WARNING ",
+        };
+        let mut spans = vec![
+            Span::styled(label, theme.severity(f.severity)),
+            Span::styled(
+                format!(" {} · {} · ", f.rule, f.subject),
+                theme.severity_text(f.severity),
+            ),
+            Span::raw(f.message.clone()),
+        ];
+        if lines.len() + 1 == room && findings.len() > room {
+            spans.push(Span::styled(
+                format!(
+                    "  (+{} more: {})",
+                    findings.len() - room,
+                    app.keymap.hint(Action::ShowWarnings)
+                ),
+                theme.title(),
+            ));
+        }
+        lines.push(Line::from(spans));
+    }
+    let health = &shown.snap().sample.health;
+    if !health.privileged && app.settings.owners {
+        let hidden = health.owners.sockets_hidden;
+        lines.push(Line::styled(
+            format!(
+                " not root: owners of other users' sockets are hidden ({hidden} now) — run as root (or with CAP_SYS_PTRACE) to see every owner"
+            ),
+            theme.notice(),
+        ));
+    }
+    lines
+}
+
+fn draw_filter(frame: &mut Frame, app: &App, theme: Theme, area: Rect) {
+    if area.height == 0 {
+        return;
+    }
+    let mut lines = Vec::new();
+    match &app.mode {
+        Mode::Filter(edit) => {
+            lines.push(Line::from(vec![
+                Span::styled("/", theme.title()),
+                Span::raw(edit.text().to_string()),
+            ]));
+            let x = area
+                .x
+                .saturating_add(1)
+                .saturating_add(edit.cursor() as u16);
+            if x < area.right() {
+                frame.set_cursor_position((x, area.y));
+            }
+        }
+        _ => lines.push(Line::from(vec![
+            Span::styled("filter: ", theme.title()),
+            Span::raw(app.filter.applied.source().to_string()),
+        ])),
+    }
+    if let Some((text, e)) = &app.filter.error {
+        let col = text[..e.span.start.min(text.len())].chars().count();
+        lines.push(Line::styled(
+            format!("{}^ {}", " ".repeat(col + 1), e.message),
+            theme.error(),
+        ));
+    }
+    frame.render_widget(Paragraph::new(lines), area);
+}
+
+fn draw_status(frame: &mut Frame, app: &App, theme: Theme, area: Rect) {
+    let mut left: Vec<Span> = Vec::new();
+    if let Some((_, behind)) = &app.paused {
+        left.push(Span::styled(
+            format!(" PAUSED ({behind} new) "),
+            theme.severity(Severity::Warning),
+        ));
+        left.push(Span::raw(" "));
+    }
+    if let Some(e) = &app.sampler_died {
+        left.push(Span::styled(format!("sampler stopped: {e}"), theme.error()));
+    } else if let Some(e) = &app.sample_error {
+        left.push(Span::styled(format!("sample failed: {e}"), theme.error()));
+    } else if let Some(s) = &app.status {
+        let style = if s.error { theme.error() } else { theme.ok() };
+        left.push(Span::styled(s.text.clone(), style));
+    } else if let Some(shown) = &app.shown {
+        let s = shown.snap();
+        left.push(Span::styled(
+            format!(
+                "{} sockets · {} shown · source {} · engine {:.1} ms",
+                s.sample.sockets.len(),
+                shown.rows.live,
+                match s.sample.health.source {
+                    crate::model::SocketSource::Netlink => "netlink",
+                    crate::model::SocketSource::ProcNet { .. } => "/proc",
+                },
+                shown.update.ingest_time.as_secs_f64() * 1000.0,
+            ),
+            theme.dim(),
+        ));
+        if let Some(note) = s.sample.health.notes.first() {
+            left.push(Span::styled(format!(" · {note}"), theme.notice()));
+        }
+    }
+    let k = |a| app.keymap.hint(a);
+    let hints = format!(
+        "{} help  {} filter  {} view  {} pause  {} export  {} quit ",
+        k(Action::Help),
+        k(Action::EditFilter),
+        k(Action::NextView),
+        k(Action::Pause),
+        k(Action::Export),
+        k(Action::Quit)
+    );
+    let hints_w = (hints.chars().count() as u16).min(area.width / 2);
+    let [l, r] = Layout::horizontal([Constraint::Min(0), Constraint::Length(hints_w)]).areas(area);
+    frame.render_widget(Paragraph::new(Line::from(left)), l);
+    frame.render_widget(Paragraph::new(hints).style(theme.dim()), r);
+}
