@@ -131,7 +131,7 @@ impl Rows {
             .closed
             .iter()
             .rev()
-            .take_while(|c| now.saturating_since(c.closed_at) <= highlight)
+            .take_while(|c| now.saturating_since(c.closed_at) < highlight)
             .filter(|c| {
                 filter.is_empty() || {
                     let mut s = SocketRecord::new(c.conn.state, c.conn.local, c.conn.remote);

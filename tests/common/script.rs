@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use sockscope::diagnose::{Diagnoser, Finding, Severity, Subject, Thresholds};
 use sockscope::model::{
-    Engine, EngineConfig, KernelCounters, Ownership, ProcessInfo, Sample, Snapshot, SocketRecord,
+    Engine, EngineConfig, HostInfo, KernelCounters, Ownership, ProcessInfo, Sample, Snapshot, SocketRecord,
     Sockstat, Sysctls, TcpState,
 };
 
@@ -78,6 +78,10 @@ pub struct Extra {
     pub tcp_ext: Vec<(&'static str, u64)>,
     pub sysctls: Option<Sysctls>,
     pub sockstat: Sockstat,
+    /// The host facts of the header (empty by default).
+    pub host: Option<HostInfo>,
+    /// The sample could read every process's descriptors.
+    pub privileged: bool,
 }
 
 /// An engine and a diagnoser fed samples one at a time.
@@ -127,7 +131,7 @@ impl Script {
                 (pid, Arc::new(info))
             })
             .collect();
-        let sample = Sample {
+        let mut sample = Sample {
             processes,
             counters: KernelCounters {
                 tcp: extra.tcp.iter().map(|&(k, v)| (k.to_string(), v)).collect(),
@@ -139,8 +143,10 @@ impl Script {
                 sysctls: extra.sysctls.clone().unwrap_or_else(stock_sysctls),
                 sockstat: extra.sockstat,
             },
+            host: extra.host.clone().unwrap_or_default(),
             ..Sample::of_sockets(base() + self.at, sockets)
         };
+        sample.health.privileged = extra.privileged;
         // The previous snapshot goes first, so the engine's series are not copied.
         self.last = None;
         let snap = self.engine.ingest(sample);

@@ -111,7 +111,7 @@ pub fn draw(frame: &mut Frame, app: &mut App, theme: Theme, area: Rect) {
         let mut style = Style::new();
         if v.closed_at.is_some() {
             style = theme.closed_row();
-        } else if !v.at_start && now.saturating_since(v.first_seen) <= highlight {
+        } else if !v.at_start && now.saturating_since(v.first_seen) < highlight {
             style = theme.new_row();
         }
         if cursor.offset + n == cursor.index {
