@@ -48,8 +48,9 @@ pub fn sockets(t: usize) -> Vec<SocketRecord> {
     for i in 0..20u32 {
         v.push(sock(TcpState::Established, "10.0.0.1:80", &format!("{}:5{i:04}", host(i)), Some(100)));
     }
-    // A SYN flood on 443: 100 half-open from distinct sources.
-    for i in 0..100u32 {
+    // A SYN flood on 443: 120 half-open from distinct sources (critical: over
+    // 90% of the backlog).
+    for i in 0..120u32 {
         v.push(sock(TcpState::SynRecv, "10.0.0.1:443", &format!("{}:40000", host(1000 + i)), None));
     }
     // java's CLOSE_WAIT grows by 10 a sample.

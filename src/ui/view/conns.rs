@@ -71,6 +71,14 @@ pub fn draw(frame: &mut Frame, app: &mut App, theme: Theme, area: Rect) {
         let Some(v) = shown.rows.view(snap, *row) else {
             continue;
         };
+        let mut style = Style::new();
+        if v.closed_at.is_some() {
+            style = theme.closed_row();
+        } else if !v.at_start && now.saturating_since(v.first_seen) < highlight {
+            style = theme.new_row();
+        }
+        // New and closed rows keep their colour across the state cell too.
+        let plain = style == Style::new();
         let cells = cols.iter().map(|(c, w)| {
             let w = usize::from(*w);
             let text = match c {
@@ -101,19 +109,13 @@ pub fn draw(frame: &mut Frame, app: &mut App, theme: Theme, area: Rect) {
                 }
                 Column::Rtt => v.rtt_us.map_or(String::new(), fmt::micros),
             };
-            let style = if *c == Column::State {
+            let style = if *c == Column::State && plain {
                 theme.state(v.state)
             } else {
                 Style::new()
             };
             Cell::from(text).style(style)
         });
-        let mut style = Style::new();
-        if v.closed_at.is_some() {
-            style = theme.closed_row();
-        } else if !v.at_start && now.saturating_since(v.first_seen) < highlight {
-            style = theme.new_row();
-        }
         if cursor.offset + n == cursor.index {
             style = theme.selected();
         }

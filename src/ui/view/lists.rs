@@ -13,44 +13,61 @@ use crate::ui::app::{App, Cursor};
 use crate::ui::fmt;
 use crate::ui::theme::Theme;
 
-/// Draws a table of `len` rows with a cursor; `row(i)` gives the cells and the
-/// style of row `i`, and is called only for the rows on screen.
+/// A column: title, width, and priority (on a narrow terminal the columns of the
+/// highest numbers go first; 0 always stays).
+pub(super) type Col = (&'static str, u16, u8);
+
+/// The columns that fit in `width`, as indices into `columns`.
+fn fitting(columns: &[Col], width: u16) -> Vec<usize> {
+    let mut keep: Vec<usize> = (0..columns.len()).collect();
+    let need = |keep: &[usize]| keep.iter().map(|&i| columns[i].1 + 1).sum::<u16>();
+    while need(&keep) > width {
+        let Some(pos) = keep
+            .iter()
+            .enumerate()
+            .filter(|(_, i)| columns[**i].2 > 0)
+            .max_by_key(|(n, i)| (columns[**i].2, *n))
+            .map(|(n, _)| n)
+        else {
+            break;
+        };
+        keep.remove(pos);
+    }
+    keep
+}
+
+/// Draws a table of `len` rows with a cursor; `row(i)` gives the cells (one per
+/// column) and the style of row `i`, and is called only for the rows on screen.
+/// Returns how many rows fit.
 #[allow(clippy::too_many_arguments)]
 pub(super) fn table(
     frame: &mut Frame,
     area: Rect,
     theme: Theme,
     title: String,
-    columns: &[(&str, u16)],
+    columns: &[Col],
     len: usize,
     cursor: &mut Cursor,
     row: impl Fn(usize) -> (Vec<String>, Style),
 ) -> usize {
     let page = usize::from(area.height.saturating_sub(2)).max(1);
     cursor.fit(len, page);
+    let keep = fitting(columns, area.width);
     let end = (cursor.offset + page).min(len);
     let rows: Vec<Row> = (cursor.offset..end)
         .map(|i| {
-            let (cells, style) = row(i);
-            let style = if i == cursor.index {
-                theme.selected()
-            } else {
-                style
-            };
-            Row::new(cells.into_iter().map(Cell::from)).style(style)
+            let (mut cells, style) = row(i);
+            let style = if i == cursor.index { theme.selected() } else { style };
+            let cells = keep.iter().map(|&k| Cell::from(std::mem::take(&mut cells[k])));
+            Row::new(cells.collect::<Vec<_>>()).style(style)
         })
         .collect();
-    let header = Row::new(columns.iter().map(|(t, _)| Cell::from(*t))).style(theme.title());
-    let widths: Vec<Constraint> = columns
-        .iter()
-        .map(|(_, w)| Constraint::Length(*w))
-        .collect();
+    let header = Row::new(keep.iter().map(|&k| Cell::from(columns[k].0))).style(theme.title());
+    let widths: Vec<Constraint> = keep.iter().map(|&k| Constraint::Length(columns[k].1)).collect();
     frame.render_widget(
-        Table::new(rows, widths).header(header).block(
-            Block::new()
-                .borders(Borders::TOP)
-                .title(Line::styled(title, theme.title())),
-        ),
+        Table::new(rows, widths)
+            .header(header)
+            .block(Block::new().borders(Borders::TOP).title(Line::styled(title, theme.title()))),
         area,
     );
     page
@@ -78,18 +95,18 @@ pub fn draw_ports(frame: &mut Frame, app: &mut App, theme: Theme, area: Rect) {
     let snap = shown.snap();
     let ports = &shown.aggregates().ports;
     let findings = &shown.update.findings;
-    let columns = [
-        ("!", 1),
-        ("Port", 6),
-        ("Process", 16),
-        ("Accept-Q", 12),
-        ("SYN-RECV", 8),
-        ("ESTAB", 7),
-        ("CLOSE-WAIT", 10),
-        ("TIME-WAIT", 9),
-        ("Total", 7),
-        ("Opened", 8),
-        ("Closed", 8),
+    let columns: [Col; 11] = [
+        ("!", 1, 0),
+        ("Port", 6, 0),
+        ("Process", 16, 0),
+        ("Accept-Q", 11, 0),
+        ("SYN-RECV", 8, 0),
+        ("ESTAB", 7, 0),
+        ("CLOSE-WAIT", 10, 0),
+        ("TIME-WAIT", 9, 2),
+        ("Total", 7, 3),
+        ("Opened", 8, 1),
+        ("Closed", 8, 1),
     ];
     let title = format!(" Listening ports ({}) ", ports.len());
     app.page = table(
@@ -136,18 +153,18 @@ pub fn draw_processes(frame: &mut Frame, app: &mut App, theme: Theme, area: Rect
     let snap = shown.snap();
     let procs = &shown.aggregates().processes;
     let findings = &shown.update.findings;
-    let columns = [
-        ("!", 1),
-        ("PID", 8),
-        ("Name", 16),
-        ("User", 10),
-        ("LISTEN", 6),
-        ("ESTAB", 7),
-        ("CLOSE-WAIT", 10),
-        ("TIME-WAIT", 9),
-        ("Total", 7),
-        ("FDs/limit", 14),
-        ("CLOSE-WAIT trend", 16),
+    let columns: [Col; 11] = [
+        ("!", 1, 0),
+        ("PID", 8, 0),
+        ("Name", 16, 0),
+        ("User", 10, 3),
+        ("LISTEN", 6, 2),
+        ("ESTAB", 7, 0),
+        ("CLOSE-WAIT", 10, 0),
+        ("TIME-WAIT", 9, 2),
+        ("Total", 7, 4),
+        ("FDs/limit", 12, 0),
+        ("CLOSE-WAIT trend", 16, 1),
     ];
     let title = format!(" Processes with sockets ({}) ", procs.len());
     app.page = table(
@@ -204,12 +221,12 @@ pub fn draw_warnings(frame: &mut Frame, app: &mut App, theme: Theme, area: Rect)
     let findings = &shown.update.findings;
     let [list, detail] =
         Layout::vertical([Constraint::Percentage(45), Constraint::Min(6)]).areas(area);
-    let columns = [
-        ("Severity", 9),
-        ("Rule", 22),
-        ("Subject", 28),
-        ("For", 8),
-        ("Cause", 60),
+    let columns: [Col; 5] = [
+        ("Severity", 8, 0),
+        ("Rule", 22, 0),
+        ("Subject", 26, 0),
+        ("For", 7, 0),
+        ("Cause", 200, 1),
     ];
     let title = format!(
         " Warnings ({}) — enter: go to the port or process ",

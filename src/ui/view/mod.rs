@@ -239,7 +239,7 @@ fn draw_status(frame: &mut Frame, app: &App, theme: Theme, area: Rect) {
         let s = shown.snap();
         left.push(Span::styled(
             format!(
-                "{} sockets · {} shown · source {} · engine {:.1} ms",
+                "{} sockets · {} shown · {} · {:.1} ms",
                 s.sample.sockets.len(),
                 shown.rows.live,
                 match s.sample.health.source {
@@ -265,7 +265,9 @@ fn draw_status(frame: &mut Frame, app: &App, theme: Theme, area: Rect) {
         k(Action::Quit)
     );
     let hints_w = (hints.chars().count() as u16).min(area.width / 2);
-    let [l, r] = Layout::horizontal([Constraint::Min(0), Constraint::Length(hints_w)]).areas(area);
+    let [l, r] = Layout::horizontal([Constraint::Min(0), Constraint::Length(hints_w)])
+        .spacing(2)
+        .areas(area);
     frame.render_widget(Paragraph::new(Line::from(left)), l);
     frame.render_widget(Paragraph::new(hints).style(theme.dim()), r);
 }
