@@ -1,0 +1,223 @@
+//! End to end: the real binary in a real terminal (tmux), over a known loopback
+//! population: the counts on screen, a filter typed on the `/` line, a
+//! drill-down into the port, an export file, and a clean exit that leaves the
+//! terminal as it found it. Skipped, with a line saying so, without tmux (CI
+//! installs it).
+
+mod common;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::lab::LabProcess;
+
+#[test]
+#[ignore = "entry point of the lab's child processes"]
+fn lab_child() {
+    common::lab::child_main();
+}
+
+/// A private tmux server, killed on drop whatever happens.
+struct Tmux {
+    socket: String,
+}
+
+impl Tmux {
+    fn run(&self, args: &[&str]) -> std::process::Output {
+        Command::new("tmux")
+            .arg("-L")
+            .arg(&self.socket)
+            .args(args)
+            .output()
+            .expect("run tmux")
+    }
+
+    fn screen(&self) -> String {
+        String::from_utf8_lossy(&self.run(&["capture-pane", "-p", "-t", "ui"]).stdout).into_owned()
+    }
+
+    fn keys(&self, keys: &[&str]) {
+        let mut args = vec!["send-keys", "-t", "ui"];
+        args.extend_from_slice(keys);
+        assert!(self.run(&args).status.success(), "send-keys {keys:?}");
+    }
+
+    /// Types text literally (no key names).
+    fn type_text(&self, text: &str) {
+        assert!(self.run(&["send-keys", "-t", "ui", "-l", text]).status.success());
+    }
+
+    /// Waits (at most 15 s) until the screen satisfies `ok`; the last screen.
+    fn wait_for(&self, what: &str, ok: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let s = self.screen();
+            if ok(&s) {
+                return s;
+            }
+            assert!(Instant::now() < deadline, "timed out waiting for {what}; screen:\n{s}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn alive(&self) -> bool {
+        self.run(&["has-session", "-t", "ui"]).status.success()
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = self.run(&["kill-server"]);
+    }
+}
+
+fn have_tmux() -> bool {
+    Command::new("tmux").arg("-V").output().is_ok_and(|o| o.status.success())
+}
+
+/// The count shown on the overview's line for `state`.
+fn count(screen: &str, state: &str) -> Option<u64> {
+    screen.lines().find_map(|l| {
+        let mut words = l.split_whitespace();
+        (words.next() == Some(state)).then(|| words.next()?.parse().ok())?
+    })
+}
+
+fn shell_quote(p: &Path) -> String {
+    format!("'{}'", p.display().to_string().replace('\'', r"'\''"))
+}
+
+#[test]
+fn the_screen_shows_filters_drills_exports_and_quits_cleanly() {
+    if !have_tmux() {
+        eprintln!("SKIPPED: tmux is not installed (the CI installs it)");
+        return;
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut lab = LabProcess::spawn();
+    let port = lab.listen("127.0.0.1:0", 64);
+    let to: SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
+    lab.connect(to, 3, "clients");
+    lab.accept(port, 3, "served");
+
+    let bin = env!("CARGO_BIN_EXE_sockscope");
+    let status = dir.path().join("status");
+    // After sockscope exits, record its exit code and the terminal's modes.
+    let command = format!(
+        "{} --interval 300ms --export-dir {} --filter 'port:{port}'; echo \"exit=$?\" > {}; stty -a >> {}",
+        shell_quote(Path::new(bin)),
+        shell_quote(dir.path()),
+        shell_quote(&status),
+        shell_quote(&status),
+    );
+    let tmux = Tmux {
+        socket: format!("sockscope-test-{}", std::process::id()),
+    };
+    let started = tmux.run(&[
+        "new-session", "-d", "-s", "ui", "-x", "120", "-y", "40", "sh", "-c", &command,
+    ]);
+    assert!(started.status.success(), "tmux: {}", String::from_utf8_lossy(&started.stderr));
+
+    // The overview counts our sockets: 1 listener, 3 + 3 ESTABLISHED ends.
+    let s = tmux.wait_for("the overview with our sockets", |s| {
+        count(s, "ESTAB") == Some(6) && count(s, "LISTEN") == Some(1)
+    });
+    assert!(s.contains("1 Overview"), "{s}");
+
+    // The filter line: only the listener.
+    tmux.keys(&["2", "/", "C-u"]);
+    tmux.type_text(&format!("lport:{port} state:listen"));
+    tmux.keys(&["Enter"]);
+    let s = tmux.wait_for("the filtered table", |s| s.contains("of 1 ("));
+    assert!(s.contains(&format!("127.0.0.1:{port}")) && s.contains("LISTEN"), "{s}");
+    assert!(s.contains(&format!("{} ", lab.pid)), "the owner's pid is shown:\n{s}");
+
+    // A bad filter says where it is wrong and keeps the table.
+    tmux.keys(&["/"]);
+    tmux.type_text(" port:nope");
+    let s = tmux.wait_for("the filter error", |s| s.contains("^"));
+    assert!(s.contains("of 1 ("), "{s}");
+    tmux.keys(&["Escape"]);
+
+    // Drill into the port.
+    tmux.keys(&["3", "Enter"]);
+    let s = tmux.wait_for("the port's page", |s| s.contains(&format!("Port {port}: 1 listener")));
+    assert!(s.contains("backlog 64"), "{s}");
+
+    // Export the port's sockets.
+    tmux.keys(&["e"]);
+    let s = tmux.wait_for("the export message", |s| s.contains("exported to"));
+    let files: Vec<PathBuf> = std::fs::read_dir(dir.path())
+        .expect("read the export dir")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .collect();
+    assert_eq!(files.len(), 1, "one export file: {files:?}\n{s}");
+    let doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&files[0]).expect("read export"))
+            .expect("the export is JSON");
+    let sockets = doc["sockets"].as_array().expect("sockets");
+    assert_eq!(sockets.len(), 1, "the filtered port's page had one socket: {doc}");
+    assert_eq!(sockets[0]["state"], "LISTEN");
+
+    // Quit: exit 0 and the terminal back in cooked mode with echo.
+    tmux.keys(&["q"]);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !std::fs::read_to_string(&status).is_ok_and(|s| s.contains("speed")) {
+        assert!(Instant::now() < deadline, "sockscope did not exit; screen:\n{}", tmux.screen());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let after = std::fs::read_to_string(&status).expect("status");
+    assert!(after.starts_with("exit=0"), "{after}");
+    let modes: Vec<&str> = after.split_whitespace().collect();
+    for mode in ["icanon", "echo", "isig"] {
+        assert!(modes.contains(&mode), "{mode} restored: {after}");
+    }
+    let _ = tmux.alive();
+}
+
+#[test]
+fn sigterm_restores_the_terminal() {
+    if !have_tmux() {
+        eprintln!("SKIPPED: tmux is not installed (the CI installs it)");
+        return;
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let status = dir.path().join("status");
+    let pidfile = dir.path().join("pid");
+    let bin = env!("CARGO_BIN_EXE_sockscope");
+    let command = format!(
+        "echo $$ > {}; exec {} --interval 300ms",
+        shell_quote(&pidfile),
+        shell_quote(Path::new(bin)),
+    );
+    let wrapper = format!(
+        "sh -c {}; echo \"exit=$?\" > {}; stty -a >> {}",
+        shell_quote(Path::new(&command)),
+        shell_quote(&status),
+        shell_quote(&status)
+    );
+    let tmux = Tmux {
+        socket: format!("sockscope-test-term-{}", std::process::id()),
+    };
+    let started = tmux.run(&[
+        "new-session", "-d", "-s", "ui", "-x", "80", "-y", "24", "sh", "-c", &wrapper,
+    ]);
+    assert!(started.status.success());
+    tmux.wait_for("the screen", |s| s.contains("1 Overview") && s.contains("LISTEN"));
+    let pid = std::fs::read_to_string(&pidfile).expect("pid file");
+    let killed = Command::new("kill").args(["-TERM", pid.trim()]).status().expect("kill");
+    assert!(killed.success());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !std::fs::read_to_string(&status).is_ok_and(|s| s.contains("speed")) {
+        assert!(Instant::now() < deadline, "no exit after SIGTERM:\n{}", tmux.screen());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let after = std::fs::read_to_string(&status).expect("status");
+    let modes: Vec<&str> = after.split_whitespace().collect();
+    for mode in ["icanon", "echo", "isig"] {
+        assert!(modes.contains(&mode), "{mode} restored after SIGTERM: {after}");
+    }
+}
