@@ -105,7 +105,10 @@ fn tiny_terminals_do_not_panic() {
 fn not_root_shows_the_banner() {
     let mut a = app(false);
     let t = text(&render(&mut a, 160, 48, true));
-    assert!(t.contains("not root: owners of other users' sockets are hidden"), "{t}");
+    assert!(
+        t.contains("not root: owners of other users' sockets are hidden"),
+        "{t}"
+    );
     let mut a = app(true);
     assert!(!text(&render(&mut a, 160, 48, true)).contains("not root"));
 }
@@ -140,9 +143,17 @@ fn no_color_leaves_no_colour_but_keeps_emphasis() {
         press(&mut a, keys);
         let buf = render(&mut a, 160, 48, false);
         for cell in buf.content() {
-            assert_eq!((cell.fg, cell.bg), (Color::Reset, Color::Reset), "keys {keys:?}: {cell:?}");
+            assert_eq!(
+                (cell.fg, cell.bg),
+                (Color::Reset, Color::Reset),
+                "keys {keys:?}: {cell:?}"
+            );
         }
-        let emphasised = buf.content().iter().filter(|c| !c.modifier.is_empty()).count();
+        let emphasised = buf
+            .content()
+            .iter()
+            .filter(|c| !c.modifier.is_empty())
+            .count();
         assert!(emphasised > 0, "keys {keys:?}: nothing stands out");
     }
 }

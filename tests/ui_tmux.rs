@@ -46,7 +46,11 @@ impl Tmux {
 
     /// Types text literally (no key names).
     fn type_text(&self, text: &str) {
-        assert!(self.run(&["send-keys", "-t", "ui", "-l", text]).status.success());
+        assert!(
+            self.run(&["send-keys", "-t", "ui", "-l", text])
+                .status
+                .success()
+        );
     }
 
     /// Waits (at most 15 s) until the screen satisfies `ok`; the last screen.
@@ -57,7 +61,10 @@ impl Tmux {
             if ok(&s) {
                 return s;
             }
-            assert!(Instant::now() < deadline, "timed out waiting for {what}; screen:\n{s}");
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}; screen:\n{s}"
+            );
             std::thread::sleep(Duration::from_millis(100));
         }
     }
@@ -74,7 +81,10 @@ impl Drop for Tmux {
 }
 
 fn have_tmux() -> bool {
-    Command::new("tmux").arg("-V").output().is_ok_and(|o| o.status.success())
+    Command::new("tmux")
+        .arg("-V")
+        .output()
+        .is_ok_and(|o| o.status.success())
 }
 
 /// The count shown on the overview's line for `state`.
@@ -116,9 +126,23 @@ fn the_screen_shows_filters_drills_exports_and_quits_cleanly() {
         socket: format!("sockscope-test-{}", std::process::id()),
     };
     let started = tmux.run(&[
-        "new-session", "-d", "-s", "ui", "-x", "120", "-y", "40", "sh", "-c", &command,
+        "new-session",
+        "-d",
+        "-s",
+        "ui",
+        "-x",
+        "120",
+        "-y",
+        "40",
+        "sh",
+        "-c",
+        &command,
     ]);
-    assert!(started.status.success(), "tmux: {}", String::from_utf8_lossy(&started.stderr));
+    assert!(
+        started.status.success(),
+        "tmux: {}",
+        String::from_utf8_lossy(&started.stderr)
+    );
 
     // The overview counts our sockets: 1 listener, 3 + 3 ESTABLISHED ends.
     let s = tmux.wait_for("the overview with our sockets", |s| {
@@ -131,8 +155,14 @@ fn the_screen_shows_filters_drills_exports_and_quits_cleanly() {
     tmux.type_text(&format!("lport:{port} state:listen"));
     tmux.keys(&["Enter"]);
     let s = tmux.wait_for("the filtered table", |s| s.contains("of 1 ("));
-    assert!(s.contains(&format!("127.0.0.1:{port}")) && s.contains("LISTEN"), "{s}");
-    assert!(s.contains(&format!("{} ", lab.pid)), "the owner's pid is shown:\n{s}");
+    assert!(
+        s.contains(&format!("127.0.0.1:{port}")) && s.contains("LISTEN"),
+        "{s}"
+    );
+    assert!(
+        s.contains(&format!("{} ", lab.pid)),
+        "the owner's pid is shown:\n{s}"
+    );
 
     // A bad filter says where it is wrong and keeps the table.
     tmux.keys(&["/"]);
@@ -143,7 +173,9 @@ fn the_screen_shows_filters_drills_exports_and_quits_cleanly() {
 
     // Drill into the port.
     tmux.keys(&["3", "Enter"]);
-    let s = tmux.wait_for("the port's page", |s| s.contains(&format!("Port {port}: 1 listener")));
+    let s = tmux.wait_for("the port's page", |s| {
+        s.contains(&format!("Port {port}: 1 listener"))
+    });
     assert!(s.contains("backlog 64"), "{s}");
 
     // Export the port's sockets.
@@ -159,14 +191,22 @@ fn the_screen_shows_filters_drills_exports_and_quits_cleanly() {
         serde_json::from_str(&std::fs::read_to_string(&files[0]).expect("read export"))
             .expect("the export is JSON");
     let sockets = doc["sockets"].as_array().expect("sockets");
-    assert_eq!(sockets.len(), 1, "the filtered port's page had one socket: {doc}");
+    assert_eq!(
+        sockets.len(),
+        1,
+        "the filtered port's page had one socket: {doc}"
+    );
     assert_eq!(sockets[0]["state"], "LISTEN");
 
     // Quit: exit 0 and the terminal back in cooked mode with echo.
     tmux.keys(&["q"]);
     let deadline = Instant::now() + Duration::from_secs(10);
     while !std::fs::read_to_string(&status).is_ok_and(|s| s.contains("speed")) {
-        assert!(Instant::now() < deadline, "sockscope did not exit; screen:\n{}", tmux.screen());
+        assert!(
+            Instant::now() < deadline,
+            "sockscope did not exit; screen:\n{}",
+            tmux.screen()
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
     let after = std::fs::read_to_string(&status).expect("status");
@@ -203,21 +243,43 @@ fn sigterm_restores_the_terminal() {
         socket: format!("sockscope-test-term-{}", std::process::id()),
     };
     let started = tmux.run(&[
-        "new-session", "-d", "-s", "ui", "-x", "80", "-y", "24", "sh", "-c", &wrapper,
+        "new-session",
+        "-d",
+        "-s",
+        "ui",
+        "-x",
+        "80",
+        "-y",
+        "24",
+        "sh",
+        "-c",
+        &wrapper,
     ]);
     assert!(started.status.success());
-    tmux.wait_for("the screen", |s| s.contains("1 Overview") && s.contains("LISTEN"));
+    tmux.wait_for("the screen", |s| {
+        s.contains("1 Overview") && s.contains("LISTEN")
+    });
     let pid = std::fs::read_to_string(&pidfile).expect("pid file");
-    let killed = Command::new("kill").args(["-TERM", pid.trim()]).status().expect("kill");
+    let killed = Command::new("kill")
+        .args(["-TERM", pid.trim()])
+        .status()
+        .expect("kill");
     assert!(killed.success());
     let deadline = Instant::now() + Duration::from_secs(10);
     while !std::fs::read_to_string(&status).is_ok_and(|s| s.contains("speed")) {
-        assert!(Instant::now() < deadline, "no exit after SIGTERM:\n{}", tmux.screen());
+        assert!(
+            Instant::now() < deadline,
+            "no exit after SIGTERM:\n{}",
+            tmux.screen()
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
     let after = std::fs::read_to_string(&status).expect("status");
     let modes: Vec<&str> = after.split_whitespace().collect();
     for mode in ["icanon", "echo", "isig"] {
-        assert!(modes.contains(&mode), "{mode} restored after SIGTERM: {after}");
+        assert!(
+            modes.contains(&mode),
+            "{mode} restored after SIGTERM: {after}"
+        );
     }
 }

@@ -55,13 +55,22 @@ fn tab_cycles_the_views_and_numbers_jump() {
     }
     assert_eq!(
         seen,
-        [View::Connections, View::Ports, View::Processes, View::Warnings, View::Overview]
+        [
+            View::Connections,
+            View::Ports,
+            View::Processes,
+            View::Warnings,
+            View::Overview
+        ]
     );
     key(&mut a, KeyCode::BackTab);
     assert_eq!(a.view, View::Warnings);
     keys(&mut a, "3");
     assert_eq!(a.view, View::Ports);
-    assert!(matches!(key(&mut a, KeyCode::Char('q')).as_slice(), [Effect::Quit]));
+    assert!(matches!(
+        key(&mut a, KeyCode::Char('q')).as_slice(),
+        [Effect::Quit]
+    ));
 }
 
 #[test]
@@ -73,7 +82,11 @@ fn the_filter_applies_as_typed_shows_errors_and_esc_restores() {
     keys(&mut a, "state:close_wait");
     assert!(a.filter.error.is_none());
     assert!(states(&a).iter().all(|s| *s == TcpState::CloseWait));
-    assert_eq!(states(&a).len(), 100, "the scene's last sample has 100 CLOSE_WAIT");
+    assert_eq!(
+        states(&a).len(),
+        100,
+        "the scene's last sample has 100 CLOSE_WAIT"
+    );
     // A typo: the error shows, the last good filter stays applied.
     keys(&mut a, " port:x");
     let (text, err) = a.filter.error.clone().expect("an error");
@@ -112,7 +125,11 @@ fn drill_down_and_back() {
     assert_eq!((a.view, a.detail()), (View::Ports, None));
     keys(&mut a, "4");
     key(&mut a, KeyCode::Enter);
-    assert_eq!(a.detail(), Some(Detail::Process(200)), "java has the most sockets");
+    assert_eq!(
+        a.detail(),
+        Some(Detail::Process(200)),
+        "java has the most sockets"
+    );
     // From a warning to its subject.
     keys(&mut a, "5");
     let findings = a.shown.as_ref().expect("shown").update.findings.clone();
@@ -136,8 +153,17 @@ fn quick_filters_take_the_selected_rows_port_or_process() {
     keys(&mut a, "3");
     key(&mut a, KeyCode::Char('G'));
     keys(&mut a, "p");
-    assert_eq!((a.view, a.filter.applied.source()), (View::Connections, "lport:8080"));
-    assert_eq!(states(&a).iter().filter(|s| **s == TcpState::CloseWait).count(), 100);
+    assert_eq!(
+        (a.view, a.filter.applied.source()),
+        (View::Connections, "lport:8080")
+    );
+    assert_eq!(
+        states(&a)
+            .iter()
+            .filter(|s| **s == TcpState::CloseWait)
+            .count(),
+        100
+    );
     keys(&mut a, "4P");
     // nginx first in the processes view, but `P` was pressed on the filtered list:
     // only java's sockets are there now.
@@ -149,7 +175,12 @@ fn quick_filters_take_the_selected_rows_port_or_process() {
         .rows
         .rows
         .iter()
-        .position(|r| shown.rows.view(shown.snap(), *r).is_some_and(|v| v.local.port() == 45001))
+        .position(|r| {
+            shown
+                .rows
+                .view(shown.snap(), *r)
+                .is_some_and(|v| v.local.port() == 45001)
+        })
         .expect("curl's new connection");
     for _ in 0..i {
         key(&mut a, KeyCode::Down);
@@ -192,14 +223,23 @@ fn the_selection_stays_on_its_connection_when_rows_move() {
         .rows
         .rows
         .iter()
-        .position(|r| shown.rows.view(shown.snap(), *r).is_some_and(|v| v.state == TcpState::CloseWait))
+        .position(|r| {
+            shown
+                .rows
+                .view(shown.snap(), *r)
+                .is_some_and(|v| v.state == TcpState::CloseWait)
+        })
         .expect("CLOSE_WAIT rows");
     for _ in 0..first_cw + 9 {
         key(&mut a, KeyCode::Down);
     }
     let id = a.cursors.conns.key.expect("a selected connection");
     keys(&mut a, "r");
-    assert_eq!(a.cursors.conns.key, Some(id), "reversing keeps the selection");
+    assert_eq!(
+        a.cursors.conns.key,
+        Some(id),
+        "reversing keeps the selection"
+    );
     a.update(Msg::Update(last));
     assert_eq!(a.cursors.conns.key, Some(id));
     let shown = a.shown.as_ref().expect("shown");
@@ -219,7 +259,10 @@ fn sorting_cycles_columns_and_orders_rows() {
     }
     keys(&mut a, "r");
     let shown = a.shown.as_ref().expect("shown");
-    let first = shown.rows.view(shown.snap(), shown.rows.rows[0]).expect("row");
+    let first = shown
+        .rows
+        .view(shown.snap(), shown.rows.rows[0])
+        .expect("row");
     assert_eq!(first.recv_q, Some(128), "the full accept queue first");
     keys(&mut a, "<");
     assert_eq!(a.sort.column, Column::User);
@@ -239,8 +282,10 @@ fn the_last_sample_marks_the_closed_connection_and_keeps_it_for_a_while() {
     assert_eq!(closed.len(), 1);
     assert_eq!(closed[0].local.port(), 45000);
     // With a highlight window of zero it is gone from the table.
-    let mut settings = Settings::default();
-    settings.highlight = std::time::Duration::ZERO;
+    let settings = Settings {
+        highlight: std::time::Duration::ZERO,
+        ..Settings::default()
+    };
     let mut b = App::new(Keymap::default(), settings, Filter::default());
     b.update(Msg::Update(common::scene::last(true)));
     let shown = b.shown.as_ref().expect("shown");
@@ -258,17 +303,39 @@ fn export_asks_for_the_views_sockets_and_the_interval_steps() {
     };
     let snap = &job.snapshot;
     assert!(!job.selection.is_empty());
-    assert!(job.selection.iter().all(|&i| snap.sample.sockets[i].local.port() == 80));
-    assert_eq!(job.selection.len(), 22, "the listener, 20 clients and one with tcp_info");
+    assert!(
+        job.selection
+            .iter()
+            .all(|&i| snap.sample.sockets[i].local.port() == 80)
+    );
+    assert_eq!(
+        job.selection.len(),
+        22,
+        "the listener, 20 clients and one with tcp_info"
+    );
     let name = job.path.file_name().and_then(|n| n.to_str()).expect("name");
-    assert!(name.starts_with("sockscope-port80-2023-11-14T221") && name.ends_with(".json"), "{name}");
+    assert!(
+        name.starts_with("sockscope-port80-2023-11-14T221") && name.ends_with(".json"),
+        "{name}"
+    );
     a.update(Msg::Exported(Err("permission denied".into())));
-    assert!(a.status.as_ref().is_some_and(|s| s.error && s.text.contains("permission denied")));
+    assert!(
+        a.status
+            .as_ref()
+            .is_some_and(|s| s.error && s.text.contains("permission denied"))
+    );
 
-    assert!(matches!(key(&mut a, KeyCode::Char('+')).as_slice(), [Effect::SetInterval(d)] if d.as_millis() == 500));
+    assert!(
+        matches!(key(&mut a, KeyCode::Char('+')).as_slice(), [Effect::SetInterval(d)] if d.as_millis() == 500)
+    );
     key(&mut a, KeyCode::Char('-'));
-    assert!(matches!(key(&mut a, KeyCode::Char('-')).as_slice(), [Effect::SetInterval(d)] if d.as_secs() == 2));
-    assert!(matches!(key(&mut a, KeyCode::Char('R')).as_slice(), [Effect::SampleNow]));
+    assert!(
+        matches!(key(&mut a, KeyCode::Char('-')).as_slice(), [Effect::SetInterval(d)] if d.as_secs() == 2)
+    );
+    assert!(matches!(
+        key(&mut a, KeyCode::Char('R')).as_slice(),
+        [Effect::SampleNow]
+    ));
 }
 
 #[test]
@@ -286,5 +353,8 @@ fn help_swallows_keys_until_closed_and_status_messages_age() {
         a.update(Msg::Tick);
     }
     assert!(a.status.is_none());
-    assert!(matches!(a.update(Msg::Terminate).as_slice(), [Effect::Quit]));
+    assert!(matches!(
+        a.update(Msg::Terminate).as_slice(),
+        [Effect::Quit]
+    ));
 }

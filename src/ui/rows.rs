@@ -3,6 +3,8 @@
 //! window, sorted by one column. Built when one of the three changes, never per
 //! frame; the frame draws only the visible slice.
 
+use std::borrow::Cow;
+use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
@@ -146,7 +148,7 @@ impl Rows {
             .collect();
         rows.extend((0..closed.len()).map(|i| Row::Closed(i as u32)));
         let mut out = Rows { rows, closed, live };
-        out.sort(snap, sort);
+        out.rows = out.sorted(snap, sort);
         out
     }
 
@@ -213,61 +215,70 @@ impl Rows {
             .collect()
     }
 
-    fn sort(&mut self, snap: &Snapshot, sort: Sort) {
-        let mut rows = std::mem::take(&mut self.rows);
-        // Keys are computed once per row; ties fall back to the endpoints, then
-        // the connection id, so that equal rows keep their places between ticks.
-        match sort.column {
-            Column::Process | Column::User => {
-                let users = &snap.sample.users;
-                rows.sort_by_cached_key(|r| {
-                    let v = self.view(snap, *r);
-                    let text = v.as_ref().map_or(String::new(), |v| match sort.column {
-                        Column::Process => v.process.map_or(String::new(), |p| p.name.clone()),
-                        _ => users
-                            .get(&v.uid)
-                            .cloned()
-                            .unwrap_or_else(|| v.uid.to_string()),
-                    });
-                    (text, self.tiebreak(snap, *r))
-                });
-            }
-            column => {
-                rows.sort_by_cached_key(|r| {
-                    (self.number(snap, *r, column), self.tiebreak(snap, *r))
-                });
-            }
-        }
-        if sort.descending {
-            rows.reverse();
-        }
-        self.rows = rows;
-    }
-
-    fn number(&self, snap: &Snapshot, row: Row, column: Column) -> (u128, u16) {
-        let Some(v) = self.view(snap, row) else {
-            return (0, 0);
-        };
+    /// The rows in `sort`'s order.
+    fn sorted<'a>(&'a self, snap: &'a Snapshot, sort: Sort) -> Vec<Row> {
         let now = Stamp::from(snap.taken_at());
-        match column {
-            Column::State => (u128::from(state_order(v.state)), 0),
-            Column::Local => addr_key(v.local),
-            Column::Remote => addr_key(v.remote),
-            Column::RecvQ => (u128::from(v.recv_q.unwrap_or(0)), 0),
-            Column::SendQ => (u128::from(v.send_q.unwrap_or(0)), 0),
-            Column::Age => (now.saturating_since(v.since).as_nanos(), 0),
-            Column::Rtt => (u128::from(v.rtt_us.unwrap_or(0)), 0),
-            Column::Process | Column::User => (0, 0),
+        let users = &snap.sample.users;
+        let text = |v: &RowView<'a>| -> Cow<'a, str> {
+            match sort.column {
+                Column::Process => v
+                    .process
+                    .map_or(Cow::Borrowed(""), |p| Cow::Borrowed(p.name.as_str())),
+                _ => users.get(&v.uid).map_or_else(
+                    || Cow::Owned(v.uid.to_string()),
+                    |u| Cow::Borrowed(u.as_str()),
+                ),
+            }
+        };
+        // Names sort by their rank among the distinct names, so that every key is
+        // plain integers; ties fall back to the endpoints, then the connection
+        // id, so that equal rows keep their places between ticks.
+        let ranks: HashMap<Cow<'a, str>, u128> =
+            if matches!(sort.column, Column::Process | Column::User) {
+                let names: Vec<Cow<'a, str>> = self
+                    .rows
+                    .iter()
+                    .filter_map(|r| self.view(snap, *r).map(|v| text(&v)))
+                    .collect::<std::collections::BTreeSet<_>>()
+                    .into_iter()
+                    .collect();
+                names
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, n)| (n, i as u128))
+                    .collect()
+            } else {
+                HashMap::new()
+            };
+        let mut keyed: Vec<(SortKey, Row)> = self
+            .rows
+            .iter()
+            .filter_map(|r| {
+                let v = self.view(snap, *r)?;
+                let primary = match sort.column {
+                    Column::State => (u128::from(state_order(v.state)), 0),
+                    Column::Local => addr_key(v.local),
+                    Column::Remote => addr_key(v.remote),
+                    Column::RecvQ => (u128::from(v.recv_q.unwrap_or(0)), 0),
+                    Column::SendQ => (u128::from(v.send_q.unwrap_or(0)), 0),
+                    Column::Age => (now.saturating_since(v.since).as_nanos(), 0),
+                    Column::Rtt => (u128::from(v.rtt_us.unwrap_or(0)), 0),
+                    Column::Process | Column::User => {
+                        (ranks.get(&text(&v)).copied().unwrap_or(0), 0)
+                    }
+                };
+                Some(((primary, addr_key(v.local), addr_key(v.remote), v.id), *r))
+            })
+            .collect();
+        keyed.sort_unstable_by_key(|(k, _)| *k);
+        if sort.descending {
+            keyed.reverse();
         }
-    }
-
-    fn tiebreak(&self, snap: &Snapshot, row: Row) -> ((u128, u16), (u128, u16), u64) {
-        match self.view(snap, row) {
-            Some(v) => (addr_key(v.local), addr_key(v.remote), v.id),
-            None => ((0, 0), (0, 0), 0),
-        }
+        keyed.into_iter().map(|(_, r)| r).collect()
     }
 }
+
+type SortKey = ((u128, u16), (u128, u16), (u128, u16), u64);
 
 /// Listeners first, then the states in the order a connection goes through them.
 fn state_order(state: TcpState) -> u8 {

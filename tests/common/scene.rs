@@ -46,12 +46,22 @@ pub fn sockets(t: usize) -> Vec<SocketRecord> {
         listener("[::]:8080", 0, 4096, 200),
     ];
     for i in 0..20u32 {
-        v.push(sock(TcpState::Established, "10.0.0.1:80", &format!("{}:5{i:04}", host(i)), Some(100)));
+        v.push(sock(
+            TcpState::Established,
+            "10.0.0.1:80",
+            &format!("{}:5{i:04}", host(i)),
+            Some(100),
+        ));
     }
     // A SYN flood on 443: 120 half-open from distinct sources (critical: over
     // 90% of the backlog).
     for i in 0..120u32 {
-        v.push(sock(TcpState::SynRecv, "10.0.0.1:443", &format!("{}:40000", host(1000 + i)), None));
+        v.push(sock(
+            TcpState::SynRecv,
+            "10.0.0.1:443",
+            &format!("{}:40000", host(1000 + i)),
+            None,
+        ));
     }
     // java's CLOSE_WAIT grows by 10 a sample.
     for i in 0..(30 + 10 * t as u32) {
@@ -63,18 +73,38 @@ pub fn sockets(t: usize) -> Vec<SocketRecord> {
         ));
     }
     for i in 0..5u32 {
-        v.push(sock(TcpState::TimeWait, "10.0.0.1:41000", &format!("10.0.9.{i}:5432"), None));
+        v.push(sock(
+            TcpState::TimeWait,
+            "10.0.0.1:41000",
+            &format!("10.0.9.{i}:5432"),
+            None,
+        ));
     }
     // curl's connection is there until the last sample; a new one appears in it.
     if t + 1 < TICKS {
-        v.push(sock(TcpState::Established, "10.0.0.1:45000", "93.184.216.34:443", Some(300)));
+        v.push(sock(
+            TcpState::Established,
+            "10.0.0.1:45000",
+            "93.184.216.34:443",
+            Some(300),
+        ));
     } else {
-        let mut s = sock(TcpState::SynSent, "10.0.0.1:45001", "93.184.216.34:443", Some(300));
+        let mut s = sock(
+            TcpState::SynSent,
+            "10.0.0.1:45001",
+            "93.184.216.34:443",
+            Some(300),
+        );
         s.send_q = 1;
         v.push(s);
     }
     // One connection with tcp_info and a timer, for the detail view.
-    let mut s = sock(TcpState::Established, "10.0.0.1:80", "198.51.100.7:61000", Some(100));
+    let mut s = sock(
+        TcpState::Established,
+        "10.0.0.1:80",
+        "198.51.100.7:61000",
+        Some(100),
+    );
     s.tcp_info = Some(sockscope::model::TcpInfoLite {
         rtt_us: 12_500,
         rttvar_us: 800,

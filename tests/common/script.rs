@@ -8,8 +8,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use sockscope::diagnose::{Diagnoser, Finding, Severity, Subject, Thresholds};
 use sockscope::model::{
-    Engine, EngineConfig, HostInfo, KernelCounters, Ownership, ProcessInfo, Sample, Snapshot, SocketRecord,
-    Sockstat, Sysctls, TcpState,
+    Engine, EngineConfig, HostInfo, KernelCounters, Ownership, ProcessInfo, Sample, Snapshot,
+    SocketRecord, Sockstat, Sysctls, TcpState,
 };
 
 pub fn base() -> SystemTime {

@@ -57,17 +57,28 @@ pub(super) fn table(
     let rows: Vec<Row> = (cursor.offset..end)
         .map(|i| {
             let (mut cells, style) = row(i);
-            let style = if i == cursor.index { theme.selected() } else { style };
-            let cells = keep.iter().map(|&k| Cell::from(std::mem::take(&mut cells[k])));
+            let style = if i == cursor.index {
+                theme.selected()
+            } else {
+                style
+            };
+            let cells = keep
+                .iter()
+                .map(|&k| Cell::from(std::mem::take(&mut cells[k])));
             Row::new(cells.collect::<Vec<_>>()).style(style)
         })
         .collect();
     let header = Row::new(keep.iter().map(|&k| Cell::from(columns[k].0))).style(theme.title());
-    let widths: Vec<Constraint> = keep.iter().map(|&k| Constraint::Length(columns[k].1)).collect();
+    let widths: Vec<Constraint> = keep
+        .iter()
+        .map(|&k| Constraint::Length(columns[k].1))
+        .collect();
     frame.render_widget(
-        Table::new(rows, widths)
-            .header(header)
-            .block(Block::new().borders(Borders::TOP).title(Line::styled(title, theme.title()))),
+        Table::new(rows, widths).header(header).block(
+            Block::new()
+                .borders(Borders::TOP)
+                .title(Line::styled(title, theme.title())),
+        ),
         area,
     );
     page
