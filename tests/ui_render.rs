@@ -157,3 +157,29 @@ fn no_color_leaves_no_colour_but_keeps_emphasis() {
         assert!(emphasised > 0, "keys {keys:?}: nothing stands out");
     }
 }
+
+/// The README's screenshots are renders of the scene; this keeps them current.
+/// `SOCKSCOPE_UPDATE_SCREENSHOTS=1 cargo test --test ui_render screenshots`
+/// rewrites them.
+#[test]
+fn screenshots_are_current() {
+    let update = std::env::var_os("SOCKSCOPE_UPDATE_SCREENSHOTS").is_some();
+    for (name, keys) in [("overview", ""), ("connections", "2")] {
+        let mut a = app(true);
+        press(&mut a, keys);
+        let svg = common::svg::to_svg(&render(&mut a, 120, 36, true));
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("assets")
+            .join(format!("screenshot-{name}.svg"));
+        if update {
+            std::fs::write(&path, &svg).expect("write the screenshot");
+        } else {
+            let old = std::fs::read_to_string(&path).unwrap_or_default();
+            assert!(
+                old == svg,
+                "{} is out of date: SOCKSCOPE_UPDATE_SCREENSHOTS=1 cargo test --test ui_render screenshots",
+                path.display()
+            );
+        }
+    }
+}

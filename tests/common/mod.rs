@@ -7,6 +7,7 @@ pub mod lab;
 pub mod population;
 pub mod scene;
 pub mod script;
+pub mod svg;
 
 use std::net::{IpAddr, SocketAddr};
 use std::process::Command;

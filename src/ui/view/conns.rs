@@ -77,7 +77,10 @@ pub fn draw(frame: &mut Frame, app: &mut App, theme: Theme, area: Rect) {
         } else if !v.at_start && now.saturating_since(v.first_seen) < highlight {
             style = theme.new_row();
         }
-        // New and closed rows keep their colour across the state cell too.
+        if cursor.offset + n == cursor.index {
+            style = theme.selected();
+        }
+        // New, closed and selected rows keep their colour across the state cell.
         let plain = style == Style::new();
         let cells = cols.iter().map(|(c, w)| {
             let w = usize::from(*w);
@@ -116,9 +119,6 @@ pub fn draw(frame: &mut Frame, app: &mut App, theme: Theme, area: Rect) {
             };
             Cell::from(text).style(style)
         });
-        if cursor.offset + n == cursor.index {
-            style = theme.selected();
-        }
         rows.push(TableRow::new(cells).style(style));
     }
     let title = format!(
