@@ -413,4 +413,16 @@ mod tests {
                 .contains("ctrl-nope")
         );
     }
+
+    #[test]
+    fn the_readme_key_table_is_the_keymap() {
+        let table = Keymap::default().markdown_table();
+        if std::env::var_os("SOCKSCOPE_PRINT_KEYS").is_some() {
+            println!("<<<KEYS>>>\n{table}<<<END>>>");
+        }
+        assert!(
+            include_str!("../../README.md").contains(&table),
+            "the README's key table is stale; it should be:\n{table}"
+        );
+    }
 }
