@@ -2,12 +2,12 @@
 
 use std::net::{IpAddr, SocketAddr};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::TcpState;
 
 /// The kind of timer pending on a socket (`ss -o`'s `timer:(...)`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum TimerKind {
     /// Retransmission (or, in SYN_RECV, SYN-ACK retransmission).
@@ -21,7 +21,7 @@ pub enum TimerKind {
 }
 
 /// A socket's pending timer.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Timer {
     pub kind: TimerKind,
     /// Milliseconds until it fires (0 when the kernel reports it overdue).
@@ -33,7 +33,7 @@ pub struct Timer {
 /// The fields of the kernel's `struct tcp_info` that diagnosis and display use.
 /// Times are as the kernel gives them: `rtt_us`/`rttvar_us`/`rto_us` in
 /// microseconds, the `last_*` ages in milliseconds.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TcpInfoLite {
     pub rtt_us: u32,
     pub rttvar_us: u32,
