@@ -1,0 +1,605 @@
+//! Recordings on disk: samples written and read back equal (in order, at random,
+//! by time; property test over arbitrary sockets), rotation within the bound,
+//! the writer thread, and every kind of damage replayed up to the damage.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, UNIX_EPOCH};
+
+use common::script::{base, host, listener, sock, stock_sysctls};
+use proptest::prelude::*;
+use sockscope::model::{
+    Health, HostInfo, KernelCounters, OwnerScanStats, Ownership, ProcessInfo, Sample, SocketRecord,
+    SocketSource, Sockstat, TcpInfoLite, TcpState, Timer, TimerKind,
+};
+use sockscope::record::{self, Limits, Reader, RecordError, Recorder, RecordingSink};
+
+/// A sample with every part filled in, different for each `i`: sockets of each
+/// ownership, IPv6, timers and tcp_info, processes, users, counters, host facts
+/// and health, taken at a time with nanoseconds.
+fn rich(i: u32, conns: u32) -> Sample {
+    let mut sockets = vec![listener("0.0.0.0:8080", i % 5, 128, 100)];
+    for c in 0..conns {
+        let state = TcpState::ALL[((c + i / 7) % 11) as usize];
+        let pid = match c % 4 {
+            0 | 1 => Some(100 + c % 2),
+            _ => None,
+        };
+        let mut s = sock(
+            state,
+            "10.0.0.1:8080",
+            &format!("{}:{}", host(c), 1024 + c),
+            pid,
+        );
+        if c % 4 == 3 {
+            s.owner = if c % 8 == 3 {
+                Ownership::Hidden
+            } else {
+                Ownership::Unknown
+            };
+        }
+        s.uid = [0, 33, 1000][(c % 3) as usize];
+        s.recv_q = c * i % 300;
+        s.timer = (c % 3 == 0).then_some(Timer {
+            kind: [
+                TimerKind::Retransmit,
+                TimerKind::Keepalive,
+                TimerKind::TimeWait,
+            ][(c % 9 / 3) as usize],
+            expires_ms: 1000 + i * 10,
+            retransmits: (c % 4) as u8,
+        });
+        s.tcp_info = (c % 2 == 0).then_some(TcpInfoLite {
+            rtt_us: 40 + c,
+            last_data_sent_ms: i * 1000 + c,
+            total_retrans: c % 5,
+            ..TcpInfoLite::default()
+        });
+        s.shutdown = (c % 5 == 0).then_some((c % 3) as u8);
+        sockets.push(s);
+    }
+    let mut v6 = sock(
+        TcpState::Established,
+        "[::1]:443",
+        "[2001:db8::7]:50000",
+        Some(101),
+    );
+    v6.tcp_info = Some(TcpInfoLite::default());
+    sockets.push(v6);
+    let processes = [(100, "nginx"), (101, "java")]
+        .into_iter()
+        .map(|(pid, name)| {
+            let p = ProcessInfo {
+                pid,
+                name: name.into(),
+                cmdline: format!("{name} -c /etc/{name}.conf"),
+                exe: (pid == 100).then(|| format!("/usr/sbin/{name}")),
+                uid: 33,
+                user: "www-data".into(),
+                start_time: 4242 + u64::from(pid),
+                fd_count: Some(u64::from(conns + i)),
+                fd_limit: (pid == 101).then_some(1024),
+            };
+            (pid, Arc::new(p))
+        })
+        .collect();
+    Sample {
+        taken_at: base() + Duration::new(u64::from(i), i * 1_000_003 + 7),
+        sockets,
+        processes,
+        users: BTreeMap::from([
+            (0, "root".into()),
+            (33, "www-data".into()),
+            (1000, "1000".into()),
+        ]),
+        counters: KernelCounters {
+            tcp: BTreeMap::from([
+                ("ActiveOpens".into(), i64::from(i) * 3),
+                ("MaxConn".into(), -1),
+            ]),
+            tcp_ext: BTreeMap::from([("ListenOverflows".into(), u64::from(i / 10))]),
+            sockstat: Sockstat {
+                inuse: u64::from(conns),
+                tw: 3,
+                ..Sockstat::default()
+            },
+            sysctls: stock_sysctls(),
+        },
+        host: HostInfo {
+            hostname: "web-1".into(),
+            kernel: "6.18.44".into(),
+            os: "Linux".into(),
+            uptime_secs: 1000 + u64::from(i),
+            load_avg: [0.64, 0.39 + f64::from(i) / 100.0, 0.24],
+            cpus: 2,
+            memory_total_bytes: 25_276_502_016,
+            memory_used_bytes: 463_810_560,
+        },
+        health: Health {
+            source: if i % 2 == 1 {
+                SocketSource::ProcNet {
+                    reason: "netlink refused".into(),
+                }
+            } else {
+                SocketSource::Netlink
+            },
+            malformed_lines: u64::from(i % 3),
+            privileged: i % 2 == 0,
+            owners: OwnerScanStats {
+                full_scan: i == 0,
+                fds_read: 90 + u64::from(i),
+                first_error: (i % 4 == 1).then_some(24),
+                ..OwnerScanStats::default()
+            },
+            notes: if i % 3 == 0 {
+                vec![format!("note {i}")]
+            } else {
+                vec![]
+            },
+        },
+    }
+}
+
+/// `Sample` has no `PartialEq` (it holds `Arc`s); compare through its parts.
+fn assert_same(a: &Sample, b: &Sample, what: &str) {
+    assert_eq!(a.taken_at, b.taken_at, "{what}: taken_at");
+    assert_eq!(a.sockets, b.sockets, "{what}: sockets");
+    assert_eq!(a.processes, b.processes, "{what}: processes");
+    assert_eq!(a.users, b.users, "{what}: users");
+    assert_eq!(a.counters, b.counters, "{what}: counters");
+    assert_eq!(a.host, b.host, "{what}: host");
+    assert_eq!(a.health, b.health, "{what}: health");
+}
+
+fn write_all(path: &Path, samples: &[Sample], limits: Limits) -> Vec<u64> {
+    let mut rec = Recorder::create(path, limits).expect("create recording");
+    let sizes = samples
+        .iter()
+        .map(|s| rec.append(s).expect("append"))
+        .collect();
+    rec.sync().expect("sync");
+    sizes
+}
+
+fn read_all(reader: &mut Reader) -> Vec<Sample> {
+    reader
+        .samples()
+        .map(|r| r.unwrap_or_else(|d| panic!("unexpected damage: {d}")))
+        .collect()
+}
+
+#[test]
+fn samples_come_back_equal_in_order_at_random_and_by_time() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("rec");
+    // More than two key-frame intervals, so random reads cross key frames.
+    let samples: Vec<Sample> = (0..150).map(|i| rich(i, 40)).collect();
+    write_all(&path, &samples, Limits::default());
+
+    let mut reader = Reader::open(&path).expect("open");
+    assert_eq!(reader.len(), samples.len());
+    assert!(reader.damage().is_none());
+    for (i, (a, b)) in samples.iter().zip(read_all(&mut reader)).enumerate() {
+        assert_same(a, &b, &format!("sample {i}"));
+    }
+    for i in [149, 0, 64, 63, 65, 130, 2, 1, 100, 101, 99] {
+        let got = reader.read(i).expect("in range").expect("readable");
+        assert_same(&samples[i], &got, &format!("random read {i}"));
+    }
+    assert!(reader.read(150).is_none());
+
+    for (i, s) in samples.iter().enumerate() {
+        assert_eq!(reader.taken_at(i), Some(s.taken_at));
+        assert_eq!(reader.index_at(s.taken_at), Some(i));
+        assert_eq!(
+            reader.index_at(s.taken_at + Duration::from_millis(500)),
+            Some(i)
+        );
+    }
+    assert_eq!(reader.index_at(base() - Duration::from_secs(1)), Some(0));
+    assert_eq!(
+        reader.index_at(base() + Duration::from_secs(9999)),
+        Some(149)
+    );
+}
+
+#[test]
+fn times_before_the_epoch_and_empty_samples_round_trip() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("rec");
+    let times = [
+        UNIX_EPOCH - Duration::new(5, 1),
+        UNIX_EPOCH,
+        UNIX_EPOCH + Duration::new(0, 1),
+        base() + Duration::new(0, 999_999_999),
+    ];
+    let samples: Vec<Sample> = times
+        .iter()
+        .map(|&t| Sample::of_sockets(t, vec![]))
+        .collect();
+    write_all(&path, &samples, Limits::default());
+    let got = read_all(&mut Reader::open(&path).expect("open"));
+    assert_eq!(got.len(), samples.len());
+    for (a, b) in samples.iter().zip(&got) {
+        assert_same(a, b, "empty sample");
+    }
+}
+
+fn arb_addr() -> impl Strategy<Value = SocketAddr> {
+    prop_oneof![
+        (any::<u32>(), any::<u16>())
+            .prop_map(|(ip, port)| SocketAddr::new(IpAddr::V4(Ipv4Addr::from(ip)), port)),
+        (any::<u128>(), any::<u16>())
+            .prop_map(|(ip, port)| SocketAddr::new(IpAddr::V6(Ipv6Addr::from(ip)), port)),
+    ]
+}
+
+fn arb_socket() -> impl Strategy<Value = SocketRecord> {
+    let timer =
+        (0..4usize, any::<u32>(), any::<u8>()).prop_map(|(k, expires_ms, retransmits)| Timer {
+            kind: [
+                TimerKind::Retransmit,
+                TimerKind::Keepalive,
+                TimerKind::TimeWait,
+                TimerKind::Probe,
+            ][k],
+            expires_ms,
+            retransmits,
+        });
+    let info = (any::<[u32; 8]>(), any::<[u8; 3]>()).prop_map(|(n, b)| TcpInfoLite {
+        rtt_us: n[0],
+        rttvar_us: n[1],
+        rto_us: n[2],
+        retransmits: b[0],
+        probes: b[1],
+        backoff: b[2],
+        unacked: n[3],
+        total_retrans: n[4],
+        last_data_sent_ms: n[5],
+        last_data_recv_ms: n[6],
+        last_ack_recv_ms: n[7],
+    });
+    let owner = prop_oneof![
+        (any::<u32>(), any::<u32>()).prop_map(|(pid, fd)| Ownership::Known { pid, fd }),
+        Just(Ownership::Kernel),
+        Just(Ownership::Hidden),
+        Just(Ownership::Unknown),
+    ];
+    (
+        (0..11usize, arb_addr(), arb_addr(), any::<[u32; 3]>()),
+        (
+            any::<[u64; 2]>(),
+            proptest::option::of(timer),
+            proptest::option::of(info),
+        ),
+        (proptest::option::of(any::<u8>()), owner),
+    )
+        .prop_map(
+            |((st, local, remote, q), (ids, timer, tcp_info), (shutdown, owner))| SocketRecord {
+                state: TcpState::ALL[st],
+                local,
+                remote,
+                recv_q: q[0],
+                send_q: q[1],
+                uid: q[2],
+                inode: ids[0],
+                cookie: ids[1],
+                timer,
+                tcp_info,
+                shutdown,
+                owner,
+            },
+        )
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(48))]
+
+    /// Any sockets, over a few samples (so delta frames too), any times.
+    #[test]
+    fn arbitrary_sockets_round_trip(
+        frames in proptest::collection::vec(
+            (proptest::collection::vec(arb_socket(), 0..40), any::<i32>(), 0..1_000_000_000u32),
+            1..6,
+        )
+    ) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("rec");
+        let samples: Vec<Sample> = frames
+            .into_iter()
+            .map(|(sockets, secs, nanos)| {
+                let t = if secs >= 0 {
+                    UNIX_EPOCH + Duration::new(secs.unsigned_abs().into(), nanos)
+                } else {
+                    UNIX_EPOCH - Duration::new(secs.unsigned_abs().into(), nanos)
+                };
+                Sample::of_sockets(t, sockets)
+            })
+            .collect();
+        write_all(&path, &samples, Limits::default());
+        let mut reader = Reader::open(&path).expect("open");
+        let got = read_all(&mut reader);
+        prop_assert_eq!(got.len(), samples.len());
+        for (a, b) in samples.iter().zip(&got) {
+            prop_assert_eq!(a.taken_at, b.taken_at);
+            prop_assert_eq!(&a.sockets, &b.sockets);
+        }
+    }
+}
+
+/// Files of the set of `path` that exist, and their sizes.
+fn set_sizes(path: &Path, up_to: u32) -> Vec<(PathBuf, u64)> {
+    (0..=up_to)
+        .map(|n| record::rotated_name(path, n))
+        .filter_map(|p| Some((p.clone(), std::fs::metadata(&p).ok()?.len())))
+        .collect()
+}
+
+#[test]
+fn rotation_keeps_the_set_within_its_bound_and_reads_in_order() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("rec");
+    let limits = Limits {
+        max_bytes: 192 << 10,
+        keep: 2,
+    };
+    // Samples that differ a lot, so that frames are large and the files fill.
+    let samples: Vec<Sample> = (0..120).map(|i| rich(i * 13, 300)).collect();
+    let sizes = write_all(&path, &samples, limits);
+    let files = set_sizes(&path, 5);
+    let names: Vec<String> = files
+        .iter()
+        .map(|(p, _)| {
+            p.file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default()
+        })
+        .collect();
+    assert_eq!(
+        names,
+        ["rec", "rec.1", "rec.2"],
+        "rotated files; frames {sizes:?}"
+    );
+    let total: u64 = files.iter().map(|(_, n)| n).sum();
+    assert!(total <= limits.max_bytes, "{total} > {}", limits.max_bytes);
+    for (p, n) in &files {
+        assert!(*n <= limits.per_file(), "{} holds {n}", p.display());
+    }
+
+    let mut reader = Reader::open(&path).expect("open");
+    let got = read_all(&mut reader);
+    assert!(
+        got.len() >= 3 && got.len() < samples.len(),
+        "{} samples kept",
+        got.len()
+    );
+    // What is kept is the newest samples, every one of them, in order.
+    let first = samples.len() - got.len();
+    for (k, b) in got.iter().enumerate() {
+        assert_same(&samples[first + k], b, &format!("kept sample {k}"));
+    }
+    // Any of them at random too (each file starts with a key frame).
+    let mid = got.len() / 2;
+    let again = reader.read(mid).expect("in range").expect("readable");
+    assert_same(&samples[first + mid], &again, "random read across files");
+
+    // The newest file alone is a recording of its own.
+    let alone = read_all(&mut Reader::open_file(&path).expect("open newest"));
+    assert!(!alone.is_empty());
+    assert_same(
+        alone.last().expect("one"),
+        samples.last().expect("one"),
+        "newest file",
+    );
+}
+
+#[test]
+fn starting_over_an_existing_recording_rotates_it_away() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("rec");
+    write_all(&path, &[rich(0, 3), rich(1, 3)], Limits::default());
+    write_all(&path, &[rich(2, 3)], Limits::default());
+    let got = read_all(&mut Reader::open(&path).expect("open"));
+    assert_eq!(got.len(), 3, "the old file became rec.1 and is read first");
+    for (i, s) in got.iter().enumerate() {
+        assert_same(&rich(i as u32, 3), s, "in order");
+    }
+    // With nothing to keep, the old one is gone.
+    write_all(
+        &path,
+        &[rich(9, 3)],
+        Limits {
+            keep: 0,
+            ..Limits::default()
+        },
+    );
+    assert_eq!(
+        read_all(&mut Reader::open_file(&path).expect("open")).len(),
+        1
+    );
+}
+
+#[test]
+fn an_unwritable_place_is_an_error_naming_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("no/such/dir/rec");
+    let err = Recorder::create(&path, Limits::default())
+        .err()
+        .expect("refused");
+    assert!(matches!(err, RecordError::Io { .. }), "{err:?}");
+    assert!(err.to_string().contains("no/such/dir/rec"), "{err}");
+    assert!(RecordingSink::spawn(&path, Limits::default()).is_err());
+}
+
+#[test]
+fn the_writer_thread_records_every_sample_it_accepts_in_order() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("rec");
+    let mut sink = RecordingSink::spawn(&path, Limits::default()).expect("spawn");
+    let samples: Vec<Sample> = (0..40).map(|i| rich(i, 20)).collect();
+    let mut accepted = Vec::new();
+    for (i, s) in samples.iter().enumerate() {
+        match sink.record(s) {
+            Ok(()) => accepted.push(i),
+            // A full queue is said, never silent; the sample is not recorded.
+            Err(RecordError::Behind(1)) => {}
+            Err(e) => panic!("sample {i}: {e}"),
+        }
+    }
+    sink.finish().expect("finish");
+    let got = read_all(&mut Reader::open(&path).expect("open"));
+    assert_eq!(got.len(), accepted.len());
+    assert!(!accepted.is_empty());
+    for (&i, b) in accepted.iter().zip(&got) {
+        assert_same(&samples[i], b, &format!("sample {i}"));
+    }
+}
+
+/// Ten samples written; their frames' byte offsets.
+fn ten(path: &Path) -> (Vec<Sample>, Vec<u64>) {
+    let samples: Vec<Sample> = (0..10).map(|i| rich(i, 30)).collect();
+    let sizes = write_all(path, &samples, Limits::default());
+    let mut offsets = vec![record::wire::FILE_HEADER_LEN as u64];
+    for s in &sizes {
+        offsets.push(offsets.last().copied().unwrap_or(0) + s);
+    }
+    (samples, offsets)
+}
+
+/// Reads a damaged recording: the samples before the damage, then the damage.
+fn replay_damaged(path: &Path) -> (Vec<Sample>, record::Damage) {
+    let mut reader = Reader::open(path).expect("a damaged recording still opens");
+    let mut good = Vec::new();
+    let mut damage = None;
+    for item in reader.samples() {
+        match item {
+            Ok(s) => good.push(s),
+            Err(d) => damage = Some(d),
+        }
+    }
+    let damage = damage.expect("the damage is reported");
+    assert_eq!(Some(&damage), reader.damage(), "found on open");
+    assert_eq!(damage.at_frame, good.len());
+    (good, damage)
+}
+
+#[test]
+fn a_truncated_frame_keeps_every_sample_before_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("rec");
+    let (samples, offsets) = ten(&path);
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .expect("open");
+    file.set_len(offsets[9] + 40)
+        .expect("truncate into the last payload");
+    let (good, damage) = replay_damaged(&path);
+    assert_eq!(good.len(), 9);
+    assert_eq!(damage.offset, offsets[9]);
+    assert!(
+        damage.reason.contains("truncated frame"),
+        "{}",
+        damage.reason
+    );
+    for (a, b) in samples.iter().zip(&good) {
+        assert_same(a, b, "before the cut");
+    }
+    // Cut inside a frame header instead.
+    file.set_len(offsets[4] + 10)
+        .expect("truncate into a header");
+    let (good, damage) = replay_damaged(&path);
+    assert_eq!(good.len(), 4);
+    assert!(
+        damage.reason.contains("truncated frame header"),
+        "{}",
+        damage.reason
+    );
+}
+
+#[test]
+fn a_flipped_byte_stops_the_replay_at_that_frame() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("rec");
+    let (samples, offsets) = ten(&path);
+    let pristine = std::fs::read(&path).expect("read");
+    for (frame, at, reason) in [
+        (5usize, 40u64, "payload checksum"),
+        (5, 3, "header checksum"),
+        (0, 50, "payload checksum"),
+    ] {
+        let mut bytes = pristine.clone();
+        let i = usize::try_from(offsets[frame] + at).expect("small");
+        bytes[i] ^= 0x01;
+        std::fs::write(&path, &bytes).expect("write");
+        let (good, damage) = replay_damaged(&path);
+        assert_eq!(good.len(), frame, "flip in frame {frame}");
+        assert_eq!(damage.offset, offsets[frame]);
+        assert!(damage.reason.contains(reason), "{}", damage.reason);
+        assert!(damage.to_string().contains("rec"), "{damage}");
+        for (a, b) in samples.iter().zip(&good) {
+            assert_same(a, b, "before the flip");
+        }
+    }
+}
+
+#[test]
+fn garbage_an_empty_file_and_other_versions_are_told_apart() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("rec");
+    for (content, reason) in [
+        (&b""[..], "empty file"),
+        (&b"{\"version\": 1, \"this is\": \"json\"}"[..], "bad magic"),
+        (&b"SOCKS"[..], "truncated file header"),
+    ] {
+        std::fs::write(&path, content).expect("write");
+        let (good, damage) = replay_damaged(&path);
+        assert!(good.is_empty());
+        assert_eq!((damage.at_frame, damage.offset), (0, 0));
+        assert!(damage.reason.contains(reason), "{}", damage.reason);
+    }
+    let mut other = record::wire::file_header().to_vec();
+    other[8] = 9;
+    std::fs::write(&path, &other).expect("write");
+    let err = Reader::open(&path).err().expect("refused");
+    assert!(
+        matches!(err, RecordError::Version { found: 9, .. }),
+        "{err:?}"
+    );
+    // A header alone is an empty recording, not damage.
+    std::fs::write(&path, record::wire::file_header()).expect("write");
+    let reader = Reader::open(&path).expect("open");
+    assert!(reader.is_empty() && reader.damage().is_none());
+    assert!(matches!(
+        Reader::open(dir.path().join("absent")).err(),
+        Some(RecordError::NotFound { .. })
+    ));
+}
+
+#[test]
+fn frame_sizes_stay_compact() {
+    // Not a benchmark: a guard that delta frames do their job. Ten samples of
+    // 1000 sockets where only times and a few counters change.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("rec");
+    let samples: Vec<Sample> = (0..10)
+        .map(|i| {
+            let mut s = rich(0, 1000);
+            s.taken_at = base() + Duration::from_secs(i);
+            s
+        })
+        .collect();
+    let sizes = write_all(&path, &samples, Limits::default());
+    let raw = record::wire::encode_sample(&samples[0])
+        .expect("encode")
+        .len() as u64;
+    // Random 64-bit cookies do not compress, so a key frame is not much smaller.
+    assert!(sizes[0] < raw * 3 / 4, "key frame {} of raw {raw}", sizes[0]);
+    for s in &sizes[1..] {
+        assert!(*s < 200, "an unchanged sample costs {s} bytes");
+    }
+}
