@@ -128,14 +128,14 @@ fn rich(i: u32, conns: u32) -> Sample {
                 SocketSource::Netlink
             },
             malformed_lines: u64::from(i % 3),
-            privileged: i % 2 == 0,
+            privileged: i.is_multiple_of(2),
             owners: OwnerScanStats {
                 full_scan: i == 0,
                 fds_read: 90 + u64::from(i),
                 first_error: (i % 4 == 1).then_some(24),
                 ..OwnerScanStats::default()
             },
-            notes: if i % 3 == 0 {
+            notes: if i.is_multiple_of(3) {
                 vec![format!("note {i}")]
             } else {
                 vec![]
@@ -598,7 +598,11 @@ fn frame_sizes_stay_compact() {
         .expect("encode")
         .len() as u64;
     // Random 64-bit cookies do not compress, so a key frame is not much smaller.
-    assert!(sizes[0] < raw * 3 / 4, "key frame {} of raw {raw}", sizes[0]);
+    assert!(
+        sizes[0] < raw * 3 / 4,
+        "key frame {} of raw {raw}",
+        sizes[0]
+    );
     for s in &sizes[1..] {
         assert!(*s < 200, "an unchanged sample costs {s} bytes");
     }
