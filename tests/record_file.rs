@@ -583,13 +583,24 @@ fn garbage_an_empty_file_and_other_versions_are_told_apart() {
 #[test]
 fn frame_sizes_stay_compact() {
     // Not a benchmark: a guard that delta frames do their job. Ten samples of
-    // 1000 sockets where only times and a few counters change.
+    // 1000 idle sockets a second apart: their ages grow, their timers run down,
+    // nothing else changes.
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("rec");
-    let samples: Vec<Sample> = (0..10)
+    let samples: Vec<Sample> = (0..10u32)
         .map(|i| {
             let mut s = rich(0, 1000);
-            s.taken_at = base() + Duration::from_secs(i);
+            s.taken_at += Duration::from_secs(i.into());
+            for r in &mut s.sockets {
+                if let Some(t) = &mut r.tcp_info {
+                    t.last_data_sent_ms += 1000 * i;
+                    t.last_data_recv_ms += 1000 * i;
+                    t.last_ack_recv_ms += 1000 * i;
+                }
+                if let Some(t) = &mut r.timer {
+                    t.expires_ms += 20_000 - 1000 * i;
+                }
+            }
             s
         })
         .collect();
@@ -606,4 +617,18 @@ fn frame_sizes_stay_compact() {
     for s in &sizes[1..] {
         assert!(*s < 200, "an unchanged sample costs {s} bytes");
     }
+}
+
+#[test]
+fn the_on_disk_form_of_a_sample_is_pinned() {
+    // A change to the model types that a recording holds changes these bytes.
+    // Old recordings would then be misread: bump `record::wire::VERSION`, then
+    // update the checksum here.
+    let raw = record::wire::encode_sample(&rich(3, 12)).expect("encode");
+    assert_eq!(
+        (raw.len(), crc32fast::hash(&raw)),
+        (1066, 2_201_628_590),
+        "the on-disk form changed (version {})",
+        record::wire::VERSION
+    );
 }

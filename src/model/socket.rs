@@ -21,7 +21,7 @@ pub enum TimerKind {
 }
 
 /// A socket's pending timer.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 pub struct Timer {
     pub kind: TimerKind,
     /// Milliseconds until it fires (0 when the kernel reports it overdue).
@@ -33,7 +33,7 @@ pub struct Timer {
 /// The fields of the kernel's `struct tcp_info` that diagnosis and display use.
 /// Times are as the kernel gives them: `rtt_us`/`rttvar_us`/`rto_us` in
 /// microseconds, the `last_*` ages in milliseconds.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct TcpInfoLite {
     pub rtt_us: u32,
     pub rttvar_us: u32,

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::model::{
     Health, HostInfo, KernelCounters, OwnerScanStats, Ownership, ProcessInfo, Sample, SocketRecord,
-    SocketSource, TcpInfoLite, TcpState, Timer,
+    SocketSource, TcpInfoLite, TcpState, Timer, TimerKind,
 };
 
 /// The first bytes of every recording file.
@@ -27,6 +27,12 @@ pub const FRAME_HEADER_LEN: usize = 32;
 pub const MAX_FRAME: u32 = 1 << 30;
 /// zstd's level: 3 (its default) costs a few milliseconds per 10k sockets.
 const ZSTD_LEVEL: i32 = 3;
+/// The largest window a delta frame uses: 128 MiB, what zstd's decoder accepts
+/// by default (a prefix and sample of 64 MiB each, some 1.3M sockets).
+const WINDOW_LOG_MAX: u32 = 27;
+/// Prefixes longer than this (some 16k sockets) are searched with long
+/// distance matching.
+const LDM_FROM: usize = 1 << 20;
 
 /// The file header.
 pub fn file_header() -> [u8; FILE_HEADER_LEN] {
@@ -160,10 +166,37 @@ struct WireSocket {
     uid: u32,
     inode: u64,
     cookie: u64,
-    timer: Option<Timer>,
-    tcp_info: Option<TcpInfoLite>,
+    timer: Option<WireTimer>,
+    tcp_info: Option<WireTcpInfo>,
     shutdown: Option<u8>,
     owner: WireOwner,
+}
+
+/// A timer by when it fires (milliseconds since the epoch, by the sample's
+/// clock) rather than how far off: the same from one sample to the next while
+/// it is pending, so a delta frame costs nothing for it.
+#[derive(Serialize, Deserialize)]
+struct WireTimer {
+    kind: TimerKind,
+    expires_at_ms: i64,
+    retransmits: u8,
+}
+
+/// `TcpInfoLite` with its ages turned into times (milliseconds since the
+/// epoch) for the same reason: an idle connection's stay put.
+#[derive(Serialize, Deserialize)]
+struct WireTcpInfo {
+    rtt_us: u32,
+    rttvar_us: u32,
+    rto_us: u32,
+    retransmits: u8,
+    probes: u8,
+    backoff: u8,
+    unacked: u32,
+    total_retrans: u32,
+    last_data_sent_at_ms: i64,
+    last_data_recv_at_ms: i64,
+    last_ack_recv_at_ms: i64,
 }
 
 /// `Health`, whose source is written as a plain enum here (the JSON's tagged
@@ -191,7 +224,10 @@ struct WireSample {
 /// The uncompressed payload of `sample` (everything but its time).
 pub fn encode_sample(sample: &Sample) -> Result<Vec<u8>, postcard::Error> {
     let wire = WireSample {
-        sockets: sample.sockets.iter().map(wire_socket).collect(),
+        sockets: {
+            let now = millis(sample.taken_at);
+            sample.sockets.iter().map(|s| wire_socket(s, now)).collect()
+        },
         processes: sample
             .processes
             .iter()
@@ -221,10 +257,11 @@ pub fn decode_sample(raw: &[u8], taken_at: SystemTime) -> Result<Sample, String>
     if !rest.is_empty() {
         return Err(format!("{} stray bytes after the sample", rest.len()));
     }
+    let now = millis(taken_at);
     let sockets = wire
         .sockets
         .into_iter()
-        .map(socket_record)
+        .map(|w| socket_record(w, now))
         .collect::<Result<Vec<_>, _>>()?;
     let h = wire.health;
     Ok(Sample {
@@ -251,7 +288,15 @@ pub fn decode_sample(raw: &[u8], taken_at: SystemTime) -> Result<Sample, String>
     })
 }
 
-fn wire_socket(s: &SocketRecord) -> WireSocket {
+/// Milliseconds since the epoch, rounded down (the base of the times above).
+fn millis(t: SystemTime) -> i64 {
+    let (secs, nanos) = split_time(t);
+    secs.saturating_mul(1000)
+        .saturating_add(i64::from(nanos / 1_000_000))
+}
+
+fn wire_socket(s: &SocketRecord, now: i64) -> WireSocket {
+    let ago = |ms: u32| now - i64::from(ms);
     WireSocket {
         state: s.state.kernel_number(),
         local: s.local,
@@ -261,8 +306,24 @@ fn wire_socket(s: &SocketRecord) -> WireSocket {
         uid: s.uid,
         inode: s.inode,
         cookie: s.cookie,
-        timer: s.timer,
-        tcp_info: s.tcp_info,
+        timer: s.timer.map(|t| WireTimer {
+            kind: t.kind,
+            expires_at_ms: now + i64::from(t.expires_ms),
+            retransmits: t.retransmits,
+        }),
+        tcp_info: s.tcp_info.map(|t| WireTcpInfo {
+            rtt_us: t.rtt_us,
+            rttvar_us: t.rttvar_us,
+            rto_us: t.rto_us,
+            retransmits: t.retransmits,
+            probes: t.probes,
+            backoff: t.backoff,
+            unacked: t.unacked,
+            total_retrans: t.total_retrans,
+            last_data_sent_at_ms: ago(t.last_data_sent_ms),
+            last_data_recv_at_ms: ago(t.last_data_recv_ms),
+            last_ack_recv_at_ms: ago(t.last_ack_recv_ms),
+        }),
         shutdown: s.shutdown,
         owner: match s.owner {
             Ownership::Known { pid, fd } => WireOwner::Known { pid, fd },
@@ -273,9 +334,38 @@ fn wire_socket(s: &SocketRecord) -> WireSocket {
     }
 }
 
-fn socket_record(w: WireSocket) -> Result<SocketRecord, String> {
+fn socket_record(w: WireSocket, now: i64) -> Result<SocketRecord, String> {
     let state = TcpState::from_kernel(w.state)
         .ok_or_else(|| format!("socket with unknown TCP state {}", w.state))?;
+    let span = |a: i64, b: i64| {
+        a.checked_sub(b)
+            .and_then(|d| u32::try_from(d).ok())
+            .ok_or_else(|| "a socket time out of range".to_string())
+    };
+    let timer = match w.timer {
+        Some(t) => Some(Timer {
+            kind: t.kind,
+            expires_ms: span(t.expires_at_ms, now)?,
+            retransmits: t.retransmits,
+        }),
+        None => None,
+    };
+    let tcp_info = match w.tcp_info {
+        Some(t) => Some(TcpInfoLite {
+            rtt_us: t.rtt_us,
+            rttvar_us: t.rttvar_us,
+            rto_us: t.rto_us,
+            retransmits: t.retransmits,
+            probes: t.probes,
+            backoff: t.backoff,
+            unacked: t.unacked,
+            total_retrans: t.total_retrans,
+            last_data_sent_ms: span(now, t.last_data_sent_at_ms)?,
+            last_data_recv_ms: span(now, t.last_data_recv_at_ms)?,
+            last_ack_recv_ms: span(now, t.last_ack_recv_at_ms)?,
+        }),
+        None => None,
+    };
     Ok(SocketRecord {
         state,
         local: w.local,
@@ -285,8 +375,8 @@ fn socket_record(w: WireSocket) -> Result<SocketRecord, String> {
         uid: w.uid,
         inode: w.inode,
         cookie: w.cookie,
-        timer: w.timer,
-        tcp_info: w.tcp_info,
+        timer,
+        tcp_info,
         shutdown: w.shutdown,
         owner: match w.owner {
             WireOwner::Known { pid, fd } => Ownership::Known { pid, fd },
@@ -311,6 +401,21 @@ pub fn compress(raw: &[u8], prefix: Option<&[u8]>) -> std::io::Result<Vec<u8>> {
     cctx.set_parameter(CParameter::CompressionLevel(ZSTD_LEVEL))
         .map_err(|c| zerr("level", c))?;
     if let Some(prefix) = prefix {
+        // The window must reach back over the whole prefix, or a large sample
+        // gains nothing from it (the level's own window is 2 MiB at most).
+        let span = (prefix.len() + raw.len()).max(1 << 10);
+        let log = span
+            .next_power_of_two()
+            .trailing_zeros()
+            .clamp(10, WINDOW_LOG_MAX);
+        cctx.set_parameter(CParameter::WindowLog(log))
+            .map_err(|c| zerr("window", c))?;
+        // The level's small hash table forgets most of a large prefix; long
+        // distance matching finds the runs of unchanged sockets in it anyway.
+        if prefix.len() > LDM_FROM {
+            cctx.set_parameter(CParameter::EnableLongDistanceMatching(true))
+                .map_err(|c| zerr("ldm", c))?;
+        }
         cctx.ref_prefix(prefix).map_err(|c| zerr("prefix", c))?;
     }
     let mut out = Vec::with_capacity(zstd::zstd_safe::compress_bound(raw.len()));
