@@ -1,176 +1,18 @@
 //! Recordings on disk: samples written and read back equal (in order, at random,
 //! by time; property test over arbitrary sockets), rotation within the bound,
-//! the writer thread, and every kind of damage replayed up to the damage.
+//! the writer thread and the pipeline sink, and a compact, pinned on-disk form.
 
 mod common;
 
-use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
 
-use common::script::{base, host, listener, sock, stock_sysctls};
+use common::recording::{assert_same, read_all, rich, write_all};
+use common::script::base;
 use proptest::prelude::*;
-use sockscope::model::{
-    Health, HostInfo, KernelCounters, OwnerScanStats, Ownership, ProcessInfo, Sample, SocketRecord,
-    SocketSource, Sockstat, TcpInfoLite, TcpState, Timer, TimerKind,
-};
+use sockscope::model::{Ownership, Sample, SocketRecord, TcpInfoLite, TcpState, Timer, TimerKind};
 use sockscope::record::{self, Limits, Reader, RecordError, Recorder, RecordingSink};
-
-/// A sample with every part filled in, different for each `i`: sockets of each
-/// ownership, IPv6, timers and tcp_info, processes, users, counters, host facts
-/// and health, taken at a time with nanoseconds.
-fn rich(i: u32, conns: u32) -> Sample {
-    let mut sockets = vec![listener("0.0.0.0:8080", i % 5, 128, 100)];
-    for c in 0..conns {
-        let state = TcpState::ALL[((c + i / 7) % 11) as usize];
-        let pid = match c % 4 {
-            0 | 1 => Some(100 + c % 2),
-            _ => None,
-        };
-        let mut s = sock(
-            state,
-            "10.0.0.1:8080",
-            &format!("{}:{}", host(c), 1024 + c),
-            pid,
-        );
-        if c % 4 == 3 {
-            s.owner = if c % 8 == 3 {
-                Ownership::Hidden
-            } else {
-                Ownership::Unknown
-            };
-        }
-        s.uid = [0, 33, 1000][(c % 3) as usize];
-        s.recv_q = c * i % 300;
-        s.timer = (c % 3 == 0).then_some(Timer {
-            kind: [
-                TimerKind::Retransmit,
-                TimerKind::Keepalive,
-                TimerKind::TimeWait,
-            ][(c % 9 / 3) as usize],
-            expires_ms: 1000 + i * 10,
-            retransmits: (c % 4) as u8,
-        });
-        s.tcp_info = (c % 2 == 0).then_some(TcpInfoLite {
-            rtt_us: 40 + c,
-            last_data_sent_ms: i * 1000 + c,
-            total_retrans: c % 5,
-            ..TcpInfoLite::default()
-        });
-        s.shutdown = (c % 5 == 0).then_some((c % 3) as u8);
-        sockets.push(s);
-    }
-    let mut v6 = sock(
-        TcpState::Established,
-        "[::1]:443",
-        "[2001:db8::7]:50000",
-        Some(101),
-    );
-    v6.tcp_info = Some(TcpInfoLite::default());
-    sockets.push(v6);
-    let processes = [(100, "nginx"), (101, "java")]
-        .into_iter()
-        .map(|(pid, name)| {
-            let p = ProcessInfo {
-                pid,
-                name: name.into(),
-                cmdline: format!("{name} -c /etc/{name}.conf"),
-                exe: (pid == 100).then(|| format!("/usr/sbin/{name}")),
-                uid: 33,
-                user: "www-data".into(),
-                start_time: 4242 + u64::from(pid),
-                fd_count: Some(u64::from(conns + i)),
-                fd_limit: (pid == 101).then_some(1024),
-            };
-            (pid, Arc::new(p))
-        })
-        .collect();
-    Sample {
-        taken_at: base() + Duration::new(u64::from(i), i * 1_000_003 + 7),
-        sockets,
-        processes,
-        users: BTreeMap::from([
-            (0, "root".into()),
-            (33, "www-data".into()),
-            (1000, "1000".into()),
-        ]),
-        counters: KernelCounters {
-            tcp: BTreeMap::from([
-                ("ActiveOpens".into(), i64::from(i) * 3),
-                ("MaxConn".into(), -1),
-            ]),
-            tcp_ext: BTreeMap::from([("ListenOverflows".into(), u64::from(i / 10))]),
-            sockstat: Sockstat {
-                inuse: u64::from(conns),
-                tw: 3,
-                ..Sockstat::default()
-            },
-            sysctls: stock_sysctls(),
-        },
-        host: HostInfo {
-            hostname: "web-1".into(),
-            kernel: "6.18.44".into(),
-            os: "Linux".into(),
-            uptime_secs: 1000 + u64::from(i),
-            load_avg: [0.64, 0.39 + f64::from(i) / 100.0, 0.24],
-            cpus: 2,
-            memory_total_bytes: 25_276_502_016,
-            memory_used_bytes: 463_810_560,
-        },
-        health: Health {
-            source: if i % 2 == 1 {
-                SocketSource::ProcNet {
-                    reason: "netlink refused".into(),
-                }
-            } else {
-                SocketSource::Netlink
-            },
-            malformed_lines: u64::from(i % 3),
-            privileged: i.is_multiple_of(2),
-            owners: OwnerScanStats {
-                full_scan: i == 0,
-                fds_read: 90 + u64::from(i),
-                first_error: (i % 4 == 1).then_some(24),
-                ..OwnerScanStats::default()
-            },
-            notes: if i.is_multiple_of(3) {
-                vec![format!("note {i}")]
-            } else {
-                vec![]
-            },
-        },
-    }
-}
-
-/// `Sample` has no `PartialEq` (it holds `Arc`s); compare through its parts.
-fn assert_same(a: &Sample, b: &Sample, what: &str) {
-    assert_eq!(a.taken_at, b.taken_at, "{what}: taken_at");
-    assert_eq!(a.sockets, b.sockets, "{what}: sockets");
-    assert_eq!(a.processes, b.processes, "{what}: processes");
-    assert_eq!(a.users, b.users, "{what}: users");
-    assert_eq!(a.counters, b.counters, "{what}: counters");
-    assert_eq!(a.host, b.host, "{what}: host");
-    assert_eq!(a.health, b.health, "{what}: health");
-}
-
-fn write_all(path: &Path, samples: &[Sample], limits: Limits) -> Vec<u64> {
-    let mut rec = Recorder::create(path, limits).expect("create recording");
-    let sizes = samples
-        .iter()
-        .map(|s| rec.append(s).expect("append"))
-        .collect();
-    rec.sync().expect("sync");
-    sizes
-}
-
-fn read_all(reader: &mut Reader) -> Vec<Sample> {
-    reader
-        .samples()
-        .map(|r| r.unwrap_or_else(|d| panic!("unexpected damage: {d}")))
-        .collect()
-}
 
 #[test]
 fn samples_come_back_equal_in_order_at_random_and_by_time() {
@@ -459,127 +301,6 @@ fn the_writer_thread_records_every_sample_it_accepts_in_order() {
     }
 }
 
-/// Ten samples written; their frames' byte offsets.
-fn ten(path: &Path) -> (Vec<Sample>, Vec<u64>) {
-    let samples: Vec<Sample> = (0..10).map(|i| rich(i, 30)).collect();
-    let sizes = write_all(path, &samples, Limits::default());
-    let mut offsets = vec![record::wire::FILE_HEADER_LEN as u64];
-    for s in &sizes {
-        offsets.push(offsets.last().copied().unwrap_or(0) + s);
-    }
-    (samples, offsets)
-}
-
-/// Reads a damaged recording: the samples before the damage, then the damage.
-fn replay_damaged(path: &Path) -> (Vec<Sample>, record::Damage) {
-    let mut reader = Reader::open(path).expect("a damaged recording still opens");
-    let mut good = Vec::new();
-    let mut damage = None;
-    for item in reader.samples() {
-        match item {
-            Ok(s) => good.push(s),
-            Err(d) => damage = Some(d),
-        }
-    }
-    let damage = damage.expect("the damage is reported");
-    assert_eq!(Some(&damage), reader.damage(), "found on open");
-    assert_eq!(damage.at_frame, good.len());
-    (good, damage)
-}
-
-#[test]
-fn a_truncated_frame_keeps_every_sample_before_it() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let path = dir.path().join("rec");
-    let (samples, offsets) = ten(&path);
-    let file = std::fs::OpenOptions::new()
-        .write(true)
-        .open(&path)
-        .expect("open");
-    file.set_len(offsets[9] + 40)
-        .expect("truncate into the last payload");
-    let (good, damage) = replay_damaged(&path);
-    assert_eq!(good.len(), 9);
-    assert_eq!(damage.offset, offsets[9]);
-    assert!(
-        damage.reason.contains("truncated frame"),
-        "{}",
-        damage.reason
-    );
-    for (a, b) in samples.iter().zip(&good) {
-        assert_same(a, b, "before the cut");
-    }
-    // Cut inside a frame header instead.
-    file.set_len(offsets[4] + 10)
-        .expect("truncate into a header");
-    let (good, damage) = replay_damaged(&path);
-    assert_eq!(good.len(), 4);
-    assert!(
-        damage.reason.contains("truncated frame header"),
-        "{}",
-        damage.reason
-    );
-}
-
-#[test]
-fn a_flipped_byte_stops_the_replay_at_that_frame() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let path = dir.path().join("rec");
-    let (samples, offsets) = ten(&path);
-    let pristine = std::fs::read(&path).expect("read");
-    for (frame, at, reason) in [
-        (5usize, 40u64, "payload checksum"),
-        (5, 3, "header checksum"),
-        (0, 50, "payload checksum"),
-    ] {
-        let mut bytes = pristine.clone();
-        let i = usize::try_from(offsets[frame] + at).expect("small");
-        bytes[i] ^= 0x01;
-        std::fs::write(&path, &bytes).expect("write");
-        let (good, damage) = replay_damaged(&path);
-        assert_eq!(good.len(), frame, "flip in frame {frame}");
-        assert_eq!(damage.offset, offsets[frame]);
-        assert!(damage.reason.contains(reason), "{}", damage.reason);
-        assert!(damage.to_string().contains("rec"), "{damage}");
-        for (a, b) in samples.iter().zip(&good) {
-            assert_same(a, b, "before the flip");
-        }
-    }
-}
-
-#[test]
-fn garbage_an_empty_file_and_other_versions_are_told_apart() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let path = dir.path().join("rec");
-    for (content, reason) in [
-        (&b""[..], "empty file"),
-        (&b"{\"version\": 1, \"this is\": \"json\"}"[..], "bad magic"),
-        (&b"SOCKS"[..], "truncated file header"),
-    ] {
-        std::fs::write(&path, content).expect("write");
-        let (good, damage) = replay_damaged(&path);
-        assert!(good.is_empty());
-        assert_eq!((damage.at_frame, damage.offset), (0, 0));
-        assert!(damage.reason.contains(reason), "{}", damage.reason);
-    }
-    let mut other = record::wire::file_header().to_vec();
-    other[8] = 9;
-    std::fs::write(&path, &other).expect("write");
-    let err = Reader::open(&path).err().expect("refused");
-    assert!(
-        matches!(err, RecordError::Version { found: 9, .. }),
-        "{err:?}"
-    );
-    // A header alone is an empty recording, not damage.
-    std::fs::write(&path, record::wire::file_header()).expect("write");
-    let reader = Reader::open(&path).expect("open");
-    assert!(reader.is_empty() && reader.damage().is_none());
-    assert!(matches!(
-        Reader::open(dir.path().join("absent")).err(),
-        Some(RecordError::NotFound { .. })
-    ));
-}
-
 #[test]
 fn frame_sizes_stay_compact() {
     // Not a benchmark: a guard that delta frames do their job. Ten samples of
@@ -631,4 +352,43 @@ fn the_on_disk_form_of_a_sample_is_pinned() {
         "the on-disk form changed (version {})",
         record::wire::VERSION
     );
+}
+
+#[test]
+fn a_wrapped_pipeline_sink_records_every_update_and_passes_it_on() {
+    use sockscope::diagnose::{Diagnoser, Thresholds};
+    use sockscope::live::{PipelineEvent, Processor};
+    use sockscope::model::EngineConfig;
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("rec");
+    let (tx, rx) = std::sync::mpsc::channel();
+    let recording = RecordingSink::spawn(&path, Limits::default()).expect("spawn");
+    let mut sink = recording.wrap(move |e| tx.send(e).is_ok());
+    let mut processor = Processor::new(
+        EngineConfig::default(),
+        Diagnoser::new(Thresholds::default()),
+    );
+    // Fewer samples than the queue holds: none can be refused.
+    for i in 0..3 {
+        assert!(sink(PipelineEvent::Update(processor.process(rich(i, 5)))));
+    }
+    assert!(sink(PipelineEvent::Error("a sampling error".into())));
+    drop(sink);
+    let passed: Vec<String> = rx
+        .iter()
+        .map(|e| match e {
+            PipelineEvent::Update(u) => format!("update {}", u.snapshot.tick),
+            PipelineEvent::Error(m) => m,
+        })
+        .collect();
+    assert_eq!(
+        passed,
+        ["update 1", "update 2", "update 3", "a sampling error"]
+    );
+    let got = read_all(&mut Reader::open(&path).expect("open"));
+    assert_eq!(got.len(), 3, "dropping the sink finished the recording");
+    for (i, s) in got.iter().enumerate() {
+        assert_same(&rich(i as u32, 5), s, "recorded");
+    }
 }

@@ -79,6 +79,45 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use clap::Parser;
+
+    #[derive(Debug, Parser)]
+    struct Mode {
+        #[command(flatten)]
+        record: RecordArgs,
+    }
+
+    #[test]
+    fn the_options_flatten_into_a_mode() {
+        let m = Mode::try_parse_from(["x"]).expect("no recording");
+        assert!(m.record.record.is_none());
+        assert_eq!(m.record.limits(), Limits::default());
+        let m = Mode::try_parse_from([
+            "x",
+            "--record",
+            "r",
+            "--record-max",
+            "1GiB",
+            "--record-keep",
+            "0",
+        ])
+        .expect("parse");
+        assert_eq!(m.record.record.as_deref(), Some(std::path::Path::new("r")));
+        assert_eq!(
+            m.record.limits(),
+            Limits {
+                max_bytes: 1 << 30,
+                keep: 0
+            }
+        );
+        assert!(
+            Mode::try_parse_from(["x", "--record-max", "1GiB"]).is_err(),
+            "needs --record"
+        );
+        assert!(
+            Mode::try_parse_from(["x", "--record", "r", "--record-max", "1 lightyear"]).is_err()
+        );
+    }
 
     #[test]
     fn sizes_parse_with_either_kind_of_unit() {

@@ -60,8 +60,17 @@
 //! [`Recorder`] writes synchronously and returns every I/O error. The live modes
 //! use [`RecordingSink`], which hands each sample to a writer thread over a
 //! bounded channel so compression and disk never hold up the pipeline (see its
-//! doc); [`RecordArgs`] is the `--record FILE --record-max SIZE --record-keep N`
-//! option group for clap.
+//! doc); a sample it could not queue is reported, never dropped silently.
+//! [`RecordArgs`] is the `--record FILE --record-max SIZE --record-keep N` option
+//! group for clap. A mode records with one line:
+//!
+//! ```text
+//! let sink = match args.record.start()? { Some(r) => r.wrap(sink), None => sink };
+//! Pipeline::spawn(collector, interval, processor, sink)
+//! ```
+//!
+//! (boxed, as the two arms differ in type), and recording errors then reach the
+//! mode as `PipelineEvent::Error("recording: ...")`.
 
 mod args;
 mod reader;

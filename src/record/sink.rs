@@ -21,7 +21,7 @@ use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
 use std::thread::JoinHandle;
 
 use super::{Limits, RecordError, Recorder};
-use crate::live::Update;
+use crate::live::{PipelineEvent, Update};
 use crate::model::Sample;
 
 /// Samples waiting for the writer.
@@ -32,6 +32,8 @@ pub struct RecordingSink {
     tx: Option<SyncSender<Sample>>,
     errors: Receiver<RecordError>,
     handle: Option<JoinHandle<Result<(), RecordError>>>,
+    /// Samples not queued (full queue) and not yet reported.
+    behind: u64,
 }
 
 impl RecordingSink {
@@ -59,28 +61,62 @@ impl RecordingSink {
             tx: Some(tx),
             errors,
             handle: Some(handle),
+            behind: 0,
         })
     }
 
-    /// Hands `sample` to the writer. Returns the first error the writer met
-    /// since the last call (that sample, or an earlier one, was not recorded),
-    /// or `Behind(1)` when the queue was full and this sample was not recorded.
+    /// Hands `sample` to the writer. Returns the next error not yet reported:
+    /// one the writer met (that sample was not recorded), else `Behind(n)` when
+    /// the queue was full for `n` samples (this one included, perhaps) that were
+    /// therefore not recorded. Each is reported once, by this call or a later
+    /// one, or by `finish`.
     pub fn record(&mut self, sample: &Sample) -> Result<(), RecordError> {
         let tx = self.tx.as_ref().ok_or(RecordError::WriterGone)?;
-        let sent = match tx.try_send(sample.clone()) {
-            Ok(()) => Ok(()),
-            Err(TrySendError::Full(_)) => Err(RecordError::Behind(1)),
-            Err(TrySendError::Disconnected(_)) => Err(RecordError::WriterGone),
-        };
-        match self.errors.try_recv() {
-            Ok(e) => Err(e),
-            Err(_) => sent,
+        match tx.try_send(sample.clone()) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_)) => self.behind += 1,
+            Err(TrySendError::Disconnected(_)) => return Err(RecordError::WriterGone),
+        }
+        self.pending()
+    }
+
+    /// The next error not yet reported, as `record` describes.
+    fn pending(&mut self) -> Result<(), RecordError> {
+        if let Ok(e) = self.errors.try_recv() {
+            return Err(e);
+        }
+        match std::mem::take(&mut self.behind) {
+            0 => Ok(()),
+            n => Err(RecordError::Behind(n)),
         }
     }
 
     /// `record` for a pipeline update.
     pub fn record_update(&mut self, update: &Update) -> Result<(), RecordError> {
         self.record(&update.snapshot.sample)
+    }
+
+    /// A pipeline sink that records every update and then hands it to `inner`;
+    /// a recording error goes to `inner` first, as a `PipelineEvent::Error`
+    /// ("recording: ..."), so the mode shows it where it shows sampling errors.
+    /// The recording is finished when the returned sink is dropped.
+    ///
+    /// ```text
+    /// Pipeline::spawn(collector, interval, processor, recording.wrap(sink))
+    /// ```
+    pub fn wrap(
+        mut self,
+        mut inner: impl FnMut(PipelineEvent) -> bool + Send + 'static,
+    ) -> impl FnMut(PipelineEvent) -> bool + Send + 'static {
+        move |event| {
+            if let PipelineEvent::Update(update) = &event
+                && let Err(e) = self.record_update(update)
+                && !inner(PipelineEvent::Error(format!("recording: {e}")))
+            {
+                return false;
+            }
+            inner(event)
+        }
     }
 
     /// Writes what is queued, syncs the file and stops the writer; returns the
@@ -95,10 +131,7 @@ impl RecordingSink {
             Some(h) => h.join().unwrap_or(Err(RecordError::WriterGone)),
             None => Ok(()),
         };
-        match self.errors.try_recv() {
-            Ok(e) => Err(e),
-            Err(_) => last,
-        }
+        self.pending().and(last)
     }
 }
 

@@ -5,6 +5,7 @@
 
 pub mod lab;
 pub mod population;
+pub mod recording;
 pub mod script;
 
 use std::net::{IpAddr, SocketAddr};
