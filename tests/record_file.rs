@@ -275,6 +275,25 @@ fn an_unwritable_place_is_an_error_naming_it() {
     assert!(matches!(err, RecordError::Io { .. }), "{err:?}");
     assert!(err.to_string().contains("no/such/dir/rec"), "{err}");
     assert!(RecordingSink::spawn(&path, Limits::default()).is_err());
+
+    // A file that is not a recording is neither rotated nor replaced.
+    let other = dir.path().join("notes.txt");
+    std::fs::write(&other, "keep me\n").expect("write");
+    let err = Recorder::create(
+        &other,
+        Limits {
+            keep: 0,
+            ..Limits::default()
+        },
+    )
+    .err()
+    .expect("refused");
+    assert!(matches!(err, RecordError::NotARecording { .. }), "{err:?}");
+    assert_eq!(
+        std::fs::read_to_string(&other).expect("still there"),
+        "keep me\n"
+    );
+    assert!(!record::rotated_name(&other, 1).exists());
 }
 
 #[test]

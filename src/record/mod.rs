@@ -27,7 +27,7 @@
 //! (A single frame larger than a file's share is still written, alone in its
 //! file: a sample is never dropped to honour the bound.) Starting a recording
 //! over an existing `FILE` rotates that file away first; nothing is appended to
-//! an old file.
+//! an old file. A `FILE` that is not empty and not a recording is refused.
 //!
 //! # Damage
 //!
@@ -157,6 +157,9 @@ pub enum RecordError {
         wire::VERSION
     )]
     Version { path: PathBuf, found: u32 },
+    /// `--record` names a file that holds something else: it is left alone.
+    #[error("{path} exists and is not a sockscope recording; not replacing it")]
+    NotARecording { path: PathBuf },
     #[error("cannot encode a sample: {0}")]
     Encode(String),
     /// The writer thread fell behind and these samples were not recorded.

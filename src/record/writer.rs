@@ -28,6 +28,7 @@ impl Recorder {
     pub fn create(path: impl AsRef<Path>, limits: Limits) -> Result<Recorder, RecordError> {
         let path = path.as_ref().to_path_buf();
         if path.exists() {
+            refuse_foreign(&path)?;
             rotate(&path, limits.keep)?;
         }
         let file = new_file(&path)?;
@@ -119,6 +120,22 @@ impl Recorder {
         self.prev_raw = None;
         Ok(())
     }
+}
+
+/// An error unless `path` is empty or starts like a recording: a mistyped
+/// `--record` must not rotate away (or, keeping nothing, delete) another file.
+fn refuse_foreign(path: &Path) -> Result<(), RecordError> {
+    use std::io::Read;
+    let mut head = Vec::with_capacity(wire::MAGIC.len());
+    File::open(path)
+        .and_then(|f| f.take(wire::MAGIC.len() as u64).read_to_end(&mut head))
+        .map_err(|e| RecordError::io(path, e))?;
+    if head.is_empty() || wire::MAGIC.starts_with(&head) {
+        return Ok(());
+    }
+    Err(RecordError::NotARecording {
+        path: path.to_path_buf(),
+    })
 }
 
 /// Creates `path` afresh with the file header.
