@@ -130,3 +130,94 @@ fn garbage_an_empty_file_and_other_versions_are_told_apart() {
         Some(RecordError::NotFound { .. })
     ));
 }
+
+/// A write that fails half-way (the file size limit, as a full disk would)
+/// is an error for the caller, and leaves no partial frame behind: every
+/// sample appended before it still reads back, with no damage.
+#[test]
+fn a_failed_write_is_returned_and_leaves_no_partial_frame() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let exe = std::env::current_exe().expect("test binary");
+    let out = std::process::Command::new(exe)
+        .args([
+            "--ignored",
+            "--exact",
+            "file_size_limit_child",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env("RECORD_FSIZE_DIR", dir.path())
+        .output()
+        .expect("run the child");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains("fsize child: ok"),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The child of the test above: it lowers its own file size limit.
+#[test]
+#[ignore]
+fn file_size_limit_child() {
+    use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
+    const LIMIT: u64 = 20_000;
+    let Some(dir) = std::env::var_os("RECORD_FSIZE_DIR") else {
+        return;
+    };
+    // Past the limit the kernel sends SIGXFSZ (fatal by default) and the write
+    // fails with EFBIG; with a handler only the error remains.
+    let signalled = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    signal_hook::flag::register(signal_hook::consts::SIGXFSZ, signalled.clone()).expect("handler");
+    let hard = getrlimit(Resource::Fsize).maximum;
+    setrlimit(
+        Resource::Fsize,
+        Rlimit {
+            current: Some(LIMIT),
+            maximum: hard,
+        },
+    )
+    .expect("setrlimit");
+
+    let path = Path::new(&dir).join("rec");
+    let mut rec = record::Recorder::create(&path, Limits::default()).expect("create");
+    let mut written = record::wire::FILE_HEADER_LEN as u64;
+    let mut ok = Vec::new();
+    let err = (0..1000)
+        .find_map(|i| match rec.append(&rich(i, 30)) {
+            Ok(n) => {
+                written += n;
+                ok.push(i);
+                None
+            }
+            Err(e) => Some(e),
+        })
+        .expect("the limit is reached");
+    match &err {
+        RecordError::Io { path: p, source } => {
+            assert_eq!(p, &path);
+            assert_eq!(source.raw_os_error(), Some(27), "EFBIG: {source}");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(ok.len() >= 2, "{} samples before the limit", ok.len());
+    assert_eq!(
+        std::fs::metadata(&path).expect("stat").len(),
+        written,
+        "cut back to whole frames"
+    );
+    let mut reader = Reader::open(&path).expect("open");
+    assert_eq!(reader.len(), ok.len());
+    assert!(reader.damage().is_none(), "{:?}", reader.damage());
+    let last = reader
+        .read(ok.len() - 1)
+        .expect("in range")
+        .expect("readable");
+    assert_same(
+        &rich(*ok.last().expect("one"), 30),
+        &last,
+        "last before the error",
+    );
+    println!("fsize child: ok ({} samples, then {err})", ok.len());
+}

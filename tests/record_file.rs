@@ -411,3 +411,21 @@ fn a_wrapped_pipeline_sink_records_every_update_and_passes_it_on() {
         assert_same(&rich(i as u32, 5), s, "recorded");
     }
 }
+
+#[test]
+fn a_sample_larger_than_a_file_is_still_recorded_alone_in_its_file() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("rec");
+    let limits = Limits {
+        max_bytes: 64 << 10,
+        keep: 1,
+    };
+    // Each key frame is well over the 32 KiB a file may hold.
+    let samples: Vec<Sample> = (0..3).map(|i| rich(i * 100, 3000)).collect();
+    let sizes = write_all(&path, &samples, limits);
+    assert!(sizes.iter().all(|&n| n > limits.per_file()), "{sizes:?}");
+    let got = read_all(&mut Reader::open(&path).expect("open"));
+    assert_eq!(got.len(), 2, "the newest two, one a file");
+    assert_same(&samples[1], &got[0], "older");
+    assert_same(&samples[2], &got[1], "newer");
+}
