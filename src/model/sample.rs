@@ -1,4 +1,8 @@
 //! A `Sample`: everything one look at the kernel returned, at one instant.
+//!
+//! Recordings store these structs through their serde derives in a format
+//! without field names (see `record::wire`): a field added here changes that
+//! format, and `skip_serializing_if` must not be used on them.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

@@ -1,7 +1,13 @@
 //! The bytes of a recording: the file header, the frame header, and a `Sample`'s
-//! on-disk form (postcard, then zstd). Kept apart from the model's JSON
-//! serialisation so that the export's names and the file's layout can change
-//! independently; a change here bumps [`VERSION`].
+//! on-disk form (postcard, then zstd).
+//!
+//! The socket record, its owner, timer and tcp_info, and the health have wire
+//! forms of their own here, apart from the JSON export's. The plain model structs
+//! (`ProcessInfo`, `KernelCounters` and its parts, `HostInfo`, `OwnerScanStats`)
+//! go through their own serde derives: postcard writes their fields in order,
+//! without names, so a field added there changes the format, and a
+//! `skip_serializing_if` there would make recordings unreadable. The test that
+//! pins the encoding of one sample catches both; the fix is to bump [`VERSION`].
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
