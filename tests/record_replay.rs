@@ -333,3 +333,111 @@ fn a_live_scenario_recorded_and_replayed_gives_the_same_counts_and_findings() {
         );
     }
 }
+
+/// The same through the real pipeline: `Pipeline::spawn` with the recording
+/// wrapped around its sink, as a live mode runs it. What the pipeline handed
+/// on is what the replay prints.
+#[test]
+fn the_live_pipeline_records_what_it_processes() {
+    use sockscope::live::{Pipeline, PipelineEvent};
+    use sockscope::record::RecordingSink;
+
+    let toml = "raise_after = 2\nclose_wait_min = 3\nclose_wait_age_secs = 0\n";
+    let thresholds = Thresholds::from_toml(toml).expect("thresholds");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let tfile = dir.path().join("quick.toml");
+    std::fs::write(&tfile, toml).expect("write");
+    let path = dir.path().join("pipeline.rec");
+
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let clients: Vec<TcpStream> = (0..5)
+        .map(|_| TcpStream::connect(("127.0.0.1", port)).expect("connect"))
+        .collect();
+    let servers: Vec<TcpStream> = (0..5)
+        .map(|_| listener.accept().expect("accept").0)
+        .collect();
+
+    let (tx, rx) = std::sync::mpsc::channel();
+    let recording = RecordingSink::spawn(&path, Limits::default()).expect("record");
+    let pipeline = Pipeline::spawn(
+        Collector::new(CollectorConfig::default()),
+        Duration::from_millis(100),
+        Processor::new(EngineConfig::default(), Diagnoser::new(thresholds)),
+        recording.wrap(move |e| tx.send(e).is_ok()),
+    )
+    .expect("pipeline");
+    let mut lines = Vec::new();
+    let mut errors = Vec::new();
+    let mut clients = Some(clients);
+    let mut settled = 0;
+    // At most 200 events (20 s at this interval) before giving up.
+    for _ in 0..200 {
+        match rx.recv_timeout(Duration::from_secs(20)).expect("an event") {
+            PipelineEvent::Error(e) => errors.push(e),
+            PipelineEvent::Update(u) => {
+                let cw = ours(&u.snapshot.sample, port)
+                    .iter()
+                    .filter(|r| r.state == TcpState::CloseWait && r.local.port() == port)
+                    .count();
+                lines.push(serde_json::to_value(ReplayLine::of(lines.len(), &u)).expect("json"));
+                if lines.len() == 2 {
+                    drop(clients.take()); // the peers close: CLOSE_WAIT
+                }
+                settled = if cw == 5 { settled + 1 } else { 0 };
+                if settled == 4 {
+                    break;
+                }
+            }
+        }
+    }
+    // Stopping the pipeline drops its sink, which finishes the recording.
+    pipeline.stop();
+    drop(servers);
+    assert_eq!(settled, 4, "five CLOSE_WAIT sockets over four samples");
+    let me = std::process::id();
+    assert!(
+        lines.iter().any(|l| l["findings"]
+            .as_array()
+            .is_some_and(|fs| fs.iter().any(|f| f["subject"]["pid"] == me))),
+        "a leak raised on this process: {lines:#?}"
+    );
+
+    let out = replay(&[
+        path.to_str().expect("utf-8"),
+        "--headless",
+        "--format",
+        "jsonl",
+        "--thresholds",
+        tfile.to_str().expect("utf-8"),
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let got = jsonl(&out);
+    let recording_errors: Vec<&String> = errors
+        .iter()
+        .filter(|e| e.starts_with("recording:"))
+        .collect();
+    if recording_errors.is_empty() {
+        // Updates that came after the last one read may be recorded too.
+        assert!(
+            got.len() >= lines.len(),
+            "{} recorded, {} seen",
+            got.len(),
+            lines.len()
+        );
+        assert_eq!(got[..lines.len()], lines[..]);
+    } else {
+        // Only on a machine too loaded for the writer to keep up with 100 ms:
+        // then the loss must have been said, and the replay differs.
+        eprintln!("the recording fell behind, said so: {recording_errors:?}");
+        assert!(
+            recording_errors.iter().all(|e| e.contains("fell behind")),
+            "{recording_errors:?}"
+        );
+    }
+}
