@@ -11,6 +11,7 @@ use crate::export::{self, OutputError};
 use crate::filter::Filter;
 use crate::live::Processor;
 use crate::model::{EngineConfig, Snapshot};
+use crate::record::replay::ReplayArgs;
 use crate::sample::sampler::{Collector, CollectorConfig, SourceChoice};
 
 /// A live monitor of this host's TCP connections: states, owning processes,
@@ -38,6 +39,11 @@ pub enum Command {
     /// Exit status: 0 healthy, 1 warnings, 2 critical findings; 64 bad usage,
     /// 70 a runtime error (the sockets could not be read).
     Check(CheckArgs),
+    /// Replay a recording made with --record through the engine and diagnosis.
+    ///
+    /// Exit status: 0 the whole recording replayed, 3 replayed up to damage
+    /// (named on standard error), 1 the recording could not be read, 2 bad usage.
+    Replay(ReplayArgs),
 }
 
 /// The live screen's options (no subcommand).
@@ -225,9 +231,12 @@ pub fn run() -> ExitCode {
             }
         };
     }
+    if let Some(Command::Replay(args)) = &cli.command {
+        return replay(args);
+    }
     let result = match cli.command {
         Some(Command::Snapshot(args)) => snapshot(&cli.proc_root, &args),
-        Some(Command::Check(_)) => Ok(()),
+        Some(Command::Check(_) | Command::Replay(_)) => Ok(()),
         None => tui(&cli.proc_root, &cli.tui),
     };
     match result {
@@ -306,6 +315,22 @@ fn check(proc_root: &std::path::Path, args: &CheckArgs) -> anyhow::Result<ExitCo
         Some(Severity::Warning) => ExitCode::from(1),
         Some(Severity::Critical) => ExitCode::from(2),
     })
+}
+
+/// `sockscope replay`: headless for now (the screen replay comes with the TUI).
+fn replay(args: &ReplayArgs) -> ExitCode {
+    let thresholds = match load_thresholds(args.thresholds.as_deref()) {
+        Ok(t) => t,
+        Err(msg) => {
+            eprintln!("{msg}");
+            return ExitCode::from(2);
+        }
+    };
+    if !args.headless {
+        eprintln!("sockscope: the interactive replay is not built yet; use --headless");
+        return ExitCode::from(2);
+    }
+    crate::record::replay::run_headless(args, thresholds)
 }
 
 /// Takes `samples` samples `interval` apart, each through the engine (which

@@ -12,7 +12,8 @@
 //! is pure (time comes from the sample); `filter` and `export/` work on that data
 //! and never touch the terminal; `diagnose` reads snapshots and names the
 //! connection-state troubles it sees, as pure as the engine. `live` runs the
-//! sampler and the engine on their own threads for the long-running modes.
+//! sampler and the engine on their own threads for the long-running modes;
+//! `record` writes their samples to a bounded file and reads them back for replay.
 
 pub mod cli;
 pub mod diagnose;
@@ -20,5 +21,6 @@ pub mod export;
 pub mod filter;
 pub mod live;
 pub mod model;
+pub mod record;
 pub mod sample;
 pub mod ui;

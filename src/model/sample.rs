@@ -1,10 +1,14 @@
 //! A `Sample`: everything one look at the kernel returned, at one instant.
+//!
+//! Recordings store these structs through their serde derives in a format
+//! without field names (see `record::wire`): a field added here changes that
+//! format, and `skip_serializing_if` must not be used on them.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::{SocketRecord, StateCounts};
 
@@ -58,7 +62,7 @@ impl Sample {
 }
 
 /// A process that owns sockets.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProcessInfo {
     pub pid: u32,
     /// Short name (`/proc/<pid>/comm`).
@@ -121,7 +125,7 @@ impl Default for Health {
 }
 
 /// What the owner resolution did for one sample.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OwnerScanStats {
     /// Whether every process's descriptors were read (cold cache or fallback).
     pub full_scan: bool,
@@ -148,7 +152,7 @@ pub struct OwnerScanStats {
 }
 
 /// `/proc/net/sockstat`'s TCP line.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Sockstat {
     pub inuse: u64,
     pub orphan: u64,
@@ -162,7 +166,7 @@ pub struct Sockstat {
 
 /// The sysctls that give the denominators of the diagnoses (see DIAGNOSIS.md).
 /// A value is `None` when the file is missing or unreadable.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Sysctls {
     pub somaxconn: Option<u64>,
     pub tcp_max_syn_backlog: Option<u64>,
@@ -188,7 +192,7 @@ pub struct Sysctls {
 }
 
 /// Kernel counters of the network namespace we run in.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct KernelCounters {
     /// `/proc/net/snmp` `Tcp:` (ActiveOpens, PassiveOpens, ..., CurrEstab is a gauge).
     /// Signed because `MaxConn` is -1.
@@ -200,7 +204,7 @@ pub struct KernelCounters {
 }
 
 /// Facts about the host for the header.
-#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct HostInfo {
     pub hostname: String,
     pub kernel: String,

@@ -2,12 +2,12 @@
 
 use std::net::{IpAddr, SocketAddr};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::TcpState;
 
 /// The kind of timer pending on a socket (`ss -o`'s `timer:(...)`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum TimerKind {
     /// Retransmission (or, in SYN_RECV, SYN-ACK retransmission).

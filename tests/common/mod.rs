@@ -5,6 +5,7 @@
 
 pub mod lab;
 pub mod population;
+pub mod recording;
 pub mod scene;
 pub mod script;
 pub mod svg;

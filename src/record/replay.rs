@@ -1,0 +1,208 @@
+//! The headless replay: a recording's samples, in order, through the engine and
+//! the diagnoser (a `live::Processor`), printed one line per sample — its time,
+//! the count of each state and the active findings. The form is stable, for
+//! scripts and tests: a replay prints what processing the samples live did.
+
+use std::io::{self, Write};
+use std::process::ExitCode;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde::Serialize;
+
+use super::{Damage, Reader};
+use crate::diagnose::{Severity, Subject};
+use crate::live::{Processor, Update};
+use crate::model::{StateCounts, TcpState};
+
+/// How each sample is printed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ReplayFormat {
+    /// `#INDEX TIME tick N | STATE COUNT ... | rule severity subject; ...`
+    Text,
+    /// One JSON object per line: `{index, taken_at, tick, counts, findings}`.
+    Jsonl,
+}
+
+/// One finding of a replay line.
+#[derive(Debug, Serialize)]
+pub struct FindingLine<'a> {
+    pub rule: &'static str,
+    pub severity: Severity,
+    pub subject: &'a Subject,
+    /// When it was first raised (RFC 3339, nanoseconds).
+    pub since: String,
+}
+
+/// One sample of a replay, as `--format jsonl` writes it.
+#[derive(Debug, Serialize)]
+pub struct ReplayLine<'a> {
+    /// Position of the sample in the recording, from 0.
+    pub index: usize,
+    /// RFC 3339 with nanoseconds: the recording keeps the exact time.
+    pub taken_at: String,
+    /// The engine's tick (1 for the first sample replayed).
+    pub tick: u64,
+    pub counts: StateCounts,
+    pub findings: Vec<FindingLine<'a>>,
+}
+
+impl<'a> ReplayLine<'a> {
+    pub fn of(index: usize, update: &'a Update) -> ReplayLine<'a> {
+        ReplayLine {
+            index,
+            taken_at: rfc3339_nanos(update.snapshot.taken_at()),
+            tick: update.snapshot.tick,
+            counts: update.snapshot.sample.counts(),
+            findings: update
+                .findings
+                .iter()
+                .map(|f| FindingLine {
+                    rule: f.rule,
+                    severity: f.severity,
+                    subject: &f.subject,
+                    since: rfc3339_nanos(f.since.to_system()),
+                })
+                .collect(),
+        }
+    }
+
+    pub fn write(&self, out: &mut dyn Write, format: ReplayFormat) -> io::Result<()> {
+        match format {
+            ReplayFormat::Jsonl => {
+                serde_json::to_writer(&mut *out, self)?;
+                writeln!(out)
+            }
+            ReplayFormat::Text => {
+                write!(
+                    out,
+                    "#{} {} tick {} |",
+                    self.index, self.taken_at, self.tick
+                )?;
+                let mut any = false;
+                for st in TcpState::ALL {
+                    let n = self.counts.get(st);
+                    if n > 0 {
+                        write!(out, " {} {n}", st.name())?;
+                        any = true;
+                    }
+                }
+                if !any {
+                    write!(out, " no sockets")?;
+                }
+                write!(out, " |")?;
+                if self.findings.is_empty() {
+                    write!(out, " no findings")?;
+                }
+                for (i, f) in self.findings.iter().enumerate() {
+                    let sep = if i == 0 { "" } else { ";" };
+                    write!(out, "{sep} {} {} {}", f.rule, f.severity.name(), f.subject)?;
+                }
+                writeln!(out)
+            }
+        }
+    }
+}
+
+/// How a replay ended.
+#[derive(Debug)]
+pub enum Outcome {
+    /// Every sample of the recording was replayed.
+    Complete { samples: usize },
+    /// The samples before the damage were replayed.
+    Damaged { samples: usize, damage: Damage },
+}
+
+/// Replays every readable sample of `reader` through `processor`, one line each
+/// to `out`; stops at damage, which the outcome carries.
+pub fn replay(
+    reader: &mut Reader,
+    mut processor: Processor,
+    format: ReplayFormat,
+    out: &mut dyn Write,
+) -> io::Result<Outcome> {
+    let mut samples = 0;
+    for item in reader.samples() {
+        match item {
+            Ok(sample) => {
+                // Each update is dropped before the next sample goes in, so the
+                // engine's series are updated in place, not copied.
+                let update = processor.process(sample);
+                ReplayLine::of(samples, &update).write(out, format)?;
+                samples += 1;
+            }
+            Err(damage) => return Ok(Outcome::Damaged { samples, damage }),
+        }
+    }
+    Ok(Outcome::Complete { samples })
+}
+
+/// `t` in RFC 3339 with nanoseconds, clamped to the years 1970–9999 that
+/// humantime formats (a broken clock must not end a replay).
+pub fn rfc3339_nanos(t: SystemTime) -> String {
+    const LAST: Duration = Duration::from_secs(253_402_300_799); // 9999-12-31T23:59:59Z
+    let since = t
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or(Duration::ZERO)
+        .min(LAST);
+    humantime::format_rfc3339_nanos(UNIX_EPOCH + since).to_string()
+}
+
+/// `sockscope replay`'s exit status when the recording is damaged: what came
+/// before the damage was replayed, and the damage named on standard error.
+pub const REPLAY_DAMAGED: u8 = 3;
+
+/// `sockscope replay FILE`.
+#[derive(Debug, clap::Args)]
+pub struct ReplayArgs {
+    /// The recording (its rotated files FILE.1, FILE.2, ... are read too, oldest first).
+    #[arg(value_name = "FILE")]
+    pub file: std::path::PathBuf,
+
+    /// Print each sample's counts and findings instead of showing the screen.
+    #[arg(long)]
+    pub headless: bool,
+
+    /// Output format of --headless.
+    #[arg(short, long, value_enum, default_value_t = ReplayFormat::Text)]
+    pub format: ReplayFormat,
+
+    /// Read diagnosis thresholds from this TOML file, as `check` does.
+    #[arg(long, value_name = "FILE")]
+    pub thresholds: Option<std::path::PathBuf>,
+}
+
+/// Runs a headless replay to standard output. Exit status: 0 the whole
+/// recording, [`REPLAY_DAMAGED`] up to damage, 1 unreadable (missing, another
+/// version, an I/O error).
+pub fn run_headless(args: &ReplayArgs, thresholds: crate::diagnose::Thresholds) -> ExitCode {
+    let mut reader = match Reader::open(&args.file) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("sockscope: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let processor = Processor::new(
+        crate::model::EngineConfig::default(),
+        crate::diagnose::Diagnoser::new(thresholds),
+    );
+    let stdout = io::stdout();
+    let mut out = io::BufWriter::new(stdout.lock());
+    let outcome = replay(&mut reader, processor, args.format, &mut out).and_then(|o| {
+        out.flush()?;
+        Ok(o)
+    });
+    match outcome {
+        Ok(Outcome::Complete { .. }) => ExitCode::SUCCESS,
+        Ok(Outcome::Damaged { samples, damage }) => {
+            eprintln!("sockscope: {damage}");
+            eprintln!("sockscope: replayed the {samples} samples before the damage");
+            ExitCode::from(REPLAY_DAMAGED)
+        }
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("sockscope: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

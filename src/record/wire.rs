@@ -1,0 +1,503 @@
+//! The bytes of a recording: the file header, the frame header, and a `Sample`'s
+//! on-disk form (postcard, then zstd).
+//!
+//! The socket record, its owner, timer and tcp_info, and the health have wire
+//! forms of their own here, apart from the JSON export's. The plain model structs
+//! (`ProcessInfo`, `KernelCounters` and its parts, `HostInfo`, `OwnerScanStats`)
+//! go through their own serde derives: postcard writes their fields in order,
+//! without names, so a field added there changes the format, and a
+//! `skip_serializing_if` there would make recordings unreadable. The test that
+//! pins the encoding of one sample catches both; the fix is to bump [`VERSION`].
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+
+use crate::model::{
+    Health, HostInfo, KernelCounters, OwnerScanStats, Ownership, ProcessInfo, Sample, SocketRecord,
+    SocketSource, TcpInfoLite, TcpState, Timer, TimerKind,
+};
+
+/// The first bytes of every recording file.
+pub const MAGIC: [u8; 8] = *b"SOCKSREC";
+/// The layout version this build writes and reads.
+pub const VERSION: u32 = 1;
+/// Magic, version, and four reserved bytes (zero).
+pub const FILE_HEADER_LEN: usize = 16;
+/// See [`FrameHeader`].
+pub const FRAME_HEADER_LEN: usize = 32;
+/// A frame larger than this is taken for damage rather than allocated.
+pub const MAX_FRAME: u32 = 1 << 30;
+/// zstd's level: 3 (its default) costs a few milliseconds per 10k sockets.
+const ZSTD_LEVEL: i32 = 3;
+/// The largest window a delta frame uses: 128 MiB, what zstd's decoder accepts
+/// by default (a prefix and sample of 64 MiB each, some 1.3M sockets).
+const WINDOW_LOG_MAX: u32 = 27;
+/// Prefixes longer than this (some 16k sockets) are searched with long
+/// distance matching.
+const LDM_FROM: usize = 1 << 20;
+
+/// The file header.
+pub fn file_header() -> [u8; FILE_HEADER_LEN] {
+    let mut h = [0u8; FILE_HEADER_LEN];
+    h[..8].copy_from_slice(&MAGIC);
+    h[8..12].copy_from_slice(&VERSION.to_le_bytes());
+    h
+}
+
+/// How a frame's payload is compressed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FrameKind {
+    /// zstd on its own: decodable without any other frame.
+    Key = 0,
+    /// zstd with the previous frame's uncompressed bytes as its prefix (a
+    /// dictionary used once): unchanged sockets cost almost nothing.
+    Delta = 1,
+}
+
+/// The fixed 32 bytes before each payload, little-endian:
+///
+/// ```text
+/// 0  payload_len u32   4 raw_len u32   8 kind u8, 3 bytes zero
+/// 12 taken_at: seconds since the epoch i64, 20 nanoseconds u32
+/// 24 payload crc32 u32   28 crc32 of bytes 0..28 u32
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FrameHeader {
+    pub payload_len: u32,
+    /// Length of the payload once decompressed.
+    pub raw_len: u32,
+    pub kind: FrameKind,
+    pub taken_at: SystemTime,
+    pub payload_crc: u32,
+}
+
+impl FrameHeader {
+    pub fn encode(&self) -> [u8; FRAME_HEADER_LEN] {
+        let mut h = [0u8; FRAME_HEADER_LEN];
+        let (secs, nanos) = split_time(self.taken_at);
+        h[0..4].copy_from_slice(&self.payload_len.to_le_bytes());
+        h[4..8].copy_from_slice(&self.raw_len.to_le_bytes());
+        h[8] = self.kind as u8;
+        h[12..20].copy_from_slice(&secs.to_le_bytes());
+        h[20..24].copy_from_slice(&nanos.to_le_bytes());
+        h[24..28].copy_from_slice(&self.payload_crc.to_le_bytes());
+        let crc = crc32fast::hash(&h[..28]);
+        h[28..32].copy_from_slice(&crc.to_le_bytes());
+        h
+    }
+
+    /// The header in `h`, or why it is not one.
+    pub fn decode(h: &[u8; FRAME_HEADER_LEN]) -> Result<FrameHeader, String> {
+        let u32_at = |i: usize| u32::from_le_bytes([h[i], h[i + 1], h[i + 2], h[i + 3]]);
+        if crc32fast::hash(&h[..28]) != u32_at(28) {
+            return Err("frame header checksum mismatch".into());
+        }
+        let kind = match h[8] {
+            0 => FrameKind::Key,
+            1 => FrameKind::Delta,
+            k => return Err(format!("unknown frame kind {k}")),
+        };
+        let (payload_len, raw_len) = (u32_at(0), u32_at(4));
+        if payload_len > MAX_FRAME || raw_len > MAX_FRAME {
+            return Err(format!("frame too large ({payload_len} bytes)"));
+        }
+        let mut secs = [0u8; 8];
+        secs.copy_from_slice(&h[12..20]);
+        let taken_at = join_time(i64::from_le_bytes(secs), u32_at(20))
+            .ok_or_else(|| "frame time out of range".to_string())?;
+        Ok(FrameHeader {
+            payload_len,
+            raw_len,
+            kind,
+            taken_at,
+            payload_crc: u32_at(24),
+        })
+    }
+}
+
+/// A time as whole seconds since the epoch (negative before it) and the
+/// nanoseconds past that second: exact for every `SystemTime` Linux has.
+pub fn split_time(t: SystemTime) -> (i64, u32) {
+    match t.duration_since(UNIX_EPOCH) {
+        Ok(d) => (
+            i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
+            d.subsec_nanos(),
+        ),
+        Err(e) => {
+            let d = e.duration();
+            let secs = i64::try_from(d.as_secs()).unwrap_or(i64::MAX);
+            match d.subsec_nanos() {
+                0 => (-secs, 0),
+                n => (-secs - 1, 1_000_000_000 - n),
+            }
+        }
+    }
+}
+
+/// The inverse of [`split_time`]; `None` when it is not a time.
+pub fn join_time(secs: i64, nanos: u32) -> Option<SystemTime> {
+    if nanos >= 1_000_000_000 {
+        return None;
+    }
+    let base = if secs >= 0 {
+        UNIX_EPOCH.checked_add(Duration::from_secs(secs.unsigned_abs()))?
+    } else {
+        UNIX_EPOCH.checked_sub(Duration::from_secs(secs.unsigned_abs()))?
+    };
+    base.checked_add(Duration::from_nanos(u64::from(nanos)))
+}
+
+/// Who holds a socket (the model's `Ownership`).
+#[derive(Serialize, Deserialize)]
+enum WireOwner {
+    Known { pid: u32, fd: u32 },
+    Kernel,
+    Hidden,
+    Unknown,
+}
+
+/// A socket record; the state is the kernel's number. Addresses keep only the
+/// IP and port (the sampler sets no IPv6 flow label or scope).
+#[derive(Serialize, Deserialize)]
+struct WireSocket {
+    state: u8,
+    local: SocketAddr,
+    remote: SocketAddr,
+    recv_q: u32,
+    send_q: u32,
+    uid: u32,
+    inode: u64,
+    cookie: u64,
+    timer: Option<WireTimer>,
+    tcp_info: Option<WireTcpInfo>,
+    shutdown: Option<u8>,
+    owner: WireOwner,
+}
+
+/// A timer by when it fires (milliseconds since the epoch, by the sample's
+/// clock) rather than how far off: the same from one sample to the next while
+/// it is pending, so a delta frame costs nothing for it.
+#[derive(Serialize, Deserialize)]
+struct WireTimer {
+    kind: TimerKind,
+    expires_at_ms: i64,
+    retransmits: u8,
+}
+
+/// `TcpInfoLite` with its ages turned into times (milliseconds since the
+/// epoch) for the same reason: an idle connection's stay put.
+#[derive(Serialize, Deserialize)]
+struct WireTcpInfo {
+    rtt_us: u32,
+    rttvar_us: u32,
+    rto_us: u32,
+    retransmits: u8,
+    probes: u8,
+    backoff: u8,
+    unacked: u32,
+    total_retrans: u32,
+    last_data_sent_at_ms: i64,
+    last_data_recv_at_ms: i64,
+    last_ack_recv_at_ms: i64,
+}
+
+/// `Health`, whose source is written as a plain enum here (the JSON's tagged
+/// form cannot be read back by a non-self-describing format).
+#[derive(Serialize, Deserialize)]
+struct WireHealth {
+    source: Option<String>,
+    malformed_lines: u64,
+    privileged: bool,
+    owners: OwnerScanStats,
+    notes: Vec<String>,
+}
+
+/// A sample without its time (the frame header holds it).
+#[derive(Serialize, Deserialize)]
+struct WireSample {
+    sockets: Vec<WireSocket>,
+    processes: Vec<(u32, ProcessInfo)>,
+    users: BTreeMap<u32, String>,
+    counters: KernelCounters,
+    host: HostInfo,
+    health: WireHealth,
+}
+
+/// The uncompressed payload of `sample` (everything but its time).
+pub fn encode_sample(sample: &Sample) -> Result<Vec<u8>, postcard::Error> {
+    let wire = WireSample {
+        sockets: {
+            let now = millis(sample.taken_at);
+            sample.sockets.iter().map(|s| wire_socket(s, now)).collect()
+        },
+        processes: sample
+            .processes
+            .iter()
+            .map(|(pid, p)| (*pid, ProcessInfo::clone(p)))
+            .collect(),
+        users: sample.users.clone(),
+        counters: sample.counters.clone(),
+        host: sample.host.clone(),
+        health: WireHealth {
+            source: match &sample.health.source {
+                SocketSource::Netlink => None,
+                SocketSource::ProcNet { reason } => Some(reason.clone()),
+            },
+            malformed_lines: sample.health.malformed_lines,
+            privileged: sample.health.privileged,
+            owners: sample.health.owners,
+            notes: sample.health.notes.clone(),
+        },
+    };
+    postcard::to_stdvec(&wire)
+}
+
+/// The sample in `raw` (an uncompressed payload) taken at `taken_at`.
+pub fn decode_sample(raw: &[u8], taken_at: SystemTime) -> Result<Sample, String> {
+    let (wire, rest): (WireSample, _) =
+        postcard::take_from_bytes(raw).map_err(|e| format!("undecodable sample: {e}"))?;
+    if !rest.is_empty() {
+        return Err(format!("{} stray bytes after the sample", rest.len()));
+    }
+    let now = millis(taken_at);
+    let sockets = wire
+        .sockets
+        .into_iter()
+        .map(|w| socket_record(w, now))
+        .collect::<Result<Vec<_>, _>>()?;
+    let h = wire.health;
+    Ok(Sample {
+        taken_at,
+        sockets,
+        processes: wire
+            .processes
+            .into_iter()
+            .map(|(pid, p)| (pid, Arc::new(p)))
+            .collect(),
+        users: wire.users,
+        counters: wire.counters,
+        host: wire.host,
+        health: Health {
+            source: match h.source {
+                None => SocketSource::Netlink,
+                Some(reason) => SocketSource::ProcNet { reason },
+            },
+            malformed_lines: h.malformed_lines,
+            privileged: h.privileged,
+            owners: h.owners,
+            notes: h.notes,
+        },
+    })
+}
+
+/// Milliseconds since the epoch, rounded down (the base of the times above).
+fn millis(t: SystemTime) -> i64 {
+    let (secs, nanos) = split_time(t);
+    secs.saturating_mul(1000)
+        .saturating_add(i64::from(nanos / 1_000_000))
+}
+
+fn wire_socket(s: &SocketRecord, now: i64) -> WireSocket {
+    let ago = |ms: u32| now - i64::from(ms);
+    WireSocket {
+        state: s.state.kernel_number(),
+        local: s.local,
+        remote: s.remote,
+        recv_q: s.recv_q,
+        send_q: s.send_q,
+        uid: s.uid,
+        inode: s.inode,
+        cookie: s.cookie,
+        timer: s.timer.map(|t| WireTimer {
+            kind: t.kind,
+            expires_at_ms: now + i64::from(t.expires_ms),
+            retransmits: t.retransmits,
+        }),
+        tcp_info: s.tcp_info.map(|t| WireTcpInfo {
+            rtt_us: t.rtt_us,
+            rttvar_us: t.rttvar_us,
+            rto_us: t.rto_us,
+            retransmits: t.retransmits,
+            probes: t.probes,
+            backoff: t.backoff,
+            unacked: t.unacked,
+            total_retrans: t.total_retrans,
+            last_data_sent_at_ms: ago(t.last_data_sent_ms),
+            last_data_recv_at_ms: ago(t.last_data_recv_ms),
+            last_ack_recv_at_ms: ago(t.last_ack_recv_ms),
+        }),
+        shutdown: s.shutdown,
+        owner: match s.owner {
+            Ownership::Known { pid, fd } => WireOwner::Known { pid, fd },
+            Ownership::Kernel => WireOwner::Kernel,
+            Ownership::Hidden => WireOwner::Hidden,
+            Ownership::Unknown => WireOwner::Unknown,
+        },
+    }
+}
+
+fn socket_record(w: WireSocket, now: i64) -> Result<SocketRecord, String> {
+    let state = TcpState::from_kernel(w.state)
+        .ok_or_else(|| format!("socket with unknown TCP state {}", w.state))?;
+    let span = |a: i64, b: i64| {
+        a.checked_sub(b)
+            .and_then(|d| u32::try_from(d).ok())
+            .ok_or_else(|| "a socket time out of range".to_string())
+    };
+    let timer = match w.timer {
+        Some(t) => Some(Timer {
+            kind: t.kind,
+            expires_ms: span(t.expires_at_ms, now)?,
+            retransmits: t.retransmits,
+        }),
+        None => None,
+    };
+    let tcp_info = match w.tcp_info {
+        Some(t) => Some(TcpInfoLite {
+            rtt_us: t.rtt_us,
+            rttvar_us: t.rttvar_us,
+            rto_us: t.rto_us,
+            retransmits: t.retransmits,
+            probes: t.probes,
+            backoff: t.backoff,
+            unacked: t.unacked,
+            total_retrans: t.total_retrans,
+            last_data_sent_ms: span(now, t.last_data_sent_at_ms)?,
+            last_data_recv_ms: span(now, t.last_data_recv_at_ms)?,
+            last_ack_recv_ms: span(now, t.last_ack_recv_at_ms)?,
+        }),
+        None => None,
+    };
+    Ok(SocketRecord {
+        state,
+        local: w.local,
+        remote: w.remote,
+        recv_q: w.recv_q,
+        send_q: w.send_q,
+        uid: w.uid,
+        inode: w.inode,
+        cookie: w.cookie,
+        timer,
+        tcp_info,
+        shutdown: w.shutdown,
+        owner: match w.owner {
+            WireOwner::Known { pid, fd } => Ownership::Known { pid, fd },
+            WireOwner::Kernel => Ownership::Kernel,
+            WireOwner::Hidden => Ownership::Hidden,
+            WireOwner::Unknown => Ownership::Unknown,
+        },
+    })
+}
+
+/// `raw` compressed, with `prefix` (the previous frame's raw bytes) as a
+/// one-use dictionary when given.
+pub fn compress(raw: &[u8], prefix: Option<&[u8]>) -> std::io::Result<Vec<u8>> {
+    use zstd::zstd_safe::{CCtx, CParameter};
+    let zerr = |what: &str, code| {
+        std::io::Error::other(format!(
+            "zstd {what}: {}",
+            zstd::zstd_safe::get_error_name(code)
+        ))
+    };
+    let mut cctx = CCtx::try_create().ok_or_else(|| std::io::Error::other("zstd: no context"))?;
+    cctx.set_parameter(CParameter::CompressionLevel(ZSTD_LEVEL))
+        .map_err(|c| zerr("level", c))?;
+    if let Some(prefix) = prefix {
+        // The window must reach back over the whole prefix, or a large sample
+        // gains nothing from it (the level's own window is 2 MiB at most).
+        let span = (prefix.len() + raw.len()).max(1 << 10);
+        let log = span
+            .next_power_of_two()
+            .trailing_zeros()
+            .clamp(10, WINDOW_LOG_MAX);
+        cctx.set_parameter(CParameter::WindowLog(log))
+            .map_err(|c| zerr("window", c))?;
+        // The level's small hash table forgets most of a large prefix; long
+        // distance matching finds the runs of unchanged sockets in it anyway.
+        if prefix.len() > LDM_FROM {
+            cctx.set_parameter(CParameter::EnableLongDistanceMatching(true))
+                .map_err(|c| zerr("ldm", c))?;
+        }
+        cctx.ref_prefix(prefix).map_err(|c| zerr("prefix", c))?;
+    }
+    let mut out = Vec::with_capacity(zstd::zstd_safe::compress_bound(raw.len()));
+    cctx.compress2(&mut out, raw)
+        .map_err(|c| zerr("compress", c))?;
+    Ok(out)
+}
+
+/// The inverse of [`compress`]; the error says why the bytes do not decompress.
+pub fn decompress(payload: &[u8], raw_len: u32, prefix: Option<&[u8]>) -> Result<Vec<u8>, String> {
+    use zstd::zstd_safe::DCtx;
+    let zerr = |code| format!("zstd: {}", zstd::zstd_safe::get_error_name(code));
+    let mut dctx = DCtx::try_create().ok_or_else(|| "zstd: no context".to_string())?;
+    if let Some(prefix) = prefix {
+        dctx.ref_prefix(prefix).map_err(zerr)?;
+    }
+    let want = usize::try_from(raw_len).map_err(|e| e.to_string())?;
+    let mut out = Vec::with_capacity(want);
+    let n = dctx.decompress(&mut out, payload).map_err(zerr)?;
+    if n != want {
+        return Err(format!("decompressed to {n} bytes, expected {want}"));
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_round_trip_exactly_on_both_sides_of_the_epoch() {
+        for (secs, nanos) in [(0, 0), (1_700_000_000, 123_456_789), (-1, 1), (-5, 0)] {
+            let t = join_time(secs, nanos).expect("a time");
+            assert_eq!(split_time(t), (secs, nanos));
+        }
+        let before = UNIX_EPOCH - Duration::from_nanos(1);
+        assert_eq!(split_time(before), (-1, 999_999_999));
+        assert_eq!(join_time(0, 1_000_000_000), None);
+    }
+
+    #[test]
+    fn a_flipped_bit_in_a_frame_header_is_noticed() {
+        let h = FrameHeader {
+            payload_len: 10,
+            raw_len: 20,
+            kind: FrameKind::Delta,
+            taken_at: UNIX_EPOCH + Duration::new(5, 7),
+            payload_crc: 99,
+        };
+        let bytes = h.encode();
+        assert_eq!(FrameHeader::decode(&bytes), Ok(h));
+        for i in 0..FRAME_HEADER_LEN {
+            let mut b = bytes;
+            b[i] ^= 0x10;
+            assert!(FrameHeader::decode(&b).is_err(), "byte {i}");
+        }
+    }
+
+    #[test]
+    fn compression_with_a_prefix_round_trips() {
+        let a: Vec<u8> = (0..5000u32).flat_map(|i| i.to_le_bytes()).collect();
+        let mut b = a.clone();
+        b[100] = 7;
+        let key = compress(&a, None).expect("compress");
+        let delta = compress(&b, Some(&a)).expect("compress");
+        assert!(
+            delta.len() < key.len() / 4,
+            "{} vs {}",
+            delta.len(),
+            key.len()
+        );
+        let n = |v: &Vec<u8>| u32::try_from(v.len()).expect("small");
+        assert_eq!(decompress(&key, n(&a), None).expect("key"), a);
+        assert_eq!(decompress(&delta, n(&b), Some(&a)).expect("delta"), b);
+        assert!(
+            decompress(&delta, n(&b), None).is_err() || decompress(&delta, n(&b), None) != Ok(b)
+        );
+    }
+}

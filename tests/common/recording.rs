@@ -1,0 +1,170 @@
+//! Samples for the recording tests: one with every part filled in, a way to
+//! compare two (a `Sample` has no `PartialEq`), and writing and reading a
+//! whole recording.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use sockscope::model::{
+    Health, HostInfo, KernelCounters, OwnerScanStats, Ownership, ProcessInfo, Sample, SocketSource,
+    Sockstat, TcpInfoLite, TcpState, Timer, TimerKind,
+};
+use sockscope::record::{Limits, Reader, Recorder};
+
+use super::script::{base, host, listener, sock, stock_sysctls};
+
+/// A sample with every part filled in, different for each `i`: sockets of each
+/// ownership, IPv6, timers and tcp_info, processes, users, counters, host facts
+/// and health, taken at a time with nanoseconds.
+pub fn rich(i: u32, conns: u32) -> Sample {
+    let mut sockets = vec![listener("0.0.0.0:8080", i % 5, 128, 100)];
+    for c in 0..conns {
+        let state = TcpState::ALL[((c + i / 7) % 11) as usize];
+        let pid = match c % 4 {
+            0 | 1 => Some(100 + c % 2),
+            _ => None,
+        };
+        let mut s = sock(
+            state,
+            "10.0.0.1:8080",
+            &format!("{}:{}", host(c), 1024 + c),
+            pid,
+        );
+        if c % 4 == 3 {
+            s.owner = if c % 8 == 3 {
+                Ownership::Hidden
+            } else {
+                Ownership::Unknown
+            };
+        }
+        s.uid = [0, 33, 1000][(c % 3) as usize];
+        s.recv_q = c * i % 300;
+        s.timer = (c % 3 == 0).then_some(Timer {
+            kind: [
+                TimerKind::Retransmit,
+                TimerKind::Keepalive,
+                TimerKind::TimeWait,
+            ][(c % 9 / 3) as usize],
+            expires_ms: 1000 + i * 10,
+            retransmits: (c % 4) as u8,
+        });
+        s.tcp_info = (c % 2 == 0).then_some(TcpInfoLite {
+            rtt_us: 40 + c,
+            last_data_sent_ms: i * 1000 + c,
+            total_retrans: c % 5,
+            ..TcpInfoLite::default()
+        });
+        s.shutdown = (c % 5 == 0).then_some((c % 3) as u8);
+        sockets.push(s);
+    }
+    let mut v6 = sock(
+        TcpState::Established,
+        "[::1]:443",
+        "[2001:db8::7]:50000",
+        Some(101),
+    );
+    v6.tcp_info = Some(TcpInfoLite::default());
+    sockets.push(v6);
+    let processes = [(100, "nginx"), (101, "java")]
+        .into_iter()
+        .map(|(pid, name)| {
+            let p = ProcessInfo {
+                pid,
+                name: name.into(),
+                cmdline: format!("{name} -c /etc/{name}.conf"),
+                exe: (pid == 100).then(|| format!("/usr/sbin/{name}")),
+                uid: 33,
+                user: "www-data".into(),
+                start_time: 4242 + u64::from(pid),
+                fd_count: Some(u64::from(conns + i)),
+                fd_limit: (pid == 101).then_some(1024),
+            };
+            (pid, Arc::new(p))
+        })
+        .collect();
+    Sample {
+        taken_at: base() + Duration::new(u64::from(i), i * 1_000_003 + 7),
+        sockets,
+        processes,
+        users: BTreeMap::from([
+            (0, "root".into()),
+            (33, "www-data".into()),
+            (1000, "1000".into()),
+        ]),
+        counters: KernelCounters {
+            tcp: BTreeMap::from([
+                ("ActiveOpens".into(), i64::from(i) * 3),
+                ("MaxConn".into(), -1),
+            ]),
+            tcp_ext: BTreeMap::from([("ListenOverflows".into(), u64::from(i / 10))]),
+            sockstat: Sockstat {
+                inuse: u64::from(conns),
+                tw: 3,
+                ..Sockstat::default()
+            },
+            sysctls: stock_sysctls(),
+        },
+        host: HostInfo {
+            hostname: "web-1".into(),
+            kernel: "6.18.44".into(),
+            os: "Linux".into(),
+            uptime_secs: 1000 + u64::from(i),
+            load_avg: [0.64, 0.39 + f64::from(i) / 100.0, 0.24],
+            cpus: 2,
+            memory_total_bytes: 25_276_502_016,
+            memory_used_bytes: 463_810_560,
+        },
+        health: Health {
+            source: if i % 2 == 1 {
+                SocketSource::ProcNet {
+                    reason: "netlink refused".into(),
+                }
+            } else {
+                SocketSource::Netlink
+            },
+            malformed_lines: u64::from(i % 3),
+            privileged: i.is_multiple_of(2),
+            owners: OwnerScanStats {
+                full_scan: i == 0,
+                fds_read: 90 + u64::from(i),
+                first_error: (i % 4 == 1).then_some(24),
+                ..OwnerScanStats::default()
+            },
+            notes: if i.is_multiple_of(3) {
+                vec![format!("note {i}")]
+            } else {
+                vec![]
+            },
+        },
+    }
+}
+
+/// `Sample` has no `PartialEq` (it holds `Arc`s); compare through its parts.
+pub fn assert_same(a: &Sample, b: &Sample, what: &str) {
+    assert_eq!(a.taken_at, b.taken_at, "{what}: taken_at");
+    assert_eq!(a.sockets, b.sockets, "{what}: sockets");
+    assert_eq!(a.processes, b.processes, "{what}: processes");
+    assert_eq!(a.users, b.users, "{what}: users");
+    assert_eq!(a.counters, b.counters, "{what}: counters");
+    assert_eq!(a.host, b.host, "{what}: host");
+    assert_eq!(a.health, b.health, "{what}: health");
+}
+
+pub fn write_all(path: &Path, samples: &[Sample], limits: Limits) -> Vec<u64> {
+    let mut rec = Recorder::create(path, limits).expect("create recording");
+    let sizes = samples
+        .iter()
+        .map(|s| rec.append(s).expect("append"))
+        .collect();
+    rec.sync().expect("sync");
+    sizes
+}
+
+pub fn read_all(reader: &mut Reader) -> Vec<Sample> {
+    reader
+        .samples()
+        .map(|r| r.unwrap_or_else(|d| panic!("unexpected damage: {d}")))
+        .collect()
+}
