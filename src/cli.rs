@@ -47,7 +47,7 @@ pub enum Command {
 }
 
 /// The live screen's options (no subcommand).
-#[derive(Debug, Args, Default)]
+#[derive(Debug, Args)]
 pub struct TuiArgs {
     /// Read settings, keys and thresholds from FILE (default:
     /// ~/.config/sockscope/config.toml when it exists).
@@ -85,6 +85,9 @@ pub struct TuiArgs {
     /// Where to read the socket table.
     #[arg(long, value_enum, default_value_t = Source::Auto)]
     pub source: Source,
+
+    #[command(flatten)]
+    pub record: crate::record::RecordArgs,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -326,11 +329,49 @@ fn replay(args: &ReplayArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    if !args.headless {
-        eprintln!("sockscope: the interactive replay is not built yet; use --headless");
-        return ExitCode::from(2);
+    if args.headless {
+        return crate::record::replay::run_headless(args, thresholds);
     }
-    crate::record::replay::run_headless(args, thresholds)
+    let opts = match screen_options(
+        args.config.as_deref(),
+        args.thresholds.as_deref(),
+        args.filter.as_deref(),
+        args.no_color,
+        true,
+    ) {
+        Ok(o) => o,
+        Err(Failure::Usage(msg)) => {
+            eprintln!("{msg}");
+            return ExitCode::from(2);
+        }
+        Err(Failure::Runtime(e)) => {
+            eprintln!("sockscope: {e:#}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let reader = match crate::record::Reader::open(&args.file) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("sockscope: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let damage = reader.damage().cloned();
+    match crate::ui::run(crate::ui::Feed::Replay(reader), opts) {
+        Ok(()) => {
+            // Said again once the screen is gone, where it stays readable.
+            if let Some(d) = damage {
+                eprintln!("sockscope: {d}");
+                eprintln!("sockscope: the replay ended at sample {}", d.at_frame);
+                return ExitCode::from(crate::record::replay::REPLAY_DAMAGED);
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("sockscope: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 /// Takes `samples` samples `interval` apart, each through the engine (which
@@ -395,38 +436,61 @@ fn is_broken_pipe(e: &anyhow::Error) -> bool {
     })
 }
 
+/// The screen's options: the config file (`--config`, or the default one when
+/// it exists) under the command line's.
+fn screen_options(
+    config: Option<&std::path::Path>,
+    thresholds: Option<&std::path::Path>,
+    filter: Option<&str>,
+    no_color: bool,
+    owners: bool,
+) -> Result<crate::ui::TuiOptions, Failure> {
+    use crate::ui::config::Config;
+    let path = config
+        .map(std::path::Path::to_path_buf)
+        .or_else(Config::default_path);
+    let mut config = match &path {
+        Some(p) => Config::load(p).map_err(|e| Failure::Usage(format!("sockscope: {e}")))?,
+        None => Config::default(),
+    };
+    if thresholds.is_some() {
+        config.thresholds = load_thresholds(thresholds).map_err(Failure::Usage)?;
+    }
+    let text = filter.unwrap_or("");
+    let filter = Filter::parse(text)
+        .map_err(|e| Failure::Usage(format!("sockscope: bad --filter\n{}", e.render(text))))?;
+    let color = !no_color
+        && config
+            .ui
+            .color
+            .enabled(std::env::var_os("NO_COLOR").as_deref());
+    Ok(crate::ui::TuiOptions {
+        config,
+        filter,
+        color,
+        owners,
+    })
+}
+
 /// The live screen: config file < command line, then the UI until it quits.
 fn tui(proc_root: &std::path::Path, args: &TuiArgs) -> Result<(), Failure> {
     if args.print_default_config {
         print!("{}", crate::ui::config::default_config_text());
         return Ok(());
     }
-    let path = args
-        .config
-        .clone()
-        .or_else(crate::ui::config::Config::default_path);
-    let mut config = match &path {
-        Some(p) => crate::ui::config::Config::load(p)
-            .map_err(|e| Failure::Usage(format!("sockscope: {e}")))?,
-        None => crate::ui::config::Config::default(),
-    };
+    let mut opts = screen_options(
+        args.config.as_deref(),
+        args.thresholds.as_deref(),
+        args.filter.as_deref(),
+        args.no_color,
+        !args.no_owners,
+    )?;
     if let Some(d) = args.interval {
-        config.ui.interval = d;
+        opts.config.ui.interval = d;
     }
     if let Some(d) = &args.export_dir {
-        config.ui.export_dir = d.clone();
+        opts.config.ui.export_dir = d.clone();
     }
-    if args.thresholds.is_some() {
-        config.thresholds = load_thresholds(args.thresholds.as_deref()).map_err(Failure::Usage)?;
-    }
-    let text = args.filter.as_deref().unwrap_or("");
-    let filter = Filter::parse(text)
-        .map_err(|e| Failure::Usage(format!("sockscope: bad --filter\n{}", e.render(text))))?;
-    let color = !args.no_color
-        && config
-            .ui
-            .color
-            .enabled(std::env::var_os("NO_COLOR").as_deref());
     let collector = Collector::new(CollectorConfig {
         proc_root: proc_root.to_path_buf(),
         source: match args.source {
@@ -436,13 +500,19 @@ fn tui(proc_root: &std::path::Path, args: &TuiArgs) -> Result<(), Failure> {
         owners: !args.no_owners,
         ..CollectorConfig::default()
     });
-    let opts = crate::ui::TuiOptions {
-        config,
-        filter,
-        color,
-        owners: !args.no_owners,
-    };
-    crate::ui::run(collector, opts).map_err(Failure::Runtime)
+    // A recording that cannot start is refused before the screen opens.
+    let recording = args
+        .record
+        .start()
+        .map_err(|e| Failure::Usage(format!("sockscope: cannot record: {e}")))?;
+    crate::ui::run(
+        crate::ui::Feed::Live {
+            collector,
+            recording,
+        },
+        opts,
+    )
+    .map_err(Failure::Runtime)
 }
 
 fn snapshot(proc_root: &std::path::Path, args: &SnapshotArgs) -> Result<(), Failure> {

@@ -283,3 +283,152 @@ fn sigterm_restores_the_terminal() {
         );
     }
 }
+
+/// Runs `args` of the binary in a new tmux session; the exit code goes to
+/// `status` when it ends.
+fn start(tmux: &Tmux, args: &str, status: &Path, size: (u16, u16)) {
+    let command = format!(
+        "{} {args}; echo \"exit=$?\" > {}",
+        shell_quote(Path::new(env!("CARGO_BIN_EXE_sockscope"))),
+        shell_quote(status),
+    );
+    let (w, h) = (size.0.to_string(), size.1.to_string());
+    let started = tmux.run(&[
+        "new-session",
+        "-d",
+        "-s",
+        "ui",
+        "-x",
+        &w,
+        "-y",
+        &h,
+        "sh",
+        "-c",
+        &command,
+    ]);
+    assert!(
+        started.status.success(),
+        "tmux: {}",
+        String::from_utf8_lossy(&started.stderr)
+    );
+}
+
+/// Waits (at most 10 s) for the exit line the session's shell writes.
+fn exit_line(tmux: &Tmux, status: &Path) -> String {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Ok(s) = std::fs::read_to_string(status)
+            && s.contains("exit=")
+        {
+            return s;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no exit; screen:\n{}",
+            tmux.screen()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn a_recording_made_on_the_screen_replays_with_seeking() {
+    if !have_tmux() {
+        eprintln!("SKIPPED: tmux is not installed (the CI installs it)");
+        return;
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let rec = dir.path().join("incident.rec");
+    let mut lab = LabProcess::spawn();
+    let port = lab.listen("127.0.0.1:0", 64);
+    let to: SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
+    lab.connect(to, 2, "early");
+    lab.accept(port, 2, "served-early");
+
+    // Record: 4 ESTABLISHED ends, then 8.
+    let tmux = Tmux {
+        socket: format!("sockscope-test-rec-{}", std::process::id()),
+    };
+    let status = dir.path().join("status-record");
+    start(
+        &tmux,
+        &format!(
+            "--interval 200ms --filter 'port:{port}' --record {}",
+            shell_quote(&rec)
+        ),
+        &status,
+        (120, 40),
+    );
+    tmux.wait_for("4 ESTABLISHED", |s| count(s, "ESTAB") == Some(4));
+    // A few samples of each, so that both are in the recording.
+    std::thread::sleep(Duration::from_millis(600));
+    lab.connect(to, 2, "late");
+    lab.accept(port, 2, "served-late");
+    tmux.wait_for("8 ESTABLISHED", |s| count(s, "ESTAB") == Some(8));
+    std::thread::sleep(Duration::from_millis(600));
+    tmux.keys(&["q"]);
+    assert!(exit_line(&tmux, &status).starts_with("exit=0"));
+    drop(tmux);
+
+    // Replay: pause, back to the start (4), forward to the end (8).
+    let tmux = Tmux {
+        socket: format!("sockscope-test-replay-{}", std::process::id()),
+    };
+    let status = dir.path().join("status-replay");
+    start(
+        &tmux,
+        &format!("replay {} --filter 'port:{port}'", shell_quote(&rec)),
+        &status,
+        (120, 40),
+    );
+    tmux.wait_for("the replay", |s| s.contains("REPLAY ▶"));
+    tmux.keys(&["Space"]);
+    tmux.wait_for("paused", |s| s.contains("REPLAY ⏸"));
+    for _ in 0..10 {
+        tmux.keys(&["{"]);
+    }
+    let s = tmux.wait_for("the first sample", |s| s.contains("sample 1/"));
+    assert_eq!(count(&s, "ESTAB"), Some(4), "{s}");
+    for _ in 0..10 {
+        tmux.keys(&["}"]);
+    }
+    let s = tmux.wait_for("the last sample", |s| {
+        s.lines().next().is_some_and(|l| {
+            l.split("sample ")
+                .nth(1)
+                .and_then(|x| x.split_whitespace().next())
+                .is_some_and(|x| {
+                    let mut p = x.split('/');
+                    p.next() == p.next()
+                })
+        })
+    });
+    assert_eq!(count(&s, "ESTAB"), Some(8), "{s}");
+    tmux.keys(&["q"]);
+    assert!(exit_line(&tmux, &status).starts_with("exit=0"));
+    drop(tmux);
+
+    // Damaged: the screen says so, and the exit status is 3.
+    let len = std::fs::metadata(&rec).expect("stat").len();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&rec)
+        .expect("open")
+        .set_len(len - 5)
+        .expect("truncate");
+    let tmux = Tmux {
+        socket: format!("sockscope-test-damaged-{}", std::process::id()),
+    };
+    let status = dir.path().join("status-damaged");
+    start(
+        &tmux,
+        &format!("replay {}", shell_quote(&rec)),
+        &status,
+        (160, 40),
+    );
+    tmux.wait_for("the damage", |s| {
+        s.contains("the replay ends at sample") && s.contains("damaged recording")
+    });
+    tmux.keys(&["q"]);
+    assert!(exit_line(&tmux, &status).starts_with("exit=3"));
+}

@@ -358,3 +358,51 @@ fn help_swallows_keys_until_closed_and_status_messages_age() {
         [Effect::Quit]
     ));
 }
+
+#[test]
+fn in_a_replay_the_keys_drive_the_player() {
+    use sockscope::record::player::{Control, Status};
+    let mut a = app();
+    // Live: seeking is refused with a word, nothing else happens.
+    assert!(key(&mut a, KeyCode::Char(']')).is_empty());
+    assert!(a.status.as_ref().is_some_and(|s| s.error));
+    a.update(Msg::Player(Status {
+        index: 3,
+        len: 10,
+        playing: true,
+        speed: 1.0,
+        at: None,
+        damage: None,
+    }));
+    let control = |effects: Vec<Effect>| match effects.as_slice() {
+        [Effect::Player(c)] => *c,
+        other => panic!("one player effect: {other:?}"),
+    };
+    assert_eq!(
+        control(key(&mut a, KeyCode::Char(' '))),
+        Control::TogglePlay
+    );
+    assert!(
+        a.paused.is_none(),
+        "space plays/pauses the replay, not the screen"
+    );
+    assert_eq!(
+        control(key(&mut a, KeyCode::Char('+'))),
+        Control::Speed(true)
+    );
+    assert_eq!(
+        control(key(&mut a, KeyCode::Char('-'))),
+        Control::Speed(false)
+    );
+    assert_eq!(control(key(&mut a, KeyCode::Char(']'))), Control::Seek(10));
+    assert_eq!(control(key(&mut a, KeyCode::Char('['))), Control::Seek(-10));
+    assert_eq!(
+        control(key(&mut a, KeyCode::Char('}'))),
+        Control::SeekShare(0.1)
+    );
+    assert_eq!(
+        control(key(&mut a, KeyCode::Char('{'))),
+        Control::SeekShare(-0.1)
+    );
+    assert_eq!(control(key(&mut a, KeyCode::Char('R'))), Control::Seek(1));
+}

@@ -73,6 +73,7 @@
 //! mode as `PipelineEvent::Error("recording: ...")`.
 
 mod args;
+pub mod player;
 mod reader;
 pub mod replay;
 mod sink;

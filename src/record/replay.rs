@@ -169,6 +169,18 @@ pub struct ReplayArgs {
     /// Read diagnosis thresholds from this TOML file, as `check` does.
     #[arg(long, value_name = "FILE")]
     pub thresholds: Option<std::path::PathBuf>,
+
+    /// The screen's config file (keys, colours), as for the live screen.
+    #[arg(long, value_name = "FILE", conflicts_with = "headless")]
+    pub config: Option<std::path::PathBuf>,
+
+    /// Start the screen with this filter.
+    #[arg(short = 'F', long, value_name = "EXPR", conflicts_with = "headless")]
+    pub filter: Option<String>,
+
+    /// No colours (as NO_COLOR=1 does).
+    #[arg(long, conflicts_with = "headless")]
+    pub no_color: bool,
 }
 
 /// Runs a headless replay to standard output. Exit status: 0 the whole

@@ -34,11 +34,15 @@ pub enum Action {
     Faster,
     Slower,
     SampleNow,
+    SeekBack,
+    SeekForward,
+    SeekBackFar,
+    SeekForwardFar,
 }
 
 impl Action {
     /// Every action, in the order the help screen lists them.
-    pub const ALL: [Action; 29] = [
+    pub const ALL: [Action; 33] = [
         Action::Quit,
         Action::Help,
         Action::NextView,
@@ -68,6 +72,10 @@ impl Action {
         Action::Faster,
         Action::Slower,
         Action::SampleNow,
+        Action::SeekBack,
+        Action::SeekForward,
+        Action::SeekBackFar,
+        Action::SeekForwardFar,
     ];
 
     /// The name in the config file's `[keys]` table.
@@ -102,6 +110,10 @@ impl Action {
             Action::Faster => "faster",
             Action::Slower => "slower",
             Action::SampleNow => "sample_now",
+            Action::SeekBack => "seek_back",
+            Action::SeekForward => "seek_forward",
+            Action::SeekBackFar => "seek_back_far",
+            Action::SeekForwardFar => "seek_forward_far",
         }
     }
 
@@ -130,7 +142,9 @@ impl Action {
             Action::Bottom => "last row",
             Action::Drill => "open: connection, port, process, or a warning's subject",
             Action::Back => "back (or close help / filter)",
-            Action::Pause => "pause or resume the screen (history keeps recording)",
+            Action::Pause => {
+                "pause or resume the screen (history keeps recording); replay: play / pause"
+            }
             Action::EditFilter => "edit the filter (applies as you type)",
             Action::FilterPort => "filter on the selected row's port",
             Action::FilterProcess => "filter on the selected row's process",
@@ -139,9 +153,13 @@ impl Action {
             Action::SortPrev => "sort by the previous column",
             Action::SortReverse => "reverse the sort order",
             Action::Export => "export the current view's sockets to JSON",
-            Action::Faster => "sample more often",
-            Action::Slower => "sample less often",
-            Action::SampleNow => "sample now",
+            Action::Faster => "sample more often; replay: play faster",
+            Action::Slower => "sample less often; replay: play slower",
+            Action::SampleNow => "sample now; replay: one sample forward",
+            Action::SeekBack => "replay: back 10 samples",
+            Action::SeekForward => "replay: forward 10 samples",
+            Action::SeekBackFar => "replay: back a tenth of the recording",
+            Action::SeekForwardFar => "replay: forward a tenth of the recording",
         }
     }
 }

@@ -16,6 +16,7 @@ use crate::diagnose::{Finding, Subject};
 use crate::filter::{Filter, FilterError};
 use crate::live::Update;
 use crate::model::{Aggregates, Snapshot};
+use crate::record::player::{self, Control};
 
 /// Everything that can happen to the screen: the one event type its loop reads.
 #[derive(Debug)]
@@ -34,6 +35,8 @@ pub enum Msg {
     Exported(Result<PathBuf, String>),
     /// SIGTERM, SIGINT or SIGHUP.
     Terminate,
+    /// Where the replay is (replays only).
+    Player(player::Status),
 }
 
 /// What `update` asks its caller to do.
@@ -43,6 +46,8 @@ pub enum Effect {
     SetInterval(Duration),
     SampleNow,
     Export(ExportJob),
+    /// Tell the replay's player.
+    Player(Control),
 }
 
 /// A snapshot's selection to write as JSON, off the screen's thread.
@@ -242,6 +247,8 @@ pub struct App {
     pub sample_error: Option<String>,
     /// The sampler ended: nothing more will come.
     pub sampler_died: Option<String>,
+    /// A replay's position; `None` when live.
+    pub replay: Option<player::Status>,
 }
 
 /// One cursor per table.
@@ -273,6 +280,7 @@ impl App {
             status: None,
             sample_error: None,
             sampler_died: None,
+            replay: None,
         }
     }
 
@@ -309,6 +317,7 @@ impl App {
             Msg::Exported(Ok(path)) => self.say(format!("exported to {}", path.display()), false),
             Msg::Exported(Err(e)) => self.say(format!("export failed: {e}"), true),
             Msg::Terminate => return vec![Effect::Quit],
+            Msg::Player(status) => self.replay = Some(status),
         }
         Vec::new()
     }
@@ -424,6 +433,9 @@ impl App {
             Action::Back => {
                 self.details.pop();
             }
+            Action::Pause if self.replay.is_some() => {
+                return vec![Effect::Player(Control::TogglePlay)];
+            }
             Action::Pause => self.toggle_pause(),
             Action::EditFilter => {
                 self.mode = Mode::Filter(LineEdit::new(self.filter.applied.source()));
@@ -441,8 +453,33 @@ impl App {
                 self.rebuild();
             }
             Action::Export => return self.export().into_iter().collect(),
+            Action::Faster | Action::Slower if self.replay.is_some() => {
+                return vec![Effect::Player(Control::Speed(action == Action::Faster))];
+            }
             Action::Faster | Action::Slower => return self.step_interval(action == Action::Faster),
+            Action::SampleNow if self.replay.is_some() => {
+                return vec![Effect::Player(Control::Seek(1))];
+            }
             Action::SampleNow => return vec![Effect::SampleNow],
+            Action::SeekBack
+            | Action::SeekForward
+            | Action::SeekBackFar
+            | Action::SeekForwardFar => {
+                if self.replay.is_none() {
+                    self.say(
+                        "seeking is for replays (sockscope replay FILE)".into(),
+                        true,
+                    );
+                    return Vec::new();
+                }
+                let control = match action {
+                    Action::SeekBack => Control::Seek(-10),
+                    Action::SeekForward => Control::Seek(10),
+                    Action::SeekBackFar => Control::SeekShare(-0.1),
+                    _ => Control::SeekShare(0.1),
+                };
+                return vec![Effect::Player(control)];
+            }
         }
         Vec::new()
     }

@@ -42,6 +42,10 @@ const DEFAULTS: &[(Action, &[&str])] = &[
     (Action::Faster, &["+", "="]),
     (Action::Slower, &["-"]),
     (Action::SampleNow, &["R"]),
+    (Action::SeekBack, &["["]),
+    (Action::SeekForward, &["]"]),
+    (Action::SeekBackFar, &["{"]),
+    (Action::SeekForwardFar, &["}"]),
 ];
 
 /// A key with its modifiers, as bindings name it (`q`, `G`, `ctrl-c`, `enter`).

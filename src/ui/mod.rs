@@ -26,6 +26,8 @@ use crate::export;
 use crate::filter::Filter;
 use crate::live::{Pipeline, PipelineEvent, Processor};
 use crate::model::EngineConfig;
+use crate::record::player::{self, Player, PlayerEvent};
+use crate::record::{Reader, RecordingSink};
 use crate::sample::sampler::Collector;
 use app::{App, Effect, ExportJob, Msg, Settings};
 use config::Config;
@@ -42,6 +44,23 @@ pub struct TuiOptions {
     pub owners: bool,
 }
 
+/// Where the screen's snapshots come from.
+pub enum Feed {
+    /// The live sampler, maybe recording every sample.
+    Live {
+        collector: Collector,
+        recording: Option<RecordingSink>,
+    },
+    /// A recording, played back.
+    Replay(Reader),
+}
+
+/// The running source of snapshots, told what the user asks of it.
+enum Source {
+    Live(Pipeline),
+    Replay(Player),
+}
+
 /// Restores the terminal when dropped: on return, on error and on unwinding
 /// (ratatui's own panic hook covers a panic before this is built).
 struct TerminalGuard;
@@ -54,7 +73,7 @@ impl Drop for TerminalGuard {
 }
 
 /// Runs the screen until the user quits or a signal ends it.
-pub fn run(collector: Collector, opts: TuiOptions) -> anyhow::Result<()> {
+pub fn run(feed: Feed, opts: TuiOptions) -> anyhow::Result<()> {
     if !io::stdout().is_terminal() || !io::stdin().is_terminal() {
         anyhow::bail!(
             "the live screen needs a terminal; for output to a pipe or file use `sockscope snapshot` (or `check`)"
@@ -70,30 +89,61 @@ pub fn run(collector: Collector, opts: TuiOptions) -> anyhow::Result<()> {
     };
     let mut app = App::new(opts.config.keymap.clone(), settings, opts.filter);
     let to_ui = tx.clone();
-    let pipeline = Pipeline::spawn(
-        collector,
-        interval,
-        Processor::new(
-            EngineConfig::default(),
-            Diagnoser::new(opts.config.thresholds.clone()),
-        ),
-        move |event| {
-            let msg = match event {
-                PipelineEvent::Update(u) => Msg::Update(u),
-                PipelineEvent::Error(e) => Msg::SampleError(e),
+    let source = match feed {
+        Feed::Live {
+            collector,
+            recording,
+        } => {
+            let sink = move |event| {
+                let msg = match event {
+                    PipelineEvent::Update(u) => Msg::Update(u),
+                    PipelineEvent::Error(e) => Msg::SampleError(e),
+                };
+                to_ui.send(msg).is_ok()
             };
-            to_ui.send(msg).is_ok()
-        },
-    )
-    .context("cannot start the sampler")?;
+            let processor = Processor::new(
+                EngineConfig::default(),
+                Diagnoser::new(opts.config.thresholds.clone()),
+            );
+            let pipeline = match recording {
+                Some(r) => Pipeline::spawn(collector, interval, processor, r.wrap(sink)),
+                None => Pipeline::spawn(collector, interval, processor, sink),
+            };
+            Source::Live(pipeline.context("cannot start the sampler")?)
+        }
+        Feed::Replay(reader) => {
+            app.replay = Some(player::Status {
+                index: 0,
+                len: reader.len(),
+                playing: true,
+                speed: 1.0,
+                at: reader.taken_at(0),
+                damage: reader.damage().cloned(),
+            });
+            let player = Player::spawn(reader, opts.config.thresholds.clone(), move |event| {
+                let sent = match event {
+                    PlayerEvent::Update(u, status) => {
+                        to_ui.send(Msg::Update(u)).is_ok()
+                            && to_ui.send(Msg::Player(status)).is_ok()
+                    }
+                    PlayerEvent::Status(status) => to_ui.send(Msg::Player(status)).is_ok(),
+                    PlayerEvent::Error(e) => to_ui.send(Msg::SampleError(e)).is_ok(),
+                };
+                sent
+            })
+            .context("cannot start the replay")?;
+            Source::Replay(player)
+        }
+    };
     spawn_signals(tx.clone())?;
     let mut terminal = ratatui::try_init().context("cannot set up the terminal")?;
     let guard = TerminalGuard;
     spawn_keyboard(tx.clone())?;
     let theme = Theme::new(opts.color);
-    let result = event_loop(&mut terminal, &mut app, theme, &rx, &tx, &pipeline);
+    let result = event_loop(&mut terminal, &mut app, theme, &rx, &tx, &source);
     drop(guard);
-    pipeline.stop();
+    // Stops the sampler (and finishes a recording) or the player.
+    drop(source);
     result
 }
 
@@ -103,7 +153,7 @@ fn event_loop(
     theme: Theme,
     rx: &Receiver<Msg>,
     tx: &Sender<Msg>,
-    pipeline: &Pipeline,
+    source: &Source,
 ) -> anyhow::Result<()> {
     terminal.draw(|f| view::draw(f, app, theme))?;
     loop {
@@ -116,8 +166,21 @@ fn event_loop(
             for effect in app.update(msg) {
                 match effect {
                     Effect::Quit => quit = true,
-                    Effect::SetInterval(d) => pipeline.set_interval(d),
-                    Effect::SampleNow => pipeline.sample_now(),
+                    Effect::SetInterval(d) => {
+                        if let Source::Live(p) = source {
+                            p.set_interval(d);
+                        }
+                    }
+                    Effect::SampleNow => {
+                        if let Source::Live(p) = source {
+                            p.sample_now();
+                        }
+                    }
+                    Effect::Player(c) => {
+                        if let Source::Replay(p) = source {
+                            p.send(c);
+                        }
+                    }
                     Effect::Export(job) => spawn_export(job, tx.clone()),
                 }
             }

@@ -55,7 +55,11 @@ pub fn to_svg(buf: &Buffer) -> String {
         while x < w {
             let cell = &buf[(x, y)];
             let (fg, bg, m) = (cell.fg, cell.bg, cell.modifier);
-            let (fg, bg) = if m.contains(Modifier::REVERSED) { (bg, fg) } else { (fg, bg) };
+            let (fg, bg) = if m.contains(Modifier::REVERSED) {
+                (bg, fg)
+            } else {
+                (fg, bg)
+            };
             let start = x;
             let mut text = String::new();
             while x < w {
@@ -78,7 +82,11 @@ pub fn to_svg(buf: &Buffer) -> String {
             if text.trim().is_empty() {
                 continue;
             }
-            let weight = if m.contains(Modifier::BOLD) { " font-weight=\"bold\"" } else { "" };
+            let weight = if m.contains(Modifier::BOLD) {
+                " font-weight=\"bold\""
+            } else {
+                ""
+            };
             out.push_str(&format!(
                 "<text x=\"{px:.1}\" y=\"{:.1}\" fill=\"{}\"{weight} xml:space=\"preserve\" textLength=\"{:.1}\">{}</text>\n",
                 py + 13.0,

@@ -79,24 +79,39 @@ pub fn draw(frame: &mut Frame, app: &mut App, theme: Theme) {
 }
 
 fn draw_header(frame: &mut Frame, app: &App, theme: Theme, area: Rect) {
-    let mut text = String::from(" sockscope");
+    // What matters most comes first, so that a narrow terminal cuts the rest:
+    // the mode (live every N, or the replay's position), the sample's time,
+    // the host.
+    let mut text = String::from(" sockscope │ ");
+    text.push_str(&match &app.replay {
+        Some(r) => format!(
+            "REPLAY {} ×{} sample {}/{}",
+            if r.playing { "▶" } else { "⏸" },
+            r.speed,
+            r.index + 1,
+            r.len
+        ),
+        None => format!(
+            "every {}",
+            humantime::format_duration(app.settings.interval)
+        ),
+    });
     if let Some(shown) = &app.shown {
         let s = &shown.snap().sample;
         let h = &s.host;
         let time = humantime::format_rfc3339_seconds(s.taken_at).to_string();
         text.push_str(&format!(
-            " │ {} │ {} │ up {} │ load {:.2} {:.2} {:.2} │ {} cpu │ mem {}/{} │ {} │ every {}",
+            " │ {} │ {} │ load {:.2} {:.2} {:.2} │ {} cpu │ mem {}/{} │ {} │ up {}",
+            time.replace('T', " ").trim_end_matches('Z'),
             fmt::printable(&h.hostname),
-            fmt::printable(&h.kernel),
-            fmt::age(std::time::Duration::from_secs(h.uptime_secs)),
             h.load_avg[0],
             h.load_avg[1],
             h.load_avg[2],
             h.cpus,
             fmt::bytes(h.memory_used_bytes),
             fmt::bytes(h.memory_total_bytes),
-            time.replace('T', " ").trim_end_matches('Z'),
-            humantime::format_duration(app.settings.interval),
+            fmt::printable(&h.kernel),
+            fmt::age(std::time::Duration::from_secs(h.uptime_secs)),
         ));
     }
     frame.render_widget(
@@ -228,10 +243,21 @@ fn draw_status(frame: &mut Frame, app: &App, theme: Theme, area: Rect) {
         ));
         left.push(Span::raw(" "));
     }
+    let damage = app.replay.as_ref().and_then(|r| r.damage.as_ref());
     if let Some(e) = &app.sampler_died {
         left.push(Span::styled(format!("sampler stopped: {e}"), theme.error()));
     } else if let Some(e) = &app.sample_error {
         left.push(Span::styled(format!("sample failed: {e}"), theme.error()));
+    } else if let Some(d) = damage.filter(|_| app.status.is_none()) {
+        left.push(Span::styled(
+            format!(
+                "the replay ends at sample {}: damaged recording ({}): {}",
+                d.at_frame,
+                d.file.display(),
+                d.reason
+            ),
+            theme.error(),
+        ));
     } else if let Some(s) = &app.status {
         let style = if s.error { theme.error() } else { theme.ok() };
         left.push(Span::styled(s.text.clone(), style));
@@ -255,15 +281,28 @@ fn draw_status(frame: &mut Frame, app: &App, theme: Theme, area: Rect) {
         }
     }
     let k = |a| app.keymap.hint(a);
-    let hints = format!(
-        "{} help  {} filter  {} view  {} pause  {} export  {} quit ",
-        k(Action::Help),
-        k(Action::EditFilter),
-        k(Action::NextView),
-        k(Action::Pause),
-        k(Action::Export),
-        k(Action::Quit)
-    );
+    let hints = if app.replay.is_some() {
+        format!(
+            "{} help  {} play/pause  {} {} seek  {} {} speed  {} quit ",
+            k(Action::Help),
+            k(Action::Pause),
+            k(Action::SeekBack),
+            k(Action::SeekForward),
+            k(Action::Slower),
+            k(Action::Faster),
+            k(Action::Quit)
+        )
+    } else {
+        format!(
+            "{} help  {} filter  {} view  {} pause  {} export  {} quit ",
+            k(Action::Help),
+            k(Action::EditFilter),
+            k(Action::NextView),
+            k(Action::Pause),
+            k(Action::Export),
+            k(Action::Quit)
+        )
+    };
     let hints_w = (hints.chars().count() as u16).min(area.width / 2);
     let [l, r] = Layout::horizontal([Constraint::Min(0), Constraint::Length(hints_w)])
         .spacing(2)

@@ -1,0 +1,289 @@
+//! The player behind the interactive replay: a thread that reads a recording,
+//! feeds each sample through the engine and the diagnoser (a `Processor`) at the
+//! recorded pace times a speed, and hands each update to a sink, as the live
+//! pipeline does. It plays, pauses, changes speed and seeks on command.
+//!
+//! The engine only runs forward, so a seek backwards (or far forwards) starts a
+//! fresh engine a warm-up of [`WARMUP`] samples before the target and feeds it
+//! up to the target: the history, series and findings on screen are then those
+//! of the warm-up window, which is what hysteresis and the sparklines need.
+
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::thread::JoinHandle;
+use std::time::{Duration, SystemTime};
+
+use super::{Damage, Reader};
+use crate::diagnose::{Diagnoser, Thresholds};
+use crate::live::{Processor, Update};
+use crate::model::EngineConfig;
+
+/// Samples fed to a fresh engine before a seek's target.
+pub const WARMUP: usize = 120;
+
+/// The longest wait between two samples at speed 1: a gap in the recording
+/// (sockscope was stopped) is not replayed in real time.
+const MAX_GAP: Duration = Duration::from_secs(5);
+
+/// Speeds the player steps through.
+const SPEEDS: [f64; 10] = [0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0];
+
+/// What the player is told.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Control {
+    TogglePlay,
+    /// One speed step up (true) or down.
+    Speed(bool),
+    /// By this many samples (negative: back).
+    Seek(i64),
+    /// By this share of the recording (negative: back).
+    SeekShare(f64),
+    Stop,
+}
+
+/// Where the player is.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Status {
+    /// The index of the sample on screen.
+    pub index: usize,
+    /// Samples that can be replayed (those before any damage).
+    pub len: usize,
+    pub playing: bool,
+    pub speed: f64,
+    pub at: Option<SystemTime>,
+    /// Where the recording is damaged, if it is: the replay ends there.
+    pub damage: Option<Damage>,
+}
+
+impl Status {
+    /// At the last sample that can be replayed.
+    pub fn at_end(&self) -> bool {
+        self.index + 1 >= self.len
+    }
+}
+
+/// What the player hands its sink.
+#[derive(Debug)]
+pub enum PlayerEvent {
+    /// A sample to show, and where the player is.
+    Update(Update, Status),
+    /// The status changed without a new sample (paused, speed).
+    Status(Status),
+    /// A sample could not be read or decoded (the replay stops before it).
+    Error(String),
+}
+
+/// A running player. Dropping it stops the thread.
+pub struct Player {
+    control: Sender<Control>,
+    handle: Option<JoinHandle<()>>,
+}
+
+impl Player {
+    /// Starts playing `reader` from its first sample.
+    pub fn spawn(
+        reader: Reader,
+        thresholds: Thresholds,
+        sink: impl FnMut(PlayerEvent) -> bool + Send + 'static,
+    ) -> std::io::Result<Player> {
+        let (control, inbox) = mpsc::channel();
+        let handle = std::thread::Builder::new()
+            .name("sockscope-player".into())
+            .spawn(move || {
+                let mut state = State::new(reader, thresholds, sink);
+                state.run(&inbox);
+            })?;
+        Ok(Player {
+            control,
+            handle: Some(handle),
+        })
+    }
+
+    pub fn send(&self, c: Control) {
+        // A send fails only once the thread has ended, which its sink shows.
+        let _ = self.control.send(c);
+    }
+}
+
+impl Drop for Player {
+    fn drop(&mut self) {
+        let _ = self.control.send(Control::Stop);
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
+    }
+}
+
+struct State<S> {
+    reader: Reader,
+    thresholds: Thresholds,
+    processor: Processor,
+    /// The index of the last sample fed to `processor` (`None` before any).
+    fed: Option<usize>,
+    len: usize,
+    playing: bool,
+    speed: f64,
+    damage: Option<Damage>,
+    sink: S,
+}
+
+impl<S: FnMut(PlayerEvent) -> bool> State<S> {
+    fn new(reader: Reader, thresholds: Thresholds, sink: S) -> State<S> {
+        let len = reader.len();
+        let damage = reader.damage().cloned();
+        State {
+            processor: fresh(&thresholds),
+            reader,
+            thresholds,
+            fed: None,
+            len,
+            playing: true,
+            speed: 1.0,
+            damage,
+            sink,
+        }
+    }
+
+    fn status(&self) -> Status {
+        let index = self.fed.unwrap_or(0);
+        Status {
+            index,
+            len: self.len,
+            playing: self.playing,
+            speed: self.speed,
+            at: self.reader.taken_at(index),
+            damage: self.damage.clone(),
+        }
+    }
+
+    fn run(&mut self, inbox: &Receiver<Control>) {
+        if self.len == 0 {
+            self.playing = false;
+            let status = self.status();
+            (self.sink)(PlayerEvent::Status(status));
+        } else if !self.go_to(0) {
+            return;
+        }
+        loop {
+            let wait = match (self.playing, self.fed) {
+                (true, Some(i)) if i + 1 < self.len => self.gap(i),
+                _ => Duration::from_secs(3600),
+            };
+            let control = match inbox.recv_timeout(wait) {
+                Ok(c) => Some(c),
+                Err(RecvTimeoutError::Timeout) => None,
+                Err(RecvTimeoutError::Disconnected) => return,
+            };
+            let alive = match control {
+                Some(Control::Stop) => return,
+                None => {
+                    let next = self.fed.map_or(0, |i| i + 1);
+                    self.go_to(next)
+                }
+                Some(Control::TogglePlay) => {
+                    if self.status().at_end() && !self.playing {
+                        // Play again from the start, as a media player does.
+                        self.playing = true;
+                        self.go_to(0)
+                    } else {
+                        self.playing = !self.playing;
+                        self.report()
+                    }
+                }
+                Some(Control::Speed(up)) => {
+                    let i = SPEEDS.iter().position(|s| *s >= self.speed).unwrap_or(2);
+                    let j = if up {
+                        (i + 1).min(SPEEDS.len() - 1)
+                    } else {
+                        i.saturating_sub(1)
+                    };
+                    self.speed = SPEEDS[j];
+                    self.report()
+                }
+                Some(Control::Seek(delta)) => {
+                    let from = self.fed.unwrap_or(0) as i64;
+                    self.go_to((from + delta).clamp(0, self.len as i64 - 1) as usize)
+                }
+                Some(Control::SeekShare(share)) => {
+                    let delta = (self.len as f64 * share).round() as i64;
+                    let from = self.fed.unwrap_or(0) as i64;
+                    self.go_to((from + delta).clamp(0, self.len as i64 - 1) as usize)
+                }
+            };
+            if !alive {
+                return;
+            }
+        }
+    }
+
+    /// The wait before the sample after `i`, at the current speed.
+    fn gap(&self, i: usize) -> Duration {
+        let (Some(a), Some(b)) = (self.reader.taken_at(i), self.reader.taken_at(i + 1)) else {
+            return Duration::ZERO;
+        };
+        let d = b.duration_since(a).unwrap_or_default().min(MAX_GAP);
+        d.div_f64(self.speed)
+    }
+
+    fn report(&mut self) -> bool {
+        let status = self.status();
+        (self.sink)(PlayerEvent::Status(status))
+    }
+
+    /// Shows sample `target`: fed on from where the engine is when that is near
+    /// ahead, else from a fresh engine after a warm-up.
+    fn go_to(&mut self, target: usize) -> bool {
+        if self.len == 0 {
+            return self.report();
+        }
+        let target = target.min(self.len - 1);
+        let start = match self.fed {
+            Some(i) if target > i && target - i <= WARMUP => i + 1,
+            Some(i) if target == i => return self.report(),
+            _ => {
+                self.processor = fresh(&self.thresholds);
+                self.fed = None;
+                target.saturating_sub(WARMUP)
+            }
+        };
+        let mut last = None;
+        for i in start..=target {
+            match self.reader.read(i) {
+                Some(Ok(sample)) => {
+                    // The previous update goes first, so that the engine's
+                    // series are updated in place.
+                    drop(last.take());
+                    last = Some(self.processor.process(sample));
+                    self.fed = Some(i);
+                }
+                Some(Err(damage)) => {
+                    self.len = i;
+                    self.damage = Some(damage);
+                    self.playing = false;
+                    break;
+                }
+                None => {
+                    self.len = i;
+                    self.playing = false;
+                    break;
+                }
+            }
+        }
+        if self.fed.is_some_and(|i| i + 1 >= self.len) {
+            self.playing = false;
+        }
+        let status = self.status();
+        match last {
+            Some(update) => (self.sink)(PlayerEvent::Update(update, status)),
+            None if self.fed.is_none() => {
+                (self.sink)(PlayerEvent::Error(
+                    "no sample of the recording could be read".into(),
+                )) && (self.sink)(PlayerEvent::Status(status))
+            }
+            None => (self.sink)(PlayerEvent::Status(status)),
+        }
+    }
+}
+
+fn fresh(thresholds: &Thresholds) -> Processor {
+    Processor::new(EngineConfig::default(), Diagnoser::new(thresholds.clone()))
+}
