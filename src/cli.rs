@@ -35,6 +35,8 @@ pub enum Command {
     /// Exit status: 0 healthy, 1 warnings, 2 critical findings; 64 bad usage,
     /// 70 a runtime error (the sockets could not be read).
     Check(CheckArgs),
+    /// No screen: serve Prometheus /metrics, the JSON /snapshot and /healthz over HTTP.
+    Serve(crate::serve::ServeArgs),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -137,7 +139,7 @@ pub struct SnapshotArgs {
     pub thresholds: Option<PathBuf>,
 }
 
-fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+pub(crate) fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
     humantime::parse_duration(text).map_err(|e| format!("{e} (write e.g. 500ms, 2s, 1m)"))
 }
 
@@ -183,6 +185,7 @@ pub fn run() -> ExitCode {
     let result = match cli.command {
         Some(Command::Snapshot(args)) => snapshot(&cli.proc_root, &args),
         Some(Command::Check(_)) => Ok(()),
+        Some(Command::Serve(args)) => crate::serve::run(&cli.proc_root, &args),
         // The live screen is not built yet; until it is, the bare command prints
         // the table once, as `sockscope snapshot` does.
         None => snapshot(&cli.proc_root, &SnapshotArgs::default()),
@@ -290,7 +293,7 @@ fn observe(
 /// The thresholds of `path` (the defaults without one). The error is the message
 /// to print: the file's name, then toml's, which gives the line and column and
 /// quotes the offending key.
-fn load_thresholds(path: Option<&std::path::Path>) -> Result<Thresholds, String> {
+pub(crate) fn load_thresholds(path: Option<&std::path::Path>) -> Result<Thresholds, String> {
     let Some(path) = path else {
         return Ok(Thresholds::default());
     };
@@ -304,7 +307,7 @@ fn load_thresholds(path: Option<&std::path::Path>) -> Result<Thresholds, String>
         .map_err(|e| format!("sockscope: bad --thresholds file {}: {e}", path.display()))
 }
 
-enum Failure {
+pub(crate) enum Failure {
     /// Bad input from the user: exit status 2.
     Usage(String),
     /// Anything else: exit status 1.

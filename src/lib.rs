@@ -21,3 +21,4 @@ pub mod filter;
 pub mod live;
 pub mod model;
 pub mod sample;
+pub mod serve;
