@@ -37,6 +37,8 @@ pub enum Command {
     Check(CheckArgs),
     /// No screen: serve Prometheus /metrics, the JSON /snapshot and /healthz over HTTP.
     Serve(crate::serve::ServeArgs),
+    /// No screen: one JSON line per connection event and finding change on stdout.
+    Watch(crate::watch::WatchArgs),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -186,6 +188,7 @@ pub fn run() -> ExitCode {
         Some(Command::Snapshot(args)) => snapshot(&cli.proc_root, &args),
         Some(Command::Check(_)) => Ok(()),
         Some(Command::Serve(args)) => crate::serve::run(&cli.proc_root, &args),
+        Some(Command::Watch(args)) => crate::watch::run(&cli.proc_root, &args),
         // The live screen is not built yet; until it is, the bare command prints
         // the table once, as `sockscope snapshot` does.
         None => snapshot(&cli.proc_root, &SnapshotArgs::default()),

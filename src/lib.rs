@@ -22,3 +22,4 @@ pub mod live;
 pub mod model;
 pub mod sample;
 pub mod serve;
+pub mod watch;
