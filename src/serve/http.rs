@@ -59,7 +59,11 @@ impl Service {
             .unwrap_or_default();
         let get = *request.method() == Method::Get;
         let answer = self.answer(get, request.url(), &accept);
-        let mut response = Response::from_string(answer.body).with_status_code(answer.status);
+        // The body is whole in memory: a Content-Length suits every client better
+        // than tiny_http's chunking of large bodies.
+        let mut response = Response::from_string(answer.body)
+            .with_status_code(answer.status)
+            .with_chunked_threshold(usize::MAX);
         if let Ok(h) = Header::from_bytes("Content-Type", answer.content_type) {
             response.add_header(h);
         }
