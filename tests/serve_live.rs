@@ -229,3 +229,45 @@ fn promtool_accepts_the_alerting_rules() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// The `sockscope_*` names in `text`.
+fn metric_names(text: &str) -> std::collections::BTreeSet<String> {
+    let mut names = std::collections::BTreeSet::new();
+    let mut rest = text;
+    while let Some(at) = rest.find("sockscope_") {
+        let tail = &rest[at..];
+        let end = tail
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .unwrap_or(tail.len());
+        names.insert(tail[..end].to_string());
+        rest = &tail[end..];
+    }
+    names
+}
+
+#[test]
+fn the_assets_use_only_metrics_that_serve_exposes() {
+    let (_serve, addr) = start_serve(&["--interval", "200ms"]);
+    let body = scrape_until(addr, |b| value(b, "sockscope_samples_total").map(|_| ()));
+    let exposed: std::collections::BTreeSet<String> = body
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|l| l.split_whitespace().next())
+        .map(str::to_string)
+        .collect();
+    assert!(exposed.contains("sockscope_tcp_sockets"), "{exposed:?}");
+    for asset in ["prometheus-rules.yml", "grafana-dashboard.json"] {
+        let path = format!("{}/assets/{asset}", env!("CARGO_MANIFEST_DIR"));
+        let text = std::fs::read_to_string(&path).expect("read the asset");
+        if asset.ends_with(".json") {
+            let _: serde_json::Value = serde_json::from_str(&text).expect("the dashboard is JSON");
+        }
+        let used = metric_names(&text);
+        assert!(!used.is_empty(), "{asset} names no metric");
+        let unknown: Vec<&String> = used.difference(&exposed).collect();
+        assert!(
+            unknown.is_empty(),
+            "{asset} uses metrics serve does not expose: {unknown:?}"
+        );
+    }
+}
