@@ -12,6 +12,7 @@
 //! own spelling, e.g. `sockscope_kernel_tcpext_total{name="ListenOverflows"}`),
 //! so that a counter a newer kernel adds is exposed without a code change.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::time::{Duration, UNIX_EPOCH};
 
@@ -86,24 +87,7 @@ pub fn encode_metrics(enc: &mut DescriptorEncoder, input: &MetricsInput) -> fmt:
         enc,
         "sockscope_process_sockets",
         "TCP sockets by state of the processes holding the most (top N only; states with none are left out).",
-        agg.processes
-            .iter()
-            .take(input.top_processes)
-            .flat_map(|p| {
-                TcpState::ALL.iter().filter_map(move |&s| {
-                    let n = p.states.get(s);
-                    (n > 0).then(|| {
-                        (
-                            [
-                                ("pid", p.process.pid.to_string()),
-                                ("process", p.process.name.clone()),
-                                ("state", state_label(s)),
-                            ],
-                            n,
-                        )
-                    })
-                })
-            }),
+        top_process_rows(snap, input.top_processes),
     )?;
     encode_kernel(enc, snap)?;
     gauges(
@@ -121,6 +105,36 @@ pub fn encode_metrics(enc: &mut DescriptorEncoder, input: &MetricsInput) -> fmt:
             )
         }),
     )
+}
+
+/// The per-state rows of the `top` processes holding the most sockets. A pid
+/// reused while the old process is still the last owner of some sockets gives
+/// two processes with one pid (and maybe one name): their rows are summed, as
+/// one series may appear only once in an exposition.
+fn top_process_rows(snap: &Snapshot, top: usize) -> Vec<([(&'static str, String); 3], u64)> {
+    let mut rows: BTreeMap<(u32, &str, TcpState), u64> = BTreeMap::new();
+    for p in snap.aggregates.processes.iter().take(top) {
+        for &s in &TcpState::ALL {
+            let n = p.states.get(s);
+            if n > 0 {
+                *rows
+                    .entry((p.process.pid, p.process.name.as_str(), s))
+                    .or_default() += n;
+            }
+        }
+    }
+    rows.into_iter()
+        .map(|((pid, name, s), n)| {
+            (
+                [
+                    ("pid", pid.to_string()),
+                    ("process", name.to_string()),
+                    ("state", state_label(s)),
+                ],
+                n,
+            )
+        })
+        .collect()
 }
 
 /// The kernel's `Tcp:` and `TcpExt:` counters and `/proc/net/sockstat`.
@@ -280,4 +294,122 @@ fn counters<L: EncodeLabelSet>(
             .encode_counter::<NoLabelSet, _, u64>(&v, None)?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::{Duration, UNIX_EPOCH};
+
+    use prometheus_client::collector::Collector;
+    use prometheus_client::registry::Registry;
+
+    use super::*;
+    use crate::diagnose::{Evidence, Severity, Subject};
+    use crate::model::{Engine, EngineConfig, Ownership, ProcessInfo, Sample, SocketRecord, Stamp};
+
+    #[derive(Debug)]
+    struct Fixed(Arc<Snapshot>, Vec<Finding>);
+
+    impl Collector for Fixed {
+        fn encode(&self, mut enc: DescriptorEncoder) -> fmt::Result {
+            encode_metrics(
+                &mut enc,
+                &MetricsInput {
+                    snapshot: Some(&self.0),
+                    findings: &self.1,
+                    sample_duration: Some(Duration::from_millis(5)),
+                    ingest_duration: None,
+                    errors_total: 2,
+                    top_processes: 1,
+                },
+            )
+        }
+    }
+
+    fn socket(state: TcpState, local: &str, remote: &str, pid: Option<u32>) -> SocketRecord {
+        let mut s = SocketRecord::new(
+            state,
+            local.parse().expect("addr"),
+            remote.parse().expect("addr"),
+        );
+        if let Some(pid) = pid {
+            s.owner = Ownership::Known { pid, fd: 3 };
+        }
+        s
+    }
+
+    #[test]
+    fn a_scripted_snapshot_encodes_as_expected() {
+        let mut listener = socket(TcpState::Listen, "0.0.0.0:80", "0.0.0.0:0", Some(10));
+        (listener.recv_q, listener.send_q) = (3, 4);
+        let sockets = vec![
+            listener,
+            socket(TcpState::SynRecv, "10.0.0.1:80", "10.0.0.9:5000", None),
+            socket(
+                TcpState::CloseWait,
+                "10.0.0.1:80",
+                "10.0.0.9:5001",
+                Some(10),
+            ),
+            socket(
+                TcpState::CloseWait,
+                "10.0.0.1:80",
+                "10.0.0.9:5002",
+                Some(10),
+            ),
+            socket(
+                TcpState::Established,
+                "10.0.0.1:6000",
+                "10.0.0.8:443",
+                Some(20),
+            ),
+        ];
+        let mut sample =
+            Sample::of_sockets(UNIX_EPOCH + Duration::from_secs(1_800_000_000), sockets);
+        for (pid, name) in [(10, "web \"1\""), (20, "client")] {
+            let p = ProcessInfo {
+                pid,
+                name: name.into(),
+                ..ProcessInfo::default()
+            };
+            sample.processes.insert(pid, Arc::new(p));
+        }
+        sample.counters.tcp_ext.insert("ListenOverflows".into(), 7);
+        sample.counters.tcp.insert("CurrEstab".into(), 1);
+        let snap = Engine::new(EngineConfig::default()).ingest(sample);
+        let finding = Finding {
+            rule: "close_wait_leak",
+            severity: Severity::Warning,
+            subject: Subject::LocalPort { port: 80 },
+            evidence: Evidence::new(),
+            since: Stamp::default(),
+            message: String::new(),
+            next_step: String::new(),
+        };
+        let mut registry = Registry::default();
+        registry.register_collector(Box::new(Fixed(snap, vec![finding])));
+        let mut text = String::new();
+        prometheus_client::encoding::prometheus_text::encode(&mut text, &registry).expect("encode");
+        for line in [
+            "sockscope_tcp_sockets{state=\"close_wait\"} 2",
+            "sockscope_tcp_sockets{state=\"last_ack\"} 0",
+            "sockscope_listen_queue_depth{port=\"80\"} 3",
+            "sockscope_listen_backlog{port=\"80\"} 4",
+            "sockscope_syn_recv{port=\"80\"} 1",
+            // Top 1 only: pid 10 (3 sockets), not pid 20; the quote escaped.
+            "sockscope_process_sockets{pid=\"10\",process=\"web \\\"1\\\"\",state=\"close_wait\"} 2",
+            "sockscope_process_sockets{pid=\"10\",process=\"web \\\"1\\\"\",state=\"listen\"} 1",
+            "sockscope_kernel_tcpext_total{name=\"ListenOverflows\"} 7",
+            "sockscope_kernel_tcp_value{name=\"CurrEstab\"} 1",
+            "sockscope_finding{rule=\"close_wait_leak\",severity=\"warning\",subject=\"local port 80\"} 1",
+            "sockscope_sample_errors_total 2",
+            "sockscope_samples_total 1",
+            "sockscope_last_sample_timestamp_seconds 1800000000.0",
+        ] {
+            assert!(text.lines().any(|l| l == line), "no line {line} in\n{text}");
+        }
+        assert!(!text.contains("pid=\"20\""), "{text}");
+        assert_eq!(text.matches("sockscope_tcp_sockets{").count(), 11);
+    }
 }
