@@ -88,6 +88,16 @@ fn opened_and_closed_connections_appear_with_their_ports() {
         }
         assert!(attempt < 10, "no listener ever reported: {:#?}", lines.all);
     };
+    // A port that started listening after the first sample is a finding
+    // (new_listener), raised once it held for two samples.
+    lines.until("the new_listener finding", Duration::from_secs(30), |l| {
+        l.iter().any(|v| {
+            v["kind"] == "finding_raised"
+                && v["rule"] == "new_listener"
+                && v["subject"]["port"] == server.port()
+        })
+    });
+
     let mut pairs: Vec<(TcpStream, TcpStream)> = Vec::new();
     for _ in 0..3 {
         let client = TcpStream::connect(server).expect("connect");
