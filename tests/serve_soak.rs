@@ -185,9 +185,11 @@ fn memory_stays_bounded_and_watch_loses_nothing_under_churn() {
         t.ours
     );
     assert_eq!(health.status, 200, "{}", health.body);
+    // Not a speed test: a floor that even a slow, busy machine passes (this one
+    // makes ~6,000 a second), below which the soak would prove nothing.
     assert!(
-        rate >= 1_000.0,
-        "churn too slow to mean anything: {rate:.0}/s"
+        connections >= 10_000,
+        "too little churn to mean anything: {connections} connections ({rate:.0}/s)"
     );
     assert!(
         rss_end <= rss_start + bound,
