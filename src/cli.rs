@@ -44,6 +44,10 @@ pub enum Command {
     /// Exit status: 0 the whole recording replayed, 3 replayed up to damage
     /// (named on standard error), 1 the recording could not be read, 2 bad usage.
     Replay(ReplayArgs),
+    /// No screen: serve Prometheus /metrics, the JSON /snapshot and /healthz over HTTP.
+    Serve(crate::serve::ServeArgs),
+    /// No screen: one JSON line per connection event and finding change on stdout.
+    Watch(crate::watch::WatchArgs),
 }
 
 /// The live screen's options (no subcommand).
@@ -191,7 +195,7 @@ pub struct SnapshotArgs {
     pub thresholds: Option<PathBuf>,
 }
 
-fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+pub(crate) fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
     humantime::parse_duration(text).map_err(|e| format!("{e} (write e.g. 500ms, 2s, 1m)"))
 }
 
@@ -240,6 +244,8 @@ pub fn run() -> ExitCode {
     let result = match cli.command {
         Some(Command::Snapshot(args)) => snapshot(&cli.proc_root, &args),
         Some(Command::Check(_) | Command::Replay(_)) => Ok(()),
+        Some(Command::Serve(args)) => crate::serve::run(&cli.proc_root, &args),
+        Some(Command::Watch(args)) => crate::watch::run(&cli.proc_root, &args),
         None => tui(&cli.proc_root, &cli.tui),
     };
     match result {
@@ -399,7 +405,7 @@ fn observe(
 /// The thresholds of `path` (the defaults without one). The error is the message
 /// to print: the file's name, then toml's, which gives the line and column and
 /// quotes the offending key.
-fn load_thresholds(path: Option<&std::path::Path>) -> Result<Thresholds, String> {
+pub(crate) fn load_thresholds(path: Option<&std::path::Path>) -> Result<Thresholds, String> {
     let Some(path) = path else {
         return Ok(Thresholds::default());
     };
@@ -413,7 +419,7 @@ fn load_thresholds(path: Option<&std::path::Path>) -> Result<Thresholds, String>
         .map_err(|e| format!("sockscope: bad --thresholds file {}: {e}", path.display()))
 }
 
-enum Failure {
+pub(crate) enum Failure {
     /// Bad input from the user: exit status 2.
     Usage(String),
     /// Anything else: exit status 1.
@@ -507,7 +513,7 @@ fn tui(proc_root: &std::path::Path, args: &TuiArgs) -> Result<(), Failure> {
         .map_err(|e| Failure::Usage(format!("sockscope: cannot record: {e}")))?;
     crate::ui::run(
         crate::ui::Feed::Live {
-            collector,
+            collector: Box::new(collector),
             recording,
         },
         opts,

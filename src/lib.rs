@@ -23,4 +23,6 @@ pub mod live;
 pub mod model;
 pub mod record;
 pub mod sample;
+pub mod serve;
 pub mod ui;
+pub mod watch;

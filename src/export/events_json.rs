@@ -22,8 +22,9 @@ pub(super) struct EventsJson {
     dropped_transitions: u64,
 }
 
+/// One event in JSON (in the snapshot's `history.events` and `watch`'s lines).
 #[derive(Serialize)]
-struct EventJson {
+pub struct EventJson {
     at: String,
     /// `opened`, `state_changed` or `closed`.
     kind: &'static str,
@@ -39,7 +40,8 @@ struct EventJson {
     conn: u64,
 }
 
-fn selects(filter: &Filter, e: &Event) -> bool {
+/// Whether `filter` selects the connection of `e` (see the module's note).
+pub fn event_selected(filter: &Filter, e: &Event) -> bool {
     if filter.is_empty() {
         return true;
     }
@@ -60,28 +62,33 @@ fn selects(filter: &Filter, e: &Event) -> bool {
     filter.matches(&record, process.as_ref())
 }
 
+/// One event in JSON.
+pub fn event_json(e: &Event) -> EventJson {
+    EventJson {
+        at: rfc3339(e.at),
+        kind: e.kind.name(),
+        state: e.state.name(),
+        from: match e.kind {
+            EventKind::StateChanged { from } => Some(from.name()),
+            _ => None,
+        },
+        local: e.local.to_string(),
+        remote: e.remote.to_string(),
+        pid: e.pid,
+        process: (!e.process.is_empty()).then(|| e.process.as_str().to_string()),
+        conn: e.conn,
+    }
+}
+
 /// The last `max` events of `snap` that `filter` selects, oldest first.
 pub(super) fn events_json(snap: &Snapshot, filter: &Filter, max: usize) -> EventsJson {
     let mut events: Vec<EventJson> = snap
         .events
         .iter()
         .rev()
-        .filter(|e| selects(filter, e))
+        .filter(|e| event_selected(filter, e))
         .take(max)
-        .map(|e| EventJson {
-            at: rfc3339(e.at),
-            kind: e.kind.name(),
-            state: e.state.name(),
-            from: match e.kind {
-                EventKind::StateChanged { from } => Some(from.name()),
-                _ => None,
-            },
-            local: e.local.to_string(),
-            remote: e.remote.to_string(),
-            pid: e.pid,
-            process: (!e.process.is_empty()).then(|| e.process.as_str().to_string()),
-            conn: e.conn,
-        })
+        .map(event_json)
         .collect();
     events.reverse();
     EventsJson {

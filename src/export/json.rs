@@ -148,7 +148,8 @@ struct RemoteJson {
 }
 
 /// An instant as the document writes it (RFC 3339, milliseconds, UTC).
-pub(super) fn rfc3339(at: Stamp) -> String {
+/// A time as RFC 3339 in UTC with milliseconds, as everywhere in the exports.
+pub fn rfc3339(at: Stamp) -> String {
     rfc3339_time(at.to_system())
 }
 

@@ -1,19 +1,22 @@
 //! Writing a sample out: the aligned table (like `ss -tanp`), CSV, the JSON
 //! snapshot (from the engine's `Snapshot`, with history and aggregates), and
 //! writing a file so that a reader never sees half of it; and the diagnosis's
-//! findings, as JSON or text.
+//! findings, as JSON or text; and the Prometheus exposition of a snapshot.
 
 mod csv;
 mod events_json;
 mod file;
 mod findings;
 mod json;
+mod openmetrics;
 mod text;
 
 pub use self::csv::write_csv;
+pub use events_json::{EventJson, event_json, event_selected};
 pub use file::{OutputError, write_atomically};
 pub use findings::{FindingJson, findings_json, severity_counts, write_findings_text};
-pub use json::{JSON_VERSION, MAX_EVENTS, write_json};
+pub use json::{JSON_VERSION, MAX_EVENTS, rfc3339, write_json};
+pub use openmetrics::{MetricsInput, encode_metrics, state_label};
 pub use text::write_table;
 
 use crate::filter::Filter;

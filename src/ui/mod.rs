@@ -48,7 +48,7 @@ pub struct TuiOptions {
 pub enum Feed {
     /// The live sampler, maybe recording every sample.
     Live {
-        collector: Collector,
+        collector: Box<Collector>,
         recording: Option<RecordingSink>,
     },
     /// A recording, played back.
@@ -106,8 +106,8 @@ pub fn run(feed: Feed, opts: TuiOptions) -> anyhow::Result<()> {
                 Diagnoser::new(opts.config.thresholds.clone()),
             );
             let pipeline = match recording {
-                Some(r) => Pipeline::spawn(collector, interval, processor, r.wrap(sink)),
-                None => Pipeline::spawn(collector, interval, processor, sink),
+                Some(r) => Pipeline::spawn(*collector, interval, processor, r.wrap(sink)),
+                None => Pipeline::spawn(*collector, interval, processor, sink),
             };
             Source::Live(pipeline.context("cannot start the sampler")?)
         }
@@ -120,18 +120,20 @@ pub fn run(feed: Feed, opts: TuiOptions) -> anyhow::Result<()> {
                 at: reader.taken_at(0),
                 damage: reader.damage().cloned(),
             });
-            let player = Player::spawn(reader, opts.config.thresholds.clone(), move |event| {
-                let sent = match event {
-                    PlayerEvent::Update(u, status) => {
-                        to_ui.send(Msg::Update(u)).is_ok()
-                            && to_ui.send(Msg::Player(status)).is_ok()
-                    }
-                    PlayerEvent::Status(status) => to_ui.send(Msg::Player(status)).is_ok(),
-                    PlayerEvent::Error(e) => to_ui.send(Msg::SampleError(e)).is_ok(),
-                };
-                sent
-            })
-            .context("cannot start the replay")?;
+            let player =
+                Player::spawn(
+                    reader,
+                    opts.config.thresholds.clone(),
+                    move |event| match event {
+                        PlayerEvent::Update(u, status) => {
+                            to_ui.send(Msg::Update(u)).is_ok()
+                                && to_ui.send(Msg::Player(status)).is_ok()
+                        }
+                        PlayerEvent::Status(status) => to_ui.send(Msg::Player(status)).is_ok(),
+                        PlayerEvent::Error(e) => to_ui.send(Msg::SampleError(e)).is_ok(),
+                    },
+                )
+                .context("cannot start the replay")?;
             Source::Replay(player)
         }
     };

@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+pub mod headless;
 pub mod lab;
 pub mod population;
 pub mod recording;

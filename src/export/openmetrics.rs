@@ -1,0 +1,415 @@
+//! The Prometheus / OpenMetrics exposition of a snapshot, named in
+//! node_exporter's style (`sockscope_tcp_sockets{state="close_wait"}`), for
+//! `sockscope serve`'s `/metrics`.
+//!
+//! Everything is encoded from one snapshot and its findings at scrape time
+//! through prometheus-client's `DescriptorEncoder`: the label sets (ports,
+//! processes, findings) come and go with the host, and encoding them from the
+//! latest snapshot means a port that closed or a finding that cleared simply
+//! stops being exposed, with no per-tick bookkeeping of families to clear.
+//!
+//! Kernel counters are one family per table with a `name` label (the kernel's
+//! own spelling, e.g. `sockscope_kernel_tcpext_total{name="ListenOverflows"}`),
+//! so that a counter a newer kernel adds is exposed without a code change.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::time::{Duration, UNIX_EPOCH};
+
+use prometheus_client::encoding::{
+    DescriptorEncoder, EncodeGaugeValue, EncodeLabelSet, MetricEncoder, NoLabelSet,
+};
+use prometheus_client::metrics::MetricType;
+
+use crate::diagnose::Finding;
+use crate::model::{Snapshot, TcpState};
+
+/// What one scrape exposes: the latest snapshot (none before the first sample)
+/// and what the serving side knows of the sampler.
+#[derive(Clone, Copy, Debug)]
+pub struct MetricsInput<'a> {
+    pub snapshot: Option<&'a Snapshot>,
+    /// The findings active in `snapshot`.
+    pub findings: &'a [Finding],
+    /// From the start of the sample to its snapshot and findings being ready.
+    pub sample_duration: Option<Duration>,
+    /// The engine's and the diagnoser's share of it.
+    pub ingest_duration: Option<Duration>,
+    /// Samples that failed since the start.
+    pub errors_total: u64,
+    /// Processes with their own per-state series (the most sockets first).
+    pub top_processes: usize,
+}
+
+/// A state as a label value: the kernel's name in lower case (`close_wait`).
+pub fn state_label(state: TcpState) -> String {
+    state.name().to_ascii_lowercase()
+}
+
+/// Writes every family of `input` to `enc`.
+pub fn encode_metrics(enc: &mut DescriptorEncoder, input: &MetricsInput) -> fmt::Result {
+    encode_health(enc, input)?;
+    let Some(snap) = input.snapshot else {
+        return Ok(());
+    };
+    let agg = &snap.aggregates;
+    gauges(
+        enc,
+        "sockscope_tcp_sockets",
+        "TCP sockets of the host (its network namespace) by state.",
+        TcpState::ALL
+            .iter()
+            .map(|&s| ([("state", state_label(s))], agg.counts.get(s))),
+    )?;
+    let port = |p: u16| [("port", p.to_string())];
+    gauges(
+        enc,
+        "sockscope_listen_queue_depth",
+        "Connections waiting in the accept queues of a port's listeners (their Recv-Q, summed).",
+        agg.ports.iter().map(|p| (port(p.port), p.accept_queue())),
+    )?;
+    gauges(
+        enc,
+        "sockscope_listen_backlog",
+        "Accept queue limit of a port's listeners (their Send-Q, summed; 0 from the /proc fallback).",
+        agg.ports.iter().map(|p| {
+            let backlog: u64 = p.listeners.iter().map(|l| u64::from(l.backlog)).sum();
+            (port(p.port), backlog)
+        }),
+    )?;
+    gauges(
+        enc,
+        "sockscope_syn_recv",
+        "Half-open connections (SYN_RECV) to a listening port.",
+        agg.ports.iter().map(|p| (port(p.port), p.syn_recv())),
+    )?;
+    gauges(
+        enc,
+        "sockscope_process_sockets",
+        "TCP sockets by state of the processes holding the most (top N only; states with none are left out).",
+        top_process_rows(snap, input.top_processes),
+    )?;
+    encode_kernel(enc, snap)?;
+    gauges(
+        enc,
+        "sockscope_finding",
+        "1 for each active finding of the diagnosis (rule, severity and what it is about).",
+        input.findings.iter().map(|f| {
+            (
+                [
+                    ("rule", f.rule.to_string()),
+                    ("severity", f.severity.name().to_string()),
+                    ("subject", f.subject.to_string()),
+                ],
+                1u64,
+            )
+        }),
+    )
+}
+
+/// The per-state rows of the `top` processes holding the most sockets. A pid
+/// reused while the old process is still the last owner of some sockets gives
+/// two processes with one pid (and maybe one name): their rows are summed, as
+/// one series may appear only once in an exposition.
+fn top_process_rows(snap: &Snapshot, top: usize) -> Vec<([(&'static str, String); 3], u64)> {
+    let mut rows: BTreeMap<(u32, &str, TcpState), u64> = BTreeMap::new();
+    for p in snap.aggregates.processes.iter().take(top) {
+        for &s in &TcpState::ALL {
+            let n = p.states.get(s);
+            if n > 0 {
+                *rows
+                    .entry((p.process.pid, p.process.name.as_str(), s))
+                    .or_default() += n;
+            }
+        }
+    }
+    rows.into_iter()
+        .map(|((pid, name, s), n)| {
+            (
+                [
+                    ("pid", pid.to_string()),
+                    ("process", name.to_string()),
+                    ("state", state_label(s)),
+                ],
+                n,
+            )
+        })
+        .collect()
+}
+
+/// The kernel's `Tcp:` and `TcpExt:` counters and `/proc/net/sockstat`.
+fn encode_kernel(enc: &mut DescriptorEncoder, snap: &Snapshot) -> fmt::Result {
+    let c = &snap.counters;
+    let name = |n: &str| [("name", n.to_string())];
+    counters(
+        enc,
+        "sockscope_kernel_tcp",
+        "The kernel's Tcp: counters of /proc/net/snmp (name as the kernel spells it).",
+        c.tcp
+            .iter()
+            .filter(|(_, d)| !d.gauge)
+            .map(|(n, d)| (name(n), u64::try_from(d.value).unwrap_or(0))),
+    )?;
+    gauges(
+        enc,
+        "sockscope_kernel_tcp_value",
+        "The kernel's Tcp: values of /proc/net/snmp that are levels, not counts (CurrEstab, MaxConn, Rto*).",
+        c.tcp
+            .iter()
+            .filter(|(_, d)| d.gauge)
+            .map(|(n, d)| (name(n), d.value)),
+    )?;
+    counters(
+        enc,
+        "sockscope_kernel_tcpext",
+        "The kernel's TcpExt: counters of /proc/net/netstat (name as the kernel spells it).",
+        c.tcp_ext
+            .iter()
+            .map(|(n, d)| (name(n), u64::try_from(d.value).unwrap_or(0))),
+    )?;
+    let s = &snap.sample.counters.sockstat;
+    gauges(
+        enc,
+        "sockscope_sockstat",
+        "TCP lines of /proc/net/sockstat (mem in pages).",
+        [
+            ("inuse", s.inuse),
+            ("orphan", s.orphan),
+            ("tw", s.tw),
+            ("alloc", s.alloc),
+            ("mem", s.mem),
+        ]
+        .into_iter()
+        .map(|(k, v)| ([("kind", k.to_string())], v)),
+    )
+}
+
+/// The sampler's own health: is it sampling, how long it takes, what it misses.
+fn encode_health(enc: &mut DescriptorEncoder, input: &MetricsInput) -> fmt::Result {
+    let secs = |d: Duration| d.as_secs_f64();
+    counter(
+        enc,
+        "sockscope_sample_errors",
+        "Samples that failed (the sampler tries again at the next interval).",
+        input.errors_total,
+    )?;
+    let Some(snap) = input.snapshot else {
+        return Ok(());
+    };
+    let taken = snap
+        .taken_at()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64());
+    gauge(
+        enc,
+        "sockscope_last_sample_timestamp_seconds",
+        "When the latest sample was taken, in seconds since the Unix epoch.",
+        taken,
+    )?;
+    gauge(
+        enc,
+        "sockscope_sample_duration_seconds",
+        "Time from the start of the latest sample to its snapshot and findings being ready.",
+        input.sample_duration.map_or(0.0, secs),
+    )?;
+    gauge(
+        enc,
+        "sockscope_ingest_duration_seconds",
+        "Engine and diagnosis time of the latest sample.",
+        input.ingest_duration.map_or(0.0, secs),
+    )?;
+    counter(
+        enc,
+        "sockscope_samples",
+        "Samples taken by the engine.",
+        snap.tick,
+    )?;
+    let o = &snap.sample.health.owners;
+    gauges(
+        enc,
+        "sockscope_sockets_by_owner",
+        "Sockets of the latest sample by what is known of their owner: known, kernel (no process holds it), hidden (no permission), unknown.",
+        [
+            ("known", o.sockets_known),
+            ("kernel", o.sockets_kernel),
+            ("hidden", o.sockets_hidden),
+            ("unknown", o.sockets_unknown),
+        ]
+        .into_iter()
+        .map(|(k, v)| ([("owner", k.to_string())], v)),
+    )?;
+    counter(
+        enc,
+        "sockscope_events",
+        "Connection events (opened, state changed, closed) the engine logged.",
+        snap.history.events_logged,
+    )?;
+    counter(
+        enc,
+        "sockscope_history_dropped_events",
+        "Events the engine's bounded log let go of.",
+        snap.history.dropped_events,
+    )
+}
+
+fn gauge(
+    enc: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    value: impl EncodeGaugeValue,
+) -> fmt::Result {
+    enc.encode_descriptor(name, help, None, MetricType::Gauge)?
+        .encode_gauge(&value)
+}
+
+/// A counter; the encoder appends `_total` to `name`.
+fn counter(enc: &mut DescriptorEncoder, name: &str, help: &str, value: u64) -> fmt::Result {
+    enc.encode_descriptor(name, help, None, MetricType::Counter)?
+        .encode_counter::<NoLabelSet, _, u64>(&value, None)
+}
+
+fn gauges<L: EncodeLabelSet, V: EncodeGaugeValue>(
+    enc: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    rows: impl IntoIterator<Item = (L, V)>,
+) -> fmt::Result {
+    let mut m: MetricEncoder = enc.encode_descriptor(name, help, None, MetricType::Gauge)?;
+    for (labels, v) in rows {
+        m.encode_family(&labels)?.encode_gauge(&v)?;
+    }
+    Ok(())
+}
+
+/// A labelled counter family; the encoder appends `_total` to `name`.
+fn counters<L: EncodeLabelSet>(
+    enc: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    rows: impl IntoIterator<Item = (L, u64)>,
+) -> fmt::Result {
+    let mut m: MetricEncoder = enc.encode_descriptor(name, help, None, MetricType::Counter)?;
+    for (labels, v) in rows {
+        m.encode_family(&labels)?
+            .encode_counter::<NoLabelSet, _, u64>(&v, None)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::{Duration, UNIX_EPOCH};
+
+    use prometheus_client::collector::Collector;
+    use prometheus_client::registry::Registry;
+
+    use super::*;
+    use crate::diagnose::{Evidence, Severity, Subject};
+    use crate::model::{Engine, EngineConfig, Ownership, ProcessInfo, Sample, SocketRecord, Stamp};
+
+    #[derive(Debug)]
+    struct Fixed(Arc<Snapshot>, Vec<Finding>);
+
+    impl Collector for Fixed {
+        fn encode(&self, mut enc: DescriptorEncoder) -> fmt::Result {
+            encode_metrics(
+                &mut enc,
+                &MetricsInput {
+                    snapshot: Some(&self.0),
+                    findings: &self.1,
+                    sample_duration: Some(Duration::from_millis(5)),
+                    ingest_duration: None,
+                    errors_total: 2,
+                    top_processes: 1,
+                },
+            )
+        }
+    }
+
+    fn socket(state: TcpState, local: &str, remote: &str, pid: Option<u32>) -> SocketRecord {
+        let mut s = SocketRecord::new(
+            state,
+            local.parse().expect("addr"),
+            remote.parse().expect("addr"),
+        );
+        if let Some(pid) = pid {
+            s.owner = Ownership::Known { pid, fd: 3 };
+        }
+        s
+    }
+
+    #[test]
+    fn a_scripted_snapshot_encodes_as_expected() {
+        let mut listener = socket(TcpState::Listen, "0.0.0.0:80", "0.0.0.0:0", Some(10));
+        (listener.recv_q, listener.send_q) = (3, 4);
+        let sockets = vec![
+            listener,
+            socket(TcpState::SynRecv, "10.0.0.1:80", "10.0.0.9:5000", None),
+            socket(
+                TcpState::CloseWait,
+                "10.0.0.1:80",
+                "10.0.0.9:5001",
+                Some(10),
+            ),
+            socket(
+                TcpState::CloseWait,
+                "10.0.0.1:80",
+                "10.0.0.9:5002",
+                Some(10),
+            ),
+            socket(
+                TcpState::Established,
+                "10.0.0.1:6000",
+                "10.0.0.8:443",
+                Some(20),
+            ),
+        ];
+        let mut sample =
+            Sample::of_sockets(UNIX_EPOCH + Duration::from_secs(1_800_000_000), sockets);
+        for (pid, name) in [(10, "web \"1\""), (20, "client")] {
+            let p = ProcessInfo {
+                pid,
+                name: name.into(),
+                ..ProcessInfo::default()
+            };
+            sample.processes.insert(pid, Arc::new(p));
+        }
+        sample.counters.tcp_ext.insert("ListenOverflows".into(), 7);
+        sample.counters.tcp.insert("CurrEstab".into(), 1);
+        let snap = Engine::new(EngineConfig::default()).ingest(sample);
+        let finding = Finding {
+            rule: "close_wait_leak",
+            severity: Severity::Warning,
+            subject: Subject::LocalPort { port: 80 },
+            evidence: Evidence::new(),
+            since: Stamp::default(),
+            message: String::new(),
+            next_step: String::new(),
+        };
+        let mut registry = Registry::default();
+        registry.register_collector(Box::new(Fixed(snap, vec![finding])));
+        let mut text = String::new();
+        prometheus_client::encoding::prometheus_text::encode(&mut text, &registry).expect("encode");
+        for line in [
+            "sockscope_tcp_sockets{state=\"close_wait\"} 2",
+            "sockscope_tcp_sockets{state=\"last_ack\"} 0",
+            "sockscope_listen_queue_depth{port=\"80\"} 3",
+            "sockscope_listen_backlog{port=\"80\"} 4",
+            "sockscope_syn_recv{port=\"80\"} 1",
+            // Top 1 only: pid 10 (3 sockets), not pid 20; the quote escaped.
+            "sockscope_process_sockets{pid=\"10\",process=\"web \\\"1\\\"\",state=\"close_wait\"} 2",
+            "sockscope_process_sockets{pid=\"10\",process=\"web \\\"1\\\"\",state=\"listen\"} 1",
+            "sockscope_kernel_tcpext_total{name=\"ListenOverflows\"} 7",
+            "sockscope_kernel_tcp_value{name=\"CurrEstab\"} 1",
+            "sockscope_finding{rule=\"close_wait_leak\",severity=\"warning\",subject=\"local port 80\"} 1",
+            "sockscope_sample_errors_total 2",
+            "sockscope_samples_total 1",
+            "sockscope_last_sample_timestamp_seconds 1800000000.0",
+        ] {
+            assert!(text.lines().any(|l| l == line), "no line {line} in\n{text}");
+        }
+        assert!(!text.contains("pid=\"20\""), "{text}");
+        assert_eq!(text.matches("sockscope_tcp_sockets{").count(), 11);
+    }
+}

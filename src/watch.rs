@@ -1,0 +1,283 @@
+//! `sockscope watch`: the live pipeline with no screen, writing one JSON line
+//! per event on stdout for log shippers: a connection opened, changed state or
+//! closed, and a finding raised or cleared.
+//!
+//! ```text
+//!  Pipeline --sink--> (diff findings; try_send) --bounded channel--> main thread: lines -> stdout
+//! ```
+//!
+//! Every event is written once: the engine's log numbers its events, and each
+//! batch writes those after the last one written. If stdout is slow and the
+//! channel is full, the sink drops that snapshot (keeping its finding changes
+//! for the next one): the next snapshot's log still holds the events. Only if
+//! the bounded log itself let go of some before they were written does a
+//! `{"kind":"events_lost","count":N}` line say how many.
+
+use std::collections::BTreeMap;
+use std::io::{self, Write};
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, RecvTimeoutError, TrySendError};
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Args, ValueEnum};
+use serde::Serialize;
+
+use crate::cli::{Failure, load_thresholds, parse_duration};
+use crate::diagnose::{Diagnoser, Finding, Subject};
+use crate::export::{self, EventJson, FindingJson};
+use crate::filter::Filter;
+use crate::live::{Pipeline, PipelineEvent, Processor};
+use crate::model::{EngineConfig, Snapshot, Stamp};
+use crate::sample::sampler::{Collector, CollectorConfig};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum WatchFormat {
+    /// One JSON object per line.
+    Jsonl,
+}
+
+#[derive(Debug, Args)]
+pub struct WatchArgs {
+    /// Output format.
+    #[arg(short, long, value_enum, default_value_t = WatchFormat::Jsonl)]
+    pub format: WatchFormat,
+
+    /// Time between samples, e.g. 500ms, 2s.
+    #[arg(long, value_name = "INTERVAL", default_value = "1s", value_parser = parse_duration)]
+    pub interval: Duration,
+
+    /// Only the connection events that match EXPR (the filter language of
+    /// `snapshot`); findings are always written.
+    #[arg(short = 'F', long, value_name = "EXPR")]
+    pub filter: Option<String>,
+
+    /// Read diagnosis thresholds from this TOML file (see assets/thresholds.toml).
+    #[arg(long, value_name = "FILE")]
+    pub thresholds: Option<std::path::PathBuf>,
+}
+
+/// A finding that appeared or went away between two snapshots.
+#[derive(Clone, Debug, PartialEq)]
+pub enum FindingChange {
+    Raised(Finding),
+    Cleared(Finding),
+}
+
+/// Diffs the findings of successive updates by (rule, subject).
+#[derive(Debug, Default)]
+pub struct FindingDiff {
+    active: BTreeMap<(&'static str, Subject), Finding>,
+}
+
+impl FindingDiff {
+    /// The changes from the previous call's findings to `now`'s: cleared ones
+    /// first, then raised ones, each in rule order.
+    pub fn next(&mut self, now: &[Finding]) -> Vec<FindingChange> {
+        let mut next: BTreeMap<(&'static str, Subject), Finding> = now
+            .iter()
+            .map(|f| ((f.rule, f.subject.clone()), f.clone()))
+            .collect();
+        let mut changes: Vec<FindingChange> = Vec::new();
+        for (key, f) in &self.active {
+            if !next.contains_key(key) {
+                changes.push(FindingChange::Cleared(f.clone()));
+            }
+        }
+        for (key, f) in &next {
+            if !self.active.contains_key(key) {
+                changes.push(FindingChange::Raised(f.clone()));
+            }
+        }
+        std::mem::swap(&mut self.active, &mut next);
+        changes
+    }
+}
+
+/// One snapshot and the finding changes it brought (and any that a dropped
+/// snapshot brought before it).
+#[derive(Debug)]
+pub struct Batch {
+    pub snapshot: Arc<Snapshot>,
+    pub findings: Vec<FindingChange>,
+}
+
+#[derive(Serialize)]
+struct EventLine {
+    /// The event's number in the engine's log (consecutive: a gap is a loss).
+    seq: u64,
+    #[serde(flatten)]
+    event: EventJson,
+}
+
+#[derive(Serialize)]
+struct FindingLine<'a> {
+    /// `finding_raised` or `finding_cleared`.
+    kind: &'static str,
+    /// The snapshot that showed the change.
+    at: String,
+    #[serde(flatten)]
+    finding: FindingJson<'a>,
+}
+
+/// Writes batches as lines, each event once.
+#[derive(Debug, Default)]
+pub struct Emitter {
+    filter: Filter,
+    /// The number of the next event to write; `None` before the first batch.
+    next_seq: Option<u64>,
+}
+
+impl Emitter {
+    pub fn new(filter: Filter) -> Emitter {
+        Emitter {
+            filter,
+            next_seq: None,
+        }
+    }
+
+    /// Writes the lines of `batch` (events, then finding changes) to `out`.
+    pub fn write_batch(&mut self, out: &mut impl Write, batch: &Batch) -> io::Result<()> {
+        let snap = &batch.snapshot;
+        let log = &snap.events;
+        let first = log.first_seq();
+        let end = first + log.len() as u64;
+        // At the first batch, only that snapshot's own events are new.
+        let mut from = self
+            .next_seq
+            .unwrap_or_else(|| end.saturating_sub(snap.new_events as u64));
+        if from < first {
+            serde_json::to_writer(
+                &mut *out,
+                &serde_json::json!({"kind": "events_lost", "count": first - from}),
+            )?;
+            out.write_all(b"\n")?;
+            from = first;
+        }
+        let skip = usize::try_from(from - first).unwrap_or(usize::MAX);
+        for (i, e) in log.iter().enumerate().skip(skip) {
+            if !export::event_selected(&self.filter, e) {
+                continue;
+            }
+            let event = export::event_json(e);
+            let line = EventLine {
+                seq: first + i as u64,
+                event,
+            };
+            serde_json::to_writer(&mut *out, &line)?;
+            out.write_all(b"\n")?;
+        }
+        self.next_seq = Some(end.max(from));
+        let at = export::rfc3339(Stamp::from(snap.taken_at()));
+        for change in &batch.findings {
+            let (kind, f) = match change {
+                FindingChange::Raised(f) => ("finding_raised", f),
+                FindingChange::Cleared(f) => ("finding_cleared", f),
+            };
+            let finding = export::findings_json(std::slice::from_ref(f))
+                .pop()
+                .ok_or_else(|| io::Error::other("a finding without JSON"))?;
+            let line = FindingLine {
+                kind,
+                at: at.clone(),
+                finding,
+            };
+            serde_json::to_writer(&mut *out, &line)?;
+            out.write_all(b"\n")?;
+        }
+        Ok(())
+    }
+}
+
+/// Batches waiting for stdout; past this, snapshots are dropped (not events:
+/// see the module's note).
+const QUEUE: usize = 8;
+
+/// Runs `watch` until SIGTERM, SIGINT or a closed stdout.
+pub(crate) fn run(proc_root: &Path, args: &WatchArgs) -> Result<(), Failure> {
+    let filter = match &args.filter {
+        Some(text) => Filter::parse(text)
+            .map_err(|e| Failure::Usage(format!("sockscope: bad --filter\n{}", e.render(text))))?,
+        None => Filter::default(),
+    };
+    if args.interval.is_zero() {
+        return Err(Failure::Usage(
+            "sockscope: --interval must be more than 0".into(),
+        ));
+    }
+    let thresholds = load_thresholds(args.thresholds.as_deref()).map_err(Failure::Usage)?;
+    let term = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+        signal_hook::flag::register(sig, Arc::clone(&term)).context("install signal handlers")?;
+    }
+
+    let (tx, rx) = mpsc::sync_channel::<Result<Batch, String>>(QUEUE);
+    let mut diff = FindingDiff::default();
+    let mut pending: Vec<FindingChange> = Vec::new();
+    let sink = move |event: PipelineEvent| {
+        let msg = match event {
+            PipelineEvent::Update(update) => {
+                pending.extend(diff.next(&update.findings));
+                Ok(Batch {
+                    snapshot: update.snapshot,
+                    findings: std::mem::take(&mut pending),
+                })
+            }
+            PipelineEvent::Error(e) => Err(e),
+        };
+        match tx.try_send(msg) {
+            Ok(()) => true,
+            Err(TrySendError::Full(Ok(batch))) => {
+                // The snapshot goes; its finding changes wait for the next one.
+                pending = batch.findings;
+                true
+            }
+            Err(TrySendError::Full(Err(_))) => true,
+            Err(TrySendError::Disconnected(_)) => false,
+        }
+    };
+    let collector = Collector::new(CollectorConfig {
+        proc_root: proc_root.to_path_buf(),
+        ..CollectorConfig::default()
+    });
+    let pipeline = Pipeline::spawn(
+        collector,
+        args.interval,
+        Processor::new(EngineConfig::default(), Diagnoser::new(thresholds)),
+        sink,
+    )
+    .context("start the sampler")?;
+
+    let mut emitter = Emitter::new(filter);
+    let stdout = io::stdout();
+    let mut out = io::BufWriter::new(stdout.lock());
+    let result = loop {
+        if term.load(Ordering::Relaxed) {
+            break Ok(());
+        }
+        match rx.recv_timeout(Duration::from_millis(200)) {
+            Ok(Ok(batch)) => {
+                let written = emitter
+                    .write_batch(&mut out, &batch)
+                    .and_then(|()| out.flush());
+                if let Err(e) = written {
+                    break Err(e);
+                }
+            }
+            Ok(Err(e)) => eprintln!("sockscope: sample failed: {e}"),
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => break Ok(()),
+        }
+    };
+    drop(rx);
+    pipeline.stop();
+    match result {
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(()),
+        Err(e) => Err(Failure::Runtime(
+            anyhow::Error::from(e).context("write to stdout"),
+        )),
+        Ok(()) => Ok(()),
+    }
+}
