@@ -338,6 +338,10 @@ fn replay(args: &ReplayArgs) -> ExitCode {
     if args.headless {
         return crate::record::replay::run_headless(args, thresholds);
     }
+    if !io::stdout().is_terminal() || !io::stdin().is_terminal() {
+        eprintln!("sockscope: the replay screen needs a terminal; for text output use --headless");
+        return ExitCode::from(2);
+    }
     let opts = match screen_options(
         args.config.as_deref(),
         args.thresholds.as_deref(),

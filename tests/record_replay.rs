@@ -219,11 +219,8 @@ fn replay_usage_and_unreadable_recordings_have_their_own_status() {
     let path = dir.path().join("r.rec");
     record(&path, &leak_script()[..2]);
     let out = replay(&[path.to_str().expect("utf-8")]);
-    assert_eq!(
-        out.status.code(),
-        Some(2),
-        "the screen replay is not there yet"
-    );
+    assert_eq!(out.status.code(), Some(2), "no terminal for the screen");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--headless"));
     let bad = dir.path().join("t.toml");
     std::fs::write(&bad, "no_such_key = 1\n").expect("write");
     let out = replay(&[
