@@ -109,12 +109,8 @@ fn bench_size(c: &mut Criterion, size: usize) {
 }
 
 fn main() {
-    let sizes: Vec<usize> = std::env::var("SOCKSCOPE_BENCH_SIZES")
-        .ok()
-        .map(|v| v.split(',').filter_map(|s| s.trim().parse().ok()).collect())
-        .unwrap_or_else(|| vec![1_000, 10_000, 100_000]);
     let mut criterion = Criterion::default().configure_from_args();
-    for size in sizes {
+    for size in synthetic::sizes() {
         bench_size(&mut criterion, size);
     }
     criterion.final_summary();

@@ -1,14 +1,18 @@
 //! A synthetic population of server connections that churns a little every
-//! tick, for the benchmarks (no kernel needed): 16 worker processes behind 8
-//! listening ports, clients from 65k hosts; each tick 1% of the connections
-//! close, as many open, and 0.5% change state.
+//! tick, for the benchmarks and examples (no kernel needed): 16 worker processes
+//! behind 8 listening ports, clients from 65k hosts; each tick 1% of the
+//! connections close, as many open, and 0.5% change state. With tcp_info, every
+//! connection has one whose ages move on each tick (a tenth see traffic), as a
+//! recording sees them.
+
+#![allow(dead_code)] // each includer uses part of it
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
 
-use sockscope::model::{Ownership, ProcessInfo, Sample, SocketRecord, TcpState};
+use sockscope::model::{Ownership, ProcessInfo, Sample, SocketRecord, TcpInfoLite, TcpState};
 
 const PROCESSES: u32 = 16;
 const PORTS: [u16; 8] = [80, 443, 5432, 6379, 8080, 8443, 9000, 11211];
@@ -36,9 +40,30 @@ pub struct Population {
     rng: Rng,
     next_cookie: u64,
     tick: u64,
+    tcp_info: bool,
 }
 
 impl Population {
+    /// Connections with tcp_info that ages each tick.
+    pub fn with_tcp_info(size: usize) -> Population {
+        let mut p = Population::new(size);
+        p.tcp_info = true;
+        for i in PORTS.len()..p.sockets.len() {
+            let info = p.info();
+            p.sockets[i].tcp_info = Some(info);
+        }
+        p
+    }
+
+    fn info(&mut self) -> TcpInfoLite {
+        TcpInfoLite {
+            rtt_us: 200 + self.rng.below(5_000) as u32,
+            rttvar_us: 100,
+            rto_us: 204_000,
+            ..TcpInfoLite::default()
+        }
+    }
+
     pub fn new(size: usize) -> Population {
         let processes = (1..=PROCESSES)
             .map(|pid| {
@@ -60,6 +85,7 @@ impl Population {
             rng: Rng(0x9e37_79b9_7f4a_7c15),
             next_cookie: 1,
             tick: 0,
+            tcp_info: false,
         };
         for (i, &port) in PORTS.iter().enumerate() {
             let mut l = SocketRecord::new(
@@ -109,6 +135,11 @@ impl Population {
             pid: 1001 + self.rng.below(PROCESSES as usize) as u32,
             fd: 10,
         };
+        s.uid = 33;
+        s.shutdown = Some(0);
+        if self.tcp_info {
+            s.tcp_info = Some(self.info());
+        }
         s
     }
 
@@ -132,6 +163,25 @@ impl Population {
                 _ => continue,
             };
         }
+        if self.tcp_info {
+            // Every socket's ages move on by the second; a tenth saw traffic.
+            for i in PORTS.len()..n {
+                let traffic = self.rng.below(10) == 0;
+                let jitter = self.rng.below(50) as u32;
+                if let Some(t) = &mut self.sockets[i].tcp_info {
+                    if traffic {
+                        t.last_data_sent_ms = jitter;
+                        t.last_data_recv_ms = jitter;
+                        t.last_ack_recv_ms = jitter;
+                        t.rtt_us = t.rtt_us.saturating_add(jitter).saturating_sub(25);
+                    } else {
+                        t.last_data_sent_ms += 1000;
+                        t.last_data_recv_ms += 1000;
+                        t.last_ack_recv_ms += 1000;
+                    }
+                }
+            }
+        }
         Sample {
             processes: self.processes.clone(),
             ..Sample::of_sockets(
@@ -140,4 +190,12 @@ impl Population {
             )
         }
     }
+}
+
+/// The sizes to benchmark: `SOCKSCOPE_BENCH_SIZES=1000,10000`, else 1k, 10k, 100k.
+pub fn sizes() -> Vec<usize> {
+    std::env::var("SOCKSCOPE_BENCH_SIZES")
+        .ok()
+        .map(|v| v.split(',').filter_map(|s| s.trim().parse().ok()).collect())
+        .unwrap_or_else(|| vec![1_000, 10_000, 100_000])
 }
