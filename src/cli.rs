@@ -446,6 +446,19 @@ fn is_broken_pipe(e: &anyhow::Error) -> bool {
     })
 }
 
+/// A collector over `proc_root` reading from `source`, with or without owners.
+fn collector(proc_root: &std::path::Path, source: Source, owners: bool) -> Collector {
+    Collector::new(CollectorConfig {
+        proc_root: proc_root.to_path_buf(),
+        source: match source {
+            Source::Auto => SourceChoice::Auto,
+            Source::Proc => SourceChoice::ProcNet,
+        },
+        owners,
+        ..CollectorConfig::default()
+    })
+}
+
 /// The screen's options: the config file (`--config`, or the default one when
 /// it exists) under the command line's.
 fn screen_options(
@@ -501,15 +514,7 @@ fn tui(proc_root: &std::path::Path, args: &TuiArgs) -> Result<(), Failure> {
     if let Some(d) = &args.export_dir {
         opts.config.ui.export_dir = d.clone();
     }
-    let collector = Collector::new(CollectorConfig {
-        proc_root: proc_root.to_path_buf(),
-        source: match args.source {
-            Source::Auto => SourceChoice::Auto,
-            Source::Proc => SourceChoice::ProcNet,
-        },
-        owners: !args.no_owners,
-        ..CollectorConfig::default()
-    });
+    let collector = collector(proc_root, args.source, !args.no_owners);
     // A recording that cannot start is refused before the screen opens.
     let recording = args
         .record
@@ -548,15 +553,7 @@ fn snapshot(proc_root: &std::path::Path, args: &SnapshotArgs) -> Result<(), Fail
             OutputError::Exists(path.clone())
         )));
     }
-    let mut collector = Collector::new(CollectorConfig {
-        proc_root: proc_root.to_path_buf(),
-        source: match args.source {
-            Source::Auto => SourceChoice::Auto,
-            Source::Proc => SourceChoice::ProcNet,
-        },
-        owners: !args.no_owners,
-        ..CollectorConfig::default()
-    });
+    let mut collector = collector(proc_root, args.source, !args.no_owners);
     // Findings need their condition to hold over several samples: with one
     // sample there are none.
     let diagnoser =

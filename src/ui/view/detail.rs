@@ -10,7 +10,6 @@ use ratatui::widgets::{Block, Borders, Gauge, Paragraph, Wrap};
 
 use super::lists::{about_pid, about_port};
 use super::overview::STATE_ORDER;
-use crate::diagnose::Finding;
 use crate::model::{Ring, SmallCounts, Snapshot, Stamp, TcpState};
 use crate::ui::app::{App, Detail, Shown};
 use crate::ui::fmt;
@@ -27,34 +26,6 @@ pub fn draw(frame: &mut Frame, app: &mut App, theme: Theme, area: Rect, detail: 
 
 fn block(title: String) -> Block<'static> {
     Block::new().borders(Borders::TOP).title(title)
-}
-
-/// The lines about `findings` (or that there are none).
-fn finding_lines<'a>(
-    findings: impl Iterator<Item = &'a Finding>,
-    theme: Theme,
-) -> Vec<Line<'static>> {
-    let mut lines = Vec::new();
-    for f in findings {
-        lines.push(Line::from(vec![
-            Span::styled(
-                format!(" {} ", f.severity.name().to_uppercase()),
-                theme.severity(f.severity),
-            ),
-            Span::styled(
-                format!(" {}: {}", f.rule, f.message),
-                theme.severity_text(f.severity),
-            ),
-        ]));
-        lines.push(Line::styled(
-            format!("   next: {}", f.next_step),
-            theme.dim(),
-        ));
-    }
-    if lines.is_empty() {
-        lines.push(Line::styled("no warnings about it", theme.ok()));
-    }
-    lines
 }
 
 /// Sparklines of some states over a ring of per-tick counts.
@@ -202,9 +173,13 @@ fn port_detail(frame: &mut Frame, shown: &Shown, theme: Theme, area: Rect, port:
     );
     let findings = shown.update.findings.iter().filter(|f| about_port(f, port));
     frame.render_widget(
-        Paragraph::new(finding_lines(findings, theme))
-            .wrap(Wrap { trim: false })
-            .block(block(" warnings ".into())),
+        Paragraph::new(super::finding_lines(
+            findings,
+            theme,
+            "no warnings about it",
+        ))
+        .wrap(Wrap { trim: false })
+        .block(block(" warnings ".into())),
         warnings,
     );
 }
@@ -324,9 +299,13 @@ fn process_detail(frame: &mut Frame, shown: &Shown, theme: Theme, area: Rect, pi
     );
     let findings = shown.update.findings.iter().filter(|f| about_pid(f, pid));
     frame.render_widget(
-        Paragraph::new(finding_lines(findings, theme))
-            .wrap(Wrap { trim: false })
-            .block(block(" warnings ".into())),
+        Paragraph::new(super::finding_lines(
+            findings,
+            theme,
+            "no warnings about it",
+        ))
+        .wrap(Wrap { trim: false })
+        .block(block(" warnings ".into())),
         warnings,
     );
 }

@@ -4,7 +4,7 @@
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::Style;
-use ratatui::text::{Line, Span};
+use ratatui::text::Line;
 use ratatui::widgets::{Block, Borders, Cell, Paragraph, Row, Table, Wrap};
 
 use crate::diagnose::{Finding, Subject};
@@ -263,30 +263,17 @@ pub fn draw_warnings(frame: &mut Frame, app: &mut App, theme: Theme, area: Rect)
             (cells, theme.severity_text(f.severity))
         },
     );
-    let mut lines = Vec::new();
-    match findings.get(app.cursors.warnings.index) {
-        Some(f) => {
-            lines.push(Line::from(vec![
-                Span::styled(
-                    format!(" {} ", f.severity.name().to_uppercase()),
-                    theme.severity(f.severity),
-                ),
-                Span::styled(format!(" {} · {}", f.rule, f.subject), theme.title()),
-            ]));
-            lines.push(Line::raw(f.message.clone()));
-            lines.push(Line::styled(
-                format!("next: {}", f.next_step),
-                theme.notice(),
-            ));
-            lines.push(Line::styled("evidence:", theme.title()));
-            for (k, v) in &f.evidence {
-                lines.push(Line::raw(format!("  {k:<28} {v}")));
-            }
+    let selected = findings.get(app.cursors.warnings.index);
+    let mut lines = super::finding_lines(
+        selected.into_iter(),
+        theme,
+        "no warnings: none of the trouble patterns holds now",
+    );
+    if let Some(f) = selected {
+        lines.push(Line::styled("evidence:", theme.title()));
+        for (k, v) in &f.evidence {
+            lines.push(Line::raw(format!("  {k:<28} {v}")));
         }
-        None => lines.push(Line::styled(
-            "no warnings: none of the trouble patterns holds now",
-            theme.ok(),
-        )),
     }
     frame.render_widget(
         Paragraph::new(lines)

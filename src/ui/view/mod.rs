@@ -18,7 +18,7 @@ use super::action::Action;
 use super::app::{App, Detail, Mode, View};
 use super::fmt;
 use super::theme::Theme;
-use crate::diagnose::Severity;
+use crate::diagnose::{Finding, Severity};
 
 /// Draws the whole screen:
 ///
@@ -309,4 +309,35 @@ fn draw_status(frame: &mut Frame, app: &App, theme: Theme, area: Rect) {
         .areas(area);
     frame.render_widget(Paragraph::new(Line::from(left)), l);
     frame.render_widget(Paragraph::new(hints).style(theme.dim()), r);
+}
+
+/// Each finding as its severity badge, rule and subject, cause and next step;
+/// `empty` when there is none.
+pub(super) fn finding_lines<'a>(
+    findings: impl Iterator<Item = &'a Finding>,
+    theme: Theme,
+    empty: &'static str,
+) -> Vec<Line<'static>> {
+    let mut lines = Vec::new();
+    for f in findings {
+        lines.push(Line::from(vec![
+            Span::styled(
+                format!(" {} ", f.severity.name().to_uppercase()),
+                theme.severity(f.severity),
+            ),
+            Span::styled(
+                format!(" {} · {}", f.rule, f.subject),
+                theme.severity_text(f.severity),
+            ),
+        ]));
+        lines.push(Line::raw(format!("   {}", f.message)));
+        lines.push(Line::styled(
+            format!("   next: {}", f.next_step),
+            theme.notice(),
+        ));
+    }
+    if lines.is_empty() {
+        lines.push(Line::styled(empty, theme.ok()));
+    }
+    lines
 }

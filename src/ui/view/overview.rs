@@ -132,30 +132,11 @@ pub fn draw(frame: &mut Frame, app: &mut App, theme: Theme, area: Rect) {
     // Findings, worst first, with cause and next step.
     let mut findings: Vec<_> = shown.update.findings.iter().collect();
     findings.sort_by_key(|f| std::cmp::Reverse(f.severity));
-    let mut lines = Vec::new();
-    for f in &findings {
-        lines.push(Line::from(vec![
-            Span::styled(
-                format!(" {} ", f.severity.name().to_uppercase()),
-                theme.severity(f.severity),
-            ),
-            Span::styled(
-                format!(" {} · {}", f.rule, f.subject),
-                theme.severity_text(f.severity),
-            ),
-        ]));
-        lines.push(Line::raw(format!("   {}", f.message)));
-        lines.push(Line::styled(
-            format!("   next: {}", f.next_step),
-            theme.dim(),
-        ));
-    }
-    if lines.is_empty() {
-        lines.push(Line::styled(
-            "no warnings: none of the trouble patterns holds now",
-            theme.ok(),
-        ));
-    }
+    let lines = super::finding_lines(
+        findings.iter().copied(),
+        theme,
+        "no warnings: none of the trouble patterns holds now",
+    );
     let title = format!(" warnings ({}) ", findings.len());
     frame.render_widget(
         Paragraph::new(lines)
