@@ -366,11 +366,19 @@ fn replay(args: &ReplayArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    if reader.is_empty() {
+        match reader.damage() {
+            Some(d) => eprintln!("sockscope: {d}"),
+            None => eprintln!("sockscope: {} holds no sample", args.file.display()),
+        }
+        return ExitCode::from(crate::record::replay::REPLAY_DAMAGED);
+    }
     let damage = reader.damage().cloned();
     match crate::ui::run(crate::ui::Feed::Replay(reader), opts) {
-        Ok(()) => {
-            // Said again once the screen is gone, where it stays readable.
-            if let Some(d) = damage {
+        Ok(end) => {
+            // Said again once the screen is gone, where it stays readable: the
+            // damage met while playing, or else the one found on opening.
+            if let Some(d) = end.and_then(|s| s.damage).or(damage) {
                 eprintln!("sockscope: {d}");
                 eprintln!("sockscope: the replay ended at sample {}", d.at_frame);
                 return ExitCode::from(crate::record::replay::REPLAY_DAMAGED);
@@ -508,6 +516,11 @@ fn tui(proc_root: &std::path::Path, args: &TuiArgs) -> Result<(), Failure> {
         args.no_color,
         !args.no_owners,
     )?;
+    if args.no_owners && opts.filter.needs_process() {
+        return Err(Failure::Usage(
+            "sockscope: --filter uses proc:, pid: or user:, which need the owners that --no-owners skips".into(),
+        ));
+    }
     if let Some(d) = args.interval {
         opts.config.ui.interval = d;
     }
@@ -527,6 +540,7 @@ fn tui(proc_root: &std::path::Path, args: &TuiArgs) -> Result<(), Failure> {
         },
         opts,
     )
+    .map(|_| ())
     .map_err(Failure::Runtime)
 }
 

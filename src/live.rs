@@ -11,7 +11,9 @@
 //! must only hand the update over (send on a channel, swap a pointer). The UI
 //! thread therefore never collects, ingests or diagnoses.
 
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -36,6 +38,12 @@ pub enum PipelineEvent {
     /// A sample failed (the message says why); the sampler tries again at the
     /// next interval.
     Error(String),
+    /// Writing the recording failed (see `record::RecordingSink::wrap`);
+    /// sampling goes on.
+    Recording(String),
+    /// The pipeline stopped for good, not asked to (a thread failed); nothing
+    /// more will come.
+    Died(String),
 }
 
 /// Turns samples into updates; the part of the pipeline that does not depend on
@@ -69,12 +77,18 @@ impl Processor {
 pub struct Pipeline {
     sampler: Option<Sampler>,
     handle: Option<JoinHandle<()>>,
+    stop: Arc<AtomicBool>,
 }
 
 impl Pipeline {
     /// Starts sampling every `interval` with `collector`; each update or error
     /// goes to `sink` on the pipeline thread. The threads end when the pipeline
-    /// is dropped or `sink` returns false (its consumer is gone).
+    /// is dropped or `sink` returns false (its consumer is gone); should they
+    /// end otherwise (a thread failed), the sink hears `Died` with why.
+    ///
+    /// When samples come faster than the engine takes them in, only the newest
+    /// waiting one is ingested and the sink hears how many were skipped: the
+    /// screen and the metrics stay current instead of falling further behind.
     pub fn spawn(
         collector: Collector,
         interval: Duration,
@@ -83,24 +97,27 @@ impl Pipeline {
     ) -> std::io::Result<Pipeline> {
         let (tx, rx): (_, Receiver<SamplerEvent>) = mpsc::channel();
         let sampler = Sampler::spawn(collector, interval, tx)?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let stopping = Arc::clone(&stop);
         let handle = std::thread::Builder::new()
             .name("sockscope-engine".into())
             .spawn(move || {
-                while let Ok(event) = rx.recv() {
-                    let out = match event {
-                        SamplerEvent::Sample(sample) => {
-                            PipelineEvent::Update(processor.process(*sample))
-                        }
-                        SamplerEvent::Error(e) => PipelineEvent::Error(e),
-                    };
-                    if !sink(out) {
-                        return;
-                    }
+                let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| {
+                    engine_loop(&rx, &mut processor, &mut sink, &stopping)
+                }));
+                let why = match outcome {
+                    Ok(Ended::Asked) => return,
+                    Ok(Ended::SamplerGone) => "the sampler thread ended".to_string(),
+                    Err(panic) => format!("the engine failed: {}", panic_message(&*panic)),
+                };
+                if !stopping.load(Ordering::SeqCst) {
+                    sink(PipelineEvent::Died(why));
                 }
             })?;
         Ok(Pipeline {
             sampler: Some(sampler),
             handle: Some(handle),
+            stop,
         })
     }
 
@@ -124,8 +141,9 @@ impl Pipeline {
     }
 
     fn shutdown(&mut self) {
-        // The sampler goes first: its end closes the channel the engine thread
-        // reads, which then ends too.
+        // The engine thread stops at its next step (it does not ingest what is
+        // still queued); the sampler's end closes its channel.
+        self.stop.store(true, Ordering::SeqCst);
         if let Some(s) = self.sampler.take() {
             s.stop();
         }
@@ -139,4 +157,68 @@ impl Drop for Pipeline {
     fn drop(&mut self) {
         self.shutdown();
     }
+}
+
+/// Why the engine loop ended.
+enum Ended {
+    /// Stopped, or the sink's consumer is gone.
+    Asked,
+    /// The sampler's channel closed without a stop.
+    SamplerGone,
+}
+
+fn engine_loop(
+    rx: &Receiver<SamplerEvent>,
+    processor: &mut Processor,
+    sink: &mut impl FnMut(PipelineEvent) -> bool,
+    stop: &AtomicBool,
+) -> Ended {
+    loop {
+        let Ok(first) = rx.recv() else {
+            return if stop.load(Ordering::SeqCst) {
+                Ended::Asked
+            } else {
+                Ended::SamplerGone
+            };
+        };
+        let events: Vec<SamplerEvent> = std::iter::once(first).chain(rx.try_iter()).collect();
+        let newest = events
+            .iter()
+            .rposition(|e| matches!(e, SamplerEvent::Sample(_)));
+        let mut skipped = 0;
+        for (i, event) in events.into_iter().enumerate() {
+            if stop.load(Ordering::SeqCst) {
+                return Ended::Asked;
+            }
+            let out = match event {
+                SamplerEvent::Sample(sample) if Some(i) == newest => {
+                    PipelineEvent::Update(processor.process(*sample))
+                }
+                SamplerEvent::Sample(_) => {
+                    skipped += 1;
+                    continue;
+                }
+                SamplerEvent::Error(e) => PipelineEvent::Error(e),
+            };
+            if !sink(out) {
+                return Ended::Asked;
+            }
+        }
+        if skipped > 0
+            && !sink(PipelineEvent::Error(format!(
+                "the engine fell behind the sampler: {skipped} samples skipped (sample less often)"
+            )))
+        {
+            return Ended::Asked;
+        }
+    }
+}
+
+/// The text of a panic's payload.
+pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic".to_string())
 }

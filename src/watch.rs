@@ -225,7 +225,9 @@ pub(crate) fn run(proc_root: &Path, args: &WatchArgs) -> Result<(), Failure> {
                     findings: std::mem::take(&mut pending),
                 })
             }
-            PipelineEvent::Error(e) => Err(e),
+            PipelineEvent::Error(e) | PipelineEvent::Recording(e) | PipelineEvent::Died(e) => {
+                Err(e)
+            }
         };
         match tx.try_send(msg) {
             Ok(()) => true,

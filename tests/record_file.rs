@@ -398,7 +398,7 @@ fn a_wrapped_pipeline_sink_records_every_update_and_passes_it_on() {
         .iter()
         .map(|e| match e {
             PipelineEvent::Update(u) => format!("update {}", u.snapshot.tick),
-            PipelineEvent::Error(m) => m,
+            PipelineEvent::Error(m) | PipelineEvent::Recording(m) | PipelineEvent::Died(m) => m,
         })
         .collect();
     assert_eq!(

@@ -70,7 +70,7 @@
 //! ```
 //!
 //! (boxed, as the two arms differ in type), and recording errors then reach the
-//! mode as `PipelineEvent::Error("recording: ...")`.
+//! mode as `PipelineEvent::Recording("recording: ...")`.
 
 mod args;
 pub mod player;

@@ -8,6 +8,9 @@
 //! up to the target: the history, series and findings on screen are then those
 //! of the warm-up window, which is what hysteresis and the sparklines need.
 
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime};
@@ -70,12 +73,16 @@ pub enum PlayerEvent {
     Status(Status),
     /// A sample could not be read or decoded (the replay stops before it).
     Error(String),
+    /// The player failed and stopped; nothing more will come.
+    Died(String),
 }
 
 /// A running player. Dropping it stops the thread.
 pub struct Player {
     control: Sender<Control>,
     handle: Option<JoinHandle<()>>,
+    /// Set on drop: a warm-up in progress stops at its next sample.
+    stop: Arc<AtomicBool>,
 }
 
 impl Player {
@@ -86,15 +93,22 @@ impl Player {
         sink: impl FnMut(PlayerEvent) -> bool + Send + 'static,
     ) -> std::io::Result<Player> {
         let (control, inbox) = mpsc::channel();
+        let stop = Arc::new(AtomicBool::new(false));
+        let stopping = Arc::clone(&stop);
         let handle = std::thread::Builder::new()
             .name("sockscope-player".into())
             .spawn(move || {
-                let mut state = State::new(reader, thresholds, sink);
-                state.run(&inbox);
+                let mut state = State::new(reader, thresholds, sink, stopping);
+                let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| state.run(&inbox)));
+                if let Err(panic) = outcome {
+                    let why = crate::live::panic_message(&*panic);
+                    (state.sink)(PlayerEvent::Died(format!("the replay failed: {why}")));
+                }
             })?;
         Ok(Player {
             control,
             handle: Some(handle),
+            stop,
         })
     }
 
@@ -106,6 +120,7 @@ impl Player {
 
 impl Drop for Player {
     fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
         let _ = self.control.send(Control::Stop);
         if let Some(h) = self.handle.take() {
             let _ = h.join();
@@ -124,10 +139,11 @@ struct State<S> {
     speed: f64,
     damage: Option<Damage>,
     sink: S,
+    stop: Arc<AtomicBool>,
 }
 
 impl<S: FnMut(PlayerEvent) -> bool> State<S> {
-    fn new(reader: Reader, thresholds: Thresholds, sink: S) -> State<S> {
+    fn new(reader: Reader, thresholds: Thresholds, sink: S, stop: Arc<AtomicBool>) -> State<S> {
         let len = reader.len();
         let damage = reader.damage().cloned();
         State {
@@ -140,6 +156,7 @@ impl<S: FnMut(PlayerEvent) -> bool> State<S> {
             speed: 1.0,
             damage,
             sink,
+            stop,
         }
     }
 
@@ -158,8 +175,9 @@ impl<S: FnMut(PlayerEvent) -> bool> State<S> {
     fn run(&mut self, inbox: &Receiver<Control>) {
         if self.len == 0 {
             self.playing = false;
-            let status = self.status();
-            (self.sink)(PlayerEvent::Status(status));
+            if !self.report() {
+                return;
+            }
         } else if !self.go_to(0) {
             return;
         }
@@ -168,46 +186,61 @@ impl<S: FnMut(PlayerEvent) -> bool> State<S> {
                 (true, Some(i)) if i + 1 < self.len => self.gap(i),
                 _ => Duration::from_secs(3600),
             };
-            let control = match inbox.recv_timeout(wait) {
+            let first = match inbox.recv_timeout(wait) {
                 Ok(c) => Some(c),
                 Err(RecvTimeoutError::Timeout) => None,
                 Err(RecvTimeoutError::Disconnected) => return,
             };
-            let alive = match control {
-                Some(Control::Stop) => return,
-                None => {
-                    let next = self.fed.map_or(0, |i| i + 1);
-                    self.go_to(next)
+            let Some(first) = first else {
+                let next = self.fed.map_or(0, |i| i + 1);
+                if !self.go_to(next) {
+                    return;
                 }
-                Some(Control::TogglePlay) => {
-                    if self.status().at_end() && !self.playing {
+                continue;
+            };
+            // Everything queued at once: a stop wins, and seeks add up to one
+            // move (five quick presses of `[` are one warm-up, not five).
+            let controls: Vec<Control> = std::iter::once(first).chain(inbox.try_iter()).collect();
+            if controls.contains(&Control::Stop) {
+                return;
+            }
+            let last = self.len.saturating_sub(1) as i64;
+            let mut target = self.fed.unwrap_or(0) as i64;
+            let mut moved = false;
+            for c in controls {
+                match c {
+                    Control::Seek(delta) => {
+                        target = target.saturating_add(delta).clamp(0, last);
+                        moved = true;
+                    }
+                    Control::SeekShare(share) => {
+                        let delta = (self.len as f64 * share).round() as i64;
+                        target = target.saturating_add(delta).clamp(0, last);
+                        moved = true;
+                    }
+                    Control::TogglePlay if !self.playing && self.status().at_end() => {
                         // Play again from the start, as a media player does.
                         self.playing = true;
-                        self.go_to(0)
-                    } else {
-                        self.playing = !self.playing;
-                        self.report()
+                        target = 0;
+                        moved = true;
                     }
+                    Control::TogglePlay => self.playing = !self.playing,
+                    Control::Speed(up) => {
+                        let i = SPEEDS.iter().position(|s| *s >= self.speed).unwrap_or(2);
+                        let j = if up {
+                            (i + 1).min(SPEEDS.len() - 1)
+                        } else {
+                            i.saturating_sub(1)
+                        };
+                        self.speed = SPEEDS[j];
+                    }
+                    Control::Stop => return,
                 }
-                Some(Control::Speed(up)) => {
-                    let i = SPEEDS.iter().position(|s| *s >= self.speed).unwrap_or(2);
-                    let j = if up {
-                        (i + 1).min(SPEEDS.len() - 1)
-                    } else {
-                        i.saturating_sub(1)
-                    };
-                    self.speed = SPEEDS[j];
-                    self.report()
-                }
-                Some(Control::Seek(delta)) => {
-                    let from = self.fed.unwrap_or(0) as i64;
-                    self.go_to((from + delta).clamp(0, self.len as i64 - 1) as usize)
-                }
-                Some(Control::SeekShare(share)) => {
-                    let delta = (self.len as f64 * share).round() as i64;
-                    let from = self.fed.unwrap_or(0) as i64;
-                    self.go_to((from + delta).clamp(0, self.len as i64 - 1) as usize)
-                }
+            }
+            let alive = if moved && self.len > 0 {
+                self.go_to(target as usize)
+            } else {
+                self.report()
             };
             if !alive {
                 return;
@@ -230,7 +263,8 @@ impl<S: FnMut(PlayerEvent) -> bool> State<S> {
     }
 
     /// Shows sample `target`: fed on from where the engine is when that is near
-    /// ahead, else from a fresh engine after a warm-up.
+    /// ahead, else from a fresh engine after a warm-up. False when the sink's
+    /// consumer is gone or the player is stopping.
     fn go_to(&mut self, target: usize) -> bool {
         if self.len == 0 {
             return self.report();
@@ -247,6 +281,9 @@ impl<S: FnMut(PlayerEvent) -> bool> State<S> {
         };
         let mut last = None;
         for i in start..=target {
+            if self.stop.load(Ordering::SeqCst) {
+                return false;
+            }
             match self.reader.read(i) {
                 Some(Ok(sample)) => {
                     // The previous update goes first, so that the engine's
@@ -256,7 +293,9 @@ impl<S: FnMut(PlayerEvent) -> bool> State<S> {
                     self.fed = Some(i);
                 }
                 Some(Err(damage)) => {
-                    self.len = i;
+                    // Damage found only now (on opening every frame checked
+                    // out): the replay ends before it.
+                    self.len = damage.at_frame.min(i);
                     self.damage = Some(damage);
                     self.playing = false;
                     break;
@@ -271,15 +310,22 @@ impl<S: FnMut(PlayerEvent) -> bool> State<S> {
         if self.fed.is_some_and(|i| i + 1 >= self.len) {
             self.playing = false;
         }
-        let status = self.status();
         match last {
-            Some(update) => (self.sink)(PlayerEvent::Update(update, status)),
+            Some(update) => {
+                let status = self.status();
+                (self.sink)(PlayerEvent::Update(update, status))
+            }
+            // Nothing fed from a fresh engine (the damage came first): show the
+            // last sample before it instead.
+            None if self.fed.is_none() && self.len > 0 && target >= self.len => {
+                self.go_to(self.len - 1)
+            }
             None if self.fed.is_none() => {
                 (self.sink)(PlayerEvent::Error(
                     "no sample of the recording could be read".into(),
-                )) && (self.sink)(PlayerEvent::Status(status))
+                )) && self.report()
             }
-            None => (self.sink)(PlayerEvent::Status(status)),
+            None => self.report(),
         }
     }
 }

@@ -97,7 +97,7 @@ impl RecordingSink {
     }
 
     /// A pipeline sink that records every update and then hands it to `inner`;
-    /// a recording error goes to `inner` first, as a `PipelineEvent::Error`
+    /// a recording error goes to `inner` first, as a `PipelineEvent::Recording`
     /// ("recording: ..."), so the mode shows it where it shows sampling errors.
     /// The recording is finished when the returned sink is dropped.
     ///
@@ -111,7 +111,7 @@ impl RecordingSink {
         move |event| {
             if let PipelineEvent::Update(update) = &event
                 && let Err(e) = self.record_update(update)
-                && !inner(PipelineEvent::Error(format!("recording: {e}")))
+                && !inner(PipelineEvent::Recording(format!("recording: {e}")))
             {
                 return false;
             }
@@ -137,6 +137,10 @@ impl RecordingSink {
 
 impl Drop for RecordingSink {
     fn drop(&mut self) {
-        let _ = self.stop();
+        // The last chance to say that the end of the recording was lost; the
+        // modes drop the sink after their screen is gone.
+        if let Err(e) = self.stop() {
+            eprintln!("sockscope: recording: {e}");
+        }
     }
 }

@@ -46,7 +46,7 @@ impl Shared {
                 slot.sample_duration = sample_duration;
                 slot.update.replace(update)
             }
-            PipelineEvent::Error(e) => {
+            PipelineEvent::Error(e) | PipelineEvent::Recording(e) | PipelineEvent::Died(e) => {
                 let mut slot = self.lock();
                 slot.errors_total += 1;
                 slot.last_error = Some(e);

@@ -3,7 +3,7 @@
 //! I/O and no clock here, so every path is tested by feeding messages.
 
 use std::path::PathBuf;
-use std::sync::Arc;
+
 use std::time::Duration;
 
 use crossterm::event::KeyEvent;
@@ -12,54 +12,13 @@ use super::action::Action;
 use super::edit::LineEdit;
 use super::keymap::Keymap;
 use super::rows::{Row, Rows, Sort};
-use crate::diagnose::{Finding, Subject};
+
 use crate::filter::{Filter, FilterError};
 use crate::live::Update;
 use crate::model::{Aggregates, Snapshot};
 use crate::record::player::{self, Control};
 
-/// Everything that can happen to the screen: the one event type its loop reads.
-#[derive(Debug)]
-pub enum Msg {
-    Key(KeyEvent),
-    /// The terminal was resized (the next frame redraws everything).
-    Resize,
-    /// A quarter second passed: status messages age.
-    Tick,
-    Update(Update),
-    /// A sample failed; the sampler goes on.
-    SampleError(String),
-    /// The sampler is gone; the screen shows the last data and says why.
-    SamplerDied(String),
-    /// An export finished: the file written, or why not.
-    Exported(Result<PathBuf, String>),
-    /// SIGTERM, SIGINT or SIGHUP.
-    Terminate,
-    /// Where the replay is (replays only).
-    Player(player::Status),
-}
-
-/// What `update` asks its caller to do.
-#[derive(Debug)]
-pub enum Effect {
-    Quit,
-    SetInterval(Duration),
-    SampleNow,
-    Export(ExportJob),
-    /// Tell the replay's player.
-    Player(Control),
-}
-
-/// A snapshot's selection to write as JSON, off the screen's thread.
-#[derive(Debug)]
-pub struct ExportJob {
-    pub snapshot: Arc<Snapshot>,
-    pub findings: Arc<[Finding]>,
-    /// Indices into `snapshot.sample.sockets`.
-    pub selection: Vec<usize>,
-    pub filter: Filter,
-    pub path: PathBuf,
-}
+pub use super::msg::{Effect, ExportJob, Msg};
 
 /// The top-level views, in `Tab` order.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -249,6 +208,10 @@ pub struct App {
     pub sampler_died: Option<String>,
     /// A replay's position; `None` when live.
     pub replay: Option<player::Status>,
+    /// The last error writing the recording (`--record`).
+    pub record_error: Option<String>,
+    /// Lines of the help scrolled past (a short terminal cannot show it all).
+    pub help_scroll: usize,
 }
 
 /// One cursor per table.
@@ -281,6 +244,8 @@ impl App {
             sample_error: None,
             sampler_died: None,
             replay: None,
+            record_error: None,
+            help_scroll: 0,
         }
     }
 
@@ -318,6 +283,8 @@ impl App {
             Msg::Exported(Err(e)) => self.say(format!("export failed: {e}"), true),
             Msg::Terminate => return vec![Effect::Quit],
             Msg::Player(status) => self.replay = Some(status),
+            Msg::RecordError(e) => self.record_error = Some(e),
+            Msg::InputFailed(_) => return vec![Effect::Quit],
         }
         Vec::new()
     }
@@ -395,9 +362,17 @@ impl App {
                 Vec::new()
             }
             Mode::Help => {
+                let page = self.page.max(1);
+                let s = &mut self.help_scroll;
                 match self.keymap.action(key) {
                     Some(Action::Quit) => return vec![Effect::Quit],
                     Some(Action::Help | Action::Back) => self.mode = Mode::Normal,
+                    Some(Action::Down) => *s = s.saturating_add(1),
+                    Some(Action::Up) => *s = s.saturating_sub(1),
+                    Some(Action::PageDown) => *s = s.saturating_add(page),
+                    Some(Action::PageUp) => *s = s.saturating_sub(page),
+                    Some(Action::Top) => *s = 0,
+                    Some(Action::Bottom) => *s = usize::MAX / 2,
                     _ => {}
                 }
                 Vec::new()
@@ -413,7 +388,10 @@ impl App {
     pub fn act(&mut self, action: Action) -> Vec<Effect> {
         match action {
             Action::Quit => return vec![Effect::Quit],
-            Action::Help => self.mode = Mode::Help,
+            Action::Help => {
+                self.mode = Mode::Help;
+                self.help_scroll = 0;
+            }
             Action::NextView | Action::PrevView => {
                 self.details.clear();
                 self.view = self.view.step(action == Action::NextView);
@@ -567,99 +545,7 @@ impl App {
         }
     }
 
-    fn drill(&mut self) {
-        let Some(shown) = &self.shown else { return };
-        if self.detail().is_some() {
-            return;
-        }
-        let detail = match self.view {
-            View::Overview => {
-                self.view = View::Warnings;
-                return;
-            }
-            View::Connections => self.cursors.conns.key.map(Detail::Conn),
-            View::Ports => self.cursors.ports.key.map(|p| Detail::Port(p as u16)),
-            View::Processes => self
-                .cursors
-                .processes
-                .key
-                .map(|p| Detail::Process(p as u32)),
-            View::Warnings => {
-                let Some(f) = shown.update.findings.get(self.cursors.warnings.index) else {
-                    return;
-                };
-                match &f.subject {
-                    Subject::LocalPort { port } => Some(Detail::Port(*port)),
-                    Subject::Process { pid, .. } => Some(Detail::Process(*pid)),
-                    Subject::Remote { addr, port } => {
-                        let text = match port {
-                            Some(p) => format!("raddr:{addr} rport:{p}"),
-                            None => format!("raddr:{addr}"),
-                        };
-                        self.set_filter_text(&text);
-                        self.view = View::Connections;
-                        None
-                    }
-                    Subject::Host => {
-                        self.view = View::Overview;
-                        None
-                    }
-                }
-            }
-        };
-        if let Some(d) = detail {
-            self.details.push(d);
-        }
-    }
-
-    /// Filters on the port (`port` true) or the process of what is selected.
-    fn quick_filter(&mut self, port: bool) {
-        let Some(shown) = &self.shown else { return };
-        let snap = shown.snap();
-        let term = match (self.detail(), self.view) {
-            (Some(Detail::Port(p)), _) if port => Some(format!("lport:{p}")),
-            (Some(Detail::Process(pid)), _) if !port => Some(format!("pid:{pid}")),
-            (Some(Detail::Conn(_)), _) | (None, View::Connections) => {
-                let row = shown.rows.rows.get(self.cursors.conns.index).copied();
-                row.and_then(|r| shown.rows.view(snap, r)).and_then(|v| {
-                    if port {
-                        let listening = shown
-                            .update
-                            .snapshot
-                            .aggregates
-                            .ports
-                            .iter()
-                            .any(|p| p.port == v.local.port());
-                        Some(if listening || v.remote.port() == 0 {
-                            format!("lport:{}", v.local.port())
-                        } else {
-                            format!("rport:{}", v.remote.port())
-                        })
-                    } else {
-                        v.process.map(|p| format!("pid:{}", p.pid))
-                    }
-                })
-            }
-            (None, View::Ports) if port => self.cursors.ports.key.map(|p| format!("lport:{p}")),
-            (None, View::Processes) if !port => {
-                self.cursors.processes.key.map(|p| format!("pid:{p}"))
-            }
-            _ => None,
-        };
-        match term {
-            Some(t) => {
-                self.details.clear();
-                self.view = View::Connections;
-                self.set_filter_text(&t);
-            }
-            None => self.say(
-                format!("no {} on this row", if port { "port" } else { "process" }),
-                true,
-            ),
-        }
-    }
-
-    fn set_filter_text(&mut self, text: &str) {
+    pub(super) fn set_filter_text(&mut self, text: &str) {
         match Filter::parse(text) {
             Ok(f) => {
                 self.filter = FilterState {
@@ -681,6 +567,10 @@ impl App {
             return;
         };
         match outcome {
+            Outcome::Changed if edit.text() == self.filter.applied.source() => {
+                // Back to the filter in force (or a no-op edit): nothing to redo.
+                self.filter.error = None;
+            }
             Outcome::Changed => {
                 let text = edit.text().to_string();
                 match Filter::parse(&text) {
@@ -707,54 +597,6 @@ impl App {
             }
             Outcome::Unchanged => {}
         }
-    }
-
-    /// The sockets the current screen shows, to export.
-    fn export(&mut self) -> Option<Effect> {
-        let Some(shown) = &self.shown else {
-            self.say("nothing to export yet".into(), true);
-            return None;
-        };
-        let snap = &shown.update.snapshot;
-        let sample = &snap.sample;
-        let filter = &self.filter.applied;
-        let by = |keep: &dyn Fn(usize) -> bool| -> Vec<usize> {
-            shown
-                .rows
-                .live_indices()
-                .into_iter()
-                .filter(|&i| keep(i))
-                .collect()
-        };
-        let (selection, what) = match self.detail() {
-            Some(Detail::Port(p)) => (
-                by(&|i| sample.sockets[i].local.port() == p),
-                format!("port{p}"),
-            ),
-            Some(Detail::Process(pid)) => (
-                by(&|i| snap.owner_of(i).is_some_and(|o| o.pid == pid)),
-                format!("pid{pid}"),
-            ),
-            Some(Detail::Conn(id)) => (by(&|i| snap.conns[i].id == id), format!("conn{id}")),
-            None => (
-                shown.rows.live_indices(),
-                self.view.title().to_ascii_lowercase(),
-            ),
-        };
-        let stamp = humantime::format_rfc3339_seconds(snap.taken_at())
-            .to_string()
-            .replace(':', "");
-        let path = self
-            .settings
-            .export_dir
-            .join(format!("sockscope-{what}-{stamp}.json"));
-        Some(Effect::Export(ExportJob {
-            snapshot: snap.clone(),
-            findings: shown.update.findings.clone(),
-            selection,
-            filter: filter.clone(),
-            path,
-        }))
     }
 }
 

@@ -101,6 +101,18 @@ pub fn printable(text: &str) -> String {
         .collect()
 }
 
+/// A time as `2023-11-14 22:13:28` (with `.123` when `millis`), UTC; a clock
+/// outside 1970..9999 is clamped rather than allowed to end the screen.
+pub fn time(t: std::time::SystemTime, millis: bool) -> String {
+    let text = crate::export::rfc3339(crate::model::Stamp::from(t));
+    let text = text.trim_end_matches('Z').replacen('T', " ", 1);
+    if millis {
+        text
+    } else {
+        text.split('.').next().unwrap_or_default().to_string()
+    }
+}
+
 /// `text` cut to `width` characters, with `…` when cut.
 pub fn fit(text: &str, width: usize) -> String {
     if text.chars().count() <= width {
@@ -138,6 +150,15 @@ mod tests {
         assert_eq!(printable("a\x1b[31mb"), "a?[31mb");
         assert_eq!(fit("abcdef", 4), "abc…");
         assert_eq!(fit("abc", 4), "abc");
+        let t = std::time::UNIX_EPOCH + Duration::from_millis(1_700_000_008_123);
+        assert_eq!(time(t, false), "2023-11-14 22:13:28");
+        assert_eq!(time(t, true), "2023-11-14 22:13:28.123");
+        let before = std::time::UNIX_EPOCH - Duration::from_secs(5);
+        assert_eq!(
+            time(before, false),
+            "1970-01-01 00:00:00",
+            "clamped, no panic"
+        );
     }
 
     #[test]

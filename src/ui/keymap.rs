@@ -216,6 +216,14 @@ impl Keymap {
             };
             by_action.push((action, keys));
         }
+        // In raw mode ctrl-c is a key like any other: without a quit key only a
+        // signal could end the screen.
+        if by_action
+            .iter()
+            .any(|(a, k)| *a == Action::Quit && k.is_empty())
+        {
+            return Err("quit: needs at least one key".into());
+        }
         let mut by_key = HashMap::new();
         for (action, keys) in &by_action {
             for key in keys {
@@ -408,6 +416,13 @@ mod tests {
         assert_eq!(
             Keymap::with_overrides(&bad).expect_err("unknown"),
             "unknown action `jump`"
+        );
+        let mut bad = BTreeMap::new();
+        bad.insert("quit".to_string(), vec![]);
+        assert!(
+            Keymap::with_overrides(&bad)
+                .expect_err("no quit")
+                .contains("quit")
         );
         let mut bad = BTreeMap::new();
         bad.insert("quit".to_string(), vec!["ctrl-nope".to_string()]);

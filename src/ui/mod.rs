@@ -10,11 +10,14 @@ pub mod config;
 pub mod edit;
 pub mod fmt;
 pub mod keymap;
+pub mod msg;
+mod nav;
 pub mod rows;
 pub mod theme;
 pub mod view;
 
 use std::io::{self, IsTerminal};
+use std::path::PathBuf;
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::time::Duration;
 
@@ -72,8 +75,9 @@ impl Drop for TerminalGuard {
     }
 }
 
-/// Runs the screen until the user quits or a signal ends it.
-pub fn run(feed: Feed, opts: TuiOptions) -> anyhow::Result<()> {
+/// Runs the screen until the user quits or a signal ends it; for a replay,
+/// returns where it ended (and the damage it met, if any).
+pub fn run(feed: Feed, opts: TuiOptions) -> anyhow::Result<Option<player::Status>> {
     if !io::stdout().is_terminal() || !io::stdin().is_terminal() {
         anyhow::bail!(
             "the live screen needs a terminal; for output to a pipe or file use `sockscope snapshot` (or `check`)"
@@ -98,6 +102,8 @@ pub fn run(feed: Feed, opts: TuiOptions) -> anyhow::Result<()> {
                 let msg = match event {
                     PipelineEvent::Update(u) => Msg::Update(u),
                     PipelineEvent::Error(e) => Msg::SampleError(e),
+                    PipelineEvent::Recording(e) => Msg::RecordError(e),
+                    PipelineEvent::Died(e) => Msg::SamplerDied(e),
                 };
                 to_ui.send(msg).is_ok()
             };
@@ -131,6 +137,7 @@ pub fn run(feed: Feed, opts: TuiOptions) -> anyhow::Result<()> {
                         }
                         PlayerEvent::Status(status) => to_ui.send(Msg::Player(status)).is_ok(),
                         PlayerEvent::Error(e) => to_ui.send(Msg::SampleError(e)).is_ok(),
+                        PlayerEvent::Died(e) => to_ui.send(Msg::SamplerDied(e)).is_ok(),
                     },
                 )
                 .context("cannot start the replay")?;
@@ -140,13 +147,18 @@ pub fn run(feed: Feed, opts: TuiOptions) -> anyhow::Result<()> {
     spawn_signals(tx.clone())?;
     let mut terminal = ratatui::try_init().context("cannot set up the terminal")?;
     let guard = TerminalGuard;
+    install_panic_hook();
     spawn_keyboard(tx.clone())?;
     let theme = Theme::new(opts.color);
     let result = event_loop(&mut terminal, &mut app, theme, &rx, &tx, &source);
     drop(guard);
+    // Said now that the screen is gone: what failed on other threads.
+    for message in worker_panics() {
+        eprintln!("sockscope: {message}");
+    }
     // Stops the sampler (and finishes a recording) or the player.
     drop(source);
-    result
+    result.map(|()| app.replay.take())
 }
 
 fn event_loop(
@@ -162,9 +174,18 @@ fn event_loop(
         let Ok(first) = rx.recv() else {
             return Ok(());
         };
-        // Apply everything waiting, then draw once.
+        // Apply everything waiting, then draw once. Of several snapshots only
+        // the newest is shown: the older ones would be rebuilt for nothing.
+        let mut batch: Vec<Msg> = std::iter::once(first).chain(rx.try_iter()).collect();
+        if let Some(newest) = batch.iter().rposition(|m| matches!(m, Msg::Update(_))) {
+            let mut i = 0;
+            batch.retain(|m| {
+                i += 1;
+                !matches!(m, Msg::Update(_)) || i - 1 == newest
+            });
+        }
         let mut quit = false;
-        for msg in std::iter::once(first).chain(rx.try_iter()) {
+        for msg in batch {
             for effect in app.update(msg) {
                 match effect {
                     Effect::Quit => quit = true,
@@ -206,18 +227,49 @@ fn spawn_keyboard(tx: Sender<Msg>) -> io::Result<()> {
                         Ok(Event::Key(k)) if k.kind != KeyEventKind::Release => Msg::Key(k),
                         Ok(Event::Resize(..)) => Msg::Resize,
                         Ok(_) => continue,
-                        Err(e) => Msg::SamplerDied(format!("cannot read the keyboard: {e}")),
+                        Err(e) => Msg::InputFailed(e.to_string()),
                     },
                     Ok(false) => Msg::Tick,
-                    Err(e) => Msg::SamplerDied(format!("cannot read the keyboard: {e}")),
+                    Err(e) => Msg::InputFailed(e.to_string()),
                 };
-                let fatal = matches!(msg, Msg::SamplerDied(_));
+                let fatal = matches!(msg, Msg::InputFailed(_));
                 if tx.send(msg).is_err() || fatal {
                     return;
                 }
             }
         })?;
     Ok(())
+}
+
+/// Panics of threads other than the screen's, kept to be said after the
+/// terminal is restored (printed at once they would garble the screen).
+static WORKER_PANICS: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+
+/// ratatui's hook restores the terminal on any thread's panic; a worker's panic
+/// must not leave the screen running in a cooked terminal. Workers report their
+/// end on the channel (the pipeline and the player catch their panics); the
+/// screen's own panic still restores the terminal before the message.
+fn install_panic_hook() {
+    let ui = std::thread::current().id();
+    let restore_then_print = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        if std::thread::current().id() == ui {
+            restore_then_print(info);
+        } else if let Ok(mut v) = WORKER_PANICS.lock() {
+            let name = std::thread::current()
+                .name()
+                .unwrap_or("a thread")
+                .to_string();
+            v.push(format!("{name} panicked: {info}"));
+        }
+    }));
+}
+
+fn worker_panics() -> Vec<String> {
+    WORKER_PANICS
+        .lock()
+        .map(|mut v| std::mem::take(&mut *v))
+        .unwrap_or_default()
 }
 
 /// Turns SIGTERM, SIGINT and SIGHUP into a message, so that the terminal is
@@ -228,8 +280,15 @@ fn spawn_signals(tx: Sender<Msg>) -> io::Result<()> {
     std::thread::Builder::new()
         .name("sockscope-signals".into())
         .spawn(move || {
-            if signals.forever().next().is_some() {
-                let _ = tx.send(Msg::Terminate);
+            // The first signal quits through the screen's loop; should that be
+            // stuck, a second one restores the terminal and exits here.
+            for (n, _) in signals.forever().enumerate() {
+                if n == 0 {
+                    let _ = tx.send(Msg::Terminate);
+                } else {
+                    ratatui::restore();
+                    std::process::exit(1);
+                }
             }
         })?;
     Ok(())
@@ -242,7 +301,7 @@ fn spawn_export(job: ExportJob, tx: Sender<Msg>) {
     let spawned = std::thread::Builder::new()
         .name("sockscope-export".into())
         .spawn(move || {
-            let result = write_export(&job).map(|()| job.path.clone());
+            let result = write_export(&job);
             let _ = tx.send(Msg::Exported(result));
         });
     if let Err(e) = spawned {
@@ -251,19 +310,41 @@ fn spawn_export(job: ExportJob, tx: Sender<Msg>) {
     }
 }
 
-/// Writes `job` as the JSON snapshot document; the error names the path.
-pub fn write_export(job: &ExportJob) -> Result<(), String> {
-    export::write_atomically(&job.path, false, |w| {
-        export::write_json(
-            &mut *w,
-            &job.snapshot,
-            &job.selection,
-            &job.filter,
-            &job.findings,
-            false,
-        )
-        .map_err(io::Error::from)?;
-        writeln!(w)
-    })
-    .map_err(|e| e.to_string())
+/// Writes `job` as the JSON snapshot document, beside any export of the same
+/// name (`-2`, `-3`, ... before the extension); returns the path written. The
+/// error names the path.
+pub fn write_export(job: &ExportJob) -> Result<PathBuf, String> {
+    let stem = job
+        .path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "sockscope".into());
+    for n in 1..=100 {
+        let path = if n == 1 {
+            job.path.clone()
+        } else {
+            job.path.with_file_name(format!("{stem}-{n}.json"))
+        };
+        let written = export::write_atomically(&path, false, |w| {
+            export::write_json(
+                &mut *w,
+                &job.snapshot,
+                &job.selection,
+                &job.filter,
+                &job.findings,
+                false,
+            )
+            .map_err(io::Error::from)?;
+            writeln!(w)
+        });
+        match written {
+            Ok(()) => return Ok(path),
+            Err(export::OutputError::Exists(_)) => continue,
+            Err(e) => return Err(e.to_string()),
+        }
+    }
+    Err(format!(
+        "{} and 99 more of its name exist",
+        job.path.display()
+    ))
 }

@@ -13,33 +13,34 @@ use crate::ui::fmt;
 use crate::ui::rows::Column;
 use crate::ui::theme::Theme;
 
-/// The columns that fit in `width`, with their widths: the user and RTT go
-/// first on a narrow terminal, then Send-Q.
+/// The columns that fit in `width`, with their widths: the user goes first on
+/// a narrow terminal, then RTT, Send-Q and Recv-Q; what is left over widens the
+/// addresses and the process. At 80 columns: state, both ends, process, Recv-Q
+/// and age.
 fn columns(width: u16) -> Vec<(Column, u16)> {
     let all = [
-        (Column::State, 11),
-        (Column::Local, 22),
-        (Column::Remote, 22),
-        (Column::Process, 18),
-        (Column::User, 8),
-        (Column::RecvQ, 7),
-        (Column::SendQ, 7),
-        (Column::Age, 7),
-        (Column::Rtt, 7),
+        (Column::State, 10, 0),
+        (Column::Local, 21, 0),
+        (Column::Remote, 21, 0),
+        (Column::Process, 10, 0),
+        (Column::User, 8, 4),
+        (Column::RecvQ, 6, 1),
+        (Column::SendQ, 6, 2),
+        (Column::Age, 6, 0),
+        (Column::Rtt, 7, 3),
     ];
-    let drop: &[Column] = match width {
-        0..92 => &[Column::User, Column::Rtt, Column::SendQ],
-        92..110 => &[Column::User, Column::Rtt],
-        _ => &[],
-    };
-    let mut cols: Vec<(Column, u16)> = all.into_iter().filter(|(c, _)| !drop.contains(c)).collect();
-    // Give what is left to the address columns.
+    let keep = super::fitting(all.iter().map(|c| (c.1, c.2)), width);
+    let mut cols: Vec<(Column, u16)> = keep.iter().map(|&i| (all[i].0, all[i].1)).collect();
     let used: u16 = cols.iter().map(|(_, w)| w + 1).sum();
-    let spare = width.saturating_sub(used + 2);
+    let spare = width.saturating_sub(used);
+    let addr = (spare / 2).min(26);
+    let process = (spare - 2 * addr).min(10);
     for (c, w) in &mut cols {
-        if matches!(c, Column::Local | Column::Remote) {
-            *w += (spare / 2).min(26);
-        }
+        *w += match c {
+            Column::Local | Column::Remote => addr,
+            Column::Process => process,
+            _ => 0,
+        };
     }
     cols
 }

@@ -311,11 +311,7 @@ fn process_detail(frame: &mut Frame, shown: &Shown, theme: Theme, area: Rect, pi
 }
 
 fn time(t: Stamp) -> String {
-    humantime::format_rfc3339_millis(t.to_system())
-        .to_string()
-        .replace('T', " ")
-        .trim_end_matches('Z')
-        .to_string()
+    fmt::time(t.to_system(), true)
 }
 
 fn conn_detail(frame: &mut Frame, shown: &Shown, theme: Theme, area: Rect, id: u64) {

@@ -31,6 +31,20 @@ pub fn draw(frame: &mut Frame, app: &App, theme: Theme, area: Rect) {
     ));
     let width = (lines.iter().map(Line::width).max().unwrap_or(0) as u16 + 2).min(area.width);
     let height = (lines.len() as u16 + 2).min(area.height);
+    // A short terminal scrolls the help (up/down, pages, first/last).
+    let room = usize::from(height.saturating_sub(2));
+    let scroll = app.help_scroll.min(lines.len().saturating_sub(room));
+    let title = if lines.len() > room {
+        format!(
+            " keys {}–{} of {} (↑↓ scroll; ? or esc closes) ",
+            scroll + 1,
+            (scroll + room).min(lines.len()),
+            lines.len()
+        )
+    } else {
+        " keys (? or esc closes) ".to_string()
+    };
+    let lines: Vec<Line> = lines.into_iter().skip(scroll).collect();
     let popup = Rect {
         x: area.x + (area.width - width) / 2,
         y: area.y + (area.height - height) / 2,
@@ -39,11 +53,7 @@ pub fn draw(frame: &mut Frame, app: &App, theme: Theme, area: Rect) {
     };
     frame.render_widget(Clear, popup);
     frame.render_widget(
-        Paragraph::new(lines).block(
-            Block::new()
-                .borders(Borders::ALL)
-                .title(" keys (? or esc closes) "),
-        ),
+        Paragraph::new(lines).block(Block::new().borders(Borders::ALL).title(title)),
         popup,
     );
 }

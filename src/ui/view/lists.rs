@@ -17,25 +17,6 @@ use crate::ui::theme::Theme;
 /// highest numbers go first; 0 always stays).
 pub(super) type Col = (&'static str, u16, u8);
 
-/// The columns that fit in `width`, as indices into `columns`.
-fn fitting(columns: &[Col], width: u16) -> Vec<usize> {
-    let mut keep: Vec<usize> = (0..columns.len()).collect();
-    let need = |keep: &[usize]| keep.iter().map(|&i| columns[i].1 + 1).sum::<u16>();
-    while need(&keep) > width {
-        let Some(pos) = keep
-            .iter()
-            .enumerate()
-            .filter(|(_, i)| columns[**i].2 > 0)
-            .max_by_key(|(n, i)| (columns[**i].2, *n))
-            .map(|(n, _)| n)
-        else {
-            break;
-        };
-        keep.remove(pos);
-    }
-    keep
-}
-
 /// Draws a table of `len` rows with a cursor; `row(i)` gives the cells (one per
 /// column) and the style of row `i`, and is called only for the rows on screen.
 /// Returns how many rows fit.
@@ -52,7 +33,7 @@ pub(super) fn table(
 ) -> usize {
     let page = usize::from(area.height.saturating_sub(2)).max(1);
     cursor.fit(len, page);
-    let keep = fitting(columns, area.width);
+    let keep = super::fitting(columns.iter().map(|c| (c.1, c.2)), area.width);
     let end = (cursor.offset + page).min(len);
     let rows: Vec<Row> = (cursor.offset..end)
         .map(|i| {

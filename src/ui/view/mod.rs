@@ -88,7 +88,7 @@ fn draw_header(frame: &mut Frame, app: &App, theme: Theme, area: Rect) {
             "REPLAY {} ×{} sample {}/{}",
             if r.playing { "▶" } else { "⏸" },
             r.speed,
-            r.index + 1,
+            r.index + usize::from(r.len > 0),
             r.len
         ),
         None => format!(
@@ -99,10 +99,10 @@ fn draw_header(frame: &mut Frame, app: &App, theme: Theme, area: Rect) {
     if let Some(shown) = &app.shown {
         let s = &shown.snap().sample;
         let h = &s.host;
-        let time = humantime::format_rfc3339_seconds(s.taken_at).to_string();
+        let time = fmt::time(s.taken_at, false);
         text.push_str(&format!(
             " │ {} │ {} │ load {:.2} {:.2} {:.2} │ {} cpu │ mem {}/{} │ {} │ up {}",
-            time.replace('T', " ").trim_end_matches('Z'),
+            time,
             fmt::printable(&h.hostname),
             h.load_avg[0],
             h.load_avg[1],
@@ -246,6 +246,8 @@ fn draw_status(frame: &mut Frame, app: &App, theme: Theme, area: Rect) {
     let damage = app.replay.as_ref().and_then(|r| r.damage.as_ref());
     if let Some(e) = &app.sampler_died {
         left.push(Span::styled(format!("sampler stopped: {e}"), theme.error()));
+    } else if let Some(e) = &app.record_error {
+        left.push(Span::styled(e.clone(), theme.error()));
     } else if let Some(e) = &app.sample_error {
         left.push(Span::styled(format!("sample failed: {e}"), theme.error()));
     } else if let Some(d) = damage.filter(|_| app.status.is_none()) {
@@ -340,4 +342,26 @@ pub(super) fn finding_lines<'a>(
         lines.push(Line::styled(empty, theme.ok()));
     }
     lines
+}
+
+/// Which columns fit in `width` (as indices), given each column's width and
+/// priority: while they do not fit, the column of the highest priority number
+/// goes (the rightmost of equals); priority 0 always stays.
+pub(super) fn fitting(columns: impl Iterator<Item = (u16, u8)>, width: u16) -> Vec<usize> {
+    let columns: Vec<(u16, u8)> = columns.collect();
+    let mut keep: Vec<usize> = (0..columns.len()).collect();
+    let need = |keep: &[usize]| -> u32 { keep.iter().map(|&i| u32::from(columns[i].0) + 1).sum() };
+    while need(&keep) > u32::from(width) {
+        let Some(pos) = keep
+            .iter()
+            .enumerate()
+            .filter(|(_, i)| columns[**i].1 > 0)
+            .max_by_key(|(n, i)| (columns[**i].1, *n))
+            .map(|(n, _)| n)
+        else {
+            break;
+        };
+        keep.remove(pos);
+    }
+    keep
 }

@@ -1,0 +1,148 @@
+//! Moving between screens and acting on the selected row: drill-downs, jumps
+//! from a warning to its subject, quick filters, and what an export writes.
+
+use super::app::{App, Detail, View};
+use super::msg::{Effect, ExportJob};
+use crate::diagnose::Subject;
+
+impl App {
+    pub(super) fn drill(&mut self) {
+        let Some(shown) = &self.shown else { return };
+        if self.detail().is_some() {
+            return;
+        }
+        let detail = match self.view {
+            View::Overview => {
+                self.view = View::Warnings;
+                return;
+            }
+            View::Connections => self.cursors.conns.key.map(Detail::Conn),
+            View::Ports => self.cursors.ports.key.map(|p| Detail::Port(p as u16)),
+            View::Processes => self
+                .cursors
+                .processes
+                .key
+                .map(|p| Detail::Process(p as u32)),
+            View::Warnings => {
+                let Some(f) = shown.update.findings.get(self.cursors.warnings.index) else {
+                    return;
+                };
+                match &f.subject {
+                    Subject::LocalPort { port } => Some(Detail::Port(*port)),
+                    Subject::Process { pid, .. } => Some(Detail::Process(*pid)),
+                    Subject::Remote { addr, port } => {
+                        let text = match port {
+                            Some(p) => format!("raddr:{addr} rport:{p}"),
+                            None => format!("raddr:{addr}"),
+                        };
+                        self.set_filter_text(&text);
+                        self.view = View::Connections;
+                        None
+                    }
+                    Subject::Host => {
+                        self.view = View::Overview;
+                        None
+                    }
+                }
+            }
+        };
+        if let Some(d) = detail {
+            self.details.push(d);
+        }
+    }
+
+    /// Filters on the port (`port` true) or the process of what is selected.
+    pub(super) fn quick_filter(&mut self, port: bool) {
+        let Some(shown) = &self.shown else { return };
+        let snap = shown.snap();
+        let term = match (self.detail(), self.view) {
+            (Some(Detail::Port(p)), _) if port => Some(format!("lport:{p}")),
+            (Some(Detail::Process(pid)), _) if !port => Some(format!("pid:{pid}")),
+            (Some(Detail::Conn(_)), _) | (None, View::Connections) => {
+                let row = shown.rows.rows.get(self.cursors.conns.index).copied();
+                row.and_then(|r| shown.rows.view(snap, r)).and_then(|v| {
+                    if port {
+                        let listening = shown
+                            .update
+                            .snapshot
+                            .aggregates
+                            .ports
+                            .iter()
+                            .any(|p| p.port == v.local.port());
+                        Some(if listening || v.remote.port() == 0 {
+                            format!("lport:{}", v.local.port())
+                        } else {
+                            format!("rport:{}", v.remote.port())
+                        })
+                    } else {
+                        v.process.map(|p| format!("pid:{}", p.pid))
+                    }
+                })
+            }
+            (None, View::Ports) if port => self.cursors.ports.key.map(|p| format!("lport:{p}")),
+            (None, View::Processes) if !port => {
+                self.cursors.processes.key.map(|p| format!("pid:{p}"))
+            }
+            _ => None,
+        };
+        match term {
+            Some(t) => {
+                self.details.clear();
+                self.view = View::Connections;
+                self.set_filter_text(&t);
+            }
+            None => self.say(
+                format!("no {} on this row", if port { "port" } else { "process" }),
+                true,
+            ),
+        }
+    }
+
+    /// The sockets the current screen shows, to export.
+    pub(super) fn export(&mut self) -> Option<Effect> {
+        let Some(shown) = &self.shown else {
+            self.say("nothing to export yet".into(), true);
+            return None;
+        };
+        let snap = &shown.update.snapshot;
+        let sample = &snap.sample;
+        let filter = &self.filter.applied;
+        let by = |keep: &dyn Fn(usize) -> bool| -> Vec<usize> {
+            shown
+                .rows
+                .live_indices()
+                .into_iter()
+                .filter(|&i| keep(i))
+                .collect()
+        };
+        let (selection, what) = match self.detail() {
+            Some(Detail::Port(p)) => (
+                by(&|i| sample.sockets[i].local.port() == p),
+                format!("port{p}"),
+            ),
+            Some(Detail::Process(pid)) => (
+                by(&|i| snap.owner_of(i).is_some_and(|o| o.pid == pid)),
+                format!("pid{pid}"),
+            ),
+            Some(Detail::Conn(id)) => (by(&|i| snap.conns[i].id == id), format!("conn{id}")),
+            None => (
+                shown.rows.live_indices(),
+                self.view.title().to_ascii_lowercase(),
+            ),
+        };
+        let stamp = super::fmt::time(snap.taken_at(), false)
+            .replace(' ', "T")
+            .replace(':', "");
+        let path = self
+            .settings
+            .export_dir
+            .join(format!("sockscope-{what}-{stamp}.json"));
+        Some(Effect::Export(ExportJob {
+            snapshot: snap.clone(),
+            findings: shown.update.findings.clone(),
+            selection,
+            filter: filter.clone(),
+            path,
+        }))
+    }
+}
