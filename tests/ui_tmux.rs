@@ -68,10 +68,6 @@ impl Tmux {
             std::thread::sleep(Duration::from_millis(100));
         }
     }
-
-    fn alive(&self) -> bool {
-        self.run(&["has-session", "-t", "ui"]).status.success()
-    }
 }
 
 impl Drop for Tmux {
@@ -99,6 +95,65 @@ fn shell_quote(p: &Path) -> String {
     format!("'{}'", p.display().to_string().replace('\'', r"'\''"))
 }
 
+/// Runs the binary with `args` in a new tmux session of `size`. When it ends,
+/// the session's shell writes its exit status and the terminal's modes
+/// (`stty -a`) to `status`; its pid is in `status` + `.pid`.
+fn start(tmux: &Tmux, args: &str, status: &Path, size: (u16, u16)) {
+    let inner = format!(
+        "echo $$ > {}; exec {} {args}",
+        shell_quote(&status.with_extension("pid")),
+        shell_quote(Path::new(env!("CARGO_BIN_EXE_sockscope"))),
+    );
+    let command = format!(
+        "sh -c {}; echo \"exit=$?\" > {}; stty -a >> {}",
+        shell_quote(Path::new(&inner)),
+        shell_quote(status),
+        shell_quote(status),
+    );
+    let (w, h) = (size.0.to_string(), size.1.to_string());
+    let started = tmux.run(&[
+        "new-session",
+        "-d",
+        "-s",
+        "ui",
+        "-x",
+        &w,
+        "-y",
+        &h,
+        "sh",
+        "-c",
+        &command,
+    ]);
+    assert!(
+        started.status.success(),
+        "tmux: {}",
+        String::from_utf8_lossy(&started.stderr)
+    );
+}
+
+/// Waits (at most 10 s) for the binary to end; checks that it left the
+/// terminal in cooked mode with echo and signals, and returns the exit line.
+fn ended(tmux: &Tmux, status: &Path) -> String {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Ok(s) = std::fs::read_to_string(status)
+            && s.contains("speed")
+        {
+            let modes: Vec<&str> = s.split_whitespace().collect();
+            for mode in ["icanon", "echo", "isig"] {
+                assert!(modes.contains(&mode), "{mode} restored: {s}");
+            }
+            return s.lines().next().unwrap_or_default().to_string();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no exit; screen:\n{}",
+            tmux.screen()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 #[test]
 fn the_screen_shows_filters_drills_exports_and_quits_cleanly() {
     if !have_tmux() {
@@ -112,36 +167,18 @@ fn the_screen_shows_filters_drills_exports_and_quits_cleanly() {
     lab.connect(to, 3, "clients");
     lab.accept(port, 3, "served");
 
-    let bin = env!("CARGO_BIN_EXE_sockscope");
     let status = dir.path().join("status");
-    // After sockscope exits, record its exit code and the terminal's modes.
-    let command = format!(
-        "{} --interval 300ms --export-dir {} --filter 'port:{port}'; echo \"exit=$?\" > {}; stty -a >> {}",
-        shell_quote(Path::new(bin)),
-        shell_quote(dir.path()),
-        shell_quote(&status),
-        shell_quote(&status),
-    );
     let tmux = Tmux {
         socket: format!("sockscope-test-{}", std::process::id()),
     };
-    let started = tmux.run(&[
-        "new-session",
-        "-d",
-        "-s",
-        "ui",
-        "-x",
-        "120",
-        "-y",
-        "40",
-        "sh",
-        "-c",
-        &command,
-    ]);
-    assert!(
-        started.status.success(),
-        "tmux: {}",
-        String::from_utf8_lossy(&started.stderr)
+    start(
+        &tmux,
+        &format!(
+            "--interval 300ms --export-dir {} --filter 'port:{port}'",
+            shell_quote(dir.path())
+        ),
+        &status,
+        (120, 40),
     );
 
     // The overview counts our sockets: 1 listener, 3 + 3 ESTABLISHED ends.
@@ -200,22 +237,7 @@ fn the_screen_shows_filters_drills_exports_and_quits_cleanly() {
 
     // Quit: exit 0 and the terminal back in cooked mode with echo.
     tmux.keys(&["q"]);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !std::fs::read_to_string(&status).is_ok_and(|s| s.contains("speed")) {
-        assert!(
-            Instant::now() < deadline,
-            "sockscope did not exit; screen:\n{}",
-            tmux.screen()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    let after = std::fs::read_to_string(&status).expect("status");
-    assert!(after.starts_with("exit=0"), "{after}");
-    let modes: Vec<&str> = after.split_whitespace().collect();
-    for mode in ["icanon", "echo", "isig"] {
-        assert!(modes.contains(&mode), "{mode} restored: {after}");
-    }
-    let _ = tmux.alive();
+    assert_eq!(ended(&tmux, &status), "exit=0");
 }
 
 #[test]
@@ -226,109 +248,20 @@ fn sigterm_restores_the_terminal() {
     }
     let dir = tempfile::tempdir().expect("temp dir");
     let status = dir.path().join("status");
-    let pidfile = dir.path().join("pid");
-    let bin = env!("CARGO_BIN_EXE_sockscope");
-    let command = format!(
-        "echo $$ > {}; exec {} --interval 300ms",
-        shell_quote(&pidfile),
-        shell_quote(Path::new(bin)),
-    );
-    let wrapper = format!(
-        "sh -c {}; echo \"exit=$?\" > {}; stty -a >> {}",
-        shell_quote(Path::new(&command)),
-        shell_quote(&status),
-        shell_quote(&status)
-    );
     let tmux = Tmux {
         socket: format!("sockscope-test-term-{}", std::process::id()),
     };
-    let started = tmux.run(&[
-        "new-session",
-        "-d",
-        "-s",
-        "ui",
-        "-x",
-        "80",
-        "-y",
-        "24",
-        "sh",
-        "-c",
-        &wrapper,
-    ]);
-    assert!(started.status.success());
+    start(&tmux, "--interval 300ms", &status, (80, 24));
     tmux.wait_for("the screen", |s| {
         s.contains("1 Overview") && s.contains("LISTEN")
     });
-    let pid = std::fs::read_to_string(&pidfile).expect("pid file");
+    let pid = std::fs::read_to_string(status.with_extension("pid")).expect("pid file");
     let killed = Command::new("kill")
         .args(["-TERM", pid.trim()])
         .status()
         .expect("kill");
     assert!(killed.success());
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !std::fs::read_to_string(&status).is_ok_and(|s| s.contains("speed")) {
-        assert!(
-            Instant::now() < deadline,
-            "no exit after SIGTERM:\n{}",
-            tmux.screen()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    let after = std::fs::read_to_string(&status).expect("status");
-    let modes: Vec<&str> = after.split_whitespace().collect();
-    for mode in ["icanon", "echo", "isig"] {
-        assert!(
-            modes.contains(&mode),
-            "{mode} restored after SIGTERM: {after}"
-        );
-    }
-}
-
-/// Runs `args` of the binary in a new tmux session; the exit code goes to
-/// `status` when it ends.
-fn start(tmux: &Tmux, args: &str, status: &Path, size: (u16, u16)) {
-    let command = format!(
-        "{} {args}; echo \"exit=$?\" > {}",
-        shell_quote(Path::new(env!("CARGO_BIN_EXE_sockscope"))),
-        shell_quote(status),
-    );
-    let (w, h) = (size.0.to_string(), size.1.to_string());
-    let started = tmux.run(&[
-        "new-session",
-        "-d",
-        "-s",
-        "ui",
-        "-x",
-        &w,
-        "-y",
-        &h,
-        "sh",
-        "-c",
-        &command,
-    ]);
-    assert!(
-        started.status.success(),
-        "tmux: {}",
-        String::from_utf8_lossy(&started.stderr)
-    );
-}
-
-/// Waits (at most 10 s) for the exit line the session's shell writes.
-fn exit_line(tmux: &Tmux, status: &Path) -> String {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        if let Ok(s) = std::fs::read_to_string(status)
-            && s.contains("exit=")
-        {
-            return s;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no exit; screen:\n{}",
-            tmux.screen()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    ended(&tmux, &status);
 }
 
 #[test]
@@ -367,7 +300,7 @@ fn a_recording_made_on_the_screen_replays_with_seeking() {
     tmux.wait_for("8 ESTABLISHED", |s| count(s, "ESTAB") == Some(8));
     std::thread::sleep(Duration::from_millis(600));
     tmux.keys(&["q"]);
-    assert!(exit_line(&tmux, &status).starts_with("exit=0"));
+    assert_eq!(ended(&tmux, &status), "exit=0");
     drop(tmux);
 
     // Replay: pause, back to the start (4), forward to the end (8).
@@ -405,7 +338,7 @@ fn a_recording_made_on_the_screen_replays_with_seeking() {
     });
     assert_eq!(count(&s, "ESTAB"), Some(8), "{s}");
     tmux.keys(&["q"]);
-    assert!(exit_line(&tmux, &status).starts_with("exit=0"));
+    assert_eq!(ended(&tmux, &status), "exit=0");
     drop(tmux);
 
     // Damaged: the screen says so, and the exit status is 3.
@@ -430,5 +363,5 @@ fn a_recording_made_on_the_screen_replays_with_seeking() {
         s.contains("the replay ends at sample") && s.contains("damaged recording")
     });
     tmux.keys(&["q"]);
-    assert!(exit_line(&tmux, &status).starts_with("exit=3"));
+    assert_eq!(ended(&tmux, &status), "exit=3");
 }

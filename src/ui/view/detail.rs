@@ -24,6 +24,25 @@ pub fn draw(frame: &mut Frame, app: &mut App, theme: Theme, area: Rect, detail: 
     }
 }
 
+/// The warnings about the page's subject.
+fn draw_warnings<'a>(
+    frame: &mut Frame,
+    findings: impl Iterator<Item = &'a crate::diagnose::Finding>,
+    theme: Theme,
+    area: Rect,
+) {
+    frame.render_widget(
+        Paragraph::new(super::finding_lines(
+            findings,
+            theme,
+            "no warnings about it",
+        ))
+        .wrap(Wrap { trim: false })
+        .block(block(" warnings ".into())),
+        area,
+    );
+}
+
 fn block(title: String) -> Block<'static> {
     Block::new().borders(Borders::TOP).title(title)
 }
@@ -172,16 +191,7 @@ fn port_detail(frame: &mut Frame, shown: &Shown, theme: Theme, area: Rect, port:
         side,
     );
     let findings = shown.update.findings.iter().filter(|f| about_port(f, port));
-    frame.render_widget(
-        Paragraph::new(super::finding_lines(
-            findings,
-            theme,
-            "no warnings about it",
-        ))
-        .wrap(Wrap { trim: false })
-        .block(block(" warnings ".into())),
-        warnings,
-    );
+    draw_warnings(frame, findings, theme, warnings);
 }
 
 fn process_detail(frame: &mut Frame, shown: &Shown, theme: Theme, area: Rect, pid: u32) {
@@ -298,16 +308,7 @@ fn process_detail(frame: &mut Frame, shown: &Shown, theme: Theme, area: Rect, pi
         middle,
     );
     let findings = shown.update.findings.iter().filter(|f| about_pid(f, pid));
-    frame.render_widget(
-        Paragraph::new(super::finding_lines(
-            findings,
-            theme,
-            "no warnings about it",
-        ))
-        .wrap(Wrap { trim: false })
-        .block(block(" warnings ".into())),
-        warnings,
-    );
+    draw_warnings(frame, findings, theme, warnings);
 }
 
 fn time(t: Stamp) -> String {
