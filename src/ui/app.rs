@@ -544,60 +544,6 @@ impl App {
             View::Overview | View::Warnings => {}
         }
     }
-
-    pub(super) fn set_filter_text(&mut self, text: &str) {
-        match Filter::parse(text) {
-            Ok(f) => {
-                self.filter = FilterState {
-                    applied: f,
-                    error: None,
-                };
-                self.rebuild();
-                if !text.is_empty() {
-                    self.say(format!("filter: {text}"), false);
-                }
-            }
-            Err(e) => self.filter.error = Some((text.to_string(), e)),
-        }
-    }
-
-    fn filter_edited(&mut self, outcome: super::edit::Outcome) {
-        use super::edit::Outcome;
-        let Mode::Filter(edit) = &self.mode else {
-            return;
-        };
-        match outcome {
-            Outcome::Changed if edit.text() == self.filter.applied.source() => {
-                // Back to the filter in force (or a no-op edit): nothing to redo.
-                self.filter.error = None;
-            }
-            Outcome::Changed => {
-                let text = edit.text().to_string();
-                match Filter::parse(&text) {
-                    Ok(f) => {
-                        self.filter = FilterState {
-                            applied: f,
-                            error: None,
-                        };
-                        self.rebuild();
-                    }
-                    Err(e) => self.filter.error = Some((text, e)),
-                }
-            }
-            Outcome::Accept => {
-                if self.filter.error.is_none() {
-                    self.mode = Mode::Normal;
-                }
-            }
-            Outcome::Cancel => {
-                let before = edit.original().to_string();
-                self.mode = Mode::Normal;
-                self.set_filter_text(&before);
-                self.filter.error = None;
-            }
-            Outcome::Unchanged => {}
-        }
-    }
 }
 
 fn selected_conn(shown: &Shown, index: usize) -> Option<u64> {

@@ -1,9 +1,11 @@
 //! Moving between screens and acting on the selected row: drill-downs, jumps
-//! from a warning to its subject, quick filters, and what an export writes.
+//! from a warning to its subject, the filter (typed or quick), and what an
+//! export writes.
 
-use super::app::{App, Detail, View};
+use super::app::{App, Detail, FilterState, Mode, View};
 use super::msg::{Effect, ExportJob};
 use crate::diagnose::Subject;
+use crate::filter::Filter;
 
 impl App {
     pub(super) fn drill(&mut self) {
@@ -144,5 +146,59 @@ impl App {
             filter: filter.clone(),
             path,
         }))
+    }
+
+    pub(super) fn set_filter_text(&mut self, text: &str) {
+        match Filter::parse(text) {
+            Ok(f) => {
+                self.filter = FilterState {
+                    applied: f,
+                    error: None,
+                };
+                self.rebuild();
+                if !text.is_empty() {
+                    self.say(format!("filter: {text}"), false);
+                }
+            }
+            Err(e) => self.filter.error = Some((text.to_string(), e)),
+        }
+    }
+
+    pub(super) fn filter_edited(&mut self, outcome: super::edit::Outcome) {
+        use super::edit::Outcome;
+        let Mode::Filter(edit) = &self.mode else {
+            return;
+        };
+        match outcome {
+            Outcome::Changed if edit.text() == self.filter.applied.source() => {
+                // Back to the filter in force (or a no-op edit): nothing to redo.
+                self.filter.error = None;
+            }
+            Outcome::Changed => {
+                let text = edit.text().to_string();
+                match Filter::parse(&text) {
+                    Ok(f) => {
+                        self.filter = FilterState {
+                            applied: f,
+                            error: None,
+                        };
+                        self.rebuild();
+                    }
+                    Err(e) => self.filter.error = Some((text, e)),
+                }
+            }
+            Outcome::Accept => {
+                if self.filter.error.is_none() {
+                    self.mode = Mode::Normal;
+                }
+            }
+            Outcome::Cancel => {
+                let before = edit.original().to_string();
+                self.mode = Mode::Normal;
+                self.set_filter_text(&before);
+                self.filter.error = None;
+            }
+            Outcome::Unchanged => {}
+        }
     }
 }

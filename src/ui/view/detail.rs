@@ -24,6 +24,30 @@ pub fn draw(frame: &mut Frame, app: &mut App, theme: Theme, area: Rect, detail: 
     }
 }
 
+/// A gauge of how full something is: red from 90%, yellow from `notice`.
+fn draw_gauge(
+    frame: &mut Frame,
+    (ratio, label): (f64, String),
+    notice: f64,
+    theme: Theme,
+    area: Rect,
+) {
+    let style = if ratio >= 0.9 {
+        theme.error()
+    } else if ratio >= notice {
+        theme.notice()
+    } else {
+        theme.ok()
+    };
+    frame.render_widget(
+        Gauge::default()
+            .ratio(ratio)
+            .gauge_style(style)
+            .label(label),
+        area,
+    );
+}
+
 /// The warnings about the page's subject.
 fn draw_warnings<'a>(
     frame: &mut Frame,
@@ -119,20 +143,8 @@ fn port_detail(frame: &mut Frame, shown: &Shown, theme: Theme, area: Rect, port:
     } else {
         (depth as f64 / backlog as f64).clamp(0.0, 1.0)
     };
-    let style = if ratio >= 0.9 {
-        theme.error()
-    } else if ratio >= 0.5 {
-        theme.notice()
-    } else {
-        theme.ok()
-    };
-    frame.render_widget(
-        Gauge::default()
-            .ratio(ratio)
-            .gauge_style(style)
-            .label(format!("accept queue {depth} of {backlog}")),
-        gauge,
-    );
+    let label = format!("accept queue {depth} of {backlog}");
+    draw_gauge(frame, (ratio, label), 0.5, theme, gauge);
     let [history, side] =
         Layout::horizontal([Constraint::Min(30), Constraint::Length(34)]).areas(middle);
     let width = usize::from(history.width.saturating_sub(21));
@@ -256,20 +268,7 @@ fn process_detail(frame: &mut Frame, shown: &Shown, theme: Theme, area: Rect, pi
         (Some(n), _) => (0.0, format!("descriptors {n} (limit unknown)")),
         _ => (0.0, "descriptors unknown".to_string()),
     };
-    let style = if ratio >= 0.9 {
-        theme.error()
-    } else if ratio >= 0.7 {
-        theme.notice()
-    } else {
-        theme.ok()
-    };
-    frame.render_widget(
-        Gauge::default()
-            .ratio(ratio)
-            .gauge_style(style)
-            .label(label),
-        gauge,
-    );
+    draw_gauge(frame, (ratio, label), 0.7, theme, gauge);
     let width = usize::from(middle.width.saturating_sub(21));
     let mut lines = Vec::new();
     match snap.series.processes.get(&p.key()) {
