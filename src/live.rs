@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use crate::diagnose::{Diagnoser, Finding};
 use crate::model::{Engine, EngineConfig, Sample, Snapshot};
-use crate::sample::sampler::{Collector, Sampler, SamplerEvent};
+use crate::sample::sampler::{SampleSource, Sampler, SamplerEvent};
 
 /// One step of the pipeline: the new snapshot and the findings active in it.
 #[derive(Clone, Debug)]
@@ -90,7 +90,7 @@ impl Pipeline {
     /// waiting one is ingested and the sink hears how many were skipped: the
     /// screen and the metrics stay current instead of falling further behind.
     pub fn spawn(
-        collector: Collector,
+        collector: impl SampleSource,
         interval: Duration,
         mut processor: Processor,
         mut sink: impl FnMut(PipelineEvent) -> bool + Send + 'static,

@@ -248,6 +248,20 @@ fn owner_notes(health: &mut Health, owners_wanted: bool) {
     }
 }
 
+/// Where the sampler thread gets its samples: the real [`Collector`], or a
+/// scripted source in tests (skips, errors, a thread that dies).
+pub trait SampleSource: Send + 'static {
+    /// One complete sample. An error is reported and sampling goes on at the
+    /// next interval; a panic ends the sampler thread (the pipeline says so).
+    fn collect(&mut self) -> anyhow::Result<Sample>;
+}
+
+impl SampleSource for Collector {
+    fn collect(&mut self) -> anyhow::Result<Sample> {
+        Collector::collect(self)
+    }
+}
+
 /// What the sampler thread sends.
 #[derive(Debug)]
 pub enum SamplerEvent {
@@ -276,7 +290,7 @@ impl Sampler {
     /// `interval`. It ends when told to stop, when dropped, or when `events` is
     /// closed.
     pub fn spawn(
-        mut collector: Collector,
+        mut collector: impl SampleSource,
         interval: Duration,
         events: Sender<SamplerEvent>,
     ) -> std::io::Result<Sampler> {
