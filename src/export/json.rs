@@ -164,7 +164,7 @@ fn rfc3339_time(at: SystemTime) -> String {
     humantime::format_rfc3339_millis(UNIX_EPOCH + since).to_string()
 }
 
-fn socket_json(snap: &Snapshot, i: usize) -> Option<SocketJson<'_>> {
+fn socket_json(snap: &Snapshot, i: usize, cmdlines: bool) -> Option<SocketJson<'_>> {
     let (s, view) = snap.socket(i)?;
     let sample = &snap.sample;
     let process = sample.process_of(s);
@@ -197,7 +197,7 @@ fn socket_json(snap: &Snapshot, i: usize) -> Option<SocketJson<'_>> {
         pid: process.map(|p| p.pid),
         fd,
         process: process.map(|p| p.name.as_str()),
-        cmdline: process.map(|p| p.cmdline.as_str()),
+        cmdline: process.filter(|_| cmdlines).map(|p| p.cmdline.as_str()),
         owner: s.owner.status(),
         timer: s.timer,
         tcp_info: s.tcp_info,
@@ -285,6 +285,32 @@ pub fn write_json<W: Write>(
     findings: &[Finding],
     pretty: bool,
 ) -> serde_json::Result<()> {
+    let options = JsonOptions {
+        pretty,
+        cmdlines: true,
+    };
+    write_json_with(out, snap, selected, filter, findings, options)
+}
+
+/// How the JSON document is written.
+#[derive(Clone, Copy, Debug)]
+pub struct JsonOptions {
+    /// Indented.
+    pub pretty: bool,
+    /// Each socket's `cmdline`; without, the field is null (for `serve`, whose
+    /// readers may be other users than the processes').
+    pub cmdlines: bool,
+}
+
+/// [`write_json`] with every option.
+pub fn write_json_with<W: Write>(
+    out: W,
+    snap: &Snapshot,
+    selected: &[usize],
+    filter: &Filter,
+    findings: &[Finding],
+    options: JsonOptions,
+) -> serde_json::Result<()> {
     let filtered;
     let agg = if filter.is_empty() {
         &snap.aggregates
@@ -315,7 +341,7 @@ pub fn write_json<W: Write>(
         counts: agg.counts,
         sockets: selected
             .iter()
-            .filter_map(|&i| socket_json(snap, i))
+            .filter_map(|&i| socket_json(snap, i, options.cmdlines))
             .collect(),
         counters: &sample.counters,
         counter_deltas,
@@ -326,7 +352,7 @@ pub fn write_json<W: Write>(
         history: events_json(snap, filter, MAX_EVENTS),
         findings: findings_json(findings),
     };
-    if pretty {
+    if options.pretty {
         serde_json::to_writer_pretty(out, &doc)
     } else {
         serde_json::to_writer(out, &doc)

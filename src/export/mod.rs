@@ -15,7 +15,7 @@ pub use self::csv::write_csv;
 pub use events_json::{EventJson, event_json, event_selected};
 pub use file::{OutputError, write_atomically};
 pub use findings::{FindingJson, findings_json, severity_counts, write_findings_text};
-pub use json::{JSON_VERSION, MAX_EVENTS, rfc3339, write_json};
+pub use json::{JSON_VERSION, JsonOptions, MAX_EVENTS, rfc3339, write_json, write_json_with};
 pub use openmetrics::{MetricsInput, encode_metrics, state_label};
 pub use text::write_table;
 
