@@ -1,43 +1,57 @@
 //! `sockscope serve`: no screen; the live pipeline runs and an HTTP server
 //! answers `/metrics` (Prometheus), `/snapshot` (the JSON document) and
-//! `/healthz` from the latest update, until SIGTERM or SIGINT.
+//! `/healthz` from the latest update, until SIGTERM, SIGINT or SIGHUP.
 //!
 //! ```text
-//!  Pipeline (sampler + engine threads) --sink: swap--> Shared slot <--clone-- HTTP workers (2)
-//!  main thread: waits for a signal, then stops the workers and the pipeline
+//!  Pipeline (sampler + engine threads) --sink: swap--> Shared slot <--clone-- HTTP server (one thread, tokio)
+//!        └── Died ─┐                                                           └─ workers: /snapshot, bcrypt
+//!  main thread: waits for a signal, the pipeline's death or the server's; then stops everything
 //! ```
+//!
+//! Death is loud: when the pipeline dies, `/healthz` says why for a few seconds
+//! (so a health check sees it) and the process exits 1, so that a supervisor
+//! restarts it.
 
+mod conns;
 mod http;
+mod io;
+pub mod limits;
+mod server;
 mod state;
+mod worker;
 
-pub use http::{Answer, Service};
+pub use http::{Answer, Route, Service};
+pub use limits::HttpLimits;
+pub use server::{HttpServer, Options};
 pub use state::{Latest, Shared, SnapshotCollector};
 
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
 use prometheus_client::registry::Registry;
-use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 
 use crate::cli::{Failure, load_thresholds, parse_duration};
-use crate::diagnose::Diagnoser;
-use crate::live::{Pipeline, Processor};
+use crate::diagnose::{Diagnoser, Thresholds};
+use crate::live::{Pipeline, PipelineEvent, Processor};
 use crate::model::EngineConfig;
-use crate::sample::sampler::{Collector, CollectorConfig};
+use crate::record::RecordingSink;
+use crate::sample::sampler::{Collector, CollectorConfig, SampleSource};
 
-/// Threads answering requests: a scrape and a slow `/snapshot` at once.
-const WORKERS: usize = 2;
+/// How long `/healthz` keeps saying why the pipeline died before the process
+/// exits.
+pub const DEATH_GRACE: Duration = Duration::from_secs(5);
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
-    /// Address to listen on (loopback by default: put a proxy or firewall rule
-    /// in front before exposing it).
+    /// Address to listen on. Loopback by default: on any other address, use
+    /// --web-config (TLS, basic auth) or a firewall rule; serve warns without.
     #[arg(long, value_name = "ADDR:PORT", default_value = "127.0.0.1:9917")]
     pub listen: SocketAddr,
 
@@ -51,8 +65,19 @@ pub struct ServeArgs {
 
     /// Processes with their own per-state series in /metrics (the ones holding
     /// the most sockets), to bound the label cardinality.
-    #[arg(long, value_name = "N", default_value_t = 20)]
-    pub top_processes: usize,
+    #[arg(long, value_name = "N", default_value_t = 20,
+          value_parser = clap::value_parser!(u32).range(0..=10_000))]
+    pub top_processes: u32,
+
+    /// Put each process's command line in /snapshot. Off by default: command
+    /// lines can carry secrets (passwords, tokens in arguments) that /proc
+    /// hides from other users where it is mounted hidepid, and any local user
+    /// can read /snapshot.
+    #[arg(long)]
+    pub snapshot_cmdlines: bool,
+
+    #[command(flatten)]
+    pub http: HttpLimits,
 
     #[command(flatten)]
     pub record: crate::record::RecordArgs,
@@ -64,7 +89,122 @@ pub fn stale_after(interval: Duration) -> Duration {
     interval.saturating_mul(3) + Duration::from_secs(2)
 }
 
-/// Runs `serve` until SIGTERM or SIGINT.
+/// Why a running `serve` ends.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Exit {
+    /// Asked to, by this signal (its name).
+    Signal(&'static str),
+    /// The pipeline died: the reason.
+    Died(String),
+    /// The HTTP server's thread ended by itself.
+    ServerGone,
+}
+
+/// What a running `serve` is made of, apart from the signals.
+pub struct Serving {
+    pub addr: SocketAddr,
+    pub shared: Arc<Shared>,
+    server: HttpServer,
+    pipeline: Pipeline,
+    exits: Receiver<Exit>,
+    exit_tx: Sender<Exit>,
+}
+
+/// How to build a `serve` besides its sample source.
+pub struct ServeConfig {
+    pub interval: Duration,
+    pub thresholds: Thresholds,
+    pub engine: EngineConfig,
+    pub top_processes: usize,
+    pub snapshot_cmdlines: bool,
+    pub http: Options,
+    pub recording: Option<RecordingSink>,
+}
+
+impl Serving {
+    /// Starts the pipeline over `source` and the HTTP server on `listener`.
+    pub fn start(
+        listener: std::net::TcpListener,
+        source: impl SampleSource,
+        config: ServeConfig,
+    ) -> anyhow::Result<Serving> {
+        let shared = Arc::new(Shared::default());
+        let mut registry = Registry::default();
+        registry.register_collector(Box::new(SnapshotCollector {
+            shared: Arc::clone(&shared),
+            top_processes: config.top_processes,
+        }));
+        let service = Arc::new(Service {
+            shared: Arc::clone(&shared),
+            registry,
+            stale_after: stale_after(config.interval),
+            snapshot_cmdlines: config.snapshot_cmdlines,
+        });
+        let server =
+            HttpServer::start(listener, service, config.http).context("start the HTTP server")?;
+        let (exit_tx, exits) = mpsc::channel();
+        let (slot, died) = (Arc::clone(&shared), exit_tx.clone());
+        let sink = move |event: PipelineEvent| {
+            let death = match &event {
+                PipelineEvent::Died(why) => Some(why.clone()),
+                _ => None,
+            };
+            slot.publish(event);
+            if let Some(why) = death {
+                let _ = died.send(Exit::Died(why));
+            }
+            true
+        };
+        let processor = Processor::new(config.engine, Diagnoser::new(config.thresholds));
+        let pipeline = match config.recording {
+            // Recording errors reach the slot as sample errors: /metrics counts them.
+            Some(r) => Pipeline::spawn(source, config.interval, processor, r.wrap(sink)),
+            None => Pipeline::spawn(source, config.interval, processor, sink),
+        }
+        .context("start the sampler")?;
+        Ok(Serving {
+            addr: server.addr,
+            shared,
+            server,
+            pipeline,
+            exits,
+            exit_tx,
+        })
+    }
+
+    /// A sender that ends [`Serving::wait`] (a signal handler's).
+    pub fn exit_sender(&self) -> Sender<Exit> {
+        self.exit_tx.clone()
+    }
+
+    /// Waits for a reason to end; after a death, keeps serving for `grace`
+    /// (unless a signal comes first) so that `/healthz` can say why. Then stops
+    /// everything and returns the reason.
+    pub fn wait(self, grace: Duration) -> Exit {
+        let exit = loop {
+            match self.exits.recv_timeout(Duration::from_millis(500)) {
+                Ok(exit) => break exit,
+                Err(RecvTimeoutError::Timeout) if self.server.is_finished() => {
+                    break Exit::ServerGone;
+                }
+                Err(RecvTimeoutError::Timeout) => {}
+                // Unreachable while `self` holds a sender.
+                Err(RecvTimeoutError::Disconnected) => break Exit::ServerGone,
+            }
+        };
+        if let Exit::Died(why) = &exit {
+            eprintln!("sockscope: the pipeline died: {why}; exiting in {grace:?}");
+            if let Ok(Exit::Signal(name)) = self.exits.recv_timeout(grace) {
+                eprintln!("sockscope: {name}: stopping");
+            }
+        }
+        self.server.stop();
+        self.pipeline.stop();
+        exit
+    }
+}
+
+/// Runs `serve` until a signal, or until something it needs dies (exit 1).
 pub(crate) fn run(proc_root: &Path, args: &ServeArgs) -> Result<(), Failure> {
     if args.interval.is_zero() {
         return Err(Failure::Usage(
@@ -74,83 +214,73 @@ pub(crate) fn run(proc_root: &Path, args: &ServeArgs) -> Result<(), Failure> {
     let thresholds = load_thresholds(args.thresholds.as_deref()).map_err(Failure::Usage)?;
     // Signals are caught before anything starts, so that one arriving during
     // the start still ends the process cleanly.
-    let mut signals = Signals::new([SIGTERM, SIGINT]).context("install signal handlers")?;
-    let server = tiny_http::Server::http(args.listen)
-        .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", args.listen))?;
-    let server = Arc::new(server);
-
-    let shared = Arc::new(Shared::default());
-    let mut registry = Registry::default();
-    registry.register_collector(Box::new(SnapshotCollector {
-        shared: Arc::clone(&shared),
-        top_processes: args.top_processes,
-    }));
-    let service = Arc::new(Service {
-        shared: Arc::clone(&shared),
-        registry,
-        stale_after: stale_after(args.interval),
-    });
-
-    let collector = Collector::new(CollectorConfig {
-        proc_root: proc_root.to_path_buf(),
-        ..CollectorConfig::default()
-    });
-    let sink_slot = Arc::clone(&shared);
-    let sink = move |event| {
-        sink_slot.publish(event);
-        true
-    };
-    let processor = Processor::new(EngineConfig::default(), Diagnoser::new(thresholds));
+    let mut signals = Signals::new([SIGTERM, SIGINT, SIGHUP]).context("install signal handlers")?;
+    if !args.listen.ip().is_loopback() {
+        eprintln!(
+            "sockscope: warning: listening on {} without TLS or authentication: anyone who can reach it reads every connection of this host",
+            args.listen
+        );
+    }
+    let listener = std::net::TcpListener::bind(args.listen)
+        .with_context(|| format!("cannot listen on {}", args.listen))?;
     // A recording that cannot start is refused before serving.
     let recording = args
         .record
         .start()
         .map_err(|e| Failure::Usage(format!("sockscope: cannot record: {e}")))?;
-    let pipeline = match recording {
-        // Recording errors reach the slot as sample errors: /metrics counts them.
-        Some(r) => Pipeline::spawn(collector, args.interval, processor, r.wrap(sink)),
-        None => Pipeline::spawn(collector, args.interval, processor, sink),
-    }
-    .context("start the sampler")?;
-
-    let stop = Arc::new(AtomicBool::new(false));
-    let mut workers = Vec::with_capacity(WORKERS);
-    for i in 0..WORKERS {
-        let (server, service, stop) =
-            (Arc::clone(&server), Arc::clone(&service), Arc::clone(&stop));
-        let worker = std::thread::Builder::new()
-            .name(format!("sockscope-http-{i}"))
-            .spawn(move || {
-                while !stop.load(Ordering::Relaxed) {
-                    match server.recv_timeout(Duration::from_millis(200)) {
-                        Ok(Some(request)) => service.handle(request),
-                        Ok(None) => {}
-                        Err(e) => {
-                            eprintln!("sockscope: http: {e}");
-                            return;
-                        }
-                    }
-                }
-            })
-            .context("start an HTTP worker")?;
-        workers.push(worker);
-    }
-    let bound = server
-        .server_addr()
-        .to_ip()
-        .map_or_else(|| args.listen.to_string(), |a| a.to_string());
+    let collector = Collector::new(CollectorConfig {
+        proc_root: proc_root.to_path_buf(),
+        ..CollectorConfig::default()
+    });
+    let config = ServeConfig {
+        interval: args.interval,
+        thresholds,
+        engine: EngineConfig::default(),
+        top_processes: args.top_processes as usize,
+        snapshot_cmdlines: args.snapshot_cmdlines,
+        http: Options {
+            limits: args.http.clone(),
+            headers: Vec::new(),
+        },
+        recording,
+    };
+    let serving = Serving::start(listener, collector, config)?;
     // Tests (and operators who asked for port 0) read the address from here.
-    eprintln!("sockscope: serving http://{bound}/metrics, /snapshot and /healthz");
+    eprintln!(
+        "sockscope: serving http://{}/metrics, /snapshot and /healthz",
+        serving.addr
+    );
+    let to_main = serving.exit_sender();
+    let handle = signals.handle();
+    let watcher = std::thread::Builder::new()
+        .name("sockscope-signals".into())
+        .spawn(move || {
+            if let Some(sig) = signals.forever().next() {
+                let _ = to_main.send(Exit::Signal(signal_name(sig)));
+            }
+        })
+        .context("start the signal thread")?;
+    let exit = serving.wait(DEATH_GRACE);
+    handle.close();
+    let _ = watcher.join();
+    match exit {
+        Exit::Signal(name) => {
+            eprintln!("sockscope: {name}: stopping");
+            Ok(())
+        }
+        Exit::Died(why) => Err(Failure::Runtime(anyhow::anyhow!(
+            "the pipeline died: {why}"
+        ))),
+        Exit::ServerGone => Err(Failure::Runtime(anyhow::anyhow!("the HTTP server stopped"))),
+    }
+}
 
-    let signal = signals.forever().next();
-    if let Some(sig) = signal {
-        let name = if sig == SIGTERM { "SIGTERM" } else { "SIGINT" };
-        eprintln!("sockscope: {name}: stopping");
+/// The name of a signal `serve` and `watch` stop on.
+pub fn signal_name(sig: i32) -> &'static str {
+    match sig {
+        SIGTERM => "SIGTERM",
+        SIGINT => "SIGINT",
+        SIGHUP => "SIGHUP",
+        _ => "a signal",
     }
-    stop.store(true, Ordering::Relaxed);
-    for w in workers {
-        let _ = w.join();
-    }
-    pipeline.stop();
-    Ok(())
 }

@@ -24,6 +24,9 @@ pub struct Latest {
     pub sample_duration: Option<Duration>,
     pub errors_total: u64,
     pub last_error: Option<String>,
+    /// Why the pipeline died, once it has: `/healthz` says so until the
+    /// process exits.
+    pub died: Option<String>,
 }
 
 /// The shared slot.
@@ -46,10 +49,16 @@ impl Shared {
                 slot.sample_duration = sample_duration;
                 slot.update.replace(update)
             }
-            PipelineEvent::Error(e) | PipelineEvent::Recording(e) | PipelineEvent::Died(e) => {
+            PipelineEvent::Error(e) | PipelineEvent::Recording(e) => {
                 let mut slot = self.lock();
                 slot.errors_total += 1;
                 slot.last_error = Some(e);
+                None
+            }
+            PipelineEvent::Died(e) => {
+                let mut slot = self.lock();
+                slot.errors_total += 1;
+                slot.died = Some(e);
                 None
             }
         };
