@@ -18,6 +18,7 @@ mod io;
 pub mod limits;
 mod server;
 mod state;
+pub mod webconfig;
 mod worker;
 
 pub use http::{Answer, Route, Service};
@@ -75,6 +76,12 @@ pub struct ServeArgs {
     /// can read /snapshot.
     #[arg(long)]
     pub snapshot_cmdlines: bool,
+
+    /// TLS and basic auth from an exporter web configuration file (the
+    /// format node_exporter reads: tls_server_config, basic_auth_users,
+    /// http_server_config.headers).
+    #[arg(long, value_name = "FILE")]
+    pub web_config: Option<std::path::PathBuf>,
 
     #[command(flatten)]
     pub http: HttpLimits,
@@ -215,12 +222,28 @@ pub(crate) fn run(proc_root: &Path, args: &ServeArgs) -> Result<(), Failure> {
     // Signals are caught before anything starts, so that one arriving during
     // the start still ends the process cleanly.
     let mut signals = Signals::new([SIGTERM, SIGINT, SIGHUP]).context("install signal handlers")?;
+    let web = match &args.web_config {
+        Some(path) => webconfig::load(path)
+            .map_err(|e| Failure::Usage(format!("sockscope: --web-config: {e}")))?,
+        None => webconfig::WebConfig::default(),
+    };
     if !args.listen.ip().is_loopback() {
-        eprintln!(
-            "sockscope: warning: listening on {} without TLS or authentication: anyone who can reach it reads every connection of this host",
-            args.listen
-        );
+        let missing = match (web.tls.is_some(), web.auth.is_some()) {
+            (true, true) => None,
+            (false, false) => Some("without TLS or authentication (see --web-config)"),
+            (true, false) => Some("without authentication (basic_auth_users in --web-config)"),
+            (false, true) => Some(
+                "without TLS: passwords cross the network in clear (tls_server_config in --web-config)",
+            ),
+        };
+        if let Some(missing) = missing {
+            eprintln!(
+                "sockscope: warning: listening on {} {missing}: anyone who can reach it reads every connection of this host",
+                args.listen
+            );
+        }
     }
+    let scheme = if web.tls.is_some() { "https" } else { "http" };
     let listener = std::net::TcpListener::bind(args.listen)
         .with_context(|| format!("cannot listen on {}", args.listen))?;
     // A recording that cannot start is refused before serving.
@@ -240,14 +263,16 @@ pub(crate) fn run(proc_root: &Path, args: &ServeArgs) -> Result<(), Failure> {
         snapshot_cmdlines: args.snapshot_cmdlines,
         http: Options {
             limits: args.http.clone(),
-            headers: Vec::new(),
+            headers: web.headers,
+            tls: web.tls,
+            auth: web.auth,
         },
         recording,
     };
     let serving = Serving::start(listener, collector, config)?;
     // Tests (and operators who asked for port 0) read the address from here.
     eprintln!(
-        "sockscope: serving http://{}/metrics, /snapshot and /healthz",
+        "sockscope: serving {scheme}://{}/metrics, /snapshot and /healthz",
         serving.addr
     );
     let to_main = serving.exit_sender();

@@ -34,6 +34,7 @@ use super::conns::{Busy, Conn, Conns};
 use super::http::{Answer, Route, Service};
 use super::io::Deadlined;
 use super::limits::HttpLimits;
+use super::webconfig::{BasicAuth, Verdict};
 use super::worker::Worker;
 
 /// How long a `/snapshot` request waits for the one before it.
@@ -49,7 +50,12 @@ pub struct Ctx {
     /// One `/snapshot` document in memory at a time.
     snapshots: Arc<Semaphore>,
     snapshot_worker: Worker,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    auth: Option<(Arc<BasicAuth>, Worker)>,
 }
+
+/// bcrypt checks waiting for the auth thread; past it a request gets 503.
+const AUTH_QUEUE: usize = 8;
 
 /// The running server. [`HttpServer::stop`] (or dropping it) closes every
 /// connection and ends the thread.
@@ -60,9 +66,14 @@ pub struct HttpServer {
 }
 
 /// What `start` needs besides the socket.
+#[derive(Default)]
 pub struct Options {
     pub limits: HttpLimits,
     pub headers: Vec<(HeaderName, HeaderValue)>,
+    /// Serve HTTPS with this.
+    pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// Ask every request for one of these users.
+    pub auth: Option<Arc<BasicAuth>>,
 }
 
 impl HttpServer {
@@ -86,6 +97,11 @@ impl HttpServer {
             headers: options.headers,
             snapshots: Arc::new(Semaphore::new(1)),
             snapshot_worker: Worker::spawn("sockscope-http-snapshot", 1)?,
+            tls: options.tls.map(tokio_rustls::TlsAcceptor::from),
+            auth: match options.auth {
+                Some(auth) => Some((auth, Worker::spawn("sockscope-http-auth", AUTH_QUEUE)?)),
+                None => None,
+            },
         });
         let (shutdown, stopped) = oneshot::channel();
         let thread = std::thread::Builder::new()
@@ -177,7 +193,19 @@ async fn accept_loop(
 
 async fn serve_connection(tcp: tokio::net::TcpStream, ctx: &Arc<Ctx>, conn: Arc<Conn>) {
     let io = Deadlined::new(tcp, Arc::clone(&conn.deadline));
-    serve_http(io, ctx, conn).await;
+    match &ctx.tls {
+        None => serve_http(io, ctx, conn).await,
+        Some(acceptor) => {
+            // The handshake must end within the header timeout, as a request
+            // head must: a client that stalls in it holds nothing for long.
+            let handshake = acceptor.accept(io);
+            // A failed or slow handshake closes the connection; the client
+            // hears the TLS alert, if any.
+            if let Ok(Ok(tls)) = tokio::time::timeout(ctx.limits.header_timeout, handshake).await {
+                serve_http(tls, ctx, conn).await;
+            }
+        }
+    }
 }
 
 async fn serve_http<T>(io: T, ctx: &Arc<Ctx>, conn: Arc<Conn>)
@@ -294,6 +322,37 @@ async fn decide(req: &Request<Incoming>, ctx: &Arc<Ctx>) -> Reply {
         let mut r = Reply::from(Answer::text(413, "no request body is accepted\n"));
         r.close = true;
         return r;
+    }
+    if let Some((auth, worker)) = &ctx.auth {
+        let header = req
+            .headers()
+            .get(header::AUTHORIZATION)
+            .map(HeaderValue::as_bytes);
+        let allowed = match auth.verdict(header) {
+            Verdict::Allowed => true,
+            Verdict::Denied => false,
+            Verdict::Check(creds) => {
+                let auth = Arc::clone(auth);
+                match worker.run(move || auth.check(creds)).await {
+                    Ok(ok) => ok,
+                    Err(_) => {
+                        let mut r =
+                            Reply::from(Answer::text(503, "busy checking passwords: retry\n"));
+                        r.extra
+                            .push((header::RETRY_AFTER, HeaderValue::from_static("1")));
+                        return r;
+                    }
+                }
+            }
+        };
+        if !allowed {
+            let mut r = Reply::from(Answer::text(401, "unauthorized\n"));
+            r.extra.push((
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Basic realm=\"sockscope\", charset=\"UTF-8\""),
+            ));
+            return r;
+        }
     }
     let Some(route) = Route::of(req.uri().path()) else {
         return Answer::text(404, "not found: try /metrics, /snapshot or /healthz\n").into();

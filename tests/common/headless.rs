@@ -101,7 +101,10 @@ pub fn start_serve(extra: &[&str]) -> (Running, SocketAddr) {
             .stderr
             .recv_timeout(left)
             .expect("serve never said where it listens");
-        if let Some(rest) = line.split("http://").nth(1) {
+        if let Some(rest) = line
+            .strip_prefix("sockscope: serving ")
+            .and_then(|l| l.split("://").nth(1))
+        {
             let addr = rest.split('/').next().expect("address");
             return (serve, addr.parse().expect("a socket address"));
         }
@@ -133,30 +136,51 @@ pub fn http(addr: SocketAddr, method: &str, path: &str, accept: Option<&str>) ->
     let accept = accept
         .map(|a| format!("Accept: {a}\r\n"))
         .unwrap_or_default();
+    request_on(&mut s, addr, method, path, &accept).expect("a response")
+}
+
+/// Sends `METHOD path` with `extra` header lines (each ending in CRLF) and
+/// `Connection: close` on `stream` (plain or TLS) and reads the response.
+pub fn request_on(
+    stream: &mut (impl Read + Write),
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    extra: &str,
+) -> std::io::Result<HttpResponse> {
     write!(
-        s,
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\n{accept}Content-Length: 0\r\nConnection: close\r\n\r\n"
-    )
-    .expect("send the request");
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\n{extra}Content-Length: 0\r\nConnection: close\r\n\r\n"
+    )?;
+    stream.flush()?;
     let mut raw = Vec::new();
-    s.read_to_end(&mut raw).expect("read the response");
-    let text = String::from_utf8(raw).expect("utf-8 response");
-    let (head, body) = text.split_once("\r\n\r\n").expect("a header block");
+    stream.read_to_end(&mut raw)?;
+    parse_response(&raw).ok_or_else(|| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("not an HTTP response: {:?}", String::from_utf8_lossy(&raw)),
+        )
+    })
+}
+
+/// A whole HTTP/1.1 response, read to its end.
+pub fn parse_response(raw: &[u8]) -> Option<HttpResponse> {
+    let text = std::str::from_utf8(raw).ok()?;
+    let (head, body) = text.split_once("\r\n\r\n")?;
     let mut lines = head.lines();
     let status = lines
         .next()
         .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|c| c.parse().ok())
-        .expect("a status line");
+        .and_then(|c| c.parse().ok())?;
     let headers = lines
         .filter_map(|l| l.split_once(':'))
         .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
         .collect();
-    HttpResponse {
+    Some(HttpResponse {
         status,
         headers,
         body: body.to_string(),
-    }
+    })
 }
 
 pub fn get(addr: SocketAddr, path: &str) -> HttpResponse {
