@@ -108,6 +108,7 @@ impl Pipeline {
                 let why = match outcome {
                     Ok(Ended::Asked) => return,
                     Ok(Ended::SamplerGone) => "the sampler thread ended".to_string(),
+                    Ok(Ended::SamplerDied(why)) => why,
                     Err(panic) => format!("the engine failed: {}", panic_message(&*panic)),
                 };
                 if !stopping.load(Ordering::SeqCst) {
@@ -165,6 +166,8 @@ enum Ended {
     Asked,
     /// The sampler's channel closed without a stop.
     SamplerGone,
+    /// The sampler said why it ended.
+    SamplerDied(String),
 }
 
 fn engine_loop(
@@ -199,6 +202,7 @@ fn engine_loop(
                     continue;
                 }
                 SamplerEvent::Error(e) => PipelineEvent::Error(e),
+                SamplerEvent::Died(why) => return Ended::SamplerDied(why),
             };
             if !sink(out) {
                 return Ended::Asked;

@@ -13,7 +13,7 @@ const WAIT: Duration = Duration::from_secs(20);
 fn next_sample(rx: &mpsc::Receiver<SamplerEvent>) -> Box<sockscope::model::Sample> {
     match rx.recv_timeout(WAIT).expect("a sample in time") {
         SamplerEvent::Sample(s) => s,
-        SamplerEvent::Error(e) => panic!("sampler error: {e}"),
+        SamplerEvent::Error(e) | SamplerEvent::Died(e) => panic!("sampler error: {e}"),
     }
 }
 

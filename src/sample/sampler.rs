@@ -268,6 +268,8 @@ pub enum SamplerEvent {
     Sample(Box<Sample>),
     /// A sample failed; the thread keeps trying at the next interval.
     Error(String),
+    /// The source panicked: the thread ends, and says why.
+    Died(String),
 }
 
 /// Control messages to the sampler thread.
@@ -301,9 +303,24 @@ impl Sampler {
                 let mut interval = interval;
                 loop {
                     let started = std::time::Instant::now();
-                    let event = match collector.collect() {
-                        Ok(s) => SamplerEvent::Sample(Box::new(s)),
-                        Err(e) => SamplerEvent::Error(format!("{e:#}")),
+                    let collected = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        collector.collect()
+                    }));
+                    let event = match collected {
+                        Ok(Ok(s)) => SamplerEvent::Sample(Box::new(s)),
+                        Ok(Err(e)) => SamplerEvent::Error(format!("{e:#}")),
+                        Err(panic) => {
+                            let why = panic
+                                .downcast_ref::<&str>()
+                                .map(|s| (*s).to_string())
+                                .or_else(|| panic.downcast_ref::<String>().cloned())
+                                .unwrap_or_else(|| "a panic".to_string());
+                            // A source that panicked may hold broken state:
+                            // the thread ends rather than sample from it.
+                            let _ = events
+                                .send(SamplerEvent::Died(format!("the sampler failed: {why}")));
+                            return;
+                        }
                     };
                     if events.send(event).is_err() {
                         return;

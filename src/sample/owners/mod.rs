@@ -183,15 +183,35 @@ impl OwnerResolver {
         };
         self.walked.clear();
         let none = HashSet::default();
+        // Under a task limit the thread may be refused: then this thread does
+        // both, one after the other, with the same results.
+        let job = std::sync::Mutex::new(Some(work));
+        let run = || {
+            job.lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .take()
+                .map(|w| w())
+        };
         let result = std::thread::scope(|scope| {
-            let handle = scope.spawn(work);
+            let handle = std::thread::Builder::new()
+                .name("sockscope-dump".into())
+                .spawn_scoped(scope, run)
+                .ok();
             self.walk(&pids, Walk::Strict, &none, &mut stats);
-            handle.join()
+            match handle {
+                Some(h) => h.join(),
+                None => Ok(run()),
+            }
         });
         self.warm = true;
         self.last_strict = self.tick + 1;
         self.primed = Some(stats);
-        result.unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+        let result = result.unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        // `job` held the work until one of the two took it.
+        match result.or_else(run) {
+            Some(r) => r,
+            None => unreachable!("the work ran once"),
+        }
     }
 
     /// Sets `owner` on every socket and returns the owning processes.
