@@ -227,7 +227,7 @@ pub fn parse_mode(text: &str) -> Result<u32, String> {
     let digits = t.strip_prefix("0o").unwrap_or(t);
     if digits.is_empty() || !digits.bytes().all(|b| (b'0'..=b'7').contains(&b)) {
         return Err(format!(
-            "{text:?} is not an octal mode (write e.g. 600, 640, 0644)"
+            "{text:?} is not an octal mode (permission bits up to 777, e.g. 600, 640)"
         ));
     }
     match u32::from_str_radix(digits, 8) {
