@@ -28,6 +28,9 @@
 //! file: a sample is never dropped to honour the bound.) Starting a recording
 //! over an existing `FILE` rotates that file away first; nothing is appended to
 //! an old file. A `FILE` that is not empty and not a recording is refused.
+//! Every file is created `O_CREAT|O_EXCL|O_NOFOLLOW`, mode 0600; a rotation
+//! `lstat`s the names up to the first free one and moves only those, refusing
+//! a symlink, a non-regular file or another user's file (see `writer.rs`).
 //!
 //! # Damage
 //!
