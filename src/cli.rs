@@ -126,9 +126,15 @@ pub struct SnapshotArgs {
     #[arg(short, long, value_name = "FILE")]
     pub output: Option<PathBuf>,
 
-    /// Replace FILE if it exists.
+    /// Replace FILE if it exists and is a regular file (a device, fifo,
+    /// directory or symlink is refused, never replaced).
     #[arg(long, requires = "output")]
     pub force: bool,
+
+    /// FILE's permission bits, in octal (default 600: a snapshot holds every
+    /// process's command line), e.g. 640.
+    #[arg(long, value_name = "OCTAL", value_parser = export::parse_mode, requires = "output")]
+    pub mode: Option<u32>,
 
     /// Indent the JSON.
     #[arg(long)]
@@ -167,6 +173,7 @@ impl Default for SnapshotArgs {
             filter: None,
             output: None,
             force: false,
+            mode: None,
             pretty: false,
             no_owners: false,
             source: Source::Auto,
@@ -316,14 +323,19 @@ pub(crate) fn load_thresholds(path: Option<&std::path::Path>) -> Result<Threshol
     let Some(path) = path else {
         return Ok(Thresholds::default());
     };
-    let text = std::fs::read_to_string(path).map_err(|e| {
+    let text = crate::textfile::read_bounded(path).map_err(|e| {
         format!(
             "sockscope: cannot read --thresholds {}: {e}",
             path.display()
         )
     })?;
-    Thresholds::from_toml(&text)
-        .map_err(|e| format!("sockscope: bad --thresholds file {}: {e}", path.display()))
+    Thresholds::from_toml(&text).map_err(|e| {
+        format!(
+            "sockscope: bad --thresholds file {}: {}",
+            path.display(),
+            crate::textfile::shorten(&e.to_string())
+        )
+    })
 }
 
 pub(crate) enum Failure {
@@ -376,14 +388,22 @@ fn snapshot(proc_root: &std::path::Path, args: &SnapshotArgs) -> Result<(), Fail
     }
     // Refuse an existing file before sampling, not after (the write refuses again
     // if one appears meanwhile).
-    if let Some(path) = &args.output
-        && !args.force
-        && path.exists()
-    {
-        return Err(Failure::Usage(format!(
-            "sockscope: {}",
-            OutputError::Exists(path.clone())
-        )));
+    if let Some(path) = &args.output {
+        if !args.force && std::fs::symlink_metadata(path).is_ok() {
+            return Err(Failure::Usage(format!(
+                "sockscope: {}",
+                OutputError::Exists(path.clone())
+            )));
+        }
+        if let Some(what) = export::not_regular(path) {
+            return Err(Failure::Usage(format!(
+                "sockscope: {}",
+                OutputError::NotRegular {
+                    path: path.clone(),
+                    what
+                }
+            )));
+        }
     }
     let mut collector = collector(proc_root, args.source, !args.no_owners);
     // Findings need their condition to hold over several samples: with one
@@ -406,10 +426,26 @@ fn snapshot(proc_root: &std::path::Path, args: &SnapshotArgs) -> Result<(), Fail
         }
     };
     match &args.output {
-        Some(path) => export::write_atomically(path, args.force, write).map_err(|e| match e {
-            OutputError::Exists(_) => Failure::Usage(format!("sockscope: {e}")),
-            other => Failure::Runtime(other.into()),
-        })?,
+        Some(path) => {
+            // From here a signal stops the write and removes its temporary
+            // file; the exit status is still the signal's.
+            let interrupts = export::Interrupts::install().map_err(anyhow::Error::from)?;
+            let options = export::WriteOptions {
+                replace: args.force,
+                mode: args.mode.unwrap_or(export::DEFAULT_MODE),
+                interrupts: Some(&interrupts),
+            };
+            export::write_atomically_with(path, &options, write).map_err(|e| match e {
+                OutputError::Exists(_) | OutputError::NotRegular { .. } => {
+                    Failure::Usage(format!("sockscope: {e}"))
+                }
+                OutputError::Interrupted { signal, .. } => {
+                    eprintln!("sockscope: {e}");
+                    std::process::exit(128 + signal)
+                }
+                other => Failure::Runtime(other.into()),
+            })?
+        }
         None => {
             let stdout = io::stdout();
             let mut lock = io::BufWriter::new(stdout.lock());

@@ -24,5 +24,6 @@ pub mod model;
 pub mod record;
 pub mod sample;
 pub mod serve;
+pub mod textfile;
 pub mod ui;
 pub mod watch;

@@ -38,6 +38,12 @@ fn exports_are_json_and_never_overwrite_each_other() {
     let first = sockscope::ui::write_export(&job).expect("first export");
     let second = sockscope::ui::write_export(&job).expect("second export");
     assert_ne!(first, second);
+    for p in [&first, &second] {
+        let mode = std::os::unix::fs::PermissionsExt::mode(
+            &std::fs::metadata(p).expect("stat").permissions(),
+        );
+        assert_eq!(mode & 0o777, 0o600, "for its owner alone: {mode:o}");
+    }
     let name = |p: &std::path::Path| {
         p.file_name()
             .and_then(|n| n.to_str())

@@ -13,7 +13,10 @@ mod text;
 
 pub use self::csv::write_csv;
 pub use events_json::{EventJson, event_json, event_selected};
-pub use file::{OutputError, write_atomically};
+pub use file::{
+    DEFAULT_MODE, Interrupts, OutputError, WriteOptions, not_regular, parse_mode, write_atomically,
+    write_atomically_with,
+};
 pub use findings::{FindingJson, findings_json, severity_counts, write_findings_text};
 pub use json::{JSON_VERSION, JsonOptions, MAX_EVENTS, rfc3339, write_json, write_json_with};
 pub use openmetrics::{MetricsInput, encode_metrics, state_label};

@@ -19,8 +19,10 @@ pub struct RecordArgs {
     #[arg(long, value_name = "SIZE", default_value = "256MiB", value_parser = parse_size, requires = "record")]
     pub record_max: u64,
 
-    /// How many rotated files (FILE.1, FILE.2, ...) to keep besides FILE.
-    #[arg(long, value_name = "N", default_value_t = 3, requires = "record")]
+    /// How many rotated files (FILE.1, FILE.2, ...) to keep besides FILE (at
+    /// most 1000).
+    #[arg(long, value_name = "N", default_value_t = 3, requires = "record",
+          value_parser = clap::value_parser!(u32).range(0..=i64::from(super::MAX_KEEP)))]
     pub record_keep: u32,
 }
 
@@ -117,6 +119,14 @@ mod tests {
         assert!(
             Mode::try_parse_from(["x", "--record", "r", "--record-max", "1 lightyear"]).is_err()
         );
+        let m = Mode::try_parse_from(["x", "--record", "r", "--record-keep", "1000"])
+            .expect("the most kept");
+        assert_eq!(m.record.limits().keep, 1000);
+        for n in ["1001", "4294967295"] {
+            let err = Mode::try_parse_from(["x", "--record", "r", "--record-keep", n])
+                .expect_err("too many kept");
+            assert!(err.to_string().contains("0..=1000"), "{err}");
+        }
     }
 
     #[test]

@@ -28,6 +28,9 @@
 //! file: a sample is never dropped to honour the bound.) Starting a recording
 //! over an existing `FILE` rotates that file away first; nothing is appended to
 //! an old file. A `FILE` that is not empty and not a recording is refused.
+//! Every file is created `O_CREAT|O_EXCL|O_NOFOLLOW`, mode 0600; a rotation
+//! `lstat`s the names up to the first free one and moves only those, refusing
+//! a symlink, a non-regular file or another user's file (see `writer.rs`).
 //!
 //! # Damage
 //!
@@ -87,6 +90,9 @@ pub use reader::{Reader, Samples};
 pub use sink::RecordingSink;
 pub use writer::Recorder;
 
+/// The most rotated files a recording keeps (`--record-keep`).
+pub const MAX_KEEP: u32 = 1000;
+
 /// Every this many frames a key frame is written (besides each file's first).
 pub const KEY_EVERY: u64 = 64;
 
@@ -95,7 +101,8 @@ pub const KEY_EVERY: u64 = 64;
 pub struct Limits {
     /// The bound on the whole set, current file and rotated ones together.
     pub max_bytes: u64,
-    /// How many rotated files (`FILE.1` … `FILE.keep`) are kept.
+    /// How many rotated files (`FILE.1` … `FILE.keep`) are kept, at most
+    /// [`MAX_KEEP`].
     pub keep: u32,
 }
 
@@ -161,6 +168,12 @@ pub enum RecordError {
     /// `--record` names a file that holds something else: it is left alone.
     #[error("{path} exists and is not a sockscope recording; not replacing it")]
     NotARecording { path: PathBuf },
+    /// A file of the set is a symlink, not a regular file, or not ours: it is
+    /// neither followed, opened, renamed nor deleted.
+    #[error("{path} {why}; refusing to record there")]
+    Unsafe { path: PathBuf, why: String },
+    #[error("cannot keep {0} rotated files (at most {MAX_KEEP})")]
+    TooManyKept(u32),
     #[error("cannot encode a sample: {0}")]
     Encode(String),
     /// The writer thread fell behind and these samples were not recorded.

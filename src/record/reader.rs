@@ -90,6 +90,12 @@ impl Reader {
     fn scan(&mut self, file: File) -> Result<(), RecordError> {
         let file_no = self.files.len() - 1;
         let path = self.files[file_no].0.clone();
+        // What the file holds: a frame's length is checked against the bytes
+        // left before its payload is allocated.
+        let size = file
+            .metadata()
+            .map_err(|e| RecordError::io(&path, e))?
+            .len();
         let mut input = BufReader::with_capacity(1 << 16, file);
         let mut offset = 0u64;
         let damage = |offset: u64, reason: String, at_frame: usize| Damage {
@@ -141,6 +147,18 @@ impl Reader {
                 }
             };
             let len = header.payload_len as usize;
+            let left = size.saturating_sub(offset + FRAME_HEADER_LEN as u64);
+            if header.payload_len as u64 > left {
+                let reason = format!("truncated frame ({left} of {len} payload bytes)");
+                self.damage = Some(damage(offset, reason, at));
+                return Ok(());
+            }
+            payload.clear();
+            if payload.try_reserve_exact(len).is_err() {
+                let reason = format!("cannot allocate a frame of {len} bytes");
+                self.damage = Some(damage(offset, reason, at));
+                return Ok(());
+            }
             payload.resize(len, 0);
             let got = read_full(&mut input, &mut payload).map_err(|e| RecordError::io(&path, e))?;
             if got < len {
@@ -241,7 +259,12 @@ impl Reader {
         for j in start..=i {
             let entry = self.index[j];
             let (path, file) = &self.files[entry.file];
-            let mut payload = vec![0u8; entry.header.payload_len as usize];
+            let mut payload = Vec::new();
+            let len = entry.header.payload_len as usize;
+            payload.try_reserve_exact(len).map_err(|_| {
+                self.damage_at(j, format!("cannot allocate a frame of {len} bytes"))
+            })?;
+            payload.resize(len, 0);
             file.read_exact_at(&mut payload, entry.offset)
                 .map_err(|e| self.damage_at(j, format!("{}: {e}", path.display())))?;
             let prefix = match (&self.cache, entry.header.kind) {

@@ -439,7 +439,18 @@ pub fn decompress(payload: &[u8], raw_len: u32, prefix: Option<&[u8]>) -> Result
         dctx.ref_prefix(prefix).map_err(zerr)?;
     }
     let want = usize::try_from(raw_len).map_err(|e| e.to_string())?;
-    let mut out = Vec::with_capacity(want);
+    // The frame says how large the sample is, and so does zstd's own frame
+    // header (the writer always records it): both must agree before anything
+    // that large is allocated, and a failed allocation is damage, not an abort.
+    match zstd::zstd_safe::get_frame_content_size(payload) {
+        Ok(Some(n)) if n == raw_len as u64 => {}
+        Ok(Some(n)) => return Err(format!("zstd frame of {n} bytes, expected {want}")),
+        Ok(None) => return Err("zstd frame without its size".into()),
+        Err(_) => return Err("not a zstd frame".into()),
+    }
+    let mut out = Vec::new();
+    out.try_reserve_exact(want)
+        .map_err(|_| format!("cannot allocate a sample of {want} bytes"))?;
     let n = dctx.decompress(&mut out, payload).map_err(zerr)?;
     if n != want {
         return Err(format!("decompressed to {n} bytes, expected {want}"));

@@ -119,9 +119,15 @@ impl Config {
 
     /// Reads `path`; errors start with the path.
     pub fn load(path: &Path) -> Result<Config, String> {
-        let text = std::fs::read_to_string(path)
+        let text = crate::textfile::read_bounded(path)
             .map_err(|e| format!("cannot read config {}: {e}", path.display()))?;
-        Config::parse(&text).map_err(|e| format!("bad config {}: {e}", path.display()))
+        Config::parse(&text).map_err(|e| {
+            format!(
+                "bad config {}: {}",
+                path.display(),
+                crate::textfile::shorten(&e)
+            )
+        })
     }
 
     /// The config file to read when none is named: `$XDG_CONFIG_HOME/sockscope/

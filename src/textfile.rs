@@ -1,0 +1,87 @@
+//! Reading the small text files a user names (`--thresholds`, the screen's
+//! config): bounded in size, so that a huge file or a device such as
+//! /dev/urandom is refused rather than read for ever, and errors that quote a
+//! line quote a short, escaped excerpt of it.
+
+use std::io::Read;
+use std::path::Path;
+
+/// The largest config or thresholds file read: 1 MiB.
+pub const MAX_TEXT_FILE: u64 = 1 << 20;
+
+/// The most characters of one line an error message quotes.
+pub const MAX_EXCERPT: usize = 80;
+
+/// The text of `path`, at most [`MAX_TEXT_FILE`] bytes of UTF-8; the error
+/// says why not (without the path, which the caller names).
+pub fn read_bounded(path: &Path) -> Result<String, String> {
+    let file = std::fs::File::open(path).map_err(|e| e.to_string())?;
+    let mut bytes = Vec::new();
+    file.take(MAX_TEXT_FILE + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| e.to_string())?;
+    if bytes.len() as u64 > MAX_TEXT_FILE {
+        return Err("larger than 1 MiB, too large for a config file; not read".into());
+    }
+    String::from_utf8(bytes).map_err(|e| {
+        format!(
+            "not UTF-8 text (at byte {}); not read",
+            e.utf8_error().valid_up_to()
+        )
+    })
+}
+
+/// `message` with every line cut to [`MAX_EXCERPT`] characters (an ellipsis
+/// says where) and control characters escaped, so that a parser's error that
+/// quotes the offending line stays short and cannot drive the terminal.
+pub fn shorten(message: &str) -> String {
+    let mut out = String::with_capacity(message.len().min(4096));
+    for (i, line) in message.lines().enumerate() {
+        if i > 0 {
+            out.push('\n');
+        }
+        for (shown, c) in line.chars().enumerate() {
+            if shown == MAX_EXCERPT {
+                out.push('…');
+                break;
+            }
+            if c.is_control() {
+                out.extend(c.escape_default());
+            } else {
+                out.push(c);
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_lines_are_cut_and_control_characters_escaped() {
+        let long = format!("1 | key = \"{}\"\nnext", "x".repeat(10_000));
+        let short = shorten(&long);
+        let first = short.lines().next().expect("a line");
+        assert_eq!(first.chars().count(), MAX_EXCERPT + 1, "{first}");
+        assert!(first.ends_with('…'));
+        assert!(short.ends_with("\nnext"));
+        assert_eq!(shorten("a\u{1b}]0;title\u{7}b"), "a\\u{1b}]0;title\\u{7}b");
+    }
+
+    #[test]
+    fn large_files_are_refused_without_reading_them_whole() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = dir.path().join("big.toml");
+        std::fs::write(&p, vec![b'#'; (MAX_TEXT_FILE + 1) as usize]).expect("write");
+        assert!(read_bounded(&p).expect_err("too large").contains("1 MiB"));
+        std::fs::write(&p, vec![b'#'; MAX_TEXT_FILE as usize]).expect("write");
+        assert_eq!(read_bounded(&p).expect("at the bound").len(), 1 << 20);
+        std::fs::write(&p, b"a = \xff\n").expect("write");
+        assert!(read_bounded(&p).expect_err("binary").contains("UTF-8"));
+        // A device that never ends: refused after 1 MiB.
+        let err = read_bounded(Path::new("/dev/zero")).expect_err("endless");
+        assert!(err.contains("1 MiB"), "{err}");
+    }
+}
