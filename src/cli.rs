@@ -194,7 +194,7 @@ pub fn run() -> ExitCode {
             Ok(code) => code,
             Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
             Err(e) => {
-                eprintln!("sockscope: {e:#}");
+                crate::export::print_err(&format!("sockscope: {e:#}"));
                 ExitCode::from(CHECK_FAILED)
             }
         };
@@ -212,14 +212,14 @@ pub fn run() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(Failure::Usage(msg)) => {
-            eprintln!("{msg}");
+            crate::export::print_err(&msg);
             ExitCode::from(2)
         }
         Err(Failure::Runtime(e)) => {
             if is_broken_pipe(&e) {
                 return ExitCode::SUCCESS;
             }
-            eprintln!("sockscope: {e:#}");
+            crate::export::print_err(&format!("sockscope: {e:#}"));
             ExitCode::FAILURE
         }
     }
@@ -241,7 +241,7 @@ fn check(proc_root: &std::path::Path, args: &CheckArgs) -> anyhow::Result<ExitCo
     let thresholds = match load_thresholds(args.thresholds.as_deref()) {
         Ok(t) => t,
         Err(msg) => {
-            eprintln!("{msg}");
+            crate::export::print_err(&msg);
             return Ok(ExitCode::from(CHECK_USAGE));
         }
     };
@@ -278,7 +278,7 @@ fn check(proc_root: &std::path::Path, args: &CheckArgs) -> anyhow::Result<ExitCo
     }
     out.flush()?;
     for note in &snap.sample.health.notes {
-        eprintln!("sockscope: note: {note}");
+        crate::export::print_err(&format!("sockscope: note: {note}"));
     }
     Ok(match worst(&findings) {
         None => ExitCode::SUCCESS,
@@ -319,11 +319,15 @@ pub(crate) fn load_thresholds(path: Option<&std::path::Path>) -> Result<Threshol
     let text = std::fs::read_to_string(path).map_err(|e| {
         format!(
             "sockscope: cannot read --thresholds {}: {e}",
-            path.display()
+            crate::export::printable_path(path)
         )
     })?;
-    Thresholds::from_toml(&text)
-        .map_err(|e| format!("sockscope: bad --thresholds file {}: {e}", path.display()))
+    Thresholds::from_toml(&text).map_err(|e| {
+        format!(
+            "sockscope: bad --thresholds file {}: {e}",
+            crate::export::printable_path(path)
+        )
+    })
 }
 
 pub(crate) enum Failure {
@@ -419,16 +423,16 @@ fn snapshot(proc_root: &std::path::Path, args: &SnapshotArgs) -> Result<(), Fail
     }
     // Partial data is said on stderr so that the output itself stays clean.
     for note in &sample.health.notes {
-        eprintln!("sockscope: note: {note}");
+        crate::export::print_err(&format!("sockscope: note: {note}"));
     }
     if let Some(path) = &args.output
         && io::stderr().is_terminal()
     {
-        eprintln!(
+        crate::export::print_err(&format!(
             "sockscope: wrote {} sockets to {}",
             sockets.len(),
-            path.display()
-        );
+            crate::export::printable_path(path)
+        ));
     }
     Ok(())
 }

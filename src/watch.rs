@@ -268,7 +268,7 @@ pub(crate) fn run(proc_root: &Path, args: &WatchArgs) -> Result<(), Failure> {
                     break Err(e);
                 }
             }
-            Ok(Err(e)) => eprintln!("sockscope: sample failed: {e}"),
+            Ok(Err(e)) => crate::export::print_err(&format!("sockscope: sample failed: {e}")),
             Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => break Ok(()),
         }

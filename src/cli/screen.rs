@@ -60,7 +60,7 @@ pub(super) fn replay(args: &ReplayArgs) -> ExitCode {
     let thresholds = match load_thresholds(args.thresholds.as_deref()) {
         Ok(t) => t,
         Err(msg) => {
-            eprintln!("{msg}");
+            crate::export::print_err(&msg);
             return ExitCode::from(2);
         }
     };
@@ -68,7 +68,9 @@ pub(super) fn replay(args: &ReplayArgs) -> ExitCode {
         return crate::record::replay::run_headless(args, thresholds);
     }
     if !io::stdout().is_terminal() || !io::stdin().is_terminal() {
-        eprintln!("sockscope: the replay screen needs a terminal; for text output use --headless");
+        crate::export::print_err(
+            "sockscope: the replay screen needs a terminal; for text output use --headless",
+        );
         return ExitCode::from(2);
     }
     let opts = match screen_options(
@@ -80,25 +82,28 @@ pub(super) fn replay(args: &ReplayArgs) -> ExitCode {
     ) {
         Ok(o) => o,
         Err(Failure::Usage(msg)) => {
-            eprintln!("{msg}");
+            crate::export::print_err(&msg);
             return ExitCode::from(2);
         }
         Err(Failure::Runtime(e)) => {
-            eprintln!("sockscope: {e:#}");
+            crate::export::print_err(&format!("sockscope: {e:#}"));
             return ExitCode::FAILURE;
         }
     };
     let reader = match crate::record::Reader::open(&args.file) {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("sockscope: {e}");
+            crate::export::print_err(&format!("sockscope: {e}"));
             return ExitCode::FAILURE;
         }
     };
     if reader.is_empty() {
         match reader.damage() {
-            Some(d) => eprintln!("sockscope: {d}"),
-            None => eprintln!("sockscope: {} holds no sample", args.file.display()),
+            Some(d) => crate::export::print_err(&format!("sockscope: {d}")),
+            None => crate::export::print_err(&format!(
+                "sockscope: {} holds no sample",
+                crate::export::printable_path(&args.file)
+            )),
         }
         return ExitCode::from(crate::record::replay::REPLAY_DAMAGED);
     }
@@ -108,14 +113,17 @@ pub(super) fn replay(args: &ReplayArgs) -> ExitCode {
             // Said again once the screen is gone, where it stays readable: the
             // damage met while playing, or else the one found on opening.
             if let Some(d) = end.and_then(|s| s.damage).or(damage) {
-                eprintln!("sockscope: {d}");
-                eprintln!("sockscope: the replay ended at sample {}", d.at_frame);
+                crate::export::print_err(&format!("sockscope: {d}"));
+                crate::export::print_err(&format!(
+                    "sockscope: the replay ended at sample {}",
+                    d.at_frame
+                ));
                 return ExitCode::from(crate::record::replay::REPLAY_DAMAGED);
             }
             ExitCode::SUCCESS
         }
         Err(e) => {
-            eprintln!("sockscope: {e:#}");
+            crate::export::print_err(&format!("sockscope: {e:#}"));
             ExitCode::FAILURE
         }
     }

@@ -119,9 +119,14 @@ impl Config {
 
     /// Reads `path`; errors start with the path.
     pub fn load(path: &Path) -> Result<Config, String> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| format!("cannot read config {}: {e}", path.display()))?;
-        Config::parse(&text).map_err(|e| format!("bad config {}: {e}", path.display()))
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            format!(
+                "cannot read config {}: {e}",
+                crate::export::printable_path(path)
+            )
+        })?;
+        Config::parse(&text)
+            .map_err(|e| format!("bad config {}: {e}", crate::export::printable_path(path)))
     }
 
     /// The config file to read when none is named: `$XDG_CONFIG_HOME/sockscope/
