@@ -156,8 +156,29 @@ pub struct SnapshotArgs {
     pub thresholds: Option<PathBuf>,
 }
 
+/// The shortest and longest time accepted for an interval or timeout option:
+/// shorter burns a core, longer is a typo (or an overflow).
+pub const DURATION_RANGE: std::ops::RangeInclusive<std::time::Duration> =
+    std::time::Duration::from_millis(100)..=std::time::Duration::from_secs(3600);
+
+/// A duration option (`--interval 500ms`), between 100 ms and 1 hour; clap names
+/// the option in its error.
 pub(crate) fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
-    humantime::parse_duration(text).map_err(|e| format!("{e} (write e.g. 500ms, 2s, 1m)"))
+    let d =
+        humantime::parse_duration(text).map_err(|e| format!("{e} (write e.g. 500ms, 2s, 1m)"))?;
+    check_duration(d)
+}
+
+/// `d` if it lies in [`DURATION_RANGE`]; else why not.
+pub fn check_duration(d: std::time::Duration) -> Result<std::time::Duration, String> {
+    if DURATION_RANGE.contains(&d) {
+        Ok(d)
+    } else {
+        Err(format!(
+            "{} is out of range: between 100ms and 1h",
+            humantime::format_duration(d)
+        ))
+    }
 }
 
 impl Default for SnapshotArgs {
@@ -406,7 +427,13 @@ fn snapshot(proc_root: &std::path::Path, args: &SnapshotArgs) -> Result<(), Fail
                     .map_err(io::Error::from)?;
                 writeln!(w)
             }
-            Format::Csv => export::write_csv(w, sample, &sockets).map_err(io::Error::other),
+            // The I/O error itself, so that a closed pipe is told apart.
+            Format::Csv => {
+                export::write_csv(w, sample, &sockets).map_err(|e| match e.into_kind() {
+                    csv::ErrorKind::Io(io) => io,
+                    other => io::Error::other(format!("{other:?}")),
+                })
+            }
         }
     };
     match &args.output {

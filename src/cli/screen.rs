@@ -1,7 +1,7 @@
 //! The live screen's command line: `sockscope` (no subcommand) and the screen
 //! replay of `sockscope replay FILE`, from the config file and the options.
 
-use std::io::{self, IsTerminal};
+use std::io::{self, IsTerminal, Write as _};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -168,8 +168,14 @@ fn screen_options(
 /// The live screen: config file < command line, then the UI until it quits.
 pub(super) fn tui(proc_root: &std::path::Path, args: &TuiArgs) -> Result<(), Failure> {
     if args.print_default_config {
-        print!("{}", crate::ui::config::default_config_text());
-        return Ok(());
+        let text = crate::ui::config::default_config_text();
+        let mut out = io::stdout().lock();
+        return match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+            Err(e) if e.kind() != io::ErrorKind::BrokenPipe => Err(Failure::Runtime(
+                anyhow::Error::from(e).context("write to stdout"),
+            )),
+            _ => Ok(()),
+        };
     }
     let mut opts = screen_options(
         args.config.as_deref(),
