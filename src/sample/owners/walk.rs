@@ -134,9 +134,11 @@ impl OwnerResolver {
                 let next = &next;
                 let scan_one = &scan_one;
                 std::thread::scope(|scope| {
+                    // A thread refused by the OS is a worker that runs here at
+                    // once: it takes every pid left, and the others find none.
                     let handles: Vec<_> = (0..self.threads.min(pids.len()))
                         .map(|_| {
-                            scope.spawn(move || {
+                            crate::sample::spawn::spawn_or_run(scope, "sockscope-walk", move || {
                                 let mut out = Vec::new();
                                 loop {
                                     let i = next.fetch_add(1, Ordering::Relaxed);
