@@ -162,8 +162,29 @@ pub struct SnapshotArgs {
     pub thresholds: Option<PathBuf>,
 }
 
+/// The shortest and longest time accepted for an interval or timeout option:
+/// shorter burns a core, longer is a typo (or an overflow).
+pub const DURATION_RANGE: std::ops::RangeInclusive<std::time::Duration> =
+    std::time::Duration::from_millis(100)..=std::time::Duration::from_secs(3600);
+
+/// A duration option (`--interval 500ms`), between 100 ms and 1 hour; clap names
+/// the option in its error.
 pub(crate) fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
-    humantime::parse_duration(text).map_err(|e| format!("{e} (write e.g. 500ms, 2s, 1m)"))
+    let d =
+        humantime::parse_duration(text).map_err(|e| format!("{e} (write e.g. 500ms, 2s, 1m)"))?;
+    check_duration(d)
+}
+
+/// `d` if it lies in [`DURATION_RANGE`]; else why not.
+pub fn check_duration(d: std::time::Duration) -> Result<std::time::Duration, String> {
+    if DURATION_RANGE.contains(&d) {
+        Ok(d)
+    } else {
+        Err(format!(
+            "{} is out of range: between 100ms and 1h",
+            humantime::format_duration(d)
+        ))
+    }
 }
 
 impl Default for SnapshotArgs {
@@ -201,7 +222,7 @@ pub fn run() -> ExitCode {
             Ok(code) => code,
             Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
             Err(e) => {
-                eprintln!("sockscope: {e:#}");
+                crate::export::print_err(&format!("sockscope: {e:#}"));
                 ExitCode::from(CHECK_FAILED)
             }
         };
@@ -219,14 +240,14 @@ pub fn run() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(Failure::Usage(msg)) => {
-            eprintln!("{msg}");
+            crate::export::print_err(&msg);
             ExitCode::from(2)
         }
         Err(Failure::Runtime(e)) => {
             if is_broken_pipe(&e) {
                 return ExitCode::SUCCESS;
             }
-            eprintln!("sockscope: {e:#}");
+            crate::export::print_err(&format!("sockscope: {e:#}"));
             ExitCode::FAILURE
         }
     }
@@ -248,7 +269,7 @@ fn check(proc_root: &std::path::Path, args: &CheckArgs) -> anyhow::Result<ExitCo
     let thresholds = match load_thresholds(args.thresholds.as_deref()) {
         Ok(t) => t,
         Err(msg) => {
-            eprintln!("{msg}");
+            crate::export::print_err(&msg);
             return Ok(ExitCode::from(CHECK_USAGE));
         }
     };
@@ -285,7 +306,7 @@ fn check(proc_root: &std::path::Path, args: &CheckArgs) -> anyhow::Result<ExitCo
     }
     out.flush()?;
     for note in &snap.sample.health.notes {
-        eprintln!("sockscope: note: {note}");
+        crate::export::print_err(&format!("sockscope: note: {note}"));
     }
     Ok(match worst(&findings) {
         None => ExitCode::SUCCESS,
@@ -326,13 +347,13 @@ pub(crate) fn load_thresholds(path: Option<&std::path::Path>) -> Result<Threshol
     let text = crate::textfile::read_bounded(path).map_err(|e| {
         format!(
             "sockscope: cannot read --thresholds {}: {e}",
-            path.display()
+            crate::export::printable_path(path)
         )
     })?;
     Thresholds::from_toml(&text).map_err(|e| {
         format!(
             "sockscope: bad --thresholds file {}: {}",
-            path.display(),
+            crate::export::printable_path(path),
             crate::textfile::shorten(&e.to_string())
         )
     })
@@ -422,7 +443,13 @@ fn snapshot(proc_root: &std::path::Path, args: &SnapshotArgs) -> Result<(), Fail
                     .map_err(io::Error::from)?;
                 writeln!(w)
             }
-            Format::Csv => export::write_csv(w, sample, &sockets).map_err(io::Error::other),
+            // The I/O error itself, so that a closed pipe is told apart.
+            Format::Csv => {
+                export::write_csv(w, sample, &sockets).map_err(|e| match e.into_kind() {
+                    csv::ErrorKind::Io(io) => io,
+                    other => io::Error::other(format!("{other:?}")),
+                })
+            }
         }
     };
     match &args.output {
@@ -455,16 +482,16 @@ fn snapshot(proc_root: &std::path::Path, args: &SnapshotArgs) -> Result<(), Fail
     }
     // Partial data is said on stderr so that the output itself stays clean.
     for note in &sample.health.notes {
-        eprintln!("sockscope: note: {note}");
+        crate::export::print_err(&format!("sockscope: note: {note}"));
     }
     if let Some(path) = &args.output
         && io::stderr().is_terminal()
     {
-        eprintln!(
+        crate::export::print_err(&format!(
             "sockscope: wrote {} sockets to {}",
             sockets.len(),
-            path.display()
-        );
+            crate::export::printable_path(path)
+        ));
     }
     Ok(())
 }

@@ -110,13 +110,17 @@ pub struct FilterError {
 
 impl FilterError {
     /// The input, then a caret line under the offending term followed by the
-    /// message, for a terminal. Control characters in the input are shown as spaces
-    /// so that the carets stay aligned.
+    /// message, for a terminal. Control characters and bidi controls in the input
+    /// are shown as spaces so that the carets stay aligned.
     pub fn render(&self, input: &str) -> String {
         let mut line = String::with_capacity(input.len());
         let mut carets = String::new();
         for (i, c) in input.char_indices() {
-            line.push(if c.is_control() { ' ' } else { c });
+            line.push(if crate::export::needs_escape(c) {
+                ' '
+            } else {
+                c
+            });
             if i < self.span.start {
                 carets.push(' ');
             } else if i < self.span.end {
@@ -127,7 +131,10 @@ impl FilterError {
             // A span at (or past) the end of the input still gets a caret.
             carets.push('^');
         }
-        format!("{line}\n{carets} {}", self.message)
+        format!(
+            "{line}\n{carets} {}",
+            crate::export::Printable(&self.message)
+        )
     }
 
     /// 1-based column (in characters) where the offending term starts.

@@ -202,11 +202,6 @@ pub(crate) fn run(proc_root: &Path, args: &WatchArgs) -> Result<(), Failure> {
             .map_err(|e| Failure::Usage(format!("sockscope: bad --filter\n{}", e.render(text))))?,
         None => Filter::default(),
     };
-    if args.interval.is_zero() {
-        return Err(Failure::Usage(
-            "sockscope: --interval must be more than 0".into(),
-        ));
-    }
     let thresholds = load_thresholds(args.thresholds.as_deref()).map_err(Failure::Usage)?;
     let term = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
@@ -268,7 +263,7 @@ pub(crate) fn run(proc_root: &Path, args: &WatchArgs) -> Result<(), Failure> {
                     break Err(e);
                 }
             }
-            Ok(Err(e)) => eprintln!("sockscope: sample failed: {e}"),
+            Ok(Err(e)) => crate::export::print_err(&format!("sockscope: sample failed: {e}")),
             Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => break Ok(()),
         }

@@ -106,7 +106,7 @@ fn snapshot_json_has_a_findings_array() {
         "--samples",
         "2",
         "--interval",
-        "50ms",
+        "100ms",
     ]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("valid JSON");

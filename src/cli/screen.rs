@@ -1,7 +1,7 @@
 //! The live screen's command line: `sockscope` (no subcommand) and the screen
 //! replay of `sockscope replay FILE`, from the config file and the options.
 
-use std::io::{self, IsTerminal};
+use std::io::{self, IsTerminal, Write as _};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -60,7 +60,7 @@ pub(super) fn replay(args: &ReplayArgs) -> ExitCode {
     let thresholds = match load_thresholds(args.thresholds.as_deref()) {
         Ok(t) => t,
         Err(msg) => {
-            eprintln!("{msg}");
+            crate::export::print_err(&msg);
             return ExitCode::from(2);
         }
     };
@@ -68,7 +68,9 @@ pub(super) fn replay(args: &ReplayArgs) -> ExitCode {
         return crate::record::replay::run_headless(args, thresholds);
     }
     if !io::stdout().is_terminal() || !io::stdin().is_terminal() {
-        eprintln!("sockscope: the replay screen needs a terminal; for text output use --headless");
+        crate::export::print_err(
+            "sockscope: the replay screen needs a terminal; for text output use --headless",
+        );
         return ExitCode::from(2);
     }
     let opts = match screen_options(
@@ -80,25 +82,28 @@ pub(super) fn replay(args: &ReplayArgs) -> ExitCode {
     ) {
         Ok(o) => o,
         Err(Failure::Usage(msg)) => {
-            eprintln!("{msg}");
+            crate::export::print_err(&msg);
             return ExitCode::from(2);
         }
         Err(Failure::Runtime(e)) => {
-            eprintln!("sockscope: {e:#}");
+            crate::export::print_err(&format!("sockscope: {e:#}"));
             return ExitCode::FAILURE;
         }
     };
     let reader = match crate::record::Reader::open(&args.file) {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("sockscope: {e}");
+            crate::export::print_err(&format!("sockscope: {e}"));
             return ExitCode::FAILURE;
         }
     };
     if reader.is_empty() {
         match reader.damage() {
-            Some(d) => eprintln!("sockscope: {d}"),
-            None => eprintln!("sockscope: {} holds no sample", args.file.display()),
+            Some(d) => crate::export::print_err(&format!("sockscope: {d}")),
+            None => crate::export::print_err(&format!(
+                "sockscope: {} holds no sample",
+                crate::export::printable_path(&args.file)
+            )),
         }
         return ExitCode::from(crate::record::replay::REPLAY_DAMAGED);
     }
@@ -108,14 +113,17 @@ pub(super) fn replay(args: &ReplayArgs) -> ExitCode {
             // Said again once the screen is gone, where it stays readable: the
             // damage met while playing, or else the one found on opening.
             if let Some(d) = end.and_then(|s| s.damage).or(damage) {
-                eprintln!("sockscope: {d}");
-                eprintln!("sockscope: the replay ended at sample {}", d.at_frame);
+                crate::export::print_err(&format!("sockscope: {d}"));
+                crate::export::print_err(&format!(
+                    "sockscope: the replay ended at sample {}",
+                    d.at_frame
+                ));
                 return ExitCode::from(crate::record::replay::REPLAY_DAMAGED);
             }
             ExitCode::SUCCESS
         }
         Err(e) => {
-            eprintln!("sockscope: {e:#}");
+            crate::export::print_err(&format!("sockscope: {e:#}"));
             ExitCode::FAILURE
         }
     }
@@ -160,8 +168,14 @@ fn screen_options(
 /// The live screen: config file < command line, then the UI until it quits.
 pub(super) fn tui(proc_root: &std::path::Path, args: &TuiArgs) -> Result<(), Failure> {
     if args.print_default_config {
-        print!("{}", crate::ui::config::default_config_text());
-        return Ok(());
+        let text = crate::ui::config::default_config_text();
+        let mut out = io::stdout().lock();
+        return match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+            Err(e) if e.kind() != io::ErrorKind::BrokenPipe => Err(Failure::Runtime(
+                anyhow::Error::from(e).context("write to stdout"),
+            )),
+            _ => Ok(()),
+        };
     }
     let mut opts = screen_options(
         args.config.as_deref(),

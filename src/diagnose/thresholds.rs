@@ -114,8 +114,112 @@ impl Thresholds {
     /// missing ones keep their default, an unknown key or a wrong type is refused
     /// (a typo must not silently leave a default in force). The error's display
     /// names the line and column and quotes the offending line.
+    ///
+    /// Values out of their range ([`Thresholds::validate`]) are refused too,
+    /// naming the key.
     pub fn from_toml(text: &str) -> Result<Thresholds, toml::de::Error> {
-        toml::from_str(text)
+        let t: Thresholds = toml::from_str(text)?;
+        t.validate()
+            .map_err(<toml::de::Error as serde::de::Error>::custom)?;
+        Ok(t)
+    }
+
+    /// Checks every value against its range: shares of a limit are finite and
+    /// within 0..=1, other ratios finite and within 0..=1e6, snapshot counts
+    /// within 1..=10,000, socket counts at most 100 million, ages at most 30
+    /// days. The error names the first key out of range, its value and the range.
+    pub fn validate(&self) -> Result<(), String> {
+        const COUNT_MAX: u64 = 100_000_000;
+        const SECS_MAX: u64 = 30 * 24 * 3600;
+        const TICKS: std::ops::RangeInclusive<u64> = 1..=10_000;
+        let share = |key: &str, v: f64| -> Result<(), String> {
+            if v.is_finite() && (0.0..=1.0).contains(&v) {
+                Ok(())
+            } else {
+                Err(format!("{key} = {v}: must be a share between 0 and 1"))
+            }
+        };
+        let ratio = |key: &str, v: f64, max: f64| -> Result<(), String> {
+            if v.is_finite() && (0.0..=max).contains(&v) {
+                Ok(())
+            } else {
+                Err(format!("{key} = {v}: must be a number between 0 and {max}"))
+            }
+        };
+        let count = |key: &str, v: u64| -> Result<(), String> {
+            if v <= COUNT_MAX {
+                Ok(())
+            } else {
+                Err(format!("{key} = {v}: must be at most {COUNT_MAX}"))
+            }
+        };
+        let secs = |key: &str, v: u64| -> Result<(), String> {
+            if v <= SECS_MAX {
+                Ok(())
+            } else {
+                Err(format!(
+                    "{key} = {v}: must be at most {SECS_MAX} seconds (30 days)"
+                ))
+            }
+        };
+        let ticks = |key: &str, v: u64| -> Result<(), String> {
+            if TICKS.contains(&v) {
+                Ok(())
+            } else {
+                Err(format!(
+                    "{key} = {v}: must be between {} and {} snapshots",
+                    TICKS.start(),
+                    TICKS.end()
+                ))
+            }
+        };
+        ticks("raise_after", u64::from(self.raise_after))?;
+        ticks("clear_after", u64::from(self.clear_after))?;
+        count("syn_recv_min", self.syn_recv_min)?;
+        share("syn_recv_warn_ratio", self.syn_recv_warn_ratio)?;
+        share("syn_recv_crit_ratio", self.syn_recv_crit_ratio)?;
+        count("cookies_sent_min", self.cookies_sent_min)?;
+        ratio("cookie_ratio", self.cookie_ratio, 1e6)?;
+        share("accept_queue_ratio", self.accept_queue_ratio)?;
+        count("close_wait_min", self.close_wait_min)?;
+        secs("close_wait_age_secs", self.close_wait_age_secs)?;
+        count("close_wait_many", self.close_wait_many)?;
+        count("close_wait_growth", self.close_wait_growth)?;
+        ticks(
+            "close_wait_growth_ticks",
+            u64::try_from(self.close_wait_growth_ticks).unwrap_or(u64::MAX),
+        )?;
+        share("fd_crit_ratio", self.fd_crit_ratio)?;
+        share("ephemeral_warn_ratio", self.ephemeral_warn_ratio)?;
+        share("ephemeral_crit_ratio", self.ephemeral_crit_ratio)?;
+        count("ephemeral_min", self.ephemeral_min)?;
+        count("syn_sent_min", self.syn_sent_min)?;
+        count("syn_sent_crit", self.syn_sent_crit)?;
+        count("scan_ports_min", self.scan_ports_min)?;
+        count("fin_wait2_min", self.fin_wait2_min)?;
+        count("fin_wait2_crit", self.fin_wait2_crit)?;
+        count("last_ack_min", self.last_ack_min)?;
+        secs("last_ack_age_secs", self.last_ack_age_secs)?;
+        count("last_ack_crit", self.last_ack_crit)?;
+        count("fin_wait1_min", self.fin_wait1_min)?;
+        secs("fin_wait1_age_secs", self.fin_wait1_age_secs)?;
+        count("fin_wait1_crit", self.fin_wait1_crit)?;
+        secs("dead_peer_idle_secs", self.dead_peer_idle_secs)?;
+        if self.dead_peer_backoff > 15 {
+            return Err(format!(
+                "dead_peer_backoff = {}: must be at most 15 (the kernel's retries)",
+                self.dead_peer_backoff
+            ));
+        }
+        // Orphans are bounded by tcp_max_orphans, but TCP memory can go past
+        // its pressure level: a little room above 1.
+        ratio("orphan_warn_ratio", self.orphan_warn_ratio, 4.0)?;
+        ratio("orphan_crit_ratio", self.orphan_crit_ratio, 4.0)?;
+        if self.new_listener_allow.len() > 65_536 {
+            return Err("new_listener_allow: more ports than there are".into());
+        }
+        secs("new_listener_secs", self.new_listener_secs)?;
+        Ok(())
     }
 }
 
@@ -157,5 +261,49 @@ impl Default for Thresholds {
             new_listener_allow: Vec::new(),
             new_listener_secs: 3600,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_defaults_are_in_range() {
+        Thresholds::default().validate().expect("defaults");
+    }
+
+    #[test]
+    fn out_of_range_values_are_refused_by_key() {
+        for (toml, key) in [
+            ("syn_recv_warn_ratio = nan\n", "syn_recv_warn_ratio"),
+            ("fd_crit_ratio = inf\n", "fd_crit_ratio"),
+            ("accept_queue_ratio = -0.5\n", "accept_queue_ratio"),
+            ("ephemeral_crit_ratio = 1.5\n", "ephemeral_crit_ratio"),
+            ("cookie_ratio = -inf\n", "cookie_ratio"),
+            ("orphan_crit_ratio = 1e9\n", "orphan_crit_ratio"),
+            ("raise_after = 0\n", "raise_after"),
+            ("clear_after = 4294967295\n", "clear_after"),
+            (
+                "close_wait_growth_ticks = 1000000\n",
+                "close_wait_growth_ticks",
+            ),
+            ("close_wait_min = 18446744073709551615\n", "close_wait_min"),
+            ("dead_peer_idle_secs = 9999999999\n", "dead_peer_idle_secs"),
+            ("dead_peer_backoff = 200\n", "dead_peer_backoff"),
+        ] {
+            let e = Thresholds::from_toml(toml).expect_err(toml).to_string();
+            assert!(e.contains(key), "{toml}: {e}");
+        }
+    }
+
+    #[test]
+    fn edges_of_the_ranges_are_accepted() {
+        let t = Thresholds::from_toml(
+            "syn_recv_warn_ratio = 1\nfd_crit_ratio = 0.0\nraise_after = 1\n\
+             close_wait_min = 100000000\nnew_listener_secs = 2592000\n",
+        )
+        .expect("in range");
+        assert_eq!(t.raise_after, 1);
     }
 }

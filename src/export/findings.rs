@@ -6,6 +6,7 @@ use std::io::{self, Write};
 
 use serde::Serialize;
 
+use super::Printable;
 use super::json::rfc3339;
 use crate::diagnose::{Evidence, Finding, Severity, Subject};
 
@@ -67,18 +68,19 @@ pub fn write_findings_text(
     sorted.sort_by_key(|f| std::cmp::Reverse(f.severity));
     for f in sorted {
         writeln!(out)?;
+        // Subjects, causes and evidence can quote process names and paths.
         writeln!(
             out,
             "{} {}: {} (since {})",
             f.severity.name().to_uppercase(),
             f.rule,
-            f.subject,
+            Printable(&f.subject.to_string()),
             rfc3339(f.since)
         )?;
-        writeln!(out, "  cause:    {}", f.message)?;
+        writeln!(out, "  cause:    {}", Printable(&f.message))?;
         let evidence: Vec<String> = f.evidence.iter().map(|(k, v)| format!("{k}={v}")).collect();
-        writeln!(out, "  evidence: {}", evidence.join(" "))?;
-        writeln!(out, "  next:     {}", f.next_step)?;
+        writeln!(out, "  evidence: {}", Printable(&evidence.join(" ")))?;
+        writeln!(out, "  next:     {}", Printable(&f.next_step))?;
     }
     Ok(())
 }
@@ -116,6 +118,31 @@ mod tests {
         assert!(crit < warn, "{text}");
         assert!(text.contains("  evidence: syn_recv=100\n"), "{text}");
         assert!(text.contains("  next:     look\n"), "{text}");
+    }
+
+    #[test]
+    fn text_escapes_what_processes_named() {
+        let mut f = finding(Severity::Warning);
+        f.subject = Subject::Process {
+            pid: 7,
+            name: "\u{1b}]0;pwn\u{7}a\nb".into(),
+        };
+        f.message = "held by \u{202e}x".into();
+        f.evidence
+            .insert("process".into(), serde_json::json!("=1\r\n"));
+        let mut out = Vec::new();
+        write_findings_text(&mut out, &[f], 2).expect("write to memory");
+        let text = String::from_utf8(out).expect("utf-8");
+        assert!(
+            !text.contains(['\u{1b}', '\u{7}', '\r', '\u{202e}']),
+            "{text:?}"
+        );
+        assert!(
+            text.contains("process \\x1b]0;pwn\\x07a\\x0ab (pid 7)"),
+            "{text}"
+        );
+        assert!(text.contains("cause:    held by \\u{202e}x\n"), "{text}");
+        assert_eq!(text.lines().count(), 6, "{text}");
     }
 
     #[test]

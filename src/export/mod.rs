@@ -4,6 +4,7 @@
 //! findings, as JSON or text; and the Prometheus exposition of a snapshot.
 
 mod csv;
+mod escape;
 mod events_json;
 mod file;
 mod findings;
@@ -12,6 +13,7 @@ mod openmetrics;
 mod text;
 
 pub use self::csv::write_csv;
+pub use escape::{Printable, needs_escape, print_err, printable, printable_path, push_printable};
 pub use events_json::{EventJson, event_json, event_selected};
 pub use file::{
     DEFAULT_MODE, Interrupts, OutputError, WriteOptions, not_regular, parse_mode, write_atomically,
@@ -109,31 +111,9 @@ fn push_addr(out: &mut String, addr: &std::net::SocketAddr) {
     out.push_str(num.format(addr.port()));
 }
 
-/// A process name as the terminal may show it: any user can name a process,
-/// and control characters (escape sequences, newlines) must not reach the
-/// operator's terminal or break one-row-per-socket. They are shown as `\xNN`.
-fn push_printable(out: &mut String, text: &str) {
-    use std::fmt::Write as _;
-    for c in text.chars() {
-        if c.is_control() {
-            // Writing to a String cannot fail.
-            let _ = write!(out, "\\x{:02x}", u32::from(c));
-        } else {
-            out.push(c);
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn control_characters_are_escaped() {
-        let mut s = String::new();
-        push_printable(&mut s, "evil\u{1b}[2Jname\n");
-        assert_eq!(s, "evil\\x1b[2Jname\\x0a");
-    }
 
     #[test]
     fn ipv6_sorts_by_the_whole_address() {

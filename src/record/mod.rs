@@ -141,7 +141,7 @@ impl std::fmt::Display for Damage {
         write!(
             f,
             "damaged recording: {} at byte {} (frame {}): {}",
-            self.file.display(),
+            crate::export::printable_path(&self.file),
             self.offset,
             self.at_frame,
             self.reason

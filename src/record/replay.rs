@@ -95,7 +95,15 @@ impl<'a> ReplayLine<'a> {
                 }
                 for (i, f) in self.findings.iter().enumerate() {
                     let sep = if i == 0 { "" } else { ";" };
-                    write!(out, "{sep} {} {} {}", f.rule, f.severity.name(), f.subject)?;
+                    // A subject can be a process, named by whoever started it.
+                    let subject = f.subject.to_string();
+                    write!(
+                        out,
+                        "{sep} {} {} {}",
+                        f.rule,
+                        f.severity.name(),
+                        crate::export::Printable(&subject)
+                    )?;
                 }
                 writeln!(out)
             }
@@ -190,7 +198,7 @@ pub fn run_headless(args: &ReplayArgs, thresholds: crate::diagnose::Thresholds) 
     let mut reader = match Reader::open(&args.file) {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("sockscope: {e}");
+            crate::export::print_err(&format!("sockscope: {e}"));
             return ExitCode::FAILURE;
         }
     };
@@ -207,13 +215,15 @@ pub fn run_headless(args: &ReplayArgs, thresholds: crate::diagnose::Thresholds) 
     match outcome {
         Ok(Outcome::Complete { .. }) => ExitCode::SUCCESS,
         Ok(Outcome::Damaged { samples, damage }) => {
-            eprintln!("sockscope: {damage}");
-            eprintln!("sockscope: replayed the {samples} samples before the damage");
+            crate::export::print_err(&format!("sockscope: {damage}"));
+            crate::export::print_err(&format!(
+                "sockscope: replayed the {samples} samples before the damage"
+            ));
             ExitCode::from(REPLAY_DAMAGED)
         }
         Err(e) if e.kind() == io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("sockscope: {e}");
+            crate::export::print_err(&format!("sockscope: {e}"));
             ExitCode::FAILURE
         }
     }

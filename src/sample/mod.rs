@@ -12,3 +12,4 @@ pub mod owners;
 pub mod process;
 pub mod procnet;
 pub mod sampler;
+pub mod spawn;

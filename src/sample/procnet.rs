@@ -40,8 +40,18 @@ const MS_PER_USER_HZ_TICK: u64 = 10;
 /// and returns how many lines could not be parsed and were skipped. The header
 /// line and blank lines are not counted.
 pub fn parse_table(text: &str, out: &mut Vec<SocketRecord>) -> u64 {
+    parse_table_bytes(text.as_bytes(), out)
+}
+
+/// [`parse_table`] over the table's bytes as read: a line that is not UTF-8 is
+/// one more malformed line, skipped and counted, not the end of the table.
+pub fn parse_table_bytes(bytes: &[u8], out: &mut Vec<SocketRecord>) -> u64 {
     let mut malformed = 0;
-    for (i, line) in text.lines().enumerate() {
+    for (i, line) in bytes.split(|&b| b == b'\n').enumerate() {
+        let Ok(line) = std::str::from_utf8(line) else {
+            malformed += 1;
+            continue;
+        };
         let trimmed = line.trim();
         if trimmed.is_empty() || (i == 0 && trimmed.starts_with("sl")) {
             continue;
@@ -59,11 +69,11 @@ pub fn parse_table(text: &str, out: &mut Vec<SocketRecord>) -> u64 {
 /// IPv6 is disabled and is not an error. On error `out` is left as it was.
 pub fn read_tables(proc_net_dir: &Path, out: &mut Vec<SocketRecord>) -> Result<u64, io::Error> {
     let start = out.len();
-    let tcp = std::fs::read_to_string(proc_net_dir.join("tcp"))?;
-    let mut malformed = parse_table(&tcp, out);
+    let tcp = std::fs::read(proc_net_dir.join("tcp"))?;
+    let mut malformed = parse_table_bytes(&tcp, out);
     drop(tcp);
-    match std::fs::read_to_string(proc_net_dir.join("tcp6")) {
-        Ok(tcp6) => malformed += parse_table(&tcp6, out),
+    match std::fs::read(proc_net_dir.join("tcp6")) {
+        Ok(tcp6) => malformed += parse_table_bytes(&tcp6, out),
         Err(e) if e.kind() == io::ErrorKind::NotFound => {}
         Err(e) => {
             out.truncate(start);
@@ -295,6 +305,18 @@ mod tests {
             let inodes: Vec<u64> = recs.iter().map(|r| r.inode).collect();
             assert_eq!(inodes, [50001, 50002, 0]);
             assert_eq!(recs[2].state, TcpState::TimeWait);
+        }
+
+        #[test]
+        fn a_line_that_is_not_utf8_is_skipped_and_counted() {
+            // Lines 1 and 3 hold bytes that are not UTF-8; 2 and 4 are good.
+            let mut recs = Vec::new();
+            assert_eq!(read_tables(&dir("nonutf8"), &mut recs).expect("reads"), 2);
+            let inodes: Vec<u64> = recs.iter().map(|r| r.inode).collect();
+            assert_eq!(inodes, [30002, 30001]);
+            let mut recs = Vec::new();
+            assert_eq!(parse_table_bytes(b"\xff\n\n\x80 junk\n", &mut recs), 2);
+            assert!(recs.is_empty());
         }
 
         #[test]

@@ -279,7 +279,10 @@ impl App {
             }
             Msg::SampleError(e) => self.sample_error = Some(e),
             Msg::SamplerDied(e) => self.sampler_died = Some(e),
-            Msg::Exported(Ok(path)) => self.say(format!("exported to {}", path.display()), false),
+            Msg::Exported(Ok(path)) => self.say(
+                format!("exported to {}", crate::export::printable_path(&path)),
+                false,
+            ),
             Msg::Exported(Err(e)) => self.say(format!("export failed: {e}"), true),
             Msg::Terminate => return vec![Effect::Quit],
             Msg::Player(status) => self.replay = Some(status),

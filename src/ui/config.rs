@@ -61,10 +61,7 @@ fn duration<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Duration, D::Error
     let text = String::deserialize(d)?;
     let value = humantime::parse_duration(&text)
         .map_err(|e| serde::de::Error::custom(format!("{e} (write e.g. 500ms, 2s)")))?;
-    if value.is_zero() {
-        return Err(serde::de::Error::custom("must be more than zero"));
-    }
-    Ok(value)
+    crate::cli::check_duration(value).map_err(serde::de::Error::custom)
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -110,6 +107,9 @@ impl Config {
                 None => format!("[keys]: {e}"),
             }
         })?;
+        raw.thresholds
+            .validate()
+            .map_err(|e| format!("[thresholds]: {e}"))?;
         Ok(Config {
             ui: raw.ui,
             keymap,
@@ -119,12 +119,16 @@ impl Config {
 
     /// Reads `path`; errors start with the path.
     pub fn load(path: &Path) -> Result<Config, String> {
-        let text = crate::textfile::read_bounded(path)
-            .map_err(|e| format!("cannot read config {}: {e}", path.display()))?;
+        let text = crate::textfile::read_bounded(path).map_err(|e| {
+            format!(
+                "cannot read config {}: {e}",
+                crate::export::printable_path(path)
+            )
+        })?;
         Config::parse(&text).map_err(|e| {
             format!(
                 "bad config {}: {}",
-                path.display(),
+                crate::export::printable_path(path),
                 crate::textfile::shorten(&e)
             )
         })
@@ -225,7 +229,14 @@ mod tests {
         let e = Config::parse("[ui]\ninterval = \"soon\"\n").expect_err("bad duration");
         assert!(e.contains("line 2") && e.contains("interval"), "{e}");
         let e = Config::parse("[ui]\ninterval = \"0s\"\n").expect_err("zero");
-        assert!(e.contains("more than zero"), "{e}");
+        assert!(e.contains("out of range"), "{e}");
+        let e = Config::parse("[ui]\nhighlight = \"2h\"\n").expect_err("too long");
+        assert!(e.contains("highlight") && e.contains("out of range"), "{e}");
+        let e = Config::parse("[thresholds]\nfd_crit_ratio = nan\n").expect_err("NaN");
+        assert!(
+            e.contains("[thresholds]") && e.contains("fd_crit_ratio"),
+            "{e}"
+        );
         let e = Config::parse("\n[keys]\nquit = [\"x\"]\npause = [\"x\"]\n").expect_err("conflict");
         assert!(e.contains("line 3") || e.contains("line 4"), "{e}");
         assert!(e.contains("`x`"), "{e}");

@@ -93,12 +93,11 @@ pub fn endpoint(a: SocketAddr) -> String {
     s
 }
 
-/// Text from a process (its name or command line) with control characters
-/// replaced, so that it cannot move the cursor or change colours.
+/// Text from a process (its name or command line) with control characters and
+/// bidi overrides escaped (as every text output escapes them), so that it cannot
+/// move the cursor, change colours or reorder the row.
 pub fn printable(text: &str) -> String {
-    text.chars()
-        .map(|c| if c.is_control() { '?' } else { c })
-        .collect()
+    crate::export::printable(text).into_owned()
 }
 
 /// A time as `2023-11-14 22:13:28` (with `.123` when `millis`), UTC; a clock
@@ -147,7 +146,7 @@ mod tests {
         assert_eq!(rate(Some(120.4)), "120/s");
         assert_eq!(endpoint("0.0.0.0:80".parse().expect("addr")), "*:80");
         assert_eq!(endpoint("[::1]:22".parse().expect("addr")), "[::1]:22");
-        assert_eq!(printable("a\x1b[31mb"), "a?[31mb");
+        assert_eq!(printable("a\x1b[31mb\u{202e}"), "a\\x1b[31mb\\u{202e}");
         assert_eq!(fit("abcdef", 4), "abc…");
         assert_eq!(fit("abc", 4), "abc");
         let t = std::time::UNIX_EPOCH + Duration::from_millis(1_700_000_008_123);

@@ -154,7 +154,7 @@ pub fn run(feed: Feed, opts: TuiOptions) -> anyhow::Result<Option<player::Status
     drop(guard);
     // Said now that the screen is gone: what failed on other threads.
     for message in worker_panics() {
-        eprintln!("sockscope: {message}");
+        crate::export::print_err(&format!("sockscope: {message}"));
     }
     // Stops the sampler (and finishes a recording) or the player.
     drop(source);
@@ -306,7 +306,10 @@ fn spawn_export(job: ExportJob, tx: Sender<Msg>) {
         });
     if let Err(e) = spawned {
         // Nothing can report back through the thread; say it here.
-        eprintln!("sockscope: cannot export to {}: {e}", path.display());
+        crate::export::print_err(&format!(
+            "sockscope: cannot export to {}: {e}",
+            crate::export::printable_path(&path)
+        ));
     }
 }
 
@@ -345,6 +348,6 @@ pub fn write_export(job: &ExportJob) -> Result<PathBuf, String> {
     }
     Err(format!(
         "{} and 99 more of its name exist",
-        job.path.display()
+        crate::export::printable_path(&job.path)
     ))
 }

@@ -183,35 +183,16 @@ impl OwnerResolver {
         };
         self.walked.clear();
         let none = HashSet::default();
-        // Under a task limit the thread may be refused: then this thread does
-        // both, one after the other, with the same results.
-        let job = std::sync::Mutex::new(Some(work));
-        let run = || {
-            job.lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .take()
-                .map(|w| w())
-        };
         let result = std::thread::scope(|scope| {
-            let handle = std::thread::Builder::new()
-                .name("sockscope-dump".into())
-                .spawn_scoped(scope, run)
-                .ok();
+            // Refused a thread, the dump runs first and the walk after it.
+            let handle = crate::sample::spawn::spawn_or_run(scope, "sockscope-dump", work);
             self.walk(&pids, Walk::Strict, &none, &mut stats);
-            match handle {
-                Some(h) => h.join(),
-                None => Ok(run()),
-            }
+            handle.join()
         });
         self.warm = true;
         self.last_strict = self.tick + 1;
         self.primed = Some(stats);
-        let result = result.unwrap_or_else(|panic| std::panic::resume_unwind(panic));
-        // `job` held the work until one of the two took it.
-        match result.or_else(run) {
-            Some(r) => r,
-            None => unreachable!("the work ran once"),
-        }
+        result.unwrap_or_else(|panic| std::panic::resume_unwind(panic))
     }
 
     /// Sets `owner` on every socket and returns the owning processes.
@@ -469,5 +450,79 @@ impl OwnerResolver {
             }
             None => false,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Ownership, TcpState};
+    use std::fs;
+
+    /// A proc root of `n` processes, pid 100 + i holding socket 9000 + i on fd 3.
+    fn fake_proc(n: u32) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = dir.path();
+        fs::create_dir_all(root.join("self")).expect("mkdir self");
+        fs::write(
+            root.join("self/status"),
+            "Name:\ttest\nCapEff:\t000001ffffffffff\n",
+        )
+        .expect("status");
+        fs::write(root.join("passwd"), "root:x:0:0:root:/root:/bin/sh\n").expect("passwd");
+        for i in 0..n {
+            let pid = 100 + i;
+            let d = root.join(pid.to_string());
+            fs::create_dir_all(d.join("fd")).expect("mkdir fd");
+            let stat = format!(
+                "{pid} (p{i}) S 1 {pid} {pid} 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 {} 10000000 500 18446744073709551615 1 1 0 0 0 0 0 0 0 0 0 0 17 0 0 0 0 0 0 0 0 0 0 0 0 0 0\n",
+                5000 + i
+            );
+            fs::write(d.join("stat"), stat).expect("stat");
+            fs::write(d.join("cmdline"), format!("p{i}\0")).expect("cmdline");
+            std::os::unix::fs::symlink(format!("socket:[{}]", 9000 + i), d.join("fd/3"))
+                .expect("symlink");
+        }
+        dir
+    }
+
+    fn sockets(n: u32) -> Vec<SocketRecord> {
+        (0..n)
+            .map(|i| {
+                let mut s = SocketRecord::new(
+                    TcpState::Listen,
+                    format!("127.0.0.1:{}", 1000 + i).parse().expect("addr"),
+                    "0.0.0.0:0".parse().expect("addr"),
+                );
+                s.inode = u64::from(9000 + i);
+                s
+            })
+            .collect()
+    }
+
+    /// The owners found by a primed cold walk with four walkers, then by a
+    /// second resolve, with threads as given.
+    fn owners(dir: &tempfile::TempDir, n: u32) -> Vec<Ownership> {
+        let mut r = OwnerResolver::new(dir.path(), &dir.path().join("passwd")).expect("resolver");
+        r.threads = 4;
+        let mut socks = r.prime_while(|| sockets(n));
+        let res = r.resolve(&mut socks).expect("resolve");
+        assert_eq!(res.processes.len(), n as usize);
+        let mut again = sockets(n);
+        r.resolve(&mut again).expect("resolve again");
+        assert_eq!(
+            socks.iter().map(|s| s.owner).collect::<Vec<_>>(),
+            again.iter().map(|s| s.owner).collect::<Vec<_>>()
+        );
+        socks.iter().map(|s| s.owner).collect()
+    }
+
+    #[test]
+    fn refused_threads_give_the_same_owners_on_this_thread() {
+        let dir = fake_proc(12);
+        let threaded = owners(&dir, 12);
+        assert_eq!(threaded[5], Ownership::Known { pid: 105, fd: 3 });
+        let here = crate::sample::spawn::with_threads_refused(|| owners(&dir, 12));
+        assert_eq!(threaded, here);
     }
 }

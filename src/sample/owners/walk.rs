@@ -133,31 +133,26 @@ impl OwnerResolver {
                 let order = &order;
                 let next = &next;
                 let scan_one = &scan_one;
-                let worker = move || {
-                    let mut out = Vec::new();
-                    loop {
-                        let i = next.fetch_add(1, Ordering::Relaxed);
-                        let Some(&pid) = order.get(i) else { break };
-                        out.push(scan_one(pid));
-                    }
-                    out
-                };
                 std::thread::scope(|scope| {
-                    // A thread the OS refuses (a task limit) is one fewer
-                    // helper: this thread takes its share of the pids too.
-                    let handles: Vec<_> = (1..self.threads.min(pids.len()))
-                        .filter_map(|_| {
-                            std::thread::Builder::new()
-                                .name("sockscope-walk".into())
-                                .spawn_scoped(scope, worker)
-                                .ok()
+                    // A thread refused by the OS is a worker that runs here at
+                    // once: it takes every pid left, and the others find none.
+                    let handles: Vec<_> = (0..self.threads.min(pids.len()))
+                        .map(|_| {
+                            crate::sample::spawn::spawn_or_run(scope, "sockscope-walk", move || {
+                                let mut out = Vec::new();
+                                loop {
+                                    let i = next.fetch_add(1, Ordering::Relaxed);
+                                    let Some(&pid) = order.get(i) else { break };
+                                    out.push(scan_one(pid));
+                                }
+                                out
+                            })
                         })
                         .collect();
-                    let mut all = worker();
-                    for h in handles {
-                        all.extend(h.join().unwrap_or_default());
-                    }
-                    all
+                    handles
+                        .into_iter()
+                        .flat_map(|h| h.join().unwrap_or_default())
+                        .collect()
                 })
             } else {
                 pids.iter().map(|&p| scan_one(p)).collect()

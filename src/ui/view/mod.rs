@@ -255,7 +255,7 @@ fn draw_status(frame: &mut Frame, app: &App, theme: Theme, area: Rect) {
             format!(
                 "the replay ends at sample {}: damaged recording ({}): {}",
                 d.at_frame,
-                d.file.display(),
+                crate::export::printable_path(&d.file),
                 d.reason
             ),
             theme.error(),
