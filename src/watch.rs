@@ -195,7 +195,8 @@ impl Emitter {
 /// see the module's note).
 const QUEUE: usize = 8;
 
-/// Runs `watch` until SIGTERM, SIGINT or a closed stdout.
+/// Runs `watch` until SIGTERM, SIGINT, SIGHUP or a closed stdout; exits 1 if its
+/// pipeline dies.
 pub(crate) fn run(proc_root: &Path, args: &WatchArgs) -> Result<(), Failure> {
     let filter = match &args.filter {
         Some(text) => Filter::parse(text)
@@ -204,11 +205,16 @@ pub(crate) fn run(proc_root: &Path, args: &WatchArgs) -> Result<(), Failure> {
     };
     let thresholds = load_thresholds(args.thresholds.as_deref()).map_err(Failure::Usage)?;
     let term = Arc::new(AtomicBool::new(false));
-    for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+    // SIGHUP (a closed session, a supervisor's reload) stops as SIGTERM does.
+    for sig in [
+        signal_hook::consts::SIGTERM,
+        signal_hook::consts::SIGINT,
+        signal_hook::consts::SIGHUP,
+    ] {
         signal_hook::flag::register(sig, Arc::clone(&term)).context("install signal handlers")?;
     }
 
-    let (tx, rx) = mpsc::sync_channel::<Result<Batch, String>>(QUEUE);
+    let (tx, rx) = mpsc::sync_channel::<Result<Batch, Trouble>>(QUEUE);
     let mut diff = FindingDiff::default();
     let mut pending: Vec<FindingChange> = Vec::new();
     let sink = move |event: PipelineEvent| {
@@ -220,9 +226,9 @@ pub(crate) fn run(proc_root: &Path, args: &WatchArgs) -> Result<(), Failure> {
                     findings: std::mem::take(&mut pending),
                 })
             }
-            PipelineEvent::Error(e) | PipelineEvent::Recording(e) | PipelineEvent::Died(e) => {
-                Err(e)
-            }
+            PipelineEvent::Error(e) | PipelineEvent::Recording(e) => Err(Trouble::Failed(e)),
+            // Nothing comes after: wait for room rather than lose it.
+            PipelineEvent::Died(e) => return tx.send(Err(Trouble::Died(e))).is_ok(),
         };
         match tx.try_send(msg) {
             Ok(()) => true,
@@ -260,21 +266,45 @@ pub(crate) fn run(proc_root: &Path, args: &WatchArgs) -> Result<(), Failure> {
                     .write_batch(&mut out, &batch)
                     .and_then(|()| out.flush());
                 if let Err(e) = written {
-                    break Err(e);
+                    break Err(Ended::Write(e));
                 }
             }
-            Ok(Err(e)) => crate::export::print_err(&format!("sockscope: sample failed: {e}")),
+            Ok(Err(Trouble::Failed(e))) => {
+                crate::export::print_err(&format!("sockscope: sample failed: {e}"));
+            }
+            Ok(Err(Trouble::Died(e))) => break Err(Ended::Died(e)),
             Err(RecvTimeoutError::Timeout) => {}
-            Err(RecvTimeoutError::Disconnected) => break Ok(()),
+            // The pipeline's sink is gone without a word: it died all the same.
+            Err(RecvTimeoutError::Disconnected) => {
+                break Err(Ended::Died("the pipeline ended".into()));
+            }
         }
     };
     drop(rx);
     pipeline.stop();
     match result {
-        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(()),
-        Err(e) => Err(Failure::Runtime(
+        Err(Ended::Write(e)) if e.kind() == io::ErrorKind::BrokenPipe => Ok(()),
+        Err(Ended::Write(e)) => Err(Failure::Runtime(
             anyhow::Error::from(e).context("write to stdout"),
         )),
+        // Exit 1, so that a supervisor restarts it.
+        Err(Ended::Died(why)) => Err(Failure::Runtime(anyhow::anyhow!(
+            "the sampling pipeline died: {why}"
+        ))),
         Ok(()) => Ok(()),
     }
+}
+
+/// What the pipeline's sink tells the main thread besides batches.
+enum Trouble {
+    /// One sample failed; the next may not.
+    Failed(String),
+    /// The pipeline stopped for good.
+    Died(String),
+}
+
+/// Why the main loop ended, other than by a signal.
+enum Ended {
+    Write(io::Error),
+    Died(String),
 }

@@ -12,6 +12,7 @@
 //! synflood SRC DST:PORT N    -> ok             (N raw SYNs from SRC, spoofed: root only)
 //! close GROUP                -> ok             (closes every socket of GROUP)
 //! fds                        -> ok FD FD ...   (raw fds of the listeners, for checks)
+//! comm HEX                   -> ok             (renames the process: the bytes of HEX)
 //! ```
 //!
 //! A child exits when its stdin closes, so a failed test never leaves one behind;
@@ -110,6 +111,12 @@ impl LabProcess {
             Some("ok") => words.collect(),
             _ => panic!("lab child {} failed {line:?}: {reply}", self.pid),
         }
+    }
+
+    /// Renames the process (its `comm`, at most 15 bytes).
+    pub fn set_comm(&mut self, name: &str) {
+        let hex: String = name.bytes().map(|b| format!("{b:02x}")).collect();
+        self.cmd(&format!("comm {hex}"));
     }
 
     /// Opens a listener; returns its port.
@@ -266,6 +273,16 @@ fn run_command(
         }
         ["close", group] => {
             groups.remove(*group);
+            Ok(String::new())
+        }
+        ["comm", hex] => {
+            // Any bytes, so that tests can give the process a hostile name.
+            let bytes: Vec<u8> = (0..hex.len() / 2)
+                .map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16))
+                .collect::<Result<_, _>>()
+                .map_err(|e| e.to_string())?;
+            let path = format!("/proc/{}/comm", std::process::id());
+            std::fs::write(path, bytes).map_err(err)?;
             Ok(String::new())
         }
         _ => Err(format!("unknown command {words:?}")),
