@@ -8,7 +8,7 @@
 
 use serde::Serialize;
 
-use super::json::rfc3339;
+use super::time::rfc3339;
 use crate::filter::Filter;
 use crate::model::{Event, EventKind, Ownership, ProcessInfo, Snapshot, SocketRecord};
 

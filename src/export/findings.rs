@@ -7,7 +7,7 @@ use std::io::{self, Write};
 use serde::Serialize;
 
 use super::Printable;
-use super::json::rfc3339;
+use super::time::rfc3339;
 use crate::diagnose::{Evidence, Finding, Severity, Subject};
 
 /// One finding in JSON.

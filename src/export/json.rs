@@ -9,17 +9,17 @@
 
 use std::collections::BTreeMap;
 use std::io::Write;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
 
 use super::events_json::{EventsJson, events_json};
 use super::findings::{FindingJson, findings_json};
+use super::time::{rfc3339, rfc3339_time};
 use crate::diagnose::Finding;
 use crate::filter::Filter;
 use crate::model::{
-    Aggregates, CounterDelta, Health, HostInfo, KernelCounters, Ownership, Snapshot, Stamp,
-    StateCounts, TcpInfoLite, Timer,
+    Aggregates, CounterDelta, Health, HostInfo, KernelCounters, Ownership, Snapshot, StateCounts,
+    TcpInfoLite, Timer,
 };
 
 /// Version of the document's layout; bumped only when a field changes meaning.
@@ -145,23 +145,6 @@ struct RemoteJson {
     addr: String,
     connections: u64,
     states: StateCounts,
-}
-
-/// An instant as the document writes it (RFC 3339, milliseconds, UTC).
-/// A time as RFC 3339 in UTC with milliseconds, as everywhere in the exports.
-pub fn rfc3339(at: Stamp) -> String {
-    rfc3339_time(at.to_system())
-}
-
-fn rfc3339_time(at: SystemTime) -> String {
-    // humantime formats years 1970 to 9999 only; a clock outside them (a broken
-    // RTC) is clamped rather than allowed to end the export.
-    const LAST: Duration = Duration::from_secs(253_402_300_799); // 9999-12-31T23:59:59Z
-    let since = at
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or(Duration::ZERO)
-        .min(LAST);
-    humantime::format_rfc3339_millis(UNIX_EPOCH + since).to_string()
 }
 
 fn socket_json(snap: &Snapshot, i: usize, cmdlines: bool) -> Option<SocketJson<'_>> {

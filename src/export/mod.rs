@@ -11,6 +11,7 @@ mod findings;
 mod json;
 mod openmetrics;
 mod text;
+mod time;
 
 pub use self::csv::write_csv;
 pub use escape::{Printable, needs_escape, print_err, printable, printable_path, push_printable};
@@ -20,9 +21,10 @@ pub use file::{
     write_atomically_with,
 };
 pub use findings::{FindingJson, findings_json, severity_counts, write_findings_text};
-pub use json::{JSON_VERSION, JsonOptions, MAX_EVENTS, rfc3339, write_json, write_json_with};
+pub use json::{JSON_VERSION, JsonOptions, MAX_EVENTS, write_json, write_json_with};
 pub use openmetrics::{MetricsInput, encode_metrics, state_label};
 pub use text::write_table;
+pub use time::{rfc3339, rfc3339_nanos, rfc3339_time};
 
 use crate::filter::Filter;
 use crate::model::{Sample, SocketRecord};

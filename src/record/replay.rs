@@ -5,12 +5,12 @@
 
 use std::io::{self, Write};
 use std::process::ExitCode;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
 
 use super::{Damage, Reader};
 use crate::diagnose::{Severity, Subject};
+use crate::export::rfc3339_nanos;
 use crate::live::{Processor, Update};
 use crate::model::{StateCounts, TcpState};
 
@@ -142,17 +142,6 @@ pub fn replay(
         }
     }
     Ok(Outcome::Complete { samples })
-}
-
-/// `t` in RFC 3339 with nanoseconds, clamped to the years 1970–9999 that
-/// humantime formats (a broken clock must not end a replay).
-pub fn rfc3339_nanos(t: SystemTime) -> String {
-    const LAST: Duration = Duration::from_secs(253_402_300_799); // 9999-12-31T23:59:59Z
-    let since = t
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or(Duration::ZERO)
-        .min(LAST);
-    humantime::format_rfc3339_nanos(UNIX_EPOCH + since).to_string()
 }
 
 /// `sockscope replay`'s exit status when the recording is damaged: what came
