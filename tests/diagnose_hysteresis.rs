@@ -19,6 +19,14 @@ impl Rule for Scripted {
         "scripted"
     }
 
+    fn doc(&self, _: &Thresholds) -> sockscope::diagnose::RuleDoc {
+        sockscope::diagnose::RuleDoc {
+            subject: "host",
+            fires: format!("as scripted: {}", self.plan),
+            critical: "where the script says c".into(),
+        }
+    }
+
     fn evaluate(&self, snap: &Snapshot, _: &Thresholds) -> Vec<Candidate> {
         let i = usize::try_from(snap.tick - 1).expect("small");
         let severity = match self.plan.as_bytes().get(i) {

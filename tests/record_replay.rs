@@ -324,10 +324,7 @@ fn a_live_scenario_recorded_and_replayed_gives_the_same_counts_and_findings() {
     }
     // The times are the collector's, to the nanosecond.
     for (g, s) in got.iter().zip(&samples) {
-        assert_eq!(
-            g["taken_at"],
-            sockscope::record::replay::rfc3339_nanos(s.taken_at)
-        );
+        assert_eq!(g["taken_at"], sockscope::export::rfc3339_nanos(s.taken_at));
     }
 }
 

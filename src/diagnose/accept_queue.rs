@@ -18,6 +18,18 @@ impl Rule for AcceptQueueOverflow {
         "accept_queue_overflow"
     }
 
+    fn doc(&self, t: &Thresholds) -> super::RuleDoc {
+        use super::pct;
+        super::RuleDoc {
+            subject: "listening port, or host",
+            fires: format!(
+                "a listener's Recv-Q ≥ {}% of its backlog (completed handshakes the application does not accept: not a flood); or ListenOverflows ticking with no full listener seen",
+                pct(t.accept_queue_ratio)
+            ),
+            critical: "ListenOverflows ticking".into(),
+        }
+    }
+
     fn evaluate(&self, snap: &Snapshot, cfg: &Thresholds) -> Vec<Candidate> {
         let sys = &snap.sample.counters.sysctls;
         let overflows = ext_delta(snap, "ListenOverflows");

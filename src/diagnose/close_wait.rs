@@ -50,6 +50,22 @@ impl Rule for CloseWaitLeak {
         "close_wait_leak"
     }
 
+    fn doc(&self, t: &Thresholds) -> super::RuleDoc {
+        use super::pct;
+        super::RuleDoc {
+            subject: "process (port or host when the owner is unknown)",
+            fires: format!(
+                "≥ {} CLOSE_WAIT, the oldest ≥ {} s, or grown by ≥ {} over the last {} samples without going down, or ≥ {} of any age",
+                t.close_wait_min,
+                t.close_wait_age_secs,
+                t.close_wait_growth,
+                t.close_wait_growth_ticks,
+                t.close_wait_many
+            ),
+            critical: format!("fds ≥ {}% of RLIMIT_NOFILE", pct(t.fd_crit_ratio)),
+        }
+    }
+
     fn evaluate(&self, snap: &Snapshot, cfg: &Thresholds) -> Vec<Candidate> {
         let listening = Listening::of(snap);
         let mut groups: BTreeMap<Subject, Group> = BTreeMap::new();

@@ -64,6 +64,17 @@ impl Rule for FinWait2Stuck {
         "fin_wait2_stuck"
     }
 
+    fn doc(&self, t: &Thresholds) -> super::RuleDoc {
+        super::RuleDoc {
+            subject: "remote host",
+            fires: format!(
+                "≥ {} FIN_WAIT2 older than `tcp_fin_timeout` (only owned, half-closed ones live that long)",
+                t.fin_wait2_min
+            ),
+            critical: format!("≥ {}", t.fin_wait2_crit),
+        }
+    }
+
     fn evaluate(&self, snap: &Snapshot, cfg: &Thresholds) -> Vec<Candidate> {
         let sys = &snap.sample.counters.sysctls;
         let fin_timeout = sys.tcp_fin_timeout.unwrap_or(60);
@@ -104,6 +115,17 @@ impl Rule for FinWait2Stuck {
 impl Rule for LastAckPileup {
     fn id(&self) -> &'static str {
         "last_ack_pileup"
+    }
+
+    fn doc(&self, t: &Thresholds) -> super::RuleDoc {
+        super::RuleDoc {
+            subject: "remote host",
+            fires: format!(
+                "≥ {} LAST_ACK at least {} s old (our FIN never acknowledged)",
+                t.last_ack_min, t.last_ack_age_secs
+            ),
+            critical: format!("≥ {}", t.last_ack_crit),
+        }
     }
 
     fn evaluate(&self, snap: &Snapshot, cfg: &Thresholds) -> Vec<Candidate> {

@@ -30,6 +30,17 @@ impl Rule for DeadPeer {
         "dead_peer"
     }
 
+    fn doc(&self, t: &Thresholds) -> super::RuleDoc {
+        super::RuleDoc {
+            subject: "remote host",
+            fires: format!(
+                "ESTABLISHED with unacknowledged data, backoff ≥ {} and nothing received for {} s (needs netlink's tcp_info)",
+                t.dead_peer_backoff, t.dead_peer_idle_secs
+            ),
+            critical: "never".into(),
+        }
+    }
+
     fn evaluate(&self, snap: &Snapshot, cfg: &Thresholds) -> Vec<Candidate> {
         let idle_ms = cfg.dead_peer_idle_secs.saturating_mul(1000);
         let mut groups: BTreeMap<IpAddr, Group> = BTreeMap::new();

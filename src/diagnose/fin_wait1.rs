@@ -22,6 +22,17 @@ impl Rule for FinWait1Pileup {
         "fin_wait1_pileup"
     }
 
+    fn doc(&self, t: &Thresholds) -> super::RuleDoc {
+        super::RuleDoc {
+            subject: "remote host, or host when spread over many",
+            fires: format!(
+                "≥ {} FIN_WAIT1 at least {} s old (we closed, our FIN never acknowledged: often orphans after a restart), with TCPAbortOnTimeout and `tcp_orphan_retries` as evidence",
+                t.fin_wait1_min, t.fin_wait1_age_secs
+            ),
+            critical: format!("≥ {}", t.fin_wait1_crit),
+        }
+    }
+
     fn evaluate(&self, snap: &Snapshot, cfg: &Thresholds) -> Vec<Candidate> {
         let groups = by_remote(
             snap,

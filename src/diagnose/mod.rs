@@ -135,7 +135,56 @@ pub struct Finding {
 pub trait Rule: Send + Sync {
     /// A stable name, used in the JSON and as the hysteresis key.
     fn id(&self) -> &'static str;
+    /// What the rule is about and when it fires, in words, with the numbers of
+    /// `cfg`: the README's rule table is made of these.
+    fn doc(&self, cfg: &Thresholds) -> RuleDoc;
     fn evaluate(&self, snap: &Snapshot, cfg: &Thresholds) -> Vec<Candidate>;
+}
+
+/// A rule described for people: written beside its code, so that the README's
+/// table (checked by a test to be [`rules_table`]) says what the code does.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RuleDoc {
+    /// What its findings are about.
+    pub subject: &'static str,
+    /// When it raises a warning.
+    pub fires: String,
+    /// When that becomes critical.
+    pub critical: String,
+}
+
+/// A share as a whole percentage (0.5 is "50").
+fn pct(share: f64) -> String {
+    format!("{}", (share * 100.0).round())
+}
+
+/// Seconds as an operator says them ("an hour", "90 s").
+fn duration_words(secs: u64) -> String {
+    match secs {
+        3600 => "an hour".into(),
+        s if s % 3600 == 0 => format!("{} hours", s / 3600),
+        s if s % 60 == 0 => format!("{} min", s / 60),
+        s => format!("{s} s"),
+    }
+}
+
+/// The Markdown table of every rule with `cfg`'s numbers, as the README shows it
+/// for the defaults.
+pub fn rules_table(cfg: &Thresholds) -> String {
+    let mut out = String::from(
+        "| rule | subject | fires when (default) | critical when |\n|---|---|---|---|\n",
+    );
+    for rule in all_rules() {
+        let doc = rule.doc(cfg);
+        out.push_str(&format!(
+            "| `{}` | {} | {} | {} |\n",
+            rule.id(),
+            doc.subject,
+            doc.fires,
+            doc.critical
+        ));
+    }
+    out
 }
 
 /// Every rule sockscope knows, in the order their findings are listed.
@@ -154,4 +203,31 @@ pub fn all_rules() -> Vec<Box<dyn Rule>> {
         Box::new(OrphanPressure),
         Box::new(NewListener),
     ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_readme_rule_table_is_the_rules_own() {
+        let table = rules_table(&Thresholds::default());
+        assert!(
+            include_str!("../../README.md").contains(&table),
+            "the README's rule table is stale; it should be:\n{table}"
+        );
+    }
+
+    #[test]
+    fn rule_docs_follow_the_thresholds() {
+        let cfg = Thresholds {
+            close_wait_min: 7,
+            new_listener_secs: 120,
+            ..Thresholds::default()
+        };
+        let table = rules_table(&cfg);
+        assert!(table.contains("| `close_wait_leak` | process (port or host when the owner is unknown) | ≥ 7 CLOSE_WAIT"), "{table}");
+        assert!(table.contains("for 2 min,"), "{table}");
+        assert_eq!(table.lines().count(), all_rules().len() + 2);
+    }
 }

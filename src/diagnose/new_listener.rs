@@ -21,6 +21,17 @@ impl Rule for NewListener {
         "new_listener"
     }
 
+    fn doc(&self, t: &Thresholds) -> super::RuleDoc {
+        super::RuleDoc {
+            subject: "listening port",
+            fires: format!(
+                "a port whose listeners all appeared after sockscope's first sample, for {}, naming the process and its executable; `new_listener_allow` ports stay quiet",
+                super::duration_words(t.new_listener_secs)
+            ),
+            critical: "never".into(),
+        }
+    }
+
     fn evaluate(&self, snap: &Snapshot, cfg: &Thresholds) -> Vec<Candidate> {
         let now = Stamp::from_system(snap.taken_at());
         let window = Duration::from_secs(cfg.new_listener_secs);

@@ -14,6 +14,19 @@ impl Rule for OrphanPressure {
         "orphan_pressure"
     }
 
+    fn doc(&self, t: &Thresholds) -> super::RuleDoc {
+        use super::pct;
+        super::RuleDoc {
+            subject: "host",
+            fires: format!(
+                "orphans ≥ {}% of `tcp_max_orphans`, or TCP memory ≥ {}% of `tcp_mem`'s pressure level, or TCPMemoryPressures/TCPAbortOnMemory ticking",
+                pct(t.orphan_warn_ratio),
+                pct(t.orphan_warn_ratio)
+            ),
+            critical: format!("≥ {}%, or aborts", pct(t.orphan_crit_ratio)),
+        }
+    }
+
     fn evaluate(&self, snap: &Snapshot, cfg: &Thresholds) -> Vec<Candidate> {
         let counters = &snap.sample.counters;
         let sys = &counters.sysctls;

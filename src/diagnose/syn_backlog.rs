@@ -17,6 +17,17 @@ impl Rule for SynBacklogTooSmall {
         "syn_backlog_too_small"
     }
 
+    fn doc(&self, t: &Thresholds) -> super::RuleDoc {
+        super::RuleDoc {
+            subject: "host",
+            fires: format!(
+                "SyncookiesSent ≥ {} per sample and most come back (≤ {}× SyncookiesRecv): real clients, a half-open backlog too small",
+                t.cookies_sent_min, t.cookie_ratio
+            ),
+            critical: "never".into(),
+        }
+    }
+
     fn evaluate(&self, snap: &Snapshot, cfg: &Thresholds) -> Vec<Candidate> {
         let sent = ext_delta(snap, "SyncookiesSent");
         let recv = ext_delta(snap, "SyncookiesRecv");

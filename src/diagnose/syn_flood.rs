@@ -44,6 +44,25 @@ impl Rule for SynFlood {
         "syn_flood"
     }
 
+    fn doc(&self, t: &Thresholds) -> super::RuleDoc {
+        use super::pct;
+        super::RuleDoc {
+            subject: "listening port, or host",
+            fires: format!(
+                "SYN_RECV ≥ {} and ≥ {}% of the port's half-open limit (backlog capped by `tcp_max_syn_backlog`); or SyncookiesSent ≥ {} per sample and > {}× SyncookiesRecv (cookies hide SYN_RECV), or TCPReqQFullDrop ≥ {}",
+                t.syn_recv_min,
+                pct(t.syn_recv_warn_ratio),
+                t.cookies_sent_min,
+                t.cookie_ratio,
+                t.cookies_sent_min
+            ),
+            critical: format!(
+                "≥ {}% of the limit, or SYNs dropped",
+                pct(t.syn_recv_crit_ratio)
+            ),
+        }
+    }
+
     fn evaluate(&self, snap: &Snapshot, cfg: &Thresholds) -> Vec<Candidate> {
         let sys = &snap.sample.counters.sysctls;
         let sent = ext_delta(snap, "SyncookiesSent");

@@ -30,6 +30,17 @@ impl Rule for SynSentStorm {
         "syn_sent_storm"
     }
 
+    fn doc(&self, t: &Thresholds) -> super::RuleDoc {
+        super::RuleDoc {
+            subject: "process (remote host when unknown)",
+            fires: format!(
+                "≥ {} SYN_SENT; \"scan\" when ≥ {} distinct remote ports and no endpoint has half, else \"upstream not answering\"",
+                t.syn_sent_min, t.scan_ports_min
+            ),
+            critical: format!("≥ {}", t.syn_sent_crit),
+        }
+    }
+
     fn evaluate(&self, snap: &Snapshot, cfg: &Thresholds) -> Vec<Candidate> {
         let mut groups: BTreeMap<Subject, Group> = BTreeMap::new();
         for (i, s) in snap.sample.sockets.iter().enumerate() {

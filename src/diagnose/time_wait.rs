@@ -58,6 +58,19 @@ impl Rule for TimeWaitExhaustion {
         "time_wait_exhaustion"
     }
 
+    fn doc(&self, t: &Thresholds) -> super::RuleDoc {
+        use super::pct;
+        super::RuleDoc {
+            subject: "remote ip and port",
+            fires: format!(
+                "client-side TIME_WAIT+ESTABLISHED+SYN_SENT from one local ip to it ≥ {} and ≥ {}% of the usable ephemeral ports (range minus reserved); sockets on a listening port never count",
+                t.ephemeral_min,
+                pct(t.ephemeral_warn_ratio)
+            ),
+            critical: format!("≥ {}%", pct(t.ephemeral_crit_ratio)),
+        }
+    }
+
     fn evaluate(&self, snap: &Snapshot, cfg: &Thresholds) -> Vec<Candidate> {
         let listening = Listening::of(snap);
         let mut tuples: BTreeMap<(IpAddr, u16, IpAddr), Counts> = BTreeMap::new();

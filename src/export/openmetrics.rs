@@ -339,8 +339,8 @@ mod tests {
         s
     }
 
-    #[test]
-    fn a_scripted_snapshot_encodes_as_expected() {
+    /// The exposition of a scripted snapshot that has every family.
+    fn scripted_exposition() -> String {
         let mut listener = socket(TcpState::Listen, "0.0.0.0:80", "0.0.0.0:0", Some(10));
         (listener.recv_q, listener.send_q) = (3, 4);
         let sockets = vec![
@@ -377,6 +377,7 @@ mod tests {
         }
         sample.counters.tcp_ext.insert("ListenOverflows".into(), 7);
         sample.counters.tcp.insert("CurrEstab".into(), 1);
+        sample.counters.tcp.insert("ActiveOpens".into(), 5);
         let snap = Engine::new(EngineConfig::default()).ingest(sample);
         let finding = Finding {
             rule: "close_wait_leak",
@@ -391,6 +392,12 @@ mod tests {
         registry.register_collector(Box::new(Fixed(snap, vec![finding])));
         let mut text = String::new();
         prometheus_client::encoding::prometheus_text::encode(&mut text, &registry).expect("encode");
+        text
+    }
+
+    #[test]
+    fn a_scripted_snapshot_encodes_as_expected() {
+        let text = scripted_exposition();
         for line in [
             "sockscope_tcp_sockets{state=\"close_wait\"} 2",
             "sockscope_tcp_sockets{state=\"last_ack\"} 0",
@@ -411,5 +418,86 @@ mod tests {
         }
         assert!(!text.contains("pid=\"20\""), "{text}");
         assert_eq!(text.matches("sockscope_tcp_sockets{").count(), 11);
+    }
+
+    /// Each series' name and label names, from an exposition.
+    fn exposed_families(text: &str) -> BTreeMap<String, std::collections::BTreeSet<String>> {
+        let mut out: BTreeMap<String, std::collections::BTreeSet<String>> = BTreeMap::new();
+        for line in text.lines().filter(|l| !l.starts_with('#')) {
+            let end = line.find(['{', ' ']).unwrap_or(line.len());
+            let labels = out.entry(line[..end].to_string()).or_default();
+            let Some(body) = line[end..].strip_prefix('{') else {
+                continue;
+            };
+            // key="value",... with \" inside values.
+            let (mut key, mut in_value, mut escaped) = (String::new(), false, false);
+            for c in body.chars() {
+                match (in_value, c) {
+                    (false, '}') => break,
+                    (false, '=') => {}
+                    (false, '"') => in_value = true,
+                    (false, ',') => {}
+                    (false, c) => key.push(c),
+                    (true, _) if escaped => escaped = false,
+                    (true, '\\') => escaped = true,
+                    (true, '"') => {
+                        in_value = false;
+                        labels.insert(std::mem::take(&mut key));
+                    }
+                    (true, _) => {}
+                }
+            }
+        }
+        out
+    }
+
+    /// The README's metrics table: each name with the label names it gives
+    /// (the backticked words of the labels column outside parentheses).
+    fn readme_families() -> BTreeMap<String, std::collections::BTreeSet<String>> {
+        fn ticked(text: &str) -> Vec<String> {
+            text.split('`')
+                .skip(1)
+                .step_by(2)
+                .map(str::to_string)
+                .collect()
+        }
+        fn outside_parens(text: &str) -> String {
+            let mut depth = 0usize;
+            text.chars()
+                .filter(|&c| {
+                    match c {
+                        '(' => depth += 1,
+                        ')' => depth = depth.saturating_sub(1),
+                        _ => return depth == 0,
+                    }
+                    false
+                })
+                .collect()
+        }
+        let mut out = BTreeMap::new();
+        for row in include_str!("../../README.md")
+            .lines()
+            .filter(|l| l.starts_with("| `sockscope_"))
+        {
+            let cells: Vec<&str> = row.split('|').collect();
+            assert!(cells.len() >= 4, "a metrics row without labels: {row}");
+            let labels: std::collections::BTreeSet<String> =
+                ticked(&outside_parens(cells[2])).into_iter().collect();
+            for name in ticked(cells[1]) {
+                out.insert(name, labels.clone());
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn the_readme_metrics_table_names_every_series_and_its_labels() {
+        let exposed = exposed_families(&scripted_exposition());
+        let readme = readme_families();
+        assert!(exposed.len() > 10, "{exposed:?}");
+        assert_eq!(
+            readme, exposed,
+            "the README's metrics table (left) differs from what /metrics exposes (right)"
+        );
     }
 }
