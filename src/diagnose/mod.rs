@@ -1,5 +1,5 @@
 //! Diagnosis: rules that read a `Snapshot` and name the connection-state troubles
-//! of DIAGNOSIS.md (SYN flood, accept-queue overflow, CLOSE_WAIT leak, ...), and
+//! of docs/DIAGNOSIS.md (SYN flood, accept-queue overflow, CLOSE_WAIT leak, ...), and
 //! the `Diagnoser` that runs them every snapshot with hysteresis so that a
 //! finding neither flaps nor fires on one odd sample.
 //!
@@ -216,6 +216,19 @@ mod tests {
             include_str!("../../README.md").contains(&table),
             "the README's rule table is stale; it should be:\n{table}"
         );
+    }
+
+    #[test]
+    fn the_spec_has_a_section_for_every_rule() {
+        let spec = include_str!("../../docs/DIAGNOSIS.md");
+        let headings: Vec<&str> = spec.lines().filter(|l| l.starts_with("### ")).collect();
+        for rule in all_rules() {
+            let id = format!("`{}`", rule.id());
+            assert!(
+                headings.iter().any(|h| h.contains(&id)),
+                "docs/DIAGNOSIS.md has no section for {id}"
+            );
+        }
     }
 
     #[test]

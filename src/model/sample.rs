@@ -164,7 +164,7 @@ pub struct Sockstat {
     pub sockets_used: u64,
 }
 
-/// The sysctls that give the denominators of the diagnoses (see DIAGNOSIS.md).
+/// The sysctls that give the denominators of the diagnoses (see docs/DIAGNOSIS.md).
 /// A value is `None` when the file is missing or unreadable.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Sysctls {

@@ -1,5 +1,5 @@
 //! The kernel's TCP counters and the sysctls that give them meaning: the evidence
-//! and denominators of the diagnoses (see DIAGNOSIS.md).
+//! and denominators of the diagnoses (see docs/DIAGNOSIS.md).
 //!
 //! Collection never fails as a whole: a missing or unreadable file, an absent
 //! sysctl (older kernel, container) or an odd value leaves that one value empty

@@ -115,7 +115,7 @@ pub struct Settings {
     pub highlight: Duration,
     pub export_dir: PathBuf,
     pub interval: Duration,
-    /// Owner lookup is off (`--no-owners`).
+    /// Owners are looked up (false with `--no-owners`).
     pub owners: bool,
 }
 
