@@ -12,10 +12,26 @@ pub const MAX_TEXT_FILE: u64 = 1 << 20;
 /// The most characters of one line an error message quotes.
 pub const MAX_EXCERPT: usize = 80;
 
+/// Opens `path` for reading without waiting for a writer: a fifo with nobody
+/// writing opens at once and reads as empty (a plain open would block for
+/// ever), while a fifo that is written to (a shell's `<(...)`) is read as it
+/// comes.
+fn open_without_waiting(path: &Path) -> std::io::Result<std::fs::File> {
+    use rustix::fs::{Mode, OFlags};
+    let fd = rustix::fs::open(
+        path,
+        OFlags::RDONLY | OFlags::NONBLOCK | OFlags::CLOEXEC | OFlags::NOCTTY,
+        Mode::empty(),
+    )?;
+    // Reads block again, so that a writer that is slow to start is waited for.
+    rustix::fs::fcntl_setfl(&fd, OFlags::empty())?;
+    Ok(std::fs::File::from(fd))
+}
+
 /// The text of `path`, at most [`MAX_TEXT_FILE`] bytes of UTF-8; the error
 /// says why not (without the path, which the caller names).
 pub fn read_bounded(path: &Path) -> Result<String, String> {
-    let file = std::fs::File::open(path).map_err(|e| e.to_string())?;
+    let file = open_without_waiting(path).map_err(|e| e.to_string())?;
     let mut bytes = Vec::new();
     file.take(MAX_TEXT_FILE + 1)
         .read_to_end(&mut bytes)
@@ -83,5 +99,28 @@ mod tests {
         // A device that never ends: refused after 1 MiB.
         let err = read_bounded(Path::new("/dev/zero")).expect_err("endless");
         assert!(err.contains("1 MiB"), "{err}");
+    }
+
+    #[test]
+    fn a_fifo_without_a_writer_does_not_block() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = dir.path().join("config.toml");
+        rustix::fs::mknodat(
+            rustix::fs::CWD,
+            &p,
+            rustix::fs::FileType::Fifo,
+            rustix::fs::Mode::from_raw_mode(0o600),
+            0,
+        )
+        .expect("mkfifo");
+        let (tx, rx) = std::sync::mpsc::channel();
+        let path = p.clone();
+        std::thread::spawn(move || {
+            let _ = tx.send(read_bounded(&path));
+        });
+        let got = rx
+            .recv_timeout(std::time::Duration::from_secs(10))
+            .expect("read_bounded blocked on a fifo with no writer");
+        assert_eq!(got.expect("an empty fifo reads as empty"), "");
     }
 }
