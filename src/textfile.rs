@@ -90,9 +90,17 @@ mod tests {
     fn large_files_are_refused_without_reading_them_whole() {
         let dir = tempfile::tempdir().expect("tempdir");
         let p = dir.path().join("big.toml");
-        std::fs::write(&p, vec![b'#'; (MAX_TEXT_FILE + 1) as usize]).expect("write");
+        std::fs::write(
+            &p,
+            vec![b'#'; usize::try_from(MAX_TEXT_FILE + 1).expect("fits")],
+        )
+        .expect("write");
         assert!(read_bounded(&p).expect_err("too large").contains("1 MiB"));
-        std::fs::write(&p, vec![b'#'; MAX_TEXT_FILE as usize]).expect("write");
+        std::fs::write(
+            &p,
+            vec![b'#'; usize::try_from(MAX_TEXT_FILE).expect("fits")],
+        )
+        .expect("write");
         assert_eq!(read_bounded(&p).expect("at the bound").len(), 1 << 20);
         std::fs::write(&p, b"a = \xff\n").expect("write");
         assert!(read_bounded(&p).expect_err("binary").contains("UTF-8"));

@@ -5,6 +5,9 @@
 //! connection has one whose ages move on each tick (a tenth see traffic), as a
 //! recording sees them.
 
+// A synthetic population: each value is drawn below a bound that fits the
+// type it is cast to.
+#![allow(clippy::cast_possible_truncation)]
 #![allow(dead_code)] // each includer uses part of it
 
 use std::collections::BTreeMap;

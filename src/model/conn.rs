@@ -219,7 +219,7 @@ impl ProcName {
         bytes[..end].copy_from_slice(&name.as_bytes()[..end]);
         ProcName {
             bytes,
-            len: end as u8,
+            len: u8::try_from(end).unwrap_or(15),
         }
     }
 

@@ -24,6 +24,16 @@ use rustc_hash::FxHashMap as FastMap;
 
 pub(crate) type Slot = u32;
 
+/// The slot at index `i` of the store's vectors.
+#[expect(
+    clippy::cast_possible_truncation,
+    reason = "a store holds one slot per socket of a sample: far fewer than u32::MAX (FREE)"
+)]
+fn slot(i: usize) -> Slot {
+    debug_assert!(i < FREE as usize);
+    i as Slot
+}
+
 /// The mark of a slot that holds no connection.
 const FREE: u32 = u32::MAX;
 
@@ -101,7 +111,7 @@ impl ConnStore {
             guess += 1;
         }
         if self.filed_as(guess, s) {
-            self.cursor = Some(guess as Slot);
+            self.cursor = Some(slot(guess));
             return self.cursor;
         }
         self.misses += 1;
@@ -166,7 +176,7 @@ impl ConnStore {
                 self.slots.push(Some(c));
                 self.marks.push(self.tick);
                 self.tuple_filed.push(s.cookie == 0);
-                (self.slots.len() - 1) as Slot
+                slot(self.slots.len() - 1)
             }
         };
         if let Some(o) = self.order.get_mut(index) {
@@ -204,7 +214,7 @@ impl ConnStore {
         let tick = self.tick;
         let unshown: Vec<Slot> = (0..self.marks.len())
             .filter(|&i| self.marks[i] != FREE && self.marks[i] != tick)
-            .map(|i| i as Slot)
+            .map(slot)
             .collect();
         unshown
             .into_iter()
@@ -249,14 +259,14 @@ impl ConnStore {
         let mut tuple_filed = Vec::with_capacity(room);
         // This sample's sockets first, in order; then any other (none, once the
         // connections it did not show have been taken out).
-        let rest = 0..self.slots.len() as Slot;
+        let rest = 0..slot(self.slots.len());
         for old in self.order.iter().copied().chain(rest) {
             let i = old as usize;
             if old == FREE || moved[i] != FREE {
                 continue;
             }
             if let Some(c) = self.slots[i].take() {
-                moved[i] = slots.len() as Slot;
+                moved[i] = slot(slots.len());
                 slots.push(Some(c));
                 marks.push(self.marks[i]);
                 tuple_filed.push(self.tuple_filed[i]);
@@ -308,7 +318,7 @@ mod tests {
         let port = u16::try_from(n % 60_000).expect("port") + 1;
         let mut s = SocketRecord::new(
             TcpState::Established,
-            SocketAddr::from(([10, 0, (n >> 16) as u8, 1], port)),
+            SocketAddr::from(([10, 0, ((n >> 16) & 0xff) as u8, 1], port)),
             SocketAddr::from(([10, 9, 9, 9], 80)),
         );
         s.cookie = if cookie { n } else { 0 };

@@ -204,8 +204,8 @@ impl<S: FnMut(PlayerEvent) -> bool> State<S> {
             if controls.contains(&Control::Stop) {
                 return;
             }
-            let last = self.len.saturating_sub(1) as i64;
-            let mut target = self.fed.unwrap_or(0) as i64;
+            let last = i64::try_from(self.len.saturating_sub(1)).unwrap_or(i64::MAX);
+            let mut target = i64::try_from(self.fed.unwrap_or(0)).unwrap_or(last);
             let mut moved = false;
             for c in controls {
                 match c {
@@ -214,6 +214,10 @@ impl<S: FnMut(PlayerEvent) -> bool> State<S> {
                         moved = true;
                     }
                     Control::SeekShare(share) => {
+                        #[expect(
+                            clippy::cast_possible_truncation,
+                            reason = "a float cast to an integer saturates; the target is clamped next"
+                        )]
                         let delta = (self.len as f64 * share).round() as i64;
                         target = target.saturating_add(delta).clamp(0, last);
                         moved = true;
@@ -238,7 +242,8 @@ impl<S: FnMut(PlayerEvent) -> bool> State<S> {
                 }
             }
             let alive = if moved && self.len > 0 {
-                self.go_to(target as usize)
+                // Clamped to 0..=last above.
+                self.go_to(usize::try_from(target).unwrap_or(0))
             } else {
                 self.report()
             };

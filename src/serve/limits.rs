@@ -9,7 +9,7 @@ use clap::Args;
 use crate::cli::parse_duration;
 
 /// Past this many headers a request is refused with 431.
-pub const DEFAULT_MAX_HEADERS: usize = 64;
+pub const DEFAULT_MAX_HEADERS: u32 = 64;
 
 #[derive(Clone, Debug, Args)]
 pub struct HttpLimits {
@@ -40,7 +40,7 @@ pub struct HttpLimits {
     pub max_header_bytes: u32,
 
     /// The most headers in a request; more get 431.
-    #[arg(long = "http-max-headers", value_name = "N", default_value_t = DEFAULT_MAX_HEADERS as u32,
+    #[arg(long = "http-max-headers", value_name = "N", default_value_t = DEFAULT_MAX_HEADERS,
           value_parser = clap::value_parser!(u32).range(8..=1_024))]
     pub max_headers: u32,
 
@@ -58,7 +58,7 @@ impl Default for HttpLimits {
             header_timeout: Duration::from_secs(10),
             write_timeout: Duration::from_secs(30),
             max_header_bytes: 16_384,
-            max_headers: DEFAULT_MAX_HEADERS as u32,
+            max_headers: DEFAULT_MAX_HEADERS,
             max_url_bytes: 2_048,
         }
     }

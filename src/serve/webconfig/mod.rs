@@ -252,7 +252,7 @@ mod tests {
             )
             .contains("missing.crt")
         );
-        let big = "#".repeat(MAX_FILE_BYTES as usize + 1);
+        let big = "#".repeat(usize::try_from(MAX_FILE_BYTES).expect("1 MiB fits") + 1);
         assert!(err(d, &big).contains("larger than"));
         // A well-formed hash of cost 17 (not computed: that takes seconds).
         let cost = "$2b$17$N9qo8uLOickgx2ZMRZoMyeIjZAgcfl7p92ldGxad68LJZdL17lhWy";
