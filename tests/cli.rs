@@ -259,15 +259,13 @@ fn output_files_are_atomic_and_never_clobbered_by_accident() {
 #[test]
 fn without_privilege_counts_are_complete_and_hidden_owners_are_explained() {
     if !common::is_root() {
-        eprintln!("skipped: needs root to drop to an unprivileged user (setpriv)");
-        return;
+        return common::skip("needs root to drop to an unprivileged user (setpriv)");
     }
     let setpriv = ["/usr/bin/setpriv", "/bin/setpriv"]
         .into_iter()
         .find(|p| Path::new(p).exists());
     let Some(setpriv) = setpriv else {
-        eprintln!("skipped: setpriv (util-linux) is not installed");
-        return;
+        return common::skip("setpriv (util-linux) is not installed");
     };
     let pop = settled_population();
     settled_json(&pop, &[]);

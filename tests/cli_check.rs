@@ -1,8 +1,19 @@
 //! `sockscope check` end to end on this machine: its exit status agrees with the
 //! findings it prints, usage errors have a code of their own, and `snapshot`'s
 //! JSON carries the findings array.
+//!
+//! The verdict test runs `check` in a private network namespace of its own, so
+//! that other workloads on the machine cannot change the verdict; it needs root
+//! and `ip netns` (skipped otherwise, a failure under `CI=true`).
 
+mod common;
+
+use std::net::SocketAddr;
 use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use common::lab::LabProcess;
+use common::netns::Netns;
 
 fn sockscope(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_sockscope"))
@@ -16,19 +27,29 @@ fn text(bytes: &[u8]) -> String {
 }
 
 #[test]
-fn check_json_on_this_machine_is_valid_and_its_status_agrees_with_the_exit_code() {
-    let out = sockscope(&[
-        "check",
-        "--format",
-        "json",
-        "--samples",
-        "2",
-        "--interval",
-        "100ms",
-    ]);
-    // Other tests run beside this one and may briefly fill an accept queue or
-    // leave sockets behind: any verdict is fine, as long as the exit status, the
-    // status word and the findings agree.
+#[ignore = "entry point of the lab's child processes"]
+fn lab_child() {
+    common::lab::child_main();
+}
+
+/// Runs `check --format json` (2 samples, 100 ms apart) inside `ns`; checks
+/// that the exit status, the status word and the findings agree and that each
+/// finding has every documented key. Returns the exit status and the document.
+fn agreeing_check(ns: &Netns) -> (i32, serde_json::Value) {
+    let out = ns
+        .command(env!("CARGO_BIN_EXE_sockscope"))
+        .args([
+            "check",
+            "--format",
+            "json",
+            "--samples",
+            "2",
+            "--interval",
+            "100ms",
+        ])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("run sockscope check in the namespace");
     let code = out.status.code();
     assert!(
         matches!(code, Some(0..=2)),
@@ -47,7 +68,7 @@ fn check_json_on_this_machine_is_valid_and_its_status_agrees_with_the_exit_code(
         (0, _) => (1, "warning"),
         _ => (2, "critical"),
     };
-    assert_eq!(code, Some(want_code));
+    assert_eq!(code, Some(want_code), "{doc:#}");
     assert_eq!(doc["status"], want_status);
     for f in findings {
         for key in [
@@ -62,6 +83,42 @@ fn check_json_on_this_machine_is_valid_and_its_status_agrees_with_the_exit_code(
             assert!(f.get(key).is_some(), "{key} in {f}");
         }
     }
+    (want_code, doc)
+}
+
+/// In a namespace of the test's own: healthy (exit 0) while only `lo` is
+/// there; then, with a listener that never accepts and a full accept queue, a
+/// finding whose exit status, status word and keys agree.
+#[test]
+fn check_json_status_agrees_with_the_exit_code_healthy_and_not() {
+    let Some(ns) = Netns::for_test("check") else {
+        return;
+    };
+    let (code, doc) = agreeing_check(&ns);
+    assert_eq!(code, 0, "a namespace with nothing in it: {doc:#}");
+
+    let mut server = LabProcess::spawn_under(&ns.exec());
+    let mut client = LabProcess::spawn_under(&ns.exec());
+    let port = server.listen("127.0.0.1:0", 4);
+    // The queue holds backlog + 1; the rest wait in SYN_SENT, their SYNs dropped.
+    client.connect_nowait(SocketAddr::from(([127, 0, 0, 1], port)), 10, "clients");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (code, doc) = agreeing_check(&ns);
+        if code > 0 {
+            assert!(
+                doc["findings"]
+                    .as_array()
+                    .expect("findings")
+                    .iter()
+                    .any(|f| f["rule"] == "accept_queue_overflow"),
+                "{doc:#}"
+            );
+            break;
+        }
+        assert!(Instant::now() < deadline, "no finding within 30 s: {doc:#}");
+    }
+    drop((client, server));
 }
 
 #[test]

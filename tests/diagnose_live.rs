@@ -4,7 +4,8 @@
 //! asserts that the right rule fires on the right subject within a bounded time,
 //! and that healthy busy traffic raises nothing.
 //!
-//! Needs root and `ip netns`; otherwise each test prints `skipped: <why>`.
+//! Needs root and `ip netns`; otherwise each test says `skipped: <why>` (a
+//! failure under `CI=true`).
 //! Traffic stays inside the namespaces, on 127.0.0.0/8.
 
 mod common;
@@ -15,6 +16,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use common::lab::LabProcess;
+use common::netns::{Netns, cannot_run, ip};
 use serde_json::Value;
 
 #[test]
@@ -25,71 +27,6 @@ fn lab_child() {
 
 /// How long a lab may retry `check` before it fails.
 const LAB_LIMIT: Duration = Duration::from_secs(30);
-
-/// Runs `ip ARGS`; the error carries its stderr.
-fn ip(args: &[&str]) -> Result<(), String> {
-    let out = Command::new("ip")
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| format!("ip: {e}"))?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(format!(
-            "ip {}: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
-        ))
-    }
-}
-
-/// A network namespace, deleted on drop (after the processes declared later,
-/// which are dropped first).
-struct Netns {
-    name: String,
-}
-
-impl Netns {
-    /// Creates `sockscope-TAG-PID` (deleting a stale one of that name) with `lo` up.
-    fn new(tag: &str) -> Result<Netns, String> {
-        let name = format!("sockscope-{tag}-{}", std::process::id());
-        let _ = ip(&["netns", "del", &name]);
-        ip(&["netns", "add", &name])?;
-        let ns = Netns { name };
-        ip(&["-n", &ns.name, "link", "set", "lo", "up"])?;
-        // `ip netns exec` also needs a private mount namespace: prove it works.
-        ip(&["netns", "exec", &ns.name, "true"])?;
-        Ok(ns)
-    }
-
-    /// The command prefix that runs a program inside.
-    fn exec(&self) -> [&str; 4] {
-        ["ip", "netns", "exec", &self.name]
-    }
-
-    fn sysctl(&self, setting: &str) -> Result<(), String> {
-        let out = Command::new("ip")
-            .args(["netns", "exec", &self.name, "sysctl", "-q", "-w", setting])
-            .stdin(Stdio::null())
-            .output()
-            .map_err(|e| format!("sysctl: {e}"))?;
-        if out.status.success() {
-            Ok(())
-        } else {
-            Err(format!(
-                "sysctl {setting}: {}",
-                String::from_utf8_lossy(&out.stderr).trim()
-            ))
-        }
-    }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        let _ = ip(&["netns", "del", &self.name]);
-    }
-}
 
 /// A namespace with a black hole: 127.0.0.5 is routed out through a veth whose
 /// peer sits in a second, empty namespace, so nothing sent there ever answers.
@@ -142,30 +79,10 @@ impl BlackHoleLab {
     }
 }
 
-/// Why the labs cannot run here, if they cannot.
-fn cannot_run() -> Option<String> {
-    if !common::is_root() {
-        return Some("not root".into());
-    }
-    match Command::new("ip")
-        .args(["netns", "list"])
-        .stdin(Stdio::null())
-        .output()
-    {
-        Ok(o) if o.status.success() => None,
-        Ok(o) => Some(format!(
-            "ip netns fails: {}",
-            String::from_utf8_lossy(&o.stderr).trim()
-        )),
-        Err(e) => Some(format!("no ip command: {e}")),
-    }
-}
-
 macro_rules! skip_unless_able {
     () => {
         if let Some(why) = cannot_run() {
-            eprintln!("skipped: {why}");
-            return;
+            return common::skip(why);
         }
     };
 }
@@ -175,10 +92,7 @@ macro_rules! lab_or_skip {
     ($e:expr) => {
         match $e {
             Ok(v) => v,
-            Err(why) => {
-                eprintln!("skipped: {why}");
-                return;
-            }
+            Err(why) => return common::skip(why),
         }
     };
 }

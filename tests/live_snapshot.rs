@@ -99,8 +99,7 @@ fn counts_and_owners_of_a_known_population() {
 #[test]
 fn agrees_with_ss_tanp() {
     if !common::have_ss() {
-        eprintln!("skipped: `ss` (iproute2) is not installed");
-        return;
+        return common::skip("`ss` (iproute2) is not installed");
     }
     let mut pop = build_population();
     pop.client.close("tw");

@@ -2,6 +2,8 @@
 //! dump must see what we just opened, with the same inodes as our descriptors, and
 //! the /proc/net/tcp fallback must agree with it.
 
+mod common;
+
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::fd::AsRawFd;
@@ -156,10 +158,7 @@ fn dump_sees_ipv4_listener_and_pair_and_agrees_with_proc_net_tcp() {
 fn dump_sees_ipv6_loopback() {
     let listener = match TcpListener::bind("[::1]:0") {
         Ok(l) => l,
-        Err(e) => {
-            println!("skipped: no IPv6 loopback ({e})");
-            return;
-        }
+        Err(e) => return common::skip(format!("no IPv6 loopback ({e})")),
     };
     let addr = listener.local_addr().expect("addr");
     let pair = Pair::open(listener, addr);
@@ -183,8 +182,9 @@ fn v4_mapped_sockets_show_as_ipv4() {
     let listener = match TcpListener::bind("[::ffff:127.0.0.1]:0") {
         Ok(l) => l,
         Err(e) => {
-            println!("skipped: cannot bind an IPv6 socket to a v4-mapped address ({e})");
-            return;
+            return common::skip(format!(
+                "cannot bind an IPv6 socket to a v4-mapped address ({e})"
+            ));
         }
     };
     let port = listener.local_addr().expect("addr").port();

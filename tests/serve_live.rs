@@ -188,8 +188,7 @@ fn endpoints_snapshot_healthz_errors_and_openmetrics() {
 #[test]
 fn promtool_accepts_the_exposition() {
     if !have_promtool() {
-        eprintln!("skipped: promtool is not installed (Debian package prometheus)");
-        return;
+        return common::skip("promtool is not installed (Debian package prometheus)");
     }
     let _pop = build_population();
     let (_serve, addr) = start_serve(&["--interval", "200ms"]);
@@ -214,8 +213,7 @@ fn promtool_accepts_the_exposition() {
 #[test]
 fn promtool_accepts_the_alerting_rules() {
     if !have_promtool() {
-        eprintln!("skipped: promtool is not installed (Debian package prometheus)");
-        return;
+        return common::skip("promtool is not installed (Debian package prometheus)");
     }
     let rules = concat!(env!("CARGO_MANIFEST_DIR"), "/assets/prometheus-rules.yml");
     let out = Command::new("promtool")

@@ -157,8 +157,7 @@ fn ended(tmux: &Tmux, status: &Path) -> String {
 #[test]
 fn the_screen_shows_filters_drills_exports_and_quits_cleanly() {
     if !have_tmux() {
-        eprintln!("SKIPPED: tmux is not installed (the CI installs it)");
-        return;
+        return common::skip("tmux is not installed (the CI installs it)");
     }
     let dir = tempfile::tempdir().expect("temp dir");
     let mut lab = LabProcess::spawn();
@@ -243,8 +242,7 @@ fn the_screen_shows_filters_drills_exports_and_quits_cleanly() {
 #[test]
 fn sigterm_restores_the_terminal() {
     if !have_tmux() {
-        eprintln!("SKIPPED: tmux is not installed (the CI installs it)");
-        return;
+        return common::skip("tmux is not installed (the CI installs it)");
     }
     let dir = tempfile::tempdir().expect("temp dir");
     let status = dir.path().join("status");
@@ -267,8 +265,7 @@ fn sigterm_restores_the_terminal() {
 #[test]
 fn a_recording_made_on_the_screen_replays_with_seeking() {
     if !have_tmux() {
-        eprintln!("SKIPPED: tmux is not installed (the CI installs it)");
-        return;
+        return common::skip("tmux is not installed (the CI installs it)");
     }
     let dir = tempfile::tempdir().expect("temp dir");
     let rec = dir.path().join("incident.rec");

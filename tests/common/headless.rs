@@ -18,7 +18,22 @@ pub struct Running {
 impl Running {
     /// Starts `sockscope ARGS` with stdout piped when `pipe_stdout`.
     pub fn start(args: &[&str], pipe_stdout: bool) -> Running {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_sockscope"))
+        Self::start_under(&[], args, pipe_stdout)
+    }
+
+    /// As `start`, under a command prefix that execs its program, e.g.
+    /// `["ip", "netns", "exec", NS]` (so the pid is still sockscope's).
+    pub fn start_under(prefix: &[&str], args: &[&str], pipe_stdout: bool) -> Running {
+        let exe = env!("CARGO_BIN_EXE_sockscope");
+        let mut command = match prefix.split_first() {
+            Some((program, rest)) => {
+                let mut c = Command::new(program);
+                c.args(rest).arg(exe);
+                c
+            }
+            None => Command::new(exe),
+        };
+        let mut child = command
             .args(args)
             .stdin(Stdio::null())
             .stdout(if pipe_stdout {

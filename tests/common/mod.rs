@@ -5,6 +5,7 @@
 
 pub mod headless;
 pub mod lab;
+pub mod netns;
 pub mod population;
 pub mod recording;
 pub mod scene;
@@ -26,6 +27,30 @@ pub struct SsSocket {
     pub remote: SocketAddr,
     /// Every pid in `users:((...))`, ascending.
     pub pids: Vec<u32>,
+}
+
+/// Whether this run is CI's (`CI=true`): there a missing tool or privilege is
+/// a failure, not a skip.
+pub fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true")
+}
+
+/// The one way a test gives up for want of a tool or a privilege: outside CI it
+/// prints `skipped: WHY` and the caller returns; under `CI=true` it panics with
+/// WHY, so that CI never passes a test it did not run.
+///
+/// ```ignore
+/// if !common::have_ss() {
+///     return common::skip("`ss` (iproute2) is not installed");
+/// }
+/// ```
+#[track_caller]
+pub fn skip(why: impl std::fmt::Display) {
+    assert!(
+        !in_ci(),
+        "CI=true, so this test must run, but it cannot: {why}"
+    );
+    eprintln!("skipped: {why}");
 }
 
 /// Whether `ss` is installed; tests that compare with it say so when it is not.
