@@ -32,7 +32,8 @@ use std::time::{Duration, Instant};
 /// How long any one command may take before the test fails.
 const REPLY_TIMEOUT: Duration = Duration::from_secs(20);
 
-/// The name of the entry test that every lab test file must define as
+/// The name of the entry test that every test binary using the lab defines at
+/// its root (`main.rs`) as
 /// `#[test] #[ignore] fn lab_child() { common::lab::child_main() }`.
 pub const CHILD_TEST: &str = "lab_child";
 
