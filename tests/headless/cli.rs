@@ -7,6 +7,7 @@ use crate::common;
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::{Command, Output};
+use std::sync::{Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::Duration;
 
 use common::lab::settle;
@@ -28,6 +29,26 @@ fn settled_population() -> Population {
     let mut pop = build_population();
     pop.client.close("tw");
     pop
+}
+
+/// The population and its settled JSON snapshot, made once for the tests of
+/// this file that only read them (building and settling a population is what
+/// costs, most of all on a busy host). Locked while a test uses it.
+struct Settled {
+    pop: Population,
+    doc: serde_json::Value,
+}
+
+fn settled() -> MutexGuard<'static, Settled> {
+    static SETTLED: OnceLock<Mutex<Settled>> = OnceLock::new();
+    SETTLED
+        .get_or_init(|| {
+            let pop = settled_population();
+            let doc = settled_json(&pop, &[]);
+            Mutex::new(Settled { pop, doc })
+        })
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
 }
 
 /// Runs `snapshot --format json` until the population's counts settle.
@@ -60,8 +81,8 @@ fn settled_json(pop: &Population, extra: &[&str]) -> serde_json::Value {
 
 #[test]
 fn json_snapshot_has_the_documented_shape_and_the_right_owners() {
-    let pop = settled_population();
-    let doc = settled_json(&pop, &[]);
+    let shared = settled();
+    let (pop, doc) = (&shared.pop, &shared.doc);
     assert_eq!(doc["version"], 1);
     let taken = doc["taken_at"].as_str().expect("taken_at");
     humantime::parse_rfc3339(taken).unwrap_or_else(|e| panic!("taken_at {taken:?}: {e}"));
@@ -118,8 +139,8 @@ fn json_snapshot_has_the_documented_shape_and_the_right_owners() {
 
 #[test]
 fn csv_and_table_list_the_same_sockets() {
-    let pop = settled_population();
-    let doc = settled_json(&pop, &[]);
+    let shared = settled();
+    let (pop, doc) = (&shared.pop, &shared.doc);
     let n = doc["sockets"].as_array().expect("sockets").len();
     let filter = pop.filter();
 
@@ -261,8 +282,8 @@ fn without_privilege_counts_are_complete_and_hidden_owners_are_explained() {
     let Some(setpriv) = setpriv else {
         return common::skip("setpriv (util-linux) is not installed");
     };
-    let pop = settled_population();
-    settled_json(&pop, &[]);
+    let shared = settled();
+    let pop = &shared.pop;
     let filter = pop.filter();
     let out = Command::new(setpriv)
         .args([
