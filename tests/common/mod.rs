@@ -3,10 +3,12 @@
 
 #![allow(dead_code)]
 
+pub mod cgroup;
 pub mod headless;
 pub mod lab;
 pub mod netns;
 pub mod population;
+pub mod probe;
 pub mod recording;
 pub mod scene;
 pub mod script;
@@ -117,6 +119,15 @@ fn parse_endpoint(text: &str) -> Option<SocketAddr> {
         host.parse().ok()?
     };
     Some(unmap(SocketAddr::new(ip, port)))
+}
+
+/// Whether `path` itself (not what it points to) is a symbolic link; fails the
+/// test when there is nothing at `path`.
+pub fn is_symlink(path: &std::path::Path) -> bool {
+    std::fs::symlink_metadata(path)
+        .unwrap_or_else(|e| panic!("lstat {}: {e}", path.display()))
+        .file_type()
+        .is_symlink()
 }
 
 /// Whether this process may read every process's descriptors (root).

@@ -59,16 +59,22 @@ fn shared_dir() -> (tempfile::TempDir, PathBuf) {
     (dir, shared)
 }
 
+/// `PROGRAM` run as nobody (through setpriv), ready for its arguments.
+fn as_nobody(program: &str) -> Command {
+    let mut c = Command::new("setpriv");
+    c.args([
+        "--reuid=nobody",
+        "--regid=nogroup",
+        "--clear-groups",
+        program,
+    ]);
+    c
+}
+
 /// `ln -s target link` as nobody.
 fn plant_symlink_as_nobody(target: &Path, link: &Path) {
-    let out = Command::new("setpriv")
-        .args([
-            "--reuid=nobody",
-            "--regid=nogroup",
-            "--clear-groups",
-            "ln",
-            "-s",
-        ])
+    let out = as_nobody("ln")
+        .arg("-s")
         .arg(target)
         .arg(link)
         .output()
@@ -167,12 +173,7 @@ fn a_symlink_planted_at_a_rotation_name_stops_the_rotation() {
     );
     assert_eq!(fingerprint(&victim), before, "the target was touched");
     assert_eq!(fingerprint(&rec), before_rec, "the old recording stays");
-    assert!(
-        std::fs::symlink_metadata(&planted)
-            .expect("lstat")
-            .file_type()
-            .is_symlink()
-    );
+    assert!(common::is_symlink(&planted));
 
     // A dangling one at rec.1 (to a path that does not exist) is no better.
     std::fs::remove_file(&planted).expect("rm");
@@ -190,16 +191,7 @@ fn a_file_of_another_user_at_the_recording_is_not_rotated() {
     }
     let (_dir, shared) = shared_dir();
     let rec = shared.join("rec");
-    let out = Command::new("setpriv")
-        .args([
-            "--reuid=nobody",
-            "--regid=nogroup",
-            "--clear-groups",
-            "touch",
-        ])
-        .arg(&rec)
-        .output()
-        .expect("setpriv");
+    let out = as_nobody("touch").arg(&rec).output().expect("setpriv");
     assert!(out.status.success(), "{}", text(&out.stderr));
     let out = serve_recording(&rec);
     let err = text(&out.stderr);

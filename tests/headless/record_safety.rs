@@ -3,12 +3,12 @@
 //! rotation touches only the files that are there, and refuses a symlink or
 //! anything but a regular file of ours; the number kept is bounded; a crafted
 //! frame length is checked against the file before anything is allocated.
-//! (The same planted by another user, through the binary: `record_symlink.rs`.)
+//! (The same planted by another user, through the binary: `file_safety.rs`.)
 
 use crate::common;
 
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use common::recording::{read_all, rich, write_all};
@@ -22,10 +22,16 @@ fn tiny(keep: u32) -> Limits {
     }
 }
 
-#[test]
-fn a_recording_is_created_0600() {
+/// A temporary directory and the path `rec` in it (not created).
+fn rec_in_a_tempdir() -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("rec");
+    (dir, path)
+}
+
+#[test]
+fn a_recording_is_created_0600() {
+    let (_dir, path) = rec_in_a_tempdir();
     write_all(&path, &[rich(0, 40), rich(1, 40), rich(2, 40)], tiny(2));
     for n in 0..=2 {
         let name = record::rotated_name(&path, n);
@@ -36,8 +42,7 @@ fn a_recording_is_created_0600() {
 
 #[test]
 fn a_symlink_at_the_recording_is_refused_and_not_followed() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let path = dir.path().join("rec");
+    let (dir, path) = rec_in_a_tempdir();
     let target = dir.path().join("victim");
     // Dangling: a create through it would make the victim.
     std::os::unix::fs::symlink(&target, &path).expect("symlink");
@@ -60,18 +65,12 @@ fn a_symlink_at_the_recording_is_refused_and_not_followed() {
     assert!(matches!(err, RecordError::Unsafe { .. }), "{err:?}");
     assert_eq!(std::fs::read_to_string(&target).expect("read"), "secret\n");
     assert!(!record::rotated_name(&path, 1).exists());
-    assert!(
-        std::fs::symlink_metadata(&path)
-            .expect("lstat")
-            .file_type()
-            .is_symlink()
-    );
+    assert!(common::is_symlink(&path));
 }
 
 #[test]
 fn not_a_regular_file_is_refused() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let path = dir.path().join("rec");
+    let (_dir, path) = rec_in_a_tempdir();
     std::fs::create_dir(&path).expect("mkdir");
     let err = Recorder::create(&path, Limits::default())
         .err()
@@ -82,8 +81,7 @@ fn not_a_regular_file_is_refused() {
 
 #[test]
 fn a_symlink_planted_at_a_rotation_name_stops_the_rotation() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let path = dir.path().join("rec");
+    let (dir, path) = rec_in_a_tempdir();
     let target = dir.path().join("victim");
     std::fs::write(&target, "secret\n").expect("write");
     let mut rec = Recorder::create(&path, tiny(2)).expect("create");
@@ -107,10 +105,7 @@ fn a_symlink_planted_at_a_rotation_name_stops_the_rotation() {
         (after.ino(), after.len(), after.mtime_nsec())
     );
     assert!(
-        std::fs::symlink_metadata(&planted)
-            .expect("lstat")
-            .file_type()
-            .is_symlink(),
+        common::is_symlink(&planted),
         "the symlink was not renamed over either"
     );
     // The current file was left as it was: one readable frame.
@@ -126,18 +121,12 @@ fn a_symlink_planted_at_a_rotation_name_stops_the_rotation() {
     std::os::unix::fs::symlink(&target, &oldest).expect("symlink");
     let err = rec.append(&rich(3, 40)).expect_err("refused");
     assert!(err.to_string().contains("rec.2"), "{err}");
-    assert!(
-        std::fs::symlink_metadata(&oldest)
-            .expect("lstat")
-            .file_type()
-            .is_symlink()
-    );
+    assert!(common::is_symlink(&oldest));
 }
 
 #[test]
 fn rotation_touches_only_the_files_there_and_a_large_keep_costs_nothing() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let path = dir.path().join("rec");
+    let (dir, path) = rec_in_a_tempdir();
     // A stray file beyond a gap is neither moved nor deleted.
     let stray = record::rotated_name(&path, 40);
     std::fs::write(&stray, "stray").expect("write");
@@ -181,8 +170,7 @@ fn crafted(path: &Path, payload_len: u32, raw_len: u32, payload: &[u8]) {
 
 #[test]
 fn a_crafted_frame_length_is_damage_before_any_allocation() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let path = dir.path().join("rec");
+    let (_dir, path) = rec_in_a_tempdir();
     crafted(&path, 1 << 30, 1 << 30, &[]);
     assert_eq!(std::fs::metadata(&path).expect("stat").len(), 48);
     let reader = Reader::open_file(&path).expect("opens");
