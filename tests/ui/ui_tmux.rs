@@ -47,9 +47,10 @@ impl Tmux {
         );
     }
 
-    /// Waits (at most 15 s) until the screen satisfies `ok`; the last screen.
+    /// Waits (at most 30 s: the rendering tests of this binary run beside it
+    /// on a small machine) until the screen satisfies `ok`; the last screen.
     fn wait_for(&self, what: &str, ok: impl Fn(&str) -> bool) -> String {
-        let deadline = Instant::now() + Duration::from_secs(15);
+        let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             let s = self.screen();
             if ok(&s) {
@@ -125,10 +126,10 @@ fn start(tmux: &Tmux, args: &str, status: &Path, size: (u16, u16)) {
     );
 }
 
-/// Waits (at most 10 s) for the binary to end; checks that it left the
+/// Waits (at most 30 s) for the binary to end; checks that it left the
 /// terminal in cooked mode with echo and signals, and returns the exit line.
 fn ended(tmux: &Tmux, status: &Path) -> String {
-    let deadline = Instant::now() + Duration::from_secs(10);
+    let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         if let Ok(s) = std::fs::read_to_string(status)
             && s.contains("speed")
