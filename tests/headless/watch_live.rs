@@ -198,12 +198,15 @@ fn opened_and_closed_connections_appear_with_their_ports() {
 
 #[test]
 fn a_closed_pipe_ends_watch_quietly() {
-    let mut watch = Running::start(&["watch", "--interval", "200ms"], true);
+    // Only the events of the test's own port: other sockets on the machine
+    // neither write lines for it nor change what it must do.
+    let listener = TcpListener::bind("127.0.0.1:0").expect("listen");
+    let server = listener.local_addr().expect("address");
+    let filter = format!("port:{}", server.port());
+    let mut watch = Running::start(&["watch", "--interval", "200ms", "-F", &filter], true);
     let out = watch.child.stdout.take().expect("stdout");
     let mut reader = BufReader::new(out);
     // Events until the first line; then the reader goes away.
-    let listener = TcpListener::bind("127.0.0.1:0").expect("listen");
-    let server = listener.local_addr().expect("address");
     let mut held = Vec::new();
     let mut first = String::new();
     std::thread::scope(|s| {
