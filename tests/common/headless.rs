@@ -106,9 +106,14 @@ impl Drop for Running {
 /// Starts `sockscope serve --listen 127.0.0.1:0 EXTRA...` and returns it with
 /// the address it says it bound.
 pub fn start_serve(extra: &[&str]) -> (Running, SocketAddr) {
+    start_serve_under(&[], extra)
+}
+
+/// As `start_serve`, under a command prefix that execs (see `Running::start_under`).
+pub fn start_serve_under(prefix: &[&str], extra: &[&str]) -> (Running, SocketAddr) {
     let mut args = vec!["serve", "--listen", "127.0.0.1:0"];
     args.extend_from_slice(extra);
-    let serve = Running::start(&args, false);
+    let serve = Running::start_under(prefix, &args, false);
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let left = deadline.saturating_duration_since(Instant::now());

@@ -115,6 +115,29 @@ impl Netns {
         }
     }
 
+    /// Runs `body` on a thread of its own that has entered the namespace:
+    /// the sockets it makes (and those of the threads it starts, which
+    /// inherit the namespace) are inside; the rest of the test stays outside.
+    /// A panic in `body` is the caller's.
+    pub fn run_inside<T: Send>(&self, body: impl FnOnce() -> T + Send) -> T {
+        let path = format!("/run/netns/{}", self.name);
+        let ns = std::fs::File::open(&path).unwrap_or_else(|e| panic!("open {path}: {e}"));
+        std::thread::scope(|s| {
+            let inside = s.spawn(move || {
+                rustix::thread::move_into_link_name_space(
+                    std::os::fd::AsFd::as_fd(&ns),
+                    Some(rustix::thread::LinkNameSpaceType::Network),
+                )
+                .unwrap_or_else(|e| panic!("setns into {path}: {e}"));
+                drop(ns);
+                body()
+            });
+            inside
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+        })
+    }
+
     /// `ip netns exec NAME PROGRAM ARGS...`, ready to run.
     pub fn command(&self, program: &str) -> Command {
         let mut c = Command::new("ip");

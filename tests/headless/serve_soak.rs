@@ -6,6 +6,12 @@
 //! without a gap, and never says `events_lost`. Connections are reset (linger
 //! 0) so that no TIME_WAIT piles up; every loop is bounded in time and count.
 //!
+//! All of it runs in a private network namespace (the churning threads enter
+//! it, `serve` and `watch` run inside with `ip netns exec`), so that every
+//! event `watch` writes is the soak's own and other workloads on the machine
+//! change nothing but speed; root and `ip netns` are needed (skipped
+//! otherwise, a failure under `CI=true`).
+//!
 //! Ignored by a plain `cargo test`: `.ci/run` runs it with `-- --ignored`.
 
 use crate::common;
@@ -16,7 +22,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use common::headless::{Running, get, rss_bytes, start_serve};
+use common::headless::{Running, get, rss_bytes, start_serve_under};
+use common::netns::Netns;
 use sockscope::model::EngineConfig;
 
 /// Connections each client thread opens at once, holds, then resets.
@@ -48,6 +55,16 @@ struct WatchTally {
 #[test]
 #[ignore = "soak: run by .ci/run"]
 fn memory_stays_bounded_and_watch_loses_nothing_under_churn() {
+    let Some(ns) = Netns::for_test("soak") else {
+        return;
+    };
+    let inside = ns.exec();
+    ns.run_inside(|| soak(&inside));
+}
+
+/// The soak itself, on a thread inside the namespace; `serve` and `watch` run
+/// under `prefix` (`ip netns exec NS`).
+fn soak(prefix: &[&str]) {
     // A deep accept queue: with the default one, a burst of connects overflows
     // it and the dropped SYNs are retried a second later.
     let socket =
@@ -58,8 +75,8 @@ fn memory_stays_bounded_and_watch_loses_nothing_under_churn() {
     socket.listen(4096).expect("listen");
     let listener: TcpListener = socket.into();
     let server: SocketAddr = listener.local_addr().expect("address");
-    let (serve, addr) = start_serve(&["--interval", "200ms"]);
-    let mut watch = Running::start(&["watch", "--interval", "200ms"], true);
+    let (serve, addr) = start_serve_under(prefix, &["--interval", "200ms"]);
+    let mut watch = Running::start_under(prefix, &["watch", "--interval", "200ms"], true);
     let lines = watch.stdout_lines();
     let port = format!(":{}", server.port());
     let tally = std::thread::spawn(move || {
