@@ -18,7 +18,22 @@ pub struct Running {
 impl Running {
     /// Starts `sockscope ARGS` with stdout piped when `pipe_stdout`.
     pub fn start(args: &[&str], pipe_stdout: bool) -> Running {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_sockscope"))
+        Self::start_under(&[], args, pipe_stdout)
+    }
+
+    /// As `start`, under a command prefix that execs its program, e.g.
+    /// `["ip", "netns", "exec", NS]` (so the pid is still sockscope's).
+    pub fn start_under(prefix: &[&str], args: &[&str], pipe_stdout: bool) -> Running {
+        let exe = env!("CARGO_BIN_EXE_sockscope");
+        let mut command = match prefix.split_first() {
+            Some((program, rest)) => {
+                let mut c = Command::new(program);
+                c.args(rest).arg(exe);
+                c
+            }
+            None => Command::new(exe),
+        };
+        let mut child = command
             .args(args)
             .stdin(Stdio::null())
             .stdout(if pipe_stdout {
@@ -91,9 +106,14 @@ impl Drop for Running {
 /// Starts `sockscope serve --listen 127.0.0.1:0 EXTRA...` and returns it with
 /// the address it says it bound.
 pub fn start_serve(extra: &[&str]) -> (Running, SocketAddr) {
+    start_serve_under(&[], extra)
+}
+
+/// As `start_serve`, under a command prefix that execs (see `Running::start_under`).
+pub fn start_serve_under(prefix: &[&str], extra: &[&str]) -> (Running, SocketAddr) {
     let mut args = vec!["serve", "--listen", "127.0.0.1:0"];
     args.extend_from_slice(extra);
-    let serve = Running::start(&args, false);
+    let serve = Running::start_under(prefix, &args, false);
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let left = deadline.saturating_duration_since(Instant::now());

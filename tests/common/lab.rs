@@ -11,6 +11,8 @@
 //! nbconnect ADDR:PORT N GROUP -> ok            (N non-blocking connects, kept as they are)
 //! synflood SRC DST:PORT N    -> ok             (N raw SYNs from SRC, spoofed: root only)
 //! close GROUP                -> ok             (closes every socket of GROUP)
+//! reset GROUP                -> ok             (closes GROUP with linger 0: RSTs, no TIME_WAIT)
+//! ports GROUP                -> ok PORT ...    (the local ports of GROUP's sockets, in order)
 //! fds                        -> ok FD FD ...   (raw fds of the listeners, for checks)
 //! comm HEX                   -> ok             (renames the process: the bytes of HEX)
 //! ```
@@ -30,7 +32,8 @@ use std::time::{Duration, Instant};
 /// How long any one command may take before the test fails.
 const REPLY_TIMEOUT: Duration = Duration::from_secs(20);
 
-/// The name of the entry test that every lab test file must define as
+/// The name of the entry test that every test binary using the lab defines at
+/// its root (`main.rs`) as
 /// `#[test] #[ignore] fn lab_child() { common::lab::child_main() }`.
 pub const CHILD_TEST: &str = "lab_child";
 
@@ -160,6 +163,20 @@ impl LabProcess {
         self.cmd(&format!("synflood {from} {to} {n}"));
     }
 
+    /// Closes every socket of `group` with linger 0: both ends leave the
+    /// kernel's table at once, none stays in TIME_WAIT.
+    pub fn reset(&mut self, group: &str) {
+        self.cmd(&format!("reset {group}"));
+    }
+
+    /// The local ports of `group`'s sockets, in the order they were made.
+    pub fn ports(&mut self, group: &str) -> Vec<u16> {
+        self.cmd(&format!("ports {group}"))
+            .iter()
+            .map(|p| p.parse().expect("a port"))
+            .collect()
+    }
+
     pub fn close(&mut self, group: &str) {
         self.cmd(&format!("close {group}"));
     }
@@ -274,6 +291,23 @@ fn run_command(
         ["close", group] => {
             groups.remove(*group);
             Ok(String::new())
+        }
+        ["reset", group] => {
+            for s in groups.remove(*group).unwrap_or_default() {
+                socket2::SockRef::from(&s)
+                    .set_linger(Some(Duration::ZERO))
+                    .map_err(err)?;
+            }
+            Ok(String::new())
+        }
+        ["ports", group] => {
+            let g = groups.get(*group).ok_or("no such group")?;
+            let ports: Vec<String> = g
+                .iter()
+                .map(|s| s.local_addr().map(|a| a.port().to_string()))
+                .collect::<Result<_, _>>()
+                .map_err(err)?;
+            Ok(ports.join(" "))
         }
         ["comm", hex] => {
             // Any bytes, so that tests can give the process a hostile name.

@@ -3,9 +3,12 @@
 
 #![allow(dead_code)]
 
+pub mod cgroup;
 pub mod headless;
 pub mod lab;
+pub mod netns;
 pub mod population;
+pub mod probe;
 pub mod recording;
 pub mod scene;
 pub mod script;
@@ -26,6 +29,30 @@ pub struct SsSocket {
     pub remote: SocketAddr,
     /// Every pid in `users:((...))`, ascending.
     pub pids: Vec<u32>,
+}
+
+/// Whether this run is CI's (`CI=true`): there a missing tool or privilege is
+/// a failure, not a skip.
+pub fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true")
+}
+
+/// The one way a test gives up for want of a tool or a privilege: outside CI it
+/// prints `skipped: WHY` and the caller returns; under `CI=true` it panics with
+/// WHY, so that CI never passes a test it did not run.
+///
+/// ```ignore
+/// if !common::have_ss() {
+///     return common::skip("`ss` (iproute2) is not installed");
+/// }
+/// ```
+#[track_caller]
+pub fn skip(why: impl std::fmt::Display) {
+    assert!(
+        !in_ci(),
+        "CI=true, so this test must run, but it cannot: {why}"
+    );
+    eprintln!("skipped: {why}");
 }
 
 /// Whether `ss` is installed; tests that compare with it say so when it is not.
@@ -92,6 +119,15 @@ fn parse_endpoint(text: &str) -> Option<SocketAddr> {
         host.parse().ok()?
     };
     Some(unmap(SocketAddr::new(ip, port)))
+}
+
+/// Whether `path` itself (not what it points to) is a symbolic link; fails the
+/// test when there is nothing at `path`.
+pub fn is_symlink(path: &std::path::Path) -> bool {
+    std::fs::symlink_metadata(path)
+        .unwrap_or_else(|e| panic!("lstat {}: {e}", path.display()))
+        .file_type()
+        .is_symlink()
 }
 
 /// Whether this process may read every process's descriptors (root).

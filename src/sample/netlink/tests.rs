@@ -1,5 +1,5 @@
 //! Decoding tests over hand-built kernel replies; the live dump is tested in
-//! `tests/netlink_live.rs`.
+//! `tests/live/netlink_live.rs`.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 

@@ -1,0 +1,27 @@
+//! Offline: the engine, the diagnosis rules on scripted samples, the filter
+//! language, the recording format, replay and watch's emitter; nothing here
+//! touches the kernel's socket tables or other processes.
+//!
+//! One test binary for the area (each binary links the whole crate): the files
+//! of this folder are its modules.
+
+#[path = "../common/mod.rs"]
+mod common;
+
+mod diagnose_conns;
+mod diagnose_healthy;
+mod diagnose_hysteresis;
+mod diagnose_listeners;
+mod diagnose_more;
+mod engine_memory;
+mod engine_props;
+mod engine_props_wild;
+mod engine_scenarios;
+mod filter;
+mod filter_props;
+mod owners_fake_proc;
+mod record_damage;
+mod record_file;
+mod record_fuzz;
+mod replay_player;
+mod watch_emitter;

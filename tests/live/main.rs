@@ -1,0 +1,25 @@
+//! Live: the socket sources, the owner walk, the sampler and the diagnosis
+//! against real sockets on loopback or in private network namespaces the tests
+//! create and delete.
+//!
+//! One test binary for the area (each binary links the whole crate): the files
+//! of this folder are its modules.
+
+#[path = "../common/mod.rs"]
+mod common;
+
+mod diagnose_live;
+mod engine_live;
+mod fd_walk_live;
+mod hostile_input;
+mod live_snapshot;
+mod netlink_live;
+mod sampler;
+
+/// The lab's child processes are this binary, started again to run only
+/// this test (`common::lab`).
+#[test]
+#[ignore = "entry point of the lab's child processes"]
+fn lab_child() {
+    common::lab::child_main();
+}

@@ -1,0 +1,359 @@
+//! End to end: the real binary in a real terminal (tmux), over a known loopback
+//! population: the counts on screen, a filter typed on the `/` line, a
+//! drill-down into the port, an export file, and a clean exit that leaves the
+//! terminal as it found it. Skipped, with a line saying so, without tmux (CI
+//! installs it).
+
+use crate::common;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::lab::LabProcess;
+
+/// A private tmux server, killed on drop whatever happens.
+struct Tmux {
+    socket: String,
+}
+
+impl Tmux {
+    fn run(&self, args: &[&str]) -> std::process::Output {
+        Command::new("tmux")
+            .arg("-L")
+            .arg(&self.socket)
+            .args(args)
+            .output()
+            .expect("run tmux")
+    }
+
+    fn screen(&self) -> String {
+        String::from_utf8_lossy(&self.run(&["capture-pane", "-p", "-t", "ui"]).stdout).into_owned()
+    }
+
+    fn keys(&self, keys: &[&str]) {
+        let mut args = vec!["send-keys", "-t", "ui"];
+        args.extend_from_slice(keys);
+        assert!(self.run(&args).status.success(), "send-keys {keys:?}");
+    }
+
+    /// Types text literally (no key names).
+    fn type_text(&self, text: &str) {
+        assert!(
+            self.run(&["send-keys", "-t", "ui", "-l", text])
+                .status
+                .success()
+        );
+    }
+
+    /// Waits (at most 30 s: the rendering tests of this binary run beside it
+    /// on a small machine) until the screen satisfies `ok`; the last screen.
+    fn wait_for(&self, what: &str, ok: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let s = self.screen();
+            if ok(&s) {
+                return s;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}; screen:\n{s}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = self.run(&["kill-server"]);
+    }
+}
+
+fn have_tmux() -> bool {
+    Command::new("tmux")
+        .arg("-V")
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+/// The count shown on the overview's line for `state`.
+fn count(screen: &str, state: &str) -> Option<u64> {
+    screen.lines().find_map(|l| {
+        let mut words = l.split_whitespace();
+        (words.next() == Some(state)).then(|| words.next()?.parse().ok())?
+    })
+}
+
+fn shell_quote(p: &Path) -> String {
+    format!("'{}'", p.display().to_string().replace('\'', r"'\''"))
+}
+
+/// Runs the binary with `args` in a new tmux session of `size`. When it ends,
+/// the session's shell writes its exit status and the terminal's modes
+/// (`stty -a`) to `status`; its pid is in `status` + `.pid`.
+fn start(tmux: &Tmux, args: &str, status: &Path, size: (u16, u16)) {
+    let inner = format!(
+        "echo $$ > {}; exec {} {args}",
+        shell_quote(&status.with_extension("pid")),
+        shell_quote(Path::new(env!("CARGO_BIN_EXE_sockscope"))),
+    );
+    let command = format!(
+        "sh -c {}; echo \"exit=$?\" > {}; stty -a >> {}",
+        shell_quote(Path::new(&inner)),
+        shell_quote(status),
+        shell_quote(status),
+    );
+    let (w, h) = (size.0.to_string(), size.1.to_string());
+    let started = tmux.run(&[
+        "new-session",
+        "-d",
+        "-s",
+        "ui",
+        "-x",
+        &w,
+        "-y",
+        &h,
+        "sh",
+        "-c",
+        &command,
+    ]);
+    assert!(
+        started.status.success(),
+        "tmux: {}",
+        String::from_utf8_lossy(&started.stderr)
+    );
+}
+
+/// Waits (at most 30 s) for the binary to end; checks that it left the
+/// terminal in cooked mode with echo and signals, and returns the exit line.
+fn ended(tmux: &Tmux, status: &Path) -> String {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Ok(s) = std::fs::read_to_string(status)
+            && s.contains("speed")
+        {
+            let modes: Vec<&str> = s.split_whitespace().collect();
+            for mode in ["icanon", "echo", "isig"] {
+                assert!(modes.contains(&mode), "{mode} restored: {s}");
+            }
+            return s.lines().next().unwrap_or_default().to_string();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no exit; screen:\n{}",
+            tmux.screen()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn the_screen_shows_filters_drills_exports_and_quits_cleanly() {
+    if !have_tmux() {
+        return common::skip("tmux is not installed (the CI installs it)");
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut lab = LabProcess::spawn();
+    let port = lab.listen("127.0.0.1:0", 64);
+    let to: SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
+    lab.connect(to, 3, "clients");
+    lab.accept(port, 3, "served");
+
+    let status = dir.path().join("status");
+    let tmux = Tmux {
+        socket: format!("sockscope-test-{}", std::process::id()),
+    };
+    start(
+        &tmux,
+        &format!(
+            "--interval 300ms --export-dir {} --filter 'port:{port}'",
+            shell_quote(dir.path())
+        ),
+        &status,
+        (120, 40),
+    );
+
+    // The overview counts our sockets: 1 listener, 3 + 3 ESTABLISHED ends.
+    let s = tmux.wait_for("the overview with our sockets", |s| {
+        count(s, "ESTAB") == Some(6) && count(s, "LISTEN") == Some(1)
+    });
+    assert!(s.contains("1 Overview"), "{s}");
+
+    // The filter line: only the listener.
+    tmux.keys(&["2", "/", "C-u"]);
+    tmux.type_text(&format!("lport:{port} state:listen"));
+    tmux.keys(&["Enter"]);
+    let s = tmux.wait_for("the filtered table", |s| s.contains("of 1 ("));
+    assert!(
+        s.contains(&format!("127.0.0.1:{port}")) && s.contains("LISTEN"),
+        "{s}"
+    );
+    assert!(
+        s.contains(&format!("{} ", lab.pid)),
+        "the owner's pid is shown:\n{s}"
+    );
+
+    // A bad filter says where it is wrong and keeps the table.
+    tmux.keys(&["/"]);
+    tmux.type_text(" port:nope");
+    let s = tmux.wait_for("the filter error", |s| s.contains("^"));
+    assert!(s.contains("of 1 ("), "{s}");
+    tmux.keys(&["Escape"]);
+
+    // Drill into the port.
+    tmux.keys(&["3", "Enter"]);
+    let s = tmux.wait_for("the port's page", |s| {
+        s.contains(&format!("Port {port}: 1 listener"))
+    });
+    assert!(s.contains("backlog 64"), "{s}");
+
+    // Export the port's sockets.
+    tmux.keys(&["e"]);
+    let s = tmux.wait_for("the export message", |s| s.contains("exported to"));
+    let files: Vec<PathBuf> = std::fs::read_dir(dir.path())
+        .expect("read the export dir")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .collect();
+    assert_eq!(files.len(), 1, "one export file: {files:?}\n{s}");
+    let doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&files[0]).expect("read export"))
+            .expect("the export is JSON");
+    let sockets = doc["sockets"].as_array().expect("sockets");
+    assert_eq!(
+        sockets.len(),
+        1,
+        "the filtered port's page had one socket: {doc}"
+    );
+    assert_eq!(sockets[0]["state"], "LISTEN");
+
+    // Quit: exit 0 and the terminal back in cooked mode with echo.
+    tmux.keys(&["q"]);
+    assert_eq!(ended(&tmux, &status), "exit=0");
+}
+
+#[test]
+fn sigterm_restores_the_terminal() {
+    if !have_tmux() {
+        return common::skip("tmux is not installed (the CI installs it)");
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let status = dir.path().join("status");
+    let tmux = Tmux {
+        socket: format!("sockscope-test-term-{}", std::process::id()),
+    };
+    start(&tmux, "--interval 300ms", &status, (80, 24));
+    tmux.wait_for("the screen", |s| {
+        s.contains("1 Overview") && s.contains("LISTEN")
+    });
+    let pid = std::fs::read_to_string(status.with_extension("pid")).expect("pid file");
+    let killed = Command::new("kill")
+        .args(["-TERM", pid.trim()])
+        .status()
+        .expect("kill");
+    assert!(killed.success());
+    ended(&tmux, &status);
+}
+
+#[test]
+fn a_recording_made_on_the_screen_replays_with_seeking() {
+    if !have_tmux() {
+        return common::skip("tmux is not installed (the CI installs it)");
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let rec = dir.path().join("incident.rec");
+    let mut lab = LabProcess::spawn();
+    let port = lab.listen("127.0.0.1:0", 64);
+    let to: SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
+    lab.connect(to, 2, "early");
+    lab.accept(port, 2, "served-early");
+
+    // Record: 4 ESTABLISHED ends, then 8.
+    let tmux = Tmux {
+        socket: format!("sockscope-test-rec-{}", std::process::id()),
+    };
+    let status = dir.path().join("status-record");
+    start(
+        &tmux,
+        &format!(
+            "--interval 200ms --filter 'port:{port}' --record {}",
+            shell_quote(&rec)
+        ),
+        &status,
+        (120, 40),
+    );
+    tmux.wait_for("4 ESTABLISHED", |s| count(s, "ESTAB") == Some(4));
+    // A few samples of each, so that both are in the recording.
+    std::thread::sleep(Duration::from_millis(600));
+    lab.connect(to, 2, "late");
+    lab.accept(port, 2, "served-late");
+    tmux.wait_for("8 ESTABLISHED", |s| count(s, "ESTAB") == Some(8));
+    std::thread::sleep(Duration::from_millis(600));
+    tmux.keys(&["q"]);
+    assert_eq!(ended(&tmux, &status), "exit=0");
+    drop(tmux);
+
+    // Replay: pause, back to the start (4), forward to the end (8).
+    let tmux = Tmux {
+        socket: format!("sockscope-test-replay-{}", std::process::id()),
+    };
+    let status = dir.path().join("status-replay");
+    start(
+        &tmux,
+        &format!("replay {} --filter 'port:{port}'", shell_quote(&rec)),
+        &status,
+        (120, 40),
+    );
+    tmux.wait_for("the replay", |s| s.contains("REPLAY ▶"));
+    tmux.keys(&["Space"]);
+    tmux.wait_for("paused", |s| s.contains("REPLAY ⏸"));
+    for _ in 0..10 {
+        tmux.keys(&["{"]);
+    }
+    let s = tmux.wait_for("the first sample", |s| s.contains("sample 1/"));
+    assert_eq!(count(&s, "ESTAB"), Some(4), "{s}");
+    for _ in 0..10 {
+        tmux.keys(&["}"]);
+    }
+    let s = tmux.wait_for("the last sample", |s| {
+        s.lines().next().is_some_and(|l| {
+            l.split("sample ")
+                .nth(1)
+                .and_then(|x| x.split_whitespace().next())
+                .is_some_and(|x| {
+                    let mut p = x.split('/');
+                    p.next() == p.next()
+                })
+        })
+    });
+    assert_eq!(count(&s, "ESTAB"), Some(8), "{s}");
+    tmux.keys(&["q"]);
+    assert_eq!(ended(&tmux, &status), "exit=0");
+    drop(tmux);
+
+    // Damaged: the screen says so, and the exit status is 3.
+    let len = std::fs::metadata(&rec).expect("stat").len();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&rec)
+        .expect("open")
+        .set_len(len - 5)
+        .expect("truncate");
+    let tmux = Tmux {
+        socket: format!("sockscope-test-damaged-{}", std::process::id()),
+    };
+    let status = dir.path().join("status-damaged");
+    start(
+        &tmux,
+        &format!("replay {}", shell_quote(&rec)),
+        &status,
+        (160, 40),
+    );
+    tmux.wait_for("the damage", |s| {
+        s.contains("the replay ends at sample") && s.contains("damaged recording")
+    });
+    tmux.keys(&["q"]);
+    assert_eq!(ended(&tmux, &status), "exit=3");
+}
