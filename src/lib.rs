@@ -17,6 +17,7 @@
 
 pub mod cli;
 pub mod diagnose;
+pub mod escape;
 pub mod export;
 pub mod filter;
 pub mod live;
