@@ -33,4 +33,4 @@ pub use sample::{
 pub use series::{OwnerKey, PortPoint, Ring, Series, SmallCounts, TickPoint};
 pub use snapshot::{HistoryStats, Snapshot};
 pub use socket::{Ownership, SocketRecord, TcpInfoLite, Timer, TimerKind, unmap};
-pub use state::{StateCounts, TcpState};
+pub use state::{STATES, StateCounts, TcpState};

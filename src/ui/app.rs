@@ -20,8 +20,9 @@ use crate::record::player::{self, Control};
 
 pub use super::msg::{Effect, ExportJob, Msg};
 
-/// The top-level views, in `Tab` order.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// The top-level views, in `Tab` order (the declaration's); each one's title
+/// is its name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, strum::IntoStaticStr, strum::VariantArray)]
 pub enum View {
     Overview,
     Connections,
@@ -31,33 +32,28 @@ pub enum View {
 }
 
 impl View {
-    pub const ALL: [View; 5] = [
-        View::Overview,
-        View::Connections,
-        View::Ports,
-        View::Processes,
-        View::Warnings,
-    ];
+    pub const ALL: &'static [View] = <View as strum::VariantArray>::VARIANTS;
 
     pub fn title(self) -> &'static str {
-        match self {
-            View::Overview => "Overview",
-            View::Connections => "Connections",
-            View::Ports => "Ports",
-            View::Processes => "Processes",
-            View::Warnings => "Warnings",
-        }
+        self.into()
     }
 
     fn step(self, forward: bool) -> View {
-        let n = View::ALL.len();
-        let i = View::ALL.iter().position(|v| *v == self).unwrap_or(0);
-        View::ALL[if forward {
-            (i + 1) % n
-        } else {
-            (i + n - 1) % n
-        }]
+        cycle(self, forward)
     }
+}
+
+/// The next (`forward`) or the previous value of a vocabulary, in its
+/// declaration's order, wrapping.
+pub(super) fn cycle<T: strum::VariantArray + PartialEq + Copy>(value: T, forward: bool) -> T {
+    let all = T::VARIANTS;
+    let n = all.len();
+    let i = all.iter().position(|v| *v == value).unwrap_or(0);
+    all[if forward {
+        (i + 1) % n
+    } else {
+        (i + n - 1) % n
+    }]
 }
 
 /// A drill-down screen over the current view; `Esc` pops it.

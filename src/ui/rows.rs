@@ -12,8 +12,9 @@ use std::time::Duration;
 use crate::filter::Filter;
 use crate::model::{ClosedConn, ProcessInfo, Snapshot, SocketRecord, Stamp, TcpState};
 
-/// A column the connections can be sorted by (every column of the table).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+/// A column the connections can be sorted by (every column of the table), in
+/// the order the sort steps through them; each one's title is its name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, strum::IntoStaticStr, strum::VariantArray)]
 pub enum Column {
     #[default]
     State,
@@ -21,48 +22,23 @@ pub enum Column {
     Remote,
     Process,
     User,
+    #[strum(serialize = "Recv-Q")]
     RecvQ,
+    #[strum(serialize = "Send-Q")]
     SendQ,
     Age,
+    #[strum(serialize = "RTT")]
     Rtt,
 }
 
 impl Column {
-    pub const ALL: [Column; 9] = [
-        Column::State,
-        Column::Local,
-        Column::Remote,
-        Column::Process,
-        Column::User,
-        Column::RecvQ,
-        Column::SendQ,
-        Column::Age,
-        Column::Rtt,
-    ];
-
     pub fn title(self) -> &'static str {
-        match self {
-            Column::State => "State",
-            Column::Local => "Local",
-            Column::Remote => "Remote",
-            Column::Process => "Process",
-            Column::User => "User",
-            Column::RecvQ => "Recv-Q",
-            Column::SendQ => "Send-Q",
-            Column::Age => "Age",
-            Column::Rtt => "RTT",
-        }
+        self.into()
     }
 
-    /// The next column (`step` 1) or the previous one (`step` -1), wrapping.
+    /// The next column (`forward`) or the previous one, wrapping.
     pub fn step(self, forward: bool) -> Column {
-        let n = Column::ALL.len();
-        let i = Column::ALL.iter().position(|c| *c == self).unwrap_or(0);
-        Column::ALL[if forward {
-            (i + 1) % n
-        } else {
-            (i + n - 1) % n
-        }]
+        super::app::cycle(self, forward)
     }
 }
 
@@ -256,7 +232,7 @@ impl Rows {
             .filter_map(|r| {
                 let v = self.view(snap, *r)?;
                 let primary = match sort.column {
-                    Column::State => (u128::from(state_order(v.state)), 0),
+                    Column::State => (u128::from(v.state.life_rank()), 0),
                     Column::Local => addr_key(v.local),
                     Column::Remote => addr_key(v.remote),
                     Column::RecvQ => (u128::from(v.recv_q.unwrap_or(0)), 0),
@@ -279,23 +255,6 @@ impl Rows {
 }
 
 type SortKey = ((u128, u16), (u128, u16), (u128, u16), u64);
-
-/// Listeners first, then the states in the order a connection goes through them.
-fn state_order(state: TcpState) -> u8 {
-    match state {
-        TcpState::Listen => 0,
-        TcpState::SynSent => 1,
-        TcpState::SynRecv => 2,
-        TcpState::Established => 3,
-        TcpState::FinWait1 => 4,
-        TcpState::FinWait2 => 5,
-        TcpState::Closing => 6,
-        TcpState::TimeWait => 7,
-        TcpState::CloseWait => 8,
-        TcpState::LastAck => 9,
-        TcpState::Close => 10,
-    }
-}
 
 /// IPv4 before IPv6, then by address and port.
 fn addr_key(a: SocketAddr) -> (u128, u16) {
