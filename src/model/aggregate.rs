@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use super::{
     ConnView, Connection, OwnerKey, ProcessInfo, Sample, SmallCounts, SocketRecord, StateCounts,
-    TcpState,
+    TcpState, ip_key,
 };
 use rustc_hash::FxHashMap as FastMap;
 
@@ -188,14 +188,6 @@ pub(crate) fn port_churn<'a>(
 
 fn is_peer(addr: SocketAddr) -> bool {
     !(addr.port() == 0 && addr.ip().is_unspecified())
-}
-
-/// An address as a key that sorts like `IpAddr` but compares as integers.
-fn ip_key(ip: IpAddr) -> (u8, u128) {
-    match ip {
-        IpAddr::V4(v4) => (4, u128::from(u32::from(v4))),
-        IpAddr::V6(v6) => (6, u128::from(v6)),
-    }
 }
 
 /// Keeps the 5 peers with the most connections, ties by address.

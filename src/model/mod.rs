@@ -10,6 +10,7 @@ mod deltas;
 mod engine;
 mod event;
 mod history;
+mod order;
 mod sample;
 mod series;
 mod snapshot;
@@ -26,6 +27,7 @@ pub use deltas::{CounterDelta, CounterDeltas, GAUGES};
 pub use engine::{Engine, EngineConfig, MemoryEstimate};
 pub use event::{Event, EventKind};
 pub use history::LogView;
+pub use order::{AddrKey, IpKey, addr_key, ip_key};
 pub use sample::{
     Health, HostInfo, KernelCounters, OwnerScanStats, ProcessInfo, Sample, SocketSource, Sockstat,
     Sysctls,

@@ -5,12 +5,14 @@
 
 use std::borrow::Cow;
 use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use crate::filter::Filter;
-use crate::model::{ClosedConn, ProcessInfo, Snapshot, SocketRecord, Stamp, TcpState};
+use crate::model::{
+    AddrKey, ClosedConn, ProcessInfo, Snapshot, SocketRecord, Stamp, TcpState, addr_key,
+};
 
 /// A column the connections can be sorted by (every column of the table), in
 /// the order the sort steps through them; each one's title is its name.
@@ -231,16 +233,17 @@ impl Rows {
             .iter()
             .filter_map(|r| {
                 let v = self.view(snap, *r)?;
+                let number = |n: u128| ((0, n), 0);
                 let primary = match sort.column {
-                    Column::State => (u128::from(v.state.life_rank()), 0),
+                    Column::State => number(u128::from(v.state.life_rank())),
                     Column::Local => addr_key(v.local),
                     Column::Remote => addr_key(v.remote),
-                    Column::RecvQ => (u128::from(v.recv_q.unwrap_or(0)), 0),
-                    Column::SendQ => (u128::from(v.send_q.unwrap_or(0)), 0),
-                    Column::Age => (now.saturating_since(v.since).as_nanos(), 0),
-                    Column::Rtt => (u128::from(v.rtt_us.unwrap_or(0)), 0),
+                    Column::RecvQ => number(u128::from(v.recv_q.unwrap_or(0))),
+                    Column::SendQ => number(u128::from(v.send_q.unwrap_or(0))),
+                    Column::Age => number(now.saturating_since(v.since).as_nanos()),
+                    Column::Rtt => number(u128::from(v.rtt_us.unwrap_or(0))),
                     Column::Process | Column::User => {
-                        (ranks.get(&text(&v)).copied().unwrap_or(0), 0)
+                        number(ranks.get(&text(&v)).copied().unwrap_or(0))
                     }
                 };
                 Some(((primary, addr_key(v.local), addr_key(v.remote), v.id), *r))
@@ -254,13 +257,54 @@ impl Rows {
     }
 }
 
-type SortKey = ((u128, u16), (u128, u16), (u128, u16), u64);
+/// The column's key (an address's, or a number's as `((0, n), 0)`), then both
+/// ends, then the connection id.
+type SortKey = (AddrKey, AddrKey, AddrKey, u64);
 
-/// IPv4 before IPv6, then by address and port.
-fn addr_key(a: SocketAddr) -> (u128, u16) {
-    let ip = match a.ip() {
-        IpAddr::V4(v4) => u128::from(v4.to_bits()),
-        IpAddr::V6(v6) => v6.to_bits().saturating_add(1 << 32),
-    };
-    (ip, a.port())
+#[cfg(test)]
+mod tests {
+    use std::time::SystemTime;
+
+    use super::*;
+    use crate::model::{Engine, EngineConfig, Sample};
+
+    #[test]
+    fn the_table_sorts_high_ipv6_addresses_apart_and_ipv4_first() {
+        let socket = |local: &str, cookie: u64| {
+            let mut s = SocketRecord::new(
+                TcpState::Established,
+                local.parse().expect("address"),
+                "[2001:db8::9]:5000".parse().expect("address"),
+            );
+            s.cookie = cookie;
+            s
+        };
+        let sockets = vec![
+            socket("[ffff:ffff:ffff:ffff:ffff:ffff:ffff:2]:80", 1),
+            socket("10.0.0.1:80", 2),
+            socket("[ffff:ffff:ffff:ffff:ffff:ffff:ffff:1]:80", 3),
+            socket("[ffff:ffff:ffff:ffff:ffff:ffff:fffe:1]:80", 4),
+        ];
+        let snap = Engine::new(EngineConfig::default())
+            .ingest(Sample::of_sockets(SystemTime::UNIX_EPOCH, sockets));
+        let sort = Sort {
+            column: Column::Local,
+            descending: false,
+        };
+        let rows = Rows::build(&snap, &Filter::default(), sort, Duration::ZERO);
+        let locals: Vec<String> = rows
+            .rows
+            .iter()
+            .filter_map(|r| rows.view(&snap, *r).map(|v| v.local.to_string()))
+            .collect();
+        assert_eq!(
+            locals,
+            [
+                "10.0.0.1:80",
+                "[ffff:ffff:ffff:ffff:ffff:ffff:fffe:1]:80",
+                "[ffff:ffff:ffff:ffff:ffff:ffff:ffff:1]:80",
+                "[ffff:ffff:ffff:ffff:ffff:ffff:ffff:2]:80",
+            ]
+        );
+    }
 }
