@@ -20,7 +20,7 @@ mod store;
 mod table;
 
 pub use aggregate::{
-    Aggregates, Listener, PortAggregate, PortChurn, ProcessAggregate, RemoteAggregate,
+    Aggregates, Listener, Listening, PortAggregate, PortChurn, ProcessAggregate, RemoteAggregate,
 };
 pub use conn::{ClosedConn, ConnView, Connection, ProcName, Stamp, Transition, Transitions};
 pub use deltas::{CounterDelta, CounterDeltas, GAUGES};

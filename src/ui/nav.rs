@@ -64,13 +64,7 @@ impl App {
                 let row = shown.rows.rows.get(self.cursors.conns.index).copied();
                 row.and_then(|r| shown.rows.view(snap, r)).and_then(|v| {
                     if port {
-                        let listening = shown
-                            .update
-                            .snapshot
-                            .aggregates
-                            .ports
-                            .iter()
-                            .any(|p| p.port == v.local.port());
+                        let listening = snap.listening.has_port(v.local.port());
                         Some(if listening || v.remote.port() == 0 {
                             format!("lport:{}", v.local.port())
                         } else {
