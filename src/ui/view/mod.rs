@@ -7,6 +7,7 @@ mod detail;
 mod help;
 mod lists;
 mod overview;
+mod table;
 
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
