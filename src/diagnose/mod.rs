@@ -45,19 +45,20 @@ pub use thresholds::Thresholds;
 pub use time_wait::{TimeWaitExhaustion, usable_ephemeral};
 
 /// How bad a finding is. Ordered: `Critical` is worse than `Warning`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, strum::IntoStaticStr,
+)]
 #[serde(rename_all = "lowercase")]
+#[strum(serialize_all = "lowercase")]
 pub enum Severity {
     Warning,
     Critical,
 }
 
 impl Severity {
+    /// `warning` or `critical`, as the exports write it.
     pub fn name(self) -> &'static str {
-        match self {
-            Severity::Warning => "warning",
-            Severity::Critical => "critical",
-        }
+        self.into()
     }
 }
 
@@ -154,4 +155,23 @@ pub fn all_rules() -> Vec<Box<dyn Rule>> {
         Box::new(OrphanPressure),
         Box::new(NewListener),
     ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn severity_names_are_the_exports_words() {
+        for (s, name) in [
+            (Severity::Warning, "warning"),
+            (Severity::Critical, "critical"),
+        ] {
+            assert_eq!(s.name(), name);
+            assert_eq!(
+                serde_json::to_string(&s).expect("serialise"),
+                format!("\"{name}\"")
+            );
+        }
+    }
 }

@@ -58,14 +58,16 @@ fn port_columns<'a>() -> [Col<PortRow<'a>>; 11] {
             let backlog: u64 = r.p.listeners.iter().map(|l| u64::from(l.backlog)).sum();
             format!("{}/{}", r.p.accept_queue(), backlog)
         }),
-        Col::new("SYN-RECV", 8, 0, |r, _| r.p.syn_recv().to_string()),
-        Col::new("ESTAB", 7, 0, |r, _| {
+        Col::new(TcpState::SynRecv.ss_name(), 8, 0, |r, _| {
+            r.p.syn_recv().to_string()
+        }),
+        Col::new(TcpState::Established.ss_name(), 7, 0, |r, _| {
             r.p.states.get(TcpState::Established).to_string()
         }),
-        Col::new("CLOSE-WAIT", 10, 0, |r, _| {
+        Col::new(TcpState::CloseWait.ss_name(), 10, 0, |r, _| {
             r.p.states.get(TcpState::CloseWait).to_string()
         }),
-        Col::new("TIME-WAIT", 9, 2, |r, _| {
+        Col::new(TcpState::TimeWait.ss_name(), 9, 2, |r, _| {
             r.p.states.get(TcpState::TimeWait).to_string()
         }),
         Col::new("Total", 7, 3, |r, _| r.p.states.total().to_string()),
@@ -111,16 +113,16 @@ fn process_columns<'a>() -> [Col<ProcessRow<'a>>; 11] {
             fmt::fit(&fmt::printable(&r.p.process.name), w)
         }),
         Col::new("User", 10, 3, |r, w| fmt::fit(&r.p.process.user, w)),
-        Col::new("LISTEN", 6, 2, |r, _| {
+        Col::new(TcpState::Listen.ss_name(), 6, 2, |r, _| {
             r.p.states.get(TcpState::Listen).to_string()
         }),
-        Col::new("ESTAB", 7, 0, |r, _| {
+        Col::new(TcpState::Established.ss_name(), 7, 0, |r, _| {
             r.p.states.get(TcpState::Established).to_string()
         }),
-        Col::new("CLOSE-WAIT", 10, 0, |r, _| {
+        Col::new(TcpState::CloseWait.ss_name(), 10, 0, |r, _| {
             r.p.states.get(TcpState::CloseWait).to_string()
         }),
-        Col::new("TIME-WAIT", 9, 2, |r, _| {
+        Col::new(TcpState::TimeWait.ss_name(), 9, 2, |r, _| {
             r.p.states.get(TcpState::TimeWait).to_string()
         }),
         Col::new("Total", 7, 4, |r, _| r.p.states.total().to_string()),
