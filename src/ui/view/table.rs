@@ -62,10 +62,32 @@ impl<R> Col<R> {
     }
 }
 
+/// Which columns fit in `width` (as indices), given each column's width and
+/// priority: while they do not fit, the column of the highest priority number
+/// goes (the rightmost of equals); priority 0 always stays.
+fn fitting(columns: impl Iterator<Item = (u16, u8)>, width: u16) -> Vec<usize> {
+    let columns: Vec<(u16, u8)> = columns.collect();
+    let mut keep: Vec<usize> = (0..columns.len()).collect();
+    let need = |keep: &[usize]| -> u32 { keep.iter().map(|&i| u32::from(columns[i].0) + 1).sum() };
+    while need(&keep) > u32::from(width) {
+        let Some(pos) = keep
+            .iter()
+            .enumerate()
+            .filter(|(_, i)| columns[**i].1 > 0)
+            .max_by_key(|(n, i)| (columns[**i].1, *n))
+            .map(|(n, _)| n)
+        else {
+            break;
+        };
+        keep.remove(pos);
+    }
+    keep
+}
+
 /// The columns of `columns` that fit in `width` (as indices), with their widths
 /// once the spare width is shared out.
 fn layout<R>(columns: &[Col<R>], width: u16) -> Vec<(usize, u16)> {
-    let keep = super::fitting(columns.iter().map(|c| (c.width, c.drop)), width);
+    let keep = fitting(columns.iter().map(|c| (c.width, c.drop)), width);
     let mut out: Vec<(usize, u16)> = keep.iter().map(|&i| (i, columns[i].width)).collect();
     let used: u16 = out.iter().map(|(_, w)| w + 1).sum();
     let mut spare = width.saturating_sub(used);
