@@ -3,10 +3,11 @@
 use std::fmt;
 
 use serde::{Serialize, Serializer, ser::SerializeMap};
+use strum::EnumProperty;
 
 /// A TCP state, numbered as in the kernel's `include/net/tcp_states.h`. The
 /// declaration is the one list of states: its order (the kernel's) is
-/// [`TcpState::ALL`]'s, and each variant carries its kernel name.
+/// [`TcpState::ALL`]'s, and each variant carries its kernel name and `ss`'s.
 #[derive(
     Clone,
     Copy,
@@ -17,32 +18,33 @@ use serde::{Serialize, Serializer, ser::SerializeMap};
     PartialOrd,
     Ord,
     strum::EnumCount,
+    strum::EnumProperty,
     strum::IntoStaticStr,
     strum::VariantArray,
 )]
 #[repr(u8)]
 pub enum TcpState {
-    #[strum(serialize = "ESTABLISHED")]
+    #[strum(serialize = "ESTABLISHED", props(ss = "ESTAB"))]
     Established = 1,
-    #[strum(serialize = "SYN_SENT")]
+    #[strum(serialize = "SYN_SENT", props(ss = "SYN-SENT"))]
     SynSent = 2,
-    #[strum(serialize = "SYN_RECV")]
+    #[strum(serialize = "SYN_RECV", props(ss = "SYN-RECV"))]
     SynRecv = 3,
-    #[strum(serialize = "FIN_WAIT1")]
+    #[strum(serialize = "FIN_WAIT1", props(ss = "FIN-WAIT-1"))]
     FinWait1 = 4,
-    #[strum(serialize = "FIN_WAIT2")]
+    #[strum(serialize = "FIN_WAIT2", props(ss = "FIN-WAIT-2"))]
     FinWait2 = 5,
-    #[strum(serialize = "TIME_WAIT")]
+    #[strum(serialize = "TIME_WAIT", props(ss = "TIME-WAIT"))]
     TimeWait = 6,
-    #[strum(serialize = "CLOSE")]
+    #[strum(serialize = "CLOSE", props(ss = "UNCONN"))]
     Close = 7,
-    #[strum(serialize = "CLOSE_WAIT")]
+    #[strum(serialize = "CLOSE_WAIT", props(ss = "CLOSE-WAIT"))]
     CloseWait = 8,
-    #[strum(serialize = "LAST_ACK")]
+    #[strum(serialize = "LAST_ACK", props(ss = "LAST-ACK"))]
     LastAck = 9,
-    #[strum(serialize = "LISTEN")]
+    #[strum(serialize = "LISTEN", props(ss = "LISTEN"))]
     Listen = 10,
-    #[strum(serialize = "CLOSING")]
+    #[strum(serialize = "CLOSING", props(ss = "CLOSING"))]
     Closing = 11,
 }
 
@@ -109,19 +111,8 @@ impl TcpState {
 
     /// `ss`'s short name, for the aligned table: `ESTAB`, `SYN-SENT`, ...
     pub fn ss_name(self) -> &'static str {
-        match self {
-            TcpState::Established => "ESTAB",
-            TcpState::SynSent => "SYN-SENT",
-            TcpState::SynRecv => "SYN-RECV",
-            TcpState::FinWait1 => "FIN-WAIT-1",
-            TcpState::FinWait2 => "FIN-WAIT-2",
-            TcpState::TimeWait => "TIME-WAIT",
-            TcpState::Close => "UNCONN",
-            TcpState::CloseWait => "CLOSE-WAIT",
-            TcpState::LastAck => "LAST-ACK",
-            TcpState::Listen => "LISTEN",
-            TcpState::Closing => "CLOSING",
-        }
+        // Every variant carries one: a test checks it.
+        self.get_str("ss").unwrap_or_default()
     }
 
     /// Parses a state name as a user types it: case, `-` and `_` do not matter, and
@@ -213,6 +204,23 @@ mod tests {
         assert_eq!(TcpState::ALL.len(), 11);
         assert_eq!(TcpState::CloseWait.name(), "CLOSE_WAIT");
         assert_eq!(TcpState::FinWait1.name(), "FIN_WAIT1");
+        let ss: Vec<&str> = TcpState::ALL.iter().map(|s| s.ss_name()).collect();
+        assert_eq!(
+            ss,
+            [
+                "ESTAB",
+                "SYN-SENT",
+                "SYN-RECV",
+                "FIN-WAIT-1",
+                "FIN-WAIT-2",
+                "TIME-WAIT",
+                "UNCONN",
+                "CLOSE-WAIT",
+                "LAST-ACK",
+                "LISTEN",
+                "CLOSING",
+            ]
+        );
     }
 
     #[test]
