@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use super::util::{Listening, process_subject, put, secs, state_age};
+use super::util::{process_subject, put, secs, state_age};
 use super::{Candidate, Evidence, Rule, Severity, Subject, Thresholds};
 use crate::model::{OwnerKey, Snapshot, TcpState};
 
@@ -67,7 +67,7 @@ impl Rule for CloseWaitLeak {
     }
 
     fn evaluate(&self, snap: &Snapshot, cfg: &Thresholds) -> Vec<Candidate> {
-        let listening = Listening::of(snap);
+        let listening = &snap.listening;
         let mut groups: BTreeMap<Subject, Group> = BTreeMap::new();
         for (i, s) in snap.sample.sockets.iter().enumerate() {
             if s.state != TcpState::CloseWait {

@@ -45,19 +45,20 @@ pub use thresholds::Thresholds;
 pub use time_wait::{TimeWaitExhaustion, usable_ephemeral};
 
 /// How bad a finding is. Ordered: `Critical` is worse than `Warning`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, strum::IntoStaticStr,
+)]
 #[serde(rename_all = "lowercase")]
+#[strum(serialize_all = "lowercase")]
 pub enum Severity {
     Warning,
     Critical,
 }
 
 impl Severity {
+    /// `warning` or `critical`, as the exports write it.
     pub fn name(self) -> &'static str {
-        match self {
-            Severity::Warning => "warning",
-            Severity::Critical => "critical",
-        }
+        self.into()
     }
 }
 
@@ -242,5 +243,19 @@ mod tests {
         assert!(table.contains("| `close_wait_leak` | process (port or host when the owner is unknown) | ≥ 7 CLOSE_WAIT"), "{table}");
         assert!(table.contains("for 2 min,"), "{table}");
         assert_eq!(table.lines().count(), all_rules().len() + 2);
+    }
+
+    #[test]
+    fn severity_names_are_the_exports_words() {
+        for (s, name) in [
+            (Severity::Warning, "warning"),
+            (Severity::Critical, "critical"),
+        ] {
+            assert_eq!(s.name(), name);
+            assert_eq!(
+                serde_json::to_string(&s).expect("serialise"),
+                format!("\"{name}\"")
+            );
+        }
     }
 }

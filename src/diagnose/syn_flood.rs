@@ -10,7 +10,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
-use super::util::{Listening, ext_delta, opt, put, put_ext_deltas};
+use super::util::{ext_delta, opt, put, put_ext_deltas};
 use super::{Candidate, Evidence, Rule, Severity, Subject, Thresholds};
 use crate::model::{PortAggregate, Snapshot, TcpState};
 
@@ -73,7 +73,7 @@ impl Rule for SynFlood {
         let host_signal = cookies || dropping;
 
         // Distinct sources of each port's half-open connections.
-        let listening = Listening::of(snap);
+        let listening = &snap.listening;
         let mut sources: BTreeMap<u16, BTreeSet<IpAddr>> = BTreeMap::new();
         for s in &snap.sample.sockets {
             if s.state == TcpState::SynRecv && listening.serves(s.local) {

@@ -13,7 +13,7 @@ use std::net::IpAddr;
 
 use serde_json::json;
 
-use super::util::{Listening, ext_delta, opt, put, severity_at, tcp_delta};
+use super::util::{ext_delta, opt, put, severity_at, tcp_delta};
 use super::{Candidate, Evidence, Rule, Subject, Thresholds};
 use crate::model::{Snapshot, Sysctls, TcpState};
 
@@ -72,7 +72,7 @@ impl Rule for TimeWaitExhaustion {
     }
 
     fn evaluate(&self, snap: &Snapshot, cfg: &Thresholds) -> Vec<Candidate> {
-        let listening = Listening::of(snap);
+        let listening = &snap.listening;
         let mut tuples: BTreeMap<(IpAddr, u16, IpAddr), Counts> = BTreeMap::new();
         for s in &snap.sample.sockets {
             if s.remote.port() == 0 || listening.serves(s.local) {

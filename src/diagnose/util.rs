@@ -1,13 +1,11 @@
-//! Small readers shared by the rules: counter deltas, ages, listeners.
+//! Small readers shared by the rules: counter deltas, ages, subjects, evidence.
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use serde_json::{Value, json};
 
 use super::{Evidence, Severity, Subject};
-use crate::model::{Snapshot, Stamp, TcpState};
+use crate::model::{Snapshot, Stamp};
 
 /// A `TcpExt:` counter's delta since the previous snapshot; 0 when unknown (first
 /// snapshot, reset), so that a missing delta never raises anything.
@@ -69,30 +67,6 @@ pub fn process_subject(snap: &Snapshot, i: usize) -> Option<Subject> {
         pid: p.pid,
         name: p.name.clone(),
     })
-}
-
-/// The local addresses listened on, by port: a socket whose local end is one of
-/// them is the server side of its connection.
-pub struct Listening(BTreeMap<u16, BTreeSet<IpAddr>>);
-
-impl Listening {
-    pub fn of(snap: &Snapshot) -> Listening {
-        let mut map: BTreeMap<u16, BTreeSet<IpAddr>> = BTreeMap::new();
-        for s in &snap.sample.sockets {
-            if s.state == TcpState::Listen {
-                map.entry(s.local.port()).or_default().insert(s.local.ip());
-            }
-        }
-        Listening(map)
-    }
-
-    /// Whether `local` is the local end of an accepted (server-side) connection.
-    pub fn serves(&self, local: SocketAddr) -> bool {
-        self.0.get(&local.port()).is_some_and(|ips| {
-            ips.iter()
-                .any(|ip| ip.is_unspecified() || *ip == local.ip())
-        })
-    }
 }
 
 /// Seconds, rounded to a tenth, for evidence.

@@ -28,7 +28,7 @@ pub use text::write_table;
 pub use time::{rfc3339, rfc3339_nanos, rfc3339_time};
 
 use crate::filter::Filter;
-use crate::model::{Sample, SocketRecord};
+use crate::model::{AddrKey, Sample, SocketRecord, addr_key};
 
 /// The sockets of `sample` that `filter` selects, in a stable order: by state,
 /// then local address, then remote address (as `ss` groups them).
@@ -56,22 +56,14 @@ pub fn select_indices(sample: &Sample, filter: &Filter) -> Vec<usize> {
     out.into_iter().map(|(_, i)| i).collect()
 }
 
-type SortKey = (u8, (u8, u128), u16, (u8, u128), u16, u64);
+type SortKey = (u8, AddrKey, AddrKey, u64);
 
-/// State, then local address, then remote address; IPv4 before IPv6.
+/// State, then local address, then remote address, in the model's address order.
 fn sort_key(s: &SocketRecord) -> SortKey {
-    fn ip(a: &std::net::SocketAddr) -> (u8, u128) {
-        match a.ip() {
-            std::net::IpAddr::V4(v4) => (4, u128::from(v4.to_bits())),
-            std::net::IpAddr::V6(v6) => (6, v6.to_bits()),
-        }
-    }
     (
         s.state.kernel_number(),
-        ip(&s.local),
-        s.local.port(),
-        ip(&s.remote),
-        s.remote.port(),
+        addr_key(s.local),
+        addr_key(s.remote),
         s.cookie,
     )
 }

@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use super::{
     ConnView, Connection, OwnerKey, ProcessInfo, Sample, SmallCounts, SocketRecord, StateCounts,
-    TcpState,
+    TcpState, ip_key,
 };
 use rustc_hash::FxHashMap as FastMap;
 
@@ -137,11 +137,14 @@ pub(crate) fn owner_of<'a>(
         .or_else(|| views.get(i)?.last_owner.as_ref())
 }
 
-/// The addresses listened on, by port: which sockets belong to a listening port.
-#[derive(Debug, Default)]
-pub(crate) struct Listening(FastMap<u16, Vec<IpAddr>>);
+/// The addresses listened on, by port: which sockets belong to a listening port
+/// (the server side of their connection). The engine computes it once per
+/// sample, into [`Snapshot::listening`](super::Snapshot::listening).
+#[derive(Clone, Debug, Default)]
+pub struct Listening(FastMap<u16, Vec<IpAddr>>);
 
 impl Listening {
+    /// The LISTEN sockets of `sample`, by port.
     pub fn of(sample: &Sample) -> Listening {
         let mut map: FastMap<u16, Vec<IpAddr>> = FastMap::default();
         for s in sample
@@ -162,6 +165,17 @@ impl Listening {
         ips.iter()
             .any(|ip| ip.is_unspecified() || *ip == local.ip())
             .then_some(local.port())
+    }
+
+    /// Whether `local` is the local end of an accepted (server-side) connection,
+    /// or of a listener.
+    pub fn serves(&self, local: SocketAddr) -> bool {
+        self.port_of(local).is_some()
+    }
+
+    /// Whether something listens on `port`, on any address.
+    pub fn has_port(&self, port: u16) -> bool {
+        self.0.contains_key(&port)
     }
 }
 
@@ -188,14 +202,6 @@ pub(crate) fn port_churn<'a>(
 
 fn is_peer(addr: SocketAddr) -> bool {
     !(addr.port() == 0 && addr.ip().is_unspecified())
-}
-
-/// An address as a key that sorts like `IpAddr` but compares as integers.
-fn ip_key(ip: IpAddr) -> (u8, u128) {
-    match ip {
-        IpAddr::V4(v4) => (4, u128::from(u32::from(v4))),
-        IpAddr::V6(v6) => (6, u128::from(v6)),
-    }
 }
 
 /// Keeps the 5 peers with the most connections, ties by address.
@@ -338,5 +344,48 @@ pub(crate) fn aggregate(
         ports,
         processes,
         remotes,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::SystemTime;
+
+    use super::*;
+    use crate::model::{Engine, EngineConfig};
+
+    fn socket(state: TcpState, local: &str, remote: &str) -> SocketRecord {
+        SocketRecord::new(
+            state,
+            local.parse().expect("address"),
+            remote.parse().expect("address"),
+        )
+    }
+
+    #[test]
+    fn the_snapshot_knows_which_sockets_are_served() {
+        let sockets = vec![
+            socket(TcpState::Listen, "0.0.0.0:80", "0.0.0.0:0"),
+            socket(TcpState::Listen, "127.0.0.1:8080", "0.0.0.0:0"),
+            socket(TcpState::Established, "10.0.0.1:80", "10.0.0.2:5000"),
+            socket(TcpState::Established, "10.0.0.1:8080", "10.0.0.2:5001"),
+            socket(TcpState::Established, "10.0.0.1:5002", "10.0.0.2:80"),
+        ];
+        let snap = Engine::new(EngineConfig::default())
+            .ingest(Sample::of_sockets(SystemTime::UNIX_EPOCH, sockets));
+        let l = &snap.listening;
+        let addr = |a: &str| a.parse::<SocketAddr>().expect("address");
+        assert!(
+            l.serves(addr("10.0.0.1:80")),
+            "the wildcard takes every address"
+        );
+        assert!(l.serves(addr("127.0.0.1:8080")));
+        assert!(!l.serves(addr("10.0.0.1:8080")), "bound to loopback only");
+        assert!(!l.serves(addr("10.0.0.1:5002")), "an outgoing connection");
+        assert_eq!(l.port_of(addr("10.0.0.1:80")), Some(80));
+        assert!(l.has_port(8080) && !l.has_port(5002));
+        let ports: Vec<u16> = snap.aggregates.ports.iter().map(|p| p.port).collect();
+        assert_eq!(ports, [80, 8080]);
+        assert_eq!(snap.aggregates.ports[0].states.total(), 2);
     }
 }

@@ -222,6 +222,7 @@ impl Engine {
             new_events: new_count.min(self.events.len()),
             history: self.stats,
             aggregates,
+            listening,
             churn,
             counters,
             series: Arc::clone(&self.series),

@@ -10,6 +10,7 @@ mod deltas;
 mod engine;
 mod event;
 mod history;
+mod order;
 mod sample;
 mod series;
 mod snapshot;
@@ -19,13 +20,14 @@ mod store;
 mod table;
 
 pub use aggregate::{
-    Aggregates, Listener, PortAggregate, PortChurn, ProcessAggregate, RemoteAggregate,
+    Aggregates, Listener, Listening, PortAggregate, PortChurn, ProcessAggregate, RemoteAggregate,
 };
 pub use conn::{ClosedConn, ConnView, Connection, ProcName, Stamp, Transition, Transitions};
 pub use deltas::{CounterDelta, CounterDeltas, GAUGES};
 pub use engine::{Engine, EngineConfig, MemoryEstimate};
 pub use event::{Event, EventKind};
 pub use history::LogView;
+pub use order::{AddrKey, IpKey, addr_key, ip_key};
 pub use sample::{
     Health, HostInfo, KernelCounters, OwnerScanStats, ProcessInfo, Sample, SocketSource, Sockstat,
     Sysctls,
@@ -33,4 +35,4 @@ pub use sample::{
 pub use series::{OwnerKey, PortPoint, Ring, Series, SmallCounts, TickPoint};
 pub use snapshot::{HistoryStats, Snapshot};
 pub use socket::{Ownership, SocketRecord, TcpInfoLite, Timer, TimerKind, unmap};
-pub use state::{StateCounts, TcpState};
+pub use state::{STATES, StateCounts, TcpState};

@@ -13,7 +13,8 @@ use std::collections::{BTreeMap, VecDeque};
 use std::time::Duration;
 
 use super::{
-    Aggregates, CounterDeltas, PortAggregate, ProcessAggregate, Stamp, StateCounts, TcpState,
+    Aggregates, CounterDeltas, PortAggregate, ProcessAggregate, STATES, Stamp, StateCounts,
+    TcpState,
 };
 
 /// A ring of the last `capacity` values, oldest first.
@@ -74,7 +75,7 @@ impl<T> Ring<T> {
 /// Sockets per state in 32 bits, for the per-key series (half the size of
 /// [`StateCounts`], and no key holds 4 billion sockets).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct SmallCounts(pub [u32; 11]);
+pub struct SmallCounts(pub [u32; STATES]);
 
 impl SmallCounts {
     pub fn get(&self, state: TcpState) -> u32 {

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use super::aggregate::{self, Aggregates, PortChurn};
+use super::aggregate::{self, Aggregates, Listening, PortChurn};
 use super::{
     ClosedConn, ConnView, CounterDeltas, Event, LogView, ProcessInfo, Sample, Series, SocketRecord,
 };
@@ -49,6 +49,9 @@ pub struct Snapshot {
     pub history: HistoryStats,
     /// Aggregates over every socket of the sample.
     pub aggregates: Aggregates,
+    /// The addresses listened on, by port: which sockets are the server side of
+    /// their connection.
+    pub listening: Listening,
     /// Connections to each listening port opened and closed since the previous
     /// sample (for aggregates over a selection).
     pub churn: BTreeMap<u16, PortChurn>,
@@ -85,7 +88,7 @@ impl Snapshot {
         aggregate::aggregate(
             &self.sample,
             &self.conns,
-            &aggregate::Listening::of(&self.sample),
+            &self.listening,
             &self.churn,
             self.interval,
             selection,

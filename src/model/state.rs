@@ -3,38 +3,76 @@
 use std::fmt;
 
 use serde::{Serialize, Serializer, ser::SerializeMap};
+use strum::EnumProperty;
 
-/// A TCP state, numbered as in the kernel's `include/net/tcp_states.h`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+/// A TCP state, numbered as in the kernel's `include/net/tcp_states.h`. The
+/// declaration is the one list of states: its order (the kernel's) is
+/// [`TcpState::ALL`]'s, and each variant carries its kernel name and `ss`'s.
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    strum::EnumCount,
+    strum::EnumProperty,
+    strum::IntoStaticStr,
+    strum::VariantArray,
+)]
 #[repr(u8)]
 pub enum TcpState {
+    #[strum(serialize = "ESTABLISHED", props(ss = "ESTAB"))]
     Established = 1,
+    #[strum(serialize = "SYN_SENT", props(ss = "SYN-SENT"))]
     SynSent = 2,
+    #[strum(serialize = "SYN_RECV", props(ss = "SYN-RECV"))]
     SynRecv = 3,
+    #[strum(serialize = "FIN_WAIT1", props(ss = "FIN-WAIT-1"))]
     FinWait1 = 4,
+    #[strum(serialize = "FIN_WAIT2", props(ss = "FIN-WAIT-2"))]
     FinWait2 = 5,
+    #[strum(serialize = "TIME_WAIT", props(ss = "TIME-WAIT"))]
     TimeWait = 6,
+    #[strum(serialize = "CLOSE", props(ss = "UNCONN"))]
     Close = 7,
+    #[strum(serialize = "CLOSE_WAIT", props(ss = "CLOSE-WAIT"))]
     CloseWait = 8,
+    #[strum(serialize = "LAST_ACK", props(ss = "LAST-ACK"))]
     LastAck = 9,
+    #[strum(serialize = "LISTEN", props(ss = "LISTEN"))]
     Listen = 10,
+    #[strum(serialize = "CLOSING", props(ss = "CLOSING"))]
     Closing = 11,
 }
 
+/// How many states there are (the length of per-state arrays).
+pub const STATES: usize = <TcpState as strum::EnumCount>::COUNT;
+
 impl TcpState {
-    /// Every state, in kernel order.
-    pub const ALL: [TcpState; 11] = [
-        TcpState::Established,
+    /// Every state, in kernel order (the declaration's).
+    pub const ALL: [TcpState; STATES] =
+        match <TcpState as strum::VariantArray>::VARIANTS.first_chunk() {
+            Some(all) => *all,
+            None => panic!("TcpState::ALL is every variant"),
+        };
+
+    /// The states in the order of a connection's life, listeners first: how the
+    /// screen lists and sorts them.
+    pub const LIFE_ORDER: [TcpState; STATES] = [
+        TcpState::Listen,
         TcpState::SynSent,
         TcpState::SynRecv,
+        TcpState::Established,
         TcpState::FinWait1,
         TcpState::FinWait2,
+        TcpState::Closing,
         TcpState::TimeWait,
-        TcpState::Close,
         TcpState::CloseWait,
         TcpState::LastAck,
-        TcpState::Listen,
-        TcpState::Closing,
+        TcpState::Close,
     ];
 
     /// The state for a kernel state number (`1..=11`); `None` for anything else.
@@ -48,42 +86,33 @@ impl TcpState {
     }
 
     /// Position in [`TcpState::ALL`], for per-state arrays.
-    pub fn index(self) -> usize {
-        usize::from(self as u8) - 1
+    pub const fn index(self) -> usize {
+        self as usize - 1
+    }
+
+    /// Position in [`TcpState::LIFE_ORDER`], to sort by.
+    pub fn life_rank(self) -> u8 {
+        const RANK: [u8; STATES] = {
+            let mut rank = [0; STATES];
+            let mut i = 0;
+            while i < STATES {
+                rank[TcpState::LIFE_ORDER[i].index()] = i as u8;
+                i += 1;
+            }
+            rank
+        };
+        RANK[self.index()]
     }
 
     /// The kernel's name: `ESTABLISHED`, `SYN_SENT`, ... (as in the JSON export).
     pub fn name(self) -> &'static str {
-        match self {
-            TcpState::Established => "ESTABLISHED",
-            TcpState::SynSent => "SYN_SENT",
-            TcpState::SynRecv => "SYN_RECV",
-            TcpState::FinWait1 => "FIN_WAIT1",
-            TcpState::FinWait2 => "FIN_WAIT2",
-            TcpState::TimeWait => "TIME_WAIT",
-            TcpState::Close => "CLOSE",
-            TcpState::CloseWait => "CLOSE_WAIT",
-            TcpState::LastAck => "LAST_ACK",
-            TcpState::Listen => "LISTEN",
-            TcpState::Closing => "CLOSING",
-        }
+        self.into()
     }
 
     /// `ss`'s short name, for the aligned table: `ESTAB`, `SYN-SENT`, ...
     pub fn ss_name(self) -> &'static str {
-        match self {
-            TcpState::Established => "ESTAB",
-            TcpState::SynSent => "SYN-SENT",
-            TcpState::SynRecv => "SYN-RECV",
-            TcpState::FinWait1 => "FIN-WAIT-1",
-            TcpState::FinWait2 => "FIN-WAIT-2",
-            TcpState::TimeWait => "TIME-WAIT",
-            TcpState::Close => "UNCONN",
-            TcpState::CloseWait => "CLOSE-WAIT",
-            TcpState::LastAck => "LAST-ACK",
-            TcpState::Listen => "LISTEN",
-            TcpState::Closing => "CLOSING",
-        }
+        // Every variant carries one: a test checks it.
+        self.get_str("ss").unwrap_or_default()
     }
 
     /// Parses a state name as a user types it: case, `-` and `_` do not matter, and
@@ -127,7 +156,7 @@ impl Serialize for TcpState {
 /// A count per TCP state. Serialises as a map from the kernel's state name to the
 /// count, every state present, in kernel order.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct StateCounts(pub [u64; 11]);
+pub struct StateCounts(pub [u64; STATES]);
 
 impl StateCounts {
     /// Counts the states of a sequence of sockets.
@@ -150,7 +179,7 @@ impl StateCounts {
 
 impl Serialize for StateCounts {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut map = s.serialize_map(Some(11))?;
+        let mut map = s.serialize_map(Some(STATES))?;
         for st in TcpState::ALL {
             map.serialize_entry(st.name(), &self.get(st))?;
         }
@@ -172,6 +201,38 @@ mod tests {
         }
         assert_eq!(TcpState::from_kernel(0), None);
         assert_eq!(TcpState::from_kernel(12), None);
+        assert_eq!(TcpState::ALL.len(), 11);
+        assert_eq!(TcpState::CloseWait.name(), "CLOSE_WAIT");
+        assert_eq!(TcpState::FinWait1.name(), "FIN_WAIT1");
+        let ss: Vec<&str> = TcpState::ALL.iter().map(|s| s.ss_name()).collect();
+        assert_eq!(
+            ss,
+            [
+                "ESTAB",
+                "SYN-SENT",
+                "SYN-RECV",
+                "FIN-WAIT-1",
+                "FIN-WAIT-2",
+                "TIME-WAIT",
+                "UNCONN",
+                "CLOSE-WAIT",
+                "LAST-ACK",
+                "LISTEN",
+                "CLOSING",
+            ]
+        );
+    }
+
+    #[test]
+    fn life_order_is_every_state_once() {
+        let mut seen = TcpState::LIFE_ORDER.to_vec();
+        seen.sort_unstable();
+        assert_eq!(seen, TcpState::ALL.to_vec());
+        for (i, st) in TcpState::LIFE_ORDER.iter().enumerate() {
+            assert_eq!(usize::from(st.life_rank()), i, "{st:?}");
+        }
+        assert!(TcpState::Listen.life_rank() < TcpState::Established.life_rank());
+        assert!(TcpState::TimeWait.life_rank() < TcpState::Close.life_rank());
     }
 
     #[test]

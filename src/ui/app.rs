@@ -20,8 +20,9 @@ use crate::record::player::{self, Control};
 
 pub use super::msg::{Effect, ExportJob, Msg};
 
-/// The top-level views, in `Tab` order.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// The top-level views, in `Tab` order (the declaration's); each one's title
+/// is its name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, strum::IntoStaticStr, strum::VariantArray)]
 pub enum View {
     Overview,
     Connections,
@@ -31,33 +32,28 @@ pub enum View {
 }
 
 impl View {
-    pub const ALL: [View; 5] = [
-        View::Overview,
-        View::Connections,
-        View::Ports,
-        View::Processes,
-        View::Warnings,
-    ];
+    pub const ALL: &'static [View] = <View as strum::VariantArray>::VARIANTS;
 
     pub fn title(self) -> &'static str {
-        match self {
-            View::Overview => "Overview",
-            View::Connections => "Connections",
-            View::Ports => "Ports",
-            View::Processes => "Processes",
-            View::Warnings => "Warnings",
-        }
+        self.into()
     }
 
     fn step(self, forward: bool) -> View {
-        let n = View::ALL.len();
-        let i = View::ALL.iter().position(|v| *v == self).unwrap_or(0);
-        View::ALL[if forward {
-            (i + 1) % n
-        } else {
-            (i + n - 1) % n
-        }]
+        cycle(self, forward)
     }
+}
+
+/// The next (`forward`) or the previous value of a vocabulary, in its
+/// declaration's order, wrapping.
+pub(super) fn cycle<T: strum::VariantArray + PartialEq + Copy>(value: T, forward: bool) -> T {
+    let all = T::VARIANTS;
+    let n = all.len();
+    let i = all.iter().position(|v| *v == value).unwrap_or(0);
+    all[if forward {
+        (i + 1) % n
+    } else {
+        (i + n - 1) % n
+    }]
 }
 
 /// A drill-down screen over the current view; `Esc` pops it.
@@ -78,14 +74,36 @@ pub enum Mode {
     Help,
 }
 
-/// A table's cursor: the row, the first row on screen, and the key of the row
-/// (connection id, port, pid) that keeps the selection on the same thing while
-/// rows come and go.
+/// What a table's cursor is on, by what names it across ticks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Selection {
+    /// A connection, by the engine's id.
+    Conn(u64),
+    /// A listening port.
+    Port(u16),
+    /// A process.
+    Pid(u32),
+}
+
+impl From<Selection> for Detail {
+    /// The drill-down screen of what is selected.
+    fn from(selection: Selection) -> Detail {
+        match selection {
+            Selection::Conn(id) => Detail::Conn(id),
+            Selection::Port(port) => Detail::Port(port),
+            Selection::Pid(pid) => Detail::Process(pid),
+        }
+    }
+}
+
+/// A table's cursor: the row, the first row on screen, and what the row shows
+/// (a connection, a port, a process), which keeps the selection on the same
+/// thing while rows come and go.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Cursor {
     pub index: usize,
     pub offset: usize,
-    pub key: Option<u64>,
+    pub key: Option<Selection>,
 }
 
 impl Cursor {
@@ -327,7 +345,7 @@ impl App {
         shown.filtered =
             (!self.filter.applied.is_empty()).then(|| snap.aggregate(shown.rows.live_indices()));
         let c = &mut self.cursors.conns;
-        if let Some(id) = c.key
+        if let Some(Selection::Conn(id)) = c.key
             && let Some(i) = shown.rows.position(&snap, id)
         {
             c.index = i;
@@ -337,22 +355,22 @@ impl App {
         c.key = selected_conn(shown, c.index);
         let ports = &shown.aggregates().ports;
         let p = &mut self.cursors.ports;
-        if let Some(port) = p.key
-            && let Some(i) = ports.iter().position(|x| u64::from(x.port) == port)
+        if let Some(Selection::Port(port)) = p.key
+            && let Some(i) = ports.iter().position(|x| x.port == port)
         {
             p.index = i;
         }
         p.fit(ports.len(), page);
-        p.key = ports.get(p.index).map(|x| u64::from(x.port));
+        p.key = ports.get(p.index).map(|x| Selection::Port(x.port));
         let procs = &shown.aggregates().processes;
         let q = &mut self.cursors.processes;
-        if let Some(pid) = q.key
-            && let Some(i) = procs.iter().position(|x| u64::from(x.process.pid) == pid)
+        if let Some(Selection::Pid(pid)) = q.key
+            && let Some(i) = procs.iter().position(|x| x.process.pid == pid)
         {
             q.index = i;
         }
         q.fit(procs.len(), page);
-        q.key = procs.get(q.index).map(|x| u64::from(x.process.pid));
+        q.key = procs.get(q.index).map(|x| Selection::Pid(x.process.pid));
         let n = shown.update.findings.len();
         self.cursors.warnings.fit(n, page);
     }
@@ -535,21 +553,24 @@ impl App {
                     .aggregates()
                     .ports
                     .get(index)
-                    .map(|p| u64::from(p.port));
+                    .map(|p| Selection::Port(p.port));
             }
             View::Processes => {
                 self.cursors.processes.key = shown
                     .aggregates()
                     .processes
                     .get(index)
-                    .map(|p| u64::from(p.process.pid));
+                    .map(|p| Selection::Pid(p.process.pid));
             }
             View::Overview | View::Warnings => {}
         }
     }
 }
 
-fn selected_conn(shown: &Shown, index: usize) -> Option<u64> {
+fn selected_conn(shown: &Shown, index: usize) -> Option<Selection> {
     let row: Row = *shown.rows.rows.get(index)?;
-    shown.rows.view(shown.snap(), row).map(|v| v.id)
+    shown
+        .rows
+        .view(shown.snap(), row)
+        .map(|v| Selection::Conn(v.id))
 }

@@ -1,7 +1,8 @@
-//! The one table of key bindings. It gives the defaults, takes the config file's
-//! overrides (refusing a key bound to two actions), answers which action a key
-//! press means, and writes the help screen and the README's key table, so that
-//! the help can never disagree with the bindings.
+//! The one table of key bindings. It gives the defaults (declared on each
+//! [`Action`]), takes the config file's overrides (refusing a key bound to two
+//! actions), answers which action a key press means, and writes the help
+//! screen and the README's key table, so that the help can never disagree with
+//! the bindings.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
@@ -9,44 +10,6 @@ use std::fmt;
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
 use super::action::Action;
-
-/// The default bindings, in the help screen's order (the first key of each is the
-/// one the status bar names).
-const DEFAULTS: &[(Action, &[&str])] = &[
-    (Action::Quit, &["q", "ctrl-c"]),
-    (Action::Help, &["?"]),
-    (Action::NextView, &["tab"]),
-    (Action::PrevView, &["shift-tab"]),
-    (Action::ShowOverview, &["1"]),
-    (Action::ShowConnections, &["2"]),
-    (Action::ShowPorts, &["3"]),
-    (Action::ShowProcesses, &["4"]),
-    (Action::ShowWarnings, &["5", "w"]),
-    (Action::Up, &["up", "k"]),
-    (Action::Down, &["down", "j"]),
-    (Action::PageUp, &["pageup", "ctrl-b"]),
-    (Action::PageDown, &["pagedown", "ctrl-f"]),
-    (Action::Top, &["home", "g"]),
-    (Action::Bottom, &["end", "G"]),
-    (Action::Drill, &["enter", "l", "right"]),
-    (Action::Back, &["esc", "h", "left"]),
-    (Action::Pause, &["space"]),
-    (Action::EditFilter, &["/"]),
-    (Action::FilterPort, &["p"]),
-    (Action::FilterProcess, &["P"]),
-    (Action::ClearFilter, &["c"]),
-    (Action::SortNext, &["s", ">"]),
-    (Action::SortPrev, &["<"]),
-    (Action::SortReverse, &["r"]),
-    (Action::Export, &["e"]),
-    (Action::Faster, &["+", "="]),
-    (Action::Slower, &["-"]),
-    (Action::SampleNow, &["R"]),
-    (Action::SeekBack, &["["]),
-    (Action::SeekForward, &["]"]),
-    (Action::SeekBackFar, &["{"]),
-    (Action::SeekForwardFar, &["}"]),
-];
 
 /// A key with its modifiers, as bindings name it (`q`, `G`, `ctrl-c`, `enter`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -202,16 +165,16 @@ impl Keymap {
                 return Err(format!("unknown action `{name}`"));
             }
         }
-        let mut by_action = Vec::with_capacity(DEFAULTS.len());
-        for &(action, keys) in DEFAULTS {
+        let mut by_action = Vec::with_capacity(Action::ALL.len());
+        for &action in Action::ALL {
             let keys: Vec<Key> = match overrides.get(action.name()) {
                 Some(user) => user
                     .iter()
                     .map(|k| Key::parse(k).map_err(|e| format!("{}: {e}", action.name())))
                     .collect::<Result<_, _>>()?,
-                None => keys
-                    .iter()
-                    .map(|k| Key::parse(k))
+                None => action
+                    .default_keys()
+                    .map(Key::parse)
                     .collect::<Result<_, _>>()?,
             };
             by_action.push((action, keys));
@@ -297,10 +260,10 @@ impl Keymap {
 
     /// The default bindings as the config file's `[keys]` lines.
     pub fn default_config_lines() -> Vec<String> {
-        DEFAULTS
+        Action::ALL
             .iter()
-            .map(|(action, keys)| {
-                let keys: Vec<String> = keys.iter().map(|k| format!("{k:?}")).collect();
+            .map(|action| {
+                let keys: Vec<String> = action.default_keys().map(|k| format!("{k:?}")).collect();
                 format!("# {} = [{}]", action.name(), keys.join(", "))
             })
             .collect()
@@ -318,10 +281,9 @@ mod tests {
     #[test]
     fn every_action_has_a_default_key_and_none_is_shared() {
         let map = Keymap::default();
-        for action in Action::ALL {
+        for &action in Action::ALL {
             assert!(!map.keys(action).is_empty(), "{action:?} has no key");
         }
-        assert_eq!(DEFAULTS.len(), Action::ALL.len());
     }
 
     #[test]

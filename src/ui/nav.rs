@@ -2,7 +2,7 @@
 //! from a warning to its subject, the filter (typed or quick), and what an
 //! export writes.
 
-use super::app::{App, Detail, FilterState, Mode, View};
+use super::app::{App, Detail, FilterState, Mode, Selection, View};
 use super::msg::{Effect, ExportJob};
 use crate::diagnose::Subject;
 use crate::filter::Filter;
@@ -18,13 +18,9 @@ impl App {
                 self.view = View::Warnings;
                 return;
             }
-            View::Connections => self.cursors.conns.key.map(Detail::Conn),
-            View::Ports => self.cursors.ports.key.map(|p| Detail::Port(p as u16)),
-            View::Processes => self
-                .cursors
-                .processes
-                .key
-                .map(|p| Detail::Process(p as u32)),
+            View::Connections => self.cursors.conns.key.map(Detail::from),
+            View::Ports => self.cursors.ports.key.map(Detail::from),
+            View::Processes => self.cursors.processes.key.map(Detail::from),
             View::Warnings => {
                 let Some(f) = shown.update.findings.get(self.cursors.warnings.index) else {
                     return;
@@ -64,13 +60,7 @@ impl App {
                 let row = shown.rows.rows.get(self.cursors.conns.index).copied();
                 row.and_then(|r| shown.rows.view(snap, r)).and_then(|v| {
                     if port {
-                        let listening = shown
-                            .update
-                            .snapshot
-                            .aggregates
-                            .ports
-                            .iter()
-                            .any(|p| p.port == v.local.port());
+                        let listening = snap.listening.has_port(v.local.port());
                         Some(if listening || v.remote.port() == 0 {
                             format!("lport:{}", v.local.port())
                         } else {
@@ -81,10 +71,14 @@ impl App {
                     }
                 })
             }
-            (None, View::Ports) if port => self.cursors.ports.key.map(|p| format!("lport:{p}")),
-            (None, View::Processes) if !port => {
-                self.cursors.processes.key.map(|p| format!("pid:{p}"))
-            }
+            (None, View::Ports) if port => match self.cursors.ports.key {
+                Some(Selection::Port(p)) => Some(format!("lport:{p}")),
+                _ => None,
+            },
+            (None, View::Processes) if !port => match self.cursors.processes.key {
+                Some(Selection::Pid(pid)) => Some(format!("pid:{pid}")),
+                _ => None,
+            },
             _ => None,
         };
         match term {

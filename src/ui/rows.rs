@@ -5,15 +5,18 @@
 
 use std::borrow::Cow;
 use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use crate::filter::Filter;
-use crate::model::{ClosedConn, ProcessInfo, Snapshot, SocketRecord, Stamp, TcpState};
+use crate::model::{
+    AddrKey, ClosedConn, ProcessInfo, Snapshot, SocketRecord, Stamp, TcpState, addr_key,
+};
 
-/// A column the connections can be sorted by (every column of the table).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+/// A column the connections can be sorted by (every column of the table), in
+/// the order the sort steps through them; each one's title is its name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, strum::IntoStaticStr, strum::VariantArray)]
 pub enum Column {
     #[default]
     State,
@@ -21,48 +24,23 @@ pub enum Column {
     Remote,
     Process,
     User,
+    #[strum(serialize = "Recv-Q")]
     RecvQ,
+    #[strum(serialize = "Send-Q")]
     SendQ,
     Age,
+    #[strum(serialize = "RTT")]
     Rtt,
 }
 
 impl Column {
-    pub const ALL: [Column; 9] = [
-        Column::State,
-        Column::Local,
-        Column::Remote,
-        Column::Process,
-        Column::User,
-        Column::RecvQ,
-        Column::SendQ,
-        Column::Age,
-        Column::Rtt,
-    ];
-
     pub fn title(self) -> &'static str {
-        match self {
-            Column::State => "State",
-            Column::Local => "Local",
-            Column::Remote => "Remote",
-            Column::Process => "Process",
-            Column::User => "User",
-            Column::RecvQ => "Recv-Q",
-            Column::SendQ => "Send-Q",
-            Column::Age => "Age",
-            Column::Rtt => "RTT",
-        }
+        self.into()
     }
 
-    /// The next column (`step` 1) or the previous one (`step` -1), wrapping.
+    /// The next column (`forward`) or the previous one, wrapping.
     pub fn step(self, forward: bool) -> Column {
-        let n = Column::ALL.len();
-        let i = Column::ALL.iter().position(|c| *c == self).unwrap_or(0);
-        Column::ALL[if forward {
-            (i + 1) % n
-        } else {
-            (i + n - 1) % n
-        }]
+        super::app::cycle(self, forward)
     }
 }
 
@@ -255,16 +233,17 @@ impl Rows {
             .iter()
             .filter_map(|r| {
                 let v = self.view(snap, *r)?;
+                let number = |n: u128| ((0, n), 0);
                 let primary = match sort.column {
-                    Column::State => (u128::from(state_order(v.state)), 0),
+                    Column::State => number(u128::from(v.state.life_rank())),
                     Column::Local => addr_key(v.local),
                     Column::Remote => addr_key(v.remote),
-                    Column::RecvQ => (u128::from(v.recv_q.unwrap_or(0)), 0),
-                    Column::SendQ => (u128::from(v.send_q.unwrap_or(0)), 0),
-                    Column::Age => (now.saturating_since(v.since).as_nanos(), 0),
-                    Column::Rtt => (u128::from(v.rtt_us.unwrap_or(0)), 0),
+                    Column::RecvQ => number(u128::from(v.recv_q.unwrap_or(0))),
+                    Column::SendQ => number(u128::from(v.send_q.unwrap_or(0))),
+                    Column::Age => number(now.saturating_since(v.since).as_nanos()),
+                    Column::Rtt => number(u128::from(v.rtt_us.unwrap_or(0))),
                     Column::Process | Column::User => {
-                        (ranks.get(&text(&v)).copied().unwrap_or(0), 0)
+                        number(ranks.get(&text(&v)).copied().unwrap_or(0))
                     }
                 };
                 Some(((primary, addr_key(v.local), addr_key(v.remote), v.id), *r))
@@ -278,30 +257,54 @@ impl Rows {
     }
 }
 
-type SortKey = ((u128, u16), (u128, u16), (u128, u16), u64);
+/// The column's key (an address's, or a number's as `((0, n), 0)`), then both
+/// ends, then the connection id.
+type SortKey = (AddrKey, AddrKey, AddrKey, u64);
 
-/// Listeners first, then the states in the order a connection goes through them.
-fn state_order(state: TcpState) -> u8 {
-    match state {
-        TcpState::Listen => 0,
-        TcpState::SynSent => 1,
-        TcpState::SynRecv => 2,
-        TcpState::Established => 3,
-        TcpState::FinWait1 => 4,
-        TcpState::FinWait2 => 5,
-        TcpState::Closing => 6,
-        TcpState::TimeWait => 7,
-        TcpState::CloseWait => 8,
-        TcpState::LastAck => 9,
-        TcpState::Close => 10,
+#[cfg(test)]
+mod tests {
+    use std::time::SystemTime;
+
+    use super::*;
+    use crate::model::{Engine, EngineConfig, Sample};
+
+    #[test]
+    fn the_table_sorts_high_ipv6_addresses_apart_and_ipv4_first() {
+        let socket = |local: &str, cookie: u64| {
+            let mut s = SocketRecord::new(
+                TcpState::Established,
+                local.parse().expect("address"),
+                "[2001:db8::9]:5000".parse().expect("address"),
+            );
+            s.cookie = cookie;
+            s
+        };
+        let sockets = vec![
+            socket("[ffff:ffff:ffff:ffff:ffff:ffff:ffff:2]:80", 1),
+            socket("10.0.0.1:80", 2),
+            socket("[ffff:ffff:ffff:ffff:ffff:ffff:ffff:1]:80", 3),
+            socket("[ffff:ffff:ffff:ffff:ffff:ffff:fffe:1]:80", 4),
+        ];
+        let snap = Engine::new(EngineConfig::default())
+            .ingest(Sample::of_sockets(SystemTime::UNIX_EPOCH, sockets));
+        let sort = Sort {
+            column: Column::Local,
+            descending: false,
+        };
+        let rows = Rows::build(&snap, &Filter::default(), sort, Duration::ZERO);
+        let locals: Vec<String> = rows
+            .rows
+            .iter()
+            .filter_map(|r| rows.view(&snap, *r).map(|v| v.local.to_string()))
+            .collect();
+        assert_eq!(
+            locals,
+            [
+                "10.0.0.1:80",
+                "[ffff:ffff:ffff:ffff:ffff:ffff:fffe:1]:80",
+                "[ffff:ffff:ffff:ffff:ffff:ffff:ffff:1]:80",
+                "[ffff:ffff:ffff:ffff:ffff:ffff:ffff:2]:80",
+            ]
+        );
     }
-}
-
-/// IPv4 before IPv6, then by address and port.
-fn addr_key(a: SocketAddr) -> (u128, u16) {
-    let ip = match a.ip() {
-        IpAddr::V4(v4) => u128::from(v4.to_bits()),
-        IpAddr::V6(v6) => v6.to_bits().saturating_add(1 << 32),
-    };
-    (ip, a.port())
 }

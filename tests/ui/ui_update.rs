@@ -7,7 +7,7 @@ use crate::common;
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use sockscope::filter::Filter;
 use sockscope::model::TcpState;
-use sockscope::ui::app::{App, Detail, Effect, Mode, Msg, Settings, View};
+use sockscope::ui::app::{App, Detail, Effect, Mode, Msg, Selection, Settings, View};
 use sockscope::ui::keymap::Keymap;
 use sockscope::ui::rows::{Column, Row};
 
@@ -233,15 +233,17 @@ fn the_selection_stays_on_its_connection_when_rows_move() {
     for _ in 0..first_cw + 9 {
         key(&mut a, KeyCode::Down);
     }
-    let id = a.cursors.conns.key.expect("a selected connection");
+    let Some(Selection::Conn(id)) = a.cursors.conns.key else {
+        panic!("a selected connection: {:?}", a.cursors.conns.key);
+    };
     keys(&mut a, "r");
     assert_eq!(
         a.cursors.conns.key,
-        Some(id),
+        Some(Selection::Conn(id)),
         "reversing keeps the selection"
     );
     a.update(Msg::Update(last));
-    assert_eq!(a.cursors.conns.key, Some(id));
+    assert_eq!(a.cursors.conns.key, Some(Selection::Conn(id)));
     let shown = a.shown.as_ref().expect("shown");
     let row = shown.rows.rows[a.cursors.conns.index];
     assert_eq!(shown.rows.view(shown.snap(), row).map(|v| v.id), Some(id));

@@ -9,7 +9,6 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Gauge, Paragraph, Wrap};
 
 use super::lists::{about_pid, about_port};
-use super::overview::STATE_ORDER;
 use crate::model::{Ring, SmallCounts, Snapshot, Stamp, TcpState};
 use crate::ui::app::{App, Detail, Shown};
 use crate::ui::fmt;
@@ -286,7 +285,7 @@ fn process_detail(frame: &mut Frame, shown: &Shown, theme: Theme, area: Rect, pi
             theme,
         )),
         None => {
-            for s in STATE_ORDER {
+            for s in TcpState::LIFE_ORDER {
                 let n = p.states.get(s);
                 if n > 0 {
                     lines.push(Line::styled(

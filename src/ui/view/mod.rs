@@ -7,6 +7,7 @@ mod detail;
 mod help;
 mod lists;
 mod overview;
+mod table;
 
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
@@ -342,26 +343,4 @@ pub(super) fn finding_lines<'a>(
         lines.push(Line::styled(empty, theme.ok()));
     }
     lines
-}
-
-/// Which columns fit in `width` (as indices), given each column's width and
-/// priority: while they do not fit, the column of the highest priority number
-/// goes (the rightmost of equals); priority 0 always stays.
-pub(super) fn fitting(columns: impl Iterator<Item = (u16, u8)>, width: u16) -> Vec<usize> {
-    let columns: Vec<(u16, u8)> = columns.collect();
-    let mut keep: Vec<usize> = (0..columns.len()).collect();
-    let need = |keep: &[usize]| -> u32 { keep.iter().map(|&i| u32::from(columns[i].0) + 1).sum() };
-    while need(&keep) > u32::from(width) {
-        let Some(pos) = keep
-            .iter()
-            .enumerate()
-            .filter(|(_, i)| columns[**i].1 > 0)
-            .max_by_key(|(n, i)| (columns[**i].1, *n))
-            .map(|(n, _)| n)
-        else {
-            break;
-        };
-        keep.remove(pos);
-    }
-    keep
 }

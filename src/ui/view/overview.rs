@@ -12,21 +12,6 @@ use crate::ui::app::App;
 use crate::ui::fmt;
 use crate::ui::theme::Theme;
 
-/// States in the order of a connection's life, listeners first.
-pub const STATE_ORDER: [TcpState; 11] = [
-    TcpState::Listen,
-    TcpState::SynSent,
-    TcpState::SynRecv,
-    TcpState::Established,
-    TcpState::FinWait1,
-    TcpState::FinWait2,
-    TcpState::Closing,
-    TcpState::TimeWait,
-    TcpState::CloseWait,
-    TcpState::LastAck,
-    TcpState::Close,
-];
-
 pub fn draw(frame: &mut Frame, app: &mut App, theme: Theme, area: Rect) {
     let Some(shown) = &app.shown else { return };
     let snap = shown.snap();
@@ -51,7 +36,7 @@ pub fn draw(frame: &mut Frame, app: &mut App, theme: Theme, area: Rect) {
         ),
         theme.title(),
     )];
-    for state in STATE_ORDER {
+    for state in TcpState::LIFE_ORDER {
         let n = counts.get(state);
         let history = fmt::sparkline(ticks.iter().map(|t| t.counts.get(state)), spark_w);
         let style = if n == 0 {

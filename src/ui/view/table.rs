@@ -1,0 +1,219 @@
+//! The one way a table is declared and drawn. A table is a list of [`Col`]s
+//! (title, width, when it goes on a narrow terminal, how it grows, its cell and
+//! its style, the sort it stands for) over some row type `R`; [`draw`] fits the
+//! columns to the width, builds only the rows on screen and draws them with the
+//! cursor. The connections, ports, processes and warnings tables all use it.
+
+use std::ops::Range;
+
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Rect};
+use ratatui::style::Style;
+use ratatui::text::Line;
+use ratatui::widgets::{Block, Borders, Cell, Row, Table};
+
+use crate::ui::app::Cursor;
+use crate::ui::rows::{Column, Sort};
+use crate::ui::theme::Theme;
+
+/// How a column takes the width left over once the columns that fit are laid
+/// out: tier by tier (lowest first), the columns of a tier share what is left
+/// equally, each up to `max` more.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Grow {
+    pub tier: u8,
+    pub max: u16,
+}
+
+/// One column of a table whose rows are `R`s.
+pub(super) struct Col<R> {
+    pub title: &'static str,
+    /// The width it needs (it may grow: `grow`).
+    pub width: u16,
+    /// On a narrow terminal the columns of the highest numbers go first (the
+    /// rightmost of equals); 0 always stays.
+    pub drop: u8,
+    pub grow: Option<Grow>,
+    /// The cell's text, for the column's width.
+    pub cell: fn(&R, usize) -> String,
+    /// The cell's own style, shown on rows that have none of their own.
+    pub style: Option<fn(&R, Theme) -> Style>,
+    /// The sort this column stands for: its header shows the order.
+    pub sort: Option<Column>,
+}
+
+impl<R> Col<R> {
+    /// A column of fixed width, with no style and no sort.
+    pub const fn new(
+        title: &'static str,
+        width: u16,
+        drop: u8,
+        cell: fn(&R, usize) -> String,
+    ) -> Self {
+        Col {
+            title,
+            width,
+            drop,
+            grow: None,
+            cell,
+            style: None,
+            sort: None,
+        }
+    }
+}
+
+/// Which columns fit in `width` (as indices), given each column's width and
+/// priority: while they do not fit, the column of the highest priority number
+/// goes (the rightmost of equals); priority 0 always stays.
+fn fitting(columns: impl Iterator<Item = (u16, u8)>, width: u16) -> Vec<usize> {
+    let columns: Vec<(u16, u8)> = columns.collect();
+    let mut keep: Vec<usize> = (0..columns.len()).collect();
+    let need = |keep: &[usize]| -> u32 { keep.iter().map(|&i| u32::from(columns[i].0) + 1).sum() };
+    while need(&keep) > u32::from(width) {
+        let Some(pos) = keep
+            .iter()
+            .enumerate()
+            .filter(|(_, i)| columns[**i].1 > 0)
+            .max_by_key(|(n, i)| (columns[**i].1, *n))
+            .map(|(n, _)| n)
+        else {
+            break;
+        };
+        keep.remove(pos);
+    }
+    keep
+}
+
+/// The columns of `columns` that fit in `width` (as indices), with their widths
+/// once the spare width is shared out.
+fn layout<R>(columns: &[Col<R>], width: u16) -> Vec<(usize, u16)> {
+    let keep = fitting(columns.iter().map(|c| (c.width, c.drop)), width);
+    let mut out: Vec<(usize, u16)> = keep.iter().map(|&i| (i, columns[i].width)).collect();
+    let used: u16 = out.iter().map(|(_, w)| w + 1).sum();
+    let mut spare = width.saturating_sub(used);
+    let mut tiers: Vec<u8> = out
+        .iter()
+        .filter_map(|(i, _)| columns[*i].grow.map(|g| g.tier))
+        .collect();
+    tiers.sort_unstable();
+    tiers.dedup();
+    for tier in tiers {
+        let in_tier = |i: usize| columns[i].grow.filter(|g| g.tier == tier);
+        let n = out.iter().filter(|(i, _)| in_tier(*i).is_some()).count() as u16;
+        let share = spare / n.max(1);
+        for (i, w) in &mut out {
+            if let Some(g) = in_tier(*i) {
+                let extra = share.min(g.max);
+                *w += extra;
+                spare -= extra;
+            }
+        }
+    }
+    out
+}
+
+/// Draws a table of `len` rows with `cursor` in `area`: `row(i)` gives the
+/// `i`th row and its style, and is called only for the rows on screen; `title`
+/// is given the range of rows on screen; with `sort`, the column of the sort
+/// shows its order. Returns how many rows fit.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn draw<R>(
+    frame: &mut Frame,
+    area: Rect,
+    theme: Theme,
+    columns: &[Col<R>],
+    sort: Option<Sort>,
+    len: usize,
+    cursor: &mut Cursor,
+    title: impl FnOnce(Range<usize>) -> String,
+    row: impl Fn(usize) -> Option<(R, Style)>,
+) -> usize {
+    let page = usize::from(area.height.saturating_sub(2)).max(1);
+    cursor.fit(len, page);
+    let cols = layout(columns, area.width);
+    let end = (cursor.offset + page).min(len);
+    let rows: Vec<Row> = (cursor.offset..end)
+        .filter_map(|i| {
+            let (r, style) = row(i)?;
+            let style = if i == cursor.index {
+                theme.selected()
+            } else {
+                style
+            };
+            let plain = style == Style::new();
+            let cells = cols.iter().map(|&(k, w)| {
+                let c = &columns[k];
+                let cell = Cell::from((c.cell)(&r, usize::from(w)));
+                match c.style {
+                    Some(own) if plain => cell.style(own(&r, theme)),
+                    _ => cell,
+                }
+            });
+            Some(Row::new(cells.collect::<Vec<_>>()).style(style))
+        })
+        .collect();
+    let header = Row::new(cols.iter().map(|&(k, _)| {
+        let c = &columns[k];
+        let mark = match sort {
+            Some(s) if c.sort == Some(s.column) => {
+                if s.descending {
+                    " ▼"
+                } else {
+                    " ▲"
+                }
+            }
+            _ => "",
+        };
+        Cell::from(format!("{}{mark}", c.title))
+    }))
+    .style(theme.title());
+    let widths: Vec<Constraint> = cols.iter().map(|&(_, w)| Constraint::Length(w)).collect();
+    let title = title(cursor.offset..end);
+    frame.render_widget(
+        Table::new(rows, widths).header(header).block(
+            Block::new()
+                .borders(Borders::TOP)
+                .title(Line::styled(title, theme.title())),
+        ),
+        area,
+    );
+    page
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn col(width: u16, drop: u8, grow: Option<Grow>) -> Col<()> {
+        Col {
+            grow,
+            ..Col::new("x", width, drop, |_, _| String::new())
+        }
+    }
+
+    #[test]
+    fn spare_width_goes_tier_by_tier_up_to_each_max() {
+        let addr = Some(Grow { tier: 1, max: 26 });
+        let process = Some(Grow { tier: 2, max: 10 });
+        let cols = [
+            col(10, 0, None),
+            col(21, 0, addr),
+            col(21, 0, addr),
+            col(10, 0, process),
+        ];
+        // Used: 66 with the gaps; 14 spare: 7 to each address, none left.
+        assert_eq!(layout(&cols, 80), [(0, 10), (1, 28), (2, 28), (3, 10)]);
+        // 100 spare: 26 each, 10 to the process, the rest unused.
+        assert_eq!(layout(&cols, 166), [(0, 10), (1, 47), (2, 47), (3, 20)]);
+        // Too narrow: nothing can go (all priority 0), nothing grows.
+        assert_eq!(layout(&cols, 40), [(0, 10), (1, 21), (2, 21), (3, 10)]);
+    }
+
+    #[test]
+    fn narrow_tables_drop_the_highest_priority_first() {
+        let cols = [col(10, 0, None), col(10, 2, None), col(10, 1, None)];
+        assert_eq!(layout(&cols, 33), [(0, 10), (1, 10), (2, 10)]);
+        assert_eq!(layout(&cols, 30), [(0, 10), (2, 10)]);
+        assert_eq!(layout(&cols, 15), [(0, 10)]);
+    }
+}
