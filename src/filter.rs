@@ -116,7 +116,7 @@ impl FilterError {
         let mut line = String::with_capacity(input.len());
         let mut carets = String::new();
         for (i, c) in input.char_indices() {
-            line.push(if crate::export::needs_escape(c) {
+            line.push(if crate::escape::needs_escape(c) {
                 ' '
             } else {
                 c
@@ -133,7 +133,7 @@ impl FilterError {
         }
         format!(
             "{line}\n{carets} {}",
-            crate::export::Printable(&self.message)
+            crate::escape::Printable(&self.message)
         )
     }
 

@@ -16,20 +16,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use crate::diagnose::{Diagnoser, Finding};
-use crate::model::{Engine, EngineConfig, Sample, Snapshot};
+pub use crate::processor::{Processor, Update, panic_message};
+use crate::record::RecordingSink;
 use crate::sample::sampler::{SampleSource, Sampler, SamplerEvent};
-
-/// One step of the pipeline: the new snapshot and the findings active in it.
-#[derive(Clone, Debug)]
-pub struct Update {
-    pub snapshot: Arc<Snapshot>,
-    pub findings: Arc<[Finding]>,
-    /// How long the engine and the diagnoser took over this sample.
-    pub ingest_time: Duration,
-}
 
 /// What the pipeline hands its sink.
 #[derive(Debug)]
@@ -38,39 +29,11 @@ pub enum PipelineEvent {
     /// A sample failed (the message says why); the sampler tries again at the
     /// next interval.
     Error(String),
-    /// Writing the recording failed (see `record::RecordingSink::wrap`);
-    /// sampling goes on.
+    /// Writing the recording failed (see [`recorded`]); sampling goes on.
     Recording(String),
     /// The pipeline stopped for good, not asked to (a thread failed); nothing
     /// more will come.
     Died(String),
-}
-
-/// Turns samples into updates; the part of the pipeline that does not depend on
-/// where samples come from (the live sampler, or a recording being replayed).
-pub struct Processor {
-    engine: Engine,
-    diagnoser: Diagnoser,
-}
-
-impl Processor {
-    pub fn new(engine: EngineConfig, diagnoser: Diagnoser) -> Processor {
-        Processor {
-            engine: Engine::new(engine),
-            diagnoser,
-        }
-    }
-
-    pub fn process(&mut self, sample: Sample) -> Update {
-        let started = Instant::now();
-        let snapshot = self.engine.ingest(sample);
-        let findings: Arc<[Finding]> = self.diagnoser.observe(&snapshot).into();
-        Update {
-            snapshot,
-            findings,
-            ingest_time: started.elapsed(),
-        }
-    }
 }
 
 /// A running pipeline. Dropping it stops both threads and waits for them.
@@ -218,11 +181,36 @@ fn engine_loop(
     }
 }
 
-/// The text of a panic's payload.
-pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
-    payload
-        .downcast_ref::<&str>()
-        .map(|s| (*s).to_string())
-        .or_else(|| payload.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "a panic".to_string())
+/// A pipeline sink that records every update and then hands it to `inner`;
+/// a recording error goes to `inner` first, as a `PipelineEvent::Recording`
+/// ("recording: ..."), so the mode shows it where it shows sampling errors.
+/// The recording is finished when the returned sink is dropped.
+///
+/// ```text
+/// Pipeline::spawn(collector, interval, processor, live::recorded(recording, sink))
+/// ```
+pub fn recorded(
+    mut recording: RecordingSink,
+    mut inner: impl FnMut(PipelineEvent) -> bool + Send + 'static,
+) -> impl FnMut(PipelineEvent) -> bool + Send + 'static {
+    move |event| {
+        if let PipelineEvent::Update(update) = &event
+            && let Err(e) = recording.record(&update.snapshot.sample)
+            && !inner(PipelineEvent::Recording(format!("recording: {e}")))
+        {
+            return false;
+        }
+        inner(event)
+    }
+}
+
+/// [`recorded`] when there is a recording, else `sink` as it is.
+pub fn maybe_recorded(
+    recording: Option<RecordingSink>,
+    sink: impl FnMut(PipelineEvent) -> bool + Send + 'static,
+) -> Box<dyn FnMut(PipelineEvent) -> bool + Send + 'static> {
+    match recording {
+        Some(r) => Box::new(recorded(r, sink)),
+        None => Box::new(sink),
+    }
 }

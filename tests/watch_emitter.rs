@@ -12,7 +12,7 @@ use sockscope::filter::Filter;
 use sockscope::model::{
     Engine, EngineConfig, Event, Sample, Snapshot, SocketRecord, Stamp, TcpState,
 };
-use sockscope::watch::{Batch, Emitter, FindingChange, FindingDiff};
+use sockscope::modes::watch::{Batch, Emitter, FindingChange, FindingDiff};
 
 fn at(tick: u64) -> SystemTime {
     UNIX_EPOCH + Duration::from_secs(1_800_000_000 + tick)

@@ -4,7 +4,6 @@
 //! findings, as JSON or text; and the Prometheus exposition of a snapshot.
 
 mod csv;
-mod escape;
 mod events_json;
 mod file;
 mod findings;
@@ -13,7 +12,9 @@ mod openmetrics;
 mod text;
 
 pub use self::csv::write_csv;
-pub use escape::{Printable, needs_escape, print_err, printable, printable_path, push_printable};
+pub use crate::escape::{
+    Printable, needs_escape, print_err, printable, printable_path, push_printable,
+};
 pub use events_json::{EventJson, event_json, event_selected};
 pub use file::{
     DEFAULT_MODE, Interrupts, OutputError, WriteOptions, not_regular, parse_mode, write_atomically,

@@ -54,7 +54,7 @@
 //!   (at most [`KEY_EVERY`] frames).
 //! - [`Reader::samples`]: every sample in order, then the damage if any.
 //!
-//! A replay feeds the samples, in order, to a fresh `live::Processor`; after a
+//! A replay feeds the samples, in order, to a fresh `processor::Processor`; after a
 //! backward seek the processor must be rebuilt and fed from an earlier point, as
 //! the engine's history only runs forward.
 //!
