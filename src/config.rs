@@ -21,7 +21,7 @@ use crate::escape::printable_path;
 use crate::model::EngineConfig;
 use crate::processor::ProcessorSpec;
 use crate::sample::sampler::SourceChoice;
-use crate::textfile::{read_bounded, shorten};
+use crate::textfile::{ReadError, read_bounded, shorten};
 
 /// The time between samples when neither the command line nor (for the screen)
 /// the config file's `[ui] interval` says.
@@ -115,7 +115,7 @@ pub enum FileError {
     Read {
         kind: FileKind,
         path: PathBuf,
-        reason: String,
+        reason: ReadError,
     },
     #[error("bad {} {}: {}", .kind.parsing(), printable_path(.path), shorten(&.error.to_string()))]
     Bad {
