@@ -164,7 +164,7 @@ pub struct LiveArgs {
     pub source: Source,
 
     /// Do not look up owning processes (faster; no pid/process columns; a
-    /// filter on proc:, pid: or user: is refused).
+    /// filter that needs them, proc: or user:, is refused).
     #[arg(long)]
     pub no_owners: bool,
 
