@@ -203,7 +203,7 @@ pub struct EngineArgs {
     pub history_max: Option<u64>,
 
     /// Transitions kept per connection, the latest ones [default: 16].
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1_024))]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(TRANSITIONS_PER_CONN))]
     pub transitions_per_conn: Option<u32>,
 
     /// How long a closed connection stays listed, e.g. 30s, 10m; between 100ms
@@ -213,22 +213,45 @@ pub struct EngineArgs {
 
     /// At most this many closed connections are listed, the oldest going
     /// first [default: 65536].
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=10_000_000))]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(MAX_CLOSED))]
     pub max_closed: Option<u32>,
 
     /// Samples kept by each time series (the sparklines, the rates)
     /// [default: 300].
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(2..=100_000))]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(SERIES_LEN))]
     pub series_len: Option<u32>,
 
     /// Ports and processes with a time series of their own; the rest are
     /// summed [default: 64].
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(SERIES_TOP))]
     pub series_top: Option<u32>,
 }
 
+/// The range of `--transitions-per-conn` (and `[engine] transitions_per_conn`).
+pub const TRANSITIONS_PER_CONN: std::ops::RangeInclusive<i64> = 1..=1_024;
+/// The range of `--max-closed`.
+pub const MAX_CLOSED: std::ops::RangeInclusive<i64> = 1..=10_000_000;
+/// The range of `--series-len`.
+pub const SERIES_LEN: std::ops::RangeInclusive<i64> = 2..=100_000;
+/// The range of `--series-top`.
+pub const SERIES_TOP: std::ops::RangeInclusive<i64> = 1..=10_000;
+
+impl EngineArgs {
+    /// These bounds, each over `under`'s where not given.
+    pub fn over(&self, under: &EngineArgs) -> EngineArgs {
+        EngineArgs {
+            history_max: self.history_max.or(under.history_max),
+            transitions_per_conn: self.transitions_per_conn.or(under.transitions_per_conn),
+            closed_retention: self.closed_retention.or(under.closed_retention),
+            max_closed: self.max_closed.or(under.max_closed),
+            series_len: self.series_len.or(under.series_len),
+            series_top: self.series_top.or(under.series_top),
+        }
+    }
+}
+
 /// A `--history-max` size: 1 MiB to 16 GiB.
-fn history_size(text: &str) -> Result<u64, String> {
+pub fn history_size(text: &str) -> Result<u64, String> {
     let bytes = parse_bytes(text)?;
     if (1 << 20..=16 << 30).contains(&bytes) {
         Ok(bytes)

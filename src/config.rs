@@ -2,11 +2,12 @@
 //! command line, and the reading of the files behind it.
 //!
 //! The config file (`--config FILE`, else `~/.config/sockscope/config.toml` when
-//! it exists) has three tables: `[thresholds]` of the diagnosis, which every mode
-//! takes, so that the screen, `check`, `serve` and `watch` give the same verdict
-//! on the same host; and `[ui]` and `[keys]`, the screen's, which `ui::config`
-//! reads from the same text and the headless modes ignore. `--thresholds FILE`
-//! goes over the config file's thresholds. Errors are typed: a bad file says its
+//! it exists) has four tables: `[thresholds]` of the diagnosis and `[engine]`
+//! (the engine's bounds), which every mode takes, so that the screen, `check`,
+//! `serve` and `watch` give the same verdict on the same host; and `[ui]` and
+//! `[keys]`, the screen's, which `ui::config` reads from the same text and the
+//! headless modes ignore. `--thresholds FILE` goes over the config file's
+//! thresholds, and each engine-bound option over its `[engine]` key. Errors are typed: a bad file says its
 //! line, key and kind, so that a caller can act on them without reading prose.
 
 use std::path::{Path, PathBuf};
@@ -15,7 +16,10 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde::de::IgnoredAny;
 
-use crate::args::{EngineArgs, LiveArgs, RunArgs, Source};
+use crate::args::{
+    EngineArgs, LiveArgs, MAX_CLOSED, RunArgs, SERIES_LEN, SERIES_TOP, Source,
+    TRANSITIONS_PER_CONN, history_size,
+};
 use crate::diagnose::Thresholds;
 use crate::escape::printable_path;
 use crate::model::EngineConfig;
@@ -62,6 +66,8 @@ pub enum ParseErrorKind {
     Thresholds(String),
     /// A `[keys]` binding is refused (see `ui::keymap::KeymapError`).
     Keys(String),
+    /// An `[engine]` bound out of its range.
+    Engine(String),
 }
 
 /// A config or thresholds file's text refused: where, and why.
@@ -80,6 +86,10 @@ impl std::fmt::Display for ParseError {
             // toml's own message already names the line and quotes it.
             ParseErrorKind::Syntax(m) => f.write_str(m),
             ParseErrorKind::Thresholds(m) => write!(f, "[thresholds]: {m}"),
+            ParseErrorKind::Engine(m) => match &self.key {
+                Some(k) => write!(f, "[engine] {k}: {m}"),
+                None => write!(f, "[engine]: {m}"),
+            },
             ParseErrorKind::Keys(m) => match self.line {
                 Some(l) => write!(f, "line {l}, [keys]: {m}"),
                 None => write!(f, "[keys]: {m}"),
@@ -165,7 +175,64 @@ struct Shared {
     ui: IgnoredAny,
     #[allow(dead_code)]
     keys: IgnoredAny,
+    engine: EngineTable,
     thresholds: Thresholds,
+}
+
+/// The `[engine]` table: the engine's bounds, under the command-line options
+/// of the same names, each checked against the same range.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct EngineTable {
+    history_max: Option<String>,
+    transitions_per_conn: Option<u32>,
+    closed_retention: Option<String>,
+    max_closed: Option<u32>,
+    series_len: Option<u32>,
+    series_top: Option<u32>,
+}
+
+impl EngineTable {
+    fn bounds(&self) -> Result<EngineArgs, ParseError> {
+        let bad = |key: &str, why: String| ParseError {
+            line: None,
+            key: Some(key.to_string()),
+            kind: ParseErrorKind::Engine(why),
+        };
+        let count = |key: &str, v: Option<u32>, range: std::ops::RangeInclusive<i64>| match v {
+            Some(n) if !range.contains(&i64::from(n)) => Err(bad(
+                key,
+                format!(
+                    "{n} is out of range: between {} and {}",
+                    range.start(),
+                    range.end()
+                ),
+            )),
+            _ => Ok(v),
+        };
+        Ok(EngineArgs {
+            history_max: self
+                .history_max
+                .as_deref()
+                .map(history_size)
+                .transpose()
+                .map_err(|e| bad("history_max", e))?,
+            transitions_per_conn: count(
+                "transitions_per_conn",
+                self.transitions_per_conn,
+                TRANSITIONS_PER_CONN,
+            )?,
+            closed_retention: self
+                .closed_retention
+                .as_deref()
+                .map(crate::parse::parse_duration)
+                .transpose()
+                .map_err(|e| bad("closed_retention", e))?,
+            max_closed: count("max_closed", self.max_closed, MAX_CLOSED)?,
+            series_len: count("series_len", self.series_len, SERIES_LEN)?,
+            series_top: count("series_top", self.series_top, SERIES_TOP)?,
+        })
+    }
 }
 
 /// A config file read: its text (the screen parses its own tables from it) and
@@ -178,6 +245,8 @@ pub struct ConfigFile {
     pub text: String,
     /// Its `[thresholds]`, over the defaults.
     pub thresholds: Thresholds,
+    /// Its `[engine]` bounds (those it gives).
+    pub engine: EngineArgs,
 }
 
 impl ConfigFile {
@@ -190,10 +259,12 @@ impl ConfigFile {
             key: None,
             kind: ParseErrorKind::Thresholds(e.to_string()),
         })?;
+        let engine = shared.engine.bounds()?;
         Ok(ConfigFile {
             path: None,
             text: text.to_string(),
             thresholds: shared.thresholds,
+            engine,
         })
     }
 
@@ -202,6 +273,11 @@ impl ConfigFile {
         let mut file = read_file(FileKind::Config, path, ConfigFile::parse)?;
         file.path = Some(path.to_path_buf());
         Ok(file)
+    }
+
+    /// The engine's defaults with this file's `[engine]` bounds.
+    pub fn engine_config(&self) -> EngineConfig {
+        engine_config(&self.engine)
     }
 
     /// `path`, else the default file when it exists, else no file (the defaults).
@@ -274,7 +350,7 @@ impl RunConfig {
         };
         let mut config = RunConfig {
             proc_root: proc_root.to_path_buf(),
-            engine: engine_config(&run.engine),
+            engine: engine_config(&run.engine.over(&file.engine)),
             thresholds,
             file,
             ..RunConfig::default()
@@ -388,6 +464,28 @@ mod tests {
                 .starts_with("cannot read --thresholds /nonexistent"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn engine_bounds_come_from_the_file_under_the_command_line() {
+        let file = ConfigFile::parse(
+            "[engine]\nhistory_max = \"2MiB\"\nmax_closed = 10\nclosed_retention = \"30s\"\n",
+        )
+        .expect("parses");
+        let cli = EngineArgs {
+            max_closed: Some(20),
+            ..EngineArgs::default()
+        };
+        let e = engine_config(&cli.over(&file.engine));
+        assert_eq!(e.history_bytes, 2 << 20);
+        assert_eq!(e.max_closed, 20);
+        assert_eq!(e.closed_retention, Duration::from_secs(30));
+        let e = ConfigFile::parse("[engine]\nseries_len = 1\n").expect_err("too short");
+        assert_eq!(e.key.as_deref(), Some("series_len"));
+        assert!(e.to_string().contains("[engine] series_len"), "{e}");
+        let e = ConfigFile::parse("[engine]\nhistory_max = \"1KiB\"\n").expect_err("small");
+        assert!(e.to_string().contains("out of range"), "{e}");
+        assert!(ConfigFile::parse("[engine]\nhistroy_max = 1\n").is_err());
     }
 
     #[test]

@@ -139,6 +139,7 @@ pub fn default_config_text() -> String {
         out.push_str(&line);
         out.push('\n');
     }
+    out.push_str(ENGINE_SECTION);
     out.push_str("\n[thresholds]\n");
     // The thresholds file's own commented lines, without its header.
     let body = THRESHOLDS_FILE
@@ -147,6 +148,24 @@ pub fn default_config_text() -> String {
     out.push_str(body);
     out
 }
+
+const ENGINE_SECTION: &str = "\
+\n[engine]
+# The engine's bounds: what it keeps of the past (every mode reads them; the
+# options of the same names, --history-max ..., win over these).
+# The memory of the event log and the transitions (1MiB to 16GiB).
+# history_max = \"64MiB\"
+# Transitions kept per connection, the latest ones (1 to 1024).
+# transitions_per_conn = 16
+# How long a closed connection stays listed (100ms to 1h).
+# closed_retention = \"3m\"
+# At most this many closed connections listed (1 to 10000000).
+# max_closed = 65536
+# Samples kept by each time series (2 to 100000).
+# series_len = 300
+# Ports and processes with a time series of their own (1 to 10000).
+# series_top = 64
+";
 
 const THRESHOLDS_FILE: &str = include_str!("../../assets/thresholds.toml");
 
@@ -191,6 +210,12 @@ mod tests {
         assert_eq!(c.ui, UiConfig::default());
         let shared = ConfigFile::parse(&explicit).expect("explicit parse");
         assert_eq!(shared.thresholds, Thresholds::default());
+        // The [engine] values written out are the engine's defaults.
+        assert!(shared.engine.history_max.is_some(), "{explicit}");
+        assert_eq!(
+            shared.engine_config(),
+            crate::model::EngineConfig::default()
+        );
         assert_eq!(c.keymap.help_rows(), Keymap::default().help_rows());
     }
 
