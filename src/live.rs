@@ -16,20 +16,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use crate::diagnose::{Diagnoser, Finding};
-use crate::model::{Engine, EngineConfig, Sample, Snapshot};
+pub use crate::processor::{Processor, Update, panic_message};
+use crate::record::RecordingSink;
 use crate::sample::sampler::{SampleSource, Sampler, SamplerEvent};
-
-/// One step of the pipeline: the new snapshot and the findings active in it.
-#[derive(Clone, Debug)]
-pub struct Update {
-    pub snapshot: Arc<Snapshot>,
-    pub findings: Arc<[Finding]>,
-    /// How long the engine and the diagnoser took over this sample.
-    pub ingest_time: Duration,
-}
 
 /// What the pipeline hands its sink.
 #[derive(Debug)]
@@ -38,39 +29,11 @@ pub enum PipelineEvent {
     /// A sample failed (the message says why); the sampler tries again at the
     /// next interval.
     Error(String),
-    /// Writing the recording failed (see `record::RecordingSink::wrap`);
-    /// sampling goes on.
+    /// Writing the recording failed (see [`recorded`]); sampling goes on.
     Recording(String),
     /// The pipeline stopped for good, not asked to (a thread failed); nothing
     /// more will come.
     Died(String),
-}
-
-/// Turns samples into updates; the part of the pipeline that does not depend on
-/// where samples come from (the live sampler, or a recording being replayed).
-pub struct Processor {
-    engine: Engine,
-    diagnoser: Diagnoser,
-}
-
-impl Processor {
-    pub fn new(engine: EngineConfig, diagnoser: Diagnoser) -> Processor {
-        Processor {
-            engine: Engine::new(engine),
-            diagnoser,
-        }
-    }
-
-    pub fn process(&mut self, sample: Sample) -> Update {
-        let started = Instant::now();
-        let snapshot = self.engine.ingest(sample);
-        let findings: Arc<[Finding]> = self.diagnoser.observe(&snapshot).into();
-        Update {
-            snapshot,
-            findings,
-            ingest_time: started.elapsed(),
-        }
-    }
 }
 
 /// A running pipeline. Dropping it stops both threads and waits for them.
@@ -218,11 +181,268 @@ fn engine_loop(
     }
 }
 
-/// The text of a panic's payload.
-pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
-    payload
-        .downcast_ref::<&str>()
-        .map(|s| (*s).to_string())
-        .or_else(|| payload.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "a panic".to_string())
+/// A pipeline sink that records every update and then hands it to `inner`;
+/// a recording error goes to `inner` first, as a `PipelineEvent::Recording`
+/// ("recording: ..."), so the mode shows it where it shows sampling errors.
+/// The recording is finished when the returned sink is dropped.
+///
+/// ```text
+/// Pipeline::spawn(collector, interval, processor, live::recorded(recording, sink))
+/// ```
+pub fn recorded(
+    mut recording: RecordingSink,
+    mut inner: impl FnMut(PipelineEvent) -> bool + Send + 'static,
+) -> impl FnMut(PipelineEvent) -> bool + Send + 'static {
+    move |event| {
+        if let PipelineEvent::Update(update) = &event
+            && let Err(e) = recording.record(&update.snapshot.sample)
+            && !inner(PipelineEvent::Recording(format!("recording: {e}")))
+        {
+            return false;
+        }
+        inner(event)
+    }
+}
+
+/// [`recorded`] when there is a recording, else `sink` as it is.
+pub fn maybe_recorded(
+    recording: Option<RecordingSink>,
+    sink: impl FnMut(PipelineEvent) -> bool + Send + 'static,
+) -> Box<dyn FnMut(PipelineEvent) -> bool + Send + 'static> {
+    match recording {
+        Some(r) => Box::new(recorded(r, sink)),
+        None => Box::new(sink),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The pipeline driven by scripted sources: no kernel, every wait bounded.
+
+    use std::sync::atomic::AtomicU64;
+    use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+    use super::*;
+    use crate::model::Sample;
+    use crate::processor::ProcessorSpec;
+
+    /// The time of the script's sample `i`.
+    fn at(i: u64) -> SystemTime {
+        UNIX_EPOCH + Duration::from_secs(1_700_000_000 + i)
+    }
+
+    /// `len` empty samples, numbered by their time; then errors, slowly. Counts
+    /// its samples in `made`, and sets `dropped` when the sampler lets it go.
+    struct Script {
+        next: u64,
+        len: u64,
+        panic_at: Option<u64>,
+        /// When set, the samples after the first wait for it.
+        gate: Option<Arc<AtomicBool>>,
+        made: Arc<AtomicU64>,
+        dropped: Arc<AtomicBool>,
+    }
+
+    impl Script {
+        fn new(len: u64) -> Script {
+            Script {
+                next: 0,
+                len,
+                panic_at: None,
+                gate: None,
+                made: Arc::default(),
+                dropped: Arc::default(),
+            }
+        }
+    }
+
+    impl SampleSource for Script {
+        fn collect(&mut self) -> anyhow::Result<Sample> {
+            if self.panic_at == Some(self.next) {
+                panic!("the script gave up at sample {}", self.next);
+            }
+            if let Some(gate) = &self.gate
+                && self.next == 1
+            {
+                wait_for(Duration::from_secs(10), || gate.load(Ordering::SeqCst));
+            }
+            if self.next >= self.len {
+                std::thread::sleep(Duration::from_millis(20));
+                anyhow::bail!("the script is over");
+            }
+            let sample = Sample::of_sockets(at(self.next), Vec::new());
+            self.next += 1;
+            self.made.store(self.next, Ordering::SeqCst);
+            Ok(sample)
+        }
+    }
+
+    impl Drop for Script {
+        fn drop(&mut self) {
+            self.dropped.store(true, Ordering::SeqCst);
+        }
+    }
+
+    /// Waits at most `limit` for `done`.
+    fn wait_for(limit: Duration, done: impl Fn() -> bool) -> bool {
+        let deadline = Instant::now() + limit;
+        while !done() {
+            if Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        true
+    }
+
+    /// The events of `rx` until `last` matches one or `limit` passes.
+    fn events_until(
+        rx: &Receiver<PipelineEvent>,
+        limit: Duration,
+        last: impl Fn(&PipelineEvent) -> bool,
+    ) -> Vec<PipelineEvent> {
+        let deadline = Instant::now() + limit;
+        let mut seen = Vec::new();
+        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+            match rx.recv_timeout(left) {
+                Ok(e) => {
+                    let end = last(&e);
+                    seen.push(e);
+                    if end {
+                        break;
+                    }
+                }
+                Err(_) => break,
+            }
+        }
+        seen
+    }
+
+    #[test]
+    fn when_samples_come_faster_than_the_engine_only_the_newest_is_ingested() {
+        const LEN: u64 = 20;
+        let mut script = Script::new(LEN);
+        let gate = Arc::new(AtomicBool::new(false));
+        script.gate = Some(Arc::clone(&gate));
+        let made = Arc::clone(&script.made);
+        let (tx, rx) = mpsc::channel();
+        let mut first = true;
+        // The first sample comes alone; its update holds the engine thread
+        // until the rest of the script is queued behind it.
+        let sink = move |e: PipelineEvent| {
+            if first && matches!(e, PipelineEvent::Update(_)) {
+                first = false;
+                gate.store(true, Ordering::SeqCst);
+                wait_for(Duration::from_secs(10), || {
+                    made.load(Ordering::SeqCst) == LEN
+                });
+            }
+            tx.send(e).is_ok()
+        };
+        let pipeline = Pipeline::spawn(
+            script,
+            Duration::from_millis(1),
+            ProcessorSpec::default().build(),
+            sink,
+        )
+        .expect("spawn");
+        let events = events_until(
+            &rx,
+            Duration::from_secs(20),
+            |e| matches!(e, PipelineEvent::Error(m) if m.contains("skipped")),
+        );
+        pipeline.stop();
+        let updates: Vec<&Update> = events
+            .iter()
+            .filter_map(|e| match e {
+                PipelineEvent::Update(u) => Some(u),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(updates.len(), 2, "{events:?}");
+        assert_eq!(updates[0].snapshot.sample.taken_at, at(0));
+        // The second ingest is the newest sample, and the engine saw only two.
+        assert_eq!(updates[1].snapshot.sample.taken_at, at(LEN - 1));
+        assert_eq!(updates[1].snapshot.tick, 2);
+        let skipped = format!("{} samples skipped", LEN - 2);
+        assert!(
+            events
+                .iter()
+                .any(|e| matches!(e, PipelineEvent::Error(m) if m.contains(&skipped))),
+            "{events:?}"
+        );
+        assert!(
+            !events.iter().any(|e| matches!(e, PipelineEvent::Died(_))),
+            "{events:?}"
+        );
+    }
+
+    #[test]
+    fn a_source_that_panics_kills_the_pipeline_which_says_why() {
+        let mut script = Script::new(100);
+        script.panic_at = Some(3);
+        let (tx, rx) = mpsc::channel();
+        let pipeline = Pipeline::spawn(
+            script,
+            Duration::from_millis(1),
+            ProcessorSpec::default().build(),
+            move |e| tx.send(e).is_ok(),
+        )
+        .expect("spawn");
+        let events = events_until(&rx, Duration::from_secs(20), |e| {
+            matches!(e, PipelineEvent::Died(_))
+        });
+        let why = match events.last() {
+            Some(PipelineEvent::Died(why)) => why.clone(),
+            _ => panic!("no death: {events:?}"),
+        };
+        assert!(why.contains("the script gave up at sample 3"), "{why}");
+        // Nothing comes after the death: the engine thread ended and dropped
+        // its sink.
+        assert!(matches!(
+            rx.recv_timeout(Duration::from_secs(10)),
+            Err(mpsc::RecvTimeoutError::Disconnected)
+        ));
+        pipeline.stop();
+    }
+
+    #[test]
+    fn stopping_or_dropping_the_pipeline_ends_both_threads_without_a_death() {
+        for drop_it in [false, true] {
+            let script = Script::new(u64::MAX);
+            let (made, dropped) = (Arc::clone(&script.made), Arc::clone(&script.dropped));
+            let (tx, rx) = mpsc::channel();
+            let pipeline = Pipeline::spawn(
+                script,
+                Duration::from_millis(1),
+                ProcessorSpec::default().build(),
+                move |e| tx.send(e).is_ok(),
+            )
+            .expect("spawn");
+            assert!(
+                wait_for(Duration::from_secs(10), || made.load(Ordering::SeqCst) >= 3),
+                "the pipeline never sampled"
+            );
+            if drop_it {
+                drop(pipeline);
+            } else {
+                pipeline.stop();
+            }
+            // Both threads are gone: the sampler's let go of the source, the
+            // engine's of the sink (so the channel is closed once drained).
+            assert!(dropped.load(Ordering::SeqCst), "the sampler still runs");
+            let after = made.load(Ordering::SeqCst);
+            let rest: Vec<PipelineEvent> = rx.try_iter().collect();
+            assert!(
+                matches!(rx.try_recv(), Err(mpsc::TryRecvError::Disconnected)),
+                "the engine thread still holds its sink"
+            );
+            assert!(
+                !rest.iter().any(|e| matches!(e, PipelineEvent::Died(_))),
+                "{rest:?}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+            assert_eq!(made.load(Ordering::SeqCst), after, "sampled after the stop");
+        }
+    }
 }

@@ -28,22 +28,27 @@ fn open_without_waiting(path: &Path) -> std::io::Result<std::fs::File> {
     Ok(std::fs::File::from(fd))
 }
 
-/// The text of `path`, at most [`MAX_TEXT_FILE`] bytes of UTF-8; the error
-/// says why not (without the path, which the caller names).
-pub fn read_bounded(path: &Path) -> Result<String, String> {
-    let file = open_without_waiting(path).map_err(|e| e.to_string())?;
+/// Why a text file was not read (without the path, which the caller names).
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    #[error("larger than 1 MiB, too large for a config file; not read")]
+    TooLarge,
+    #[error("not UTF-8 text (at byte {at}); not read")]
+    NotUtf8 { at: usize },
+}
+
+/// The text of `path`, at most [`MAX_TEXT_FILE`] bytes of UTF-8.
+pub fn read_bounded(path: &Path) -> Result<String, ReadError> {
+    let file = open_without_waiting(path)?;
     let mut bytes = Vec::new();
-    file.take(MAX_TEXT_FILE + 1)
-        .read_to_end(&mut bytes)
-        .map_err(|e| e.to_string())?;
+    file.take(MAX_TEXT_FILE + 1).read_to_end(&mut bytes)?;
     if bytes.len() as u64 > MAX_TEXT_FILE {
-        return Err("larger than 1 MiB, too large for a config file; not read".into());
+        return Err(ReadError::TooLarge);
     }
-    String::from_utf8(bytes).map_err(|e| {
-        format!(
-            "not UTF-8 text (at byte {}); not read",
-            e.utf8_error().valid_up_to()
-        )
+    String::from_utf8(bytes).map_err(|e| ReadError::NotUtf8 {
+        at: e.utf8_error().valid_up_to(),
     })
 }
 
@@ -95,7 +100,7 @@ mod tests {
             vec![b'#'; usize::try_from(MAX_TEXT_FILE + 1).expect("fits")],
         )
         .expect("write");
-        assert!(read_bounded(&p).expect_err("too large").contains("1 MiB"));
+        assert!(matches!(read_bounded(&p), Err(ReadError::TooLarge)));
         std::fs::write(
             &p,
             vec![b'#'; usize::try_from(MAX_TEXT_FILE).expect("fits")],
@@ -103,10 +108,13 @@ mod tests {
         .expect("write");
         assert_eq!(read_bounded(&p).expect("at the bound").len(), 1 << 20);
         std::fs::write(&p, b"a = \xff\n").expect("write");
-        assert!(read_bounded(&p).expect_err("binary").contains("UTF-8"));
+        assert!(matches!(
+            read_bounded(&p),
+            Err(ReadError::NotUtf8 { at: 4 })
+        ));
         // A device that never ends: refused after 1 MiB.
         let err = read_bounded(Path::new("/dev/zero")).expect_err("endless");
-        assert!(err.contains("1 MiB"), "{err}");
+        assert!(err.to_string().contains("1 MiB"), "{err}");
     }
 
     #[test]

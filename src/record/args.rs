@@ -43,33 +43,9 @@ impl RecordArgs {
     }
 }
 
-/// A size: a number with an optional unit, `B`, `KB`/`MB`/`GB` (powers of 1000)
-/// or `KiB`/`MiB`/`GiB` (powers of 1024), case-insensitive; `K`, `M`, `G` alone
-/// are the binary ones. At least 64 KiB.
+/// A recording's size (see [`crate::parse::parse_bytes`]): at least 64 KiB.
 pub fn parse_size(text: &str) -> Result<u64, String> {
-    let t = text.trim();
-    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-    let (number, unit) = t.split_at(split);
-    let n: u64 = number
-        .parse()
-        .map_err(|_| format!("{text:?} is not a size (write e.g. 256MiB, 1GiB, 500MB)"))?;
-    let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
-        "" | "b" => 1,
-        "kb" => 1000,
-        "mb" => 1000 * 1000,
-        "gb" => 1000 * 1000 * 1000,
-        "k" | "kib" => 1 << 10,
-        "m" | "mib" => 1 << 20,
-        "g" | "gib" => 1 << 30,
-        other => {
-            return Err(format!(
-                "unknown size unit {other:?} (use KiB, MiB, GiB, KB, MB, GB)"
-            ));
-        }
-    };
-    let bytes = n
-        .checked_mul(mult)
-        .ok_or_else(|| format!("{text:?} is too large"))?;
+    let bytes = crate::parse::parse_bytes(text)?;
     if bytes < 64 << 10 {
         return Err(format!(
             "{text:?} is too small for a recording (at least 64KiB)"

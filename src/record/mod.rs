@@ -54,7 +54,7 @@
 //!   (at most [`KEY_EVERY`] frames).
 //! - [`Reader::samples`]: every sample in order, then the damage if any.
 //!
-//! A replay feeds the samples, in order, to a fresh `live::Processor`; after a
+//! A replay feeds the samples, in order, to a fresh `processor::Processor`; after a
 //! backward seek the processor must be rebuilt and fed from an earlier point, as
 //! the engine's history only runs forward.
 //!
@@ -65,15 +65,16 @@
 //! bounded channel so compression and disk never hold up the pipeline (see its
 //! doc); a sample it could not queue is reported, never dropped silently.
 //! [`RecordArgs`] is the `--record FILE --record-max SIZE --record-keep N` option
-//! group for clap. A mode records with one line:
+//! group for clap. The glue between a recording and the live pipeline is not
+//! here (the storage format knows no threads of the pipeline's): a mode gets its
+//! recording from `modes::Run::recording` and wraps its pipeline sink with
 //!
 //! ```text
-//! let sink = match args.record.start()? { Some(r) => r.wrap(sink), None => sink };
-//! Pipeline::spawn(collector, interval, processor, sink)
+//! Pipeline::spawn(source, interval, processor, live::maybe_recorded(recording, sink))
 //! ```
 //!
-//! (boxed, as the two arms differ in type), and recording errors then reach the
-//! mode as `PipelineEvent::Recording("recording: ...")`.
+//! and recording errors then reach the mode as
+//! `PipelineEvent::Recording("recording: ...")`.
 
 mod args;
 pub mod player;

@@ -16,9 +16,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime};
 
 use super::{Damage, Reader};
-use crate::diagnose::{Diagnoser, Thresholds};
-use crate::live::{Processor, Update};
-use crate::model::EngineConfig;
+use crate::processor::{Processor, ProcessorSpec, Update, panic_message};
 
 /// Samples fed to a fresh engine before a seek's target.
 pub const WARMUP: usize = 120;
@@ -89,7 +87,7 @@ impl Player {
     /// Starts playing `reader` from its first sample.
     pub fn spawn(
         reader: Reader,
-        thresholds: Thresholds,
+        spec: ProcessorSpec,
         sink: impl FnMut(PlayerEvent) -> bool + Send + 'static,
     ) -> std::io::Result<Player> {
         let (control, inbox) = mpsc::channel();
@@ -98,10 +96,10 @@ impl Player {
         let handle = std::thread::Builder::new()
             .name("sockscope-player".into())
             .spawn(move || {
-                let mut state = State::new(reader, thresholds, sink, stopping);
+                let mut state = State::new(reader, spec, sink, stopping);
                 let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| state.run(&inbox)));
                 if let Err(panic) = outcome {
-                    let why = crate::live::panic_message(&*panic);
+                    let why = panic_message(&*panic);
                     (state.sink)(PlayerEvent::Died(format!("the replay failed: {why}")));
                 }
             })?;
@@ -130,7 +128,7 @@ impl Drop for Player {
 
 struct State<S> {
     reader: Reader,
-    thresholds: Thresholds,
+    spec: ProcessorSpec,
     processor: Processor,
     /// The index of the last sample fed to `processor` (`None` before any).
     fed: Option<usize>,
@@ -143,13 +141,13 @@ struct State<S> {
 }
 
 impl<S: FnMut(PlayerEvent) -> bool> State<S> {
-    fn new(reader: Reader, thresholds: Thresholds, sink: S, stop: Arc<AtomicBool>) -> State<S> {
+    fn new(reader: Reader, spec: ProcessorSpec, sink: S, stop: Arc<AtomicBool>) -> State<S> {
         let len = reader.len();
         let damage = reader.damage().cloned();
         State {
-            processor: fresh(&thresholds),
+            processor: spec.build(),
             reader,
-            thresholds,
+            spec,
             fed: None,
             len,
             playing: true,
@@ -279,7 +277,7 @@ impl<S: FnMut(PlayerEvent) -> bool> State<S> {
             Some(i) if target > i && target - i <= WARMUP => i + 1,
             Some(i) if target == i => return self.report(),
             _ => {
-                self.processor = fresh(&self.thresholds);
+                self.processor = self.spec.build();
                 self.fed = None;
                 target.saturating_sub(WARMUP)
             }
@@ -333,8 +331,4 @@ impl<S: FnMut(PlayerEvent) -> bool> State<S> {
             None => self.report(),
         }
     }
-}
-
-fn fresh(thresholds: &Thresholds) -> Processor {
-    Processor::new(EngineConfig::default(), Diagnoser::new(thresholds.clone()))
 }

@@ -1,18 +1,17 @@
 //! The headless replay: a recording's samples, in order, through the engine and
-//! the diagnoser (a `live::Processor`), printed one line per sample — its time,
+//! the diagnoser (a `processor::Processor`), printed one line per sample — its time,
 //! the count of each state and the active findings. The form is stable, for
 //! scripts and tests: a replay prints what processing the samples live did.
 
 use std::io::{self, Write};
-use std::process::ExitCode;
 
 use serde::Serialize;
 
 use super::{Damage, Reader};
 use crate::diagnose::{Severity, Subject};
 use crate::export::rfc3339_nanos;
-use crate::live::{Processor, Update};
 use crate::model::{StateCounts, TcpState};
+use crate::processor::{Processor, Update};
 
 /// How each sample is printed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -147,73 +146,3 @@ pub fn replay(
 /// `sockscope replay`'s exit status when the recording is damaged: what came
 /// before the damage was replayed, and the damage named on standard error.
 pub const REPLAY_DAMAGED: u8 = 3;
-
-/// `sockscope replay FILE`.
-#[derive(Debug, clap::Args)]
-pub struct ReplayArgs {
-    /// The recording (its rotated files FILE.1, FILE.2, ... are read too, oldest first).
-    #[arg(value_name = "FILE")]
-    pub file: std::path::PathBuf,
-
-    /// Print each sample's counts and findings instead of showing the screen.
-    #[arg(long)]
-    pub headless: bool,
-
-    /// Output format of --headless.
-    #[arg(short, long, value_enum, default_value_t = ReplayFormat::Text)]
-    pub format: ReplayFormat,
-
-    /// Read diagnosis thresholds from this TOML file, as `check` does.
-    #[arg(long, value_name = "FILE")]
-    pub thresholds: Option<std::path::PathBuf>,
-
-    /// The screen's config file (keys, colours), as for the live screen.
-    #[arg(long, value_name = "FILE", conflicts_with = "headless")]
-    pub config: Option<std::path::PathBuf>,
-
-    /// Start the screen with this filter.
-    #[arg(short = 'F', long, value_name = "EXPR", conflicts_with = "headless")]
-    pub filter: Option<String>,
-
-    /// No colours (as NO_COLOR=1 does).
-    #[arg(long, conflicts_with = "headless")]
-    pub no_color: bool,
-}
-
-/// Runs a headless replay to standard output. Exit status: 0 the whole
-/// recording, [`REPLAY_DAMAGED`] up to damage, 1 unreadable (missing, another
-/// version, an I/O error).
-pub fn run_headless(args: &ReplayArgs, thresholds: crate::diagnose::Thresholds) -> ExitCode {
-    let mut reader = match Reader::open(&args.file) {
-        Ok(r) => r,
-        Err(e) => {
-            crate::export::print_err(&format!("sockscope: {e}"));
-            return ExitCode::FAILURE;
-        }
-    };
-    let processor = Processor::new(
-        crate::model::EngineConfig::default(),
-        crate::diagnose::Diagnoser::new(thresholds),
-    );
-    let stdout = io::stdout();
-    let mut out = io::BufWriter::new(stdout.lock());
-    let outcome = replay(&mut reader, processor, args.format, &mut out).and_then(|o| {
-        out.flush()?;
-        Ok(o)
-    });
-    match outcome {
-        Ok(Outcome::Complete { .. }) => ExitCode::SUCCESS,
-        Ok(Outcome::Damaged { samples, damage }) => {
-            crate::export::print_err(&format!("sockscope: {damage}"));
-            crate::export::print_err(&format!(
-                "sockscope: replayed the {samples} samples before the damage"
-            ));
-            ExitCode::from(REPLAY_DAMAGED)
-        }
-        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
-        Err(e) => {
-            crate::export::print_err(&format!("sockscope: {e}"));
-            ExitCode::FAILURE
-        }
-    }
-}

@@ -21,7 +21,6 @@ use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
 use std::thread::JoinHandle;
 
 use super::{Limits, RecordError, Recorder};
-use crate::live::{PipelineEvent, Update};
 use crate::model::Sample;
 
 /// Samples waiting for the writer.
@@ -91,34 +90,6 @@ impl RecordingSink {
         }
     }
 
-    /// `record` for a pipeline update.
-    pub fn record_update(&mut self, update: &Update) -> Result<(), RecordError> {
-        self.record(&update.snapshot.sample)
-    }
-
-    /// A pipeline sink that records every update and then hands it to `inner`;
-    /// a recording error goes to `inner` first, as a `PipelineEvent::Recording`
-    /// ("recording: ..."), so the mode shows it where it shows sampling errors.
-    /// The recording is finished when the returned sink is dropped.
-    ///
-    /// ```text
-    /// Pipeline::spawn(collector, interval, processor, recording.wrap(sink))
-    /// ```
-    pub fn wrap(
-        mut self,
-        mut inner: impl FnMut(PipelineEvent) -> bool + Send + 'static,
-    ) -> impl FnMut(PipelineEvent) -> bool + Send + 'static {
-        move |event| {
-            if let PipelineEvent::Update(update) = &event
-                && let Err(e) = self.record_update(update)
-                && !inner(PipelineEvent::Recording(format!("recording: {e}")))
-            {
-                return false;
-            }
-            inner(event)
-        }
-    }
-
     /// Writes what is queued, syncs the file and stops the writer; returns the
     /// first error not yet reported.
     pub fn finish(mut self) -> Result<(), RecordError> {
@@ -140,7 +111,7 @@ impl Drop for RecordingSink {
         // The last chance to say that the end of the recording was lost; the
         // modes drop the sink after their screen is gone.
         if let Err(e) = self.stop() {
-            eprintln!("sockscope: recording: {e}");
+            crate::escape::print_err(&format!("sockscope: recording: {e}"));
         }
     }
 }

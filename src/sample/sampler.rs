@@ -262,6 +262,13 @@ impl SampleSource for Collector {
     }
 }
 
+/// The source a mode is handed (the collector, or a test's script).
+impl SampleSource for Box<dyn SampleSource> {
+    fn collect(&mut self) -> anyhow::Result<Sample> {
+        (**self).collect()
+    }
+}
+
 /// What the sampler thread sends.
 #[derive(Debug)]
 pub enum SamplerEvent {

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use clap::Args;
 
-use crate::cli::parse_duration;
+use crate::parse::parse_duration;
 
 /// Past this many headers a request is refused with 431.
 pub const DEFAULT_MAX_HEADERS: u32 = 64;

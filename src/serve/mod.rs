@@ -27,68 +27,21 @@ pub use server::{HttpServer, Options};
 pub use state::{Latest, Shared, SnapshotCollector};
 
 use std::net::SocketAddr;
-use std::path::Path;
 use std::sync::Arc;
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::time::Duration;
 
 use anyhow::Context;
-use clap::Args;
 use prometheus_client::registry::Registry;
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
-use signal_hook::iterator::Signals;
 
-use crate::cli::{Failure, load_thresholds, parse_duration};
-use crate::diagnose::{Diagnoser, Thresholds};
 use crate::live::{Pipeline, PipelineEvent, Processor};
-use crate::model::EngineConfig;
 use crate::record::RecordingSink;
-use crate::sample::sampler::{Collector, CollectorConfig, SampleSource};
+use crate::sample::sampler::SampleSource;
 
 /// How long `/healthz` keeps saying why the pipeline died before the process
 /// exits.
 pub const DEATH_GRACE: Duration = Duration::from_secs(5);
-
-#[derive(Debug, Args)]
-pub struct ServeArgs {
-    /// Address to listen on. Loopback by default: on any other address, use
-    /// --web-config (TLS, basic auth) or a firewall rule; serve warns without.
-    #[arg(long, value_name = "ADDR:PORT", default_value = "127.0.0.1:9917")]
-    pub listen: SocketAddr,
-
-    /// Time between samples, e.g. 500ms, 2s.
-    #[arg(long, value_name = "INTERVAL", default_value = "1s", value_parser = parse_duration)]
-    pub interval: Duration,
-
-    /// Read diagnosis thresholds from this TOML file (see assets/thresholds.toml).
-    #[arg(long, value_name = "FILE")]
-    pub thresholds: Option<std::path::PathBuf>,
-
-    /// Processes with their own per-state series in /metrics (the ones holding
-    /// the most sockets), to bound the label cardinality.
-    #[arg(long, value_name = "N", default_value_t = 20,
-          value_parser = clap::value_parser!(u32).range(0..=10_000))]
-    pub top_processes: u32,
-
-    /// Put each process's command line in /snapshot. Off by default: command
-    /// lines can carry secrets (passwords, tokens in arguments) that /proc
-    /// hides from other users where it is mounted hidepid, and any local user
-    /// can read /snapshot.
-    #[arg(long)]
-    pub snapshot_cmdlines: bool,
-
-    /// TLS and basic auth from an exporter web configuration file (the
-    /// format node_exporter reads: tls_server_config, basic_auth_users,
-    /// http_server_config.headers).
-    #[arg(long, value_name = "FILE")]
-    pub web_config: Option<std::path::PathBuf>,
-
-    #[command(flatten)]
-    pub http: HttpLimits,
-
-    #[command(flatten)]
-    pub record: crate::record::RecordArgs,
-}
 
 /// `/healthz` says stale when no sample came for this long: three intervals,
 /// plus the time a sample of a very busy host takes.
@@ -120,8 +73,8 @@ pub struct Serving {
 /// How to build a `serve` besides its sample source.
 pub struct ServeConfig {
     pub interval: Duration,
-    pub thresholds: Thresholds,
-    pub engine: EngineConfig,
+    /// The engine and the diagnoser, as the run's builder made them.
+    pub processor: Processor,
     pub top_processes: usize,
     pub snapshot_cmdlines: bool,
     pub http: Options,
@@ -162,13 +115,10 @@ impl Serving {
             }
             true
         };
-        let processor = Processor::new(config.engine, Diagnoser::new(config.thresholds));
-        let pipeline = match config.recording {
-            // Recording errors reach the slot as sample errors: /metrics counts them.
-            Some(r) => Pipeline::spawn(source, config.interval, processor, r.wrap(sink)),
-            None => Pipeline::spawn(source, config.interval, processor, sink),
-        }
-        .context("start the sampler")?;
+        // Recording errors reach the slot as sample errors: /metrics counts them.
+        let sink = crate::live::maybe_recorded(config.recording, sink);
+        let pipeline = Pipeline::spawn(source, config.interval, config.processor, sink)
+            .context("start the sampler")?;
         Ok(Serving {
             addr: server.addr,
             shared,
@@ -208,95 +158,6 @@ impl Serving {
         self.server.stop();
         self.pipeline.stop();
         exit
-    }
-}
-
-/// Runs `serve` until a signal, or until something it needs dies (exit 1).
-pub(crate) fn run(proc_root: &Path, args: &ServeArgs) -> Result<(), Failure> {
-    if args.interval.is_zero() {
-        return Err(Failure::Usage(
-            "sockscope: --interval must be more than 0".into(),
-        ));
-    }
-    let thresholds = load_thresholds(args.thresholds.as_deref()).map_err(Failure::Usage)?;
-    // Signals are caught before anything starts, so that one arriving during
-    // the start still ends the process cleanly.
-    let mut signals = Signals::new([SIGTERM, SIGINT, SIGHUP]).context("install signal handlers")?;
-    let web = match &args.web_config {
-        Some(path) => webconfig::load(path)
-            .map_err(|e| Failure::Usage(format!("sockscope: --web-config: {e}")))?,
-        None => webconfig::WebConfig::default(),
-    };
-    if !args.listen.ip().is_loopback() {
-        let missing = match (web.tls.is_some(), web.auth.is_some()) {
-            (true, true) => None,
-            (false, false) => Some("without TLS or authentication (see --web-config)"),
-            (true, false) => Some("without authentication (basic_auth_users in --web-config)"),
-            (false, true) => Some(
-                "without TLS: passwords cross the network in clear (tls_server_config in --web-config)",
-            ),
-        };
-        if let Some(missing) = missing {
-            eprintln!(
-                "sockscope: warning: listening on {} {missing}: anyone who can reach it reads every connection of this host",
-                args.listen
-            );
-        }
-    }
-    let scheme = if web.tls.is_some() { "https" } else { "http" };
-    let listener = std::net::TcpListener::bind(args.listen)
-        .with_context(|| format!("cannot listen on {}", args.listen))?;
-    // A recording that cannot start is refused before serving.
-    let recording = args
-        .record
-        .start()
-        .map_err(|e| Failure::Usage(format!("sockscope: cannot record: {e}")))?;
-    let collector = Collector::new(CollectorConfig {
-        proc_root: proc_root.to_path_buf(),
-        ..CollectorConfig::default()
-    });
-    let config = ServeConfig {
-        interval: args.interval,
-        thresholds,
-        engine: EngineConfig::default(),
-        top_processes: args.top_processes as usize,
-        snapshot_cmdlines: args.snapshot_cmdlines,
-        http: Options {
-            limits: args.http.clone(),
-            headers: web.headers,
-            tls: web.tls,
-            auth: web.auth,
-        },
-        recording,
-    };
-    let serving = Serving::start(listener, collector, config)?;
-    // Tests (and operators who asked for port 0) read the address from here.
-    eprintln!(
-        "sockscope: serving {scheme}://{}/metrics, /snapshot and /healthz",
-        serving.addr
-    );
-    let to_main = serving.exit_sender();
-    let handle = signals.handle();
-    let watcher = std::thread::Builder::new()
-        .name("sockscope-signals".into())
-        .spawn(move || {
-            if let Some(sig) = signals.forever().next() {
-                let _ = to_main.send(Exit::Signal(signal_name(sig)));
-            }
-        })
-        .context("start the signal thread")?;
-    let exit = serving.wait(DEATH_GRACE);
-    handle.close();
-    let _ = watcher.join();
-    match exit {
-        Exit::Signal(name) => {
-            eprintln!("sockscope: {name}: stopping");
-            Ok(())
-        }
-        Exit::Died(why) => Err(Failure::Runtime(anyhow::anyhow!(
-            "the pipeline died: {why}"
-        ))),
-        Exit::ServerGone => Err(Failure::Runtime(anyhow::anyhow!("the HTTP server stopped"))),
     }
 }
 

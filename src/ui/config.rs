@@ -1,8 +1,10 @@
-//! The config file: `[ui]` settings, `[keys]` bindings and `[thresholds]` of the
-//! diagnosis, layered defaults < file < command line. The default file, with every
-//! key commented, is generated from the same tables the code uses
-//! (`--print-default-config`; `assets/default-config.toml` is a copy a test keeps
-//! equal), so it cannot go stale.
+//! The screen's tables of the config file: `[ui]` settings and `[keys]`
+//! bindings, layered defaults < file < command line. The file itself is read by
+//! `crate::config` (one file for every mode, which also carries the diagnosis's
+//! `[thresholds]`); the screen parses these two tables from its text. The default
+//! file, with every key commented, is generated from the same tables the code
+//! uses (`--print-default-config`; `assets/default-config.toml` is a copy a test
+//! keeps equal), so it cannot go stale.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -11,6 +13,8 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::keymap::Keymap;
+use crate::config::{ConfigFile, FileError, FileKind, ParseError, ParseErrorKind, line_of};
+#[cfg(test)]
 use crate::diagnose::Thresholds;
 
 /// Whether to colour the screen.
@@ -61,88 +65,63 @@ fn duration<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Duration, D::Error
     let text = String::deserialize(d)?;
     let value = humantime::parse_duration(&text)
         .map_err(|e| serde::de::Error::custom(format!("{e} (write e.g. 500ms, 2s)")))?;
-    crate::cli::check_duration(value).map_err(serde::de::Error::custom)
+    crate::parse::check_duration(value).map_err(serde::de::Error::custom)
 }
 
+/// The screen's tables; the others are `crate::config`'s, which refuses unknown
+/// ones.
 #[derive(Debug, Default, Deserialize)]
-#[serde(default, deny_unknown_fields)]
+#[serde(default)]
 struct RawConfig {
     ui: UiConfig,
     keys: BTreeMap<String, toml::Spanned<Vec<String>>>,
-    thresholds: Thresholds,
 }
 
-/// A loaded config.
+/// The screen's config: its own tables of the config file.
 #[derive(Clone, Debug, Default)]
 pub struct Config {
     pub ui: UiConfig,
     pub keymap: Keymap,
-    pub thresholds: Thresholds,
 }
 
 impl Config {
-    /// Parses a config file's text. The error names the line and the key.
-    pub fn parse(text: &str) -> Result<Config, String> {
-        let raw: RawConfig = toml::from_str(text).map_err(|e| e.to_string())?;
+    /// The screen's tables of a config file's text, after the shared ones are
+    /// checked (so that an unknown table is refused here too). The error names
+    /// the line and the key.
+    pub fn parse(text: &str) -> Result<Config, ParseError> {
+        Config::of(&ConfigFile::parse(text)?)
+    }
+
+    /// The screen's tables of a config file already read.
+    pub fn of(file: &ConfigFile) -> Result<Config, ParseError> {
+        let text = file.text.as_str();
+        let raw: RawConfig = toml::from_str(text).map_err(|e| ParseError::syntax(text, &e))?;
         let mut keys = BTreeMap::new();
         let mut lines = BTreeMap::new();
         for (action, spanned) in raw.keys {
-            let line = text[..spanned.span().start.min(text.len())]
-                .matches('\n')
-                .count()
-                + 1;
-            lines.insert(action.clone(), line);
+            lines.insert(action.clone(), line_of(text, spanned.span().start));
             keys.insert(action, spanned.into_inner());
         }
         let keymap = Keymap::with_overrides(&keys).map_err(|e| {
-            // Name the line of the first action the message mentions.
-            let line = lines
-                .iter()
-                .find(|(action, _)| {
-                    e.contains(&format!("`{action}`")) || e.starts_with(&format!("{action}:"))
-                })
-                .map(|(_, l)| *l);
-            match line {
-                Some(l) => format!("line {l}, [keys]: {e}"),
-                None => format!("[keys]: {e}"),
+            let key = e.action().map(str::to_string);
+            ParseError {
+                line: key.as_ref().and_then(|k| lines.get(k).copied()),
+                key,
+                kind: ParseErrorKind::Keys(e.to_string()),
             }
         })?;
-        raw.thresholds
-            .validate()
-            .map_err(|e| format!("[thresholds]: {e}"))?;
-        Ok(Config {
-            ui: raw.ui,
-            keymap,
-            thresholds: raw.thresholds,
-        })
+        Ok(Config { ui: raw.ui, keymap })
     }
 
-    /// Reads `path`; errors start with the path.
-    pub fn load(path: &Path) -> Result<Config, String> {
-        let text = crate::textfile::read_bounded(path).map_err(|e| {
-            format!(
-                "cannot read config {}: {e}",
-                crate::export::printable_path(path)
-            )
-        })?;
-        Config::parse(&text).map_err(|e| {
-            format!(
-                "bad config {}: {}",
-                crate::export::printable_path(path),
-                crate::textfile::shorten(&e)
-            )
+    /// Reads `path` (see `crate::config::ConfigFile::load`) and its screen
+    /// tables; errors start with the path.
+    pub fn load(path: &Path) -> Result<Config, FileError> {
+        let file = ConfigFile::load(path)?;
+        Config::of(&file).map_err(|error| FileError::Bad {
+            kind: FileKind::Config,
+            path: path.to_path_buf(),
+            error,
         })
-    }
-
-    /// The config file to read when none is named: `$XDG_CONFIG_HOME/sockscope/
-    /// config.toml` or `~/.config/sockscope/config.toml`, if it exists.
-    pub fn default_path() -> Option<PathBuf> {
-        let base = std::env::var_os("XDG_CONFIG_HOME")
-            .filter(|v| !v.is_empty())
-            .map(PathBuf::from)
-            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config")))?;
-        let path = base.join("sockscope").join("config.toml");
-        path.exists().then_some(path)
     }
 }
 
@@ -160,6 +139,7 @@ pub fn default_config_text() -> String {
         out.push_str(&line);
         out.push('\n');
     }
+    out.push_str(ENGINE_SECTION);
     out.push_str("\n[thresholds]\n");
     // The thresholds file's own commented lines, without its header.
     let body = THRESHOLDS_FILE
@@ -168,6 +148,24 @@ pub fn default_config_text() -> String {
     out.push_str(body);
     out
 }
+
+const ENGINE_SECTION: &str = "\
+\n[engine]
+# The engine's bounds: what it keeps of the past (every mode reads them; the
+# options of the same names, --history-max ..., win over these).
+# The memory of the event log and the transitions (1MiB to 16GiB).
+# history_max = \"64MiB\"
+# Transitions kept per connection, the latest ones (1 to 1024).
+# transitions_per_conn = 16
+# How long a closed connection stays listed (100ms to 1h).
+# closed_retention = \"3m\"
+# At most this many closed connections listed (1 to 10000000).
+# max_closed = 65536
+# Samples kept by each time series (2 to 100000).
+# series_len = 300
+# Ports and processes with a time series of their own (1 to 10000).
+# series_top = 64
+";
 
 const THRESHOLDS_FILE: &str = include_str!("../../assets/thresholds.toml");
 
@@ -197,7 +195,8 @@ mod tests {
         let text = default_config_text();
         let c = Config::parse(&text).expect("defaults parse");
         assert_eq!(c.ui, UiConfig::default());
-        assert_eq!(c.thresholds, Thresholds::default());
+        let shared = ConfigFile::parse(&text).expect("defaults parse");
+        assert_eq!(shared.thresholds, Thresholds::default());
         // Uncomment every `# key = value` line: the same values, now explicit.
         let explicit: String = text
             .lines()
@@ -209,7 +208,14 @@ mod tests {
             .join("\n");
         let c = Config::parse(&explicit).unwrap_or_else(|e| panic!("{e}\n{explicit}"));
         assert_eq!(c.ui, UiConfig::default());
-        assert_eq!(c.thresholds, Thresholds::default());
+        let shared = ConfigFile::parse(&explicit).expect("explicit parse");
+        assert_eq!(shared.thresholds, Thresholds::default());
+        // The [engine] values written out are the engine's defaults.
+        assert!(shared.engine.history_max.is_some(), "{explicit}");
+        assert_eq!(
+            shared.engine_config(),
+            crate::model::EngineConfig::default()
+        );
         assert_eq!(c.keymap.help_rows(), Keymap::default().help_rows());
     }
 
@@ -224,27 +230,48 @@ mod tests {
 
     #[test]
     fn errors_name_the_line_and_key() {
-        let e = Config::parse("[ui]\ninterval = \"1s\"\nintervall = \"2s\"\n").expect_err("typo");
+        let e = Config::parse("[ui]\ninterval = \"1s\"\nintervall = \"2s\"\n")
+            .expect_err("typo")
+            .to_string();
         assert!(e.contains("line 3") && e.contains("intervall"), "{e}");
-        let e = Config::parse("[ui]\ninterval = \"soon\"\n").expect_err("bad duration");
+        let e = Config::parse("[ui]\ninterval = \"soon\"\n")
+            .expect_err("bad duration")
+            .to_string();
         assert!(e.contains("line 2") && e.contains("interval"), "{e}");
-        let e = Config::parse("[ui]\ninterval = \"0s\"\n").expect_err("zero");
+        let e = Config::parse("[ui]\ninterval = \"0s\"\n")
+            .expect_err("zero")
+            .to_string();
         assert!(e.contains("out of range"), "{e}");
-        let e = Config::parse("[ui]\nhighlight = \"2h\"\n").expect_err("too long");
+        let e = Config::parse("[ui]\nhighlight = \"2h\"\n")
+            .expect_err("too long")
+            .to_string();
         assert!(e.contains("highlight") && e.contains("out of range"), "{e}");
-        let e = Config::parse("[thresholds]\nfd_crit_ratio = nan\n").expect_err("NaN");
+        let e = Config::parse("[thresholds]\nfd_crit_ratio = nan\n")
+            .expect_err("NaN")
+            .to_string();
         assert!(
             e.contains("[thresholds]") && e.contains("fd_crit_ratio"),
             "{e}"
         );
-        let e = Config::parse("\n[keys]\nquit = [\"x\"]\npause = [\"x\"]\n").expect_err("conflict");
+        let e = Config::parse("\n[keys]\nquit = [\"x\"]\npause = [\"x\"]\n")
+            .expect_err("conflict")
+            .to_string();
         assert!(e.contains("line 3") || e.contains("line 4"), "{e}");
         assert!(e.contains("`x`"), "{e}");
-        let e = Config::parse("[keys]\n\njump = [\"x\"]\n").expect_err("unknown action");
+        let typed = Config::parse("[keys]\n\njump = [\"x\"]\n").expect_err("unknown action");
+        assert_eq!((typed.line, typed.key.as_deref()), (Some(3), Some("jump")));
+        assert!(matches!(typed.kind, ParseErrorKind::Keys(_)), "{typed:?}");
+        let e = Config::parse("[keys]\n\njump = [\"x\"]\n")
+            .expect_err("unknown action")
+            .to_string();
         assert!(e.contains("line 3") && e.contains("jump"), "{e}");
-        let e = Config::parse("[thresholds]\nsyn_recv_min = \"many\"\n").expect_err("type");
+        let e = Config::parse("[thresholds]\nsyn_recv_min = \"many\"\n")
+            .expect_err("type")
+            .to_string();
         assert!(e.contains("line 2") && e.contains("syn_recv_min"), "{e}");
-        let e = Config::parse("[colour]\n").expect_err("unknown table");
+        let e = Config::parse("[colour]\n")
+            .expect_err("unknown table")
+            .to_string();
         assert!(e.contains("colour"), "{e}");
     }
 

@@ -155,14 +155,50 @@ impl Default for Keymap {
     }
 }
 
+/// Why a `[keys]` table is refused; [`KeymapError::action`] names the action
+/// whose line the config file's error points at.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum KeymapError {
+    #[error("unknown action `{0}`")]
+    UnknownAction(String),
+    #[error("{action}: {reason}")]
+    BadKey {
+        action: &'static str,
+        reason: String,
+    },
+    #[error("quit: needs at least one key")]
+    NoQuitKey,
+    #[error("key `{key}` is bound to both `{first}` and `{second}`")]
+    Conflict {
+        key: String,
+        first: &'static str,
+        second: &'static str,
+    },
+}
+
+impl KeymapError {
+    /// The action the error is about: the one named, or of two in conflict
+    /// the later (whose binding the user most likely just wrote).
+    pub fn action(&self) -> Option<&str> {
+        match self {
+            KeymapError::UnknownAction(a) => Some(a),
+            KeymapError::BadKey { action, .. } => Some(action),
+            KeymapError::NoQuitKey => Some("quit"),
+            KeymapError::Conflict { second, .. } => Some(second),
+        }
+    }
+}
+
 impl Keymap {
     /// The defaults with some actions' keys replaced: `overrides` maps an action's
     /// config name to its new keys (an empty list unbinds it). Errors name the
     /// offending action or key.
-    pub fn with_overrides(overrides: &BTreeMap<String, Vec<String>>) -> Result<Keymap, String> {
+    pub fn with_overrides(
+        overrides: &BTreeMap<String, Vec<String>>,
+    ) -> Result<Keymap, KeymapError> {
         for name in overrides.keys() {
             if Action::from_name(name).is_none() {
-                return Err(format!("unknown action `{name}`"));
+                return Err(KeymapError::UnknownAction(name.clone()));
             }
         }
         let mut by_action = Vec::with_capacity(Action::ALL.len());
@@ -170,11 +206,21 @@ impl Keymap {
             let keys: Vec<Key> = match overrides.get(action.name()) {
                 Some(user) => user
                     .iter()
-                    .map(|k| Key::parse(k).map_err(|e| format!("{}: {e}", action.name())))
+                    .map(|k| {
+                        Key::parse(k).map_err(|reason| KeymapError::BadKey {
+                            action: action.name(),
+                            reason,
+                        })
+                    })
                     .collect::<Result<_, _>>()?,
                 None => action
                     .default_keys()
-                    .map(Key::parse)
+                    .map(|k| {
+                        Key::parse(k).map_err(|reason| KeymapError::BadKey {
+                            action: action.name(),
+                            reason,
+                        })
+                    })
                     .collect::<Result<_, _>>()?,
             };
             by_action.push((action, keys));
@@ -185,7 +231,7 @@ impl Keymap {
             .iter()
             .any(|(a, k)| *a == Action::Quit && k.is_empty())
         {
-            return Err("quit: needs at least one key".into());
+            return Err(KeymapError::NoQuitKey);
         }
         let mut by_key = HashMap::new();
         for (action, keys) in &by_action {
@@ -193,11 +239,11 @@ impl Keymap {
                 if let Some(other) = by_key.insert(*key, *action)
                     && other != *action
                 {
-                    return Err(format!(
-                        "key `{key}` is bound to both `{}` and `{}`",
-                        other.name(),
-                        action.name()
-                    ));
+                    return Err(KeymapError::Conflict {
+                        key: key.to_string(),
+                        first: other.name(),
+                        second: action.name(),
+                    });
                 }
             }
         }
@@ -368,6 +414,9 @@ mod tests {
 
         o.insert("pause".to_string(), vec!["x".to_string()]);
         let err = Keymap::with_overrides(&o).expect_err("x twice");
+        assert!(matches!(err, KeymapError::Conflict { .. }), "{err:?}");
+        assert!(matches!(err.action(), Some("quit" | "pause")), "{err:?}");
+        let err = err.to_string();
         assert!(
             err.contains("`x`") && err.contains("quit") && err.contains("pause"),
             "{err}"
@@ -377,13 +426,14 @@ mod tests {
         bad.insert("jump".to_string(), vec!["x".to_string()]);
         assert_eq!(
             Keymap::with_overrides(&bad).expect_err("unknown"),
-            "unknown action `jump`"
+            KeymapError::UnknownAction("jump".into())
         );
         let mut bad = BTreeMap::new();
         bad.insert("quit".to_string(), vec![]);
         assert!(
             Keymap::with_overrides(&bad)
                 .expect_err("no quit")
+                .to_string()
                 .contains("quit")
         );
         let mut bad = BTreeMap::new();
@@ -391,6 +441,7 @@ mod tests {
         assert!(
             Keymap::with_overrides(&bad)
                 .expect_err("bad key")
+                .to_string()
                 .contains("ctrl-nope")
         );
     }

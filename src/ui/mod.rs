@@ -24,14 +24,13 @@ use std::time::Duration;
 use anyhow::Context;
 use crossterm::event::{self, Event, KeyEventKind};
 
-use crate::diagnose::Diagnoser;
 use crate::export;
 use crate::filter::Filter;
 use crate::live::{Pipeline, PipelineEvent, Processor};
-use crate::model::EngineConfig;
+use crate::processor::ProcessorSpec;
 use crate::record::player::{self, Player, PlayerEvent};
 use crate::record::{Reader, RecordingSink};
-use crate::sample::sampler::Collector;
+use crate::sample::sampler::SampleSource;
 use app::{App, Effect, ExportJob, Msg, Settings};
 use config::Config;
 use theme::Theme;
@@ -49,13 +48,30 @@ pub struct TuiOptions {
 
 /// Where the screen's snapshots come from.
 pub enum Feed {
-    /// The live sampler, maybe recording every sample.
+    /// The live sampler over `source`, maybe recording every sample.
     Live {
-        collector: Box<Collector>,
+        source: Box<dyn SampleSource>,
+        processor: Box<Processor>,
         recording: Option<RecordingSink>,
     },
-    /// A recording, played back.
-    Replay(Reader),
+    /// A recording, played back; `spec` makes the processor of each seek.
+    Replay {
+        reader: Reader,
+        spec: Box<ProcessorSpec>,
+    },
+}
+
+/// Why the screen ended other than by the user's asking.
+#[derive(Debug, thiserror::Error)]
+pub enum ScreenError {
+    /// The pipeline (or the replay's player) stopped for good: why.
+    #[error("the sampling pipeline died: {0}")]
+    Died(String),
+    /// The keyboard could not be read.
+    #[error("cannot read the keyboard: {0}")]
+    Input(String),
+    #[error(transparent)]
+    Other(#[from] anyhow::Error),
 }
 
 /// The running source of snapshots, told what the user asks of it.
@@ -76,12 +92,15 @@ impl Drop for TerminalGuard {
 }
 
 /// Runs the screen until the user quits or a signal ends it; for a replay,
-/// returns where it ended (and the damage it met, if any).
-pub fn run(feed: Feed, opts: TuiOptions) -> anyhow::Result<Option<player::Status>> {
+/// returns where it ended (and the damage it met, if any). The death of the
+/// pipeline or a keyboard that cannot be read end it too, as an error: the
+/// terminal is restored first.
+pub fn run(feed: Feed, opts: TuiOptions) -> Result<Option<player::Status>, ScreenError> {
     if !io::stdout().is_terminal() || !io::stdin().is_terminal() {
-        anyhow::bail!(
+        return Err(anyhow::anyhow!(
             "the live screen needs a terminal; for output to a pipe or file use `sockscope snapshot` (or `check`)"
-        );
+        )
+        .into());
     }
     let (tx, rx) = mpsc::channel::<Msg>();
     let interval = opts.config.ui.interval;
@@ -95,7 +114,8 @@ pub fn run(feed: Feed, opts: TuiOptions) -> anyhow::Result<Option<player::Status
     let to_ui = tx.clone();
     let source = match feed {
         Feed::Live {
-            collector,
+            source,
+            processor,
             recording,
         } => {
             let sink = move |event| {
@@ -107,17 +127,11 @@ pub fn run(feed: Feed, opts: TuiOptions) -> anyhow::Result<Option<player::Status
                 };
                 to_ui.send(msg).is_ok()
             };
-            let processor = Processor::new(
-                EngineConfig::default(),
-                Diagnoser::new(opts.config.thresholds.clone()),
-            );
-            let pipeline = match recording {
-                Some(r) => Pipeline::spawn(*collector, interval, processor, r.wrap(sink)),
-                None => Pipeline::spawn(*collector, interval, processor, sink),
-            };
+            let sink = crate::live::maybe_recorded(recording, sink);
+            let pipeline = Pipeline::spawn(source, interval, *processor, sink);
             Source::Live(pipeline.context("cannot start the sampler")?)
         }
-        Feed::Replay(reader) => {
+        Feed::Replay { reader, spec } => {
             app.replay = Some(player::Status {
                 index: 0,
                 len: reader.len(),
@@ -126,29 +140,23 @@ pub fn run(feed: Feed, opts: TuiOptions) -> anyhow::Result<Option<player::Status
                 at: reader.taken_at(0),
                 damage: reader.damage().cloned(),
             });
-            let player =
-                Player::spawn(
-                    reader,
-                    opts.config.thresholds.clone(),
-                    move |event| match event {
-                        PlayerEvent::Update(u, status) => {
-                            to_ui.send(Msg::Update(u)).is_ok()
-                                && to_ui.send(Msg::Player(status)).is_ok()
-                        }
-                        PlayerEvent::Status(status) => to_ui.send(Msg::Player(status)).is_ok(),
-                        PlayerEvent::Error(e) => to_ui.send(Msg::SampleError(e)).is_ok(),
-                        PlayerEvent::Died(e) => to_ui.send(Msg::SamplerDied(e)).is_ok(),
-                    },
-                )
-                .context("cannot start the replay")?;
+            let player = Player::spawn(reader, *spec, move |event| match event {
+                PlayerEvent::Update(u, status) => {
+                    to_ui.send(Msg::Update(u)).is_ok() && to_ui.send(Msg::Player(status)).is_ok()
+                }
+                PlayerEvent::Status(status) => to_ui.send(Msg::Player(status)).is_ok(),
+                PlayerEvent::Error(e) => to_ui.send(Msg::SampleError(e)).is_ok(),
+                PlayerEvent::Died(e) => to_ui.send(Msg::SamplerDied(e)).is_ok(),
+            })
+            .context("cannot start the replay")?;
             Source::Replay(player)
         }
     };
-    spawn_signals(tx.clone())?;
+    spawn_signals(tx.clone()).context("cannot catch signals")?;
     let mut terminal = ratatui::try_init().context("cannot set up the terminal")?;
     let guard = TerminalGuard;
     install_panic_hook();
-    spawn_keyboard(tx.clone())?;
+    spawn_keyboard(tx.clone()).context("cannot read the keyboard")?;
     let theme = Theme::new(opts.color);
     let result = event_loop(&mut terminal, &mut app, theme, &rx, &tx, &source);
     drop(guard);
@@ -168,8 +176,10 @@ fn event_loop(
     rx: &Receiver<Msg>,
     tx: &Sender<Msg>,
     source: &Source,
-) -> anyhow::Result<()> {
-    terminal.draw(|f| view::draw(f, app, theme))?;
+) -> Result<(), ScreenError> {
+    terminal
+        .draw(|f| view::draw(f, app, theme))
+        .context("cannot draw")?;
     loop {
         let Ok(first) = rx.recv() else {
             return Ok(());
@@ -186,6 +196,12 @@ fn event_loop(
         }
         let mut quit = false;
         for msg in batch {
+            // Fatal: nothing more will come, or nothing can be asked.
+            match msg {
+                Msg::SamplerDied(why) => return Err(ScreenError::Died(why)),
+                Msg::InputFailed(why) => return Err(ScreenError::Input(why)),
+                _ => {}
+            }
             for effect in app.update(msg) {
                 match effect {
                     Effect::Quit => quit = true,
@@ -211,7 +227,9 @@ fn event_loop(
                 return Ok(());
             }
         }
-        terminal.draw(|f| view::draw(f, app, theme))?;
+        terminal
+            .draw(|f| view::draw(f, app, theme))
+            .context("cannot draw")?;
     }
 }
 

@@ -383,7 +383,7 @@ fn a_wrapped_pipeline_sink_records_every_update_and_passes_it_on() {
     let path = dir.path().join("rec");
     let (tx, rx) = std::sync::mpsc::channel();
     let recording = RecordingSink::spawn(&path, Limits::default()).expect("spawn");
-    let mut sink = recording.wrap(move |e| tx.send(e).is_ok());
+    let mut sink = sockscope::live::recorded(recording, move |e| tx.send(e).is_ok());
     let mut processor = Processor::new(
         EngineConfig::default(),
         Diagnoser::new(Thresholds::default()),

@@ -64,8 +64,12 @@ impl Run {
     fn start(path: &std::path::Path) -> Run {
         let reader = Reader::open(path).expect("open");
         let (tx, rx) = mpsc::channel();
-        let player = Player::spawn(reader, Thresholds::default(), move |e| tx.send(e).is_ok())
-            .expect("spawn");
+        let player = Player::spawn(
+            reader,
+            sockscope::processor::ProcessorSpec::default(),
+            move |e| tx.send(e).is_ok(),
+        )
+        .expect("spawn");
         Run { player, rx }
     }
 

@@ -12,7 +12,7 @@ use sockscope::filter::Filter;
 use sockscope::model::{
     Engine, EngineConfig, Event, Sample, Snapshot, SocketRecord, Stamp, TcpState,
 };
-use sockscope::watch::{Batch, Emitter, FindingChange, FindingDiff};
+use sockscope::modes::watch::{Batch, Emitter, FindingChange, FindingDiff};
 
 fn at(tick: u64) -> SystemTime {
     UNIX_EPOCH + Duration::from_secs(1_800_000_000 + tick)
@@ -183,4 +183,70 @@ fn findings_are_diffed_by_rule_and_subject() {
     assert_eq!(lines[0]["rule"], "accept_queue_overflow");
     assert_eq!(lines[0]["subject"]["port"], 80);
     assert_eq!(lines[0]["at"], "2027-01-15T08:00:01.000Z");
+}
+
+/// A source that gives `left` samples of one connection and then panics.
+struct Doomed {
+    left: u32,
+}
+
+impl sockscope::sample::sampler::SampleSource for Doomed {
+    fn collect(&mut self) -> anyhow::Result<Sample> {
+        if self.left == 0 {
+            panic!("the test's source gave up");
+        }
+        self.left -= 1;
+        Ok(Sample::of_sockets(SystemTime::now(), conns(1, 1)))
+    }
+}
+
+#[test]
+fn watch_fails_with_why_when_its_pipeline_dies() {
+    use sockscope::args::{LiveArgs, RunArgs, WatchArgs, WatchFormat};
+    use sockscope::config::RunConfig;
+    use sockscope::fail::Failure;
+    use sockscope::modes::Run;
+
+    let config = RunConfig {
+        interval: Some(Duration::from_millis(100)),
+        ..RunConfig::default()
+    };
+    let args = WatchArgs {
+        format: WatchFormat::Jsonl,
+        filter: None,
+        live: LiveArgs::default(),
+        run: RunArgs::default(),
+    };
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut out = Vec::new();
+        let result = sockscope::modes::watch::run_to(
+            Run::with_source(config, Doomed { left: 2 }),
+            &args,
+            &mut out,
+        );
+        let _ = tx.send((result, out));
+    });
+    let (result, out) = rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("watch did not end after its pipeline died");
+    let why = match result {
+        Err(Failure::Runtime(e)) => format!("{e:#}"),
+        Err(Failure::Usage(m)) => panic!("a usage error: {m}"),
+        Ok(()) => panic!("watch ended well after its pipeline died"),
+    };
+    assert!(
+        why.contains("died") && why.contains("the test's source gave up"),
+        "{why}"
+    );
+    // Nothing but whole JSON lines was written before it.
+    let text = String::from_utf8(out).expect("utf-8");
+    for line in text.lines() {
+        serde_json::from_str::<serde_json::Value>(line).expect("a JSON line");
+    }
+    // And the command line turns it into exit status 1.
+    assert_eq!(
+        sockscope::cli::exit(Err(Failure::Runtime(anyhow::anyhow!("{why}")))),
+        std::process::ExitCode::FAILURE
+    );
 }

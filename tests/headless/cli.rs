@@ -323,3 +323,66 @@ fn without_privilege_counts_are_complete_and_hidden_owners_are_explained() {
         "{err}"
     );
 }
+
+#[test]
+fn every_sampling_mode_takes_the_shared_options() {
+    // --source and --no-owners reach serve and watch too; a filter that needs
+    // the owners is refused with --no-owners, as snapshot refuses it.
+    for args in [
+        &["snapshot", "--no-owners", "--filter", "proc:nginx"][..],
+        &[
+            "watch",
+            "--no-owners",
+            "--source",
+            "proc",
+            "--filter",
+            "proc:nginx",
+        ][..],
+    ] {
+        let out = sockscope(args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        assert!(text(&out.stderr).contains("--no-owners"), "{args:?}");
+    }
+    // The engine's bounds are checked where they enter, in every mode.
+    for mode in ["snapshot", "check", "watch", "serve", "replay"] {
+        let mut args = vec![mode];
+        if mode == "replay" {
+            args.extend(["--headless", "none.rec"]);
+        }
+        args.extend(["--history-max", "1KiB"]);
+        let out = sockscope(&args);
+        assert!(matches!(out.status.code(), Some(2 | 64)), "{args:?}");
+        assert!(text(&out.stderr).contains("--history-max"), "{args:?}");
+    }
+    let help = text(&sockscope(&["serve", "--help"]).stdout);
+    for option in [
+        "--source",
+        "--no-owners",
+        "--interval",
+        "--config",
+        "--thresholds",
+        "--max-closed",
+    ] {
+        assert!(help.contains(option), "serve --help lacks {option}");
+    }
+    // A snapshot with small bounds and the /proc source still works.
+    let out = sockscope(&[
+        "snapshot",
+        "--source",
+        "proc",
+        "--no-owners",
+        "--samples",
+        "2",
+        "--interval",
+        "100ms",
+        "--history-max",
+        "1MiB",
+        "--max-closed",
+        "10",
+        "--series-len",
+        "2",
+        "--format",
+        "json",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+}

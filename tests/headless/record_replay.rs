@@ -358,7 +358,7 @@ fn the_live_pipeline_records_what_it_processes() {
         Collector::new(CollectorConfig::default()),
         Duration::from_millis(100),
         Processor::new(EngineConfig::default(), Diagnoser::new(thresholds)),
-        recording.wrap(move |e| tx.send(e).is_ok()),
+        sockscope::live::recorded(recording, move |e| tx.send(e).is_ok()),
     )
     .expect("pipeline");
     let mut lines = Vec::new();

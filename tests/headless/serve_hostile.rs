@@ -425,8 +425,7 @@ fn the_samplers_death_is_said_on_healthz_and_ends_serve() {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
     let config = ServeConfig {
         interval: Duration::from_millis(100),
-        thresholds: Default::default(),
-        engine: Default::default(),
+        processor: sockscope::processor::ProcessorSpec::default().build(),
         top_processes: 5,
         snapshot_cmdlines: false,
         http: Default::default(),

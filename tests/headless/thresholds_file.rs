@@ -129,3 +129,78 @@ fn check_accepts_a_good_file_and_refuses_a_bad_one_with_its_line_and_key() {
     assert_eq!(snap.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("raise_after"), "{stderr}");
 }
+
+/// `sockscope ARGS` with the config home at `home` (so the user's own config
+/// file is never read).
+fn with_config_home(home: &std::path::Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_sockscope"))
+        .args(args)
+        .env("XDG_CONFIG_HOME", home)
+        .output()
+        .expect("run sockscope")
+}
+
+#[test]
+fn every_mode_takes_the_config_files_thresholds_and_ignores_its_ui_tables() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("config.toml");
+    let config_arg = config.to_str().expect("a UTF-8 path");
+    // [ui] and [keys] are the screen's: check ignores them, even wrong ones.
+    std::fs::write(
+        &config,
+        "[ui]\nno_such_setting = 1\n[keys]\nquit = [\"x\"]\n[thresholds]\nraise_after = 1\n",
+    )
+    .expect("write");
+    let ok = with_config_home(
+        dir.path(),
+        &["check", "--samples", "1", "--config", config_arg],
+    );
+    let stderr = String::from_utf8_lossy(&ok.stderr);
+    assert!(
+        matches!(ok.status.code(), Some(0..=2)),
+        "{:?}: {stderr}",
+        ok.status
+    );
+
+    // A bad [thresholds] is refused by every mode, each with its usage status,
+    // before it samples, serves or reads a recording.
+    std::fs::write(&config, "[thresholds]\nclose_wait_min = \"many\"\n").expect("write");
+    let missing = dir.path().join("missing.rec");
+    let missing = missing.to_str().expect("a UTF-8 path");
+    for (args, code) in [
+        (vec!["check", "--samples", "1", "--config", config_arg], 64),
+        (vec!["snapshot", "--config", config_arg], 2),
+        (vec!["watch", "--config", config_arg], 2),
+        (
+            vec!["serve", "--listen", "127.0.0.1:0", "--config", config_arg],
+            2,
+        ),
+        (
+            vec!["replay", "--headless", missing, "--config", config_arg],
+            2,
+        ),
+    ] {
+        let out = with_config_home(dir.path(), &args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(code), "{args:?}: {stderr}");
+        for want in ["config.toml", "line 2", "close_wait_min"] {
+            assert!(stderr.contains(want), "{args:?}: {want:?} in {stderr}");
+        }
+    }
+
+    // The default file ($XDG_CONFIG_HOME/sockscope/config.toml) counts too.
+    let home = dir.path().join("home");
+    std::fs::create_dir_all(home.join("sockscope")).expect("mkdir");
+    std::fs::write(
+        home.join("sockscope").join("config.toml"),
+        "[thresholds]\nraise_after = -1\n",
+    )
+    .expect("write");
+    let out = with_config_home(&home, &["check", "--samples", "1"]);
+    assert_eq!(
+        out.status.code(),
+        Some(64),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

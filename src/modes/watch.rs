@@ -15,49 +15,22 @@
 
 use std::collections::BTreeMap;
 use std::io::{self, Write};
-use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError, TrySendError};
 use std::time::Duration;
 
 use anyhow::Context;
-use clap::{Args, ValueEnum};
 use serde::Serialize;
 
-use crate::cli::{Failure, load_thresholds, parse_duration};
-use crate::diagnose::{Diagnoser, Finding, Subject};
+use super::{Run, parse_filter};
+use crate::args::WatchArgs;
+use crate::diagnose::{Finding, Subject};
 use crate::export::{self, EventJson, FindingJson};
+use crate::fail::Failure;
 use crate::filter::Filter;
-use crate::live::{Pipeline, PipelineEvent, Processor};
-use crate::model::{EngineConfig, Snapshot, Stamp};
-use crate::sample::sampler::{Collector, CollectorConfig};
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum WatchFormat {
-    /// One JSON object per line.
-    Jsonl,
-}
-
-#[derive(Debug, Args)]
-pub struct WatchArgs {
-    /// Output format.
-    #[arg(short, long, value_enum, default_value_t = WatchFormat::Jsonl)]
-    pub format: WatchFormat,
-
-    /// Time between samples, e.g. 500ms, 2s.
-    #[arg(long, value_name = "INTERVAL", default_value = "1s", value_parser = parse_duration)]
-    pub interval: Duration,
-
-    /// Only the connection events that match EXPR (the filter language of
-    /// `snapshot`); findings are always written.
-    #[arg(short = 'F', long, value_name = "EXPR")]
-    pub filter: Option<String>,
-
-    /// Read diagnosis thresholds from this TOML file (see assets/thresholds.toml).
-    #[arg(long, value_name = "FILE")]
-    pub thresholds: Option<std::path::PathBuf>,
-}
+use crate::live::{Pipeline, PipelineEvent};
+use crate::model::{Snapshot, Stamp};
 
 /// A finding that appeared or went away between two snapshots.
 #[derive(Clone, Debug, PartialEq)]
@@ -197,13 +170,17 @@ const QUEUE: usize = 8;
 
 /// Runs `watch` until SIGTERM, SIGINT, SIGHUP or a closed stdout; exits 1 if its
 /// pipeline dies.
-pub(crate) fn run(proc_root: &Path, args: &WatchArgs) -> Result<(), Failure> {
-    let filter = match &args.filter {
-        Some(text) => Filter::parse(text)
-            .map_err(|e| Failure::Usage(format!("sockscope: bad --filter\n{}", e.render(text))))?,
-        None => Filter::default(),
-    };
-    let thresholds = load_thresholds(args.thresholds.as_deref()).map_err(Failure::Usage)?;
+pub fn run(run: Run, args: &WatchArgs) -> Result<(), Failure> {
+    let stdout = io::stdout();
+    let mut out = io::BufWriter::new(stdout.lock());
+    run_to(run, args, &mut out)
+}
+
+/// [`run`], writing to `out`: tests call it in process with a scripted source
+/// (see `Run::with_source`).
+#[doc(hidden)]
+pub fn run_to(mut run: Run, args: &WatchArgs, out: &mut impl Write) -> Result<(), Failure> {
+    let filter = parse_filter(args.filter.as_deref(), run.config.owners)?;
     let term = Arc::new(AtomicBool::new(false));
     // SIGHUP (a closed session, a supervisor's reload) stops as SIGTERM does.
     for sig in [
@@ -241,21 +218,10 @@ pub(crate) fn run(proc_root: &Path, args: &WatchArgs) -> Result<(), Failure> {
             Err(TrySendError::Disconnected(_)) => false,
         }
     };
-    let collector = Collector::new(CollectorConfig {
-        proc_root: proc_root.to_path_buf(),
-        ..CollectorConfig::default()
-    });
-    let pipeline = Pipeline::spawn(
-        collector,
-        args.interval,
-        Processor::new(EngineConfig::default(), Diagnoser::new(thresholds)),
-        sink,
-    )
-    .context("start the sampler")?;
+    let pipeline = Pipeline::spawn(run.source(), run.config.interval(), run.processor(), sink)
+        .context("start the sampler")?;
 
     let mut emitter = Emitter::new(filter);
-    let stdout = io::stdout();
-    let mut out = io::BufWriter::new(stdout.lock());
     let result = loop {
         if term.load(Ordering::Relaxed) {
             break Ok(());
@@ -263,7 +229,7 @@ pub(crate) fn run(proc_root: &Path, args: &WatchArgs) -> Result<(), Failure> {
         match rx.recv_timeout(Duration::from_millis(200)) {
             Ok(Ok(batch)) => {
                 let written = emitter
-                    .write_batch(&mut out, &batch)
+                    .write_batch(&mut *out, &batch)
                     .and_then(|()| out.flush());
                 if let Err(e) = written {
                     break Err(Ended::Write(e));

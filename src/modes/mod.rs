@@ -1,0 +1,127 @@
+//! The modes, each in its own module, and the one builder they all use.
+//!
+//! ```text
+//! cli (parse) --RunConfig--> Run (builder) --source, processor, recording--> modes::{screen, replay, snapshot, check, serve, watch}
+//! ```
+//!
+//! A mode gets its sample source, its processor (engine and diagnoser, with the
+//! run's bounds and thresholds) and its recording from [`Run`], and never builds
+//! them itself: so every mode samples, diagnoses and records the same way.
+
+pub mod check;
+pub mod replay;
+pub mod screen;
+pub mod serve;
+pub mod snapshot;
+pub mod watch;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::config::{FileError, RunConfig};
+use crate::diagnose::Finding;
+use crate::fail::Failure;
+use crate::filter::Filter;
+use crate::model::Snapshot;
+use crate::processor::{Processor, ProcessorSpec};
+use crate::record::{RecordArgs, RecordingSink};
+use crate::sample::sampler::{Collector, CollectorConfig, SampleSource};
+
+/// Builds what a run is made of from its [`RunConfig`].
+pub struct Run {
+    pub config: RunConfig,
+    /// A source handed in instead of the kernel's (tests).
+    injected: Option<Box<dyn SampleSource>>,
+}
+
+impl Run {
+    pub fn new(config: RunConfig) -> Run {
+        Run {
+            config,
+            injected: None,
+        }
+    }
+
+    /// A run whose samples come from `source` instead of the kernel: for tests
+    /// that drive a mode in process with scripted samples.
+    #[doc(hidden)]
+    pub fn with_source(config: RunConfig, source: impl SampleSource) -> Run {
+        Run {
+            config,
+            injected: Some(Box::new(source)),
+        }
+    }
+
+    /// The sample source: the collector over the configured proc root and
+    /// socket source, with or without owners (or the injected one).
+    pub fn source(&mut self) -> Box<dyn SampleSource> {
+        if let Some(s) = self.injected.take() {
+            return s;
+        }
+        Box::new(Collector::new(CollectorConfig {
+            proc_root: self.config.proc_root.clone(),
+            source: self.config.source,
+            owners: self.config.owners,
+            ..CollectorConfig::default()
+        }))
+    }
+
+    /// What the run's processors are made from (a replay that seeks makes many).
+    pub fn processor_spec(&self) -> ProcessorSpec {
+        self.config.processor_spec()
+    }
+
+    /// A fresh processor with the run's engine bounds and thresholds.
+    pub fn processor(&self) -> Processor {
+        self.processor_spec().build()
+    }
+
+    /// The recording `args` ask for, started now so that a bad path is refused
+    /// before anything runs.
+    pub fn recording(&self, args: &RecordArgs) -> Result<Option<RecordingSink>, Failure> {
+        args.start()
+            .map_err(|e| Failure::Usage(format!("sockscope: cannot record: {e}")))
+    }
+}
+
+/// A config or thresholds file's error as a usage failure.
+pub fn file_usage(e: FileError) -> Failure {
+    Failure::Usage(format!("sockscope: {e}"))
+}
+
+/// The `--filter` of a mode (none: everything), refused when it needs the
+/// owners a run without them does not look up.
+pub fn parse_filter(text: Option<&str>, owners: bool) -> Result<Filter, Failure> {
+    let filter = match text {
+        Some(text) => Filter::parse(text)
+            .map_err(|e| Failure::Usage(format!("sockscope: bad --filter\n{}", e.render(text))))?,
+        None => Filter::default(),
+    };
+    if !owners && filter.needs_process() {
+        return Err(Failure::Usage(
+            "sockscope: --filter uses proc:, pid: or user:, which need the owners that --no-owners skips".into(),
+        ));
+    }
+    Ok(filter)
+}
+
+/// Takes `samples` samples `interval` apart, each through the engine (which
+/// keeps what changed between them) and the diagnoser; returns the last
+/// snapshot and the findings active then.
+pub fn observe(
+    source: &mut dyn SampleSource,
+    mut processor: Processor,
+    samples: u32,
+    interval: Duration,
+) -> anyhow::Result<(Arc<Snapshot>, Vec<Finding>)> {
+    let mut update = processor.process(source.collect()?);
+    for _ in 1..samples {
+        std::thread::sleep(interval);
+        let sample = source.collect()?;
+        // The old snapshot goes first, so the engine's shared series are
+        // updated in place rather than copied.
+        drop(update);
+        update = processor.process(sample);
+    }
+    Ok((update.snapshot, update.findings.to_vec()))
+}
