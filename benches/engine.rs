@@ -30,7 +30,7 @@ fn bench_size(c: &mut Criterion, size: usize) {
             || population.next_sample(),
             |sample| engine.ingest(sample),
             BatchSize::PerIteration,
-        )
+        );
     });
     group.finish();
 

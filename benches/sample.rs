@@ -117,13 +117,13 @@ fn bench_size(c: &mut Criterion, label: usize) {
         b.iter(|| {
             buf.clear();
             dumper.dump_tcp(&mut buf).expect("dump");
-        })
+        });
     });
     group.bench_with_input(BenchmarkId::new("procnet_read", label), &label, |b, _| {
         b.iter(|| {
             buf.clear();
             procnet::read_tables(std::path::Path::new("/proc/net"), &mut buf).expect("read");
-        })
+        });
     });
     group.bench_with_input(BenchmarkId::new("owners_cold", label), &label, |b, _| {
         b.iter(|| {
@@ -131,24 +131,24 @@ fn bench_size(c: &mut Criterion, label: usize) {
                 OwnerResolver::new("/proc".as_ref(), "/etc/passwd".as_ref()).expect("resolver");
             let mut s = sockets.clone();
             r.resolve(&mut s).expect("resolve")
-        })
+        });
     });
     let mut warm = OwnerResolver::new("/proc".as_ref(), "/etc/passwd".as_ref()).expect("resolver");
     warm.resolve(&mut sockets.clone()).expect("warm up");
     group.bench_with_input(BenchmarkId::new("owners_warm", label), &label, |b, _| {
-        b.iter(|| warm.resolve(&mut sockets).expect("resolve"))
+        b.iter(|| warm.resolve(&mut sockets).expect("resolve"));
     });
     let mut collector = Collector::new(CollectorConfig::default());
     collector.collect().expect("first sample");
     group.bench_with_input(BenchmarkId::new("sample_warm", label), &label, |b, _| {
-        b.iter(|| collector.collect().expect("sample"))
+        b.iter(|| collector.collect().expect("sample"));
     });
     group.bench_with_input(BenchmarkId::new("snapshot_cold", label), &label, |b, _| {
         b.iter(|| {
             Collector::new(CollectorConfig::default())
                 .collect()
                 .expect("sample")
-        })
+        });
     });
     group.finish();
 }
@@ -162,10 +162,10 @@ fn main() {
         }
         return;
     }
-    let sizes: Vec<usize> = std::env::var("SOCKSCOPE_BENCH_SIZES")
-        .ok()
-        .map(|s| s.split(',').filter_map(|x| x.trim().parse().ok()).collect())
-        .unwrap_or_else(|| vec![1_000, 10_000, 100_000]);
+    let sizes: Vec<usize> = std::env::var("SOCKSCOPE_BENCH_SIZES").ok().map_or_else(
+        || vec![1_000, 10_000, 100_000],
+        |s| s.split(',').filter_map(|x| x.trim().parse().ok()).collect(),
+    );
     let mut criterion = Criterion::default().configure_from_args();
     // `cargo test --benches` runs this once quickly, without a population.
     if std::env::args().any(|a| a == "--test" || a == "--list") {

@@ -57,7 +57,7 @@ fn bench_size(c: &mut Criterion, size: usize) {
             descending: false,
         };
         group.bench_with_input(BenchmarkId::new(name, size), &size, |b, _| {
-            b.iter(|| Rows::build(&snap, filter, sort, highlight))
+            b.iter(|| Rows::build(&snap, filter, sort, highlight));
         });
     }
     group.finish();
@@ -68,7 +68,7 @@ fn bench_size(c: &mut Criterion, size: usize) {
     }
     let mut app = App::new(Keymap::default(), Settings::default(), Filter::default());
     group.bench_with_input(BenchmarkId::new("new_snapshot", size), &size, |b, _| {
-        b.iter(|| app.update(Msg::Update(update.clone())))
+        b.iter(|| app.update(Msg::Update(update.clone())));
     });
     let mut filtered = App::new(Keymap::default(), Settings::default(), filter.clone());
     group.bench_with_input(
@@ -102,7 +102,7 @@ fn bench_size(c: &mut Criterion, size: usize) {
                     .draw(|f| view::draw(f, &mut app, theme))
                     .expect("draw")
                     .area
-            })
+            });
         });
     }
     group.finish();

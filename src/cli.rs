@@ -43,7 +43,7 @@ pub fn run() -> ExitCode {
             }
         }
         Some(Command::Replay(args)) => match RunConfig::resolve(root, None, &args.run) {
-            Ok(config) => modes::replay::run(Run::new(config), &args),
+            Ok(config) => modes::replay::run(&Run::new(config), &args),
             Err(e) => {
                 crate::escape::print_err(&format!("sockscope: {e}"));
                 ExitCode::from(USAGE)

@@ -257,7 +257,7 @@ impl ConfigFile {
         shared.thresholds.validate().map_err(|e| ParseError {
             line: None,
             key: None,
-            kind: ParseErrorKind::Thresholds(e.to_string()),
+            kind: ParseErrorKind::Thresholds(e.clone()),
         })?;
         let engine = shared.engine.bounds()?;
         Ok(ConfigFile {

@@ -33,7 +33,7 @@ pub fn is_broken_pipe(e: &anyhow::Error) -> bool {
         c.downcast_ref::<io::Error>()
             .is_some_and(|io| io.kind() == io::ErrorKind::BrokenPipe)
             || c.downcast_ref::<serde_json::Error>()
-                .and_then(|j| j.io_error_kind())
+                .and_then(serde_json::Error::io_error_kind)
                 .is_some_and(|k| k == io::ErrorKind::BrokenPipe)
     })
 }

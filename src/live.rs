@@ -258,9 +258,11 @@ mod tests {
 
     impl SampleSource for Script {
         fn collect(&mut self) -> anyhow::Result<Sample> {
-            if self.panic_at == Some(self.next) {
-                panic!("the script gave up at sample {}", self.next);
-            }
+            assert!(
+                self.panic_at != Some(self.next),
+                "the script gave up at sample {}",
+                self.next
+            );
             if let Some(gate) = &self.gate
                 && self.next == 1
             {

@@ -197,8 +197,8 @@ impl Population {
 
 /// The sizes to benchmark: `SOCKSCOPE_BENCH_SIZES=1000,10000`, else 1k, 10k, 100k.
 pub fn sizes() -> Vec<usize> {
-    std::env::var("SOCKSCOPE_BENCH_SIZES")
-        .ok()
-        .map(|v| v.split(',').filter_map(|s| s.trim().parse().ok()).collect())
-        .unwrap_or_else(|| vec![1_000, 10_000, 100_000])
+    std::env::var("SOCKSCOPE_BENCH_SIZES").ok().map_or_else(
+        || vec![1_000, 10_000, 100_000],
+        |v| v.split(',').filter_map(|s| s.trim().parse().ok()).collect(),
+    )
 }

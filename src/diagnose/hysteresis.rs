@@ -67,7 +67,7 @@ impl Diagnoser {
                 }
             }
         }
-        for (key, track) in self.tracks.iter_mut() {
+        for (key, track) in &mut self.tracks {
             if !seen.contains_key(key) {
                 track.hits = 0;
                 track.crit_run = 0;

@@ -28,7 +28,7 @@ pub fn tcp_delta(snap: &Snapshot, name: &str) -> u64 {
 
 /// Puts `value` under `key`.
 /// Critical once `value` reaches `critical`, a warning below.
-pub fn severity_at<T: PartialOrd>(value: T, critical: T) -> Severity {
+pub fn severity_at<T: PartialOrd + Copy>(value: T, critical: T) -> Severity {
     if value >= critical {
         Severity::Critical
     } else {

@@ -47,7 +47,8 @@ pub fn select_indices(sample: &Sample, filter: &Filter) -> Vec<usize> {
         .iter()
         .enumerate()
         .filter(|(_, s)| {
-            filter.is_empty() || filter.matches(s, sample.process_of(s).map(|p| p.as_ref()))
+            filter.is_empty()
+                || filter.matches(s, sample.process_of(s).map(std::convert::AsRef::as_ref))
         })
         .map(|(i, s)| (sort_key(s), i))
         .collect();

@@ -204,19 +204,19 @@ fn encode_health(enc: &mut DescriptorEncoder, input: &MetricsInput) -> fmt::Resu
         enc,
         "sockscope_last_sample_timestamp_seconds",
         "When the latest sample was taken, in seconds since the Unix epoch.",
-        taken,
+        &taken,
     )?;
     gauge(
         enc,
         "sockscope_sample_duration_seconds",
         "Time from the start of the latest sample to its snapshot and findings being ready.",
-        input.sample_duration.map_or(0.0, secs),
+        &input.sample_duration.map_or(0.0, secs),
     )?;
     gauge(
         enc,
         "sockscope_ingest_duration_seconds",
         "Engine and diagnosis time of the latest sample.",
-        input.ingest_duration.map_or(0.0, secs),
+        &input.ingest_duration.map_or(0.0, secs),
     )?;
     counter(
         enc,
@@ -256,10 +256,10 @@ fn gauge(
     enc: &mut DescriptorEncoder,
     name: &str,
     help: &str,
-    value: impl EncodeGaugeValue,
+    value: &impl EncodeGaugeValue,
 ) -> fmt::Result {
     enc.encode_descriptor(name, help, None, MetricType::Gauge)?
-        .encode_gauge(&value)
+        .encode_gauge(value)
 }
 
 /// A counter; the encoder appends `_total` to `name`.

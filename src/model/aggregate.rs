@@ -232,6 +232,10 @@ struct RemoteAcc {
 /// Runs every tick over every socket, so each socket costs one lookup of its
 /// remote host (the standard hasher: peers choose addresses) and fast lookups of
 /// its port and owner.
+#[expect(
+    clippy::too_many_lines,
+    reason = "the per-socket hot loop, kept in one piece so that it stays one pass"
+)]
 pub(crate) fn aggregate(
     sample: &Sample,
     views: &[ConnView],

@@ -96,7 +96,12 @@ impl TcpState {
             let mut rank = [0; STATES];
             let mut i = 0;
             while i < STATES {
-                rank[TcpState::LIFE_ORDER[i].index()] = i as u8;
+                #[expect(
+                    clippy::cast_possible_truncation,
+                    reason = "there are 11 states (a const context: no try_from)"
+                )]
+                let r = i as u8;
+                rank[TcpState::LIFE_ORDER[i].index()] = r;
                 i += 1;
             }
             rank

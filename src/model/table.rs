@@ -189,6 +189,10 @@ impl ConnTable {
     /// Matches `sample` against the table; appends the events to `events`.
     /// `first` marks the engine's first sample; `limit` is the most transitions
     /// a connection keeps.
+    #[expect(
+        clippy::too_many_lines,
+        reason = "the per-socket hot loop of the engine, kept in one piece so that it stays one pass"
+    )]
     pub fn ingest(
         &mut self,
         sample: &Sample,

@@ -85,6 +85,10 @@ impl Run {
 }
 
 /// A config or thresholds file's error as a usage failure.
+#[expect(
+    clippy::needless_pass_by_value,
+    reason = "taken by value to be used as `map_err(file_usage)`"
+)]
 pub fn file_usage(e: FileError) -> Failure {
     Failure::Usage(format!("sockscope: {e}"))
 }

@@ -12,9 +12,9 @@ use crate::record::Reader;
 use crate::record::replay::{Outcome, REPLAY_DAMAGED, replay};
 
 /// `sockscope replay`: the screen over a recording, or `--headless` lines.
-pub fn run(run: Run, args: &ReplayArgs) -> ExitCode {
+pub fn run(run: &Run, args: &ReplayArgs) -> ExitCode {
     if args.headless {
-        return headless(&run, args);
+        return headless(run, args);
     }
     if !io::stdout().is_terminal() || !io::stdin().is_terminal() {
         crate::export::print_err(
@@ -22,7 +22,7 @@ pub fn run(run: Run, args: &ReplayArgs) -> ExitCode {
         );
         return ExitCode::from(2);
     }
-    let opts = match screen_options(&run, args.filter.as_deref(), args.no_color) {
+    let opts = match screen_options(run, args.filter.as_deref(), args.no_color) {
         Ok(o) => o,
         Err(Failure::Usage(msg)) => {
             crate::export::print_err(&msg);

@@ -58,7 +58,7 @@ pub fn run(mut run: Run, args: &TuiArgs) -> Result<(), Failure> {
         opts.config.ui.interval = d;
     }
     if let Some(d) = &args.export_dir {
-        opts.config.ui.export_dir = d.clone();
+        opts.config.ui.export_dir.clone_from(d);
     }
     // A recording that cannot start is refused before the screen opens.
     let recording = run.recording(&args.record)?;

@@ -76,11 +76,11 @@ pub fn run(mut run: Run, args: &SnapshotArgs) -> Result<(), Failure> {
                     Failure::Usage(format!("sockscope: {e}"))
                 }
                 OutputError::Interrupted { signal, .. } => {
-                    eprintln!("sockscope: {e}");
+                    crate::export::print_err(&format!("sockscope: {e}"));
                     std::process::exit(128 + signal)
                 }
-                other => Failure::Runtime(other.into()),
-            })?
+                other @ OutputError::Io { .. } => Failure::Runtime(other.into()),
+            })?;
         }
         None => {
             let stdout = io::stdout();

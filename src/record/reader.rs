@@ -148,7 +148,7 @@ impl Reader {
             };
             let len = header.payload_len as usize;
             let left = size.saturating_sub(offset + FRAME_HEADER_LEN as u64);
-            if header.payload_len as u64 > left {
+            if u64::from(header.payload_len) > left {
                 let reason = format!("truncated frame ({left} of {len} payload bytes)");
                 self.damage = Some(damage(offset, reason, at));
                 return Ok(());

@@ -443,7 +443,7 @@ pub fn decompress(payload: &[u8], raw_len: u32, prefix: Option<&[u8]>) -> Result
     // header (the writer always records it): both must agree before anything
     // that large is allocated, and a failed allocation is damage, not an abort.
     match zstd::zstd_safe::get_frame_content_size(payload) {
-        Ok(Some(n)) if n == raw_len as u64 => {}
+        Ok(Some(n)) if n == u64::from(raw_len) => {}
         Ok(Some(n)) => return Err(format!("zstd frame of {n} bytes, expected {want}")),
         Ok(None) => return Err("zstd frame without its size".into()),
         Err(_) => return Err("not a zstd frame".into()),
@@ -493,7 +493,7 @@ mod tests {
 
     #[test]
     fn compression_with_a_prefix_round_trips() {
-        let a: Vec<u8> = (0..5000u32).flat_map(|i| i.to_le_bytes()).collect();
+        let a: Vec<u8> = (0..5000u32).flat_map(u32::to_le_bytes).collect();
         let mut b = a.clone();
         b[100] = 7;
         let key = compress(&a, None).expect("compress");

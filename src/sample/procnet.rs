@@ -214,6 +214,10 @@ mod tests {
                 .unwrap_or_else(|| panic!("no socket {local} -> {remote}"))
         }
 
+        #[expect(
+            clippy::unnecessary_wraps,
+            reason = "the fixtures' expected values are Options"
+        )]
         fn timer(kind: TimerKind, expires_ms: u32, retransmits: u8) -> Option<Timer> {
             Some(Timer {
                 kind,

@@ -135,7 +135,8 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Deadlined<T> {
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        self.get_mut().guarded(cx, |w, cx| w.poll_flush(cx))
+        self.get_mut()
+            .guarded(cx, tokio::io::AsyncWrite::poll_flush)
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {

@@ -424,8 +424,12 @@ impl App {
             Action::ShowWarnings => self.go(View::Warnings),
             Action::Up => self.move_by(-1),
             Action::Down => self.move_by(1),
-            Action::PageUp => self.move_by(-(self.page.max(1) as isize)),
-            Action::PageDown => self.move_by(self.page.max(1) as isize),
+            Action::PageUp => {
+                self.move_by(-isize::try_from(self.page.max(1)).unwrap_or(isize::MAX));
+            }
+            Action::PageDown => {
+                self.move_by(isize::try_from(self.page.max(1)).unwrap_or(isize::MAX));
+            }
             Action::Top => self.move_by(isize::MIN / 2),
             Action::Bottom => self.move_by(isize::MAX / 2),
             Action::Drill => self.drill(),

@@ -33,7 +33,7 @@ impl ColorChoice {
         match self {
             ColorChoice::Always => true,
             ColorChoice::Never => false,
-            ColorChoice::Auto => no_color_env.is_none_or(|v| v.is_empty()),
+            ColorChoice::Auto => no_color_env.is_none_or(std::ffi::OsStr::is_empty),
         }
     }
 }

@@ -5,6 +5,12 @@ use std::fmt::Write as _;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
+/// A count of lines or characters as terminal cells, saturating (a terminal is
+/// never 65,535 cells wide).
+pub fn cells(n: usize) -> u16 {
+    u16::try_from(n).unwrap_or(u16::MAX)
+}
+
 /// `42s`, `3m05s`, `2h10m`, `4d03h`.
 pub fn age(d: Duration) -> String {
     let s = d.as_secs();
@@ -68,7 +74,14 @@ pub fn sparkline(
         let i = if max == 0 {
             0
         } else {
-            ((v as f64 / max as f64) * 7.0).round() as usize
+            // A share of 0..=1 times 7: always 0..=7.
+            #[expect(
+                clippy::cast_possible_truncation,
+                clippy::cast_sign_loss,
+                reason = "a share of 0..=1 times 7 rounds to 0..=7"
+            )]
+            let bar = ((v as f64 / max as f64) * 7.0).round() as usize;
+            bar
         };
         out.push(if v == 0 { ' ' } else { BARS[i.clamp(0, 7)] });
     }

@@ -338,8 +338,7 @@ pub fn write_export(job: &ExportJob) -> Result<PathBuf, String> {
     let stem = job
         .path
         .file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "sockscope".into());
+        .map_or_else(|| "sockscope".into(), |s| s.to_string_lossy().into_owned());
     for n in 1..=100 {
         let path = if n == 1 {
             job.path.clone()

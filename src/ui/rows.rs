@@ -51,6 +51,15 @@ pub struct Sort {
     pub descending: bool,
 }
 
+/// A socket's or closed connection's index as a row holds it.
+#[expect(
+    clippy::cast_possible_truncation,
+    reason = "a snapshot holds far fewer than u32::MAX sockets"
+)]
+fn index(i: usize) -> u32 {
+    i as u32
+}
+
 /// One row: a socket of the snapshot, or a connection closed recently.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Row {
@@ -101,9 +110,10 @@ impl Rows {
             .iter()
             .enumerate()
             .filter(|(_, s)| {
-                filter.is_empty() || filter.matches(s, sample.process_of(s).map(|p| p.as_ref()))
+                filter.is_empty()
+                    || filter.matches(s, sample.process_of(s).map(std::convert::AsRef::as_ref))
             })
-            .map(|(i, _)| Row::Live(i as u32))
+            .map(|(i, _)| Row::Live(index(i)))
             .collect();
         let live = rows.len();
         let now = Stamp::from(snap.taken_at());
@@ -124,7 +134,7 @@ impl Rows {
             .into_iter()
             .rev()
             .collect();
-        rows.extend((0..closed.len()).map(|i| Row::Closed(i as u32)));
+        rows.extend((0..closed.len()).map(|i| Row::Closed(index(i))));
         let mut out = Rows { rows, closed, live };
         out.rows = out.sorted(snap, sort);
         out

@@ -127,8 +127,7 @@ impl Target {
 
     pub fn threads(&self) -> usize {
         std::fs::read_dir(format!("/proc/{}/task", self.serve.pid()))
-            .map(|d| d.count())
-            .unwrap_or(0)
+            .map_or(0, std::iter::Iterator::count)
     }
 
     pub fn connect(&self) -> TcpStream {

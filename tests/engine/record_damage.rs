@@ -165,7 +165,7 @@ fn a_failed_write_is_returned_and_leaves_no_partial_frame() {
 
 /// The child of the test above: it lowers its own file size limit.
 #[test]
-#[ignore]
+#[ignore = "run by a_failed_write_is_returned_and_leaves_no_partial_frame in a process of its own"]
 fn file_size_limit_child() {
     use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
     const LIMIT: u64 = 20_000;

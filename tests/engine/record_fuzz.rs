@@ -71,12 +71,12 @@ fn set_field(bytes: &mut [u8], at: usize, field: usize, value: u32) {
 /// One to three mutations of `base`.
 fn mutate(rng: &mut Rng, base: &[u8], frames: &[usize]) -> Vec<u8> {
     let mut b = base.to_vec();
-    for _ in 0..1 + rng.below(3) {
+    for _ in 0..=rng.below(3) {
         let len = b.len();
         let frame = frames[rng.below(frames.len() - 1)];
         match rng.below(10) {
             0 => {
-                for _ in 0..1 + rng.below(8) {
+                for _ in 0..=rng.below(8) {
                     if len > 0 {
                         let i = rng.below(len);
                         b[i] ^= 1 << rng.below(8);
@@ -121,7 +121,7 @@ fn mutate(rng: &mut Rng, base: &[u8], frames: &[usize]) -> Vec<u8> {
             }
             8 => {
                 let at = rng.below(len + 1);
-                let garbage: Vec<u8> = (0..1 + rng.below(64)).map(|_| rng.next() as u8).collect();
+                let garbage: Vec<u8> = (0..=rng.below(64)).map(|_| rng.next() as u8).collect();
                 b.splice(at..at, garbage);
             }
             _ => {

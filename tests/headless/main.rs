@@ -6,6 +6,19 @@
 //! One test binary for the area (each binary links the whole crate): the files
 //! of this folder are its modules.
 
+// Test code builds values of known, small ranges and reads as scenarios top
+// to bottom: the cast and length lints that guard the product are noise here.
+#![allow(
+    clippy::cast_possible_truncation,
+    clippy::cast_possible_wrap,
+    clippy::cast_sign_loss,
+    clippy::too_many_lines,
+    clippy::format_collect,
+    clippy::case_sensitive_file_extension_comparisons,
+    clippy::large_stack_arrays,
+    clippy::default_trait_access
+)]
+
 #[path = "../common/mod.rs"]
 mod common;
 

@@ -369,7 +369,7 @@ fn the_live_pipeline_records_what_it_processes() {
     for _ in 0..200 {
         match rx.recv_timeout(Duration::from_secs(20)).expect("an event") {
             PipelineEvent::Error(e) | PipelineEvent::Recording(e) | PipelineEvent::Died(e) => {
-                errors.push(e)
+                errors.push(e);
             }
             PipelineEvent::Update(u) => {
                 let cw = ours(&u.snapshot.sample, port)

@@ -49,8 +49,13 @@ struct Leaf {
 
 fn leaf(ca: &Ca, names: &[&str]) -> Leaf {
     let key = KeyPair::generate().expect("key");
-    let params = CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>())
-        .expect("params");
+    let params = CertificateParams::new(
+        names
+            .iter()
+            .map(std::string::ToString::to_string)
+            .collect::<Vec<_>>(),
+    )
+    .expect("params");
     let cert = params.signed_by(&key, &ca.issuer).expect("sign");
     Leaf {
         cert_pem: cert.pem(),

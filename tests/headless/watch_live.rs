@@ -47,12 +47,11 @@ impl Lines {
     }
 
     fn until(&mut self, what: &str, limit: Duration, done: impl Fn(&Lines) -> bool) {
-        if !self.try_until(limit, done) {
-            panic!(
-                "no {what} within {limit:?}; the last lines: {:#?}",
-                &self.all[self.all.len().saturating_sub(50)..]
-            );
-        }
+        assert!(
+            self.try_until(limit, done),
+            "no {what} within {limit:?}; the last lines: {:#?}",
+            &self.all[self.all.len().saturating_sub(50)..]
+        );
     }
 
     /// Reads lines until `done` holds, for at most `limit`: the deadline stops

@@ -406,7 +406,7 @@ fn watch_exits_0_on_a_closed_stdout_and_1_on_a_full_one() {
             }
         }
         let ran = finish(child, "watch");
-        let want = if full { 1 } else { 0 };
+        let want = i32::from(full);
         assert_eq!(ran.status.code(), Some(want), "full={full}: {}", ran.stderr);
         assert!(!ran.stderr.contains("panicked"), "{}", ran.stderr);
         if full {

@@ -198,7 +198,7 @@ fn the_screen_shows_filters_drills_exports_and_quits_cleanly() {
     // A bad filter says where it is wrong and keeps the table.
     tmux.keys(&["/"]);
     tmux.type_text(" port:nope");
-    let s = tmux.wait_for("the filter error", |s| s.contains("^"));
+    let s = tmux.wait_for("the filter error", |s| s.contains('^'));
     assert!(s.contains("of 1 ("), "{s}");
     tmux.keys(&["Escape"]);
 

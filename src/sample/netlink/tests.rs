@@ -83,7 +83,7 @@ fn established_v6_mapped() -> Diag {
         state: 1,
         timer: 2,
         retrans: 3,
-        src: IpAddr::V6(Ipv4Addr::new(127, 0, 0, 1).to_ipv6_mapped()),
+        src: IpAddr::V6(Ipv4Addr::LOCALHOST.to_ipv6_mapped()),
         sport: 8080,
         dst: IpAddr::V6(Ipv4Addr::new(127, 0, 0, 2).to_ipv6_mapped()),
         dport: 40000,

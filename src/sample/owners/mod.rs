@@ -119,9 +119,7 @@ impl OwnerResolver {
     /// A resolver over `proc_root` (normally `/proc`), with user names from
     /// `passwd` (normally `/etc/passwd`). Nothing is read until the first call.
     pub fn new(proc_root: &Path, passwd: &Path) -> io::Result<OwnerResolver> {
-        let threads = std::thread::available_parallelism()
-            .map(|n| n.get().min(8))
-            .unwrap_or(1);
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(8));
         Ok(OwnerResolver {
             root: ProcRoot::open(proc_root)?,
             users: UserNames::load(passwd),

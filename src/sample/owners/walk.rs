@@ -212,12 +212,9 @@ impl OwnerResolver {
                     .get(&pid)
                     .filter(|e| e.start_time != 0 && !e.fds.is_empty())
                     .map(|e| e.start_time);
-                let start_time = match known.or_else(|| self.root.start_time(pid)) {
-                    Some(t) => t,
-                    None => {
-                        stats.processes_vanished += 1;
-                        return;
-                    }
+                let Some(start_time) = known.or_else(|| self.root.start_time(pid)) else {
+                    stats.processes_vanished += 1;
+                    return;
                 };
                 self.walked.insert(pid);
                 if self

@@ -156,7 +156,7 @@ pub fn load(path: &Path) -> Result<WebConfig, WebConfigError> {
     }
     let base = path.parent().unwrap_or(Path::new("."));
     let tls = match file.tls_server_config {
-        Some(tls) => Some(Arc::new(tls_config(tls, base).map_err(invalid)?)),
+        Some(tls) => Some(Arc::new(tls_config(&tls, base).map_err(invalid)?)),
         None => None,
     };
     let auth = match file.basic_auth_users {

@@ -169,12 +169,12 @@ fn provider(tls: &TlsFile) -> Result<CryptoProvider, String> {
     Ok(provider)
 }
 
-pub(super) fn tls_config(tls: TlsFile, base: &Path) -> Result<rustls::ServerConfig, String> {
+pub(super) fn tls_config(tls: &TlsFile, base: &Path) -> Result<rustls::ServerConfig, String> {
     if tls.client_allowed_sans.is_some() {
         return Err("tls_server_config.client_allowed_sans is not supported".into());
     }
     let _ = tls.prefer_server_cipher_suites;
-    let provider = Arc::new(provider(&tls)?);
+    let provider = Arc::new(provider(tls)?);
     let cert = Pem::of(tls.cert_file.clone(), tls.cert.clone(), base, "cert")?
         .ok_or("tls_server_config: cert_file (or cert) is required")?;
     let key = Pem::of(tls.key_file.clone(), tls.key.clone(), base, "key")?

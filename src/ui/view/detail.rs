@@ -92,6 +92,10 @@ fn state_history(
         .collect()
 }
 
+#[expect(
+    clippy::too_many_lines,
+    reason = "one page's layout, drawn top to bottom; to be split into its panes"
+)]
 fn port_detail(frame: &mut Frame, shown: &Shown, theme: Theme, area: Rect, port: u16) {
     let snap = shown.snap();
     let Some(p) = shown.aggregates().ports.iter().find(|p| p.port == port) else {
@@ -103,7 +107,7 @@ fn port_detail(frame: &mut Frame, shown: &Shown, theme: Theme, area: Rect, port:
         return;
     };
     let [listeners, gauge, middle, warnings] = Layout::vertical([
-        Constraint::Length(2 + p.listeners.len().min(4) as u16),
+        Constraint::Length(2 + crate::ui::fmt::cells(p.listeners.len().min(4))),
         Constraint::Length(1),
         Constraint::Min(6),
         Constraint::Length(5),
@@ -205,6 +209,10 @@ fn port_detail(frame: &mut Frame, shown: &Shown, theme: Theme, area: Rect, port:
     draw_warnings(frame, findings, theme, warnings);
 }
 
+#[expect(
+    clippy::too_many_lines,
+    reason = "one page's layout, drawn top to bottom; to be split into its panes"
+)]
 fn process_detail(frame: &mut Frame, shown: &Shown, theme: Theme, area: Rect, pid: u32) {
     let snap = shown.snap();
     let Some(p) = shown
@@ -313,6 +321,10 @@ fn time(t: Stamp) -> String {
     fmt::time(t.to_system(), true)
 }
 
+#[expect(
+    clippy::too_many_lines,
+    reason = "one page's layout, drawn top to bottom; to be split into its panes"
+)]
 fn conn_detail(frame: &mut Frame, shown: &Shown, theme: Theme, area: Rect, id: u64) {
     let snap: &Snapshot = shown.snap();
     let now = Stamp::from(snap.taken_at());
@@ -408,7 +420,7 @@ fn conn_detail(frame: &mut Frame, shown: &Shown, theme: Theme, area: Rect, id: u
         }
     }
     let [top, timeline] = Layout::vertical([
-        Constraint::Length(lines.len() as u16 + 1),
+        Constraint::Length(crate::ui::fmt::cells(lines.len()).saturating_add(1)),
         Constraint::Min(3),
     ])
     .areas(area);

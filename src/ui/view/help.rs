@@ -29,8 +29,10 @@ pub fn draw(frame: &mut Frame, app: &App, theme: Theme, area: Rect) {
         " filter line: enter keeps, esc restores; ctrl-a/e/u/k/w edit",
         theme.dim(),
     ));
-    let width = (lines.iter().map(Line::width).max().unwrap_or(0) as u16 + 2).min(area.width);
-    let height = (lines.len() as u16 + 2).min(area.height);
+    let width = (crate::ui::fmt::cells(lines.iter().map(Line::width).max().unwrap_or(0))
+        .saturating_add(2))
+    .min(area.width);
+    let height = (crate::ui::fmt::cells(lines.len()).saturating_add(2)).min(area.height);
     // A short terminal scrolls the help (up/down, pages, first/last).
     let room = usize::from(height.saturating_sub(2));
     let scroll = app.help_scroll.min(lines.len().saturating_sub(room));

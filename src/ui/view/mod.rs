@@ -46,7 +46,7 @@ pub fn draw(frame: &mut Frame, app: &mut App, theme: Theme) {
     let [header, tabs, banner, body, filter, status] = Layout::vertical([
         Constraint::Length(1),
         Constraint::Length(1),
-        Constraint::Length(banners.len() as u16),
+        Constraint::Length(crate::ui::fmt::cells(banners.len())),
         Constraint::Min(0),
         Constraint::Length(filter_lines),
         Constraint::Length(1),
@@ -215,7 +215,7 @@ fn draw_filter(frame: &mut Frame, app: &App, theme: Theme, area: Rect) {
             let x = area
                 .x
                 .saturating_add(1)
-                .saturating_add(edit.cursor() as u16);
+                .saturating_add(crate::ui::fmt::cells(edit.cursor()));
             if x < area.right() {
                 frame.set_cursor_position((x, area.y));
             }
@@ -306,7 +306,7 @@ fn draw_status(frame: &mut Frame, app: &App, theme: Theme, area: Rect) {
             k(Action::Quit)
         )
     };
-    let hints_w = (hints.chars().count() as u16).min(area.width / 2);
+    let hints_w = crate::ui::fmt::cells(hints.chars().count()).min(area.width / 2);
     let [l, r] = Layout::horizontal([Constraint::Min(0), Constraint::Length(hints_w)])
         .spacing(2)
         .areas(area);

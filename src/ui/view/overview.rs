@@ -12,6 +12,10 @@ use crate::ui::app::App;
 use crate::ui::fmt;
 use crate::ui::theme::Theme;
 
+#[expect(
+    clippy::too_many_lines,
+    reason = "one page's layout, drawn top to bottom; to be split into its panes"
+)]
 pub fn draw(frame: &mut Frame, app: &mut App, theme: Theme, area: Rect) {
     let Some(shown) = &app.shown else { return };
     let snap = shown.snap();

@@ -99,7 +99,8 @@ fn layout<R>(columns: &[Col<R>], width: u16) -> Vec<(usize, u16)> {
     tiers.dedup();
     for tier in tiers {
         let in_tier = |i: usize| columns[i].grow.filter(|g| g.tier == tier);
-        let n = out.iter().filter(|(i, _)| in_tier(*i).is_some()).count() as u16;
+        let n = out.iter().filter(|(i, _)| in_tier(*i).is_some()).count();
+        let n = crate::ui::fmt::cells(n);
         let share = spare / n.max(1);
         for (i, w) in &mut out {
             if let Some(g) = in_tier(*i) {
@@ -187,7 +188,7 @@ mod tests {
     fn col(width: u16, drop: u8, grow: Option<Grow>) -> Col<()> {
         Col {
             grow,
-            ..Col::new("x", width, drop, |_, _| String::new())
+            ..Col::new("x", width, drop, |(), _| String::new())
         }
     }
 
