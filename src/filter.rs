@@ -87,6 +87,12 @@ impl Filter {
     pub fn needs_process(&self) -> bool {
         self.root.as_ref().is_some_and(Node::needs_process)
     }
+
+    /// Whether matching needs the sockets' owners (`pid:` as well as the terms
+    /// that need the process): without the owner lookup they match nothing.
+    pub fn needs_owners(&self) -> bool {
+        self.root.as_ref().is_some_and(Node::needs_owners)
+    }
 }
 
 impl FromStr for Filter {
@@ -181,6 +187,14 @@ impl Node {
             Node::Pred(pred) => matches!(pred, Pred::Proc(_) | Pred::User(_)),
             Node::Not(n) => n.needs_process(),
             Node::And(ns) | Node::Or(ns) => ns.iter().any(Node::needs_process),
+        }
+    }
+
+    fn needs_owners(&self) -> bool {
+        match self {
+            Node::Pred(pred) => matches!(pred, Pred::Proc(_) | Pred::User(_) | Pred::Pid(_)),
+            Node::Not(n) => n.needs_owners(),
+            Node::And(ns) | Node::Or(ns) => ns.iter().any(Node::needs_owners),
         }
     }
 }

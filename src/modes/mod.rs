@@ -101,7 +101,7 @@ pub fn parse_filter(text: Option<&str>, owners: bool) -> Result<Filter, Failure>
             .map_err(|e| Failure::Usage(format!("sockscope: bad --filter\n{}", e.render(text))))?,
         None => Filter::default(),
     };
-    if !owners && filter.needs_process() {
+    if !owners && filter.needs_owners() {
         return Err(Failure::Usage(
             "sockscope: --filter uses proc:, pid: or user:, which need the owners that --no-owners skips".into(),
         ));

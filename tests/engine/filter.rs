@@ -305,6 +305,10 @@ fn needs_process_only_for_owner_terms() {
     assert!(!filter("state:listen port:1 pid:3 addr:::1").needs_process());
     assert!(filter("state:listen | !proc:x").needs_process());
     assert!(filter("(user:0)").needs_process());
+    // pid: needs no process table, but the owners all the same.
+    assert!(filter("state:listen | pid:3").needs_owners());
+    assert!(filter("!proc:x").needs_owners());
+    assert!(!filter("state:listen port:1 addr:::1").needs_owners());
 }
 
 #[test]
