@@ -40,7 +40,8 @@ RULES = [
     ("cli", "only", {"args", "config", "fail", "escape", "modes"}),
     # the screen is handed what it needs; it never assembles a run itself
     ("ui", "never", {"cli", "modes", "serve", "watch"}),
-    ("sample", "only", {"model"}),
+    # escape: names other users choose (hostnames, process names) are kept escaped
+    ("sample", "only", {"model", "escape"}),
     ("diagnose", "only", {"model"}),
     ("filter", "only", {"model", "escape"}),
     ("export", "never", UI_SIDE),

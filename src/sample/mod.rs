@@ -8,6 +8,7 @@ pub mod counters;
 pub mod fds;
 pub mod host;
 pub mod netlink;
+pub mod netns;
 pub mod owners;
 pub mod process;
 pub mod procnet;

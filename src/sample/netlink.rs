@@ -14,6 +14,7 @@
 
 use std::io;
 use std::net::SocketAddr;
+use std::os::fd::{AsFd, OwnedFd};
 
 use netlink_packet_core::{
     ErrorBuffer, NLM_F_DUMP, NLM_F_DUMP_INTR, NLM_F_REQUEST, NLMSG_ALIGNTO, NLMSG_DONE,
@@ -104,24 +105,37 @@ pub struct NetlinkDumper {
     buf: Vec<u8>,
     /// Sequence number of the last request; replies carrying another are stale.
     seq: u32,
+    /// The network namespace the socket was made in, when it is not the
+    /// caller's: a replacement socket is made there too (`netns::socket`).
+    netns: Option<OwnedFd>,
 }
 
 impl NetlinkDumper {
     /// Opens and connects the netlink socket.
     pub fn new() -> Result<Self, NetlinkError> {
-        let mut socket = Socket::new(NETLINK_SOCK_DIAG).map_err(NetlinkError::Open)?;
-        socket.bind_auto().map_err(NetlinkError::Open)?;
-        socket
-            .connect(&NetlinkAddr::new(0, 0))
-            .map_err(NetlinkError::Open)?;
-        socket
-            .set_rx_buf_sz(SO_RCVBUF_LEN)
-            .map_err(NetlinkError::Open)?;
-        Ok(NetlinkDumper {
+        Ok(NetlinkDumper::with_socket(
+            open_socket().map_err(NetlinkError::Open)?,
+            None,
+        ))
+    }
+
+    /// A dumper over `socket`, made by [`open_socket`] in the network
+    /// namespace `netns` (`None`: the caller's).
+    pub(super) fn with_socket(socket: Socket, netns: Option<OwnedFd>) -> Self {
+        NetlinkDumper {
             socket,
             buf: vec![0; RECV_BUF_LEN],
             seq: 0,
-        })
+            netns,
+        }
+    }
+
+    /// A new socket where this one was made, if one can be had.
+    fn reopen(&self) -> Option<Socket> {
+        match &self.netns {
+            None => open_socket().ok(),
+            Some(ns) => super::netns::socket::socket_in(ns.as_fd()).ok(),
+        }
     }
 
     /// Appends every TCP socket (IPv4, then IPv6) to `out`. On error, `out` is left
@@ -136,10 +150,9 @@ impl NetlinkDumper {
                 out.truncate(start);
                 // If a new socket cannot be had, keep the old one: the next call
                 // drains its stale replies by sequence number.
-                if let Ok(fresh) = NetlinkDumper::new() {
-                    let seq = self.seq;
-                    *self = fresh;
-                    self.seq = seq;
+                // A socket of another namespace is replaced by one made there.
+                if let Some(fresh) = self.reopen() {
+                    self.socket = fresh;
                 }
                 return Err(e);
             }
@@ -253,6 +266,16 @@ impl NetlinkDumper {
             }
         }
     }
+}
+
+/// Opens and connects a sock_diag socket in the calling thread's network
+/// namespace, with the receive buffer asked for.
+pub(super) fn open_socket() -> io::Result<Socket> {
+    let mut socket = Socket::new(NETLINK_SOCK_DIAG)?;
+    socket.bind_auto()?;
+    socket.connect(&NetlinkAddr::new(0, 0))?;
+    socket.set_rx_buf_sz(SO_RCVBUF_LEN)?;
+    Ok(socket)
 }
 
 fn family_name(family: u8) -> &'static str {

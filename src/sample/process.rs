@@ -87,7 +87,7 @@ impl ProcRoot {
 
     /// Reads `/proc/<pid><file>` into `buf` (as much as fits); `None` if it
     /// cannot be opened (the process is gone, or not ours to read).
-    fn read_small(&self, pid: u32, file: &[u8], buf: &mut [u8]) -> Option<usize> {
+    pub(super) fn read_small(&self, pid: u32, file: &[u8], buf: &mut [u8]) -> Option<usize> {
         let mut path = itoa_buf(pid);
         path.extend_from_slice(file);
         let fd = rustix::fs::openat(

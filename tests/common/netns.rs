@@ -145,3 +145,25 @@ impl Netns {
         c
     }
 }
+
+impl Netns {
+    /// `ip netns exec NAME ss -tanH`, parsed (no owners: `-p` is not asked).
+    pub fn ss_tan(&self) -> Vec<super::SsSocket> {
+        let out = self
+            .command("ss")
+            .arg("-tanH")
+            .stdin(Stdio::null())
+            .output()
+            .expect("run ss in the namespace");
+        assert!(
+            out.status.success(),
+            "ss in {} failed: {}",
+            self.name,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(super::parse_ss_line)
+            .collect()
+    }
+}

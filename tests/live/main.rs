@@ -27,6 +27,7 @@ mod fd_walk_live;
 mod hostile_input;
 mod live_snapshot;
 mod netlink_live;
+mod netns_live;
 mod sampler;
 
 /// The lab's child processes are this binary, started again to run only
