@@ -73,7 +73,18 @@ fn settled_json(pop: &Population, extra: &[&str]) -> serde_json::Value {
         if got == pop.expected_counts() {
             Ok(doc)
         } else {
-            Err(format!("counts {got:?}"))
+            // What the kernel says at the same moment, so that a failure tells a
+            // population that did not settle from sockets sockscope missed.
+            let mut ss: BTreeMap<TcpState, u64> = BTreeMap::new();
+            for s in common::ss_tanp() {
+                if pop.is_ours(s.local, s.remote) {
+                    *ss.entry(s.state).or_default() += 1;
+                }
+            }
+            Err(format!(
+                "counts {got:?}, want {:?}; ss -tanp counts {ss:?}",
+                pop.expected_counts()
+            ))
         }
     })
     .unwrap_or_else(|e| panic!("snapshot never matched the population: {e}"))
