@@ -281,7 +281,7 @@ def self_test():
             code = check(src, known=set())
         text = out.getvalue()
     want = [
-        "sample -> ui breaks 'sample may import only model'",
+        "sample -> ui breaks 'sample may import only ",
         "a cycle between newmod, ui",
         "the engine module sample names ratatui",
     ]
