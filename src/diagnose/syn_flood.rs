@@ -123,45 +123,118 @@ impl Rule for SynFlood {
                 Severity::Warning
             };
             let distinct = sources.get(&p.port).map_or(0, BTreeSet::len);
+            let counters = if cookies {
+                ", and SYN cookies are being sent".to_string()
+            } else if dropping {
+                format!(", and {reqq_drop} SYNs were dropped on a full queue without SYN cookies")
+            } else {
+                String::new()
+            };
             out.push(Candidate {
                 subject: Subject::LocalPort { port: p.port },
                 severity,
                 evidence: evidence(Some(p)),
                 message: format!(
-                    "port {} has {syn_recv} half-open connections ({:.0}% of its SYN backlog) from {distinct} sources{}: \
+                    "port {} has {syn_recv} half-open connections ({:.0}% of its SYN backlog) from {}{counters}: \
                      handshakes are not being completed, a SYN flood or clients that cannot answer",
                     p.port,
                     share * 100.0,
-                    if host_signal { ", and SYN cookies are being sent" } else { "" },
+                    plural(distinct, "source", "sources"),
                 ),
-                next_step: "check the sources' spread (many = spoofed flood), that tcp_syncookies=1, and \
-                            SyncookiesRecv: cookies that come back mean legitimate load and a backlog too small"
-                    .into(),
+                next_step: next_step(sys.tcp_syncookies),
             });
         }
         if host_signal && !host_pinned {
-            out.push(Candidate {
-                subject: Subject::Host,
-                severity: if dropping {
-                    Severity::Critical
-                } else {
-                    Severity::Warning
+            out.push(host_candidate(
+                Counts {
+                    sent,
+                    recv,
+                    reqq_drop,
+                    cookies,
+                    dropping,
                 },
-                evidence: evidence(None),
-                message: format!(
-                    "{sent} SYN cookies sent and {recv} returned{}: some listener's half-open queue overflows \
-                     and cookies hide the SYN_RECV entries, the mark of a SYN flood",
-                    if dropping {
-                        format!(", {reqq_drop} SYNs dropped")
-                    } else {
-                        String::new()
-                    },
-                ),
-                next_step: "find the port being flooded (tcpdump 'tcp[tcpflags] == tcp-syn', or the listener \
-                            with SYN_RECV), check tcp_syncookies=1 and the listen() backlog"
-                    .into(),
-            });
+                sys.tcp_syncookies,
+                evidence(None),
+            ));
         }
         out
+    }
+}
+
+/// `n` and the word for one or for many.
+fn plural(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
+/// What to check next on a flooded port: with cookies off, turning them on
+/// comes first (a full queue then drops SYNs instead of answering them).
+fn next_step(syncookies: Option<u64>) -> String {
+    if syncookies == Some(0) {
+        "turn SYN cookies on (sysctl net.ipv4.tcp_syncookies=1: with them off a full queue drops SYNs), \
+         then check the sources' spread (many = spoofed flood) and the listen() backlog"
+            .into()
+    } else {
+        "check the sources' spread (many = spoofed flood), that tcp_syncookies=1, and \
+         SyncookiesRecv: cookies that come back mean legitimate load and a backlog too small"
+            .into()
+    }
+}
+
+/// The cookie and drop counters' deltas of one snapshot, and what they mean.
+#[derive(Clone, Copy)]
+struct Counts {
+    sent: u64,
+    recv: u64,
+    reqq_drop: u64,
+    /// Many cookies sent, few returned.
+    cookies: bool,
+    /// SYNs dropped on a full queue.
+    dropping: bool,
+}
+
+/// The finding on the host when the counters say flood and no port's own
+/// half-open connections show it (cookies hide them).
+fn host_candidate(c: Counts, syncookies: Option<u64>, evidence: Evidence) -> Candidate {
+    let Counts {
+        sent,
+        recv,
+        reqq_drop,
+        cookies,
+        dropping,
+    } = c;
+    Candidate {
+        subject: Subject::Host,
+        severity: if dropping {
+            Severity::Critical
+        } else {
+            Severity::Warning
+        },
+        evidence,
+        message: if cookies {
+            format!(
+                "{sent} SYN cookies sent and {recv} returned{}: some listener's half-open queue overflows \
+                 and cookies hide the SYN_RECV entries, the mark of a SYN flood",
+                if dropping {
+                    format!(", {reqq_drop} SYNs dropped")
+                } else {
+                    String::new()
+                },
+            )
+        } else {
+            format!(
+                "{reqq_drop} SYNs dropped on a full half-open queue and no SYN cookie sent: some \
+                 listener is flooded (or its backlog too small) and new clients cannot connect"
+            )
+        },
+        next_step: if syncookies == Some(0) {
+            "turn SYN cookies on (sysctl net.ipv4.tcp_syncookies=1: with them off a full queue drops \
+             SYNs), then find the port being flooded (tcpdump 'tcp[tcpflags] == tcp-syn', or the \
+             listener with SYN_RECV) and check its listen() backlog"
+                .into()
+        } else {
+            "find the port being flooded (tcpdump 'tcp[tcpflags] == tcp-syn', or the listener \
+             with SYN_RECV), check tcp_syncookies=1 and the listen() backlog"
+                .into()
+        },
     }
 }
