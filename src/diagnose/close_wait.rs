@@ -153,13 +153,25 @@ impl Rule for CloseWaitLeak {
                         _ => String::new(),
                     },
                 ),
-                next_step: "find the code path that drops a connection without closing it (error paths, \
-                            timeouts); `ls -l /proc/PID/fd | wc -l` against its limit; restart buys time only"
-                    .into(),
+                next_step: next_step(&subject),
                 subject,
                 evidence: ev,
             });
         }
         out
+    }
+}
+
+/// What to look at next: the process's descriptors when it is known.
+fn next_step(subject: &Subject) -> String {
+    match subject {
+        Subject::Process { pid, .. } => format!(
+            "find the code path that drops a connection without closing it (error paths, \
+             timeouts); `ls /proc/{pid}/fd | wc -l` against its limit; restart buys time only"
+        ),
+        _ => "find the process holding them (`ss -tanp state close-wait`), then the code path \
+              that drops a connection without closing it (error paths, timeouts); restart buys \
+              time only"
+            .into(),
     }
 }

@@ -93,7 +93,8 @@ impl Rule for SynSentStorm {
                         g.hosts.len(),
                     ),
                     "check whether this process should connect to those ports at all (its command line, \
-                     its user), and the firewall logs",
+                     its user), and the firewall logs"
+                        .to_string(),
                 )
             } else {
                 (
@@ -102,8 +103,10 @@ impl Rule for SynSentStorm {
                          that upstream is not answering SYNs (down, firewalled, or a route black hole)",
                         g.count,
                     ),
-                    "check the upstream from this host (ping, `ss -tn dst ADDR`, a route, a firewall that \
-                     drops instead of rejecting); lower connect timeouts so the client fails fast",
+                    format!(
+                        "check the upstream from this host (ping, `ss -tn dst {top}`, a route, a firewall \
+                         that drops instead of rejecting); lower connect timeouts so the client fails fast"
+                    ),
                 )
             };
             out.push(Candidate {
@@ -111,7 +114,7 @@ impl Rule for SynSentStorm {
                 subject,
                 evidence: ev,
                 message,
-                next_step: next_step.into(),
+                next_step,
             });
         }
         out

@@ -70,6 +70,14 @@ fn old_close_wait_raises_once_old_enough_and_held_twice() {
     assert_eq!(ev["fd_limit"], 1024);
     assert_eq!(ev["with_unread_data"], 30);
     assert_eq!(ev["top_local_ports"][0]["port"], 9000);
+    let Subject::Process { pid, .. } = LEAKY() else {
+        panic!("the leak is a process's");
+    };
+    assert!(
+        f[0].next_step.contains(&format!("/proc/{pid}/fd")) && !f[0].next_step.contains("PID"),
+        "the next step names the process: {}",
+        f[0].next_step
+    );
     // Closed at last: cleared after three.
     for i in 0..3 {
         let f = s.tick(close_waits(0), &x);
@@ -254,6 +262,11 @@ fn many_syn_sent_to_one_upstream_is_an_unreachable_upstream() {
     );
     assert!(f[0].message.contains("not answering"), "{}", f[0].message);
     assert_eq!(f[0].evidence["top_remote"], "10.8.8.8:443");
+    assert!(
+        f[0].next_step.contains("`ss -tn dst 10.8.8.8:443`"),
+        "the next step names the upstream: {}",
+        f[0].next_step
+    );
     assert_eq!(f[0].evidence["tcp_syn_retries"], 6);
     assert_eq!(f[0].evidence["distinct_remote_ports"], 1);
     for i in 0..3 {

@@ -159,7 +159,7 @@ fn no_color_leaves_no_colour_but_keeps_emphasis() {
 }
 
 /// The README's screenshots are renders of the scene; this keeps them current.
-/// `SOCKSCOPE_UPDATE_SCREENSHOTS=1 cargo test --test ui_render screenshots`
+/// `SOCKSCOPE_UPDATE_SCREENSHOTS=1 cargo test --test ui ui_render::screenshots`
 /// rewrites them.
 #[test]
 fn screenshots_are_current() {
@@ -177,7 +177,7 @@ fn screenshots_are_current() {
             let old = std::fs::read_to_string(&path).unwrap_or_default();
             assert!(
                 old == svg,
-                "{} is out of date: SOCKSCOPE_UPDATE_SCREENSHOTS=1 cargo test --test ui_render screenshots",
+                "{} is out of date: SOCKSCOPE_UPDATE_SCREENSHOTS=1 cargo test --test ui ui_render::screenshots",
                 path.display()
             );
         }
