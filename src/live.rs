@@ -297,6 +297,23 @@ mod tests {
         true
     }
 
+    /// A pipeline over `script`, sampling every millisecond, into `sink`.
+    fn spawn(script: Script, sink: impl FnMut(PipelineEvent) -> bool + Send + 'static) -> Pipeline {
+        Pipeline::spawn(
+            script,
+            Duration::from_millis(1),
+            ProcessorSpec::default().build(),
+            sink,
+        )
+        .expect("spawn")
+    }
+
+    /// [`spawn`] into a channel.
+    fn spawn_to_channel(script: Script) -> (Pipeline, mpsc::Receiver<PipelineEvent>) {
+        let (tx, rx) = mpsc::channel();
+        (spawn(script, move |e| tx.send(e).is_ok()), rx)
+    }
+
     /// The events of `rx` until `last` matches one or `limit` passes.
     fn events_until(
         rx: &Receiver<PipelineEvent>,
@@ -341,13 +358,7 @@ mod tests {
             }
             tx.send(e).is_ok()
         };
-        let pipeline = Pipeline::spawn(
-            script,
-            Duration::from_millis(1),
-            ProcessorSpec::default().build(),
-            sink,
-        )
-        .expect("spawn");
+        let pipeline = spawn(script, sink);
         let events = events_until(
             &rx,
             Duration::from_secs(20),
@@ -383,14 +394,7 @@ mod tests {
     fn a_source_that_panics_kills_the_pipeline_which_says_why() {
         let mut script = Script::new(100);
         script.panic_at = Some(3);
-        let (tx, rx) = mpsc::channel();
-        let pipeline = Pipeline::spawn(
-            script,
-            Duration::from_millis(1),
-            ProcessorSpec::default().build(),
-            move |e| tx.send(e).is_ok(),
-        )
-        .expect("spawn");
+        let (pipeline, rx) = spawn_to_channel(script);
         let events = events_until(&rx, Duration::from_secs(20), |e| {
             matches!(e, PipelineEvent::Died(_))
         });
@@ -413,14 +417,7 @@ mod tests {
         for drop_it in [false, true] {
             let script = Script::new(u64::MAX);
             let (made, dropped) = (Arc::clone(&script.made), Arc::clone(&script.dropped));
-            let (tx, rx) = mpsc::channel();
-            let pipeline = Pipeline::spawn(
-                script,
-                Duration::from_millis(1),
-                ProcessorSpec::default().build(),
-                move |e| tx.send(e).is_ok(),
-            )
-            .expect("spawn");
+            let (pipeline, rx) = spawn_to_channel(script);
             assert!(
                 wait_for(Duration::from_secs(10), || made.load(Ordering::SeqCst) >= 3),
                 "the pipeline never sampled"

@@ -13,13 +13,7 @@ use crate::export;
 /// Samples `args.samples` times, runs the diagnoser over every snapshot and prints
 /// the findings active at the end; the exit status says the worst of them.
 pub fn run(mut run: Run, args: &CheckArgs) -> anyhow::Result<ExitCode> {
-    let mut source = run.source();
-    let (snap, findings) = observe(
-        &mut source,
-        run.processor(),
-        args.samples,
-        run.config.interval(),
-    )?;
+    let (snap, findings) = observe(&mut run, args.samples)?;
     let stdout = io::stdout();
     let mut out = io::BufWriter::new(stdout.lock());
     match args.format {

@@ -16,7 +16,6 @@ pub mod snapshot;
 pub mod watch;
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use crate::config::{FileError, RunConfig};
 use crate::diagnose::Finding;
@@ -109,15 +108,13 @@ pub fn parse_filter(text: Option<&str>, owners: bool) -> Result<Filter, Failure>
     Ok(filter)
 }
 
-/// Takes `samples` samples `interval` apart, each through the engine (which
-/// keeps what changed between them) and the diagnoser; returns the last
-/// snapshot and the findings active then.
-pub fn observe(
-    source: &mut dyn SampleSource,
-    mut processor: Processor,
-    samples: u32,
-    interval: Duration,
-) -> anyhow::Result<(Arc<Snapshot>, Vec<Finding>)> {
+/// Takes `samples` samples the run's interval apart from the run's source,
+/// each through the engine (which keeps what changed between them) and the
+/// diagnoser; returns the last snapshot and the findings active then.
+pub fn observe(run: &mut Run, samples: u32) -> anyhow::Result<(Arc<Snapshot>, Vec<Finding>)> {
+    let mut source = run.source();
+    let mut processor = run.processor();
+    let interval = run.config.interval();
     let mut update = processor.process(source.collect()?);
     for _ in 1..samples {
         std::thread::sleep(interval);

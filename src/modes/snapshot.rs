@@ -32,15 +32,9 @@ pub fn run(mut run: Run, args: &SnapshotArgs) -> Result<(), Failure> {
             )));
         }
     }
-    let mut source = run.source();
     // Findings need their condition to hold over several samples: with one
     // sample there are none.
-    let (snap, findings) = observe(
-        &mut source,
-        run.processor(),
-        args.samples,
-        run.config.interval(),
-    )?;
+    let (snap, findings) = observe(&mut run, args.samples)?;
     let sample = &snap.sample;
     let selected = export::select_indices(sample, &filter);
     let sockets: Vec<_> = selected.iter().map(|&i| &sample.sockets[i]).collect();
