@@ -55,6 +55,33 @@ pub fn skip(why: impl std::fmt::Display) {
     eprintln!("skipped: {why}");
 }
 
+/// Runs the ignored test `child` (its path in this binary, as `module_path!()`
+/// gives it with the crate's name, e.g. `engine::record_fuzz::mutations_child`)
+/// in a process of its own, with `env` set, and asserts that it passed and
+/// printed `ok_line`: for what a test must measure or change process-wide (the
+/// peak memory, a resource limit) while the binary's other tests run.
+pub fn run_child_test(child: &str, env: (&str, &std::ffi::OsStr), ok_line: &str) {
+    let exe = std::env::current_exe().expect("test binary");
+    let name = child.split_once("::").map_or(child, |(_, m)| m);
+    let out = Command::new(exe)
+        .args([
+            "--ignored",
+            "--exact",
+            name,
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(env.0, env.1)
+        .output()
+        .expect("run the child");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains(ok_line),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// Whether `ss` is installed; tests that compare with it say so when it is not.
 pub fn have_ss() -> bool {
     Command::new("ss")

@@ -137,29 +137,10 @@ fn garbage_an_empty_file_and_other_versions_are_told_apart() {
 #[test]
 fn a_failed_write_is_returned_and_leaves_no_partial_frame() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let exe = std::env::current_exe().expect("test binary");
-    // The test's name in this binary: its module path without the crate's name.
-    let child = module_path!()
-        .split_once("::")
-        .map_or("", |(_, m)| m)
-        .to_string()
-        + "::file_size_limit_child";
-    let out = std::process::Command::new(exe)
-        .args([
-            "--ignored",
-            "--exact",
-            &child,
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env("RECORD_FSIZE_DIR", dir.path())
-        .output()
-        .expect("run the child");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success() && stdout.contains("fsize child: ok"),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
+    common::run_child_test(
+        &format!("{}::file_size_limit_child", module_path!()),
+        ("RECORD_FSIZE_DIR", dir.path().as_os_str()),
+        "fsize child: ok",
     );
 }
 

@@ -149,29 +149,10 @@ fn vm_hwm_kib() -> u64 {
 /// the whole process's, and the other tests of this binary run beside it.
 #[test]
 fn mutated_recordings_never_panic_nor_grow_the_reader() {
-    let exe = std::env::current_exe().expect("test binary");
-    // The child's name in this binary: its module path without the crate's name.
-    let child = module_path!()
-        .split_once("::")
-        .map_or("", |(_, m)| m)
-        .to_string()
-        + "::mutations_child";
-    let out = std::process::Command::new(exe)
-        .args([
-            "--ignored",
-            "--exact",
-            &child,
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env("RECORD_FUZZ_CHILD", "1")
-        .output()
-        .expect("run the child");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success() && stdout.contains("fuzz child: ok"),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
+    common::run_child_test(
+        &format!("{}::mutations_child", module_path!()),
+        ("RECORD_FUZZ_CHILD", std::ffi::OsStr::new("1")),
+        "fuzz child: ok",
     );
 }
 
