@@ -6,7 +6,6 @@ use std::io::{self, Write as _};
 
 use super::{Run, file_usage, parse_filter};
 use crate::args::TuiArgs;
-use crate::config::{FileError, FileKind};
 use crate::fail::Failure;
 use crate::ui::config::Config;
 
@@ -17,14 +16,7 @@ pub(super) fn screen_options(
     filter: Option<&str>,
     no_color: bool,
 ) -> Result<crate::ui::TuiOptions, Failure> {
-    let file = &run.config.file;
-    let config = Config::of(file).map_err(|error| {
-        file_usage(FileError::Bad {
-            kind: FileKind::Config,
-            path: file.path.clone().unwrap_or_default(),
-            error,
-        })
-    })?;
+    let config = Config::of_file(&run.config.file).map_err(file_usage)?;
     let filter = parse_filter(filter, run.config.owners)?;
     let color = !no_color
         && config

@@ -116,10 +116,14 @@ impl Config {
     /// Reads `path` (see `crate::config::ConfigFile::load`) and its screen
     /// tables; errors start with the path.
     pub fn load(path: &Path) -> Result<Config, FileError> {
-        let file = ConfigFile::load(path)?;
-        Config::of(&file).map_err(|error| FileError::Bad {
+        Config::of_file(&ConfigFile::load(path)?)
+    }
+
+    /// [`Config::of`] a file already read, its errors naming the file.
+    pub fn of_file(file: &ConfigFile) -> Result<Config, FileError> {
+        Config::of(file).map_err(|error| FileError::Bad {
             kind: FileKind::Config,
-            path: path.to_path_buf(),
+            path: file.path.clone().unwrap_or_default(),
             error,
         })
     }
