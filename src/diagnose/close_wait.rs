@@ -74,7 +74,7 @@ impl Rule for CloseWaitLeak {
                 continue;
             }
             let subject = process_subject(snap, i).unwrap_or_else(|| {
-                if listening.serves(s.local) {
+                if listening.serves(s) {
                     Subject::LocalPort {
                         port: s.local.port(),
                     }

@@ -76,7 +76,7 @@ impl Rule for SynFlood {
         let listening = &snap.listening;
         let mut sources: BTreeMap<u16, BTreeSet<IpAddr>> = BTreeMap::new();
         for s in &snap.sample.sockets {
-            if s.state == TcpState::SynRecv && listening.serves(s.local) {
+            if s.state == TcpState::SynRecv && listening.serves(s) {
                 sources
                     .entry(s.local.port())
                     .or_default()

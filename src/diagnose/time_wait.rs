@@ -75,7 +75,7 @@ impl Rule for TimeWaitExhaustion {
         let listening = &snap.listening;
         let mut tuples: BTreeMap<(IpAddr, u16, IpAddr), Counts> = BTreeMap::new();
         for s in &snap.sample.sockets {
-            if s.remote.port() == 0 || listening.serves(s.local) {
+            if s.remote.port() == 0 || listening.serves(s) {
                 continue;
             }
             let c = tuples

@@ -18,8 +18,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::{
-    ConnView, Connection, OwnerKey, ProcessInfo, Sample, SmallCounts, SocketRecord, StateCounts,
-    TcpState, ip_key,
+    ConnView, Connection, NetnsId, OwnerKey, ProcessInfo, Sample, SmallCounts, SocketRecord,
+    StateCounts, TcpState, ip_key,
 };
 use rustc_hash::FxHashMap as FastMap;
 
@@ -27,20 +27,33 @@ use rustc_hash::FxHashMap as FastMap;
 #[derive(Clone, Debug, Default)]
 pub struct Aggregates {
     pub counts: StateCounts,
-    /// By port number.
+    /// By namespace and port number.
     pub ports: Vec<PortAggregate>,
     /// By socket count, most first.
     pub processes: Vec<ProcessAggregate>,
     /// In no particular order: a busy server has tens of thousands, and sorting
     /// them every tick is left to whoever shows them ([`Aggregates::remotes_by_count`]).
     pub remotes: Vec<RemoteAggregate>,
+    /// By namespace id: the namespaces with at least one selected socket.
+    pub namespaces: Vec<NetnsAggregate>,
+}
+
+/// A network namespace and its sockets.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct NetnsAggregate {
+    pub netns: NetnsId,
+    pub states: StateCounts,
+    /// Processes that hold (or last held) its selected sockets.
+    pub processes: u64,
+    /// Its ports with a listener and a selected socket.
+    pub ports: u64,
 }
 
 impl Aggregates {
     /// The remote hosts, most connections first, then by address.
     pub fn remotes_by_count(&self) -> Vec<&RemoteAggregate> {
         let mut out: Vec<&RemoteAggregate> = self.remotes.iter().collect();
-        out.sort_by_cached_key(|r| (Reverse(r.states.total()), ip_key(r.addr)));
+        out.sort_by_cached_key(|r| (Reverse(r.states.total()), ip_key(r.addr), r.netns));
         out
     }
 }
@@ -60,6 +73,8 @@ pub struct Listener {
 /// A local port with a listener.
 #[derive(Clone, Debug)]
 pub struct PortAggregate {
+    /// The namespace the port is in: a port is (namespace, number).
+    pub netns: NetnsId,
     pub port: u16,
     /// Every LISTEN socket on the port, selected or not (they are what the port is).
     pub listeners: Vec<Listener>,
@@ -99,6 +114,9 @@ pub struct ProcessAggregate {
     /// Whether it holds a socket of this sample; false when it is only the last
     /// owner of sockets it has let go of (TIME_WAIT, orphaned), maybe exited.
     pub current_owner: bool,
+    /// The namespace of the first of its sockets counted (a process's sockets
+    /// are in its own namespace, unless it moved or was handed descriptors).
+    pub netns: NetnsId,
 }
 
 impl ProcessAggregate {
@@ -113,6 +131,9 @@ impl ProcessAggregate {
 /// A remote host and the connections to it.
 #[derive(Clone, Debug)]
 pub struct RemoteAggregate {
+    /// The namespace the connections are in (10.0.0.1 seen from two
+    /// containers may be two hosts).
+    pub netns: NetnsId,
     pub addr: IpAddr,
     pub states: StateCounts,
 }
@@ -141,25 +162,28 @@ pub(crate) fn owner_of<'a>(
 /// (the server side of their connection). The engine computes it once per
 /// sample, into [`Snapshot::listening`](super::Snapshot::listening).
 #[derive(Clone, Debug, Default)]
-pub struct Listening(FastMap<u16, Vec<IpAddr>>);
+pub struct Listening(FastMap<(NetnsId, u16), Vec<IpAddr>>);
 
 impl Listening {
-    /// The LISTEN sockets of `sample`, by port.
+    /// The LISTEN sockets of `sample`, by namespace and port.
     pub fn of(sample: &Sample) -> Listening {
-        let mut map: FastMap<u16, Vec<IpAddr>> = FastMap::default();
+        let mut map: FastMap<(NetnsId, u16), Vec<IpAddr>> = FastMap::default();
         for s in sample
             .sockets
             .iter()
             .filter(|s| s.state == TcpState::Listen)
         {
-            map.entry(s.local.port()).or_default().push(s.local.ip());
+            map.entry((s.netns, s.local.port()))
+                .or_default()
+                .push(s.local.ip());
         }
         Listening(map)
     }
 
-    /// The listening port a socket bound to `local` belongs to, if any.
-    pub fn port_of(&self, local: SocketAddr) -> Option<u16> {
-        let ips = self.0.get(&local.port())?;
+    /// The listening port that a socket of namespace `netns` bound to `local`
+    /// belongs to, if any.
+    pub fn port_of(&self, netns: NetnsId, local: SocketAddr) -> Option<u16> {
+        let ips = self.0.get(&(netns, local.port()))?;
         // A wildcard listener takes both families: the model stores IPv4-mapped
         // addresses as IPv4, so a dual-stack `[::]` listener sees IPv4 peers.
         ips.iter()
@@ -167,17 +191,20 @@ impl Listening {
             .then_some(local.port())
     }
 
-    /// Whether `local` is the local end of an accepted (server-side) connection,
-    /// or of a listener.
-    pub fn serves(&self, local: SocketAddr) -> bool {
-        self.port_of(local).is_some()
+    /// Whether `s` is the local end of an accepted (server-side) connection,
+    /// or a listener.
+    pub fn serves(&self, s: &SocketRecord) -> bool {
+        self.port_of(s.netns, s.local).is_some()
     }
 
-    /// Whether something listens on `port`, on any address.
-    pub fn has_port(&self, port: u16) -> bool {
-        self.0.contains_key(&port)
+    /// Whether something listens on `port` in `netns`, on any address.
+    pub fn has_port(&self, netns: NetnsId, port: u16) -> bool {
+        self.0.contains_key(&(netns, port))
     }
 }
+
+/// Connections opened and closed per listening port: by namespace and port.
+pub type ChurnMap = BTreeMap<(NetnsId, u16), PortChurn>;
 
 /// Connections to each listening port that opened (sockets `opened`) and closed
 /// (`closed`) in one tick; listeners themselves do not count.
@@ -185,16 +212,16 @@ pub(crate) fn port_churn<'a>(
     listening: &Listening,
     opened: impl Iterator<Item = &'a SocketRecord>,
     closed: &[Connection],
-) -> BTreeMap<u16, PortChurn> {
-    let mut churn: BTreeMap<u16, PortChurn> = BTreeMap::new();
+) -> ChurnMap {
+    let mut churn = ChurnMap::new();
     for s in opened.filter(|s| s.state != TcpState::Listen) {
-        if let Some(port) = listening.port_of(s.local) {
-            churn.entry(port).or_default().opened += 1;
+        if let Some(port) = listening.port_of(s.netns, s.local) {
+            churn.entry((s.netns, port)).or_default().opened += 1;
         }
     }
     for c in closed.iter().filter(|c| c.state != TcpState::Listen) {
-        if let Some(port) = listening.port_of(c.local) {
-            churn.entry(port).or_default().closed += 1;
+        if let Some(port) = listening.port_of(c.netns, c.local) {
+            churn.entry((c.netns, port)).or_default().closed += 1;
         }
     }
     churn
@@ -240,37 +267,57 @@ pub(crate) fn aggregate(
     sample: &Sample,
     views: &[ConnView],
     listening: &Listening,
-    churn: &BTreeMap<u16, PortChurn>,
+    churn: &ChurnMap,
     interval: Option<Duration>,
     selection: impl IntoIterator<Item = usize>,
     remotes_hint: usize,
 ) -> Aggregates {
     let mut counts = StateCounts::default();
-    let mut ports: FastMap<u16, StateCounts> = FastMap::default();
-    let mut remotes: HashMap<IpAddr, RemoteAcc> = HashMap::with_capacity(remotes_hint);
-    let mut more_ports: HashMap<(u16, IpAddr), u32> = HashMap::new();
+    let mut ports: FastMap<(NetnsId, u16), StateCounts> = FastMap::default();
+    let mut remotes: HashMap<(NetnsId, IpAddr), RemoteAcc> = HashMap::with_capacity(remotes_hint);
+    let mut more_ports: HashMap<((NetnsId, u16), IpAddr), u32> = HashMap::new();
     let mut proc_index: FastMap<OwnerKey, usize> = FastMap::default();
     let mut processes: Vec<ProcessAggregate> = Vec::new();
+    // Namespaces, by id; sockets come grouped by namespace, so the last one
+    // looked up is almost always the next one's.
+    let mut spaces: Vec<NetnsAggregate> = Vec::new();
+    let mut space_at = usize::MAX;
     for i in selection {
         let Some(s) = sample.sockets.get(i) else {
             continue;
         };
         let st = s.state.index();
         counts.0[st] += 1;
-        let port = listening.port_of(s.local);
+        if spaces.get(space_at).is_none_or(|a| a.netns != s.netns) {
+            space_at = match spaces.binary_search_by_key(&s.netns, |a| a.netns) {
+                Ok(at) => at,
+                Err(at) => {
+                    spaces.insert(
+                        at,
+                        NetnsAggregate {
+                            netns: s.netns,
+                            ..NetnsAggregate::default()
+                        },
+                    );
+                    at
+                }
+            };
+        }
+        spaces[space_at].states.0[st] += 1;
+        let port = listening.port_of(s.netns, s.local);
         if let Some(port) = port {
-            ports.entry(port).or_default().0[st] += 1;
+            ports.entry((s.netns, port)).or_default().0[st] += 1;
         }
         if is_peer(s.remote) {
             let ip = s.remote.ip();
-            let acc = remotes.entry(ip).or_default();
+            let acc = remotes.entry((s.netns, ip)).or_default();
             acc.states.0[st] = acc.states.0[st].saturating_add(1);
             if let Some(port) = port {
                 if acc.on_port == 0 || acc.port == port {
                     acc.port = port;
                     acc.on_port += 1;
                 } else {
-                    *more_ports.entry((port, ip)).or_default() += 1;
+                    *more_ports.entry(((s.netns, port), ip)).or_default() += 1;
                 }
             }
         }
@@ -288,6 +335,7 @@ pub(crate) fn aggregate(
                     process: Arc::clone(p),
                     states: StateCounts::default(),
                     current_owner: current,
+                    netns: s.netns,
                 });
                 processes.len() - 1
             });
@@ -295,17 +343,22 @@ pub(crate) fn aggregate(
         }
     }
 
-    let mut top: FastMap<u16, Vec<(IpAddr, u64)>> = FastMap::default();
-    for (&addr, r) in remotes.iter().filter(|(_, r)| r.on_port > 0) {
-        keep_top(top.entry(r.port).or_default(), addr, u64::from(r.on_port));
+    let mut top: FastMap<(NetnsId, u16), Vec<(IpAddr, u64)>> = FastMap::default();
+    for (&(netns, addr), r) in remotes.iter().filter(|(_, r)| r.on_port > 0) {
+        keep_top(
+            top.entry((netns, r.port)).or_default(),
+            addr,
+            u64::from(r.on_port),
+        );
     }
-    for ((port, addr), n) in more_ports {
-        keep_top(top.entry(port).or_default(), addr, u64::from(n));
+    for ((key, addr), n) in more_ports {
+        keep_top(top.entry(key).or_default(), addr, u64::from(n));
     }
-    let mut listeners: FastMap<u16, Vec<Listener>> = FastMap::default();
+    let mut listeners: FastMap<(NetnsId, u16), Vec<Listener>> = FastMap::default();
     for (i, s) in sample.sockets.iter().enumerate() {
-        if s.state == TcpState::Listen && ports.contains_key(&s.local.port()) {
-            listeners.entry(s.local.port()).or_default().push(Listener {
+        let key = (s.netns, s.local.port());
+        if s.state == TcpState::Listen && ports.contains_key(&key) {
+            listeners.entry(key).or_default().push(Listener {
                 local: s.local,
                 accept_queue: s.recv_q,
                 backlog: s.send_q,
@@ -320,13 +373,14 @@ pub(crate) fn aggregate(
     };
     let mut ports: Vec<PortAggregate> = ports
         .into_iter()
-        .map(|(port, states)| {
-            let c = churn.get(&port).copied().unwrap_or_default();
+        .map(|(key, states)| {
+            let c = churn.get(&key).copied().unwrap_or_default();
             PortAggregate {
-                port,
-                listeners: listeners.remove(&port).unwrap_or_default(),
+                netns: key.0,
+                port: key.1,
+                listeners: listeners.remove(&key).unwrap_or_default(),
                 states,
-                top_remotes: top.remove(&port).unwrap_or_default(),
+                top_remotes: top.remove(&key).unwrap_or_default(),
                 opened: c.opened,
                 closed: c.closed,
                 opened_per_sec: per_sec(c.opened),
@@ -334,11 +388,22 @@ pub(crate) fn aggregate(
             }
         })
         .collect();
-    ports.sort_unstable_by_key(|p| p.port);
+    ports.sort_unstable_by_key(|p| (p.netns, p.port));
     processes.sort_unstable_by_key(|p| (Reverse(p.states.total()), p.key()));
+    for p in &ports {
+        if let Ok(at) = spaces.binary_search_by_key(&p.netns, |a| a.netns) {
+            spaces[at].ports += 1;
+        }
+    }
+    for p in &processes {
+        if let Ok(at) = spaces.binary_search_by_key(&p.netns, |a| a.netns) {
+            spaces[at].processes += 1;
+        }
+    }
     let remotes = remotes
         .into_iter()
-        .map(|(addr, r)| RemoteAggregate {
+        .map(|((netns, addr), r)| RemoteAggregate {
+            netns,
             addr,
             states: StateCounts(r.states.0.map(u64::from)),
         })
@@ -348,6 +413,7 @@ pub(crate) fn aggregate(
         ports,
         processes,
         remotes,
+        namespaces: spaces,
     }
 }
 
@@ -379,15 +445,23 @@ mod tests {
             .ingest(Sample::of_sockets(SystemTime::UNIX_EPOCH, sockets));
         let l = &snap.listening;
         let addr = |a: &str| a.parse::<SocketAddr>().expect("address");
+        let at = |a: &str| SocketRecord::new(TcpState::Established, addr(a), addr("10.0.0.9:1"));
+        let own = NetnsId::OWN;
         assert!(
-            l.serves(addr("10.0.0.1:80")),
+            l.serves(&at("10.0.0.1:80")),
             "the wildcard takes every address"
         );
-        assert!(l.serves(addr("127.0.0.1:8080")));
-        assert!(!l.serves(addr("10.0.0.1:8080")), "bound to loopback only");
-        assert!(!l.serves(addr("10.0.0.1:5002")), "an outgoing connection");
-        assert_eq!(l.port_of(addr("10.0.0.1:80")), Some(80));
-        assert!(l.has_port(8080) && !l.has_port(5002));
+        assert!(l.serves(&at("127.0.0.1:8080")));
+        assert!(!l.serves(&at("10.0.0.1:8080")), "bound to loopback only");
+        assert!(!l.serves(&at("10.0.0.1:5002")), "an outgoing connection");
+        assert_eq!(l.port_of(own, addr("10.0.0.1:80")), Some(80));
+        assert!(l.has_port(own, 8080) && !l.has_port(own, 5002));
+        let elsewhere = SocketRecord {
+            netns: NetnsId(7),
+            ..at("10.0.0.1:80")
+        };
+        assert!(!l.serves(&elsewhere), "another namespace's port 80");
+        assert!(!l.has_port(NetnsId(7), 80));
         let ports: Vec<u16> = snap.aggregates.ports.iter().map(|p| p.port).collect();
         assert_eq!(ports, [80, 8080]);
         assert_eq!(snap.aggregates.ports[0].states.total(), 2);

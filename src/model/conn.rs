@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use super::{ProcessInfo, TcpState};
+use super::{NetnsId, ProcessInfo, TcpState};
 
 /// An instant, as nanoseconds since the Unix epoch (negative before it).
 ///
@@ -155,6 +155,9 @@ pub struct Connection {
     pub cookie: u64,
     pub local: SocketAddr,
     pub remote: SocketAddr,
+    /// The network namespace it is in (part of its identity: two containers
+    /// may both hold 10.0.0.5:8080).
+    pub netns: NetnsId,
     /// The latest inode (0 once no file refers to it: TIME_WAIT, orphaned).
     pub inode: u64,
     pub uid: u32,

@@ -10,6 +10,7 @@ mod deltas;
 mod engine;
 mod event;
 mod history;
+mod netns;
 mod order;
 mod sample;
 mod series;
@@ -20,13 +21,15 @@ mod store;
 mod table;
 
 pub use aggregate::{
-    Aggregates, Listener, Listening, PortAggregate, PortChurn, ProcessAggregate, RemoteAggregate,
+    Aggregates, ChurnMap, Listener, Listening, NetnsAggregate, PortAggregate, PortChurn,
+    ProcessAggregate, RemoteAggregate,
 };
 pub use conn::{ClosedConn, ConnView, Connection, ProcName, Stamp, Transition, Transitions};
 pub use deltas::{CounterDelta, CounterDeltas, GAUGES};
 pub use engine::{Engine, EngineConfig, MemoryEstimate};
 pub use event::{Event, EventKind};
 pub use history::LogView;
+pub use netns::{NetnsId, NetnsInfo, NetnsKind};
 pub use order::{AddrKey, IpKey, addr_key, ip_key};
 pub use sample::{
     Health, HostInfo, KernelCounters, OwnerScanStats, ProcessInfo, Sample, SocketSource, Sockstat,

@@ -10,7 +10,7 @@ use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
 
-use super::{SocketRecord, StateCounts};
+use super::{NetnsId, NetnsInfo, SocketRecord, StateCounts};
 
 /// One collection of the host's TCP sockets, their owners and the kernel counters.
 #[derive(Clone, Debug)]
@@ -25,6 +25,9 @@ pub struct Sample {
     pub counters: KernelCounters,
     pub host: HostInfo,
     pub health: Health,
+    /// The namespaces looked at, by id; empty when the source knows of one
+    /// only ([`NetnsId::OWN`], labelled `host`).
+    pub namespaces: Vec<NetnsInfo>,
 }
 
 impl Sample {
@@ -39,7 +42,37 @@ impl Sample {
             counters: KernelCounters::default(),
             host: HostInfo::default(),
             health: Health::default(),
+            namespaces: Vec::new(),
         }
+    }
+
+    /// The namespace `id`, if the sample describes it.
+    pub fn netns(&self, id: NetnsId) -> Option<&NetnsInfo> {
+        self.namespaces.iter().find(|n| n.id == id)
+    }
+
+    /// What to call namespace `id`: its label, `host` for the own namespace of
+    /// a sample that describes none, else `netns:#ID`.
+    pub fn netns_label(&self, id: NetnsId) -> std::borrow::Cow<'_, str> {
+        match self.netns(id) {
+            Some(n) => std::borrow::Cow::Borrowed(n.label.as_str()),
+            None if id == NetnsId::OWN => std::borrow::Cow::Borrowed("host"),
+            None => std::borrow::Cow::Owned(format!("netns:#{}", id.0)),
+        }
+    }
+
+    /// The kernel counters and sysctls of namespace `id`: its own where the
+    /// sample has them, else the sample's (the own namespace's).
+    pub fn counters_of(&self, id: NetnsId) -> &KernelCounters {
+        self.netns(id)
+            .and_then(|n| n.counters.as_ref())
+            .unwrap_or(&self.counters)
+    }
+
+    /// Whether the sample spans more than one namespace (the UI shows a
+    /// namespace column then).
+    pub fn multi_netns(&self) -> bool {
+        self.namespaces.iter().filter(|n| n.sampled).count() > 1
     }
 
     /// Sockets per state.

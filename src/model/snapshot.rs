@@ -4,11 +4,10 @@
 //! modes all read the same value and none can change it. Holding an old one is
 //! safe: it shares the history it saw and keeps it alive, nothing more.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use super::aggregate::{self, Aggregates, Listening, PortChurn};
+use super::aggregate::{self, Aggregates, ChurnMap, Listening};
 use super::{
     ClosedConn, ConnView, CounterDeltas, Event, LogView, ProcessInfo, Sample, Series, SocketRecord,
 };
@@ -54,7 +53,7 @@ pub struct Snapshot {
     pub listening: Listening,
     /// Connections to each listening port opened and closed since the previous
     /// sample (for aggregates over a selection).
-    pub churn: BTreeMap<u16, PortChurn>,
+    pub churn: ChurnMap,
     /// Kernel counters' deltas since the previous sample.
     pub counters: CounterDeltas,
     /// The time series up to and including this sample.

@@ -4,7 +4,7 @@ use std::net::{IpAddr, SocketAddr};
 
 use serde::{Deserialize, Serialize};
 
-use super::TcpState;
+use super::{NetnsId, TcpState};
 
 /// The kind of timer pending on a socket (`ss -o`'s `timer:(...)`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -109,6 +109,8 @@ pub struct SocketRecord {
     /// `INET_DIAG_SHUTDOWN` bits: 1 = receive shut down, 2 = send shut down.
     pub shutdown: Option<u8>,
     pub owner: Ownership,
+    /// The network namespace it is in.
+    pub netns: NetnsId,
 }
 
 impl SocketRecord {
@@ -127,6 +129,7 @@ impl SocketRecord {
             tcp_info: None,
             shutdown: None,
             owner: Ownership::Unknown,
+            netns: NetnsId::OWN,
         }
     }
 }

@@ -18,8 +18,8 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 
-use super::Connection;
 use super::SocketRecord;
+use super::{Connection, NetnsId};
 use rustc_hash::FxHashMap as FastMap;
 
 pub(crate) type Slot = u32;
@@ -43,6 +43,7 @@ struct TupleKey {
     local: SocketAddr,
     remote: SocketAddr,
     inode: u64,
+    netns: NetnsId,
 }
 
 impl TupleKey {
@@ -51,6 +52,7 @@ impl TupleKey {
             local: s.local,
             remote: s.remote,
             inode: s.inode,
+            netns: s.netns,
         }
     }
 }
@@ -97,7 +99,11 @@ impl ConnStore {
         if s.cookie != 0 {
             !by_tuple && c.cookie == s.cookie
         } else {
-            by_tuple && c.local == s.local && c.remote == s.remote && c.inode == s.inode
+            by_tuple
+                && c.local == s.local
+                && c.remote == s.remote
+                && c.inode == s.inode
+                && c.netns == s.netns
         }
     }
 
@@ -204,6 +210,7 @@ impl ConnStore {
                 local: c.local,
                 remote: c.remote,
                 inode: c.inode,
+                netns: c.netns,
             });
         }
         Some(c)
@@ -332,6 +339,7 @@ mod tests {
             cookie: s.cookie,
             local: s.local,
             remote: s.remote,
+            netns: s.netns,
             inode: s.inode,
             uid: 0,
             state: s.state,

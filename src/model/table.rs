@@ -55,6 +55,9 @@ fn is_rebirth(old: TcpState, new: TcpState) -> bool {
 
 /// Whether `s`, which matched no key, continues `c`, which no socket matched.
 fn continues(c: &Connection, s: &SocketRecord) -> bool {
+    if c.netns != s.netns {
+        return false;
+    }
     if c.cookie != 0 && s.cookie != 0 && c.cookie != s.cookie {
         return c.state == TcpState::SynRecv && !is_opening(s.state);
     }
@@ -304,6 +307,7 @@ impl ConnTable {
                 cookie: s.cookie,
                 local: s.local,
                 remote: s.remote,
+                netns: s.netns,
                 inode: s.inode,
                 uid: s.uid,
                 state: s.state,

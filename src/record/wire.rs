@@ -291,6 +291,7 @@ pub fn decode_sample(raw: &[u8], taken_at: SystemTime) -> Result<Sample, String>
             owners: h.owners,
             notes: h.notes,
         },
+        namespaces: Vec::new(),
     })
 }
 
@@ -390,6 +391,7 @@ fn socket_record(w: WireSocket, now: i64) -> Result<SocketRecord, String> {
             WireOwner::Hidden => Ownership::Hidden,
             WireOwner::Unknown => Ownership::Unknown,
         },
+        netns: crate::model::NetnsId::OWN,
     })
 }
 

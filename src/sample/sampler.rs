@@ -176,6 +176,7 @@ impl Collector {
             counters,
             host,
             health,
+            namespaces: Vec::new(),
         })
     }
 }

@@ -60,7 +60,7 @@ impl App {
                 let row = shown.rows.rows.get(self.cursors.conns.index).copied();
                 row.and_then(|r| shown.rows.view(snap, r)).and_then(|v| {
                     if port {
-                        let listening = snap.listening.has_port(v.local.port());
+                        let listening = snap.listening.has_port(v.netns, v.local.port());
                         Some(if listening || v.remote.port() == 0 {
                             format!("lport:{}", v.local.port())
                         } else {

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use crate::filter::Filter;
 use crate::model::{
-    AddrKey, ClosedConn, ProcessInfo, Snapshot, SocketRecord, Stamp, TcpState, addr_key,
+    AddrKey, ClosedConn, NetnsId, ProcessInfo, Snapshot, SocketRecord, Stamp, TcpState, addr_key,
 };
 
 /// A column the connections can be sorted by (every column of the table), in
@@ -85,6 +85,7 @@ pub struct RowView<'a> {
     pub state: TcpState,
     pub local: SocketAddr,
     pub remote: SocketAddr,
+    pub netns: NetnsId,
     pub uid: u32,
     pub recv_q: Option<u32>,
     pub send_q: Option<u32>,
@@ -126,6 +127,7 @@ impl Rows {
                 filter.is_empty() || {
                     let mut s = SocketRecord::new(c.conn.state, c.conn.local, c.conn.remote);
                     s.uid = c.conn.uid;
+                    s.netns = c.conn.netns;
                     filter.matches(&s, c.conn.last_owner.as_deref())
                 }
             })
@@ -151,6 +153,7 @@ impl Rows {
                     state: s.state,
                     local: s.local,
                     remote: s.remote,
+                    netns: s.netns,
                     uid: s.uid,
                     recv_q: Some(s.recv_q),
                     send_q: Some(s.send_q),
@@ -170,6 +173,7 @@ impl Rows {
                     state: c.conn.state,
                     local: c.conn.local,
                     remote: c.conn.remote,
+                    netns: c.conn.netns,
                     uid: c.conn.uid,
                     recv_q: None,
                     send_q: None,

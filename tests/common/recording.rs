@@ -138,6 +138,7 @@ pub fn rich(i: u32, conns: u32) -> Sample {
                 vec![]
             },
         },
+        namespaces: Vec::new(),
     }
 }
 

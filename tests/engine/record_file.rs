@@ -134,6 +134,7 @@ fn arb_socket() -> impl Strategy<Value = SocketRecord> {
                 tcp_info,
                 shutdown,
                 owner,
+                netns: sockscope::model::NetnsId::OWN,
             },
         )
 }
