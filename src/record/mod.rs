@@ -2,14 +2,25 @@
 //! long-running modes write (`--record FILE`) and `sockscope replay` reads back
 //! through the same engine and diagnoser, to look at an incident afterwards.
 //!
-//! # Format (version 1)
+//! # Format (version 2)
 //!
 //! ```text
 //! file   = "SOCKSREC" version:u32le reserved:u32le  frame*
 //! frame  = header(32 bytes, see wire::FrameHeader)  payload(payload_len bytes)
 //! header = payload_len raw_len kind taken_at payload_crc32 header_crc32
 //! payload= zstd( postcard(sample without its time) )
+//! sample = sockets processes users counters host health namespaces
+//! socket = state local remote recv_q send_q uid inode cookie timer tcp_info
+//!          shutdown owner netns
 //! ```
+//!
+//! Version 2 added the network namespaces: each socket's namespace id
+//! (`netns`, last) and the sample's namespaces (`NetnsInfo`: id, inode, label,
+//! kind, container, runtime, pod, hostname, comm, processes, sampled, and the
+//! namespace's own kernel counters). Version 1 is the same without those two
+//! fields; it is still read (its sockets are in the own namespace, and it
+//! describes no namespace), and a rotated set may hold files of both versions.
+//! The version is per file; every file is written in the newest.
 //!
 //! A frame is a *key* frame (zstd alone) or a *delta* frame (zstd with the
 //! previous frame's uncompressed bytes as a one-use dictionary, so what did not
@@ -162,7 +173,8 @@ pub enum RecordError {
     #[error("{path}: no such recording")]
     NotFound { path: PathBuf },
     #[error(
-        "{path}: recording version {found}, this sockscope reads version {}",
+        "{path}: recording version {found}, this sockscope reads versions {} to {}",
+        wire::OLDEST_VERSION,
         wire::VERSION
     )]
     Version { path: PathBuf, found: u32 },

@@ -20,6 +20,9 @@ struct Entry {
     /// Offset of the payload in that file.
     offset: u64,
     header: FrameHeader,
+    /// The layout version of its file (a rotated set may hold files that an
+    /// older sockscope wrote).
+    version: u32,
 }
 
 /// A recording opened for reading. The files stay open, so a recorder still
@@ -118,7 +121,7 @@ impl Reader {
             return Ok(());
         }
         let version = u32::from_le_bytes([head[8], head[9], head[10], head[11]]);
-        if version != wire::VERSION {
+        if !(wire::OLDEST_VERSION..=wire::VERSION).contains(&version) {
             return Err(RecordError::Version {
                 path,
                 found: version,
@@ -181,6 +184,7 @@ impl Reader {
                 file: file_no,
                 offset: offset + FRAME_HEADER_LEN as u64,
                 header,
+                version,
             });
             offset += (FRAME_HEADER_LEN + len) as u64;
         }
@@ -230,7 +234,8 @@ impl Reader {
                 Some((_, raw)) => raw.as_slice(),
                 None => &[],
             };
-            wire::decode_sample(raw, entry.header.taken_at).map_err(|r| self.damage_at(i, r))
+            wire::decode_sample_of(entry.version, raw, entry.header.taken_at)
+                .map_err(|r| self.damage_at(i, r))
         }))
     }
 

@@ -8,6 +8,13 @@
 //! without names, so a field added there changes the format, and a
 //! `skip_serializing_if` there would make recordings unreadable. The test that
 //! pins the encoding of one sample catches both; the fix is to bump [`VERSION`].
+//!
+//! Version 2 added the network namespaces: each socket's [`NetnsId`] (after
+//! its owner) and the sample's [`NetnsInfo`]s (after its health). The wire
+//! structs are generic over those two additions: version 1 reads them as `()`,
+//! which postcard writes as nothing, so one set of structs reads both versions
+//! (a version-1 socket is in [`NetnsId::OWN`], and its sample describes no
+//! namespace).
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -17,14 +24,16 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde::{Deserialize, Serialize};
 
 use crate::model::{
-    Health, HostInfo, KernelCounters, OwnerScanStats, Ownership, ProcessInfo, Sample, SocketRecord,
-    SocketSource, TcpInfoLite, TcpState, Timer, TimerKind,
+    Health, HostInfo, KernelCounters, NetnsId, NetnsInfo, OwnerScanStats, Ownership, ProcessInfo,
+    Sample, SocketRecord, SocketSource, TcpInfoLite, TcpState, Timer, TimerKind,
 };
 
 /// The first bytes of every recording file.
 pub const MAGIC: [u8; 8] = *b"SOCKSREC";
-/// The layout version this build writes and reads.
-pub const VERSION: u32 = 1;
+/// The layout version this build writes (and the newest it reads).
+pub const VERSION: u32 = 2;
+/// The oldest layout version this build reads: 1, without namespaces.
+pub const OLDEST_VERSION: u32 = 1;
 /// Magic, version, and four reserved bytes (zero).
 pub const FILE_HEADER_LEN: usize = 16;
 /// See [`FrameHeader`].
@@ -161,9 +170,10 @@ enum WireOwner {
 }
 
 /// A socket record; the state is the kernel's number. Addresses keep only the
-/// IP and port (the sampler sets no IPv6 flow label or scope).
+/// IP and port (the sampler sets no IPv6 flow label or scope). `N` is the
+/// namespace: `u32` (the id) from version 2, `()` in version 1.
 #[derive(Serialize, Deserialize)]
-struct WireSocket {
+struct WireSocket<N> {
     state: u8,
     local: SocketAddr,
     remote: SocketAddr,
@@ -176,6 +186,7 @@ struct WireSocket {
     tcp_info: Option<WireTcpInfo>,
     shutdown: Option<u8>,
     owner: WireOwner,
+    netns: N,
 }
 
 /// A timer by when it fires (milliseconds since the epoch, by the sample's
@@ -216,15 +227,18 @@ struct WireHealth {
     notes: Vec<String>,
 }
 
-/// A sample without its time (the frame header holds it).
+/// A sample without its time (the frame header holds it). `N` is as in
+/// [`WireSocket`], `S` the namespaces: `Vec<NetnsInfo>` from version 2, `()`
+/// in version 1.
 #[derive(Serialize, Deserialize)]
-struct WireSample {
-    sockets: Vec<WireSocket>,
+struct WireSample<N, S> {
+    sockets: Vec<WireSocket<N>>,
     processes: Vec<(u32, ProcessInfo)>,
     users: BTreeMap<u32, String>,
     counters: KernelCounters,
     host: HostInfo,
     health: WireHealth,
+    namespaces: S,
 }
 
 /// The uncompressed payload of `sample` (everything but its time).
@@ -252,22 +266,56 @@ pub fn encode_sample(sample: &Sample) -> Result<Vec<u8>, postcard::Error> {
             owners: sample.health.owners,
             notes: sample.health.notes.clone(),
         },
+        namespaces: sample.namespaces.clone(),
     };
     postcard::to_stdvec(&wire)
 }
 
-/// The sample in `raw` (an uncompressed payload) taken at `taken_at`.
+/// The sample in `raw` (an uncompressed payload of this build's [`VERSION`])
+/// taken at `taken_at`.
 pub fn decode_sample(raw: &[u8], taken_at: SystemTime) -> Result<Sample, String> {
-    let (wire, rest): (WireSample, _) =
+    decode_sample_of(VERSION, raw, taken_at)
+}
+
+/// The sample in `raw`, an uncompressed payload of layout `version` (from
+/// [`OLDEST_VERSION`] to [`VERSION`]), taken at `taken_at`.
+pub fn decode_sample_of(version: u32, raw: &[u8], taken_at: SystemTime) -> Result<Sample, String> {
+    match version {
+        1 => {
+            let wire: WireSample<(), ()> = take_all(raw)?;
+            sample_of(wire, taken_at, |()| NetnsId::OWN, |()| Vec::new())
+        }
+        2 => {
+            let wire: WireSample<u32, Vec<NetnsInfo>> = take_all(raw)?;
+            sample_of(wire, taken_at, NetnsId, |n| n)
+        }
+        v => Err(format!("recording version {v} is not readable here")),
+    }
+}
+
+/// The one value in `raw`, with nothing after it.
+fn take_all<'a, T: Deserialize<'a>>(raw: &'a [u8]) -> Result<T, String> {
+    let (wire, rest): (T, _) =
         postcard::take_from_bytes(raw).map_err(|e| format!("undecodable sample: {e}"))?;
     if !rest.is_empty() {
         return Err(format!("{} stray bytes after the sample", rest.len()));
     }
+    Ok(wire)
+}
+
+/// The sample of `wire`, whichever version: `netns` makes a socket's namespace
+/// of its wire form, `spaces` the sample's namespaces.
+fn sample_of<N, S>(
+    wire: WireSample<N, S>,
+    taken_at: SystemTime,
+    netns: impl Fn(N) -> NetnsId,
+    spaces: impl FnOnce(S) -> Vec<NetnsInfo>,
+) -> Result<Sample, String> {
     let now = millis(taken_at);
     let sockets = wire
         .sockets
         .into_iter()
-        .map(|w| socket_record(w, now))
+        .map(|w| socket_record(w, now, &netns))
         .collect::<Result<Vec<_>, _>>()?;
     let h = wire.health;
     Ok(Sample {
@@ -291,7 +339,7 @@ pub fn decode_sample(raw: &[u8], taken_at: SystemTime) -> Result<Sample, String>
             owners: h.owners,
             notes: h.notes,
         },
-        namespaces: Vec::new(),
+        namespaces: spaces(wire.namespaces),
     })
 }
 
@@ -302,7 +350,7 @@ fn millis(t: SystemTime) -> i64 {
         .saturating_add(i64::from(nanos / 1_000_000))
 }
 
-fn wire_socket(s: &SocketRecord, now: i64) -> WireSocket {
+fn wire_socket(s: &SocketRecord, now: i64) -> WireSocket<u32> {
     let ago = |ms: u32| now - i64::from(ms);
     WireSocket {
         state: s.state.kernel_number(),
@@ -338,10 +386,15 @@ fn wire_socket(s: &SocketRecord, now: i64) -> WireSocket {
             Ownership::Hidden => WireOwner::Hidden,
             Ownership::Unknown => WireOwner::Unknown,
         },
+        netns: s.netns.0,
     }
 }
 
-fn socket_record(w: WireSocket, now: i64) -> Result<SocketRecord, String> {
+fn socket_record<N>(
+    w: WireSocket<N>,
+    now: i64,
+    netns: impl Fn(N) -> NetnsId,
+) -> Result<SocketRecord, String> {
     let state = TcpState::from_kernel(w.state)
         .ok_or_else(|| format!("socket with unknown TCP state {}", w.state))?;
     let span = |a: i64, b: i64| {
@@ -391,7 +444,7 @@ fn socket_record(w: WireSocket, now: i64) -> Result<SocketRecord, String> {
             WireOwner::Hidden => Ownership::Hidden,
             WireOwner::Unknown => Ownership::Unknown,
         },
-        netns: crate::model::NetnsId::OWN,
+        netns: netns(w.netns),
     })
 }
 

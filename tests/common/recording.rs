@@ -8,8 +8,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sockscope::model::{
-    Health, HostInfo, KernelCounters, OwnerScanStats, Ownership, ProcessInfo, Sample, SocketSource,
-    Sockstat, TcpInfoLite, TcpState, Timer, TimerKind,
+    Health, HostInfo, KernelCounters, NetnsId, NetnsInfo, NetnsKind, OwnerScanStats, Ownership,
+    ProcessInfo, Sample, SocketSource, Sockstat, TcpInfoLite, TcpState, Timer, TimerKind,
 };
 use sockscope::record::{Limits, Reader, Recorder};
 
@@ -17,7 +17,8 @@ use super::script::{base, host, listener, sock, stock_sysctls};
 
 /// A sample with every part filled in, different for each `i`: sockets of each
 /// ownership, IPv6, timers and tcp_info, processes, users, counters, host facts
-/// and health, taken at a time with nanoseconds.
+/// and health, namespaces (the IPv6 socket is in `blue`, and a container's is
+/// found but not sampled), taken at a time with nanoseconds.
 pub fn rich(i: u32, conns: u32) -> Sample {
     let mut sockets = vec![listener("0.0.0.0:8080", i % 5, 128, 100)];
     for c in 0..conns {
@@ -66,6 +67,7 @@ pub fn rich(i: u32, conns: u32) -> Sample {
         Some(101),
     );
     v6.tcp_info = Some(TcpInfoLite::default());
+    v6.netns = NetnsId(1);
     sockets.push(v6);
     let processes = [(100, "nginx"), (101, "java")]
         .into_iter()
@@ -138,8 +140,67 @@ pub fn rich(i: u32, conns: u32) -> Sample {
                 vec![]
             },
         },
-        namespaces: Vec::new(),
+        namespaces: namespaces(i),
     }
+}
+
+/// The namespaces of [`rich`]: the host's, an `ip netns` one with counters of
+/// its own, and a container's that was not entered.
+pub fn namespaces(i: u32) -> Vec<NetnsInfo> {
+    vec![
+        NetnsInfo {
+            id: NetnsId::OWN,
+            inode: 4_026_531_840,
+            label: "host".into(),
+            kind: NetnsKind::Host,
+            processes: 90 + i,
+            sampled: true,
+            ..NetnsInfo::default()
+        },
+        NetnsInfo {
+            id: NetnsId(1),
+            inode: 4_026_532_301,
+            label: "blue".into(),
+            kind: NetnsKind::Named,
+            comm: Some("java".into()),
+            processes: 1,
+            sampled: true,
+            counters: Some(KernelCounters {
+                tcp: BTreeMap::from([("ActiveOpens".into(), i64::from(i))]),
+                tcp_ext: BTreeMap::from([("ListenDrops".into(), u64::from(i / 2))]),
+                sockstat: Sockstat {
+                    inuse: 1,
+                    ..Sockstat::default()
+                },
+                sysctls: stock_sysctls(),
+            }),
+            ..NetnsInfo::default()
+        },
+        NetnsInfo {
+            id: NetnsId(2),
+            inode: 4_026_532_999,
+            label: "3f2a9c1e04b7".into(),
+            kind: NetnsKind::Container,
+            container: Some("3f2a9c1e04b7".into()),
+            runtime: Some("docker".into()),
+            pod: None,
+            hostname: Some("web-\x1b[31m".into()),
+            comm: Some("nginx".into()),
+            processes: 4,
+            sampled: false,
+            counters: None,
+        },
+    ]
+}
+
+/// What a version-1 recording (no namespaces) holds of `sample`: every socket
+/// in the own namespace, and no namespace described.
+pub fn without_namespaces(mut sample: Sample) -> Sample {
+    for s in &mut sample.sockets {
+        s.netns = NetnsId::OWN;
+    }
+    sample.namespaces.clear();
+    sample
 }
 
 /// `Sample` has no `PartialEq` (it holds `Arc`s); compare through its parts.
@@ -151,6 +212,7 @@ pub fn assert_same(a: &Sample, b: &Sample, what: &str) {
     assert_eq!(a.counters, b.counters, "{what}: counters");
     assert_eq!(a.host, b.host, "{what}: host");
     assert_eq!(a.health, b.health, "{what}: health");
+    assert_eq!(a.namespaces, b.namespaces, "{what}: namespaces");
 }
 
 pub fn write_all(path: &Path, samples: &[Sample], limits: Limits) -> Vec<u64> {

@@ -8,10 +8,12 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, UNIX_EPOCH};
 
-use common::recording::{assert_same, read_all, rich, write_all};
+use common::recording::{assert_same, read_all, rich, without_namespaces, write_all};
 use common::script::base;
 use proptest::prelude::*;
-use sockscope::model::{Ownership, Sample, SocketRecord, TcpInfoLite, TcpState, Timer, TimerKind};
+use sockscope::model::{
+    NetnsId, Ownership, Sample, SocketRecord, TcpInfoLite, TcpState, Timer, TimerKind,
+};
 use sockscope::record::{self, Limits, Reader, RecordError, Recorder, RecordingSink};
 
 #[test]
@@ -118,23 +120,25 @@ fn arb_socket() -> impl Strategy<Value = SocketRecord> {
             proptest::option::of(timer),
             proptest::option::of(info),
         ),
-        (proptest::option::of(any::<u8>()), owner),
+        (proptest::option::of(any::<u8>()), owner, any::<u32>()),
     )
         .prop_map(
-            |((st, local, remote, q), (ids, timer, tcp_info), (shutdown, owner))| SocketRecord {
-                state: TcpState::ALL[st],
-                local,
-                remote,
-                recv_q: q[0],
-                send_q: q[1],
-                uid: q[2],
-                inode: ids[0],
-                cookie: ids[1],
-                timer,
-                tcp_info,
-                shutdown,
-                owner,
-                netns: sockscope::model::NetnsId::OWN,
+            |((st, local, remote, q), (ids, timer, tcp_info), (shutdown, owner, netns))| {
+                SocketRecord {
+                    state: TcpState::ALL[st],
+                    local,
+                    remote,
+                    recv_q: q[0],
+                    send_q: q[1],
+                    uid: q[2],
+                    inode: ids[0],
+                    cookie: ids[1],
+                    timer,
+                    tcp_info,
+                    shutdown,
+                    owner,
+                    netns: NetnsId(netns),
+                }
             },
         )
 }
@@ -368,7 +372,7 @@ fn the_on_disk_form_of_a_sample_is_pinned() {
     let raw = record::wire::encode_sample(&rich(3, 12)).expect("encode");
     assert_eq!(
         (raw.len(), crc32fast::hash(&raw)),
-        (1066, 2_201_628_590),
+        (1260, 2_357_858_433),
         "the on-disk form changed (version {})",
         record::wire::VERSION
     );
@@ -429,4 +433,75 @@ fn a_sample_larger_than_a_file_is_still_recorded_alone_in_its_file() {
     assert_eq!(got.len(), 2, "the newest two, one a file");
     assert_same(&samples[1], &got[0], "older");
     assert_same(&samples[2], &got[1], "newer");
+}
+
+#[test]
+fn a_version_1_recording_still_replays_as_it_was_recorded() {
+    // Written by the version-1 writer (before namespaces) from `rich(i, 6)`,
+    // i in 0..4: it must read back as those samples were then, every socket
+    // in the own namespace and no namespace described. A change to `rich`
+    // that is not in the fixture shows here too: keep the fixture as it is
+    // and make the expectation the old sample.
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/recordings/v1.sockrec");
+    let bytes = std::fs::read(&path).expect("the fixture");
+    assert_eq!(bytes[8..12], 1u32.to_le_bytes(), "a version-1 file");
+    let mut reader = Reader::open_file(&path).expect("open");
+    assert!(reader.damage().is_none(), "{:?}", reader.damage());
+    let got = read_all(&mut reader);
+    assert_eq!(got.len(), 4);
+    for (i, s) in got.iter().enumerate() {
+        assert_same(
+            &without_namespaces(rich(i as u32, 6)),
+            s,
+            &format!("v1 sample {i}"),
+        );
+        assert!(s.sockets.iter().all(|s| s.netns == NetnsId::OWN));
+    }
+    // Random access decodes from the key frame as well.
+    let third = reader.read(2).expect("in range").expect("readable");
+    assert_same(&without_namespaces(rich(2, 6)), &third, "v1 random read");
+}
+
+#[test]
+fn namespaces_round_trip_through_a_version_2_recording() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("rec");
+    let samples: Vec<Sample> = (0..5).map(|i| rich(i, 8)).collect();
+    assert!(samples[0].sockets.iter().any(|s| s.netns == NetnsId(1)));
+    write_all(&path, &samples, Limits::default());
+    let bytes = std::fs::read(&path).expect("read");
+    assert_eq!(bytes[8..12], record::wire::VERSION.to_le_bytes());
+    assert_eq!(record::wire::VERSION, 2);
+    let got = read_all(&mut Reader::open(&path).expect("open"));
+    assert_eq!(got.len(), samples.len());
+    for (i, (a, b)) in samples.iter().zip(&got).enumerate() {
+        assert_same(a, b, &format!("sample {i}"));
+        assert_eq!(b.netns_label(NetnsId(1)), "blue");
+        assert_eq!(b.netns(NetnsId(2)).map(|n| n.sampled), Some(false));
+        assert!(
+            b.netns(NetnsId(1))
+                .and_then(|n| n.counters.as_ref())
+                .is_some()
+        );
+    }
+}
+
+#[test]
+fn a_rotated_set_may_mix_a_version_1_file_and_a_version_2_one() {
+    // An older sockscope's FILE, rotated away by a newer one's recording.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("rec");
+    let fixture =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/recordings/v1.sockrec");
+    std::fs::copy(&fixture, &path).expect("copy");
+    let newer: Vec<Sample> = (10..12).map(|i| rich(i, 6)).collect();
+    write_all(&path, &newer, Limits::default());
+    let got = read_all(&mut Reader::open(&path).expect("open"));
+    assert_eq!(got.len(), 6);
+    assert_same(
+        &without_namespaces(rich(3, 6)),
+        &got[3],
+        "the old file's last",
+    );
+    assert_same(&newer[0], &got[4], "the new file's first");
 }
