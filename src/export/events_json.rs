@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use super::time::rfc3339;
 use crate::filter::Filter;
-use crate::model::{Event, EventKind, Ownership, ProcessInfo, Snapshot, SocketRecord};
+use crate::model::{Event, EventKind, Ownership, ProcessInfo, Sample, Snapshot, SocketRecord};
 
 #[derive(Serialize)]
 pub(super) struct EventsJson {
@@ -38,6 +38,10 @@ pub struct EventJson {
     process: Option<String>,
     /// The engine's connection number, the same in every event of a connection.
     conn: u64,
+    /// The connection's network namespace: its label (`host` for sockscope's
+    /// own), and its id in the document's `namespaces`.
+    netns: String,
+    netns_id: u32,
 }
 
 /// Whether `filter` selects the connection of `e` (see the module's note).
@@ -47,6 +51,7 @@ pub fn event_selected(filter: &Filter, e: &Event) -> bool {
     }
     let mut record = SocketRecord::new(e.state, e.local, e.remote);
     record.uid = e.uid;
+    record.netns = e.netns;
     record.owner = match e.pid {
         Some(pid) => Ownership::Known { pid, fd: 0 },
         None => Ownership::Unknown,
@@ -62,8 +67,9 @@ pub fn event_selected(filter: &Filter, e: &Event) -> bool {
     filter.matches(&record, process.as_ref())
 }
 
-/// One event in JSON.
-pub fn event_json(e: &Event) -> EventJson {
+/// One event in JSON; `sample` names its namespace (one that has gone since
+/// is `netns:#ID`).
+pub fn event_json(e: &Event, sample: &Sample) -> EventJson {
     EventJson {
         at: rfc3339(e.at),
         kind: e.kind.name(),
@@ -77,6 +83,8 @@ pub fn event_json(e: &Event) -> EventJson {
         pid: e.pid,
         process: (!e.process.is_empty()).then(|| e.process.as_str().to_string()),
         conn: e.conn,
+        netns: sample.netns_label(e.netns).into_owned(),
+        netns_id: e.netns.0,
     }
 }
 
@@ -88,7 +96,7 @@ pub(super) fn events_json(snap: &Snapshot, filter: &Filter, max: usize) -> Event
         .rev()
         .filter(|e| event_selected(filter, e))
         .take(max)
-        .map(event_json)
+        .map(|e| event_json(e, &snap.sample))
         .collect();
     events.reverse();
     EventsJson {

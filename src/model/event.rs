@@ -5,7 +5,7 @@
 
 use std::net::SocketAddr;
 
-use super::{ProcName, Stamp, TcpState};
+use super::{NetnsId, ProcName, Stamp, TcpState};
 
 /// What happened to a connection.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -42,6 +42,8 @@ pub struct Event {
     pub state: TcpState,
     pub local: SocketAddr,
     pub remote: SocketAddr,
+    /// The connection's network namespace.
+    pub netns: NetnsId,
     pub uid: u32,
     /// The owner then: the current one, else the last known one.
     pub pid: Option<u32>,

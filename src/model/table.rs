@@ -165,6 +165,7 @@ pub(crate) fn event(c: &Connection, kind: EventKind, at: Stamp) -> Event {
         state: c.state,
         local: c.local,
         remote: c.remote,
+        netns: c.netns,
         uid: c.uid,
         pid: c.last_owner.as_ref().map(|p| p.pid),
         process: c

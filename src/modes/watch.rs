@@ -134,7 +134,7 @@ impl Emitter {
             if !export::event_selected(&self.filter, e) {
                 continue;
             }
-            let event = export::event_json(e);
+            let event = export::event_json(e, &snap.sample);
             let line = EventLine {
                 seq: first + i as u64,
                 event,
