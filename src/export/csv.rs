@@ -1,6 +1,7 @@
 //! CSV: one row per socket, the same columns as the JSON sockets (nested values
 //! flattened: `timer` as `kind:expires_ms/retransmits`, tcp_info's rtt and
-//! retransmits only). Fields are formatted into one reused buffer, since a
+//! retransmits only), and last the socket's network namespace (`netns`, its
+//! label: `host` for sockscope's own). Fields are formatted into one reused buffer, since a
 //! snapshot can hold 100k rows.
 //!
 //! Text cells (process names, command lines, user names: anyone can choose
@@ -16,9 +17,9 @@ use std::io::Write;
 use crate::model::{Ownership, Sample, SocketRecord};
 
 /// The header row, in order.
-pub const CSV_COLUMNS: [&str; 18] = [
+pub const CSV_COLUMNS: [&str; 19] = [
     "state", "local", "remote", "recv_q", "send_q", "uid", "user", "inode", "cookie", "pid", "fd",
-    "process", "cmdline", "owner", "timer", "rtt_us", "retrans", "shutdown",
+    "process", "cmdline", "owner", "timer", "rtt_us", "retrans", "shutdown", "netns",
 ];
 
 pub fn write_csv<W: Write>(out: W, sample: &Sample, sockets: &[&SocketRecord]) -> csv::Result<()> {
@@ -83,6 +84,8 @@ pub fn write_csv<W: Write>(out: W, sample: &Sample, sockets: &[&SocketRecord]) -
             Some(v) => write!(b, "{v}"),
             None => Ok(()),
         })?;
+        // A label is a container's hostname or an `ip netns` name: text.
+        text(&mut w, &sample.netns_label(s.netns))?;
         w.write_record(None::<&[u8]>)?;
     }
     w.flush()?;
@@ -153,5 +156,46 @@ mod tests {
         let row = text.lines().nth(1).expect("a row");
         assert!(row.contains(",'=cmd|x\\x0a-y,'-e\\x1b[2J,"), "{row}");
         assert!(row.contains(",42,3,"), "numbers unguarded: {row}");
+    }
+
+    #[test]
+    fn each_row_names_its_namespace_guarded() {
+        use crate::model::{NetnsId, NetnsInfo};
+        let listen = |netns| SocketRecord {
+            netns,
+            ..SocketRecord::new(
+                crate::model::TcpState::Listen,
+                "0.0.0.0:8080".parse().expect("addr"),
+                "0.0.0.0:0".parse().expect("addr"),
+            )
+        };
+        let (a, b, c) = (listen(NetnsId::OWN), listen(NetnsId(1)), listen(NetnsId(2)));
+        let mut sample = crate::model::Sample::of_sockets(
+            std::time::UNIX_EPOCH,
+            vec![a.clone(), b.clone(), c.clone()],
+        );
+        sample.namespaces = vec![
+            NetnsInfo {
+                id: NetnsId(1),
+                label: "blue".into(),
+                ..NetnsInfo::default()
+            },
+            NetnsInfo {
+                id: NetnsId(2),
+                label: "=cmd\nx".into(),
+                ..NetnsInfo::default()
+            },
+        ];
+        let mut out = Vec::new();
+        write_csv(&mut out, &sample, &[&a, &b, &c]).expect("write to memory");
+        let text = String::from_utf8(out).expect("utf-8");
+        let mut rows = csv::Reader::from_reader(text.as_bytes());
+        let header = rows.headers().expect("header").clone();
+        assert_eq!(header.iter().last(), Some("netns"));
+        let netns: Vec<String> = rows
+            .records()
+            .map(|r| r.expect("row").get(18).expect("netns").to_string())
+            .collect();
+        assert_eq!(netns, ["host", "blue", "'=cmd\\x0ax"]);
     }
 }

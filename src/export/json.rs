@@ -6,6 +6,11 @@
 //! follows the filter: the aggregates are over the selected sockets, and the
 //! events are those whose connection the filter selects (tested on the event's
 //! endpoints, state, uid and owner).
+//!
+//! Every socket, port, process, remote and event names its network namespace:
+//! `netns` (the label: `host` for the namespace sockscope runs in, an `ip
+//! netns` name, a container's short id, ...) and `netns_id` (the id of its
+//! entry in the top-level `namespaces`, which has the inode and the rest).
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -18,8 +23,8 @@ use super::time::{rfc3339, rfc3339_time};
 use crate::diagnose::Finding;
 use crate::filter::Filter;
 use crate::model::{
-    Aggregates, CounterDelta, Health, HostInfo, KernelCounters, Ownership, Snapshot, StateCounts,
-    TcpInfoLite, Timer,
+    Aggregates, CounterDelta, Health, HostInfo, KernelCounters, NetnsAggregate, NetnsId, NetnsInfo,
+    NetnsKind, Ownership, Sample, Snapshot, StateCounts, TcpInfoLite, Timer,
 };
 
 /// Version of the document's layout; bumped only when a field changes meaning.
@@ -43,10 +48,42 @@ struct Document<'a> {
     health: &'a Health,
     ports: Vec<PortJson<'a>>,
     processes: Vec<ProcessJson<'a>>,
-    remotes: Vec<RemoteJson>,
+    remotes: Vec<RemoteJson<'a>>,
     history: EventsJson,
     /// The diagnosis's active findings (host-wide: the filter does not apply).
     findings: Vec<FindingJson<'a>>,
+    /// The network namespaces: every one the sample describes (or the own one
+    /// alone, `host`), with the selected sockets in each.
+    namespaces: Vec<NetnsJson<'a>>,
+}
+
+/// One network namespace.
+#[derive(Serialize)]
+struct NetnsJson<'a> {
+    id: u32,
+    /// `net:[INODE]`; null when unknown.
+    inode: Option<u64>,
+    label: std::borrow::Cow<'a, str>,
+    /// `host`, `named`, `container`, `process` or `inode`.
+    kind: &'static str,
+    container: Option<&'a str>,
+    runtime: Option<&'a str>,
+    pod: Option<&'a str>,
+    hostname: Option<&'a str>,
+    comm: Option<&'a str>,
+    /// Processes inside at the last discovery.
+    processes: u32,
+    /// Whether its sockets were read (false: found, not entered).
+    sampled: bool,
+    /// Its selected sockets, and by state.
+    sockets: u64,
+    states: StateCounts,
+    /// Ports with a listener, and processes holding sockets, among them.
+    ports: u64,
+    owners: u64,
+    /// Its own counters and sysctls; null for the own namespace (whose are the
+    /// document's `counters`) and where not read.
+    counters: Option<&'a KernelCounters>,
 }
 
 #[derive(Serialize)]
@@ -77,6 +114,8 @@ struct SocketJson<'a> {
     state_since: String,
     /// Already there at the first sample: the two times above are lower bounds.
     present_at_start: bool,
+    netns: std::borrow::Cow<'a, str>,
+    netns_id: u32,
     #[serde(skip_serializing_if = "Option::is_none")]
     history: Option<Vec<TransitionJson>>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -100,6 +139,8 @@ struct DeltasJson<'a> {
 
 #[derive(Serialize)]
 struct PortJson<'a> {
+    netns: std::borrow::Cow<'a, str>,
+    netns_id: u32,
     port: u16,
     listeners: Vec<ListenerJson>,
     accept_queue: u64,
@@ -138,13 +179,17 @@ struct ProcessJson<'a> {
     fd_count: Option<u64>,
     fd_limit: Option<u64>,
     current_owner: bool,
+    netns: std::borrow::Cow<'a, str>,
+    netns_id: u32,
 }
 
 #[derive(Serialize)]
-struct RemoteJson {
+struct RemoteJson<'a> {
     addr: String,
     connections: u64,
     states: StateCounts,
+    netns: std::borrow::Cow<'a, str>,
+    netns_id: u32,
 }
 
 fn socket_json(snap: &Snapshot, i: usize, cmdlines: bool) -> Option<SocketJson<'_>> {
@@ -190,16 +235,24 @@ fn socket_json(snap: &Snapshot, i: usize, cmdlines: bool) -> Option<SocketJson<'
         first_seen: rfc3339(view.first_seen),
         state_since: rfc3339(view.state_since),
         present_at_start: view.at_start,
+        netns: sample.netns_label(s.netns),
+        netns_id: s.netns.0,
         history,
         history_dropped: snap.has_history().then_some(view.transitions.dropped()),
     })
 }
 
-fn aggregates_json(agg: &Aggregates) -> (Vec<PortJson<'_>>, Vec<ProcessJson<'_>>, Vec<RemoteJson>) {
+/// The ports, processes and remotes of `agg`, their namespaces named by `sample`.
+fn aggregates_json<'a>(
+    agg: &'a Aggregates,
+    sample: &'a Sample,
+) -> (Vec<PortJson<'a>>, Vec<ProcessJson<'a>>, Vec<RemoteJson<'a>>) {
     let ports = agg
         .ports
         .iter()
         .map(|p| PortJson {
+            netns: sample.netns_label(p.netns),
+            netns_id: p.netns.0,
             port: p.port,
             listeners: p
                 .listeners
@@ -242,6 +295,8 @@ fn aggregates_json(agg: &Aggregates) -> (Vec<PortJson<'_>>, Vec<ProcessJson<'_>>
             fd_count: p.process.fd_count,
             fd_limit: p.process.fd_limit,
             current_owner: p.current_owner,
+            netns: sample.netns_label(p.netns),
+            netns_id: p.netns.0,
         })
         .collect();
     let remotes = agg
@@ -251,9 +306,64 @@ fn aggregates_json(agg: &Aggregates) -> (Vec<PortJson<'_>>, Vec<ProcessJson<'_>>
             addr: r.addr.to_string(),
             connections: r.states.total(),
             states: r.states,
+            netns: sample.netns_label(r.netns),
+            netns_id: r.netns.0,
         })
         .collect();
     (ports, processes, remotes)
+}
+
+/// The namespaces of `sample` (the own one alone, `host`, when it describes
+/// none), with `agg`'s counts of each, by id; a namespace with selected sockets
+/// but no description is listed too, under the name `Sample::netns_label`
+/// gives it.
+fn namespaces_json<'a>(sample: &'a Sample, agg: &'a Aggregates) -> Vec<NetnsJson<'a>> {
+    let mut ids: Vec<NetnsId> = sample
+        .namespaces
+        .iter()
+        .map(|n| n.id)
+        .chain(agg.namespaces.iter().map(|a| a.netns))
+        .collect();
+    if sample.namespaces.is_empty() {
+        ids.push(NetnsId::OWN);
+    }
+    ids.sort_unstable();
+    ids.dedup();
+    let none = NetnsAggregate::default();
+    ids.into_iter()
+        .map(|id| {
+            let info = sample.netns(id);
+            let a = agg
+                .namespaces
+                .iter()
+                .find(|a| a.netns == id)
+                .unwrap_or(&none);
+            let unknown_kind = if id == NetnsId::OWN {
+                NetnsKind::Host
+            } else {
+                NetnsKind::Inode
+            };
+            let text = |f: fn(&NetnsInfo) -> &Option<String>| info.and_then(|i| f(i).as_deref());
+            NetnsJson {
+                id: id.0,
+                inode: info.map(|i| i.inode).filter(|&n| n != 0),
+                label: sample.netns_label(id),
+                kind: info.map_or(unknown_kind, |i| i.kind).name(),
+                container: text(|i| &i.container),
+                runtime: text(|i| &i.runtime),
+                pod: text(|i| &i.pod),
+                hostname: text(|i| &i.hostname),
+                comm: text(|i| &i.comm),
+                processes: info.map_or(0, |i| i.processes),
+                sampled: info.is_none_or(|i| i.sampled),
+                sockets: a.states.total(),
+                states: a.states,
+                ports: a.ports,
+                owners: a.processes,
+                counters: info.and_then(|i| i.counters.as_ref()),
+            }
+        })
+        .collect()
 }
 
 /// Writes the sockets of `snap` at `selected` (indices into its sample, as
@@ -301,8 +411,8 @@ pub fn write_json_with<W: Write>(
         filtered = snap.aggregate(selected.iter().copied());
         &filtered
     };
-    let (ports, processes, remotes) = aggregates_json(agg);
     let sample = &snap.sample;
+    let (ports, processes, remotes) = aggregates_json(agg, sample);
     let counter_deltas = snap.has_history().then(|| {
         fn deltas(m: &BTreeMap<String, CounterDelta>) -> BTreeMap<&str, Option<u64>> {
             m.iter()
@@ -334,6 +444,7 @@ pub fn write_json_with<W: Write>(
         remotes,
         history: events_json(snap, filter, MAX_EVENTS),
         findings: findings_json(findings),
+        namespaces: namespaces_json(sample, agg),
     };
     if options.pretty {
         serde_json::to_writer_pretty(out, &doc)
