@@ -23,7 +23,7 @@ pub use file::{
 };
 pub use findings::{FindingJson, findings_json, severity_counts, write_findings_text};
 pub use json::{JSON_VERSION, JsonOptions, MAX_EVENTS, write_json, write_json_with};
-pub use openmetrics::{MetricsInput, encode_metrics, state_label};
+pub use openmetrics::{MetricsInput, NETNS_CAP, NETNS_OTHER, encode_metrics, state_label};
 pub use text::write_table;
 pub use time::{rfc3339, rfc3339_nanos, rfc3339_time};
 

@@ -11,6 +11,24 @@
 //! Kernel counters are one family per table with a `name` label (the kernel's
 //! own spelling, e.g. `sockscope_kernel_tcpext_total{name="ListenOverflows"}`),
 //! so that a counter a newer kernel adds is exposed without a code change.
+//!
+//! # Network namespaces
+//!
+//! The per-state, per-port and per-process series carry a `netns` label: the
+//! namespace's label (`host` for the one sockscope runs in, an `ip netns` name,
+//! a container's short id, ...), made printable and escaped by the encoder.
+//! The label is always there, on a host of one namespace too (`netns="host"`):
+//! a series keeps its identity when a second namespace appears, and
+//! `sum by (state) (sockscope_tcp_sockets)` is the host's total either way, as
+//! node_exporter's labels that a single-device host also carries.
+//!
+//! The values are bounded: the own namespace and the busiest others, at most
+//! [`MetricsInput::netns_cap`] ([`NETNS_CAP`] by default) in all, get their own
+//! value; the sockets of the rest are summed under `netns="other"`, and
+//! `sockscope_netns_folded` says how many namespaces were folded there. A
+//! label that two namespaces share, or a namespace called `other`, gets its id
+//! appended (`nginx#7`), as a series may appear only once. The kernel counters
+//! and sockstat are the own namespace's, without the label.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -22,7 +40,14 @@ use prometheus_client::encoding::{
 use prometheus_client::metrics::MetricType;
 
 use crate::diagnose::Finding;
-use crate::model::{Snapshot, TcpState};
+use crate::model::{NetnsId, Snapshot, TcpState};
+
+/// Namespaces with a `netns` label value of their own, by default (see the
+/// module doc).
+pub const NETNS_CAP: usize = 64;
+
+/// The `netns` value of the namespaces past the cap.
+pub const NETNS_OTHER: &str = "other";
 
 /// What one scrape exposes: the latest snapshot (none before the first sample)
 /// and what the serving side knows of the sampler.
@@ -39,6 +64,76 @@ pub struct MetricsInput<'a> {
     pub errors_total: u64,
     /// Processes with their own per-state series (the most sockets first).
     pub top_processes: usize,
+    /// Namespaces with a `netns` value of their own, the own one included (at
+    /// least it); see the module doc.
+    pub netns_cap: usize,
+}
+
+/// The `netns` label value of each namespace of a snapshot.
+struct NetnsLabels {
+    /// The namespaces within the cap.
+    own: BTreeMap<NetnsId, String>,
+    /// How many were folded under [`NETNS_OTHER`].
+    folded: usize,
+    /// How many namespaces were sampled (1 for a source that knows of one).
+    sampled: usize,
+}
+
+impl NetnsLabels {
+    fn of(snap: &Snapshot, cap: usize) -> NetnsLabels {
+        let sample = &snap.sample;
+        let agg = &snap.aggregates;
+        let sockets = |id: NetnsId| {
+            agg.namespaces
+                .iter()
+                .find(|a| a.netns == id)
+                .map_or(0, |a| a.states.total())
+        };
+        let mut ids: Vec<NetnsId> = sample
+            .namespaces
+            .iter()
+            .filter(|n| n.sampled)
+            .map(|n| n.id)
+            .chain(agg.namespaces.iter().map(|a| a.netns))
+            .chain([NetnsId::OWN])
+            .collect();
+        ids.sort_unstable();
+        ids.dedup();
+        let sampled = ids.len();
+        // The own namespace first, then the most sockets, then the oldest.
+        ids.sort_by_cached_key(|&id| (id != NetnsId::OWN, std::cmp::Reverse(sockets(id)), id));
+        let keep = cap.max(1).min(ids.len());
+        let mut used: std::collections::BTreeSet<String> = std::collections::BTreeSet::new();
+        let mut own = BTreeMap::new();
+        for &id in &ids[..keep] {
+            let label = crate::escape::printable(&sample.netns_label(id)).into_owned();
+            let label = if label == NETNS_OTHER || used.contains(&label) {
+                format!("{label}#{}", id.0)
+            } else {
+                label
+            };
+            used.insert(label.clone());
+            own.insert(id, label);
+        }
+        NetnsLabels {
+            own,
+            folded: sampled - keep,
+            sampled,
+        }
+    }
+
+    /// The `netns` value of namespace `id`.
+    fn label(&self, id: NetnsId) -> &str {
+        self.own.get(&id).map_or(NETNS_OTHER, String::as_str)
+    }
+
+    /// Every value in use: the namespaces' own, then `other` if any was folded.
+    fn values(&self) -> impl Iterator<Item = &str> {
+        self.own
+            .values()
+            .map(String::as_str)
+            .chain((self.folded > 0).then_some(NETNS_OTHER))
+    }
 }
 
 /// A state as a label value: the kernel's name in lower case (`close_wait`).
@@ -53,41 +148,85 @@ pub fn encode_metrics(enc: &mut DescriptorEncoder, input: &MetricsInput) -> fmt:
         return Ok(());
     };
     let agg = &snap.aggregates;
+    let ns = NetnsLabels::of(snap, input.netns_cap);
+    gauge(
+        enc,
+        "sockscope_namespaces",
+        "Network namespaces whose sockets were sampled (1 where only sockscope's own is).",
+        &(ns.sampled as u64),
+    )?;
+    gauge(
+        enc,
+        "sockscope_netns_folded",
+        "Namespaces past the cap whose sockets are summed under netns=\"other\".",
+        &(ns.folded as u64),
+    )?;
+    let mut states: BTreeMap<(&str, usize), u64> = BTreeMap::new();
+    for label in ns.values() {
+        for s in &TcpState::ALL {
+            states.insert((label, s.index()), 0);
+        }
+    }
+    for a in &agg.namespaces {
+        for s in &TcpState::ALL {
+            *states.entry((ns.label(a.netns), s.index())).or_default() += a.states.get(*s);
+        }
+    }
     gauges(
         enc,
         "sockscope_tcp_sockets",
-        "TCP sockets of the host (its network namespace) by state.",
-        TcpState::ALL
-            .iter()
-            .map(|&s| ([("state", state_label(s))], agg.counts.get(s))),
+        "TCP sockets by network namespace and state.",
+        states.into_iter().map(|((netns, i), n)| {
+            (
+                [
+                    ("netns", netns.to_string()),
+                    ("state", state_label(TcpState::ALL[i])),
+                ],
+                n,
+            )
+        }),
     )?;
-    let port = |p: u16| [("port", p.to_string())];
+    // Per port: accept queue, backlog, SYN_RECV; a port of the folded
+    // namespaces is summed over them.
+    let mut ports: BTreeMap<(&str, u16), [u64; 3]> = BTreeMap::new();
+    for p in &agg.ports {
+        let backlog: u64 = p.listeners.iter().map(|l| u64::from(l.backlog)).sum();
+        let row = ports.entry((ns.label(p.netns), p.port)).or_default();
+        row[0] += p.accept_queue();
+        row[1] += backlog;
+        row[2] += p.syn_recv();
+    }
+    let port_rows = |k: usize| {
+        ports.iter().map(move |(&(netns, port), v)| {
+            (
+                [("netns", netns.to_string()), ("port", port.to_string())],
+                v[k],
+            )
+        })
+    };
     gauges(
         enc,
         "sockscope_listen_queue_depth",
         "Connections waiting in the accept queues of a port's listeners (their Recv-Q, summed).",
-        agg.ports.iter().map(|p| (port(p.port), p.accept_queue())),
+        port_rows(0),
     )?;
     gauges(
         enc,
         "sockscope_listen_backlog",
         "Accept queue limit of a port's listeners (their Send-Q, summed; 0 from the /proc fallback).",
-        agg.ports.iter().map(|p| {
-            let backlog: u64 = p.listeners.iter().map(|l| u64::from(l.backlog)).sum();
-            (port(p.port), backlog)
-        }),
+        port_rows(1),
     )?;
     gauges(
         enc,
         "sockscope_syn_recv",
         "Half-open connections (SYN_RECV) to a listening port.",
-        agg.ports.iter().map(|p| (port(p.port), p.syn_recv())),
+        port_rows(2),
     )?;
     gauges(
         enc,
         "sockscope_process_sockets",
         "TCP sockets by state of the processes holding the most (top N only; states with none are left out).",
-        top_process_rows(snap, input.top_processes),
+        top_process_rows(snap, input.top_processes, &ns),
     )?;
     encode_kernel(enc, snap)?;
     gauges(
@@ -110,23 +249,29 @@ pub fn encode_metrics(enc: &mut DescriptorEncoder, input: &MetricsInput) -> fmt:
 /// The per-state rows of the `top` processes holding the most sockets. A pid
 /// reused while the old process is still the last owner of some sockets gives
 /// two processes with one pid (and maybe one name): their rows are summed, as
-/// one series may appear only once in an exposition.
-fn top_process_rows(snap: &Snapshot, top: usize) -> Vec<([(&'static str, String); 3], u64)> {
-    let mut rows: BTreeMap<(u32, &str, TcpState), u64> = BTreeMap::new();
+/// one series may appear only once in an exposition. (Two namespaces' pids are
+/// from one pid namespace, sockscope's: the same pid is the same process.)
+fn top_process_rows(
+    snap: &Snapshot,
+    top: usize,
+    ns: &NetnsLabels,
+) -> Vec<([(&'static str, String); 4], u64)> {
+    let mut rows: BTreeMap<(&str, u32, &str, TcpState), u64> = BTreeMap::new();
     for p in snap.aggregates.processes.iter().take(top) {
         for &s in &TcpState::ALL {
             let n = p.states.get(s);
             if n > 0 {
                 *rows
-                    .entry((p.process.pid, p.process.name.as_str(), s))
+                    .entry((ns.label(p.netns), p.process.pid, p.process.name.as_str(), s))
                     .or_default() += n;
             }
         }
     }
     rows.into_iter()
-        .map(|((pid, name, s), n)| {
+        .map(|((netns, pid, name, s), n)| {
             (
                 [
+                    ("netns", netns.to_string()),
                     ("pid", pid.to_string()),
                     ("process", name.to_string()),
                     ("state", state_label(s)),
@@ -322,6 +467,7 @@ mod tests {
                     ingest_duration: None,
                     errors_total: 2,
                     top_processes: 1,
+                    netns_cap: NETNS_CAP,
                 },
             )
         }
@@ -399,14 +545,16 @@ mod tests {
     fn a_scripted_snapshot_encodes_as_expected() {
         let text = scripted_exposition();
         for line in [
-            "sockscope_tcp_sockets{state=\"close_wait\"} 2",
-            "sockscope_tcp_sockets{state=\"last_ack\"} 0",
-            "sockscope_listen_queue_depth{port=\"80\"} 3",
-            "sockscope_listen_backlog{port=\"80\"} 4",
-            "sockscope_syn_recv{port=\"80\"} 1",
+            "sockscope_tcp_sockets{netns=\"host\",state=\"close_wait\"} 2",
+            "sockscope_tcp_sockets{netns=\"host\",state=\"last_ack\"} 0",
+            "sockscope_listen_queue_depth{netns=\"host\",port=\"80\"} 3",
+            "sockscope_listen_backlog{netns=\"host\",port=\"80\"} 4",
+            "sockscope_syn_recv{netns=\"host\",port=\"80\"} 1",
             // Top 1 only: pid 10 (3 sockets), not pid 20; the quote escaped.
-            "sockscope_process_sockets{pid=\"10\",process=\"web \\\"1\\\"\",state=\"close_wait\"} 2",
-            "sockscope_process_sockets{pid=\"10\",process=\"web \\\"1\\\"\",state=\"listen\"} 1",
+            "sockscope_process_sockets{netns=\"host\",pid=\"10\",process=\"web \\\"1\\\"\",state=\"close_wait\"} 2",
+            "sockscope_process_sockets{netns=\"host\",pid=\"10\",process=\"web \\\"1\\\"\",state=\"listen\"} 1",
+            "sockscope_namespaces 1",
+            "sockscope_netns_folded 0",
             "sockscope_kernel_tcpext_total{name=\"ListenOverflows\"} 7",
             "sockscope_kernel_tcp_value{name=\"CurrEstab\"} 1",
             "sockscope_finding{rule=\"close_wait_leak\",severity=\"warning\",subject=\"local port 80\"} 1",

@@ -97,6 +97,7 @@ impl Collector for SnapshotCollector {
             ingest_duration: update.map(|u| u.ingest_time),
             errors_total: latest.errors_total,
             top_processes: self.top_processes,
+            netns_cap: crate::export::NETNS_CAP,
         };
         encode_metrics(&mut encoder, &input)
     }
