@@ -30,6 +30,7 @@ mod engine_memory;
 mod engine_props;
 mod engine_props_wild;
 mod engine_scenarios;
+mod exports_netns;
 mod filter;
 mod filter_props;
 mod owners_fake_proc;
