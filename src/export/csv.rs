@@ -191,7 +191,7 @@ mod tests {
         let text = String::from_utf8(out).expect("utf-8");
         let mut rows = csv::Reader::from_reader(text.as_bytes());
         let header = rows.headers().expect("header").clone();
-        assert_eq!(header.iter().last(), Some("netns"));
+        assert_eq!(header.iter().next_back(), Some("netns"));
         let netns: Vec<String> = rows
             .records()
             .map(|r| r.expect("row").get(18).expect("netns").to_string())
