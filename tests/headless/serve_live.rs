@@ -27,6 +27,11 @@ fn scrape_until(addr: SocketAddr, check: impl Fn(&str) -> Result<(), String>) ->
     .unwrap_or_else(|e| panic!("/metrics never showed the population: {e}"))
 }
 
+/// The sum of the values of `rows`; `None` when there is none.
+fn sum(rows: &[(&str, f64)]) -> Option<f64> {
+    (!rows.is_empty()).then(|| rows.iter().map(|(_, v)| v).sum())
+}
+
 fn value(body: &str, series: &str) -> Result<f64, String> {
     metric(body, series).ok_or_else(|| format!("no {series}"))
 }
@@ -41,25 +46,22 @@ fn metrics_of_a_known_population() {
     let server = pop.server.pid.to_string();
 
     let body = scrape_until(addr, |b| {
-        // L3 never accepts: 3 connections wait in its queue of 4.
+        // L3 never accepts: 3 connections wait in its queue of 4. (The
+        // ports are in sockscope's own namespace, whatever its `netns` label.)
+        let (l1, l3) = (l1.to_string(), l3.to_string());
         let want = [
-            (format!("sockscope_listen_backlog{{port=\"{l3}\"}}"), 4.0),
-            (
-                format!("sockscope_listen_queue_depth{{port=\"{l3}\"}}"),
-                3.0,
-            ),
-            (format!("sockscope_listen_backlog{{port=\"{l1}\"}}"), 128.0),
-            (
-                format!("sockscope_listen_queue_depth{{port=\"{l1}\"}}"),
-                0.0,
-            ),
-            (format!("sockscope_syn_recv{{port=\"{l1}\"}}"), 0.0),
-            (format!("sockscope_syn_recv{{port=\"{l3}\"}}"), 0.0),
+            ("sockscope_listen_backlog", &l3, 4.0),
+            ("sockscope_listen_queue_depth", &l3, 3.0),
+            ("sockscope_listen_backlog", &l1, 128.0),
+            ("sockscope_listen_queue_depth", &l1, 0.0),
+            ("sockscope_syn_recv", &l1, 0.0),
+            ("sockscope_syn_recv", &l3, 0.0),
         ];
-        for (s, v) in &want {
-            let got = value(b, s)?;
-            if got != *v {
-                return Err(format!("{s} = {got}, want {v}"));
+        for (name, port, v) in want {
+            let rows = series(b, name, &[("port", port)]);
+            let got = sum(&rows).ok_or_else(|| format!("no {name} of port {port}"))?;
+            if got != v {
+                return Err(format!("{name} of port {port} = {got}, want {v}: {rows:?}"));
             }
         }
         // The server process holds 3 CLOSE_WAIT and its listeners.
@@ -87,7 +89,8 @@ fn metrics_of_a_known_population() {
             ("close_wait", 3.0),
             ("fin_wait2", 3.0),
         ] {
-            let got = value(b, &format!("sockscope_tcp_sockets{{state=\"{state}\"}}"))?;
+            let rows = series(b, "sockscope_tcp_sockets", &[("state", state)]);
+            let got = sum(&rows).ok_or_else(|| format!("no sockets in {state}"))?;
             if got < at_least {
                 return Err(format!("{state}: {got} < {at_least}"));
             }
@@ -95,8 +98,13 @@ fn metrics_of_a_known_population() {
         Ok(())
     });
 
-    // All 11 states are always present.
-    assert_eq!(series(&body, "sockscope_tcp_sockets", &[]).len(), 11);
+    // All 11 states are always present, in each namespace.
+    let states = series(&body, "sockscope_tcp_sockets", &[]).len();
+    assert!(states >= 11 && states % 11 == 0, "{states} series");
+    assert_eq!(
+        series(&body, "sockscope_tcp_sockets", &[("state", "listen")]).len() * 11,
+        states
+    );
     // Kernel counters, sampler health.
     assert!(
         value(&body, "sockscope_kernel_tcp_total{name=\"PassiveOpens\"}").is_ok_and(|v| v >= 18.0)
@@ -171,7 +179,12 @@ fn endpoints_snapshot_healthz_errors_and_openmetrics() {
         om.headers
     );
     assert!(om.body.ends_with("# EOF\n"));
-    assert!(om.body.contains("sockscope_tcp_sockets{state=\"listen\"}"));
+    assert!(
+        !series(&om.body, "sockscope_tcp_sockets", &[("state", "listen")]).is_empty(),
+        "{}",
+        om.body
+    );
+    assert!(om.body.contains("sockscope_tcp_sockets{netns=\""));
 
     let status = serve
         .signal_and_wait("INT", Duration::from_secs(20))
