@@ -8,7 +8,8 @@ use std::io::{self, Write};
 
 use crate::model::{Ownership, Sample, SocketRecord};
 
-const HEADER: [&str; 6] = [
+const HEADER: [&str; 7] = [
+    "Netns",
     "State",
     "Recv-Q",
     "Send-Q",
@@ -18,15 +19,17 @@ const HEADER: [&str; 6] = [
 ];
 
 /// Writes the table: `State Recv-Q Send-Q Local Address:Port Peer Address:Port
-/// Process`, columns as wide as their widest cell.
+/// Process`, columns as wide as their widest cell; first a `Netns` column (the
+/// socket's namespace by its label) when the sample spans more than one.
 pub fn write_table<W: Write>(
     mut out: W,
     sample: &Sample,
     sockets: &[&SocketRecord],
 ) -> io::Result<()> {
     let mut arena = String::with_capacity(sockets.len() * 96);
-    let mut ends: Vec<usize> = Vec::with_capacity(sockets.len() * 6);
+    let mut ends: Vec<usize> = Vec::with_capacity(sockets.len() * 7);
     let mut width = HEADER.map(str::len);
+    let netns = sample.multi_netns();
     for s in sockets {
         let mut cell = |i: usize, arena: &mut String, ends: &mut Vec<usize>| {
             let start = ends.last().copied().unwrap_or(0);
@@ -34,18 +37,23 @@ pub fn write_table<W: Write>(
             ends.push(arena.len());
         };
         let mut num = itoa::Buffer::new();
-        arena.push_str(s.state.ss_name());
+        if netns {
+            // A container's hostname or an `ip netns` name: escaped.
+            super::push_printable(&mut arena, &sample.netns_label(s.netns));
+        }
         cell(0, &mut arena, &mut ends);
-        arena.push_str(num.format(s.recv_q));
+        arena.push_str(s.state.ss_name());
         cell(1, &mut arena, &mut ends);
-        arena.push_str(num.format(s.send_q));
+        arena.push_str(num.format(s.recv_q));
         cell(2, &mut arena, &mut ends);
-        super::push_addr(&mut arena, &s.local);
+        arena.push_str(num.format(s.send_q));
         cell(3, &mut arena, &mut ends);
-        super::push_addr(&mut arena, &s.remote);
+        super::push_addr(&mut arena, &s.local);
         cell(4, &mut arena, &mut ends);
-        owner_text(&mut arena, sample, s);
+        super::push_addr(&mut arena, &s.remote);
         cell(5, &mut arena, &mut ends);
+        owner_text(&mut arena, sample, s);
+        cell(6, &mut arena, &mut ends);
     }
     // Numbers right-aligned, text left-aligned, as ss does; padded by hand
     // because the formatter's padding is slow at this volume.
@@ -59,14 +67,17 @@ pub fn write_table<W: Write>(
         }
         Ok(())
     };
-    let line = |out: &mut W, cells: [&str; 6]| -> io::Result<()> {
+    let line = |out: &mut W, cells: [&str; 7]| -> io::Result<()> {
         for (i, cell) in cells.iter().enumerate() {
-            if i == 5 {
+            if i == 0 && !netns {
+                continue;
+            }
+            if i == 6 {
                 out.write_all(cell.as_bytes())?;
                 break;
             }
             let gap = width[i].saturating_sub(cell.len());
-            if i == 1 || i == 2 {
+            if i == 2 || i == 3 {
                 pad(out, gap)?;
                 out.write_all(cell.as_bytes())?;
             } else {
@@ -79,8 +90,8 @@ pub fn write_table<W: Write>(
     };
     line(&mut out, HEADER)?;
     let mut start = 0;
-    for row in ends.chunks_exact(6) {
-        let mut cells = [""; 6];
+    for row in ends.chunks_exact(7) {
+        let mut cells = [""; 7];
         for (c, &end) in cells.iter_mut().zip(row) {
             *c = &arena[start..end];
             start = end;
@@ -101,4 +112,47 @@ fn owner_text(arena: &mut String, sample: &Sample, s: &SocketRecord) {
         (Ownership::Hidden, _) => arena.write_str("[hidden: other user]"),
         _ => arena.write_str("[unknown]"),
     };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{NetnsId, NetnsInfo, TcpState};
+
+    fn table(sample: &Sample) -> String {
+        let sockets: Vec<&SocketRecord> = sample.sockets.iter().collect();
+        let mut out = Vec::new();
+        write_table(&mut out, sample, &sockets).expect("write to memory");
+        String::from_utf8(out).expect("utf-8")
+    }
+
+    #[test]
+    fn a_netns_column_only_when_the_sample_spans_namespaces() {
+        let listen = |netns| SocketRecord {
+            netns,
+            ..SocketRecord::new(
+                TcpState::Listen,
+                "0.0.0.0:8080".parse().expect("addr"),
+                "0.0.0.0:0".parse().expect("addr"),
+            )
+        };
+        let mut sample = Sample::of_sockets(
+            std::time::UNIX_EPOCH,
+            vec![listen(NetnsId::OWN), listen(NetnsId(1))],
+        );
+        let one = table(&sample);
+        assert!(one.starts_with("State "), "{one}");
+        let space = |id, label: &str| NetnsInfo {
+            id,
+            label: label.into(),
+            sampled: true,
+            ..NetnsInfo::default()
+        };
+        sample.namespaces = vec![space(NetnsId::OWN, "host"), space(NetnsId(1), "b\u{1b}x")];
+        let two = table(&sample);
+        let lines: Vec<&str> = two.lines().collect();
+        assert!(lines[0].starts_with("Netns  State  Recv-Q"), "{two}");
+        assert!(lines[1].starts_with("host   LISTEN      0"), "{two}");
+        assert!(lines[2].starts_with("b\\x1bx LISTEN      0"), "{two}");
+    }
 }
