@@ -302,6 +302,13 @@ pub struct ServeArgs {
           value_parser = clap::value_parser!(u32).range(0..=10_000))]
     pub top_processes: u32,
 
+    /// Network namespaces with their own `netns` label value in /metrics (the
+    /// own one and the busiest others); the rest are summed under
+    /// netns="other", to bound the label cardinality.
+    #[arg(long, value_name = "N", default_value_t = 64,
+          value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub netns_cap: u32,
+
     /// Put each process's command line in /snapshot. Off by default: command
     /// lines can carry secrets (passwords, tokens in arguments) that /proc
     /// hides from other users where it is mounted hidepid, and any local user

@@ -53,6 +53,7 @@ pub fn run(mut run: Run, args: &ServeArgs) -> Result<(), Failure> {
         interval,
         processor: run.processor(),
         top_processes: args.top_processes as usize,
+        netns_cap: args.netns_cap as usize,
         snapshot_cmdlines: args.snapshot_cmdlines,
         http: Options {
             limits: args.http.clone(),

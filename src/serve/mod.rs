@@ -76,6 +76,8 @@ pub struct ServeConfig {
     /// The engine and the diagnoser, as the run's builder made them.
     pub processor: Processor,
     pub top_processes: usize,
+    /// Namespaces with their own `netns` value in /metrics.
+    pub netns_cap: usize,
     pub snapshot_cmdlines: bool,
     pub http: Options,
     pub recording: Option<RecordingSink>,
@@ -93,6 +95,7 @@ impl Serving {
         registry.register_collector(Box::new(SnapshotCollector {
             shared: Arc::clone(&shared),
             top_processes: config.top_processes,
+            netns_cap: config.netns_cap,
         }));
         let service = Arc::new(Service {
             shared: Arc::clone(&shared),

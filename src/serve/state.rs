@@ -84,6 +84,7 @@ impl Shared {
 pub struct SnapshotCollector {
     pub shared: Arc<Shared>,
     pub top_processes: usize,
+    pub netns_cap: usize,
 }
 
 impl Collector for SnapshotCollector {
@@ -97,7 +98,7 @@ impl Collector for SnapshotCollector {
             ingest_duration: update.map(|u| u.ingest_time),
             errors_total: latest.errors_total,
             top_processes: self.top_processes,
-            netns_cap: crate::export::NETNS_CAP,
+            netns_cap: self.netns_cap,
         };
         encode_metrics(&mut encoder, &input)
     }
