@@ -273,15 +273,19 @@ struct NsRowCells<'a> {
     warnings: usize,
 }
 
-/// What a namespace is: its kind, with the container's runtime and id.
+/// What a namespace is: its kind, with a container's runtime (its id is in
+/// the label) or a process's name.
 fn kind_text(n: &NsRow) -> String {
     let Some(info) = n.info else {
         return NetnsKind::Host.name().to_string();
     };
-    let mut text = match (&info.container, &info.runtime) {
-        (Some(id), Some(rt)) => format!("{} {id}", fmt::printable(rt)),
-        (Some(id), None) => format!("container {}", fmt::printable(id)),
-        _ => info.kind.name().to_string(),
+    let kind = info.kind.name();
+    let mut text = match (info.kind, &info.runtime, &info.comm) {
+        (NetnsKind::Container, Some(rt), _) => format!("{kind} {}", fmt::printable(rt)),
+        (NetnsKind::Named | NetnsKind::Inode, _, Some(comm)) => {
+            format!("{kind} ({})", fmt::printable(comm))
+        }
+        _ => kind.to_string(),
     };
     if !info.sampled {
         text.push_str(" (not entered)");
