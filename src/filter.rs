@@ -200,6 +200,11 @@ fn resolve(terms: &[NsTerm], namespaces: &[NetnsInfo]) -> Box<[NsSet]> {
         .collect()
 }
 
+/// The keys a term may have, in the order errors list them (for a help screen).
+pub fn keys() -> impl Iterator<Item = &'static str> {
+    parse::KEYS.iter().map(|(k, _)| *k)
+}
+
 impl FromStr for Filter {
     type Err = FilterError;
 

@@ -11,7 +11,7 @@ use super::{ContainerNeedle, FilterError, Net, Node, NsTerm, Pred, Side, UserNee
 use crate::model::TcpState;
 
 /// The keys a term may have, with an example for the "empty value" message.
-const KEYS: [(&str, &str); 13] = [
+pub(super) const KEYS: [(&str, &str); 13] = [
     ("state", "state:listen"),
     ("port", "port:443"),
     ("lport", "lport:8000-8100"),
