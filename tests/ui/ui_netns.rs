@@ -273,3 +273,29 @@ fn one_namespace_has_no_column_and_its_view_says_so() {
     assert_eq!(a.filter.applied.source(), "ns:host");
     assert_eq!(a.shown.as_ref().expect("a sample").rows.rows.len(), 8);
 }
+
+#[test]
+fn tab_goes_through_the_namespaces_and_hostile_labels_are_escaped() {
+    let mut a = app_of(namespaces());
+    press(&mut a, "5\t");
+    assert_eq!(
+        a.view,
+        View::Namespaces,
+        "several namespaces: a view of its own"
+    );
+    press(&mut a, "\t");
+    assert_eq!(a.view, View::Overview);
+    let mut spaces = namespaces();
+    spaces[0].label = "blue\x1b[2J\u{202e}".into();
+    let mut a = app_of(spaces);
+    for keys in ["2", "3", "4", "6", "3\n"] {
+        press(&mut a, keys);
+        let t = screen(&mut a, 160, 20);
+        assert!(
+            !t.contains('\x1b') && !t.contains('\u{202e}'),
+            "{keys:?}: {t}"
+        );
+        assert!(t.contains("blue\\x1b"), "{keys:?}: {t}");
+        press(&mut a, "\x1b");
+    }
+}
