@@ -17,7 +17,7 @@
 //! unary   = ( "!" | "not" ) unary | "(" or ")" | term ;
 //! term    = key ":" value { "," value } ;     (* a list means any of the values *)
 //! key     = "state" | "port" | "lport" | "rport" | "proc" | "pid"
-//!         | "user" | "addr" | "laddr" | "raddr" ;
+//!         | "user" | "addr" | "laddr" | "raddr" | "ns" | "netns" | "container" ;
 //! ```
 //!
 //! Keys and the words `and`, `or`, `not` are case-insensitive; values are not
@@ -36,40 +36,87 @@
 //! - `addr:`/`laddr:`/`raddr:` an IP or CIDR; an IPv4-mapped IPv6 one is taken as
 //!   the IPv4 one, as the model stores sockets unmapped.
 //!
+//! - `ns:LABEL` the socket's network namespace by its label (`host`, an `ip
+//!   netns` name, ...), exact and case-sensitive. A label with a space or a
+//!   comma cannot be written: `container:` or `netns:` names that namespace.
+//! - `netns:INODE` (or `netns:[INODE]`, as `/proc/PID/ns/net` shows it) the
+//!   namespace by its inode.
+//! - `container:ID` a container's namespace by its id: 4 to 64 hex digits are a
+//!   prefix of the id (case-insensitive); any value is also taken as the
+//!   container's hostname or label, exact.
+//!
 //! Owner terms match nothing when the owner is unknown, so `!proc:x` includes
 //! those sockets.
+//!
+//! The namespace terms are about a sample's namespaces ([`NetnsInfo`]):
+//! [`Filter::in_namespaces`] resolves them once per sample into sets of
+//! [`NetnsId`]s, and its [`Matcher`] tests sockets against those sets.
+//! [`Filter::matches`] takes the sample to describe no namespace (every socket
+//! in [`NetnsId::OWN`], labelled `host`, inode unknown).
 //!
 //! [`TcpState::parse`]: crate::model::TcpState::parse
 
 mod parse;
 
+use std::borrow::Cow;
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::ops::Range;
 use std::str::FromStr;
 
-use crate::model::{ProcessInfo, SocketRecord};
+use crate::model::{NetnsId, NetnsInfo, NetnsKind, ProcessInfo, SocketRecord};
 
 /// A parsed filter expression. The default is the empty filter, which matches all.
 #[derive(Clone, Debug, Default)]
 pub struct Filter {
     source: String,
     root: Option<Node>,
+    /// The namespace terms, by the slot their [`Pred::Netns`] names.
+    ns_terms: Box<[NsTerm]>,
+    /// Them resolved against a sample that describes no namespace.
+    own_sets: Box<[NsSet]>,
 }
+
+/// The namespaces one namespace term selects, sorted.
+type NsSet = Box<[NetnsId]>;
 
 impl Filter {
     /// Parses `text`; empty or all-whitespace text is the empty filter.
     pub fn parse(text: &str) -> Result<Filter, FilterError> {
+        let (root, ns_terms) = parse::parse(text)?;
+        let own_sets = resolve(&ns_terms, &[]);
         Ok(Filter {
             source: text.to_owned(),
-            root: parse::parse(text)?,
+            root,
+            ns_terms: ns_terms.into_boxed_slice(),
+            own_sets,
         })
     }
 
     /// Whether `socket`, owned by `process` (`None` when the owner is not known),
-    /// passes the filter.
+    /// passes the filter, in a sample that describes no namespace: see
+    /// [`Filter::in_namespaces`] for one that does.
     pub fn matches(&self, socket: &SocketRecord, process: Option<&ProcessInfo>) -> bool {
-        self.root.as_ref().is_none_or(|n| n.eval(socket, process))
+        self.root
+            .as_ref()
+            .is_none_or(|n| n.eval(socket, process, &self.own_sets))
+    }
+
+    /// The filter for the sockets of a sample whose namespaces are
+    /// `namespaces` (`Sample::namespaces`): its namespace terms are resolved
+    /// here, once, so that matching stays a lookup per socket.
+    pub fn in_namespaces(&self, namespaces: &[NetnsInfo]) -> Matcher<'_> {
+        let sets = if self.ns_terms.is_empty() || namespaces.is_empty() {
+            Cow::Borrowed(&*self.own_sets)
+        } else {
+            Cow::Owned(resolve(&self.ns_terms, namespaces).into_vec())
+        };
+        Matcher { filter: self, sets }
+    }
+
+    /// Whether the filter has a namespace term (`ns:`, `netns:`, `container:`).
+    pub fn needs_namespaces(&self) -> bool {
+        !self.ns_terms.is_empty()
     }
 
     /// Whether this is the "no filter" case, which matches every socket.
@@ -93,6 +140,69 @@ impl Filter {
     pub fn needs_owners(&self) -> bool {
         self.root.as_ref().is_some_and(Node::needs_owners)
     }
+}
+
+/// A [`Filter`] with its namespace terms resolved against one sample's
+/// namespaces ([`Filter::in_namespaces`]).
+#[derive(Clone, Debug)]
+pub struct Matcher<'a> {
+    filter: &'a Filter,
+    sets: Cow<'a, [NsSet]>,
+}
+
+impl Matcher<'_> {
+    /// Whether `socket`, owned by `process` (`None` when the owner is not
+    /// known), passes the filter.
+    pub fn matches(&self, socket: &SocketRecord, process: Option<&ProcessInfo>) -> bool {
+        self.filter
+            .root
+            .as_ref()
+            .is_none_or(|n| n.eval(socket, process, &self.sets))
+    }
+
+    /// Whether this is the empty filter, which matches every socket.
+    pub fn is_empty(&self) -> bool {
+        self.filter.is_empty()
+    }
+}
+
+/// What each namespace term selects among `namespaces`; none described is the
+/// own namespace alone, labelled `host`.
+fn resolve(terms: &[NsTerm], namespaces: &[NetnsInfo]) -> Box<[NsSet]> {
+    if terms.is_empty() {
+        return Box::new([]);
+    }
+    let own;
+    let namespaces = if namespaces.is_empty() {
+        own = [NetnsInfo {
+            id: NetnsId::OWN,
+            label: "host".to_owned(),
+            kind: NetnsKind::Host,
+            sampled: true,
+            ..NetnsInfo::default()
+        }];
+        &own[..]
+    } else {
+        namespaces
+    };
+    terms
+        .iter()
+        .map(|t| {
+            let mut ids: Vec<NetnsId> = namespaces
+                .iter()
+                .filter(|n| t.selects(n))
+                .map(|n| n.id)
+                .collect();
+            ids.sort_unstable();
+            ids.dedup();
+            ids.into_boxed_slice()
+        })
+        .collect()
+}
+
+/// The keys a term may have, in the order errors list them (for a help screen).
+pub fn keys() -> impl Iterator<Item = &'static str> {
+    parse::KEYS.iter().map(|(k, _)| *k)
 }
 
 impl FromStr for Filter {
@@ -173,12 +283,12 @@ enum Node {
 }
 
 impl Node {
-    fn eval(&self, s: &SocketRecord, p: Option<&ProcessInfo>) -> bool {
+    fn eval(&self, s: &SocketRecord, p: Option<&ProcessInfo>, sets: &[NsSet]) -> bool {
         match self {
-            Node::Pred(pred) => pred.eval(s, p),
-            Node::Not(n) => !n.eval(s, p),
-            Node::And(ns) => ns.iter().all(|n| n.eval(s, p)),
-            Node::Or(ns) => ns.iter().any(|n| n.eval(s, p)),
+            Node::Pred(pred) => pred.eval(s, p, sets),
+            Node::Not(n) => !n.eval(s, p, sets),
+            Node::And(ns) => ns.iter().all(|n| n.eval(s, p, sets)),
+            Node::Or(ns) => ns.iter().any(|n| n.eval(s, p, sets)),
         }
     }
 
@@ -218,6 +328,55 @@ enum Pred {
     Pid(Box<[u32]>),
     User(Box<[UserNeedle]>),
     Addr(Side, Box<[Net]>),
+    /// A namespace term: the index of its [`NsTerm`] (and of its resolved set).
+    Netns(usize),
+}
+
+/// A namespace term, to resolve against a sample's namespaces.
+#[derive(Clone, Debug)]
+enum NsTerm {
+    /// `ns:`: labels, exact.
+    Label(Box<[Box<str>]>),
+    /// `netns:`: inodes.
+    Inode(Box<[u64]>),
+    /// `container:`: ids or names.
+    Container(Box<[ContainerNeedle]>),
+}
+
+#[derive(Clone, Debug)]
+struct ContainerNeedle {
+    /// As written: a hostname or label.
+    name: Box<str>,
+    /// Lowercased, when it can be an id prefix (4 to 64 hex digits).
+    id_prefix: Option<Box<str>>,
+}
+
+/// Whether the container id `id` (the short one the model keeps) and the
+/// needle `pre` agree over the shorter of the two: a prefix of the short id,
+/// or the full id of which the short one is the start.
+fn same_id(id: &str, pre: &str) -> bool {
+    let k = id.len().min(pre.len());
+    k >= 4
+        && id
+            .get(..k)
+            .zip(pre.get(..k))
+            .is_some_and(|(a, b)| a.eq_ignore_ascii_case(b))
+}
+
+impl NsTerm {
+    fn selects(&self, n: &NetnsInfo) -> bool {
+        match self {
+            NsTerm::Label(labels) => labels.iter().any(|l| **l == *n.label),
+            NsTerm::Inode(inodes) => n.inode != 0 && inodes.contains(&n.inode),
+            NsTerm::Container(needles) => n.container.as_deref().is_some_and(|id| {
+                needles.iter().any(|c| {
+                    c.id_prefix.as_deref().is_some_and(|pre| same_id(id, pre))
+                        || *c.name == *n.label
+                        || n.hostname.as_deref() == Some(&*c.name)
+                })
+            }),
+        }
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -265,8 +424,11 @@ fn contains_folded(hay: &str, needle: &[u8]) -> bool {
 }
 
 impl Pred {
-    fn eval(&self, s: &SocketRecord, p: Option<&ProcessInfo>) -> bool {
+    fn eval(&self, s: &SocketRecord, p: Option<&ProcessInfo>, sets: &[NsSet]) -> bool {
         match self {
+            Pred::Netns(slot) => sets
+                .get(*slot)
+                .is_some_and(|set| set.binary_search(&s.netns).is_ok()),
             Pred::State(set) => set & (1 << s.state.index()) != 0,
             Pred::Port(side, ranges) => on_side(s, *side, |a| {
                 let port = a.port();
@@ -284,5 +446,127 @@ impl Pred {
                 on_side(s, *side, |a| nets.iter().any(|n| n.contains(a.ip())))
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::TcpState;
+
+    fn ns(id: u32, inode: u64, label: &str) -> NetnsInfo {
+        NetnsInfo {
+            id: NetnsId(id),
+            inode,
+            label: label.to_owned(),
+            kind: NetnsKind::Named,
+            sampled: true,
+            ..NetnsInfo::default()
+        }
+    }
+
+    fn namespaces() -> Vec<NetnsInfo> {
+        let mut docker = ns(2, 4_026_532_999, "docker 3f2a9c1e04b7");
+        docker.kind = NetnsKind::Container;
+        docker.container = Some("3f2a9c1e04b7".to_owned());
+        docker.runtime = Some("docker".to_owned());
+        docker.hostname = Some("web".to_owned());
+        let mut host = ns(0, 4_026_531_840, "host");
+        host.kind = NetnsKind::Host;
+        vec![host, ns(1, 4_026_532_100, "blue"), docker]
+    }
+
+    fn socket(netns: u32) -> SocketRecord {
+        let mut s = SocketRecord::new(
+            TcpState::Listen,
+            "0.0.0.0:8080".parse().expect("address"),
+            "0.0.0.0:0".parse().expect("address"),
+        );
+        s.netns = NetnsId(netns);
+        s
+    }
+
+    /// The namespaces (by id) whose socket `text` selects.
+    fn hits(text: &str) -> Vec<u32> {
+        let f = Filter::parse(text).expect("parses");
+        let m = f.in_namespaces(&namespaces());
+        (0..4).filter(|&i| m.matches(&socket(i), None)).collect()
+    }
+
+    #[test]
+    fn ns_selects_by_label_exactly() {
+        assert_eq!(hits("ns:blue"), [1]);
+        assert_eq!(hits("ns:Blue"), [] as [u32; 0], "labels are case-sensitive");
+        assert_eq!(hits("ns:blu"), [] as [u32; 0], "and whole");
+        assert_eq!(hits("ns:host,blue"), [0, 1]);
+        assert_eq!(
+            hits("!ns:host"),
+            [1, 2, 3],
+            "an unknown namespace is not host"
+        );
+        assert_eq!(hits("NS:blue lport:8080"), [1]);
+        assert_eq!(hits("ns:blue lport:80"), [] as [u32; 0]);
+    }
+
+    #[test]
+    fn netns_selects_by_inode_bare_or_bracketed() {
+        assert_eq!(hits("netns:4026532100"), [1]);
+        assert_eq!(hits("netns:[4026532999]"), [2]);
+        assert_eq!(hits("netns:[4026531840],4026532100"), [0, 1]);
+        assert_eq!(hits("netns:12345"), [] as [u32; 0]);
+    }
+
+    #[test]
+    fn container_selects_by_id_prefix_or_name() {
+        assert_eq!(hits("container:3f2a"), [2]);
+        assert_eq!(hits("container:3F2A9C1E04B7"), [2], "hex in either case");
+        let full = format!("container:3f2a9c1e04b7{}", "0".repeat(52));
+        assert_eq!(hits(&full), [2], "the full id of the short one");
+        assert_eq!(hits("container:3f2b"), [] as [u32; 0]);
+        assert_eq!(
+            hits("container:3f2"),
+            [] as [u32; 0],
+            "3 digits are no prefix"
+        );
+        assert_eq!(hits("container:web"), [2], "its hostname");
+        assert_eq!(hits("container:blue"), [] as [u32; 0], "not a container");
+    }
+
+    #[test]
+    fn without_namespaces_every_socket_is_in_host() {
+        let f = Filter::parse("ns:host").expect("parses");
+        assert!(f.matches(&socket(0), None));
+        assert!(!f.matches(&socket(1), None));
+        assert!(f.in_namespaces(&[]).matches(&socket(0), None));
+        let f = Filter::parse("netns:4026531840 | container:3f2a").expect("parses");
+        assert!(!f.matches(&socket(0), None), "no inode, no container known");
+        assert!(f.needs_namespaces());
+        assert!(!Filter::parse("lport:1").expect("parses").needs_namespaces());
+        let plain = Filter::parse("lport:8080").expect("parses");
+        assert!(plain.in_namespaces(&namespaces()).matches(&socket(3), None));
+    }
+
+    #[test]
+    fn bad_namespace_terms_say_why() {
+        let err = |text: &str| Filter::parse(text).expect_err(text).message;
+        assert_eq!(
+            err("netns:abc"),
+            "invalid namespace inode \"abc\" (expected a number like 4026531840, \
+             or [4026531840] as /proc/PID/ns/net shows it)"
+        );
+        assert!(err("netns:[123").starts_with("invalid namespace inode \"[123\""));
+        assert_eq!(err("netns:0"), "namespace inode 0 names no namespace");
+        assert_eq!(
+            err("netns:99999999999999999999"),
+            "namespace inode 99999999999999999999 is out of range"
+        );
+        assert_eq!(
+            err(&format!("container:{}", "a".repeat(65))),
+            "container id \"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\" \
+             is too long (65 hex digits; an id has 64)"
+        );
+        assert_eq!(err("ns:"), "empty value for \"ns\" (e.g. ns:blue)");
+        let e = Filter::parse("state:listen netns:x").expect_err("bad inode");
+        assert_eq!((e.span.clone(), e.column()), (13..20, 14));
     }
 }

@@ -7,11 +7,11 @@ use std::net::{IpAddr, Ipv6Addr};
 
 use ipnet::IpNet;
 
-use super::{FilterError, Net, Node, Pred, Side, UserNeedle};
+use super::{ContainerNeedle, FilterError, Net, Node, NsTerm, Pred, Side, UserNeedle};
 use crate::model::TcpState;
 
 /// The keys a term may have, with an example for the "empty value" message.
-const KEYS: [(&str, &str); 10] = [
+pub(super) const KEYS: [(&str, &str); 13] = [
     ("state", "state:listen"),
     ("port", "port:443"),
     ("lport", "lport:8000-8100"),
@@ -22,17 +22,21 @@ const KEYS: [(&str, &str); 10] = [
     ("addr", "addr:10.0.0.0/8"),
     ("laddr", "laddr:127.0.0.1"),
     ("raddr", "raddr:2001:db8::/32"),
+    ("ns", "ns:blue"),
+    ("netns", "netns:4026531840"),
+    ("container", "container:3f2a9c1e04b7"),
 ];
 
 /// Deeper nesting of parentheses and negations is refused, so that neither parsing
 /// nor matching can exhaust the stack on hostile input.
 const MAX_DEPTH: usize = 100;
 
-/// The expression in `src`, or `None` when it has no tokens (the empty filter).
-pub(super) fn parse(src: &str) -> Result<Option<Node>, FilterError> {
+/// The expression in `src`, or `None` when it has no tokens (the empty filter),
+/// and its namespace terms, which its [`Pred::Netns`] name by index.
+pub(super) fn parse(src: &str) -> Result<(Option<Node>, Vec<NsTerm>), FilterError> {
     let toks = lex(src);
     if toks.is_empty() {
-        return Ok(None);
+        return Ok((None, Vec::new()));
     }
     let mut p = Parser {
         src,
@@ -40,13 +44,14 @@ pub(super) fn parse(src: &str) -> Result<Option<Node>, FilterError> {
         pos: 0,
         depth: 0,
         parens: 0,
+        ns_terms: Vec::new(),
     };
     let node = p.or()?;
     if let Some(t) = p.peek() {
         // `or` stops only at `)` or the end; here it can only be a `)`.
         return Err(p.error(t, "unmatched \")\" (no \"(\" opens it)".to_owned()));
     }
-    Ok(Some(node))
+    Ok((Some(node), p.ns_terms))
 }
 
 // ---------------------------------------------------------------------------
@@ -120,6 +125,8 @@ struct Parser<'a> {
     depth: usize,
     /// Parentheses currently open, to tell an unmatched `)` from an empty operand.
     parens: usize,
+    /// The namespace terms met so far.
+    ns_terms: Vec<NsTerm>,
 }
 
 impl Parser<'_> {
@@ -263,7 +270,7 @@ impl Parser<'_> {
         Ok(())
     }
 
-    fn term(&self, t: Tok) -> Result<Pred, FilterError> {
+    fn term(&mut self, t: Tok) -> Result<Pred, FilterError> {
         let word = self.text(t);
         let Some((key, value)) = word.split_once(':') else {
             return Err(self.error(t, bare_word_message(word)));
@@ -282,6 +289,23 @@ impl Parser<'_> {
         let items = value.split(',');
         if items.clone().any(str::is_empty) {
             return Err(self.error(t, format!("empty item in the list {value:?}")));
+        }
+        let err = |message: String| self.error(t, message);
+        let ns_term = match key {
+            "ns" => Some(NsTerm::Label(items.clone().map(Box::from).collect())),
+            "netns" => {
+                let inodes = items.clone().map(parse_inode).collect::<Result<_, _>>();
+                Some(NsTerm::Inode(inodes.map_err(err)?))
+            }
+            "container" => {
+                let needles = items.clone().map(parse_container).collect::<Result<_, _>>();
+                Some(NsTerm::Container(needles.map_err(err)?))
+            }
+            _ => None,
+        };
+        if let Some(ns_term) = ns_term {
+            self.ns_terms.push(ns_term);
+            return Ok(Pred::Netns(self.ns_terms.len() - 1));
         }
         let err = |message: String| self.error(t, message);
         Ok(match key {
@@ -377,6 +401,41 @@ fn unknown_state(item: &str) -> String {
         "unknown TCP state {item:?} (expected one of: {})",
         names.join(", ")
     )
+}
+
+/// A namespace inode, bare or as `[INODE]` (`net:[INODE]` without the `net:`).
+fn parse_inode(item: &str) -> Result<u64, String> {
+    let bare = item
+        .strip_prefix('[')
+        .map_or(Some(item), |i| i.strip_suffix(']'));
+    let bad = || {
+        format!(
+            "invalid namespace inode {item:?} \
+             (expected a number like 4026531840, or [4026531840] as /proc/PID/ns/net shows it)"
+        )
+    };
+    let text = bare.filter(|b| !b.is_empty() && b.bytes().all(|c| c.is_ascii_digit()));
+    match text.map(str::parse::<u64>) {
+        Some(Ok(0)) => Err("namespace inode 0 names no namespace".to_owned()),
+        Some(Ok(inode)) => Ok(inode),
+        Some(Err(_)) => Err(format!("namespace inode {item} is out of range")),
+        None => Err(bad()),
+    }
+}
+
+/// A container's id prefix (4 to 64 hex digits) or its hostname or label.
+fn parse_container(item: &str) -> Result<ContainerNeedle, String> {
+    let hex = item.bytes().all(|b| b.is_ascii_hexdigit());
+    if hex && item.len() > 64 {
+        return Err(format!(
+            "container id {item:?} is too long ({} hex digits; an id has 64)",
+            item.len()
+        ));
+    }
+    Ok(ContainerNeedle {
+        name: item.into(),
+        id_prefix: (hex && item.len() >= 4).then(|| item.to_ascii_lowercase().into()),
+    })
 }
 
 fn parse_port(text: &str) -> Result<u16, String> {

@@ -51,6 +51,11 @@ pub enum Action {
     ShowProcesses,
     #[strum(message = "warnings with their evidence", props(keys = "5 w"))]
     ShowWarnings,
+    #[strum(
+        message = "network namespaces: sockets by state in each",
+        props(keys = "6 n")
+    )]
+    ShowNamespaces,
     #[strum(message = "move up", props(keys = "up k"))]
     Up,
     #[strum(message = "move down", props(keys = "down j"))]

@@ -15,7 +15,7 @@ use super::rows::{Row, Rows, Sort};
 
 use crate::filter::{Filter, FilterError};
 use crate::live::Update;
-use crate::model::{Aggregates, Snapshot};
+use crate::model::{Aggregates, NetnsId, Snapshot};
 use crate::record::player::{self, Control};
 
 pub use super::msg::{Effect, ExportJob, Msg};
@@ -29,6 +29,9 @@ pub enum View {
     Ports,
     Processes,
     Warnings,
+    /// One row per network namespace; in `Tab`'s cycle and the tabs only when
+    /// the sample spans more than one.
+    Namespaces,
 }
 
 impl View {
@@ -59,7 +62,8 @@ pub(super) fn cycle<T: strum::VariantArray + PartialEq + Copy>(value: T, forward
 /// A drill-down screen over the current view; `Esc` pops it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Detail {
-    Port(u16),
+    /// A listening port: a port is (namespace, number).
+    Port(NetnsId, u16),
     Process(u32),
     /// A connection by the engine's id.
     Conn(u64),
@@ -79,19 +83,25 @@ pub enum Mode {
 pub enum Selection {
     /// A connection, by the engine's id.
     Conn(u64),
-    /// A listening port.
-    Port(u16),
+    /// A listening port, in its namespace.
+    Port(NetnsId, u16),
     /// A process.
     Pid(u32),
+    /// A network namespace.
+    Netns(NetnsId),
 }
 
-impl From<Selection> for Detail {
-    /// The drill-down screen of what is selected.
-    fn from(selection: Selection) -> Detail {
+impl TryFrom<Selection> for Detail {
+    type Error = Selection;
+
+    /// The drill-down screen of what is selected (a namespace has none: its
+    /// `Enter` filters the connections).
+    fn try_from(selection: Selection) -> Result<Detail, Selection> {
         match selection {
-            Selection::Conn(id) => Detail::Conn(id),
-            Selection::Port(port) => Detail::Port(port),
-            Selection::Pid(pid) => Detail::Process(pid),
+            Selection::Conn(id) => Ok(Detail::Conn(id)),
+            Selection::Port(netns, port) => Ok(Detail::Port(netns, port)),
+            Selection::Pid(pid) => Ok(Detail::Process(pid)),
+            Selection::Netns(_) => Err(selection),
         }
     }
 }
@@ -239,6 +249,7 @@ pub struct Cursors {
     pub ports: Cursor,
     pub processes: Cursor,
     pub warnings: Cursor,
+    pub namespaces: Cursor,
 }
 
 impl App {
@@ -355,13 +366,15 @@ impl App {
         c.key = selected_conn(shown, c.index);
         let ports = &shown.aggregates().ports;
         let p = &mut self.cursors.ports;
-        if let Some(Selection::Port(port)) = p.key
-            && let Some(i) = ports.iter().position(|x| x.port == port)
+        if let Some(Selection::Port(netns, port)) = p.key
+            && let Some(i) = ports
+                .iter()
+                .position(|x| x.netns == netns && x.port == port)
         {
             p.index = i;
         }
         p.fit(ports.len(), page);
-        p.key = ports.get(p.index).map(|x| Selection::Port(x.port));
+        p.key = ports.get(p.index).map(|x| Selection::Port(x.netns, x.port));
         let procs = &shown.aggregates().processes;
         let q = &mut self.cursors.processes;
         if let Some(Selection::Pid(pid)) = q.key
@@ -373,6 +386,15 @@ impl App {
         q.key = procs.get(q.index).map(|x| Selection::Pid(x.process.pid));
         let n = shown.update.findings.len();
         self.cursors.warnings.fit(n, page);
+        let spaces = super::netns::rows(shown);
+        let c = &mut self.cursors.namespaces;
+        if let Some(Selection::Netns(id)) = c.key
+            && let Some(i) = spaces.iter().position(|x| x.id == id)
+        {
+            c.index = i;
+        }
+        c.fit(spaces.len(), page);
+        c.key = spaces.get(c.index).map(|x| Selection::Netns(x.id));
     }
 
     fn key(&mut self, key: &KeyEvent) -> Vec<Effect> {
@@ -415,13 +437,18 @@ impl App {
             }
             Action::NextView | Action::PrevView => {
                 self.details.clear();
-                self.view = self.view.step(action == Action::NextView);
+                let forward = action == Action::NextView;
+                self.view = self.view.step(forward);
+                if self.view == View::Namespaces && !self.multi_netns() {
+                    self.view = self.view.step(forward);
+                }
             }
             Action::ShowOverview => self.go(View::Overview),
             Action::ShowConnections => self.go(View::Connections),
             Action::ShowPorts => self.go(View::Ports),
             Action::ShowProcesses => self.go(View::Processes),
             Action::ShowWarnings => self.go(View::Warnings),
+            Action::ShowNamespaces => self.go(View::Namespaces),
             Action::Up => self.move_by(-1),
             Action::Down => self.move_by(1),
             Action::PageUp => {
@@ -487,6 +514,13 @@ impl App {
         Vec::new()
     }
 
+    /// Whether the sample on screen spans more than one namespace.
+    pub fn multi_netns(&self) -> bool {
+        self.shown
+            .as_ref()
+            .is_some_and(|s| s.snap().sample.multi_netns())
+    }
+
     fn go(&mut self, view: View) {
         self.details.clear();
         self.view = view;
@@ -538,6 +572,10 @@ impl App {
                 shown.aggregates().processes.len(),
             ),
             View::Warnings => (&mut self.cursors.warnings, shown.update.findings.len()),
+            View::Namespaces => (
+                &mut self.cursors.namespaces,
+                super::netns::rows(shown).len(),
+            ),
         })
     }
 
@@ -557,7 +595,7 @@ impl App {
                     .aggregates()
                     .ports
                     .get(index)
-                    .map(|p| Selection::Port(p.port));
+                    .map(|p| Selection::Port(p.netns, p.port));
             }
             View::Processes => {
                 self.cursors.processes.key = shown
@@ -565,6 +603,11 @@ impl App {
                     .processes
                     .get(index)
                     .map(|p| Selection::Pid(p.process.pid));
+            }
+            View::Namespaces => {
+                self.cursors.namespaces.key = super::netns::rows(shown)
+                    .get(index)
+                    .map(|n| Selection::Netns(n.id));
             }
             View::Overview | View::Warnings => {}
         }

@@ -12,6 +12,7 @@ pub mod fmt;
 pub mod keymap;
 pub mod msg;
 mod nav;
+mod netns;
 pub mod rows;
 pub mod theme;
 pub mod view;

@@ -18,15 +18,54 @@ impl App {
                 self.view = View::Warnings;
                 return;
             }
-            View::Connections => self.cursors.conns.key.map(Detail::from),
-            View::Ports => self.cursors.ports.key.map(Detail::from),
-            View::Processes => self.cursors.processes.key.map(Detail::from),
+            View::Connections => self
+                .cursors
+                .conns
+                .key
+                .and_then(|k| Detail::try_from(k).ok()),
+            View::Ports => self
+                .cursors
+                .ports
+                .key
+                .and_then(|k| Detail::try_from(k).ok()),
+            View::Processes => self
+                .cursors
+                .processes
+                .key
+                .and_then(|k| Detail::try_from(k).ok()),
+            View::Namespaces => {
+                let Some(Selection::Netns(id)) = self.cursors.namespaces.key else {
+                    return;
+                };
+                match super::netns::term(&shown.snap().sample, id) {
+                    Some(text) => {
+                        self.set_filter_text(&text);
+                        self.view = View::Connections;
+                    }
+                    None => self.say(
+                        "no filter term names this namespace alone (no writable label, container or inode)"
+                            .into(),
+                        true,
+                    ),
+                }
+                None
+            }
             View::Warnings => {
                 let Some(f) = shown.update.findings.get(self.cursors.warnings.index) else {
                     return;
                 };
                 match &f.subject {
-                    Subject::LocalPort { port } => Some(Detail::Port(*port)),
+                    Subject::LocalPort { port } => {
+                        // The port's namespace: the own one's if it listens there.
+                        let ports = &shown.snap().aggregates.ports;
+                        let netns = ports
+                            .iter()
+                            .filter(|p| p.port == *port)
+                            .map(|p| p.netns)
+                            .min()
+                            .unwrap_or_default();
+                        Some(Detail::Port(netns, *port))
+                    }
                     Subject::Process { pid, .. } => Some(Detail::Process(*pid)),
                     Subject::Remote { addr, port } => {
                         let text = match port {
@@ -54,7 +93,9 @@ impl App {
         let Some(shown) = &self.shown else { return };
         let snap = shown.snap();
         let term = match (self.detail(), self.view) {
-            (Some(Detail::Port(p)), _) if port => Some(format!("lport:{p}")),
+            (Some(Detail::Port(ns, p)), _) if port => {
+                Some(super::netns::port_filter(&snap.sample, ns, p))
+            }
             (Some(Detail::Process(pid)), _) if !port => Some(format!("pid:{pid}")),
             (Some(Detail::Conn(_)), _) | (None, View::Connections) => {
                 let row = shown.rows.rows.get(self.cursors.conns.index).copied();
@@ -62,7 +103,7 @@ impl App {
                     if port {
                         let listening = snap.listening.has_port(v.netns, v.local.port());
                         Some(if listening || v.remote.port() == 0 {
-                            format!("lport:{}", v.local.port())
+                            super::netns::port_filter(&snap.sample, v.netns, v.local.port())
                         } else {
                             format!("rport:{}", v.remote.port())
                         })
@@ -72,7 +113,9 @@ impl App {
                 })
             }
             (None, View::Ports) if port => match self.cursors.ports.key {
-                Some(Selection::Port(p)) => Some(format!("lport:{p}")),
+                Some(Selection::Port(ns, p)) => {
+                    Some(super::netns::port_filter(&snap.sample, ns, p))
+                }
                 _ => None,
             },
             (None, View::Processes) if !port => match self.cursors.processes.key {
@@ -112,8 +155,8 @@ impl App {
                 .collect()
         };
         let (selection, what) = match self.detail() {
-            Some(Detail::Port(p)) => (
-                by(&|i| sample.sockets[i].local.port() == p),
+            Some(Detail::Port(ns, p)) => (
+                by(&|i| sample.sockets[i].local.port() == p && sample.sockets[i].netns == ns),
                 format!("port{p}"),
             ),
             Some(Detail::Process(pid)) => (

@@ -106,6 +106,7 @@ impl Rows {
     /// connections stay in the table.
     pub fn build(snap: &Snapshot, filter: &Filter, sort: Sort, highlight: Duration) -> Rows {
         let sample = &snap.sample;
+        let filter = filter.in_namespaces(&sample.namespaces);
         let mut rows: Vec<Row> = sample
             .sockets
             .iter()

@@ -335,7 +335,8 @@ fn assert_error(text: &str, span: Range<usize>, message: &str) {
     assert_eq!(e.span, span, "span for {text:?}");
 }
 
-const KEYS: &str = "state, port, lport, rport, proc, pid, user, addr, laddr, raddr";
+const KEYS: &str =
+    "state, port, lport, rport, proc, pid, user, addr, laddr, raddr, ns, netns, container";
 
 #[test]
 fn unknown_and_missing_keys() {
@@ -454,7 +455,8 @@ fn bad_addresses() {
 
 #[test]
 fn bare_words() {
-    let keys = "state:, port:, lport:, rport:, proc:, pid:, user:, addr:, laddr:, raddr:";
+    let keys = "state:, port:, lport:, rport:, proc:, pid:, user:, addr:, laddr:, raddr:, \
+                ns:, netns:, container:";
     let msg =
         |guess: &str| format!("a term needs a key (one of: {keys}); did you mean \"{guess}\"?");
     assert_error("nginx", 0..5, &msg("proc:nginx"));

@@ -21,6 +21,7 @@
 mod common;
 
 mod ui_export;
+mod ui_netns;
 mod ui_render;
 mod ui_tmux;
 mod ui_update;

@@ -6,7 +6,7 @@ use crate::common;
 
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use sockscope::filter::Filter;
-use sockscope::model::TcpState;
+use sockscope::model::{NetnsId, TcpState};
 use sockscope::ui::app::{App, Detail, Effect, Mode, Msg, Selection, Settings, View};
 use sockscope::ui::keymap::Keymap;
 use sockscope::ui::rows::{Column, Row};
@@ -120,7 +120,7 @@ fn drill_down_and_back() {
     // Ports are by number: 80, 443, 8080.
     key(&mut a, KeyCode::Down);
     key(&mut a, KeyCode::Enter);
-    assert_eq!(a.detail(), Some(Detail::Port(443)));
+    assert_eq!(a.detail(), Some(Detail::Port(NetnsId::OWN, 443)));
     key(&mut a, KeyCode::Esc);
     assert_eq!((a.view, a.detail()), (View::Ports, None));
     keys(&mut a, "4");

@@ -8,7 +8,7 @@ use ratatui::layout::Rect;
 use ratatui::style::Style;
 
 use super::table::{self, Col, Grow};
-use crate::model::Stamp;
+use crate::model::{Sample, Stamp};
 use crate::ui::app::App;
 use crate::ui::fmt;
 use crate::ui::rows::{Column, RowView};
@@ -19,13 +19,16 @@ struct ConnRow<'a> {
     v: RowView<'a>,
     now: Stamp,
     users: &'a BTreeMap<u32, String>,
+    sample: &'a Sample,
 }
 
 /// The table's columns, one per sort [`Column`]: the user goes first on a
 /// narrow terminal, then RTT, Send-Q and Recv-Q; what is left over widens the
 /// addresses and then the process. At 80 columns: state, both ends, process,
-/// Recv-Q and age.
-fn columns<'a>() -> [Col<ConnRow<'a>>; 9] {
+/// Recv-Q and age. With `netns` (a sample of several namespaces), the
+/// namespace's label comes after the state: 6 wide at 80 columns, up to 20 on a
+/// wide terminal, and it goes after Recv-Q on a narrow one.
+fn columns<'a>(netns: bool) -> Vec<Col<ConnRow<'a>>> {
     fn col<'a>(
         column: Column,
         width: u16,
@@ -38,7 +41,7 @@ fn columns<'a>() -> [Col<ConnRow<'a>>; 9] {
         }
     }
     let addr = Some(Grow { tier: 1, max: 26 });
-    [
+    let mut cols: Vec<Col<ConnRow<'a>>> = vec![
         // New, closed and selected rows keep their colour across the state cell.
         Col {
             style: Some(|r: &ConnRow, theme: Theme| theme.state(r.v.state)),
@@ -93,7 +96,19 @@ fn columns<'a>() -> [Col<ConnRow<'a>>; 9] {
         col(Column::Rtt, 7, 3, |r, _| {
             r.v.rtt_us.map_or(String::new(), fmt::micros)
         }),
-    ]
+    ];
+    if netns {
+        cols.insert(
+            1,
+            Col {
+                grow: Some(Grow { tier: 1, max: 14 }),
+                ..Col::new("Netns", 6, 1, |r: &ConnRow, w| {
+                    fmt::fit(&crate::ui::netns::label(r.sample, r.v.netns), w)
+                })
+            },
+        );
+    }
+    cols
 }
 
 pub fn draw(frame: &mut Frame, app: &mut App, theme: Theme, area: Rect) {
@@ -104,6 +119,7 @@ pub fn draw(frame: &mut Frame, app: &mut App, theme: Theme, area: Rect) {
     let highlight = app.settings.highlight;
     let rows = &shown.rows;
     let users = &snap.sample.users;
+    let sample = &snap.sample;
     let title = |on_screen: std::ops::Range<usize>| {
         format!(
             " Connections {}–{} of {} ({} closed recently) ",
@@ -121,7 +137,7 @@ pub fn draw(frame: &mut Frame, app: &mut App, theme: Theme, area: Rect) {
         frame,
         area,
         theme,
-        &columns(),
+        &columns(sample.multi_netns()),
         Some(app.sort),
         rows.rows.len(),
         &mut app.cursors.conns,
@@ -135,7 +151,15 @@ pub fn draw(frame: &mut Frame, app: &mut App, theme: Theme, area: Rect) {
             } else {
                 Style::new()
             };
-            Some((ConnRow { v, now, users }, style))
+            Some((
+                ConnRow {
+                    v,
+                    now,
+                    users,
+                    sample,
+                },
+                style,
+            ))
         },
     );
 }

@@ -9,7 +9,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Gauge, Paragraph, Wrap};
 
 use super::lists::{about_pid, about_port};
-use crate::model::{Ring, SmallCounts, Snapshot, Stamp, TcpState};
+use crate::model::{NetnsId, Ring, SmallCounts, Snapshot, Stamp, TcpState};
 use crate::ui::app::{App, Detail, Shown};
 use crate::ui::fmt;
 use crate::ui::theme::Theme;
@@ -17,7 +17,7 @@ use crate::ui::theme::Theme;
 pub fn draw(frame: &mut Frame, app: &mut App, theme: Theme, area: Rect, detail: Detail) {
     let Some(shown) = &app.shown else { return };
     match detail {
-        Detail::Port(port) => port_detail(frame, shown, theme, area, port),
+        Detail::Port(netns, port) => port_detail(frame, shown, theme, area, (netns, port)),
         Detail::Process(pid) => process_detail(frame, shown, theme, area, pid),
         Detail::Conn(id) => conn_detail(frame, shown, theme, area, id),
     }
@@ -96,11 +96,28 @@ fn state_history(
     clippy::too_many_lines,
     reason = "one page's layout, drawn top to bottom; to be split into its panes"
 )]
-fn port_detail(frame: &mut Frame, shown: &Shown, theme: Theme, area: Rect, port: u16) {
+fn port_detail(
+    frame: &mut Frame,
+    shown: &Shown,
+    theme: Theme,
+    area: Rect,
+    (netns, port): (NetnsId, u16),
+) {
     let snap = shown.snap();
-    let Some(p) = shown.aggregates().ports.iter().find(|p| p.port == port) else {
+    // "port 8080" alone, or "port 8080 in blue" when there are namespaces to tell.
+    let name = if snap.sample.multi_netns() {
+        format!("{port} in {}", crate::ui::netns::label(&snap.sample, netns))
+    } else {
+        port.to_string()
+    };
+    let Some(p) = shown
+        .aggregates()
+        .ports
+        .iter()
+        .find(|p| p.port == port && p.netns == netns)
+    else {
         frame.render_widget(
-            Paragraph::new(format!("port {port} has no listener now (esc: back)"))
+            Paragraph::new(format!("port {name} has no listener now (esc: back)"))
                 .style(theme.dim()),
             area,
         );
@@ -134,7 +151,7 @@ fn port_detail(frame: &mut Frame, shown: &Shown, theme: Theme, area: Rect, port:
     }
     frame.render_widget(
         Paragraph::new(lines).block(block(format!(
-            " Port {port}: {} listener(s) ",
+            " Port {name}: {} listener(s) ",
             p.listeners.len()
         ))),
         listeners,

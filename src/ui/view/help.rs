@@ -29,6 +29,13 @@ pub fn draw(frame: &mut Frame, app: &App, theme: Theme, area: Rect) {
         " filter line: enter keeps, esc restores; ctrl-a/e/u/k/w edit",
         theme.dim(),
     ));
+    lines.push(Line::styled(
+        format!(
+            " filter keys (KEY:VALUE): {}",
+            crate::filter::keys().collect::<Vec<_>>().join(" ")
+        ),
+        theme.dim(),
+    ));
     let width = (crate::ui::fmt::cells(lines.iter().map(Line::width).max().unwrap_or(0))
         .saturating_add(2))
     .min(area.width);

@@ -7,11 +7,12 @@ use ratatui::style::Style;
 use ratatui::text::Line;
 use ratatui::widgets::{Block, Borders, Paragraph, Wrap};
 
-use super::table::{self, Col};
+use super::table::{self, Col, Grow};
 use crate::diagnose::{Finding, Subject};
-use crate::model::{PortAggregate, ProcessAggregate, Snapshot, Stamp, TcpState};
+use crate::model::{NetnsKind, PortAggregate, ProcessAggregate, Snapshot, Stamp, TcpState};
 use crate::ui::app::App;
 use crate::ui::fmt;
+use crate::ui::netns::NsRow;
 use crate::ui::theme::Theme;
 
 /// Whether a finding is about this port / this process (for the `!` marks).
@@ -38,8 +39,14 @@ struct PortRow<'a> {
     mark: String,
 }
 
-fn port_columns<'a>() -> [Col<PortRow<'a>>; 11] {
-    [
+/// The namespace's column of the ports and processes tables (when the sample
+/// spans several).
+fn netns_column<R>(cell: fn(&R, usize) -> String) -> Col<R> {
+    Col::new("Netns", 12, 1, cell)
+}
+
+fn port_columns<'a>(netns: bool) -> Vec<Col<PortRow<'a>>> {
+    let mut cols: Vec<Col<PortRow<'a>>> = vec![
         Col::new("!", 1, 0, |r, _| r.mark.clone()),
         Col::new("Port", 6, 0, |r, _| r.p.port.to_string()),
         Col::new("Process", 16, 0, |r, w| {
@@ -73,7 +80,16 @@ fn port_columns<'a>() -> [Col<PortRow<'a>>; 11] {
         Col::new("Total", 7, 3, |r, _| r.p.states.total().to_string()),
         Col::new("Opened", 8, 1, |r, _| fmt::rate(r.p.opened_per_sec)),
         Col::new("Closed", 8, 1, |r, _| fmt::rate(r.p.closed_per_sec)),
-    ]
+    ];
+    if netns {
+        cols.insert(
+            2,
+            netns_column(|r: &PortRow, w| {
+                fmt::fit(&crate::ui::netns::label(&r.snap.sample, r.p.netns), w)
+            }),
+        );
+    }
+    cols
 }
 
 pub fn draw_ports(frame: &mut Frame, app: &mut App, theme: Theme, area: Rect) {
@@ -85,7 +101,7 @@ pub fn draw_ports(frame: &mut Frame, app: &mut App, theme: Theme, area: Rect) {
         frame,
         area,
         theme,
-        &port_columns(),
+        &port_columns(snap.sample.multi_netns()),
         None,
         ports.len(),
         &mut app.cursors.ports,
@@ -105,8 +121,8 @@ struct ProcessRow<'a> {
     mark: String,
 }
 
-fn process_columns<'a>() -> [Col<ProcessRow<'a>>; 11] {
-    [
+fn process_columns<'a>(netns: bool) -> Vec<Col<ProcessRow<'a>>> {
+    let mut cols: Vec<Col<ProcessRow<'a>>> = vec![
         Col::new("!", 1, 0, |r, _| r.mark.clone()),
         Col::new("PID", 8, 0, |r, _| r.p.process.pid.to_string()),
         Col::new("Name", 16, 0, |r, w| {
@@ -146,7 +162,16 @@ fn process_columns<'a>() -> [Col<ProcessRow<'a>>; 11] {
                 })
                 .unwrap_or_default()
         }),
-    ]
+    ];
+    if netns {
+        cols.insert(
+            3,
+            netns_column(|r: &ProcessRow, w| {
+                fmt::fit(&crate::ui::netns::label(&r.snap.sample, r.p.netns), w)
+            }),
+        );
+    }
+    cols
 }
 
 pub fn draw_processes(frame: &mut Frame, app: &mut App, theme: Theme, area: Rect) {
@@ -158,7 +183,7 @@ pub fn draw_processes(frame: &mut Frame, app: &mut App, theme: Theme, area: Rect
         frame,
         area,
         theme,
-        &process_columns(),
+        &process_columns(snap.sample.multi_netns()),
         None,
         procs.len(),
         &mut app.cursors.processes,
@@ -239,5 +264,124 @@ pub fn draw_warnings(frame: &mut Frame, app: &mut App, theme: Theme, area: Rect)
             .wrap(Wrap { trim: false })
             .block(Block::new().borders(Borders::TOP).title(" evidence ")),
         detail,
+    );
+}
+
+/// A namespace's row as its cells see it.
+struct NsRowCells<'a> {
+    n: NsRow<'a>,
+    warnings: usize,
+}
+
+/// What a namespace is: its kind, with a container's runtime (its id is in
+/// the label) or a process's name.
+fn kind_text(n: &NsRow) -> String {
+    let Some(info) = n.info else {
+        return NetnsKind::Host.name().to_string();
+    };
+    let kind = info.kind.name();
+    let mut text = match (info.kind, &info.runtime, &info.comm) {
+        (NetnsKind::Container, Some(rt), _) => format!("{kind} {}", fmt::printable(rt)),
+        (NetnsKind::Named | NetnsKind::Inode, _, Some(comm)) => {
+            format!("{kind} ({})", fmt::printable(comm))
+        }
+        _ => kind.to_string(),
+    };
+    if !info.sampled {
+        text.push_str(" (not entered)");
+    }
+    text
+}
+
+fn namespace_columns<'a>() -> [Col<NsRowCells<'a>>; 11] {
+    [
+        Col::new("!", 1, 0, |r, _| {
+            if r.warnings > 0 {
+                "!".into()
+            } else {
+                String::new()
+            }
+        }),
+        Col {
+            grow: Some(Grow { tier: 1, max: 20 }),
+            ..Col::new("Namespace", 20, 0, |r, w| {
+                let label =
+                    r.n.info
+                        .map_or_else(|| "host".to_string(), |i| fmt::printable(&i.label));
+                fmt::fit(&label, w)
+            })
+        },
+        Col {
+            grow: Some(Grow { tier: 2, max: 10 }),
+            ..Col::new("Kind", 18, 3, |r, w| fmt::fit(&kind_text(&r.n), w))
+        },
+        Col::new("Inode", 10, 5, |r, _| {
+            r.n.info
+                .map(|i| i.inode)
+                .filter(|i| *i != 0)
+                .map_or_else(|| "-".into(), |i| i.to_string())
+        }),
+        Col::new("Procs", 6, 0, |r, _| r.n.processes().to_string()),
+        Col::new(TcpState::Listen.ss_name(), 6, 2, |r, _| {
+            r.n.states().get(TcpState::Listen).to_string()
+        }),
+        Col::new(TcpState::Established.ss_name(), 7, 0, |r, _| {
+            r.n.states().get(TcpState::Established).to_string()
+        }),
+        Col::new(TcpState::CloseWait.ss_name(), 10, 0, |r, _| {
+            r.n.states().get(TcpState::CloseWait).to_string()
+        }),
+        Col::new(TcpState::TimeWait.ss_name(), 9, 2, |r, _| {
+            r.n.states().get(TcpState::TimeWait).to_string()
+        }),
+        Col::new("Total", 7, 0, |r, _| r.n.states().total().to_string()),
+        Col::new("Warnings", 8, 4, |r, _| r.warnings.to_string()),
+    ]
+}
+
+pub fn draw_namespaces(frame: &mut Frame, app: &mut App, theme: Theme, area: Rect) {
+    let Some(shown) = &app.shown else { return };
+    let snap = shown.snap();
+    let spaces = crate::ui::netns::rows(shown);
+    let findings = &shown.update.findings;
+    let only_own = snap.sample.namespaces.is_empty();
+    app.page = table::draw(
+        frame,
+        area,
+        theme,
+        &namespace_columns(),
+        None,
+        spaces.len(),
+        &mut app.cursors.namespaces,
+        |_| {
+            if only_own {
+                " Network namespaces (1): sockscope sees only its own namespace ".to_string()
+            } else {
+                format!(
+                    " Network namespaces ({}) — enter: its connections ",
+                    spaces.len()
+                )
+            }
+        },
+        |i| {
+            let n = *spaces.get(i)?;
+            let about: Vec<&Finding> = findings
+                .iter()
+                .filter(|f| crate::ui::netns::about(f, snap, n.id))
+                .collect();
+            let (_, style) = mark(about.iter().copied(), theme);
+            let style = style.unwrap_or(if n.info.is_none_or(|i| i.sampled) {
+                Style::new()
+            } else {
+                theme.dim()
+            });
+            Some((
+                NsRowCells {
+                    n,
+                    warnings: about.len(),
+                },
+                style,
+            ))
+        },
     );
 }

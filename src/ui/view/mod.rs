@@ -27,6 +27,7 @@ use crate::diagnose::{Finding, Severity};
 /// ┌────────────────────────────────────────────────────────────────────┐
 /// │ header: host, kernel, uptime, load, memory, sample time, interval   │
 /// │ tabs: 1 Overview 2 Connections 3 Ports 4 Processes 5 Warnings(n)    │
+/// │       (6 Namespaces when the sample spans several)                  │
 /// │ banners: the worst findings; "not root" (0 to 3 lines)              │
 /// │                                                                     │
 /// │ body: the view, or the drill-down over it                           │
@@ -70,6 +71,7 @@ pub fn draw(frame: &mut Frame, app: &mut App, theme: Theme) {
             View::Ports => lists::draw_ports(frame, app, theme, body),
             View::Processes => lists::draw_processes(frame, app, theme, body),
             View::Warnings => lists::draw_warnings(frame, app, theme, body),
+            View::Namespaces => lists::draw_namespaces(frame, app, theme, body),
         },
     }
     draw_filter(frame, app, theme, filter);
@@ -114,6 +116,10 @@ fn draw_header(frame: &mut Frame, app: &App, theme: Theme, area: Rect) {
             fmt::printable(&h.kernel),
             fmt::age(std::time::Duration::from_secs(h.uptime_secs)),
         ));
+        if s.multi_netns() {
+            let sampled = s.namespaces.iter().filter(|n| n.sampled).count();
+            text.push_str(&format!(" │ {sampled} namespaces"));
+        }
     }
     frame.render_widget(
         Paragraph::new(fmt::fit(&text, usize::from(area.width))).style(theme.header()),
@@ -123,7 +129,13 @@ fn draw_header(frame: &mut Frame, app: &App, theme: Theme, area: Rect) {
 
 fn draw_tabs(frame: &mut Frame, app: &App, theme: Theme, area: Rect) {
     let mut spans = Vec::new();
+    let multi = app.multi_netns();
     for (n, view) in View::ALL.iter().enumerate() {
+        // The namespaces' tab is there when there are namespaces to tell apart
+        // (or when it is on screen).
+        if *view == View::Namespaces && !multi && app.view != View::Namespaces {
+            continue;
+        }
         let mut title = format!(" {} {} ", n + 1, view.title());
         if *view == View::Warnings
             && let Some(shown) = &app.shown
@@ -145,7 +157,13 @@ fn draw_tabs(frame: &mut Frame, app: &App, theme: Theme, area: Rect) {
     }
     if let Some(d) = app.detail() {
         let what = match d {
-            Detail::Port(p) => format!(" › port {p}"),
+            Detail::Port(ns, p) => match &app.shown {
+                Some(shown) if multi => format!(
+                    " › port {p} in {}",
+                    crate::ui::netns::label(&shown.snap().sample, ns)
+                ),
+                _ => format!(" › port {p}"),
+            },
             Detail::Process(pid) => format!(" › pid {pid}"),
             Detail::Conn(id) => format!(" › connection #{id}"),
         };
