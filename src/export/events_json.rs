@@ -44,8 +44,9 @@ pub struct EventJson {
     netns_id: u32,
 }
 
-/// Whether `filter` selects the connection of `e` (see the module's note).
-pub fn event_selected(filter: &Filter, e: &Event) -> bool {
+/// Whether `filter` selects the connection of `e` (see the module's note);
+/// `sample` resolves the filter's namespace terms.
+pub fn event_selected(filter: &Filter, sample: &Sample, e: &Event) -> bool {
     if filter.is_empty() {
         return true;
     }
@@ -64,7 +65,9 @@ pub fn event_selected(filter: &Filter, e: &Event) -> bool {
             name: e.process.as_str().to_string(),
             ..ProcessInfo::default()
         });
-    filter.matches(&record, process.as_ref())
+    filter
+        .in_namespaces(&sample.namespaces)
+        .matches(&record, process.as_ref())
 }
 
 /// One event in JSON; `sample` names its namespace (one that has gone since
@@ -94,7 +97,7 @@ pub(super) fn events_json(snap: &Snapshot, filter: &Filter, max: usize) -> Event
         .events
         .iter()
         .rev()
-        .filter(|e| event_selected(filter, e))
+        .filter(|e| event_selected(filter, &snap.sample, e))
         .take(max)
         .map(|e| event_json(e, &snap.sample))
         .collect();

@@ -43,12 +43,13 @@ pub fn select<'a>(sample: &'a Sample, filter: &Filter) -> Vec<&'a SocketRecord> 
 /// the engine's view of each socket at the same index).
 pub fn select_indices(sample: &Sample, filter: &Filter) -> Vec<usize> {
     let sockets = &sample.sockets;
+    let matcher = filter.in_namespaces(&sample.namespaces);
     let mut out: Vec<(SortKey, usize)> = sockets
         .iter()
         .enumerate()
         .filter(|(_, s)| {
             filter.is_empty()
-                || filter.matches(s, sample.process_of(s).map(std::convert::AsRef::as_ref))
+                || matcher.matches(s, sample.process_of(s).map(std::convert::AsRef::as_ref))
         })
         .map(|(i, s)| (sort_key(s), i))
         .collect();

@@ -131,7 +131,7 @@ impl Emitter {
         }
         let skip = usize::try_from(from - first).unwrap_or(usize::MAX);
         for (i, e) in log.iter().enumerate().skip(skip) {
-            if !export::event_selected(&self.filter, e) {
+            if !export::event_selected(&self.filter, &snap.sample, e) {
                 continue;
             }
             let event = export::event_json(e, &snap.sample);

@@ -431,3 +431,30 @@ fn watch_lines_name_the_namespace_of_each_event() {
         [("3f2a9c1e04b7".to_string(), 2), ("blue".to_string(), 1)]
     );
 }
+
+#[test]
+fn an_export_filter_names_a_namespace() {
+    let sample = two_namespaces(0, vec![]);
+    let netns_of = |f: &str| {
+        let filter = Filter::parse(f).expect("filter");
+        let mut ids: Vec<u32> = export::select_indices(&sample, &filter)
+            .into_iter()
+            .map(|i| sample.sockets[i].netns.0)
+            .collect();
+        ids.dedup();
+        ids
+    };
+    assert_eq!(netns_of("ns:blue"), [BLUE.0]);
+    assert_eq!(netns_of("container:3f2a"), [BOX.0]);
+    assert_eq!(netns_of("ns:host"), [0]);
+    assert_eq!(
+        netns_of(&format!("netns:{}", 4_026_531_840 + u64::from(BLUE.0))),
+        [BLUE.0]
+    );
+    let filter = Filter::parse("ns:blue lport:8080").expect("filter");
+    assert_eq!(
+        export::select(&sample, &filter).len(),
+        3,
+        "blue's listener and two connections"
+    );
+}
