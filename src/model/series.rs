@@ -13,8 +13,8 @@ use std::collections::{BTreeMap, VecDeque};
 use std::time::Duration;
 
 use super::{
-    Aggregates, CounterDeltas, PortAggregate, ProcessAggregate, STATES, Stamp, StateCounts,
-    TcpState,
+    Aggregates, CounterDeltas, NetnsId, PortAggregate, ProcessAggregate, STATES, Stamp,
+    StateCounts, TcpState,
 };
 
 /// A ring of the last `capacity` values, oldest first.
@@ -134,7 +134,8 @@ pub struct OwnerKey {
 #[derive(Clone, Debug)]
 pub struct Series {
     pub ticks: Ring<TickPoint>,
-    pub ports: BTreeMap<u16, Ring<PortPoint>>,
+    /// By namespace and port.
+    pub ports: BTreeMap<(NetnsId, u16), Ring<PortPoint>>,
     pub other_ports: Ring<PortPoint>,
     pub processes: BTreeMap<OwnerKey, Ring<SmallCounts>>,
     pub other_processes: Ring<SmallCounts>,
@@ -207,12 +208,15 @@ impl Series {
             closed: u32::try_from(p.closed).unwrap_or(u32::MAX),
         };
         let mut ports: Vec<&PortAggregate> = input.aggregates.ports.iter().collect();
-        ports.sort_by_key(|p| (std::cmp::Reverse(p.states.total()), p.port));
+        ports.sort_by_key(|p| (std::cmp::Reverse(p.states.total()), p.netns, p.port));
         let (top, rest) = ports.split_at(ports.len().min(self.top_n));
         self.ports
-            .retain(|port, _| top.iter().any(|p| p.port == *port));
+            .retain(|key, _| top.iter().any(|p| (p.netns, p.port) == *key));
         for p in top {
-            let ring = self.ports.entry(p.port).or_insert_with(|| Ring::new(len));
+            let ring = self
+                .ports
+                .entry((p.netns, p.port))
+                .or_insert_with(|| Ring::new(len));
             ring.push(port_point(p));
         }
         let mut other = PortPoint::default();

@@ -295,7 +295,7 @@ fn series(snap: &Snapshot, name: &str) -> Vec<u64> {
     let port = |n: &str| -> &sockscope::model::Ring<sockscope::model::PortPoint> {
         let p: u16 = n.parse().expect("port number");
         s.ports
-            .get(&p)
+            .get(&(sockscope::model::NetnsId::OWN, p))
             .unwrap_or_else(|| panic!("no series for port {p}"))
     };
     let parts: Vec<&str> = name.split('.').collect();

@@ -169,7 +169,7 @@ fn port_detail(
         Layout::horizontal([Constraint::Min(30), Constraint::Length(34)]).areas(middle);
     let width = usize::from(history.width.saturating_sub(21));
     let mut lines = Vec::new();
-    match snap.series.ports.get(&port) {
+    match snap.series.ports.get(&(netns, port)) {
         Some(ring) => {
             let counts: Ring<SmallCounts> = {
                 let mut r = Ring::new(ring.capacity().max(1));
