@@ -4,12 +4,13 @@
 //! application does not call accept() fast enough, which is its own fault and not
 //! a flood (a flood fills the half-open queue: see `syn_flood`). The message says
 //! which, with the port's SYN_RECV beside the queue. `ListenOverflows` counts the
-//! connections the kernel then dropped, host-wide; it makes a full port critical,
-//! and alone (a queue that filled and drained between samples) is pinned on the host.
+//! connections the kernel then dropped, per namespace; it makes a full port critical,
+//! and alone (a queue that filled and drained between samples) is pinned on the
+//! namespace (`Subject::Host`).
 
 use super::util::{ext_delta, opt, put, put_ext_deltas};
-use super::{Candidate, Evidence, Rule, Severity, Subject, Thresholds};
-use crate::model::{Snapshot, SocketSource};
+use super::{Candidate, Evidence, NetnsView, Rule, Severity, Subject, Thresholds};
+use crate::model::SocketSource;
 
 pub struct AcceptQueueOverflow;
 
@@ -30,19 +31,19 @@ impl Rule for AcceptQueueOverflow {
         }
     }
 
-    fn evaluate(&self, snap: &Snapshot, cfg: &Thresholds) -> Vec<Candidate> {
-        let sys = &snap.sample.counters.sysctls;
-        let overflows = ext_delta(snap, "ListenOverflows");
+    fn evaluate(&self, ns: &NetnsView<'_>, cfg: &Thresholds) -> Vec<Candidate> {
+        let sys = ns.sysctls();
+        let overflows = ext_delta(ns, "ListenOverflows");
         // /proc gives no backlog: the queue is then judged against somaxconn,
         // which the backlog cannot exceed.
-        let from_proc = matches!(snap.sample.health.source, SocketSource::ProcNet { .. });
+        let from_proc = matches!(ns.snap.sample.health.source, SocketSource::ProcNet { .. });
         let common = |ev: &mut Evidence| {
             put(ev, "somaxconn", opt(sys.somaxconn));
             put(ev, "tcp_abort_on_overflow", opt(sys.tcp_abort_on_overflow));
-            put_ext_deltas(ev, snap, &["ListenOverflows", "ListenDrops"]);
+            put_ext_deltas(ev, ns, &["ListenOverflows", "ListenDrops"]);
         };
         let mut out = Vec::new();
-        for p in &snap.aggregates.ports {
+        for p in ns.ports() {
             // The fullest listener speaks for the port (SO_REUSEPORT gives several).
             let worst = p
                 .listeners
@@ -80,10 +81,11 @@ impl Rule for AcceptQueueOverflow {
                 },
                 evidence: ev,
                 message: format!(
-                    "the listener on port {} has {queue} connections waiting to be accepted (backlog {backlog}){}: \
+                    "the listener on port {}{} has {queue} connections waiting to be accepted (backlog {backlog}){}: \
                      the queue is full of completed handshakes, so the application is slow to accept() \
                      (not a SYN flood: {} half-open)",
                     p.port,
+                    ns.at(),
                     if overflows > 0 {
                         format!(" and {overflows} were dropped")
                     } else {

@@ -13,7 +13,7 @@ use std::time::Duration;
 use serde_json::json;
 
 use super::util::{process_subject, put, secs, state_age};
-use super::{Candidate, Evidence, Rule, Severity, Subject, Thresholds};
+use super::{Candidate, Evidence, NetnsView, Rule, Severity, Subject, Thresholds};
 use crate::model::{OwnerKey, Snapshot, TcpState};
 
 pub struct CloseWaitLeak;
@@ -66,10 +66,11 @@ impl Rule for CloseWaitLeak {
         }
     }
 
-    fn evaluate(&self, snap: &Snapshot, cfg: &Thresholds) -> Vec<Candidate> {
+    fn evaluate(&self, ns: &NetnsView<'_>, cfg: &Thresholds) -> Vec<Candidate> {
+        let snap = ns.snap;
         let listening = &snap.listening;
         let mut groups: BTreeMap<Subject, Group> = BTreeMap::new();
-        for (i, s) in snap.sample.sockets.iter().enumerate() {
+        for (i, s) in ns.sockets() {
             if s.state != TcpState::CloseWait {
                 continue;
             }
@@ -140,8 +141,9 @@ impl Rule for CloseWaitLeak {
                     Severity::Warning
                 },
                 message: format!(
-                    "{subject} holds {} connections in CLOSE_WAIT, the oldest for {:.0} s{}: their peers \
+                    "{} holds {} connections in CLOSE_WAIT, the oldest for {:.0} s{}: their peers \
                      closed and the application never called close() (the kernel never times these out){}",
+                    ns.name(&subject),
                     g.count,
                     g.oldest.as_secs_f64(),
                     match grew {

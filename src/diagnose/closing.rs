@@ -8,13 +8,13 @@
 //! acknowledged (the peer is gone): orphans retransmitting until
 //! `tcp_orphan_retries`, each holding memory.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::time::Duration;
 
-use super::util::{ext_delta, opt, put, secs, severity_at, state_age};
-use super::{Candidate, Evidence, Rule, Subject, Thresholds};
-use crate::model::{Snapshot, TcpState};
+use super::util::{Holders, ext_delta, opt, put, secs, severity_at, state_age};
+use super::{Candidate, Evidence, NetnsView, Rule, Subject, Thresholds};
+use crate::model::TcpState;
 
 pub struct FinWait2Stuck;
 pub struct LastAckPileup;
@@ -24,17 +24,20 @@ pub(super) struct Group {
     pub(super) count: u64,
     pub(super) orphaned: u64,
     pub(super) oldest: Duration,
-    pub(super) pids: BTreeSet<u32>,
+    /// The processes that hold them or held them last, and the listening
+    /// ports they were accepted on.
+    pub(super) holders: Holders,
 }
 
-/// The sockets in `state` at least `min_age` old, by remote host.
+/// The namespace's sockets in `state` at least `min_age` old, by remote host.
 pub(super) fn by_remote(
-    snap: &Snapshot,
+    ns: &NetnsView<'_>,
     state: TcpState,
     min_age: Duration,
 ) -> BTreeMap<IpAddr, Group> {
+    let snap = ns.snap;
     let mut out: BTreeMap<IpAddr, Group> = BTreeMap::new();
-    for (i, s) in snap.sample.sockets.iter().enumerate() {
+    for (i, s) in ns.sockets() {
         if s.state != state {
             continue;
         }
@@ -46,9 +49,7 @@ pub(super) fn by_remote(
         g.count += 1;
         g.orphaned += u64::from(s.inode == 0);
         g.oldest = g.oldest.max(age);
-        if let Some(pid) = s.owner.pid() {
-            g.pids.insert(pid);
-        }
+        g.holders.add(snap, i, s);
     }
     out
 }
@@ -56,7 +57,7 @@ pub(super) fn by_remote(
 pub(super) fn group_evidence(ev: &mut Evidence, g: &Group) {
     put(ev, "orphaned", g.orphaned);
     put(ev, "oldest_secs", secs(g.oldest));
-    put(ev, "pids", g.pids.iter().copied().collect::<Vec<u32>>());
+    g.holders.evidence(ev);
 }
 
 impl Rule for FinWait2Stuck {
@@ -75,10 +76,10 @@ impl Rule for FinWait2Stuck {
         }
     }
 
-    fn evaluate(&self, snap: &Snapshot, cfg: &Thresholds) -> Vec<Candidate> {
-        let sys = &snap.sample.counters.sysctls;
+    fn evaluate(&self, ns: &NetnsView<'_>, cfg: &Thresholds) -> Vec<Candidate> {
+        let sys = ns.sysctls();
         let fin_timeout = sys.tcp_fin_timeout.unwrap_or(60);
-        let groups = by_remote(snap, TcpState::FinWait2, Duration::from_secs(fin_timeout));
+        let groups = by_remote(ns, TcpState::FinWait2, Duration::from_secs(fin_timeout));
         let mut out = Vec::new();
         for (addr, g) in groups {
             if g.count < cfg.fin_wait2_min {
@@ -91,17 +92,19 @@ impl Rule for FinWait2Stuck {
             put(
                 &mut ev,
                 "TCPAbortOnLinger",
-                ext_delta(snap, "TCPAbortOnLinger"),
+                ext_delta(ns, "TCPAbortOnLinger"),
             );
             out.push(Candidate {
                 subject: Subject::Remote { addr, port: None },
                 severity: severity_at(g.count, cfg.fin_wait2_crit),
                 evidence: ev,
                 message: format!(
-                    "{} connections to {addr} sit in FIN_WAIT2 for longer than tcp_fin_timeout ({fin_timeout} s): \
+                    "{} connections to {addr}{}{} sit in FIN_WAIT2 for longer than tcp_fin_timeout ({fin_timeout} s): \
                      our side finished sending but the peer never closes, and half-closed sockets a process \
                      still holds never time out",
-                    g.count
+                    g.count,
+                    g.holders.words(),
+                    ns.at(),
                 ),
                 next_step: "check why the peer keeps its side open (a client pool that never closes, a \
                             crashed peer behind a NAT); make the owner close() rather than only shutdown()"
@@ -128,11 +131,10 @@ impl Rule for LastAckPileup {
         }
     }
 
-    fn evaluate(&self, snap: &Snapshot, cfg: &Thresholds) -> Vec<Candidate> {
-        let counters = &snap.sample.counters;
-        let sys = &counters.sysctls;
+    fn evaluate(&self, ns: &NetnsView<'_>, cfg: &Thresholds) -> Vec<Candidate> {
+        let sys = ns.sysctls();
         let groups = by_remote(
-            snap,
+            ns,
             TcpState::LastAck,
             Duration::from_secs(cfg.last_ack_age_secs),
         );
@@ -144,22 +146,24 @@ impl Rule for LastAckPileup {
             let mut ev = Evidence::new();
             put(&mut ev, "last_ack", g.count);
             group_evidence(&mut ev, &g);
-            put(&mut ev, "orphans", counters.sockstat.orphan);
+            put(&mut ev, "orphans", ns.sockstat().orphan);
             put(&mut ev, "tcp_max_orphans", opt(sys.tcp_max_orphans));
             put(&mut ev, "tcp_orphan_retries", opt(sys.tcp_orphan_retries));
             put(
                 &mut ev,
                 "TCPAbortOnTimeout",
-                ext_delta(snap, "TCPAbortOnTimeout"),
+                ext_delta(ns, "TCPAbortOnTimeout"),
             );
             out.push(Candidate {
                 subject: Subject::Remote { addr, port: None },
                 severity: severity_at(g.count, cfg.last_ack_crit),
                 evidence: ev,
                 message: format!(
-                    "{} connections to {addr} wait in LAST_ACK, the oldest for {:.0} s: our FIN is never \
+                    "{} connections to {addr}{}{} wait in LAST_ACK, the oldest for {:.0} s: our FIN is never \
                      acknowledged, so the peer is gone or a firewall drops its packets",
                     g.count,
+                    g.holders.words(),
+                    ns.at(),
                     g.oldest.as_secs_f64()
                 ),
                 next_step: "check that the peer is reachable and that no firewall or NAT forgot the flows; \

@@ -10,9 +10,9 @@
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
-use super::util::{ext_delta, opt, put};
-use super::{Candidate, Evidence, Rule, Severity, Subject, Thresholds};
-use crate::model::{Snapshot, TcpState, TimerKind};
+use super::util::{Holders, ext_delta, opt, put};
+use super::{Candidate, Evidence, NetnsView, Rule, Severity, Subject, Thresholds};
+use crate::model::{TcpState, TimerKind};
 
 pub struct DeadPeer;
 
@@ -23,6 +23,7 @@ struct Group {
     max_backoff: u8,
     idle_ms: u32,
     keepalive: u64,
+    holders: Holders,
 }
 
 impl Rule for DeadPeer {
@@ -41,10 +42,10 @@ impl Rule for DeadPeer {
         }
     }
 
-    fn evaluate(&self, snap: &Snapshot, cfg: &Thresholds) -> Vec<Candidate> {
+    fn evaluate(&self, ns: &NetnsView<'_>, cfg: &Thresholds) -> Vec<Candidate> {
         let idle_ms = cfg.dead_peer_idle_secs.saturating_mul(1000);
         let mut groups: BTreeMap<IpAddr, Group> = BTreeMap::new();
-        for s in &snap.sample.sockets {
+        for (i, s) in ns.sockets() {
             let Some(info) = s.tcp_info else { continue };
             let dead = s.state == TcpState::Established
                 && info.unacked > 0
@@ -59,8 +60,9 @@ impl Rule for DeadPeer {
             g.max_backoff = g.max_backoff.max(info.backoff);
             g.idle_ms = g.idle_ms.max(info.last_data_recv_ms);
             g.keepalive += u64::from(s.timer.is_some_and(|t| t.kind == TimerKind::Keepalive));
+            g.holders.add(ns.snap, i, s);
         }
-        let sys = &snap.sample.counters.sysctls;
+        let sys = ns.sysctls();
         groups
             .into_iter()
             .map(|(addr, g)| {
@@ -70,18 +72,21 @@ impl Rule for DeadPeer {
                 put(&mut ev, "max_backoff", g.max_backoff);
                 put(&mut ev, "idle_secs", u64::from(g.idle_ms / 1000));
                 put(&mut ev, "with_keepalive_timer", g.keepalive);
+                g.holders.evidence(&mut ev);
                 put(&mut ev, "tcp_retries2", opt(sys.tcp_retries2));
                 put(&mut ev, "tcp_keepalive_time", opt(sys.tcp_keepalive_time));
-                put(&mut ev, "TCPAbortOnTimeout", ext_delta(snap, "TCPAbortOnTimeout"));
-                put(&mut ev, "TCPKeepAlive", ext_delta(snap, "TCPKeepAlive"));
+                put(&mut ev, "TCPAbortOnTimeout", ext_delta(ns, "TCPAbortOnTimeout"));
+                put(&mut ev, "TCPKeepAlive", ext_delta(ns, "TCPKeepAlive"));
                 Candidate {
                     subject: Subject::Remote { addr, port: None },
                     severity: Severity::Warning,
                     evidence: ev,
                     message: format!(
-                        "{} ESTABLISHED connections to {addr} retransmit unacknowledged data with backoff {} \
+                        "{} ESTABLISHED connections to {addr}{}{} retransmit unacknowledged data with backoff {} \
                          and have heard nothing for {} s: the peer is gone without closing",
                         g.count,
+                        g.holders.words(),
+                        ns.at(),
                         g.max_backoff,
                         g.idle_ms / 1000
                     ),

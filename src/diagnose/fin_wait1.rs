@@ -12,8 +12,8 @@ use std::time::Duration;
 
 use super::closing::{Group, by_remote, group_evidence};
 use super::util::{ext_delta, opt, put, secs, severity_at};
-use super::{Candidate, Evidence, Rule, Subject, Thresholds};
-use crate::model::{Snapshot, TcpState};
+use super::{Candidate, Evidence, NetnsView, Rule, Subject, Thresholds};
+use crate::model::TcpState;
 
 pub struct FinWait1Pileup;
 
@@ -33,9 +33,9 @@ impl Rule for FinWait1Pileup {
         }
     }
 
-    fn evaluate(&self, snap: &Snapshot, cfg: &Thresholds) -> Vec<Candidate> {
+    fn evaluate(&self, ns: &NetnsView<'_>, cfg: &Thresholds) -> Vec<Candidate> {
         let groups = by_remote(
-            snap,
+            ns,
             TcpState::FinWait1,
             Duration::from_secs(cfg.fin_wait1_age_secs),
         );
@@ -45,34 +45,33 @@ impl Rule for FinWait1Pileup {
             total.count += g.count;
             total.orphaned += g.orphaned;
             total.oldest = total.oldest.max(g.oldest);
-            total.pids.extend(g.pids.iter().copied());
+            total.holders.extend(&g.holders);
             if g.count >= cfg.fin_wait1_min {
                 let subject = Subject::Remote {
                     addr: *addr,
                     port: None,
                 };
-                out.push(candidate(snap, cfg, subject, g, None));
+                out.push(candidate(ns, cfg, subject, g, None));
             }
         }
         // Host-wide only when no remote was blamed: the same sockets must not be
         // reported twice.
         if out.is_empty() && total.count >= cfg.fin_wait1_min {
             let remotes = groups.len() as u64;
-            out.push(candidate(snap, cfg, Subject::Host, &total, Some(remotes)));
+            out.push(candidate(ns, cfg, Subject::Host, &total, Some(remotes)));
         }
         out
     }
 }
 
 fn candidate(
-    snap: &Snapshot,
+    ns: &NetnsView<'_>,
     cfg: &Thresholds,
     subject: Subject,
     g: &Group,
     remotes: Option<u64>,
 ) -> Candidate {
-    let counters = &snap.sample.counters;
-    let sys = &counters.sysctls;
+    let sys = ns.sysctls();
     let mut ev = Evidence::new();
     put(&mut ev, "fin_wait1", g.count);
     group_evidence(&mut ev, g);
@@ -84,13 +83,13 @@ fn candidate(
         "min_age_secs",
         secs(Duration::from_secs(cfg.fin_wait1_age_secs)),
     );
-    put(&mut ev, "orphans", counters.sockstat.orphan);
+    put(&mut ev, "orphans", ns.sockstat().orphan);
     put(&mut ev, "tcp_max_orphans", opt(sys.tcp_max_orphans));
     put(&mut ev, "tcp_orphan_retries", opt(sys.tcp_orphan_retries));
     put(
         &mut ev,
         "TCPAbortOnTimeout",
-        ext_delta(snap, "TCPAbortOnTimeout"),
+        ext_delta(ns, "TCPAbortOnTimeout"),
     );
     let whom = match (&subject, remotes) {
         (Subject::Host, Some(n)) => format!("to {n} remote hosts"),
@@ -100,10 +99,12 @@ fn candidate(
         severity: severity_at(g.count, cfg.fin_wait1_crit),
         evidence: ev,
         message: format!(
-            "{} connections {whom} sit in FIN_WAIT1 ({} orphaned), the oldest for {:.0} s: we closed \
+            "{} connections {whom}{}{} sit in FIN_WAIT1 ({} orphaned), the oldest for {:.0} s: we closed \
              but our FIN is never acknowledged, as after a restart that dropped peers which are gone \
              or no longer read",
             g.count,
+            g.holders.words(),
+            ns.at(),
             g.orphaned,
             g.oldest.as_secs_f64()
         ),

@@ -6,8 +6,8 @@
 
 use std::collections::BTreeMap;
 
-use super::{Candidate, Finding, Rule, Severity, Subject, Thresholds, all_rules};
-use crate::model::{Snapshot, Stamp};
+use super::{Candidate, Finding, NetnsView, Rule, Severity, Subject, Thresholds, all_rules};
+use crate::model::{NetnsId, Snapshot, Stamp};
 
 /// What is remembered of one rule's condition on one subject.
 #[derive(Debug)]
@@ -23,12 +23,15 @@ struct Track {
     raised: Option<Finding>,
 }
 
+/// What hysteresis is kept per: the rule's index, the namespace, the subject.
+type Key = (usize, NetnsId, Subject);
+
 /// Runs the rules snapshot after snapshot, with hysteresis.
 pub struct Diagnoser {
     rules: Vec<Box<dyn Rule>>,
     cfg: Thresholds,
-    /// By rule (its index in `rules`, for a stable order) and subject.
-    tracks: BTreeMap<(usize, Subject), Track>,
+    /// By rule (its index in `rules`, for a stable order), namespace and subject.
+    tracks: BTreeMap<Key, Track>,
 }
 
 impl Diagnoser {
@@ -49,20 +52,24 @@ impl Diagnoser {
         &self.cfg
     }
 
-    /// Feeds one snapshot (in time order) and returns the findings active after it.
+    /// Feeds one snapshot (in time order) and returns the findings active after
+    /// it. Every rule runs on each namespace of the snapshot.
     pub fn observe(&mut self, snap: &Snapshot) -> Vec<Finding> {
         let now = Stamp::from_system(snap.taken_at());
         let raise_after = self.cfg.raise_after.max(1);
         let clear_after = self.cfg.clear_after.max(1);
-        let mut seen: BTreeMap<(usize, Subject), Candidate> = BTreeMap::new();
+        let views = NetnsView::of(snap);
+        let mut seen: BTreeMap<Key, (Candidate, Option<&str>)> = BTreeMap::new();
         for (i, rule) in self.rules.iter().enumerate() {
-            for c in rule.evaluate(snap, &self.cfg) {
-                // Two candidates on one subject: the worse one speaks for both.
-                let key = (i, c.subject.clone());
-                match seen.get(&key) {
-                    Some(old) if old.severity >= c.severity => {}
-                    _ => {
-                        seen.insert(key, c);
+            for ns in &views {
+                for c in rule.evaluate(ns, &self.cfg) {
+                    // Two candidates on one subject: the worse one speaks for both.
+                    let key = (i, ns.id, c.subject.clone());
+                    match seen.get(&key) {
+                        Some((old, _)) if old.severity >= c.severity => {}
+                        _ => {
+                            seen.insert(key, (c, ns.label()));
+                        }
                     }
                 }
             }
@@ -77,8 +84,10 @@ impl Diagnoser {
         }
         self.tracks
             .retain(|_, t| t.misses == 0 || (t.raised.is_some() && t.misses < clear_after));
-        for (key, c) in seen {
+        for (key, (c, label)) in seen {
             let rule = self.rules[key.0].id();
+            let netns = key.1;
+            let netns_label = label.map(str::to_string);
             let track = self.tracks.entry(key).or_insert(Track {
                 hits: 0,
                 misses: 0,
@@ -104,6 +113,7 @@ impl Diagnoser {
                         f.severity = Severity::Warning;
                     }
                     f.evidence = c.evidence;
+                    f.netns_label = netns_label;
                     f.message = c.message;
                     f.next_step = c.next_step;
                 }
@@ -115,6 +125,8 @@ impl Diagnoser {
                         } else {
                             Severity::Warning
                         },
+                        netns,
+                        netns_label,
                         subject: c.subject,
                         evidence: c.evidence,
                         since: now,
@@ -128,7 +140,7 @@ impl Diagnoser {
         self.active()
     }
 
-    /// The findings raised and not yet cleared, by rule then subject.
+    /// The findings raised and not yet cleared, by rule, namespace, then subject.
     pub fn active(&self) -> Vec<Finding> {
         self.tracks
             .values()

@@ -16,6 +16,7 @@ mod fin_wait1;
 mod hysteresis;
 mod new_listener;
 mod orphans;
+mod scope;
 mod syn_backlog;
 mod syn_flood;
 mod syn_sent;
@@ -28,7 +29,7 @@ use std::net::IpAddr;
 
 use serde::Serialize;
 
-use crate::model::{Snapshot, Stamp};
+use crate::model::{NetnsId, Stamp};
 
 pub use accept_queue::AcceptQueueOverflow;
 pub use close_wait::CloseWaitLeak;
@@ -38,6 +39,7 @@ pub use fin_wait1::FinWait1Pileup;
 pub use hysteresis::{Diagnoser, worst};
 pub use new_listener::NewListener;
 pub use orphans::OrphanPressure;
+pub use scope::{NetnsView, Target};
 pub use syn_backlog::SynBacklogTooSmall;
 pub use syn_flood::SynFlood;
 pub use syn_sent::SynSentStorm;
@@ -62,8 +64,10 @@ impl Severity {
     }
 }
 
-/// What a finding is about. Hysteresis is kept per rule and subject, so a rule
-/// must name the same subject for the same trouble from one snapshot to the next.
+/// What a finding is about, within its namespace (a finding carries the
+/// namespace beside it: see [`Finding::target`]). Hysteresis is kept per rule,
+/// namespace and subject, so a rule must name the same subject for the same
+/// trouble from one snapshot to the next.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Subject {
@@ -104,8 +108,8 @@ impl std::fmt::Display for Subject {
 /// that are their denominators (`null` when unknown).
 pub type Evidence = BTreeMap<String, serde_json::Value>;
 
-/// What a rule saw in one snapshot: its condition holds for this subject now.
-/// The `Diagnoser` decides whether it is reported.
+/// What a rule saw in one namespace of one snapshot: its condition holds for
+/// this subject now. The `Diagnoser` decides whether it is reported.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Candidate {
     pub subject: Subject,
@@ -123,6 +127,11 @@ pub struct Candidate {
 pub struct Finding {
     pub rule: &'static str,
     pub severity: Severity,
+    /// The namespace the subject is in.
+    pub netns: NetnsId,
+    /// Its label, when the finding names it: always but for the own namespace
+    /// of a sample of one namespace (whose findings read as before namespaces).
+    pub netns_label: Option<String>,
     pub subject: Subject,
     pub evidence: Evidence,
     /// The snapshot that first raised it; kept while it stays raised.
@@ -131,15 +140,25 @@ pub struct Finding {
     pub next_step: String,
 }
 
+impl Finding {
+    /// The subject as people read it: `local port 8080 in netns blue` (or
+    /// `local port 8080` when the namespace is not named).
+    pub fn target(&self) -> Target<'_> {
+        Target(&self.subject, self.netns_label.as_deref())
+    }
+}
+
 /// One diagnosis. Rules are stateless and pure: the same snapshot and thresholds
-/// give the same candidates.
+/// give the same candidates. The `Diagnoser` runs each rule once per namespace
+/// of the snapshot; a rule reads that namespace's sockets, ports, sysctls and
+/// counter deltas from the view, so its denominators are the namespace's own.
 pub trait Rule: Send + Sync {
     /// A stable name, used in the JSON and as the hysteresis key.
     fn id(&self) -> &'static str;
     /// What the rule is about and when it fires, in words, with the numbers of
     /// `cfg`: the README's rule table is made of these.
     fn doc(&self, cfg: &Thresholds) -> RuleDoc;
-    fn evaluate(&self, snap: &Snapshot, cfg: &Thresholds) -> Vec<Candidate>;
+    fn evaluate(&self, ns: &NetnsView<'_>, cfg: &Thresholds) -> Vec<Candidate>;
 }
 
 /// A rule described for people: written beside its code, so that the README's

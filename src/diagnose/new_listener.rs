@@ -11,8 +11,8 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use super::util::{put, secs};
-use super::{Candidate, Evidence, Rule, Severity, Subject, Thresholds};
-use crate::model::{Snapshot, Stamp, TcpState};
+use super::{Candidate, Evidence, NetnsView, Rule, Severity, Subject, Thresholds};
+use crate::model::{Stamp, TcpState};
 
 pub struct NewListener;
 
@@ -32,13 +32,14 @@ impl Rule for NewListener {
         }
     }
 
-    fn evaluate(&self, snap: &Snapshot, cfg: &Thresholds) -> Vec<Candidate> {
+    fn evaluate(&self, ns: &NetnsView<'_>, cfg: &Thresholds) -> Vec<Candidate> {
+        let snap = ns.snap;
         let now = Stamp::from_system(snap.taken_at());
         let window = Duration::from_secs(cfg.new_listener_secs);
         // Per port: whether every listener is new, the youngest age, and the
         // listeners' indices.
         let mut ports: BTreeMap<u16, (bool, Duration, Vec<usize>)> = BTreeMap::new();
-        for (i, s) in snap.sample.sockets.iter().enumerate() {
+        for (i, s) in ns.sockets() {
             if s.state != TcpState::Listen {
                 continue;
             }
@@ -85,7 +86,7 @@ impl Rule for NewListener {
                 subject: Subject::LocalPort { port },
                 severity: Severity::Warning,
                 evidence: ev,
-                message: format!("port {port} started listening: {who}"),
+                message: format!("port {port}{} started listening: {who}", ns.at()),
                 next_step: "confirm the service is expected (its command line and user); if so, add the port \
                             to new_listener_allow"
                     .into(),

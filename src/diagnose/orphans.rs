@@ -1,11 +1,10 @@
-//! `orphan_pressure`: the host-wide limits on sockets no process holds and on TCP
+//! `orphan_pressure`: a namespace's limits on sockets no process holds and on TCP
 //! memory. Past `tcp_max_orphans` the kernel resets orphans ("too many orphaned
 //! sockets"); past the `tcp_mem` pressure level it trims buffers, and at its high
 //! level it aborts connections (TCPAbortOnMemory).
 
 use super::util::{ext_delta, opt, put};
-use super::{Candidate, Evidence, Rule, Severity, Subject, Thresholds};
-use crate::model::Snapshot;
+use super::{Candidate, Evidence, NetnsView, Rule, Severity, Subject, Thresholds};
 
 pub struct OrphanPressure;
 
@@ -27,15 +26,14 @@ impl Rule for OrphanPressure {
         }
     }
 
-    fn evaluate(&self, snap: &Snapshot, cfg: &Thresholds) -> Vec<Candidate> {
-        let counters = &snap.sample.counters;
-        let sys = &counters.sysctls;
-        let stat = &counters.sockstat;
+    fn evaluate(&self, ns: &NetnsView<'_>, cfg: &Thresholds) -> Vec<Candidate> {
+        let sys = ns.sysctls();
+        let stat = ns.sockstat();
         let share = |n: u64, of: Option<u64>| of.filter(|&d| d > 0).map(|d| n as f64 / d as f64);
         let orphans = share(stat.orphan, sys.tcp_max_orphans).unwrap_or(0.0);
         let memory = share(stat.mem, sys.tcp_mem.map(|m| m[1])).unwrap_or(0.0);
-        let aborts = ext_delta(snap, "TCPAbortOnMemory");
-        let pressures = ext_delta(snap, "TCPMemoryPressures");
+        let aborts = ext_delta(ns, "TCPAbortOnMemory");
+        let pressures = ext_delta(ns, "TCPMemoryPressures");
         let worst = orphans.max(memory);
         if worst < cfg.orphan_warn_ratio && aborts == 0 && pressures == 0 {
             return Vec::new();

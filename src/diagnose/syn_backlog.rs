@@ -7,8 +7,7 @@
 //! (window scaling without timestamps, SACK), so it is worth fixing.
 
 use super::util::{ext_delta, opt, put, put_ext_deltas};
-use super::{Candidate, Evidence, Rule, Severity, Subject, Thresholds};
-use crate::model::Snapshot;
+use super::{Candidate, Evidence, NetnsView, Rule, Severity, Subject, Thresholds};
 
 pub struct SynBacklogTooSmall;
 
@@ -28,17 +27,17 @@ impl Rule for SynBacklogTooSmall {
         }
     }
 
-    fn evaluate(&self, snap: &Snapshot, cfg: &Thresholds) -> Vec<Candidate> {
-        let sent = ext_delta(snap, "SyncookiesSent");
-        let recv = ext_delta(snap, "SyncookiesRecv");
+    fn evaluate(&self, ns: &NetnsView<'_>, cfg: &Thresholds) -> Vec<Candidate> {
+        let sent = ext_delta(ns, "SyncookiesSent");
+        let recv = ext_delta(ns, "SyncookiesRecv");
         if sent < cfg.cookies_sent_min || sent as f64 > cfg.cookie_ratio * recv as f64 {
             return Vec::new();
         }
-        let sys = &snap.sample.counters.sysctls;
+        let sys = ns.sysctls();
         let mut ev = Evidence::new();
         put_ext_deltas(
             &mut ev,
-            snap,
+            ns,
             &["SyncookiesSent", "SyncookiesRecv", "TCPReqQFullDoCookies"],
         );
         put(&mut ev, "tcp_max_syn_backlog", opt(sys.tcp_max_syn_backlog));

@@ -4,15 +4,16 @@
 //! port's half-open limit, and the SYN cookie counters. With `tcp_syncookies` on,
 //! a SYN answered by a cookie leaves no SYN_RECV entry, so during a flood the count
 //! plateaus and only the counters keep moving; cookies alone therefore raise the
-//! finding. The counters are host-wide (no per-listener drop counter), so they are
-//! pinned on a port only when that port's SYN_RECV is itself high, else on the host.
+//! finding. The counters are per namespace (no per-listener drop counter), so they
+//! are pinned on a port only when that port's SYN_RECV is itself high, else on the
+//! namespace (`Subject::Host`).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
 use super::util::{ext_delta, opt, put, put_ext_deltas};
-use super::{Candidate, Evidence, Rule, Severity, Subject, Thresholds};
-use crate::model::{PortAggregate, Snapshot, TcpState};
+use super::{Candidate, Evidence, NetnsView, Rule, Severity, Subject, Thresholds};
+use crate::model::{PortAggregate, Sysctls, TcpState};
 
 pub struct SynFlood;
 
@@ -28,9 +29,9 @@ const COUNTERS: [&str; 8] = [
 ];
 
 /// The backlog a port's half-open queue is held to: the listeners' backlog (or
-/// `somaxconn` when unknown, as from /proc), capped by `tcp_max_syn_backlog`.
-fn half_open_limit(port: &PortAggregate, snap: &Snapshot) -> Option<u64> {
-    let sys = &snap.sample.counters.sysctls;
+/// `somaxconn` when unknown, as from /proc), capped by `tcp_max_syn_backlog`
+/// (the sysctls of the port's namespace).
+fn half_open_limit(port: &PortAggregate, sys: &Sysctls) -> Option<u64> {
     let backlog = port.listeners.iter().map(|l| u64::from(l.backlog)).max();
     let backlog = backlog.filter(|&b| b > 0).or(sys.somaxconn)?;
     Some(match sys.tcp_max_syn_backlog {
@@ -63,19 +64,19 @@ impl Rule for SynFlood {
         }
     }
 
-    fn evaluate(&self, snap: &Snapshot, cfg: &Thresholds) -> Vec<Candidate> {
-        let sys = &snap.sample.counters.sysctls;
-        let sent = ext_delta(snap, "SyncookiesSent");
-        let recv = ext_delta(snap, "SyncookiesRecv");
-        let reqq_drop = ext_delta(snap, "TCPReqQFullDrop");
+    fn evaluate(&self, ns: &NetnsView<'_>, cfg: &Thresholds) -> Vec<Candidate> {
+        let sys = ns.sysctls();
+        let sent = ext_delta(ns, "SyncookiesSent");
+        let recv = ext_delta(ns, "SyncookiesRecv");
+        let reqq_drop = ext_delta(ns, "TCPReqQFullDrop");
         let cookies = sent >= cfg.cookies_sent_min && sent as f64 > cfg.cookie_ratio * recv as f64;
         let dropping = reqq_drop >= cfg.cookies_sent_min;
         let host_signal = cookies || dropping;
 
         // Distinct sources of each port's half-open connections.
-        let listening = &snap.listening;
+        let listening = &ns.snap.listening;
         let mut sources: BTreeMap<u16, BTreeSet<IpAddr>> = BTreeMap::new();
-        for s in &snap.sample.sockets {
+        for (_, s) in ns.sockets() {
             if s.state == TcpState::SynRecv && listening.serves(s) {
                 sources
                     .entry(s.local.port())
@@ -93,24 +94,24 @@ impl Rule for SynFlood {
                 put(&mut ev, "accept_queue", p.accept_queue());
                 let backlog = p.listeners.iter().map(|l| l.backlog).max().unwrap_or(0);
                 put(&mut ev, "backlog", backlog);
-                put(&mut ev, "half_open_limit", opt(half_open_limit(p, snap)));
+                put(&mut ev, "half_open_limit", opt(half_open_limit(p, sys)));
             }
             put(&mut ev, "tcp_max_syn_backlog", opt(sys.tcp_max_syn_backlog));
             put(&mut ev, "somaxconn", opt(sys.somaxconn));
             put(&mut ev, "tcp_syncookies", opt(sys.tcp_syncookies));
             put(&mut ev, "tcp_synack_retries", opt(sys.tcp_synack_retries));
-            put_ext_deltas(&mut ev, snap, &COUNTERS);
+            put_ext_deltas(&mut ev, ns, &COUNTERS);
             ev
         };
 
         let mut out = Vec::new();
         let mut host_pinned = false;
-        for p in &snap.aggregates.ports {
+        for p in ns.ports() {
             let syn_recv = p.syn_recv();
             if syn_recv < cfg.syn_recv_min {
                 continue;
             }
-            let limit = half_open_limit(p, snap).unwrap_or(128).max(1) as f64;
+            let limit = half_open_limit(p, sys).unwrap_or(128).max(1) as f64;
             let share = syn_recv as f64 / limit;
             let by_count = share >= cfg.syn_recv_warn_ratio;
             if !by_count && !host_signal {
@@ -135,9 +136,10 @@ impl Rule for SynFlood {
                 severity,
                 evidence: evidence(Some(p)),
                 message: format!(
-                    "port {} has {syn_recv} half-open connections ({:.0}% of its SYN backlog) from {}{counters}: \
+                    "port {}{} has {syn_recv} half-open connections ({:.0}% of its SYN backlog) from {}{counters}: \
                      handshakes are not being completed, a SYN flood or clients that cannot answer",
                     p.port,
+                    ns.at(),
                     share * 100.0,
                     plural(distinct, "source", "sources"),
                 ),

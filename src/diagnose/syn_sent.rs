@@ -10,9 +10,11 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
-use super::util::{ext_delta, opt, process_subject, put, secs, severity_at, state_age, tcp_delta};
-use super::{Candidate, Evidence, Rule, Subject, Thresholds};
-use crate::model::{Snapshot, TcpState};
+use super::util::{
+    ext_delta_known, opt, process_subject, put, secs, severity_at, state_age, tcp_delta_known,
+};
+use super::{Candidate, Evidence, NetnsView, Rule, Subject, Thresholds};
+use crate::model::TcpState;
 
 pub struct SynSentStorm;
 
@@ -41,9 +43,10 @@ impl Rule for SynSentStorm {
         }
     }
 
-    fn evaluate(&self, snap: &Snapshot, cfg: &Thresholds) -> Vec<Candidate> {
+    fn evaluate(&self, ns: &NetnsView<'_>, cfg: &Thresholds) -> Vec<Candidate> {
+        let snap = ns.snap;
         let mut groups: BTreeMap<Subject, Group> = BTreeMap::new();
-        for (i, s) in snap.sample.sockets.iter().enumerate() {
+        for (i, s) in ns.sockets() {
             if s.state != TcpState::SynSent {
                 continue;
             }
@@ -58,7 +61,7 @@ impl Rule for SynSentStorm {
             g.ports.insert(s.remote.port());
             g.oldest = g.oldest.max(state_age(snap, i));
         }
-        let sys = &snap.sample.counters.sysctls;
+        let sys = ns.sysctls();
         let mut out = Vec::new();
         for (subject, g) in groups {
             if g.count < cfg.syn_sent_min {
@@ -80,13 +83,28 @@ impl Rule for SynSentStorm {
             put(&mut ev, "top_remote_syn_sent", top_n);
             put(&mut ev, "oldest_secs", secs(g.oldest));
             put(&mut ev, "tcp_syn_retries", opt(sys.tcp_syn_retries));
-            put(&mut ev, "ActiveOpens", tcp_delta(snap, "ActiveOpens"));
-            put(&mut ev, "AttemptFails", tcp_delta(snap, "AttemptFails"));
-            put(&mut ev, "TCPSynRetrans", ext_delta(snap, "TCPSynRetrans"));
+            // Counters of the sockets' own namespace; unknown (null) rather than 0
+            // at its first sample or where its counters were not read.
+            put(
+                &mut ev,
+                "ActiveOpens",
+                opt(tcp_delta_known(ns, "ActiveOpens")),
+            );
+            put(
+                &mut ev,
+                "AttemptFails",
+                opt(tcp_delta_known(ns, "AttemptFails")),
+            );
+            put(
+                &mut ev,
+                "TCPSynRetrans",
+                opt(ext_delta_known(ns, "TCPSynRetrans")),
+            );
+            let who = ns.name(&subject);
             let (message, next_step) = if scanning {
                 (
                     format!(
-                        "{subject} has {} connection attempts unanswered to {} distinct ports on {} hosts: \
+                        "{who} has {} connection attempts unanswered to {} distinct ports on {} hosts: \
                          it is probing many ports (a scan, or a client misconfigured with many targets)",
                         g.count,
                         g.ports.len(),
@@ -99,7 +117,7 @@ impl Rule for SynSentStorm {
             } else {
                 (
                     format!(
-                        "{subject} has {} connection attempts unanswered, {top_n} of them to {top}: \
+                        "{who} has {} connection attempts unanswered, {top_n} of them to {top}: \
                          that upstream is not answering SYNs (down, firewalled, or a route black hole)",
                         g.count,
                     ),

@@ -13,9 +13,9 @@ use std::net::IpAddr;
 
 use serde_json::json;
 
-use super::util::{ext_delta, opt, put, severity_at, tcp_delta};
-use super::{Candidate, Evidence, Rule, Subject, Thresholds};
-use crate::model::{Snapshot, Sysctls, TcpState};
+use super::util::{ext_delta, opt, put, severity_at, tcp_delta_known};
+use super::{Candidate, Evidence, NetnsView, Rule, Subject, Thresholds};
+use crate::model::{Sysctls, TcpState};
 
 pub struct TimeWaitExhaustion;
 
@@ -71,10 +71,10 @@ impl Rule for TimeWaitExhaustion {
         }
     }
 
-    fn evaluate(&self, snap: &Snapshot, cfg: &Thresholds) -> Vec<Candidate> {
-        let listening = &snap.listening;
+    fn evaluate(&self, ns: &NetnsView<'_>, cfg: &Thresholds) -> Vec<Candidate> {
+        let listening = &ns.snap.listening;
         let mut tuples: BTreeMap<(IpAddr, u16, IpAddr), Counts> = BTreeMap::new();
-        for s in &snap.sample.sockets {
+        for (_, s) in ns.sockets() {
             if s.remote.port() == 0 || listening.serves(s) {
                 continue;
             }
@@ -97,9 +97,9 @@ impl Rule for TimeWaitExhaustion {
                 *w = (lip, c);
             }
         }
-        let sys = &snap.sample.counters.sysctls;
+        let sys = ns.sysctls();
         let usable = usable_ephemeral(sys);
-        let tw_overflow = ext_delta(snap, "TCPTimeWaitOverflow");
+        let tw_overflow = ext_delta(ns, "TCPTimeWaitOverflow");
         let mut out = Vec::new();
         for ((rip, rport), (lip, c)) in worst {
             let total = c.total();
@@ -127,7 +127,11 @@ impl Rule for TimeWaitExhaustion {
             put(&mut ev, "tcp_tw_reuse", opt(sys.tcp_tw_reuse));
             put(&mut ev, "tcp_max_tw_buckets", opt(sys.tcp_max_tw_buckets));
             put(&mut ev, "TCPTimeWaitOverflow", tw_overflow);
-            put(&mut ev, "ActiveOpens", tcp_delta(snap, "ActiveOpens"));
+            put(
+                &mut ev,
+                "ActiveOpens",
+                opt(tcp_delta_known(ns, "ActiveOpens")),
+            );
             let subject = Subject::Remote {
                 addr: rip,
                 port: Some(rport),
@@ -135,8 +139,9 @@ impl Rule for TimeWaitExhaustion {
             out.push(Candidate {
                 severity: severity_at(share, cfg.ephemeral_crit_ratio),
                 message: format!(
-                    "{total} connections from {lip} to {subject} ({} in TIME_WAIT) use {:.0}% of the {usable} \
+                    "{total} connections from {lip} to {} ({} in TIME_WAIT) use {:.0}% of the {usable} \
                      usable ephemeral ports: new connections to it will fail with EADDRNOTAVAIL",
+                    ns.name(&subject),
                     c.time_wait,
                     share * 100.0,
                 ),

@@ -9,6 +9,30 @@ use serde::Serialize;
 use super::Printable;
 use super::time::rfc3339;
 use crate::diagnose::{Evidence, Finding, Severity, Subject};
+use crate::model::NetnsId;
+
+/// The namespace of a finding's subject, in JSON: written when the finding
+/// names it, that is for every finding of a sample that spans several
+/// namespaces, and for any finding outside sockscope's own namespace; absent
+/// (sockscope's own namespace) otherwise, so a host of one namespace exports
+/// what it did before namespaces.
+#[derive(Clone, Copy, Debug, Serialize)]
+pub struct NetnsJson<'a> {
+    /// The namespace's id in this run (0 is sockscope's own).
+    pub id: NetnsId,
+    /// What the rest of sockscope calls it (`host`, an `ip netns` name, a
+    /// container, ...).
+    pub label: &'a str,
+}
+
+impl<'a> NetnsJson<'a> {
+    /// The namespace of `f`, when `f` names it.
+    pub fn of(f: &'a Finding) -> Option<NetnsJson<'a>> {
+        f.netns_label
+            .as_deref()
+            .map(|label| NetnsJson { id: f.netns, label })
+    }
+}
 
 /// One finding in JSON.
 #[derive(Serialize)]
@@ -16,6 +40,8 @@ pub struct FindingJson<'a> {
     rule: &'static str,
     severity: Severity,
     subject: &'a Subject,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    netns: Option<NetnsJson<'a>>,
     evidence: &'a Evidence,
     /// When it was first raised (it stays raised since).
     since: String,
@@ -31,6 +57,7 @@ pub fn findings_json(findings: &[Finding]) -> Vec<FindingJson<'_>> {
             rule: f.rule,
             severity: f.severity,
             subject: &f.subject,
+            netns: NetnsJson::of(f),
             evidence: &f.evidence,
             since: rfc3339(f.since),
             message: &f.message,
@@ -74,7 +101,7 @@ pub fn write_findings_text(
             "{} {}: {} (since {})",
             f.severity.name().to_uppercase(),
             f.rule,
-            Printable(&f.subject.to_string()),
+            Printable(&f.target().to_string()),
             rfc3339(f.since)
         )?;
         writeln!(out, "  cause:    {}", Printable(&f.message))?;
@@ -96,6 +123,8 @@ mod tests {
         Finding {
             rule: "syn_flood",
             severity,
+            netns: NetnsId::OWN,
+            netns_label: None,
             subject: Subject::LocalPort { port: 80 },
             evidence,
             since: Stamp::default(),

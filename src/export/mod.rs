@@ -21,7 +21,7 @@ pub use file::{
     DEFAULT_MODE, Interrupts, OutputError, WriteOptions, not_regular, parse_mode, write_atomically,
     write_atomically_with,
 };
-pub use findings::{FindingJson, findings_json, severity_counts, write_findings_text};
+pub use findings::{FindingJson, NetnsJson, findings_json, severity_counts, write_findings_text};
 pub use json::{JSON_VERSION, JsonOptions, MAX_EVENTS, write_json, write_json_with};
 pub use openmetrics::{MetricsInput, NETNS_CAP, NETNS_OTHER, encode_metrics, state_label};
 pub use text::write_table;

@@ -238,7 +238,7 @@ pub fn encode_metrics(enc: &mut DescriptorEncoder, input: &MetricsInput) -> fmt:
                 [
                     ("rule", f.rule.to_string()),
                     ("severity", f.severity.name().to_string()),
-                    ("subject", f.subject.to_string()),
+                    ("subject", f.target().to_string()),
                 ],
                 1u64,
             )
@@ -528,6 +528,8 @@ mod tests {
         let finding = Finding {
             rule: "close_wait_leak",
             severity: Severity::Warning,
+            netns: crate::model::NetnsId::OWN,
+            netns_label: None,
             subject: Subject::LocalPort { port: 80 },
             evidence: Evidence::new(),
             since: Stamp::default(),

@@ -8,6 +8,7 @@
 //! a count, and the history (events and per-connection transitions) stays within
 //! `EngineConfig::history_bytes`, counting whatever it lets go of.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,8 +18,8 @@ use super::history::ChunkedLog;
 use super::series::TickInput;
 use super::table::ConnTable;
 use super::{
-    ClosedConn, CounterDeltas, Event, HistoryStats, KernelCounters, Sample, Series, Snapshot,
-    Stamp, Transition,
+    ClosedConn, CounterDeltas, Event, HistoryStats, KernelCounters, NetnsId, Sample, Series,
+    Snapshot, Stamp, Transition,
 };
 
 /// How much the engine remembers.
@@ -90,6 +91,9 @@ pub struct Engine {
     events: ChunkedLog<Event>,
     series: Arc<Series>,
     prev: Option<(Stamp, KernelCounters)>,
+    /// The previous sample's counters of each namespace but the own one that
+    /// had counters of its own (by id: the sampler never gives an id twice).
+    prev_netns: BTreeMap<NetnsId, KernelCounters>,
     tick: u64,
     stats: HistoryStats,
     /// Remote hosts in the previous tick, to size this tick's count of them.
@@ -116,6 +120,7 @@ impl Engine {
             events: ChunkedLog::new(capacity, chunk),
             series: Arc::new(Series::new(config.series_len, config.top_n)),
             prev: None,
+            prev_netns: BTreeMap::new(),
             tick: 0,
             stats: HistoryStats::default(),
             remotes_hint: 0,
@@ -204,14 +209,8 @@ impl Engine {
             closed: u32::try_from(closed).unwrap_or(u32::MAX),
             counters: &counters,
         });
-        self.prev = Some((
-            now,
-            KernelCounters {
-                tcp: sample.counters.tcp.clone(),
-                tcp_ext: sample.counters.tcp_ext.clone(),
-                ..KernelCounters::default()
-            },
-        ));
+        self.prev = Some((now, counts_only(&sample.counters)));
+        let netns_counters = self.netns_deltas(&sample, interval);
 
         Arc::new(Snapshot {
             tick: self.tick,
@@ -225,9 +224,33 @@ impl Engine {
             listening,
             churn,
             counters,
+            netns_counters,
             series: Arc::clone(&self.series),
             sample,
         })
+    }
+
+    /// The counter deltas of every namespace but the own one that has counters
+    /// of its own in `sample`, and remembers those counters for the next sample
+    /// (forgetting the namespaces that vanished). A namespace's first sample
+    /// has no delta.
+    fn netns_deltas(
+        &mut self,
+        sample: &Sample,
+        interval: Option<Duration>,
+    ) -> BTreeMap<NetnsId, CounterDeltas> {
+        let mut deltas = BTreeMap::new();
+        let mut next = BTreeMap::new();
+        for ns in &sample.namespaces {
+            let Some(now) = ns.counters.as_ref().filter(|_| ns.id != NetnsId::OWN) else {
+                continue;
+            };
+            let prev = self.prev_netns.get(&ns.id);
+            deltas.insert(ns.id, CounterDeltas::between(prev, now, interval));
+            next.insert(ns.id, counts_only(now));
+        }
+        self.prev_netns = next;
+        deltas
     }
 
     /// Transitions each connection may keep so that `tracked` connections stay
@@ -288,5 +311,14 @@ impl Engine {
         self.stats.dropped_transitions += trimmed;
         while held(self) > budget && self.evict_oldest_closed() {}
         trimmed > 0
+    }
+}
+
+/// The counters a delta is taken from (not the sysctls and sockstat).
+fn counts_only(c: &KernelCounters) -> KernelCounters {
+    KernelCounters {
+        tcp: c.tcp.clone(),
+        tcp_ext: c.tcp_ext.clone(),
+        ..KernelCounters::default()
     }
 }

@@ -4,12 +4,14 @@
 //! modes all read the same value and none can change it. Holding an old one is
 //! safe: it shares the history it saw and keeps it alive, nothing more.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use super::aggregate::{self, Aggregates, ChurnMap, Listening};
 use super::{
-    ClosedConn, ConnView, CounterDeltas, Event, LogView, ProcessInfo, Sample, Series, SocketRecord,
+    ClosedConn, ConnView, CounterDeltas, Event, LogView, NetnsId, ProcessInfo, Sample, Series,
+    SocketRecord,
 };
 
 /// What the bounded history let go of so far (it never drops silently).
@@ -54,8 +56,13 @@ pub struct Snapshot {
     /// Connections to each listening port opened and closed since the previous
     /// sample (for aggregates over a selection).
     pub churn: ChurnMap,
-    /// Kernel counters' deltas since the previous sample.
+    /// Kernel counters' deltas since the previous sample, of the own namespace
+    /// ([`NetnsId::OWN`]).
     pub counters: CounterDeltas,
+    /// The same for every other namespace of the sample that has counters of its
+    /// own (see [`Snapshot::counters_of`]); a namespace's first sample has no
+    /// delta.
+    pub netns_counters: BTreeMap<NetnsId, CounterDeltas>,
     /// The time series up to and including this sample.
     pub series: Arc<Series>,
 }
@@ -68,6 +75,16 @@ impl Snapshot {
     /// Whether there is any history to show: at least two samples were taken.
     pub fn has_history(&self) -> bool {
         self.tick > 1
+    }
+
+    /// The counter deltas of namespace `id`: `counters` for the own one, `None`
+    /// for a namespace whose counters the sample does not have.
+    pub fn counters_of(&self, id: NetnsId) -> Option<&CounterDeltas> {
+        if id == NetnsId::OWN {
+            Some(&self.counters)
+        } else {
+            self.netns_counters.get(&id)
+        }
     }
 
     /// The `i`th socket and the engine's view of it.

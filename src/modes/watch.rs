@@ -30,7 +30,7 @@ use crate::export::{self, EventJson, FindingJson};
 use crate::fail::Failure;
 use crate::filter::Filter;
 use crate::live::{Pipeline, PipelineEvent};
-use crate::model::{Snapshot, Stamp};
+use crate::model::{NetnsId, Snapshot, Stamp};
 
 /// A finding that appeared or went away between two snapshots.
 #[derive(Clone, Debug, PartialEq)]
@@ -39,19 +39,23 @@ pub enum FindingChange {
     Cleared(Finding),
 }
 
-/// Diffs the findings of successive updates by (rule, subject).
+/// What a finding is, from one update to the next: its rule, namespace and
+/// subject.
+type FindingKey = (&'static str, NetnsId, Subject);
+
+/// Diffs the findings of successive updates by (rule, namespace, subject).
 #[derive(Debug, Default)]
 pub struct FindingDiff {
-    active: BTreeMap<(&'static str, Subject), Finding>,
+    active: BTreeMap<FindingKey, Finding>,
 }
 
 impl FindingDiff {
     /// The changes from the previous call's findings to `now`'s: cleared ones
     /// first, then raised ones, each in rule order.
     pub fn next(&mut self, now: &[Finding]) -> Vec<FindingChange> {
-        let mut next: BTreeMap<(&'static str, Subject), Finding> = now
+        let mut next: BTreeMap<FindingKey, Finding> = now
             .iter()
-            .map(|f| ((f.rule, f.subject.clone()), f.clone()))
+            .map(|f| ((f.rule, f.netns, f.subject.clone()), f.clone()))
             .collect();
         let mut changes: Vec<FindingChange> = Vec::new();
         for (key, f) in &self.active {

@@ -8,8 +8,8 @@ use std::io::{self, Write};
 use serde::Serialize;
 
 use super::{Damage, Reader};
-use crate::diagnose::{Severity, Subject};
-use crate::export::rfc3339_nanos;
+use crate::diagnose::{Severity, Subject, Target};
+use crate::export::{NetnsJson, rfc3339_nanos};
 use crate::model::{StateCounts, TcpState};
 use crate::processor::{Processor, Update};
 
@@ -28,6 +28,13 @@ pub struct FindingLine<'a> {
     pub rule: &'static str,
     pub severity: Severity,
     pub subject: &'a Subject,
+    /// The subject's namespace, when the finding names it (see
+    /// `export::findings_json`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub netns: Option<NetnsJson<'a>>,
+    /// The subject as the text format writes it.
+    #[serde(skip)]
+    pub target: Target<'a>,
     /// When it was first raised (RFC 3339, nanoseconds).
     pub since: String,
 }
@@ -59,6 +66,8 @@ impl<'a> ReplayLine<'a> {
                     rule: f.rule,
                     severity: f.severity,
                     subject: &f.subject,
+                    netns: NetnsJson::of(f),
+                    target: f.target(),
                     since: rfc3339_nanos(f.since.to_system()),
                 })
                 .collect(),
@@ -95,7 +104,7 @@ impl<'a> ReplayLine<'a> {
                 for (i, f) in self.findings.iter().enumerate() {
                     let sep = if i == 0 { "" } else { ";" };
                     // A subject can be a process, named by whoever started it.
-                    let subject = f.subject.to_string();
+                    let subject = f.target.to_string();
                     write!(
                         out,
                         "{sep} {} {} {}",

@@ -8,8 +8,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use sockscope::diagnose::{Diagnoser, Finding, Severity, Subject, Thresholds};
 use sockscope::model::{
-    Engine, EngineConfig, HostInfo, KernelCounters, Ownership, ProcessInfo, Sample, Snapshot,
-    SocketRecord, Sockstat, Sysctls, TcpState,
+    Engine, EngineConfig, HostInfo, KernelCounters, NetnsInfo, Ownership, ProcessInfo, Sample,
+    Snapshot, SocketRecord, Sockstat, Sysctls, TcpState,
 };
 
 pub fn base() -> SystemTime {
@@ -82,6 +82,8 @@ pub struct Extra {
     pub host: Option<HostInfo>,
     /// The sample could read every process's descriptors.
     pub privileged: bool,
+    /// The namespaces the sample describes (none: one namespace only).
+    pub namespaces: Vec<NetnsInfo>,
 }
 
 /// An engine and a diagnoser fed samples one at a time.
@@ -147,6 +149,7 @@ impl Script {
             ..Sample::of_sockets(base() + self.at, sockets)
         };
         sample.health.privileged = extra.privileged;
+        sample.namespaces.clone_from(&extra.namespaces);
         // The previous snapshot goes first, so the engine's series are not copied.
         self.last = None;
         let snap = self.engine.ingest(sample);

@@ -4,8 +4,10 @@
 
 use std::time::{Duration, UNIX_EPOCH};
 
-use sockscope::diagnose::{Candidate, Diagnoser, Evidence, Rule, Severity, Subject, Thresholds};
-use sockscope::model::{Engine, EngineConfig, Sample, Snapshot, Stamp};
+use sockscope::diagnose::{
+    Candidate, Diagnoser, Evidence, NetnsView, Rule, Severity, Subject, Thresholds,
+};
+use sockscope::model::{Engine, EngineConfig, Sample, Stamp};
 
 /// Holds at snapshot `tick` with the severity at `tick - 1` ('.' none, 'w', 'c');
 /// `twice` makes it say so twice, once as a warning.
@@ -27,8 +29,8 @@ impl Rule for Scripted {
         }
     }
 
-    fn evaluate(&self, snap: &Snapshot, _: &Thresholds) -> Vec<Candidate> {
-        let i = usize::try_from(snap.tick - 1).expect("small");
+    fn evaluate(&self, ns: &NetnsView<'_>, _: &Thresholds) -> Vec<Candidate> {
+        let i = usize::try_from(ns.snap.tick - 1).expect("small");
         let severity = match self.plan.as_bytes().get(i) {
             Some(b'w') => Severity::Warning,
             Some(b'c') => Severity::Critical,

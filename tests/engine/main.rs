@@ -26,6 +26,7 @@ mod diagnose_healthy;
 mod diagnose_hysteresis;
 mod diagnose_listeners;
 mod diagnose_more;
+mod diagnose_netns;
 mod engine_memory;
 mod engine_props;
 mod engine_props_wild;

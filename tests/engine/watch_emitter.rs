@@ -144,6 +144,8 @@ fn finding(rule: &'static str, port: u16, severity: Severity) -> Finding {
     Finding {
         rule,
         severity,
+        netns: sockscope::model::NetnsId::OWN,
+        netns_label: None,
         subject: Subject::LocalPort { port },
         evidence: Evidence::new(),
         since: Stamp::default(),

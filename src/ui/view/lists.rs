@@ -108,7 +108,12 @@ pub fn draw_ports(frame: &mut Frame, app: &mut App, theme: Theme, area: Rect) {
         |_| format!(" Listening ports ({}) ", ports.len()),
         |i| {
             let p = ports.get(i)?;
-            let (mark, style) = mark(findings.iter().filter(|f| about_port(f, p.port)), theme);
+            let (mark, style) = mark(
+                findings
+                    .iter()
+                    .filter(|f| f.netns == p.netns && about_port(f, p.port)),
+                theme,
+            );
             Some((PortRow { p, snap, mark }, style.unwrap_or_default()))
         },
     );
@@ -214,7 +219,7 @@ fn finding_columns<'a>() -> [Col<FindingRow<'a>>; 5] {
     [
         Col::new("Severity", 8, 0, |r, _| r.f.severity.name().to_string()),
         Col::new("Rule", 22, 0, |r, _| r.f.rule.to_string()),
-        Col::new("Subject", 26, 0, |r, _| r.f.subject.to_string()),
+        Col::new("Subject", 26, 0, |r, _| r.f.target().to_string()),
         Col::new("For", 7, 0, |r, _| {
             fmt::age(r.now.saturating_since(r.f.since))
         }),

@@ -189,7 +189,7 @@ fn banner_lines(app: &App, theme: Theme, height: u16) -> Vec<Line<'static>> {
         let mut spans = vec![
             Span::styled(label, theme.severity(f.severity)),
             Span::styled(
-                format!(" {} · {} · ", f.rule, f.subject),
+                format!(" {} · {} · ", f.rule, f.target()),
                 theme.severity_text(f.severity),
             ),
             Span::raw(f.message.clone()),
@@ -347,7 +347,7 @@ pub(super) fn finding_lines<'a>(
                 theme.severity(f.severity),
             ),
             Span::styled(
-                format!(" {} · {}", f.rule, f.subject),
+                format!(" {} · {}", f.rule, f.target()),
                 theme.severity_text(f.severity),
             ),
         ]));
