@@ -55,23 +55,20 @@ impl App {
                     return;
                 };
                 match &f.subject {
-                    Subject::LocalPort { port } => {
-                        // The port's namespace: the own one's if it listens there.
-                        let ports = &shown.snap().aggregates.ports;
-                        let netns = ports
-                            .iter()
-                            .filter(|p| p.port == *port)
-                            .map(|p| p.netns)
-                            .min()
-                            .unwrap_or_default();
-                        Some(Detail::Port(netns, *port))
-                    }
+                    Subject::LocalPort { port } => Some(Detail::Port(f.netns, *port)),
                     Subject::Process { pid, .. } => Some(Detail::Process(*pid)),
                     Subject::Remote { addr, port } => {
-                        let text = match port {
+                        let mut text = match port {
                             Some(p) => format!("raddr:{addr} rport:{p}"),
                             None => format!("raddr:{addr}"),
                         };
+                        // In a sample of several namespaces, only the finding's.
+                        let sample = &shown.snap().sample;
+                        if sample.multi_netns()
+                            && let Some(ns) = super::netns::term(sample, f.netns)
+                        {
+                            text = format!("{ns} {text}");
+                        }
                         self.set_filter_text(&text);
                         self.view = View::Connections;
                         None

@@ -2,8 +2,8 @@
 //! which namespaces a finding is about, and the filter term that selects one
 //! namespace (for its drill-down and the port quick filter).
 
-use crate::diagnose::{Finding, Subject};
-use crate::model::{NetnsAggregate, NetnsId, NetnsInfo, Sample, Snapshot, StateCounts};
+use crate::diagnose::Finding;
+use crate::model::{NetnsAggregate, NetnsId, NetnsInfo, Sample, StateCounts};
 use crate::ui::app::Shown;
 
 /// One namespace's row.
@@ -58,25 +58,9 @@ pub fn rows(shown: &Shown) -> Vec<NsRow<'_>> {
         .collect()
 }
 
-/// Whether `f` is about namespace `id`. Findings do not name their namespace
-/// yet, so it is told from the subject: a port is in every namespace that
-/// listens on it, a process in the one of its sockets, a remote host in every
-/// one that talks to it, host-wide counters in the own namespace's.
-pub fn about(f: &Finding, snap: &Snapshot, id: NetnsId) -> bool {
-    let aggs = &snap.aggregates;
-    match &f.subject {
-        Subject::LocalPort { port } => aggs.ports.iter().any(|p| p.port == *port && p.netns == id),
-        Subject::Process { pid, .. } => aggs
-            .processes
-            .iter()
-            .find(|p| p.process.pid == *pid)
-            .is_some_and(|p| p.netns == id),
-        Subject::Remote { addr, .. } => aggs
-            .remotes
-            .iter()
-            .any(|r| r.addr == *addr && r.netns == id),
-        Subject::Host => id == NetnsId::OWN,
-    }
+/// Whether `f` is about namespace `id` (findings name their namespace).
+pub fn about(f: &Finding, id: NetnsId) -> bool {
+    f.netns == id
 }
 
 /// Whether a filter value can be written bare (values end at a space, a

@@ -222,7 +222,11 @@ fn port_detail(
         Paragraph::new(peers).block(block(" top peers ".into())),
         side,
     );
-    let findings = shown.update.findings.iter().filter(|f| about_port(f, port));
+    let findings = shown
+        .update
+        .findings
+        .iter()
+        .filter(|f| about_port(f, netns, port));
     draw_warnings(frame, findings, theme, warnings);
 }
 

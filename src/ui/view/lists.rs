@@ -9,15 +9,17 @@ use ratatui::widgets::{Block, Borders, Paragraph, Wrap};
 
 use super::table::{self, Col, Grow};
 use crate::diagnose::{Finding, Subject};
-use crate::model::{NetnsKind, PortAggregate, ProcessAggregate, Snapshot, Stamp, TcpState};
+use crate::model::{
+    NetnsId, NetnsKind, PortAggregate, ProcessAggregate, Snapshot, Stamp, TcpState,
+};
 use crate::ui::app::App;
 use crate::ui::fmt;
 use crate::ui::netns::NsRow;
 use crate::ui::theme::Theme;
 
 /// Whether a finding is about this port / this process (for the `!` marks).
-pub(super) fn about_port(f: &Finding, port: u16) -> bool {
-    matches!(f.subject, Subject::LocalPort { port: p } if p == port)
+pub(super) fn about_port(f: &Finding, netns: NetnsId, port: u16) -> bool {
+    f.netns == netns && matches!(f.subject, Subject::LocalPort { port: p } if p == port)
 }
 
 pub(super) fn about_pid(f: &Finding, pid: u32) -> bool {
@@ -109,9 +111,7 @@ pub fn draw_ports(frame: &mut Frame, app: &mut App, theme: Theme, area: Rect) {
         |i| {
             let p = ports.get(i)?;
             let (mark, style) = mark(
-                findings
-                    .iter()
-                    .filter(|f| f.netns == p.netns && about_port(f, p.port)),
+                findings.iter().filter(|f| about_port(f, p.netns, p.port)),
                 theme,
             );
             Some((PortRow { p, snap, mark }, style.unwrap_or_default()))
@@ -372,7 +372,7 @@ pub fn draw_namespaces(frame: &mut Frame, app: &mut App, theme: Theme, area: Rec
             let n = *spaces.get(i)?;
             let about: Vec<&Finding> = findings
                 .iter()
-                .filter(|f| crate::ui::netns::about(f, snap, n.id))
+                .filter(|f| crate::ui::netns::about(f, n.id))
                 .collect();
             let (_, style) = mark(about.iter().copied(), theme);
             let style = style.unwrap_or(if n.info.is_none_or(|i| i.sampled) {
