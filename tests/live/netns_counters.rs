@@ -51,3 +51,50 @@ fn kept_open_sysctls_and_counters_stay_bound_to_their_namespace() {
     assert_eq!(sockets.len(), 1, "{sockets:?}");
     assert_eq!(sockets[0].local.port(), port);
 }
+
+#[test]
+fn the_collector_samples_a_namespace_with_no_process_inside() {
+    use sockscope::model::{NetnsId, TcpState};
+    use sockscope::sample::sampler::{Collector, CollectorConfig};
+    let Some(ns) = Netns::for_test("col") else {
+        return;
+    };
+    ns.sysctl("net.ipv4.tcp_syncookies=0").expect("sysctl");
+    // Made from a thread that entered it and has ended: held by this process.
+    let listener = ns.run_inside(|| TcpListener::bind("127.0.0.1:0").expect("bind inside"));
+    let port = listener.local_addr().expect("addr").port();
+    let mut collector = Collector::new(CollectorConfig {
+        all_netns: true,
+        ..CollectorConfig::default()
+    });
+    let sample = collector.collect().expect("sample");
+    let info = sample
+        .namespaces
+        .iter()
+        .find(|n| n.label == ns.name)
+        .unwrap_or_else(|| panic!("{} not in {:?}", ns.name, sample.namespaces));
+    assert!(info.sampled);
+    assert_ne!(info.id, NetnsId::OWN);
+    assert!(sample.netns(NetnsId::OWN).is_some_and(|n| n.sampled));
+    let mine: Vec<_> = sample
+        .sockets
+        .iter()
+        .filter(|s| s.netns == info.id)
+        .collect();
+    assert_eq!(mine.len(), 1, "{mine:?}");
+    assert_eq!(
+        (mine[0].state, mine[0].local.port()),
+        (TcpState::Listen, port)
+    );
+    assert_eq!(
+        mine[0].owner.pid(),
+        Some(std::process::id()),
+        "one owner resolution over every namespace's sockets: {:?}",
+        mine[0].owner
+    );
+    assert_eq!(sample.counters_of(info.id).sysctls.tcp_syncookies, Some(0));
+    assert!(
+        sample.counters_of(info.id).sysctls.tcp_mem.is_some(),
+        "host-wide tcp_mem is the host's"
+    );
+}

@@ -23,6 +23,7 @@
 
 pub mod discover;
 pub mod names;
+pub mod sampling;
 pub mod socket;
 
 pub use discover::{Namespace, NamespaceId, Namespaces, Refresh};
