@@ -98,3 +98,34 @@ fn the_collector_samples_a_namespace_with_no_process_inside() {
         "host-wide tcp_mem is the host's"
     );
 }
+
+#[test]
+fn a_namespace_made_while_the_collector_runs_appears_and_one_deleted_disappears() {
+    use sockscope::sample::sampler::{Collector, CollectorConfig};
+    if let Some(why) = crate::common::netns::cannot_run() {
+        crate::common::skip(why);
+        return;
+    }
+    let mut collector = Collector::new(CollectorConfig {
+        all_netns: true,
+        ..CollectorConfig::default()
+    });
+    collector.collect().expect("first sample");
+    let Some(ns) = Netns::for_test("late") else {
+        return;
+    };
+    let name = ns.name.clone();
+    let has = |c: &mut Collector| {
+        let s = c.collect().expect("sample");
+        s.namespaces.iter().any(|n| n.label == name && n.sampled)
+    };
+    assert!(
+        has(&mut collector) || has(&mut collector),
+        "{name} appears within two samples"
+    );
+    drop(ns);
+    assert!(
+        !has(&mut collector) || !has(&mut collector),
+        "{name} disappears within two samples"
+    );
+}
