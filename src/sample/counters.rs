@@ -222,57 +222,226 @@ const IPV4_NUMBERS: [(&str, Slot); 14] = [
     ("tcp_retries2", |s| &mut s.tcp_retries2),
 ];
 
+/// Every sysctl file read, as (directory under `net/`, name).
+const SYSCTL_FILES: [(&str, &str); 18] = [
+    ("core", "somaxconn"),
+    ("ipv4", "tcp_max_syn_backlog"),
+    ("ipv4", "tcp_syncookies"),
+    ("ipv4", "tcp_synack_retries"),
+    ("ipv4", "tcp_syn_retries"),
+    ("ipv4", "tcp_abort_on_overflow"),
+    ("ipv4", "tcp_fin_timeout"),
+    ("ipv4", "tcp_max_orphans"),
+    ("ipv4", "tcp_orphan_retries"),
+    ("ipv4", "tcp_max_tw_buckets"),
+    ("ipv4", "tcp_tw_reuse"),
+    ("ipv4", "tcp_keepalive_time"),
+    ("ipv4", "tcp_keepalive_intvl"),
+    ("ipv4", "tcp_keepalive_probes"),
+    ("ipv4", "tcp_retries2"),
+    ("ipv4", "ip_local_port_range"),
+    ("ipv4", "ip_local_reserved_ports"),
+    ("ipv4", "tcp_mem"),
+];
+
+/// The sysctls that only the initial namespace shows (on Linux 6.x:
+/// `tcp_mem`, `tcp_max_orphans`): host-wide limits, whose values inside any
+/// namespace are the host's.
+pub fn copy_host_wide(from_host: &Sysctls, into: &mut Sysctls) {
+    if into.tcp_mem.is_none() {
+        into.tcp_mem = from_host.tcp_mem;
+    }
+    if into.tcp_max_orphans.is_none() {
+        into.tcp_max_orphans = from_host.tcp_max_orphans;
+    }
+}
+
 /// Reads the sysctls under `sys_net` (normally `/proc/sys/net`).
 fn read_sysctls(sys_net: &Path, notes: &mut Vec<String>) -> Sysctls {
+    if let Err(e) = std::fs::metadata(sys_net) {
+        notes.push(format!("no sysctls: {}: {e}", sys_net.display()));
+        return Sysctls::default();
+    }
+    sysctls_from(
+        |dir, name| match std::fs::read_to_string(sys_net.join(dir).join(name)) {
+            Ok(text) => Ok(Some(text)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        },
+        notes,
+    )
+}
+
+/// The sysctls, each read by `read(dir, name)`: `Ok(None)` when this
+/// namespace has no such sysctl (a host-wide one inside a namespace, an older
+/// kernel), which is no trouble and gets no note.
+fn sysctls_from(
+    mut read: impl FnMut(&str, &str) -> std::io::Result<Option<String>>,
+    notes: &mut Vec<String>,
+) -> Sysctls {
+    let mut get = |dir: &str, name: &str| match read(dir, name) {
+        Ok(text) => text,
+        Err(e) => {
+            notes.push(format!("sysctl net.{dir}.{name}: {e}"));
+            None
+        }
+    };
+    let mut texts: Vec<Option<String>> = SYSCTL_FILES.iter().map(|(d, n)| get(d, n)).collect();
+    let mut take = |dir: &str, name: &str| {
+        SYSCTL_FILES
+            .iter()
+            .position(|&(d, n)| d == dir && n == name)
+            .and_then(|i| texts[i].take())
+    };
     let mut s = Sysctls {
-        somaxconn: sysctl(sys_net, "core", "somaxconn", parse_u64, notes),
+        somaxconn: parsed(
+            take("core", "somaxconn"),
+            "core",
+            "somaxconn",
+            parse_u64,
+            notes,
+        ),
         ..Sysctls::default()
     };
     for (name, slot) in IPV4_NUMBERS {
-        *slot(&mut s) = sysctl(sys_net, "ipv4", name, parse_u64, notes);
+        *slot(&mut s) = parsed(take("ipv4", name), "ipv4", name, parse_u64, notes);
     }
-    s.ip_local_port_range = sysctl(
-        sys_net,
+    s.ip_local_port_range = parsed(
+        take("ipv4", "ip_local_port_range"),
         "ipv4",
         "ip_local_port_range",
         parse_port_range,
         notes,
     );
-    s.ip_local_reserved_ports = sysctl(
-        sys_net,
+    s.ip_local_reserved_ports = parsed(
+        take("ipv4", "ip_local_reserved_ports"),
         "ipv4",
         "ip_local_reserved_ports",
         parse_reserved_ports,
         notes,
     )
     .unwrap_or_default();
-    s.tcp_mem = sysctl(sys_net, "ipv4", "tcp_mem", parse_tcp_mem, notes);
+    s.tcp_mem = parsed(
+        take("ipv4", "tcp_mem"),
+        "ipv4",
+        "tcp_mem",
+        parse_tcp_mem,
+        notes,
+    );
     s
 }
 
-/// Reads and parses `sys_net/dir/name`; `None` (and a note) when it is missing or
-/// does not parse.
-fn sysctl<T, E: Display>(
-    sys_net: &Path,
+/// Parses a sysctl's text; `None` (and a note) when it does not parse.
+fn parsed<T, E: Display>(
+    text: Option<String>,
     dir: &str,
     name: &str,
     parse: impl Fn(&str) -> Result<T, E>,
     notes: &mut Vec<String>,
 ) -> Option<T> {
-    let text = match std::fs::read_to_string(sys_net.join(dir).join(name)) {
-        Ok(text) => text,
-        Err(e) => {
-            notes.push(format!("sysctl net.{dir}.{name}: {e}"));
-            return None;
-        }
-    };
-    match parse(&text) {
+    match parse(&text?) {
         Ok(v) => Some(v),
         Err(e) => {
             notes.push(format!("sysctl net.{dir}.{name}: {e}"));
             None
         }
     }
+}
+
+/// Bytes of one counter or sysctl file read, at the most (`/proc/net/netstat`
+/// is a few KiB).
+const MAX_COUNTER_FILE: usize = 256 * 1024;
+
+/// The counter and sysctl files of one network namespace, opened once (from
+/// inside it: a proc net or sysctl file stays bound to the namespace it was
+/// opened in) and read again from the start at every sample.
+#[derive(Debug)]
+pub struct CounterFiles {
+    snmp: Option<std::fs::File>,
+    netstat: Option<std::fs::File>,
+    sockstat: Option<std::fs::File>,
+    /// One per [`SYSCTL_FILES`]; `None` where the namespace has no such sysctl.
+    sysctls: Vec<Option<std::fs::File>>,
+}
+
+impl CounterFiles {
+    /// Opens the files of `proc_net` (`/proc/thread-self/net` from inside the
+    /// namespace) and `sys_net` (`/proc/sys/net`). A file that cannot be
+    /// opened is left out: its values stay empty.
+    pub fn open(proc_net: &Path, sys_net: &Path) -> CounterFiles {
+        let open = |p: std::path::PathBuf| std::fs::File::open(p).ok();
+        CounterFiles {
+            snmp: open(proc_net.join("snmp")),
+            netstat: open(proc_net.join("netstat")),
+            sockstat: open(proc_net.join("sockstat")),
+            sysctls: SYSCTL_FILES
+                .iter()
+                .map(|(dir, name)| open(sys_net.join(dir).join(name)))
+                .collect(),
+        }
+    }
+
+    /// The counters and sysctls as they are now, with notes for what could
+    /// not be read or parsed.
+    pub fn read(&self) -> (KernelCounters, Vec<String>) {
+        let mut notes = Vec::new();
+        let mut counters = KernelCounters::default();
+        let text = |file: Option<&std::fs::File>, what: &str, notes: &mut Vec<String>| {
+            let file = file?;
+            match read_whole(file) {
+                Ok(t) => Some(t),
+                Err(e) => {
+                    notes.push(format!("cannot read {what}: {e}"));
+                    None
+                }
+            }
+        };
+        if let Some(t) = text(self.snmp.as_ref(), "/proc/net/snmp", &mut notes) {
+            counters.tcp = parse_section(&t, "Tcp", "/proc/net/snmp", &mut notes);
+        }
+        if let Some(t) = text(self.netstat.as_ref(), "/proc/net/netstat", &mut notes) {
+            counters.tcp_ext = parse_section(&t, "TcpExt", "/proc/net/netstat", &mut notes);
+        }
+        if let Some(t) = text(self.sockstat.as_ref(), "/proc/net/sockstat", &mut notes) {
+            counters.sockstat = parse_sockstat(&t, &mut notes);
+        }
+        counters.sysctls = sysctls_from(
+            |dir, name| {
+                let i = SYSCTL_FILES
+                    .iter()
+                    .position(|&(d, n)| d == dir && n == name);
+                match i.and_then(|i| self.sysctls.get(i)).and_then(Option::as_ref) {
+                    Some(file) => read_whole(file).map(Some),
+                    None => Ok(None),
+                }
+            },
+            &mut notes,
+        );
+        (counters, notes)
+    }
+}
+
+/// The text of an open file from its start, at most [`MAX_COUNTER_FILE`]
+/// bytes (positional reads: the file's offset is not used).
+fn read_whole(file: &std::fs::File) -> std::io::Result<String> {
+    use std::os::unix::fs::FileExt;
+    let mut buf = vec![0u8; 16 * 1024];
+    let mut len = 0;
+    loop {
+        if len == buf.len() {
+            if buf.len() >= MAX_COUNTER_FILE {
+                break;
+            }
+            buf.resize((buf.len() * 2).min(MAX_COUNTER_FILE), 0);
+        }
+        let n = file.read_at(&mut buf[len..], len as u64)?;
+        if n == 0 {
+            break;
+        }
+        len += n;
+    }
+    buf.truncate(len);
+    String::from_utf8(buf).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
 }
 
 #[cfg(test)]

@@ -14,6 +14,7 @@ use crate::model::{Health, HostInfo, Sample, SocketRecord, SocketSource};
 use super::counters::read_counters;
 use super::host::HostProbe;
 use super::netlink::NetlinkDumper;
+use super::netns::sampling::MultiNetns;
 use super::owners::OwnerResolver;
 use super::process::UserNames;
 use super::procnet;
@@ -39,6 +40,10 @@ pub struct CollectorConfig {
     pub source: SourceChoice,
     /// Resolve owning processes (the `-p` of `ss`). Off is cheaper.
     pub owners: bool,
+    /// Sample every network namespace of the host (entering them needs
+    /// CAP_SYS_ADMIN; without it the own one only, said in one note). Off
+    /// by default here: the modes turn it on.
+    pub all_netns: bool,
 }
 
 impl Default for CollectorConfig {
@@ -48,6 +53,7 @@ impl Default for CollectorConfig {
             passwd: PathBuf::from("/etc/passwd"),
             source: SourceChoice::Auto,
             owners: true,
+            all_netns: false,
         }
     }
 }
@@ -66,6 +72,8 @@ pub struct Collector {
     host_error: Option<String>,
     users: UserNames,
     capacity_hint: usize,
+    /// The other namespaces, when sampled.
+    multi: Option<MultiNetns>,
 }
 
 impl Collector {
@@ -95,7 +103,11 @@ impl Collector {
             Ok(h) => (Some(h), None),
             Err(e) => (None, Some(format!("host facts unavailable: {e}"))),
         };
+        let multi = (config.all_netns && dumper.is_some())
+            .then(|| MultiNetns::new(&config.proc_root, Path::new("/run/netns")).ok())
+            .flatten();
         Collector {
+            multi,
             host,
             host_error,
             users: UserNames::load(&config.passwd),
@@ -124,6 +136,17 @@ impl Collector {
             Some(resolver) if !resolver.is_warm() => resolver.prime_while(read)?,
             _ => read()?,
         }
+        let (counters, counter_notes) = read_counters(&self.config.proc_root);
+        health.notes.extend(counter_notes);
+        let mut namespaces = Vec::new();
+        if let Some(multi) = self.multi.as_mut() {
+            let already = multi.unsampled.is_some();
+            namespaces = multi.collect(&mut sockets, &counters, &mut health.notes);
+            // The want of privilege is said once, at the sample it is found.
+            if let (false, Some(why)) = (already, &multi.unsampled) {
+                health.notes.push(why.clone());
+            }
+        }
         self.capacity_hint = sockets.len() + sockets.len() / 8 + 64;
 
         let mut processes = BTreeMap::new();
@@ -151,8 +174,6 @@ impl Collector {
         }
         owner_notes(&mut health, self.config.owners);
 
-        let (counters, counter_notes) = read_counters(&self.config.proc_root);
-        health.notes.extend(counter_notes);
         let host = match self.host.as_mut() {
             Some(probe) => {
                 let (info, notes) = probe.read();
@@ -176,7 +197,7 @@ impl Collector {
             counters,
             host,
             health,
-            namespaces: Vec::new(),
+            namespaces,
         })
     }
 }

@@ -27,6 +27,7 @@ mod fd_walk_live;
 mod hostile_input;
 mod live_snapshot;
 mod netlink_live;
+mod netns_counters;
 mod netns_live;
 mod sampler;
 

@@ -66,10 +66,54 @@ fn an_empty_proc_root_gives_defaults_and_a_note_per_file() {
     let dir = tempfile::tempdir().expect("temp dir");
     let (c, notes) = read_counters(dir.path());
     assert_eq!(c, KernelCounters::default());
-    // snmp, netstat, sockstat, somaxconn, 14 numbers, port range, reserved, tcp_mem
-    assert_eq!(notes.len(), 3 + 1 + 14 + 3, "{notes:#?}");
-    assert!(notes.iter().any(|n| n.contains("net.ipv4.tcp_tw_reuse")));
+    // snmp, netstat, sockstat, and one for the sysctls (not one per sysctl)
+    assert_eq!(notes.len(), 3 + 1, "{notes:#?}");
+    assert!(notes.iter().any(|n| n.contains("no sysctls")));
     assert!(notes.iter().any(|n| n.contains("snmp")));
+}
+
+#[test]
+fn a_sysctl_this_namespace_does_not_have_is_no_note() {
+    // Inside a network namespace, tcp_mem and tcp_max_orphans do not exist:
+    // that is how the kernel is, not trouble to report at every sample.
+    let dir = tempfile::tempdir().expect("temp dir");
+    let ipv4 = dir.path().join("sys/net/ipv4");
+    std::fs::create_dir_all(&ipv4).expect("mkdir");
+    std::fs::write(ipv4.join("tcp_syncookies"), "2\n").expect("write");
+    let (c, notes) = read_counters(dir.path());
+    assert_eq!(c.sysctls.tcp_syncookies, Some(2));
+    assert_eq!(c.sysctls.tcp_mem, None);
+    assert!(notes.iter().all(|n| !n.contains("sysctl")), "{notes:#?}");
+}
+
+#[test]
+fn kept_open_files_are_read_again_from_the_start() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let net = dir.path().join("net");
+    let sys = dir.path().join("sys/net");
+    std::fs::create_dir_all(sys.join("ipv4")).expect("mkdir");
+    std::fs::create_dir_all(&net).expect("mkdir");
+    std::fs::write(sys.join("ipv4/tcp_syncookies"), "1\n").expect("write");
+    std::fs::write(
+        net.join("sockstat"),
+        "sockets: used 5\nTCP: inuse 1 orphan 0 tw 2 alloc 3 mem 4\n",
+    )
+    .expect("write");
+    let files = CounterFiles::open(&net, &sys);
+    let (c, _) = files.read();
+    assert_eq!((c.sysctls.tcp_syncookies, c.sockstat.tw), (Some(1), 2));
+    std::fs::write(sys.join("ipv4/tcp_syncookies"), "0\n").expect("write");
+    let (c, notes) = files.read();
+    assert_eq!(c.sysctls.tcp_syncookies, Some(0));
+    assert_eq!(c.sysctls.tcp_mem, None);
+    assert!(notes.iter().all(|n| !n.contains("sysctl")), "{notes:#?}");
+    let host = Sysctls {
+        tcp_mem: Some([1, 2, 3]),
+        ..Sysctls::default()
+    };
+    let mut inside = c.sysctls.clone();
+    copy_host_wide(&host, &mut inside);
+    assert_eq!(inside.tcp_mem, Some([1, 2, 3]));
 }
 
 #[test]

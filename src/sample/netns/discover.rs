@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use rustix::fs::{Dir, Mode, OFlags};
 
 use super::super::process::{ProcRoot, itoa_buf};
+use crate::model::NetnsId;
 
 /// Pids kept per namespace (the lowest ones: the first processes started in
 /// it, usually its main process), to read names from and to enter it by.
@@ -30,9 +31,10 @@ const MAX_NAME_LEN: usize = 255;
 const NSFS_MAGIC: u64 = 0x6e73_6673;
 
 /// Which namespace this is across refreshes: never given to two namespaces,
-/// even when the kernel gives a vanished namespace's inode to a new one.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct NamespaceId(pub u64);
+/// even when the kernel gives a vanished namespace's inode to a new one. The
+/// model's id: discovery gives 1 and up, [`NetnsId::OWN`] (0) is left to the
+/// namespace sockscope runs in.
+pub type NamespaceId = NetnsId;
 
 /// One network namespace, as last seen.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -84,7 +86,7 @@ pub struct Namespaces {
     /// inode as the namespace's): true only for fixture trees.
     plain_files: bool,
     by_inode: BTreeMap<u64, Namespace>,
-    next_id: u64,
+    next_id: u32,
 }
 
 impl Namespaces {
@@ -186,8 +188,10 @@ impl Namespaces {
             match old.get(&inode) {
                 Some(prev) => ns.id = prev.id,
                 None => {
-                    ns.id = NamespaceId(self.next_id);
-                    self.next_id += 1;
+                    ns.id = NetnsId(self.next_id);
+                    // 4 billion namespaces in one run: the last id is kept
+                    // rather than wrap onto the own namespace's 0.
+                    self.next_id = self.next_id.saturating_add(1);
                     change.appeared.push(ns.id);
                 }
             }
@@ -274,7 +278,7 @@ impl Namespaces {
 
 fn blank(inode: u64) -> Namespace {
     Namespace {
-        id: NamespaceId(0),
+        id: NetnsId::OWN,
         inode,
         host: false,
         pids: Vec::new(),

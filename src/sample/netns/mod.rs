@@ -23,8 +23,9 @@
 
 pub mod discover;
 pub mod names;
+pub mod sampling;
 pub mod socket;
 
 pub use discover::{Namespace, NamespaceId, Namespaces, Refresh};
 pub use names::{Container, Label, Origin, Runtime, container_from_cgroup, label};
-pub use socket::{NetnsSocketError, dumper_in};
+pub use socket::{NetnsSocketError, dumper_in, entered};

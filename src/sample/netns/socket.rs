@@ -16,6 +16,7 @@ use netlink_sys::Socket;
 use rustix::fs::{Mode, OFlags};
 use rustix::thread::{LinkNameSpaceType, move_into_link_name_space};
 
+use super::super::counters::CounterFiles;
 use super::super::netlink::{NetlinkDumper, open_socket};
 
 /// Why no socket was had in a namespace.
@@ -60,6 +61,29 @@ fn denied(e: &io::Error) -> bool {
 /// the namespace file open, to make a replacement socket there after a
 /// failed dump.
 pub fn dumper_in(ns_file: &Path) -> Result<NetlinkDumper, NetnsSocketError> {
+    let ns = open_ns(ns_file)?;
+    let socket = socket_in(ns.as_fd()).map_err(|e| e.at(ns_file.to_path_buf()))?;
+    Ok(NetlinkDumper::with_socket(socket, Some(ns)))
+}
+
+/// What [`entered`] gets from inside a namespace: its sock_diag dumper and
+/// its counter and sysctl files, opened there and kept open (each stays
+/// bound to the namespace), all from one short-lived thread.
+pub fn entered(ns_file: &Path) -> Result<(NetlinkDumper, CounterFiles), NetnsSocketError> {
+    let ns = open_ns(ns_file)?;
+    let (socket, files) = inside(ns.as_fd(), || {
+        let socket = open_socket().map_err(Failure::Socket)?;
+        let files = CounterFiles::open(
+            Path::new("/proc/thread-self/net"),
+            Path::new("/proc/sys/net"),
+        );
+        Ok((socket, files))
+    })
+    .map_err(|e| e.at(ns_file.to_path_buf()))?;
+    Ok((NetlinkDumper::with_socket(socket, Some(ns)), files))
+}
+
+fn open_ns(ns_file: &Path) -> Result<OwnedFd, NetnsSocketError> {
     let path = || ns_file.to_path_buf();
     let ns = rustix::fs::open(
         ns_file,
@@ -80,8 +104,7 @@ pub fn dumper_in(ns_file: &Path) -> Result<NetlinkDumper, NetnsSocketError> {
             }
         }
     })?;
-    let socket = socket_in(ns.as_fd()).map_err(|e| e.at(path()))?;
-    Ok(NetlinkDumper::with_socket(socket, Some(ns)))
+    Ok(ns)
 }
 
 /// What went wrong on the thread, before the path is put to it.
@@ -108,17 +131,26 @@ impl Failure {
 /// Makes a sock_diag socket in the network namespace `ns` from a thread of
 /// its own, which ends when the socket is made.
 pub(in crate::sample) fn socket_in(ns: BorrowedFd<'_>) -> Result<Socket, Failure> {
+    inside(ns, || open_socket().map_err(Failure::Socket))
+}
+
+/// Runs `work` on a thread of its own that first enters the network
+/// namespace `ns`, and ends when `work` returns.
+fn inside<T: Send + 'static>(
+    ns: BorrowedFd<'_>,
+    work: impl FnOnce() -> Result<T, Failure> + Send + 'static,
+) -> Result<T, Failure> {
     // The thread gets its own descriptor: it outlives nothing of ours.
     let ns: OwnedFd = ns.try_clone_to_owned().map_err(Failure::Thread)?;
-    let inside = std::thread::Builder::new()
+    let thread = std::thread::Builder::new()
         .name("sockscope-netns".into())
         .spawn(move || {
             move_into_link_name_space(ns.as_fd(), Some(LinkNameSpaceType::Network))
                 .map_err(|e| Failure::Enter(e.into()))?;
-            open_socket().map_err(Failure::Socket)
+            work()
         })
         .map_err(Failure::Thread)?;
-    inside
+    thread
         .join()
         .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
 }

@@ -1,0 +1,183 @@
+//! Sampling every network namespace: the registry refreshed at each sample,
+//! one dumper and one set of counter files per namespace, opened once from
+//! inside it and dropped when it vanishes (an open socket pins its namespace).
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use crate::model::{KernelCounters, NetnsId, NetnsInfo, NetnsKind, SocketRecord};
+
+use super::super::counters::{CounterFiles, copy_host_wide};
+use super::super::netlink::NetlinkDumper;
+use super::super::process::ProcRoot;
+use super::{Label, Namespace, Namespaces, Origin, entered, label};
+
+/// What is kept of one namespace other than the own one.
+struct Entered {
+    dumper: NetlinkDumper,
+    files: CounterFiles,
+}
+
+/// The namespaces other than the own one, and how they are read.
+pub struct MultiNetns {
+    registry: Namespaces,
+    proc: ProcRoot,
+    own_inode: Option<u64>,
+    entered: BTreeMap<NetnsId, Entered>,
+    labels: BTreeMap<NetnsId, (Option<u32>, Label)>,
+    /// Why namespaces are not entered (no privilege), once found.
+    pub unsampled: Option<String>,
+}
+
+impl MultiNetns {
+    pub fn new(proc_root: &Path, netns_dir: &Path) -> std::io::Result<MultiNetns> {
+        let own_inode = std::fs::read_link(proc_root.join("self/ns/net"))
+            .ok()
+            .and_then(|t| super::discover::parse_ns_link(t.as_os_str().as_encoded_bytes()));
+        Ok(MultiNetns {
+            registry: Namespaces::new(proc_root, netns_dir)?,
+            proc: ProcRoot::open(proc_root)?,
+            own_inode,
+            entered: BTreeMap::new(),
+            labels: BTreeMap::new(),
+            unsampled: None,
+        })
+    }
+
+    /// Refreshes the registry, dumps every other namespace's sockets into
+    /// `sockets` (with their id) and returns one [`NetnsInfo`] per namespace,
+    /// the own one (id [`NetnsId::OWN`]) included. `own` are the own
+    /// namespace's counters, for the host-wide sysctls when it is the host.
+    pub fn collect(
+        &mut self,
+        sockets: &mut Vec<SocketRecord>,
+        own: &KernelCounters,
+        notes: &mut Vec<String>,
+    ) -> Vec<NetnsInfo> {
+        if let Err(e) = self.registry.refresh() {
+            notes.push(format!("network namespaces not listed: {e}"));
+        }
+        let namespaces: Vec<Namespace> = self.registry.iter().cloned().collect();
+        let live: Vec<NetnsId> = namespaces.iter().map(|n| n.id).collect();
+        self.entered.retain(|id, _| live.contains(id));
+        self.labels.retain(|id, _| live.contains(id));
+        let mut infos = Vec::with_capacity(namespaces.len());
+        let mut host_sysctls = None;
+        let mut pending: Vec<(usize, KernelCounters)> = Vec::new();
+        for ns in &namespaces {
+            let is_own = Some(ns.inode) == self.own_inode;
+            let id = if is_own { NetnsId::OWN } else { ns.id };
+            let first_pid = ns.pids.first().copied();
+            let lab = match self.labels.get(&ns.id) {
+                Some((pid, l)) if *pid == first_pid => l.clone(),
+                _ => {
+                    let l = label(ns, &self.proc);
+                    self.labels.insert(ns.id, (first_pid, l.clone()));
+                    l
+                }
+            };
+            let mut info = info_of(id, ns, &lab);
+            if is_own {
+                info.sampled = true;
+                if ns.host {
+                    host_sysctls = Some(own.sysctls.clone());
+                }
+            } else if self.unsampled.is_none()
+                && let Some(counters) = self.sample_one(ns, sockets, notes)
+            {
+                info.sampled = true;
+                if ns.host {
+                    host_sysctls = Some(counters.sysctls.clone());
+                }
+                pending.push((infos.len(), counters));
+            }
+            infos.push(info);
+        }
+        for (i, mut counters) in pending {
+            if let Some(host) = &host_sysctls {
+                copy_host_wide(host, &mut counters.sysctls);
+            }
+            infos[i].counters = Some(counters);
+        }
+        infos.sort_by_key(|n| n.id);
+        infos
+    }
+
+    /// Dumps one namespace; its counters, or `None` when it was not read.
+    fn sample_one(
+        &mut self,
+        ns: &Namespace,
+        sockets: &mut Vec<SocketRecord>,
+        notes: &mut Vec<String>,
+    ) -> Option<KernelCounters> {
+        if !self.entered.contains_key(&ns.id) {
+            let path = ns.entry(self.registry.proc_root(), self.registry.netns_dir())?;
+            match entered(&path) {
+                Ok((dumper, files)) => {
+                    self.entered.insert(ns.id, Entered { dumper, files });
+                }
+                Err(e) if e.is_not_permitted() => {
+                    self.unsampled = Some(
+                        "only sockscope's own network namespace is sampled: entering the others needs CAP_SYS_ADMIN (run as root)"
+                            .to_owned(),
+                    );
+                    return None;
+                }
+                // Gone between the listing and the entering: not an error.
+                Err(_) => return None,
+            }
+        }
+        let state = self.entered.get_mut(&ns.id)?;
+        let start = sockets.len();
+        let mut dumped = false;
+        for _ in 0..2 {
+            sockets.truncate(start);
+            if state.dumper.dump_tcp(sockets).is_ok() {
+                dumped = true;
+                break;
+            }
+        }
+        if !dumped {
+            sockets.truncate(start);
+            notes.push(format!(
+                "the sockets of network namespace net:[{}] could not be read",
+                ns.inode
+            ));
+            return None;
+        }
+        for s in &mut sockets[start..] {
+            s.netns = ns.id;
+        }
+        let (counters, more) = state.files.read();
+        notes.extend(more);
+        Some(counters)
+    }
+}
+
+fn info_of(id: NetnsId, ns: &Namespace, lab: &Label) -> NetnsInfo {
+    let (kind, container, runtime, pod) = match &lab.origin {
+        Origin::Host => (NetnsKind::Host, None, None, None),
+        Origin::IpNetns(_) => (NetnsKind::Named, None, None, None),
+        Origin::Container(c) => (
+            NetnsKind::Container,
+            Some(c.id.clone()),
+            c.runtime.map(|r| r.as_str().to_owned()),
+            c.pod.clone(),
+        ),
+        Origin::Inode => (NetnsKind::Inode, None, None, None),
+    };
+    NetnsInfo {
+        id,
+        inode: ns.inode,
+        label: lab.text.clone(),
+        kind,
+        container,
+        runtime,
+        pod,
+        hostname: lab.hostname.clone(),
+        comm: lab.comm.clone(),
+        processes: ns.processes,
+        sampled: false,
+        counters: None,
+    }
+}
