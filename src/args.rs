@@ -12,6 +12,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::export;
 use crate::parse::{parse_bytes, parse_duration};
+use crate::sample::netns::NetnsChoice;
 
 /// A live monitor of this host's TCP connections: states, owning processes,
 /// history and warnings.
@@ -167,6 +168,13 @@ pub struct LiveArgs {
     /// filter that needs them, proc: or user:, is refused).
     #[arg(long)]
     pub no_owners: bool,
+
+    /// Which network namespaces to sample: all (every one of the host; the
+    /// default, which without CAP_SYS_ADMIN is the own one only), own, or
+    /// NAME[,NAME]: host, an `ip netns` name or label, a container id prefix
+    /// or hostname, an inode (4026532290 or netns:[4026532290]).
+    #[arg(long, value_name = "all|own|NAME[,NAME]", value_parser = NetnsChoice::parse)]
+    pub netns: Option<NetnsChoice>,
 
     /// Time between samples, e.g. 500ms, 2s [default: 1s; the screen: the
     /// config file's [ui] interval].

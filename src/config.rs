@@ -24,6 +24,7 @@ use crate::diagnose::Thresholds;
 use crate::escape::printable_path;
 use crate::model::EngineConfig;
 use crate::processor::ProcessorSpec;
+use crate::sample::netns::NetnsChoice;
 use crate::sample::sampler::SourceChoice;
 use crate::textfile::{ReadError, read_bounded, shorten};
 
@@ -311,6 +312,8 @@ pub struct RunConfig {
     pub source: SourceChoice,
     /// Resolve owning processes.
     pub owners: bool,
+    /// Which network namespaces to sample.
+    pub netns: NetnsChoice,
     /// The command line's `--interval`, if given (see [`RunConfig::interval`]).
     pub interval: Option<Duration>,
     pub engine: EngineConfig,
@@ -326,6 +329,7 @@ impl Default for RunConfig {
             proc_root: PathBuf::from("/proc"),
             source: SourceChoice::Auto,
             owners: true,
+            netns: NetnsChoice::All,
             interval: None,
             engine: EngineConfig::default(),
             thresholds: Thresholds::default(),
@@ -361,6 +365,9 @@ impl RunConfig {
                 Source::Proc => SourceChoice::ProcNet,
             };
             config.owners = !live.no_owners;
+            if let Some(choice) = &live.netns {
+                config.netns = choice.clone();
+            }
             config.interval = live.interval;
         }
         Ok(config)

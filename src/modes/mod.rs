@@ -61,7 +61,7 @@ impl Run {
             proc_root: self.config.proc_root.clone(),
             source: self.config.source,
             owners: self.config.owners,
-            all_netns: true,
+            netns: self.config.netns.clone(),
             ..CollectorConfig::default()
         }))
     }

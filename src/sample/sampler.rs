@@ -14,6 +14,7 @@ use crate::model::{Health, HostInfo, Sample, SocketRecord, SocketSource};
 use super::counters::read_counters;
 use super::host::HostProbe;
 use super::netlink::NetlinkDumper;
+use super::netns::NetnsChoice;
 use super::netns::sampling::MultiNetns;
 use super::owners::OwnerResolver;
 use super::process::UserNames;
@@ -40,10 +41,10 @@ pub struct CollectorConfig {
     pub source: SourceChoice,
     /// Resolve owning processes (the `-p` of `ss`). Off is cheaper.
     pub owners: bool,
-    /// Sample every network namespace of the host (entering them needs
-    /// CAP_SYS_ADMIN; without it the own one only, said in one note). Off
-    /// by default here: the modes turn it on.
-    pub all_netns: bool,
+    /// Which network namespaces to sample (entering others needs
+    /// CAP_SYS_ADMIN; without it the own one only, said in one note). The
+    /// own one only by default here: the modes choose (`--netns`, default all).
+    pub netns: NetnsChoice,
 }
 
 impl Default for CollectorConfig {
@@ -53,7 +54,7 @@ impl Default for CollectorConfig {
             passwd: PathBuf::from("/etc/passwd"),
             source: SourceChoice::Auto,
             owners: true,
-            all_netns: false,
+            netns: NetnsChoice::Own,
         }
     }
 }
@@ -103,8 +104,15 @@ impl Collector {
             Ok(h) => (Some(h), None),
             Err(e) => (None, Some(format!("host facts unavailable: {e}"))),
         };
-        let multi = (config.all_netns && dumper.is_some())
-            .then(|| MultiNetns::new(&config.proc_root, Path::new("/run/netns")).ok())
+        let multi = (config.netns.discovers() && dumper.is_some())
+            .then(|| {
+                MultiNetns::new(
+                    &config.proc_root,
+                    Path::new("/run/netns"),
+                    config.netns.clone(),
+                )
+                .ok()
+            })
             .flatten();
         Collector {
             multi,
@@ -136,7 +144,7 @@ impl Collector {
             Some(resolver) if !resolver.is_warm() => resolver.prime_while(read)?,
             _ => read()?,
         }
-        let (counters, counter_notes) = read_counters(&self.config.proc_root);
+        let (mut counters, counter_notes) = read_counters(&self.config.proc_root);
         health.notes.extend(counter_notes);
         let mut namespaces = Vec::new();
         if let Some(multi) = self.multi.as_mut() {
@@ -145,6 +153,12 @@ impl Collector {
             // The want of privilege is said once, at the sample it is found.
             if let (false, Some(why)) = (already, &multi.unsampled) {
                 health.notes.push(why.clone());
+            }
+            if !multi.own_selected {
+                // Not chosen: neither its sockets nor its counters are shown
+                // (its findings would be about a namespace not asked for).
+                sockets.retain(|s| s.netns != crate::model::NetnsId::OWN);
+                counters = crate::model::KernelCounters::default();
             }
         }
         self.capacity_hint = sockets.len() + sockets.len() / 8 + 64;

@@ -107,7 +107,7 @@ pub fn ss_tanp() -> Vec<SsSocket> {
         .collect()
 }
 
-fn parse_ss_line(line: &str) -> Option<SsSocket> {
+pub fn parse_ss_line(line: &str) -> Option<SsSocket> {
     let mut w = line.split_whitespace();
     let state = TcpState::parse(w.next()?)?;
     let recv_q = w.next()?.parse().ok()?;

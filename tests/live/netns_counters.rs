@@ -64,7 +64,7 @@ fn the_collector_samples_a_namespace_with_no_process_inside() {
     let listener = ns.run_inside(|| TcpListener::bind("127.0.0.1:0").expect("bind inside"));
     let port = listener.local_addr().expect("addr").port();
     let mut collector = Collector::new(CollectorConfig {
-        all_netns: true,
+        netns: sockscope::sample::netns::NetnsChoice::All,
         ..CollectorConfig::default()
     });
     let sample = collector.collect().expect("sample");
@@ -107,7 +107,7 @@ fn a_namespace_made_while_the_collector_runs_appears_and_one_deleted_disappears(
         return;
     }
     let mut collector = Collector::new(CollectorConfig {
-        all_netns: true,
+        netns: sockscope::sample::netns::NetnsChoice::All,
         ..CollectorConfig::default()
     });
     collector.collect().expect("first sample");

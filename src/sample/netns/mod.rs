@@ -21,11 +21,13 @@
 //! seen by discovery: a namespace that only an open descriptor or a socket
 //! keeps alive, and one that a single thread (not a whole process) entered.
 
+pub mod choice;
 pub mod discover;
 pub mod names;
 pub mod sampling;
 pub mod socket;
 
+pub use choice::{NetnsChoice, names_it};
 pub use discover::{Namespace, NamespaceId, Namespaces, Refresh};
 pub use names::{Container, Label, Origin, Runtime, container_from_cgroup, label};
 pub use socket::{NetnsSocketError, dumper_in, entered};

@@ -2,7 +2,7 @@
 //! one dumper and one set of counter files per namespace, opened once from
 //! inside it and dropped when it vanishes (an open socket pins its namespace).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use crate::model::{KernelCounters, NetnsId, NetnsInfo, NetnsKind, SocketRecord};
@@ -10,7 +10,7 @@ use crate::model::{KernelCounters, NetnsId, NetnsInfo, NetnsKind, SocketRecord};
 use super::super::counters::{CounterFiles, copy_host_wide};
 use super::super::netlink::NetlinkDumper;
 use super::super::process::ProcRoot;
-use super::{Label, Namespace, Namespaces, Origin, entered, label};
+use super::{Label, Namespace, Namespaces, NetnsChoice, Origin, entered, label, names_it};
 
 /// What is kept of one namespace other than the own one.
 struct Entered {
@@ -27,10 +27,20 @@ pub struct MultiNetns {
     labels: BTreeMap<NetnsId, (Option<u32>, Label)>,
     /// Why namespaces are not entered (no privilege), once found.
     pub unsampled: Option<String>,
+    /// Which namespaces to sample.
+    choice: NetnsChoice,
+    /// Whether the own namespace is one of them (at the last collect).
+    pub own_selected: bool,
+    /// `--netns` names that matched no namespace and were said so.
+    unmatched_said: BTreeSet<String>,
 }
 
 impl MultiNetns {
-    pub fn new(proc_root: &Path, netns_dir: &Path) -> std::io::Result<MultiNetns> {
+    pub fn new(
+        proc_root: &Path,
+        netns_dir: &Path,
+        choice: NetnsChoice,
+    ) -> std::io::Result<MultiNetns> {
         let own_inode = std::fs::read_link(proc_root.join("self/ns/net"))
             .ok()
             .and_then(|t| super::discover::parse_ns_link(t.as_os_str().as_encoded_bytes()));
@@ -41,6 +51,9 @@ impl MultiNetns {
             entered: BTreeMap::new(),
             labels: BTreeMap::new(),
             unsampled: None,
+            choice,
+            own_selected: true,
+            unmatched_said: BTreeSet::new(),
         })
     }
 
@@ -77,12 +90,15 @@ impl MultiNetns {
                 }
             };
             let mut info = info_of(id, ns, &lab);
+            let wanted = self.choice.selects(ns, &lab);
             if is_own {
-                info.sampled = true;
+                self.own_selected = wanted;
+                info.sampled = wanted;
                 if ns.host {
                     host_sysctls = Some(own.sysctls.clone());
                 }
-            } else if self.unsampled.is_none()
+            } else if wanted
+                && self.unsampled.is_none()
                 && let Some(counters) = self.sample_one(ns, sockets, notes)
             {
                 info.sampled = true;
@@ -100,7 +116,32 @@ impl MultiNetns {
             infos[i].counters = Some(counters);
         }
         infos.sort_by_key(|n| n.id);
+        self.say_unmatched(&namespaces, notes);
         infos
+    }
+
+    /// Says once, for each `--netns` name that matches no namespace, that it
+    /// does not (the container may start later: not an error); a name that
+    /// matches again may be said again when it stops matching.
+    fn say_unmatched(&mut self, namespaces: &[Namespace], notes: &mut Vec<String>) {
+        let NetnsChoice::Only(names) = &self.choice else {
+            return;
+        };
+        for name in names {
+            let matched = namespaces.iter().any(|ns| {
+                self.labels
+                    .get(&ns.id)
+                    .is_some_and(|(_, lab)| names_it(name, ns, lab))
+            });
+            if matched {
+                self.unmatched_said.remove(name);
+            } else if self.unmatched_said.insert(name.clone()) {
+                notes.push(format!(
+                    "--netns {}: no network namespace has that name (yet)",
+                    crate::escape::printable(name)
+                ));
+            }
+        }
     }
 
     /// Dumps one namespace; its counters, or `None` when it was not read.
