@@ -14,12 +14,15 @@
 //!   that enters it, so that no thread of ours changes namespace; without
 //!   CAP_SYS_ADMIN it fails with [`NetnsSocketError::NotPermitted`].
 //!
-//! Not done yet: nothing uses this. The sampler still dumps its own namespace
-//! only; wiring the namespace into the model's connection key, the sample,
-//! the diagnosis (per-namespace counters and sysctls), the views, filters,
-//! exports, metrics and a `--netns` option is the work that follows. Not
-//! seen by discovery: a namespace that only an open descriptor or a socket
-//! keeps alive, and one that a single thread (not a whole process) entered.
+//! - `sampling`: [`MultiNetns`](sampling::MultiNetns), what the collector
+//!   uses at every sample: the registry refreshed, one dumper and one set of
+//!   counter files per namespace kept open, the [`NetnsInfo`](crate::model::NetnsInfo)
+//!   of each;
+//! - `choice`: [`NetnsChoice`], the `--netns` option.
+//!
+//! Not seen by discovery: a namespace that only an open descriptor or a
+//! socket keeps alive, and one that a single thread (not a whole process)
+//! entered.
 
 pub mod choice;
 pub mod discover;
