@@ -31,6 +31,18 @@ pub struct SsSocket {
     pub pids: Vec<u32>,
 }
 
+/// `setpriv` arguments that run the rest of the command as nobody, with no
+/// capability at all (for the unprivileged runs).
+pub const UNPRIVILEGED: [&str; 7] = [
+    "setpriv",
+    "--reuid=65534",
+    "--regid=65534",
+    "--clear-groups",
+    "--inh-caps=-all",
+    "--bounding-set=-all",
+    "--",
+];
+
 /// Whether this run is CI's (`CI=true`): there a missing tool or privilege is
 /// a failure, not a skip.
 pub fn in_ci() -> bool {

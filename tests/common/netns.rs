@@ -78,6 +78,28 @@ impl Drop for Netns {
     }
 }
 
+/// Runs `body` on a thread of its own that has entered the network namespace
+/// of `ns_file` (`/run/netns/NAME` or `/proc/PID/ns/net`); see
+/// [`Netns::run_inside`]. A panic in `body` is the caller's.
+pub fn run_in<T: Send>(ns_file: &std::path::Path, body: impl FnOnce() -> T + Send) -> T {
+    let path = ns_file.display().to_string();
+    let ns = std::fs::File::open(ns_file).unwrap_or_else(|e| panic!("open {path}: {e}"));
+    std::thread::scope(|s| {
+        let inside = s.spawn(move || {
+            rustix::thread::move_into_link_name_space(
+                std::os::fd::AsFd::as_fd(&ns),
+                Some(rustix::thread::LinkNameSpaceType::Network),
+            )
+            .unwrap_or_else(|e| panic!("setns into {path}: {e}"));
+            drop(ns);
+            body()
+        });
+        inside
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+    })
+}
+
 /// Why the labs cannot run here, if they cannot.
 pub fn cannot_run() -> Option<String> {
     if !super::is_root() {
@@ -120,22 +142,10 @@ impl Netns {
     /// inherit the namespace) are inside; the rest of the test stays outside.
     /// A panic in `body` is the caller's.
     pub fn run_inside<T: Send>(&self, body: impl FnOnce() -> T + Send) -> T {
-        let path = format!("/run/netns/{}", self.name);
-        let ns = std::fs::File::open(&path).unwrap_or_else(|e| panic!("open {path}: {e}"));
-        std::thread::scope(|s| {
-            let inside = s.spawn(move || {
-                rustix::thread::move_into_link_name_space(
-                    std::os::fd::AsFd::as_fd(&ns),
-                    Some(rustix::thread::LinkNameSpaceType::Network),
-                )
-                .unwrap_or_else(|e| panic!("setns into {path}: {e}"));
-                drop(ns);
-                body()
-            });
-            inside
-                .join()
-                .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
-        })
+        run_in(
+            std::path::Path::new(&format!("/run/netns/{}", self.name)),
+            body,
+        )
     }
 
     /// `ip netns exec NAME PROGRAM ARGS...`, ready to run.

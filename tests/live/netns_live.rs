@@ -227,15 +227,8 @@ fn entering_a_namespace_without_the_privilege_is_a_typed_error() {
     // This test binary again, without any capability, running only the
     // child below, which reports what `dumper_in` said.
     let exe = std::env::current_exe().expect("current exe");
-    let out = Command::new("setpriv")
-        .args([
-            "--reuid=65534",
-            "--regid=65534",
-            "--clear-groups",
-            "--inh-caps=-all",
-            "--bounding-set=-all",
-            "--",
-        ])
+    let out = Command::new(common::UNPRIVILEGED[0])
+        .args(&common::UNPRIVILEGED[1..])
         .arg(exe)
         .args([
             "--exact",

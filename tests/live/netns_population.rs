@@ -6,7 +6,7 @@
 //! included; and, without privileges, only the own namespace, said once.
 
 use crate::common;
-use crate::common::netns::Netns;
+use crate::common::netns::{Netns, run_in as inside};
 
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader, Write};
@@ -65,24 +65,6 @@ impl Drop for Unshared {
 struct Population {
     _listener: TcpListener,
     _streams: Vec<TcpStream>,
-}
-
-/// Runs `body` on a thread that entered the namespace of `ns_file`.
-fn inside<T: Send>(ns_file: &Path, body: impl FnOnce() -> T + Send) -> T {
-    let ns =
-        std::fs::File::open(ns_file).unwrap_or_else(|e| panic!("open {}: {e}", ns_file.display()));
-    std::thread::scope(|s| {
-        s.spawn(move || {
-            rustix::thread::move_into_link_name_space(
-                std::os::fd::AsFd::as_fd(&ns),
-                Some(rustix::thread::LinkNameSpaceType::Network),
-            )
-            .expect("setns");
-            body()
-        })
-        .join()
-        .unwrap_or_else(|p| std::panic::resume_unwind(p))
-    })
 }
 
 /// LISTEN, four ESTABLISHED, a CLOSE_WAIT and a FIN_WAIT2, on 127.0.0.1:8080.
@@ -265,16 +247,7 @@ fn without_privilege_only_the_own_namespace_is_sampled_and_said_once() {
         return;
     };
     let _a = inside(&Path::new("/run/netns").join(&named.name), populate);
-    let setpriv = [
-        "setpriv",
-        "--reuid=65534",
-        "--regid=65534",
-        "--clear-groups",
-        "--inh-caps=-all",
-        "--bounding-set=-all",
-        "--",
-    ];
-    let doc = snapshot(&["--netns", "all"], &setpriv);
+    let doc = snapshot(&["--netns", "all"], &common::UNPRIVILEGED);
     let notes: Vec<&str> = doc["health"]["notes"]
         .as_array()
         .expect("notes")
