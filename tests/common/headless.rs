@@ -33,8 +33,13 @@ impl Running {
             }
             None => Command::new(exe),
         };
+        command.args(args);
+        if !prefix.is_empty() {
+            // Run inside a test's namespace: that one alone, not every one of
+            // the host (whose other workloads must not change the answer).
+            command.args(["--netns", "own"]);
+        }
         let mut child = command
-            .args(args)
             .stdin(Stdio::null())
             .stdout(if pipe_stdout {
                 Stdio::piped()

@@ -40,6 +40,9 @@ fn agreeing_check(ns: &Netns) -> (i32, serde_json::Value) {
             "2",
             "--interval",
             "100ms",
+            // The test's namespace alone, not every one of the host.
+            "--netns",
+            "own",
         ])
         .stdin(std::process::Stdio::null())
         .output()

@@ -93,10 +93,24 @@ macro_rules! lab_or_skip {
 
 /// Runs `sockscope check --format json` inside the namespace, bounded in time.
 fn check(ns: &Netns, samples: u32) -> Value {
+    // The lab's namespace alone, not every one of the host.
+    check_from(&ns.exec(), &["--netns", "own"], samples)
+}
+
+/// Runs `sockscope check --format json ... EXTRA` under `prefix` (nothing:
+/// in the test's own namespace), bounded in time.
+fn check_from(prefix: &[&str], extra: &[&str], samples: u32) -> Value {
     let samples = samples.to_string();
-    let mut child = Command::new("ip")
-        .args(&ns.exec()[1..])
-        .arg(env!("CARGO_BIN_EXE_sockscope"))
+    let exe = env!("CARGO_BIN_EXE_sockscope");
+    let mut command = match prefix.split_first() {
+        Some((first, rest)) => {
+            let mut c = Command::new(first);
+            c.args(rest).arg(exe);
+            c
+        }
+        None => Command::new(exe),
+    };
+    let mut child = command
         .args([
             "check",
             "--format",
@@ -106,6 +120,7 @@ fn check(ns: &Netns, samples: u32) -> Value {
             "--interval",
             "500ms",
         ])
+        .args(extra)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -195,6 +210,8 @@ fn check_while_with(
                 &samples,
                 "--interval",
                 &interval,
+                "--netns",
+                "own",
             ])
             .stdin(Stdio::null())
             .output();
@@ -453,4 +470,59 @@ fn healthy_busy_traffic_raises_nothing() {
     assert_eq!(doc["status"], "healthy", "{doc:#}");
     assert_eq!(code, Some(0), "{doc:#}");
     drop((client, server));
+}
+
+#[test]
+fn a_syn_flood_in_one_namespace_is_on_that_namespaces_port_alone() {
+    skip_unless_able!();
+    let lab = lab_or_skip!(BlackHoleLab::new("synns"));
+    let quiet = lab_or_skip!(Netns::new("synns-quiet"));
+    lab_or_skip!(lab.main.sysctl("net.ipv4.tcp_syncookies=0"));
+    lab_or_skip!(quiet.sysctl("net.ipv4.tcp_syncookies=1"));
+    let mut server = LabProcess::spawn_under(&lab.main.exec());
+    let mut twin = LabProcess::spawn_under(&quiet.exec());
+    let mut flooder = LabProcess::spawn_under(&lab.main.exec());
+    let port = server.listen("127.0.0.1:0", 32);
+    // The same address and port, listening in the quiet namespace.
+    assert_eq!(twin.listen(&format!("127.0.0.1:{port}"), 32), port);
+    let to = SocketAddr::from(([127, 0, 0, 1], port));
+    flooder.syn_flood(BLACK_HOLE.into(), to, 48);
+
+    // From the test's own namespace, the two labs' namespaces by name.
+    let netns = format!("{},{}", lab.main.name, quiet.name);
+    let deadline = Instant::now() + LAB_LIMIT;
+    let (f, doc) = loop {
+        let doc = check_from(&[], &["--netns", &netns], 4);
+        let found = findings_of(&doc, "syn_flood")
+            .into_iter()
+            .find(|f| is_port(f, port))
+            .cloned();
+        if let Some(f) = found {
+            break (f, doc);
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no syn_flood on port {port} within {LAB_LIMIT:?}; last check: {doc:#}"
+        );
+    };
+    assert_eq!(f["netns"]["label"], lab.main.name.as_str(), "{f:#}");
+    assert_eq!(
+        f["evidence"]["tcp_syncookies"], 0,
+        "that namespace's own: {f:#}"
+    );
+    assert!(
+        f["message"]
+            .as_str()
+            .is_some_and(|m| m.contains(&lab.main.name)),
+        "the text names the namespace: {f:#}"
+    );
+    let elsewhere: Vec<&Value> = findings_of(&doc, "syn_flood")
+        .into_iter()
+        .filter(|g| g["netns"]["label"] != lab.main.name.as_str())
+        .collect();
+    assert!(
+        elsewhere.is_empty(),
+        "the quiet twin raised nothing: {elsewhere:#?}"
+    );
+    drop((flooder, twin, server));
 }

@@ -153,7 +153,14 @@ fn the_binary_reports_history_after_two_samples() {
         let out = Command::new(env!("CARGO_BIN_EXE_sockscope"))
             .args(["snapshot", "-f", "json", "--filter"])
             .arg(format!("laddr:127.0.0.1 lport:{port}"))
-            .args(["--samples", samples, "--interval", "100ms"])
+            .args([
+                "--samples",
+                samples,
+                "--interval",
+                "100ms",
+                "--netns",
+                "own",
+            ])
             .output()
             .expect("run sockscope");
         assert!(
