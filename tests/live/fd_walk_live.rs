@@ -1,7 +1,8 @@
 //! The descriptor walks on the real /proc of this test process: the strict walk
 //! by number, and the cached walk that reads only what the cache does not know
-//! yet notices a cached descriptor that was closed. (One test per concern, in
-//! their own binary, so no other test opens descriptors meanwhile.)
+//! yet notices a cached descriptor that was closed. The walk counts every
+//! descriptor of the process, so it runs in a child process of its own:
+//! the binary's other tests open and close descriptors meanwhile.
 
 use std::net::TcpListener;
 use std::os::fd::AsRawFd;
@@ -20,8 +21,28 @@ fn table(scan: &FdScan) -> FxHashMap<u32, u64> {
     scan.sockets.iter().copied().collect()
 }
 
+/// The walk counts every descriptor of this process, which the binary's other
+/// tests open and close as they run: so it runs in a process of its own.
 #[test]
 fn cached_walks_read_only_new_descriptors_and_notice_closed_ones() {
+    crate::common::run_child_test(
+        &format!("{}::cached_walks_child", module_path!()),
+        ("SOCKSCOPE_FD_WALK_CHILD", std::ffi::OsStr::new("1")),
+        "fd walk child: ok",
+    );
+}
+
+#[test]
+#[ignore = "run by cached_walks_read_only_new_descriptors_and_notice_closed_ones in a process of its own"]
+fn cached_walks_child() {
+    if std::env::var_os("SOCKSCOPE_FD_WALK_CHILD").is_none() {
+        return;
+    }
+    cached_walks();
+    println!("fd walk child: ok");
+}
+
+fn cached_walks() {
     let root = ProcRoot::open(Path::new("/proc")).expect("open /proc");
     let me = std::process::id();
     // Descriptors below the others, closed later, so that the walker's own
