@@ -15,59 +15,11 @@ use super::rows::{Row, Rows, Sort};
 
 use crate::filter::{Filter, FilterError};
 use crate::live::Update;
-use crate::model::{Aggregates, NetnsId, Snapshot};
+use crate::model::{Aggregates, Snapshot};
 use crate::record::player::{self, Control};
 
 pub use super::msg::{Effect, ExportJob, Msg};
-
-/// The top-level views, in `Tab` order (the declaration's); each one's title
-/// is its name.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, strum::IntoStaticStr, strum::VariantArray)]
-pub enum View {
-    Overview,
-    Connections,
-    Ports,
-    Processes,
-    Warnings,
-    /// One row per network namespace; in `Tab`'s cycle and the tabs only when
-    /// the sample spans more than one.
-    Namespaces,
-}
-
-impl View {
-    pub const ALL: &'static [View] = <View as strum::VariantArray>::VARIANTS;
-
-    pub fn title(self) -> &'static str {
-        self.into()
-    }
-
-    fn step(self, forward: bool) -> View {
-        cycle(self, forward)
-    }
-}
-
-/// The next (`forward`) or the previous value of a vocabulary, in its
-/// declaration's order, wrapping.
-pub(super) fn cycle<T: strum::VariantArray + PartialEq + Copy>(value: T, forward: bool) -> T {
-    let all = T::VARIANTS;
-    let n = all.len();
-    let i = all.iter().position(|v| *v == value).unwrap_or(0);
-    all[if forward {
-        (i + 1) % n
-    } else {
-        (i + n - 1) % n
-    }]
-}
-
-/// A drill-down screen over the current view; `Esc` pops it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Detail {
-    /// A listening port: a port is (namespace, number).
-    Port(NetnsId, u16),
-    Process(u32),
-    /// A connection by the engine's id.
-    Conn(u64),
-}
+pub use super::place::{Cursor, Cursors, Detail, Selection, View};
 
 /// What the keyboard is doing.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -76,64 +28,6 @@ pub enum Mode {
     /// Typing a filter; the text applies as it parses.
     Filter(LineEdit),
     Help,
-}
-
-/// What a table's cursor is on, by what names it across ticks.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Selection {
-    /// A connection, by the engine's id.
-    Conn(u64),
-    /// A listening port, in its namespace.
-    Port(NetnsId, u16),
-    /// A process.
-    Pid(u32),
-    /// A network namespace.
-    Netns(NetnsId),
-}
-
-impl TryFrom<Selection> for Detail {
-    type Error = Selection;
-
-    /// The drill-down screen of what is selected (a namespace has none: its
-    /// `Enter` filters the connections).
-    fn try_from(selection: Selection) -> Result<Detail, Selection> {
-        match selection {
-            Selection::Conn(id) => Ok(Detail::Conn(id)),
-            Selection::Port(netns, port) => Ok(Detail::Port(netns, port)),
-            Selection::Pid(pid) => Ok(Detail::Process(pid)),
-            Selection::Netns(_) => Err(selection),
-        }
-    }
-}
-
-/// A table's cursor: the row, the first row on screen, and what the row shows
-/// (a connection, a port, a process), which keeps the selection on the same
-/// thing while rows come and go.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Cursor {
-    pub index: usize,
-    pub offset: usize,
-    pub key: Option<Selection>,
-}
-
-impl Cursor {
-    /// Moves by `delta` rows within `len`.
-    fn step(&mut self, delta: isize, len: usize) {
-        let max = len.saturating_sub(1);
-        self.index = self.index.saturating_add_signed(delta).min(max);
-    }
-
-    /// Keeps the selection inside `len` rows and visible in `page` rows.
-    pub fn fit(&mut self, len: usize, page: usize) {
-        self.index = self.index.min(len.saturating_sub(1));
-        let page = page.max(1);
-        if self.index < self.offset {
-            self.offset = self.index;
-        } else if self.index >= self.offset + page {
-            self.offset = self.index + 1 - page;
-        }
-        self.offset = self.offset.min(len.saturating_sub(page));
-    }
 }
 
 /// Settings that come from the config file and the command line.
@@ -240,16 +134,6 @@ pub struct App {
     pub record_error: Option<String>,
     /// Lines of the help scrolled past (a short terminal cannot show it all).
     pub help_scroll: usize,
-}
-
-/// One cursor per table.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct Cursors {
-    pub conns: Cursor,
-    pub ports: Cursor,
-    pub processes: Cursor,
-    pub warnings: Cursor,
-    pub namespaces: Cursor,
 }
 
 impl App {

@@ -13,6 +13,7 @@ pub mod keymap;
 pub mod msg;
 mod nav;
 mod netns;
+pub mod place;
 pub mod rows;
 pub mod theme;
 pub mod view;

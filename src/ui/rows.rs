@@ -40,7 +40,7 @@ impl Column {
 
     /// The next column (`forward`) or the previous one, wrapping.
     pub fn step(self, forward: bool) -> Column {
-        super::app::cycle(self, forward)
+        super::place::cycle(self, forward)
     }
 }
 
