@@ -164,6 +164,11 @@ impl Matcher<'_> {
     pub fn is_empty(&self) -> bool {
         self.filter.is_empty()
     }
+
+    /// See [`Filter::needs_process`].
+    pub fn needs_process(&self) -> bool {
+        self.filter.needs_process()
+    }
 }
 
 /// What each namespace term selects among `namespaces`; none described is the

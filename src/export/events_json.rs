@@ -9,7 +9,7 @@
 use serde::Serialize;
 
 use super::time::rfc3339;
-use crate::filter::Filter;
+use crate::filter::{Filter, Matcher};
 use crate::model::{Event, EventKind, Ownership, ProcessInfo, Sample, Snapshot, SocketRecord};
 
 #[derive(Serialize)]
@@ -44,9 +44,9 @@ pub struct EventJson {
     netns_id: u32,
 }
 
-/// Whether `filter` selects the connection of `e` (see the module's note);
-/// `sample` resolves the filter's namespace terms.
-pub fn event_selected(filter: &Filter, sample: &Sample, e: &Event) -> bool {
+/// Whether `filter` (resolved against the snapshot's namespaces, see
+/// [`Filter::in_namespaces`]) selects the connection of `e` (see the module's note).
+pub fn event_selected(filter: &Matcher<'_>, e: &Event) -> bool {
     if filter.is_empty() {
         return true;
     }
@@ -65,9 +65,7 @@ pub fn event_selected(filter: &Filter, sample: &Sample, e: &Event) -> bool {
             name: e.process.as_str().to_string(),
             ..ProcessInfo::default()
         });
-    filter
-        .in_namespaces(&sample.namespaces)
-        .matches(&record, process.as_ref())
+    filter.matches(&record, process.as_ref())
 }
 
 /// One event in JSON; `sample` names its namespace (one that has gone since
@@ -93,11 +91,12 @@ pub fn event_json(e: &Event, sample: &Sample) -> EventJson {
 
 /// The last `max` events of `snap` that `filter` selects, oldest first.
 pub(super) fn events_json(snap: &Snapshot, filter: &Filter, max: usize) -> EventsJson {
+    let matcher = filter.in_namespaces(&snap.sample.namespaces);
     let mut events: Vec<EventJson> = snap
         .events
         .iter()
         .rev()
-        .filter(|e| event_selected(filter, &snap.sample, e))
+        .filter(|e| event_selected(&matcher, e))
         .take(max)
         .map(|e| event_json(e, &snap.sample))
         .collect();

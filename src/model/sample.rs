@@ -48,7 +48,12 @@ impl Sample {
 
     /// The namespace `id`, if the sample describes it.
     pub fn netns(&self, id: NetnsId) -> Option<&NetnsInfo> {
-        self.namespaces.iter().find(|n| n.id == id)
+        // Kept by id: a lookup per socket in the exports stays a search.
+        match self.namespaces.binary_search_by_key(&id, |n| n.id) {
+            Ok(at) => self.namespaces.get(at),
+            // Tolerates a scripted sample that lists them out of order.
+            Err(_) => self.namespaces.iter().find(|n| n.id == id),
+        }
     }
 
     /// What to call namespace `id`: its label, `host` for the own namespace of

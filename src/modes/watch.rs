@@ -134,8 +134,9 @@ impl Emitter {
             from = first;
         }
         let skip = usize::try_from(from - first).unwrap_or(usize::MAX);
+        let matcher = self.filter.in_namespaces(&snap.sample.namespaces);
         for (i, e) in log.iter().enumerate().skip(skip) {
-            if !export::event_selected(&self.filter, &snap.sample, e) {
+            if !export::event_selected(&matcher, e) {
                 continue;
             }
             let event = export::event_json(e, &snap.sample);

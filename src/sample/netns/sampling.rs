@@ -71,7 +71,7 @@ impl MultiNetns {
             notes.push(format!("network namespaces not listed: {e}"));
         }
         let namespaces: Vec<Namespace> = self.registry.iter().cloned().collect();
-        let live: Vec<NetnsId> = namespaces.iter().map(|n| n.id).collect();
+        let live: BTreeSet<NetnsId> = namespaces.iter().map(|n| n.id).collect();
         self.entered.retain(|id, _| live.contains(id));
         self.labels.retain(|id, _| live.contains(id));
         let mut infos = Vec::with_capacity(namespaces.len());
