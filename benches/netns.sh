@@ -44,30 +44,11 @@ cleanup() {
 }
 trap 'cleanup; rm -rf "$work"' EXIT INT TERM
 ulimit -n 1048576 2>/dev/null || ulimit -n "$(ulimit -Hn)"
+. benches/support/holders.sh
+start() { local ns=$1 name=$2; shift 2; start_holder "$name" ip netns exec "$ns" "$holder" "$@"; }
+median_cpu() { time_runs "$@" | cut -d' ' -f2; }
 
-start() { # namespace name args...
-  local ns=$1 name=$2; shift 2
-  ip netns exec "$ns" "$holder" "$@" <"$work/hold" >"$work/$name.out" &
-  pids+=($!)
-  for _ in $(seq 1 1200); do # at most 120 s
-    if grep -q '^ready' "$work/$name.out" 2>/dev/null; then return 0; fi
-    if ! kill -0 "${pids[-1]}" 2>/dev/null; then echo "holder $name died" >&2; exit 1; fi
-    sleep 0.1
-  done
-  echo "holder $name not ready in time" >&2
-  exit 1
-}
 
-# median_cpu CMD...: the median of RUNS runs' user+sys seconds.
-median_cpu() {
-  local f="$work/t"
-  : >"$f"
-  for _ in $(seq 1 "$RUNS"); do
-    local TIMEFORMAT='%U %S'
-    { time "$@" >/dev/null 2>"$work/err"; } 2>>"$f" || { echo "failed: $*" >&2; cat "$work/err" >&2; exit 1; }
-  done
-  awk '{printf "%.4f\n", $1 + $2}' "$f" | sort -g | sed -n "$(( (RUNS + 1) / 2 ))p"
-}
 
 ss_everywhere() {
   ss -tanH

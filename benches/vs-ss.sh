@@ -43,19 +43,9 @@ mkfifo "$work/hold"
 exec 9<>"$work/hold"
 
 ulimit -n 1048576 2>/dev/null || ulimit -n "$(ulimit -Hn)"
+. benches/support/holders.sh
+start() { local name=$1; shift; start_holder "$name" "$holder" "$@"; }
 
-start() { # name args...
-  local name=$1; shift
-  "$holder" "$@" <"$work/hold" >"$work/$name.out" &
-  pids+=($!)
-  for _ in $(seq 1 1200); do # at most 120 s
-    if grep -q '^ready' "$work/$name.out" 2>/dev/null; then return 0; fi
-    if ! kill -0 "${pids[-1]}" 2>/dev/null; then echo "holder $name died" >&2; exit 1; fi
-    sleep 0.1
-  done
-  echo "holder $name not ready in time" >&2
-  exit 1
-}
 
 # A process may be held to ~20k descriptors here, so no server takes more than
 # PER_SERVER accepted connections (connections spread evenly over all ports).
@@ -82,35 +72,20 @@ if [ -n "${RUN:-}" ]; then
   exit
 fi
 
-# time_runs LABEL CMD...: prints "median_wall median_cpu"
-time_runs() {
-  local label=$1; shift
-  local f="$work/t.$label"
-  : >"$f"
-  for _ in $(seq 1 "$RUNS"); do
-    local TIMEFORMAT='%R %U %S'
-    { time "$@" >/dev/null 2>"$work/err"; } 2>>"$f" || { echo "failed: $*" >&2; cat "$work/err" >&2; exit 1; }
-  done
-  local mid=$(( (RUNS + 1) / 2 ))
-  local w c
-  w=$(awk '{print $1}' "$f" | sort -g | sed -n "${mid}p")
-  c=$(awk '{printf "%.3f\n", $2 + $3}' "$f" | sort -g | sed -n "${mid}p")
-  echo "$w $c"
-}
 
 printf '\n%-34s %10s %10s\n' "command" "wall s" "cpu s"
 row() { printf '%-34s %10s %10s\n' "$1" "$2" "$3"; }
 
-read -r ss_w ss_c < <(time_runs ss ss -tan)
+read -r ss_w ss_c < <(time_runs ss -tan)
 row "ss -tan" "$ss_w" "$ss_c"
-read -r ssp_w ssp_c < <(time_runs ssp ss -tanp)
+read -r ssp_w ssp_c < <(time_runs ss -tanp)
 row "ss -tanp" "$ssp_w" "$ssp_c"
-read -r our_w our_c < <(time_runs ours "$bin" snapshot)
+read -r our_w our_c < <(time_runs "$bin" snapshot)
 row "sockscope snapshot (owners, cold)" "$our_w" "$our_c"
-read -r ouno_w ouno_c < <(time_runs ouno "$bin" snapshot --no-owners)
+read -r ouno_w ouno_c < <(time_runs "$bin" snapshot --no-owners)
 row "sockscope snapshot --no-owners" "$ouno_w" "$ouno_c"
-read -r one_w one_c < <(time_runs one "$bin" snapshot --samples 1 --interval 100ms)
-read -r ten_w ten_c < <(time_runs ten "$bin" snapshot --samples 11 --interval 100ms)
+read -r one_w one_c < <(time_runs "$bin" snapshot --samples 1 --interval 100ms)
+read -r ten_w ten_c < <(time_runs "$bin" snapshot --samples 11 --interval 100ms)
 # Ten more samples are ten more 100 ms waits (the shortest interval) besides their work.
 warm_w=$(awk -v a="$ten_w" -v b="$one_w" 'BEGIN{w = (a-b)/10 - 0.1; printf "%.3f", (w < 0 ? 0 : w)}')
 warm_c=$(awk -v a="$ten_c" -v b="$one_c" 'BEGIN{printf "%.3f", (a-b)/10}')
