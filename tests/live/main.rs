@@ -29,6 +29,7 @@ mod live_snapshot;
 mod netlink_live;
 mod netns_counters;
 mod netns_live;
+mod netns_podman;
 mod netns_population;
 mod sampler;
 

@@ -90,10 +90,10 @@ fn populate() -> Population {
     }
 }
 
-type Seen = BTreeSet<(TcpState, SocketAddr, SocketAddr, Vec<u32>)>;
+pub(crate) type Seen = BTreeSet<(TcpState, SocketAddr, SocketAddr, Vec<u32>)>;
 
 /// `ss -tanpH` inside the namespace entered by `prefix`.
-fn ss_inside(prefix: &[&str]) -> Seen {
+pub(crate) fn ss_inside(prefix: &[&str]) -> Seen {
     let out = Command::new(prefix[0])
         .args(&prefix[1..])
         .args(["ss", "-tanpH"])
@@ -112,7 +112,7 @@ fn ss_inside(prefix: &[&str]) -> Seen {
         .collect()
 }
 
-fn snapshot(args: &[&str], prefix: &[&str]) -> serde_json::Value {
+pub(crate) fn snapshot(args: &[&str], prefix: &[&str]) -> serde_json::Value {
     let bin = env!("CARGO_BIN_EXE_sockscope");
     let mut cmd = match prefix.split_first() {
         Some((first, rest)) => {
@@ -137,7 +137,7 @@ fn snapshot(args: &[&str], prefix: &[&str]) -> serde_json::Value {
 }
 
 /// The JSON snapshot's sockets of the namespace labelled `label`.
-fn of_label(doc: &serde_json::Value, label: &str) -> Seen {
+pub(crate) fn of_label(doc: &serde_json::Value, label: &str) -> Seen {
     doc["sockets"]
         .as_array()
         .expect("sockets")

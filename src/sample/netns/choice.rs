@@ -89,13 +89,10 @@ pub fn names_it(name: &str, ns: &Namespace, label: &Label) -> bool {
         return true;
     }
     let hex = name.len() >= 4 && name.len() <= 64 && name.bytes().all(|b| b.is_ascii_hexdigit());
-    hex && match &label.origin {
-        super::Origin::Container(c) => {
-            let name = name.to_ascii_lowercase();
-            c.id.starts_with(&name) || name.starts_with(&c.id)
-        }
-        _ => false,
-    }
+    hex && label.container.as_ref().is_some_and(|c| {
+        let name = name.to_ascii_lowercase();
+        c.id.starts_with(&name) || name.starts_with(&c.id)
+    })
 }
 
 #[cfg(test)]
@@ -116,11 +113,16 @@ mod tests {
     }
 
     fn label(text: &str, origin: Origin) -> Label {
+        let container = match &origin {
+            Origin::Container(c) => Some(c.clone()),
+            _ => None,
+        };
         Label {
             text: text.into(),
             origin,
             hostname: Some("shop-7d9f".into()),
             comm: None,
+            container,
         }
     }
 

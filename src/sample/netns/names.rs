@@ -83,6 +83,9 @@ pub struct Label {
     pub hostname: Option<String>,
     /// The name of its main (lowest-pid) process. Cut and escaped.
     pub comm: Option<String>,
+    /// The container its processes' cgroup names, whatever gave the label
+    /// (podman also names the namespace under `/run/netns`).
+    pub container: Option<Container>,
 }
 
 impl fmt::Display for Label {
@@ -115,10 +118,14 @@ pub fn label(ns: &Namespace, proc: &ProcRoot) -> Label {
         .and_then(|pid| read_hostname(proc, pid));
     let (text, origin) = if ns.host {
         ("host".to_owned(), Origin::Host)
-    } else if let Some(name) = ns.names.first() {
+    } else if let Some(name) = ns
+        .names
+        .iter()
+        .find(|n| found.is_none() || !generated_name(n))
+    {
         let name = cut(name);
         (name.clone(), Origin::IpNetns(name))
-    } else if let Some((_, c)) = found {
+    } else if let Some((_, c)) = found.clone() {
         let text = match (&c.pod, c.runtime) {
             (Some(uid), _) => format!("pod:{uid}"),
             (None, Some(rt)) => format!("{}:{}", rt.as_str(), c.id),
@@ -133,7 +140,28 @@ pub fn label(ns: &Namespace, proc: &ProcRoot) -> Label {
         origin,
         hostname,
         comm,
+        container: found.map(|(_, c)| c),
     }
+}
+
+/// Whether an `ip netns` name is one a container runtime made up for its own
+/// bookkeeping (podman's `netns-<uuid>`, CNI's `cni-<uuid>`): the container
+/// it belongs to says more to an operator.
+fn generated_name(name: &str) -> bool {
+    let Some(uuid) = name
+        .strip_prefix("netns-")
+        .or_else(|| name.strip_prefix("cni-"))
+    else {
+        return false;
+    };
+    uuid.len() == 36
+        && uuid.bytes().enumerate().all(|(i, b)| {
+            if matches!(i, 8 | 13 | 18 | 23) {
+                b == b'-'
+            } else {
+                b.is_ascii_hexdigit()
+            }
+        })
 }
 
 /// The container named by the lines of a `/proc/<pid>/cgroup` (v1

@@ -196,25 +196,21 @@ impl MultiNetns {
 }
 
 fn info_of(id: NetnsId, ns: &Namespace, lab: &Label) -> NetnsInfo {
-    let (kind, container, runtime, pod) = match &lab.origin {
-        Origin::Host => (NetnsKind::Host, None, None, None),
-        Origin::IpNetns(_) => (NetnsKind::Named, None, None, None),
-        Origin::Container(c) => (
-            NetnsKind::Container,
-            Some(c.id.clone()),
-            c.runtime.map(|r| r.as_str().to_owned()),
-            c.pod.clone(),
-        ),
-        Origin::Inode => (NetnsKind::Inode, None, None, None),
+    let kind = match &lab.origin {
+        Origin::Host => NetnsKind::Host,
+        Origin::IpNetns(_) => NetnsKind::Named,
+        Origin::Container(_) => NetnsKind::Container,
+        Origin::Inode => NetnsKind::Inode,
     };
+    let c = lab.container.as_ref();
     NetnsInfo {
         id,
         inode: ns.inode,
         label: lab.text.clone(),
         kind,
-        container,
-        runtime,
-        pod,
+        container: c.map(|c| c.id.clone()),
+        runtime: c.and_then(|c| c.runtime).map(|r| r.as_str().to_owned()),
+        pod: c.and_then(|c| c.pod.clone()),
         hostname: lab.hostname.clone(),
         comm: lab.comm.clone(),
         processes: ns.processes,

@@ -206,8 +206,43 @@ fn an_ip_netns_name_wins_over_the_container() {
     assert_eq!(named.text, "lab-a");
     assert_eq!(named.origin, Origin::IpNetns("lab-a".into()));
     assert_eq!(named.comm.as_deref(), Some("redis"));
+    let c = named
+        .container
+        .as_ref()
+        .expect("the container is still known");
+    assert_eq!(c.id, ID[..SHORT_ID]);
     let alone = &labels.iter().find(|(i, _)| *i == empty).expect("ns").1;
     assert_eq!(alone.to_string(), "empty");
+}
+
+#[test]
+fn a_name_podman_made_up_gives_way_to_the_container() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let proc = tmp.path().join("proc");
+    let run = tmp.path().join("netns");
+    std::fs::create_dir_all(&run).expect("mkdir");
+    let made_up = "netns-5bf1d0c3-893d-0e49-cf16-41356247c9b6";
+    std::fs::write(run.join(made_up), b"").expect("name");
+    let inode = std::fs::metadata(run.join(made_up)).expect("stat").ino();
+    // Podman with the cgroupfs manager on a v1 host.
+    let cg =
+        format!("9:name=systemd:/libpod_parent/libpod-{ID}\n8:pids:/libpod_parent/libpod-{ID}\n");
+    process(&proc, 10, inode, &cg, "busybox", Some(b"bbhost\n"));
+    // The same kind of name with no container behind it stays the label.
+    let lone = "cni-0b1c2d3e-4f50-6172-8394-a5b6c7d8e9f0";
+    std::fs::write(run.join(lone), b"").expect("name");
+    let lone_inode = std::fs::metadata(run.join(lone)).expect("stat").ino();
+
+    let labels = labels(&proc, &run);
+    let get = |inode: u64| &labels.iter().find(|(i, _)| *i == inode).expect("ns").1;
+    let pod = get(inode);
+    assert_eq!(pod.text, format!("podman:{}", &ID[..SHORT_ID]));
+    assert_eq!(
+        pod.to_string(),
+        format!("podman:{} (bbhost, busybox)", &ID[..SHORT_ID])
+    );
+    assert_eq!(get(lone_inode).text, lone);
+    assert!(!generated_name("netns-lab"), "a name a person chose");
 }
 
 #[test]
