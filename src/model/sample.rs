@@ -146,6 +146,11 @@ pub struct Health {
     /// Whether we can read every process's descriptors (root or CAP_SYS_PTRACE).
     pub privileged: bool,
     pub owners: OwnerScanStats,
+    /// Other network namespaces exist but only the own one could be sampled:
+    /// entering them needs CAP_SYS_ADMIN. True at every sample while so (the
+    /// note that says it is given once); not kept in recordings, whose first
+    /// sample holds the note.
+    pub netns_own_only: bool,
     /// Human-readable notes about partial data, for the status line and exports.
     pub notes: Vec<String>,
 }
@@ -157,6 +162,7 @@ impl Default for Health {
             malformed_lines: 0,
             privileged: false,
             owners: OwnerScanStats::default(),
+            netns_own_only: false,
             notes: Vec::new(),
         }
     }

@@ -337,6 +337,7 @@ fn sample_of<N, S>(
             malformed_lines: h.malformed_lines,
             privileged: h.privileged,
             owners: h.owners,
+            netns_own_only: false,
             notes: h.notes,
         },
         namespaces: spaces(wire.namespaces),

@@ -154,6 +154,7 @@ impl Collector {
             if let (false, Some(why)) = (already, &multi.unsampled) {
                 health.notes.push(why.clone());
             }
+            health.netns_own_only = multi.unsampled.is_some();
             if !multi.own_selected {
                 // Not chosen: neither its sockets nor its counters are shown
                 // (its findings would be about a namespace not asked for).

@@ -256,6 +256,10 @@ fn without_privilege_only_the_own_namespace_is_sampled_and_said_once() {
         .collect();
     let said = notes.iter().filter(|n| n.contains("CAP_SYS_ADMIN")).count();
     assert_eq!(said, 1, "the privilege note, once: {notes:#?}");
+    assert_eq!(
+        doc["health"]["netns_own_only"], true,
+        "and the flag the screen shows it from"
+    );
     assert!(
         notes.iter().all(|n| !n.contains("No such file")),
         "{notes:#?}"

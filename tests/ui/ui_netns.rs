@@ -94,6 +94,10 @@ fn sockets() -> Vec<SocketRecord> {
 }
 
 fn update(namespaces: Vec<NetnsInfo>) -> Update {
+    update_with(namespaces, |_| {})
+}
+
+fn update_with(namespaces: Vec<NetnsInfo>, edit: impl FnOnce(&mut Sample)) -> Update {
     let processes: BTreeMap<u32, Arc<ProcessInfo>> = [(100, "nginx"), (200, "app")]
         .into_iter()
         .map(|(pid, name)| {
@@ -121,6 +125,7 @@ fn update(namespaces: Vec<NetnsInfo>) -> Update {
     };
     sample.counters.sysctls = stock_sysctls();
     sample.health.privileged = true;
+    edit(&mut sample);
     let snapshot = Engine::new(EngineConfig::default()).ingest(sample);
     let findings = Diagnoser::new(Thresholds::default()).observe(&snapshot);
     Update {
@@ -298,4 +303,23 @@ fn tab_goes_through_the_namespaces_and_hostile_labels_are_escaped() {
         assert!(t.contains("blue\\x1b"), "{keys:?}: {t}");
         press(&mut a, "\x1b");
     }
+}
+
+#[test]
+fn own_namespace_only_is_said_on_screen_at_every_sample() {
+    // The sampler's health while other namespaces cannot be entered: the note
+    // came with the first sample only, the flag with every one.
+    let up = update_with(vec![], |s| {
+        s.health.netns_own_only = true;
+        s.health.notes.clear();
+    });
+    let mut app = App::new(Keymap::default(), Settings::default(), Filter::default());
+    app.update(Msg::Update(up));
+    let t = screen(&mut app, 160, 30);
+    assert!(
+        t.contains("own network namespace only: entering the others (containers, ip netns) needs CAP_SYS_ADMIN"),
+        "{t}"
+    );
+    let plain = render("", 160, 30);
+    assert!(!plain.contains("own network namespace only"), "{plain}");
 }

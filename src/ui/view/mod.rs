@@ -207,15 +207,22 @@ fn banner_lines(app: &App, theme: Theme, height: u16) -> Vec<Line<'static>> {
         lines.push(Line::from(spans));
     }
     let health = &shown.snap().sample.health;
-    if !health.privileged && app.settings.owners {
-        let hidden = health.owners.sockets_hidden;
-        lines.push(Line::styled(
-            format!(
-                " not root: owners of other users' sockets are hidden ({hidden} now) — run as root (or with CAP_SYS_PTRACE) to see every owner"
-            ),
-            theme.notice(),
-        ));
-    }
+    let owners_hidden = !health.privileged && app.settings.owners;
+    let hidden = health.owners.sockets_hidden;
+    let notice = match (owners_hidden, health.netns_own_only) {
+        (true, true) => Some(format!(
+            " not root: owners of other users' sockets are hidden ({hidden} now) and only the own network namespace is seen — run as root to see every owner and every namespace"
+        )),
+        (true, false) => Some(format!(
+            " not root: owners of other users' sockets are hidden ({hidden} now) — run as root (or with CAP_SYS_PTRACE) to see every owner"
+        )),
+        (false, true) => Some(
+            " own network namespace only: entering the others (containers, ip netns) needs CAP_SYS_ADMIN — run as root to see them"
+                .to_owned(),
+        ),
+        (false, false) => None,
+    };
+    lines.extend(notice.map(|n| Line::styled(n, theme.notice())));
     lines
 }
 
