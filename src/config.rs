@@ -69,6 +69,8 @@ pub enum ParseErrorKind {
     Keys(String),
     /// An `[engine]` bound out of its range.
     Engine(String),
+    /// A `[sample]` value refused (as its command-line option would be).
+    Sample(String),
 }
 
 /// A config or thresholds file's text refused: where, and why.
@@ -90,6 +92,11 @@ impl std::fmt::Display for ParseError {
             ParseErrorKind::Engine(m) => match &self.key {
                 Some(k) => write!(f, "[engine] {k}: {m}"),
                 None => write!(f, "[engine]: {m}"),
+            },
+            ParseErrorKind::Sample(m) => match (self.line, &self.key) {
+                (Some(l), Some(k)) => write!(f, "line {l}, [sample] {k}: {m}"),
+                (_, Some(k)) => write!(f, "[sample] {k}: {m}"),
+                (_, None) => write!(f, "[sample]: {m}"),
             },
             ParseErrorKind::Keys(m) => match self.line {
                 Some(l) => write!(f, "line {l}, [keys]: {m}"),
@@ -177,7 +184,42 @@ struct Shared {
     #[allow(dead_code)]
     keys: IgnoredAny,
     engine: EngineTable,
+    sample: SampleTable,
     thresholds: Thresholds,
+}
+
+/// The `[sample]` table: what every live mode samples, under the
+/// command-line options of the same names.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct SampleTable {
+    /// As `--netns`: `all`, `own`, or names separated by commas; a list of
+    /// names is also taken.
+    netns: Option<NetnsValue>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum NetnsValue {
+    Text(String),
+    List(Vec<String>),
+}
+
+impl SampleTable {
+    fn netns(&self) -> Result<Option<NetnsChoice>, ParseError> {
+        let text = match &self.netns {
+            None => return Ok(None),
+            Some(NetnsValue::Text(t)) => t.clone(),
+            Some(NetnsValue::List(names)) => names.join(","),
+        };
+        NetnsChoice::parse(&text)
+            .map(Some)
+            .map_err(|why| ParseError {
+                line: None,
+                key: Some("netns".to_string()),
+                kind: ParseErrorKind::Sample(why),
+            })
+    }
 }
 
 /// The `[engine]` table: the engine's bounds, under the command-line options
@@ -236,6 +278,29 @@ impl EngineTable {
     }
 }
 
+/// The line (from 1) where `key` is given in `[table]`, if it is on a line
+/// of its own (for a message; the value itself was parsed by toml).
+fn key_line(text: &str, table: &str, key: &str) -> Option<usize> {
+    let mut in_table = false;
+    for (i, line) in text.lines().enumerate() {
+        let line = line.trim_start();
+        if line.starts_with('[') {
+            in_table = line
+                .trim_start_matches('[')
+                .split(']')
+                .next()
+                .is_some_and(|t| t.trim() == table);
+        } else if in_table
+            && line
+                .strip_prefix(key)
+                .is_some_and(|rest| rest.trim_start().starts_with('='))
+        {
+            return Some(i + 1);
+        }
+    }
+    None
+}
+
 /// A config file read: its text (the screen parses its own tables from it) and
 /// the sections every mode shares.
 #[derive(Clone, Debug, Default)]
@@ -248,6 +313,8 @@ pub struct ConfigFile {
     pub thresholds: Thresholds,
     /// Its `[engine]` bounds (those it gives).
     pub engine: EngineArgs,
+    /// Its `[sample] netns`, if it gives one.
+    pub netns: Option<NetnsChoice>,
 }
 
 impl ConfigFile {
@@ -261,11 +328,16 @@ impl ConfigFile {
             kind: ParseErrorKind::Thresholds(e.clone()),
         })?;
         let engine = shared.engine.bounds()?;
+        let netns = shared.sample.netns().map_err(|mut e| {
+            e.line = key_line(text, "sample", "netns");
+            e
+        })?;
         Ok(ConfigFile {
             path: None,
             text: text.to_string(),
             thresholds: shared.thresholds,
             engine,
+            netns,
         })
     }
 
@@ -365,7 +437,7 @@ impl RunConfig {
                 Source::Proc => SourceChoice::ProcNet,
             };
             config.owners = !live.no_owners;
-            if let Some(choice) = &live.netns {
+            if let Some(choice) = live.netns.as_ref().or(config.file.netns.as_ref()) {
                 config.netns = choice.clone();
             }
             config.interval = live.interval;
@@ -445,6 +517,37 @@ mod tests {
         };
         let c = RunConfig::resolve(Path::new("/proc"), None, &run).expect("resolves");
         assert_eq!(c.thresholds.syn_recv_min, 9);
+    }
+
+    #[test]
+    fn the_namespaces_come_from_the_file_under_the_command_line() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = dir.path().join("config.toml");
+        std::fs::write(&config, "[sample]\nnetns = [\"host\", \"blue\"]\n").expect("write");
+        let run = RunArgs {
+            config: Some(config.clone()),
+            ..RunArgs::default()
+        };
+        let c = RunConfig::resolve(Path::new("/proc"), Some(&LiveArgs::default()), &run)
+            .expect("resolves");
+        assert_eq!(c.netns, NetnsChoice::parse("host,blue").expect("names"));
+        let own = LiveArgs {
+            netns: Some(NetnsChoice::Own),
+            ..LiveArgs::default()
+        };
+        let c = RunConfig::resolve(Path::new("/proc"), Some(&own), &run).expect("resolves");
+        assert_eq!(c.netns, NetnsChoice::Own, "the option wins");
+        let f = ConfigFile::parse("[sample]\nnetns = \"own\"\n").expect("text form");
+        assert_eq!(f.netns, Some(NetnsChoice::Own));
+        assert_eq!(ConfigFile::parse("").expect("empty").netns, None);
+
+        let e = ConfigFile::parse("[ui]\n\n[sample]\n  netns = \"a,,b\"\n").expect_err("bad");
+        assert_eq!(e.line, Some(4), "{e:?}");
+        assert!(e.to_string().starts_with("line 4, [sample] netns: "), "{e}");
+        let e = ConfigFile::parse("[sample]\nnetns = 3\n").expect_err("a number");
+        assert!(matches!(e.kind, ParseErrorKind::Syntax(_)), "{e:?}");
+        let e = ConfigFile::parse("[sample]\nowners = true\n").expect_err("unknown key");
+        assert!(e.to_string().contains("owners"), "{e}");
     }
 
     #[test]

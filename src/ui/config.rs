@@ -144,6 +144,7 @@ pub fn default_config_text() -> String {
         out.push('\n');
     }
     out.push_str(ENGINE_SECTION);
+    out.push_str(SAMPLE_SECTION);
     out.push_str("\n[thresholds]\n");
     // The thresholds file's own commented lines, without its header.
     let body = THRESHOLDS_FILE
@@ -169,6 +170,15 @@ const ENGINE_SECTION: &str = "\
 # series_len = 300
 # Ports and processes with a time series of their own (1 to 10000).
 # series_top = 64
+";
+
+const SAMPLE_SECTION: &str = "\
+\n[sample]
+# What every live mode samples (--netns wins over this).
+# Network namespaces: \"all\" (every one of the host; without CAP_SYS_ADMIN the
+# own one only), \"own\", or names: [\"host\", \"blue\", \"3f2a9c1e04b7\"] (host, an
+# ip netns name or label, a container id prefix or hostname, an inode).
+# netns = \"all\"
 ";
 
 const THRESHOLDS_FILE: &str = include_str!("../../assets/thresholds.toml");
@@ -221,6 +231,11 @@ mod tests {
             crate::model::EngineConfig::default()
         );
         assert_eq!(c.keymap.help_rows(), Keymap::default().help_rows());
+        assert_eq!(
+            shared.netns,
+            Some(crate::sample::netns::NetnsChoice::All),
+            "{explicit}"
+        );
     }
 
     #[test]
