@@ -11,7 +11,7 @@ use crossterm::event::KeyEvent;
 use super::action::Action;
 use super::edit::LineEdit;
 use super::keymap::Keymap;
-use super::rows::{Row, Rows, Sort};
+use super::rows::{Column, Row, Rows, Sort};
 
 use crate::filter::{Filter, FilterError};
 use crate::live::Update;
@@ -359,6 +359,13 @@ impl App {
             Action::ClearFilter => self.set_filter_text(""),
             Action::SortNext | Action::SortPrev => {
                 self.sort.column = self.sort.column.step(action == Action::SortNext);
+                let multi = self
+                    .shown
+                    .as_ref()
+                    .is_some_and(|s| s.snap().sample.multi_netns());
+                if self.sort.column == Column::Netns && !multi {
+                    self.sort.column = self.sort.column.step(action == Action::SortNext);
+                }
                 self.rebuild();
                 self.say(format!("sorted by {}", self.sort.column.title()), false);
             }

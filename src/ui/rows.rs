@@ -20,6 +20,8 @@ use crate::model::{
 pub enum Column {
     #[default]
     State,
+    /// Shown (and stepped through) only when a sample spans several namespaces.
+    Netns,
     Local,
     Remote,
     Process,
@@ -217,6 +219,7 @@ impl Rows {
                 Column::Process => v
                     .process
                     .map_or(Cow::Borrowed(""), |p| Cow::Borrowed(p.name.as_str())),
+                Column::Netns => snap.sample.netns_label(v.netns),
                 _ => users.get(&v.uid).map_or_else(
                     || Cow::Owned(v.uid.to_string()),
                     |u| Cow::Borrowed(u.as_str()),
@@ -227,7 +230,7 @@ impl Rows {
         // plain integers; ties fall back to the endpoints, then the connection
         // id, so that equal rows keep their places between ticks.
         let ranks: HashMap<Cow<'a, str>, u128> =
-            if matches!(sort.column, Column::Process | Column::User) {
+            if matches!(sort.column, Column::Process | Column::User | Column::Netns) {
                 let names: Vec<Cow<'a, str>> = self
                     .rows
                     .iter()
@@ -257,7 +260,7 @@ impl Rows {
                     Column::SendQ => number(u128::from(v.send_q.unwrap_or(0))),
                     Column::Age => number(now.saturating_since(v.since).as_nanos()),
                     Column::Rtt => number(u128::from(v.rtt_us.unwrap_or(0))),
-                    Column::Process | Column::User => {
+                    Column::Process | Column::User | Column::Netns => {
                         number(ranks.get(&text(&v)).copied().unwrap_or(0))
                     }
                 };

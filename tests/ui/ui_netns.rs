@@ -323,3 +323,38 @@ fn own_namespace_only_is_said_on_screen_at_every_sample() {
     let plain = render("", 160, 30);
     assert!(!plain.contains("own network namespace only"), "{plain}");
 }
+
+#[test]
+fn the_connections_sort_by_namespace_when_there_are_several() {
+    let labels = |t: &str| -> Vec<String> {
+        t.lines()
+            .filter(|l| l.contains(":8080") || l.contains(":5432") || l.contains("127.0.0."))
+            .filter_map(|l| l.split_whitespace().nth(1).map(str::to_owned))
+            .collect()
+    };
+    let mut a = app_of(namespaces());
+    press(&mut a, "2");
+    let by_state = labels(&screen(&mut a, 160, 20));
+    let mut sorted = by_state.clone();
+    sorted.sort();
+    assert_ne!(
+        by_state, sorted,
+        "the fixture's namespaces are mixed by state"
+    );
+    press(&mut a, "s");
+    let t = screen(&mut a, 160, 20);
+    assert!(t.contains("sorted by Netns"), "{t}");
+    assert_eq!(
+        labels(&t),
+        sorted,
+        "rows in the order of their namespace: {t}"
+    );
+
+    // One namespace: no Netns column, and the sort does not stop on it.
+    let mut one = app_of(vec![]);
+    press(&mut one, "2s");
+    let t = screen(&mut one, 160, 20);
+    assert!(t.contains("sorted by Local"), "{t}");
+    press(&mut one, "<");
+    assert!(screen(&mut one, 160, 20).contains("sorted by State"));
+}

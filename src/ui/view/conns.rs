@@ -102,7 +102,7 @@ fn columns<'a>(netns: bool) -> Vec<Col<ConnRow<'a>>> {
             1,
             Col {
                 grow: Some(Grow { tier: 1, max: 14 }),
-                ..Col::new("Netns", 6, 1, |r: &ConnRow, w| {
+                ..col(Column::Netns, 6, 1, |r, w| {
                     fmt::fit(&crate::ui::netns::label(r.sample, r.v.netns), w)
                 })
             },
