@@ -16,6 +16,7 @@ pub mod snapshot;
 pub mod watch;
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use crate::config::{FileError, RunConfig};
 use crate::diagnose::Finding;
@@ -115,10 +116,10 @@ pub fn parse_filter(text: Option<&str>, owners: bool) -> Result<Filter, Failure>
 pub fn observe(run: &mut Run, samples: u32) -> anyhow::Result<(Arc<Snapshot>, Vec<Finding>)> {
     let mut source = run.source();
     let mut processor = run.processor();
-    let interval = run.config.interval();
+    let mut period = Period::new(run.config.interval(), Instant::now());
     let mut update = processor.process(source.collect()?);
     for _ in 1..samples {
-        std::thread::sleep(interval);
+        std::thread::sleep(period.wait(Instant::now()));
         let sample = source.collect()?;
         // The old snapshot goes first, so the engine's shared series are
         // updated in place rather than copied.
@@ -126,4 +127,64 @@ pub fn observe(run: &mut Run, samples: u32) -> anyhow::Result<(Arc<Snapshot>, Ve
         update = processor.process(sample);
     }
     Ok((update.snapshot, update.findings.to_vec()))
+}
+
+/// A sample every `every`, counted from the first one's start (not `every`
+/// after each one ends, which drifts by the time a sample and its diagnosis
+/// take). A sample that overran its slot is followed by the next at once, and
+/// the slots start again from then: no burst to catch up.
+#[derive(Clone, Copy, Debug)]
+pub struct Period {
+    every: Duration,
+    next: Instant,
+}
+
+impl Period {
+    /// The schedule of samples `every` apart, the first one taken at `start`.
+    pub fn new(every: Duration, start: Instant) -> Period {
+        Period {
+            every,
+            next: start + every,
+        }
+    }
+
+    /// How long to wait at `now` for the next sample's slot; moves the
+    /// schedule on to the slot after it.
+    pub fn wait(&mut self, now: Instant) -> Duration {
+        let wait = self.next.saturating_duration_since(now);
+        self.next = if wait.is_zero() {
+            now + self.every
+        } else {
+            self.next + self.every
+        };
+        wait
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn samples_keep_their_period_whatever_they_cost() {
+        let t0 = Instant::now();
+        let s = Duration::from_secs(1);
+        let ms = Duration::from_millis;
+        let mut p = Period::new(s, t0);
+        // A sample that took 300 ms waits 700 ms, not a whole second.
+        assert_eq!(p.wait(t0 + ms(300)), ms(700));
+        // The next slot is at 2 s, whenever the previous one ended.
+        assert_eq!(p.wait(t0 + ms(1_050)), ms(950));
+        // A sample that overran (ended at 3.5 s, its slot was 3 s): the next
+        // starts at once, and the slots count from then.
+        assert_eq!(p.wait(t0 + ms(3_500)), Duration::ZERO);
+        assert_eq!(p.wait(t0 + ms(3_600)), ms(900));
+        // Eleven samples at 1 s, each costing 400 ms, take 10.4 s, not 15.
+        let mut p = Period::new(s, t0);
+        let mut now = t0 + ms(400);
+        for _ in 1..11 {
+            now += p.wait(now) + ms(400);
+        }
+        assert_eq!(now - t0, ms(10_400));
+    }
 }
