@@ -386,6 +386,10 @@ pub struct ReplayArgs {
     #[arg(short = 'F', long, value_name = "EXPR", conflicts_with = "headless")]
     pub filter: Option<String>,
 
+    /// Where the screen's `e` writes its exports (over the config file's).
+    #[arg(long, value_name = "DIR", conflicts_with = "headless")]
+    pub export_dir: Option<std::path::PathBuf>,
+
     /// No colours (as NO_COLOR=1 does).
     #[arg(long, conflicts_with = "headless")]
     pub no_color: bool,

@@ -22,7 +22,7 @@ pub fn run(run: &Run, args: &ReplayArgs) -> ExitCode {
         );
         return ExitCode::from(2);
     }
-    let opts = match screen_options(run, args.filter.as_deref(), args.no_color) {
+    let mut opts = match screen_options(run, args.filter.as_deref(), args.no_color) {
         Ok(o) => o,
         Err(Failure::Usage(msg)) => {
             crate::export::print_err(&msg);
@@ -33,6 +33,9 @@ pub fn run(run: &Run, args: &ReplayArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    if let Some(d) = &args.export_dir {
+        opts.config.ui.export_dir.clone_from(d);
+    }
     let reader = match Reader::open(&args.file) {
         Ok(r) => r,
         Err(e) => {

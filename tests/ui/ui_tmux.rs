@@ -300,9 +300,15 @@ fn a_recording_made_on_the_screen_replays_with_seeking() {
         socket: format!("sockscope-test-replay-{}", std::process::id()),
     };
     let status = dir.path().join("status-replay");
+    let exports = dir.path().join("exports");
+    std::fs::create_dir(&exports).expect("mkdir");
     start(
         &tmux,
-        &format!("replay {} --filter 'port:{port}'", shell_quote(&rec)),
+        &format!(
+            "replay {} --filter 'port:{port}' --export-dir {}",
+            shell_quote(&rec),
+            shell_quote(&exports)
+        ),
         &status,
         (120, 40),
     );
@@ -329,6 +335,24 @@ fn a_recording_made_on_the_screen_replays_with_seeking() {
         })
     });
     assert_eq!(count(&s, "ESTAB"), Some(8), "{s}");
+    // An export of the replayed sample goes to --export-dir.
+    tmux.keys(&["e"]);
+    tmux.wait_for("the export message", |s| s.contains("exported to"));
+    let files: Vec<PathBuf> = std::fs::read_dir(&exports)
+        .expect("read the export dir")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .collect();
+    assert_eq!(files.len(), 1, "one export in --export-dir: {files:?}");
+    let doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&files[0]).expect("read export"))
+            .expect("the export is JSON");
+    let established = doc["sockets"]
+        .as_array()
+        .expect("sockets")
+        .iter()
+        .filter(|s| s["state"] == "ESTABLISHED")
+        .count();
+    assert_eq!(established, 8, "the replayed sample's sockets: {doc}");
     tmux.keys(&["q"]);
     assert_eq!(ended(&tmux, &status), "exit=0");
     drop(tmux);
