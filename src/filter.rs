@@ -445,7 +445,9 @@ impl Pred {
             Pred::Pid(pids) => s.owner.pid().is_some_and(|pid| pids.contains(&pid)),
             Pred::User(users) => users.iter().any(|u| match u {
                 UserNeedle::Name(name) => p.is_some_and(|p| *p.user == **name),
-                UserNeedle::Uid(uid) => s.uid == *uid || p.is_some_and(|p| p.uid == *uid),
+                UserNeedle::Uid(uid) => {
+                    s.known_uid() == Some(*uid) || p.is_some_and(|p| p.uid == *uid)
+                }
             }),
             Pred::Addr(side, nets) => {
                 on_side(s, *side, |a| nets.iter().any(|n| n.contains(a.ip())))

@@ -53,8 +53,11 @@ pub fn write_csv<W: Write>(out: W, sample: &Sample, sockets: &[&SocketRecord]) -
         })?;
         field(&mut w, &|b| write!(b, "{}", s.recv_q))?;
         field(&mut w, &|b| write!(b, "{}", s.send_q))?;
-        field(&mut w, &|b| write!(b, "{}", s.uid))?;
-        text(&mut w, &sample.user_of(s))?;
+        field(&mut w, &|b| match s.known_uid() {
+            Some(uid) => write!(b, "{uid}"),
+            None => Ok(()),
+        })?;
+        text(&mut w, &sample.user_of(s).unwrap_or_default())?;
         field(&mut w, &|b| write!(b, "{}", s.inode))?;
         field(&mut w, &|b| match s.cookie {
             0 => Ok(()),

@@ -51,7 +51,7 @@ pub fn event_selected(filter: &Matcher<'_>, e: &Event) -> bool {
         return true;
     }
     let mut record = SocketRecord::new(e.state, e.local, e.remote);
-    record.uid = e.uid;
+    record.uid = e.uid.unwrap_or(0);
     record.netns = e.netns;
     record.owner = match e.pid {
         Some(pid) => Ownership::Known { pid, fd: 0 },

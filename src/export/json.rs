@@ -93,8 +93,9 @@ struct SocketJson<'a> {
     remote: String,
     recv_q: u32,
     send_q: u32,
-    uid: u32,
-    user: std::borrow::Cow<'a, str>,
+    /// Null where the kernel keeps no uid (TIME_WAIT, a SYN_RECV request).
+    uid: Option<u32>,
+    user: Option<std::borrow::Cow<'a, str>>,
     inode: u64,
     /// The kernel's socket cookie; null from the /proc fallback.
     cookie: Option<u64>,
@@ -218,7 +219,7 @@ fn socket_json(snap: &Snapshot, i: usize, cmdlines: bool) -> Option<SocketJson<'
         remote: s.remote.to_string(),
         recv_q: s.recv_q,
         send_q: s.send_q,
-        uid: s.uid,
+        uid: s.known_uid(),
         user: sample.user_of(s),
         inode: s.inode,
         cookie: (s.cookie != 0).then_some(s.cookie),

@@ -160,7 +160,9 @@ pub struct Connection {
     pub netns: NetnsId,
     /// The latest inode (0 once no file refers to it: TIME_WAIT, orphaned).
     pub inode: u64,
-    pub uid: u32,
+    /// The socket's uid: the last one the kernel gave (it gives none for
+    /// TIME_WAIT: a connection seen before keeps its owner's).
+    pub uid: Option<u32>,
     /// The state in the latest sample that showed it.
     pub state: TcpState,
     /// The first sample that showed it.

@@ -44,7 +44,8 @@ pub struct Event {
     pub remote: SocketAddr,
     /// The connection's network namespace.
     pub netns: NetnsId,
-    pub uid: u32,
+    /// The connection's uid (`Connection::uid`), if ever known.
+    pub uid: Option<u32>,
     /// The owner then: the current one, else the last known one.
     pub pid: Option<u32>,
     /// That owner's name (empty when no owner was ever known).

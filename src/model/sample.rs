@@ -90,12 +90,14 @@ impl Sample {
         self.processes.get(&socket.owner.pid()?)
     }
 
-    /// The name of the user that owns `socket` (its uid as a number when unnamed).
-    pub fn user_of(&self, socket: &SocketRecord) -> std::borrow::Cow<'_, str> {
-        match self.users.get(&socket.uid) {
+    /// The name of the user that owns `socket` (its uid as a number when
+    /// unnamed); `None` where the kernel keeps no uid (TIME_WAIT).
+    pub fn user_of(&self, socket: &SocketRecord) -> Option<std::borrow::Cow<'_, str>> {
+        let uid = socket.known_uid()?;
+        Some(match self.users.get(&uid) {
             Some(name) => std::borrow::Cow::Borrowed(name),
-            None => std::borrow::Cow::Owned(socket.uid.to_string()),
-        }
+            None => std::borrow::Cow::Owned(uid.to_string()),
+        })
     }
 }
 

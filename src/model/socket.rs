@@ -114,6 +114,16 @@ pub struct SocketRecord {
 }
 
 impl SocketRecord {
+    /// The socket's uid, or `None` where the kernel keeps none: it reports a
+    /// TIME_WAIT socket and a SYN_RECV request (no inode) as uid 0 whoever
+    /// made them (the /proc fallback gives a request its listener's uid).
+    pub fn known_uid(&self) -> Option<u32> {
+        let none = self.uid == 0
+            && self.inode == 0
+            && matches!(self.state, TcpState::TimeWait | TcpState::SynRecv);
+        (!none).then_some(self.uid)
+    }
+
     /// A record with the given endpoints and state and everything else empty.
     pub fn new(state: TcpState, local: SocketAddr, remote: SocketAddr) -> SocketRecord {
         SocketRecord {
@@ -160,5 +170,24 @@ mod tests {
         assert_eq!(unmap(v6), v6);
         let compat: SocketAddr = "[::10.1.2.3]:80".parse().expect("addr");
         assert_eq!(unmap(compat), compat, "IPv4-compatible is not mapped");
+    }
+
+    #[test]
+    fn time_wait_and_requests_have_no_uid_the_rest_keep_theirs() {
+        let a: SocketAddr = "127.0.0.1:80".parse().expect("addr");
+        let b: SocketAddr = "127.0.0.1:5000".parse().expect("addr");
+        let rec = |state, uid, inode| {
+            let mut s = SocketRecord::new(state, a, b);
+            s.uid = uid;
+            s.inode = inode;
+            s
+        };
+        assert_eq!(rec(TcpState::TimeWait, 0, 0).known_uid(), None);
+        assert_eq!(rec(TcpState::SynRecv, 0, 0).known_uid(), None);
+        // The /proc fallback gives a request its listener's uid.
+        assert_eq!(rec(TcpState::SynRecv, 33, 0).known_uid(), Some(33));
+        // Root's sockets, orphans included, are root's.
+        assert_eq!(rec(TcpState::Established, 0, 7).known_uid(), Some(0));
+        assert_eq!(rec(TcpState::FinWait2, 0, 0).known_uid(), Some(0));
     }
 }

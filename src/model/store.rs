@@ -341,7 +341,7 @@ mod tests {
             remote: s.remote,
             netns: s.netns,
             inode: s.inode,
-            uid: 0,
+            uid: Some(0),
             state: s.state,
             first_seen: Stamp::default(),
             state_since: Stamp::default(),

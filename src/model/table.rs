@@ -114,7 +114,9 @@ impl Tick<'_> {
         // request's), or it would not be recognised when netlink returns.
         c.cookie = s.cookie;
         c.inode = s.inode;
-        c.uid = s.uid;
+        if let Some(uid) = s.known_uid() {
+            c.uid = Some(uid);
+        }
         if let Some(p) = self.process(s)
             && !c.last_owner.as_ref().is_some_and(|o| Arc::ptr_eq(o, p))
         {
@@ -310,7 +312,7 @@ impl ConnTable {
                 remote: s.remote,
                 netns: s.netns,
                 inode: s.inode,
-                uid: s.uid,
+                uid: s.known_uid(),
                 state: s.state,
                 first_seen: now,
                 state_since: now,

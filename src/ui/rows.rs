@@ -88,7 +88,8 @@ pub struct RowView<'a> {
     pub local: SocketAddr,
     pub remote: SocketAddr,
     pub netns: NetnsId,
-    pub uid: u32,
+    /// `None` where the kernel keeps no uid and none was seen before.
+    pub uid: Option<u32>,
     pub recv_q: Option<u32>,
     pub send_q: Option<u32>,
     pub process: Option<&'a Arc<ProcessInfo>>,
@@ -129,7 +130,7 @@ impl Rows {
             .filter(|c| {
                 filter.is_empty() || {
                     let mut s = SocketRecord::new(c.conn.state, c.conn.local, c.conn.remote);
-                    s.uid = c.conn.uid;
+                    s.uid = c.conn.uid.unwrap_or(0);
                     s.netns = c.conn.netns;
                     filter.matches(&s, c.conn.last_owner.as_deref())
                 }
@@ -157,7 +158,7 @@ impl Rows {
                     local: s.local,
                     remote: s.remote,
                     netns: s.netns,
-                    uid: s.uid,
+                    uid: s.known_uid(),
                     recv_q: Some(s.recv_q),
                     send_q: Some(s.send_q),
                     process: snap.owner_of(i),
@@ -220,10 +221,13 @@ impl Rows {
                     .process
                     .map_or(Cow::Borrowed(""), |p| Cow::Borrowed(p.name.as_str())),
                 Column::Netns => snap.sample.netns_label(v.netns),
-                _ => users.get(&v.uid).map_or_else(
-                    || Cow::Owned(v.uid.to_string()),
-                    |u| Cow::Borrowed(u.as_str()),
-                ),
+                _ => match v.uid {
+                    None => Cow::Borrowed(""),
+                    Some(uid) => users.get(&uid).map_or_else(
+                        || Cow::Owned(uid.to_string()),
+                        |u| Cow::Borrowed(u.as_str()),
+                    ),
+                },
             }
         };
         // Names sort by their rank among the distinct names, so that every key is

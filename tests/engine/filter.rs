@@ -197,10 +197,8 @@ fn user_terms() {
     );
     // A number matches the socket's uid, known even when the owner is hidden...
     assert_eq!(hits("user:1000"), ["v6_close_wait", "v6_client"]);
-    assert_eq!(
-        hits("user:0"),
-        ["v4_listen", "v4_estab", "v6_listen", "time_wait"]
-    );
+    // A TIME_WAIT socket has no uid: the kernel reports 0 for whoever made it.
+    assert_eq!(hits("user:0"), ["v4_listen", "v4_estab", "v6_listen"]);
     // ...and the owning process's uid, which may differ from the socket's.
     assert_eq!(hits("user:33"), ["v4_estab"]);
     // A name needs the process: the hidden socket of uid 1000 is not alice's.
@@ -545,4 +543,36 @@ fn spans_and_columns_count_characters() {
     );
     // Rendering against another input does not panic.
     assert!(e.render("").starts_with("\n^ "));
+}
+
+/// A connection that goes to TIME_WAIT keeps the uid it had: the kernel
+/// reports every TIME_WAIT socket as uid 0, which is nobody's.
+#[test]
+fn time_wait_keeps_the_connections_uid_and_is_not_roots() {
+    use sockscope::model::{Engine, EngineConfig, EventKind, Sample};
+    use std::time::{Duration, SystemTime};
+    let at = |s: u64| SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000 + s);
+    let (a, b) = (
+        "127.0.0.1:5000".parse().expect("addr"),
+        "127.0.0.1:80".parse().expect("addr"),
+    );
+    let mut est = SocketRecord::new(TcpState::Established, a, b);
+    (est.uid, est.inode, est.cookie) = (1000, 77, 5);
+    let mut tw = SocketRecord::new(TcpState::TimeWait, a, b);
+    tw.cookie = 5;
+    let mut engine = Engine::new(EngineConfig::default());
+    engine.ingest(Sample::of_sockets(at(0), vec![est]));
+    let snap = engine.ingest(Sample::of_sockets(at(1), vec![tw.clone()]));
+    let m = Filter::parse("user:0").expect("filter");
+    assert!(!m.matches(&tw, None), "a TIME_WAIT socket is not uid 0's");
+    assert_eq!(tw.known_uid(), None);
+    drop(snap);
+    let snap = engine.ingest(Sample::of_sockets(at(2), vec![]));
+    let closed = snap
+        .events
+        .iter()
+        .find(|e| e.kind == EventKind::Closed)
+        .expect("the close");
+    assert_eq!(closed.state, TcpState::TimeWait);
+    assert_eq!(closed.uid, Some(1000), "the uid it had before TIME_WAIT");
 }

@@ -171,7 +171,9 @@ fn csv_and_table_list_the_same_sockets() {
     assert_eq!(close_wait.len(), 3);
     assert!(close_wait.iter().all(|r| r[9] == *server_pid));
 
-    let out = sockscope(&["snapshot", "--filter", &filter]);
+    // The test's sockets are in this namespace; other namespaces of the
+    // machine (other tests make some) would add a Netns column.
+    let out = sockscope(&["snapshot", "--netns", "own", "--filter", &filter]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let table = text(&out.stdout);
     let mut lines = table.lines();

@@ -70,11 +70,14 @@ fn columns<'a>(netns: bool) -> Vec<Col<ConnRow<'a>>> {
             })
         },
         col(Column::User, 8, 4, |r, w| {
+            let Some(uid) = r.v.uid else {
+                return String::new();
+            };
             fmt::fit(
                 &r.users
-                    .get(&r.v.uid)
+                    .get(&uid)
                     .cloned()
-                    .unwrap_or_else(|| r.v.uid.to_string()),
+                    .unwrap_or_else(|| uid.to_string()),
                 w,
             )
         }),

@@ -380,7 +380,9 @@ fn conn_detail(frame: &mut Frame, shown: &Shown, theme: Theme, area: Rect, id: u
             ]));
             lines.push(Line::raw(format!(
                 "owner {owner} · user {} · inode {} · cookie {:#x}",
-                snap.sample.user_of(s),
+                snap.sample
+                    .user_of(s)
+                    .unwrap_or(std::borrow::Cow::Borrowed("-")),
                 s.inode,
                 s.cookie
             )));
