@@ -22,12 +22,34 @@ pub fn age(d: Duration) -> String {
     }
 }
 
-/// A microsecond time as `0.2ms`, `12ms`, `1.3s`.
+/// A microsecond time as `38µs`, `2.3ms`, `12ms`, `1.3s`.
 pub fn micros(us: u32) -> String {
     match us {
-        0..10_000 => format!("{:.1}ms", f64::from(us) / 1000.0),
+        0..1000 => format!("{us}µs"),
+        1000..10_000 => format!("{:.1}ms", f64::from(us) / 1000.0),
         10_000..1_000_000 => format!("{}ms", us / 1000),
         _ => format!("{:.1}s", f64::from(us) / 1e6),
+    }
+}
+
+/// A millisecond span as a person reads it: `850ms`, `44.8s`, `1m32s`,
+/// `3h02m`, `4d03h`.
+pub fn millis(ms: u64) -> String {
+    match ms {
+        0..1000 => format!("{ms}ms"),
+        1000..60_000 => format!("{:.1}s", ms as f64 / 1000.0),
+        _ => age(Duration::from_millis(ms)),
+    }
+}
+
+/// One of tcp_info's `last_*` ages (milliseconds since the kernel last saw
+/// it): `44.8s ago`, or `never` when it is as old as the machine (the kernel
+/// counts from boot, less five minutes, for what never happened).
+pub fn ago_ms(ms: u32, uptime_secs: u64) -> String {
+    if uptime_secs > 0 && u64::from(ms) / 1000 + 1 >= uptime_secs {
+        "never".to_string()
+    } else {
+        format!("{} ago", millis(u64::from(ms)))
     }
 }
 
@@ -147,7 +169,17 @@ mod tests {
         assert_eq!(age(Duration::from_secs(185)), "3m05s");
         assert_eq!(age(Duration::from_secs(7800)), "2h10m");
         assert_eq!(age(Duration::from_secs(4 * 86_400 + 3 * 3600)), "4d03h");
-        assert_eq!(micros(230), "0.2ms");
+        assert_eq!(micros(38), "38µs");
+        assert_eq!(micros(230), "230µs");
+        assert_eq!(micros(2_340), "2.3ms");
+        assert_eq!(millis(850), "850ms");
+        assert_eq!(millis(44_800), "44.8s");
+        assert_eq!(millis(92_000), "1m32s");
+        assert_eq!(millis(3 * 3_600_000 + 120_000), "3h02m");
+        // A socket that never received data, on a machine up 2.5 hours.
+        assert_eq!(ago_ms(9_190_168, 8_890), "never");
+        assert_eq!(ago_ms(400, 8_890), "400ms ago");
+        assert_eq!(ago_ms(61_000, 8_890), "1m01s ago");
         assert_eq!(micros(12_300), "12ms");
         assert_eq!(micros(1_300_000), "1.3s");
         assert_eq!(bytes(512), "512");

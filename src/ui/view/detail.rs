@@ -399,8 +399,10 @@ fn conn_detail(frame: &mut Frame, shown: &Shown, theme: Theme, area: Rect, id: u
             )));
             if let Some(t) = s.timer {
                 lines.push(Line::raw(format!(
-                    "timer {:?} in {} ms, {} retransmits",
-                    t.kind, t.expires_ms, t.retransmits
+                    "timer {:?} in {}, {} retransmits",
+                    t.kind,
+                    fmt::millis(u64::from(t.expires_ms)),
+                    t.retransmits
                 )));
             }
             if let Some(t) = s.tcp_info {
@@ -408,9 +410,12 @@ fn conn_detail(frame: &mut Frame, shown: &Shown, theme: Theme, area: Rect, id: u
                     "rtt {} ± {} · rto {} · unacked {} · retrans {} (total {}) · probes {} · backoff {}",
                     fmt::micros(t.rtt_us), fmt::micros(t.rttvar_us), fmt::micros(t.rto_us), t.unacked, t.retransmits, t.total_retrans, t.probes, t.backoff
                 )));
+                let up = snap.sample.host.uptime_secs;
                 lines.push(Line::raw(format!(
-                    "last data sent {} ms ago · received {} ms ago · last ack {} ms ago",
-                    t.last_data_sent_ms, t.last_data_recv_ms, t.last_ack_recv_ms
+                    "last data sent {} · received {} · last ack {}",
+                    fmt::ago_ms(t.last_data_sent_ms, up),
+                    fmt::ago_ms(t.last_data_recv_ms, up),
+                    fmt::ago_ms(t.last_ack_recv_ms, up)
                 )));
             }
         }
