@@ -10,10 +10,10 @@ use ratatui::widgets::{Block, Borders, Paragraph, Wrap};
 use super::table::{self, Col, Grow};
 use crate::diagnose::{Finding, Subject};
 use crate::model::{
-    NetnsId, NetnsKind, PortAggregate, ProcessAggregate, Snapshot, Stamp, TcpState,
+    NetnsId, NetnsKind, PortAggregate, ProcessAggregate, STATES, Snapshot, Stamp, TcpState,
 };
 use crate::ui::app::App;
-use crate::ui::fmt;
+use crate::ui::fmt::{self, cells};
 use crate::ui::netns::NsRow;
 use crate::ui::theme::Theme;
 
@@ -126,7 +126,70 @@ struct ProcessRow<'a> {
     mark: String,
 }
 
-fn process_columns<'a>(netns: bool) -> Vec<Col<ProcessRow<'a>>> {
+/// The cell of the state `TcpState::ALL[S]` (a column's cell is a plain
+/// function: one per state).
+fn state_cell<const S: usize>(r: &ProcessRow<'_>, _: usize) -> String {
+    r.p.states.get(TcpState::ALL[S]).to_string()
+}
+
+fn state_cell_of<'a>(state: TcpState) -> fn(&ProcessRow<'a>, usize) -> String {
+    const CELLS: [fn(&ProcessRow<'_>, usize) -> String; STATES] = [
+        state_cell::<0>,
+        state_cell::<1>,
+        state_cell::<2>,
+        state_cell::<3>,
+        state_cell::<4>,
+        state_cell::<5>,
+        state_cell::<6>,
+        state_cell::<7>,
+        state_cell::<8>,
+        state_cell::<9>,
+        state_cell::<10>,
+    ];
+    CELLS[state.index()]
+}
+
+/// The states the Processes view always has a column for; the others get one
+/// while some process holds a socket in them (a process with 40 SYN_SENT
+/// shows them).
+const ALWAYS: [TcpState; 4] = [
+    TcpState::Listen,
+    TcpState::Established,
+    TcpState::CloseWait,
+    TcpState::TimeWait,
+];
+
+/// The Processes view's columns; `present` has bit `state.index()` set for
+/// every state some listed process holds.
+fn process_columns<'a>(netns: bool, present: u16) -> Vec<Col<ProcessRow<'a>>> {
+    // A connection's life, the server's side of a close before TIME_WAIT.
+    const ORDER: [TcpState; STATES] = [
+        TcpState::Listen,
+        TcpState::SynSent,
+        TcpState::SynRecv,
+        TcpState::Established,
+        TcpState::FinWait1,
+        TcpState::FinWait2,
+        TcpState::Closing,
+        TcpState::CloseWait,
+        TcpState::LastAck,
+        TcpState::TimeWait,
+        TcpState::Close,
+    ];
+    let states = ORDER
+        .into_iter()
+        .filter(|s| ALWAYS.contains(s) || present & (1 << s.index()) != 0)
+        .map(|s| {
+            // A state shown because some process holds it goes before the
+            // LISTEN and TIME-WAIT counts on a narrow terminal.
+            let drop = match s {
+                TcpState::Established | TcpState::CloseWait => 0,
+                TcpState::Listen | TcpState::TimeWait => 2,
+                _ => 1,
+            };
+            let width = cells(s.ss_name().len()).max(6);
+            Col::new(s.ss_name(), width, drop, state_cell_of(s))
+        });
     let mut cols: Vec<Col<ProcessRow<'a>>> = vec![
         Col::new("!", 1, 0, |r, _| r.mark.clone()),
         Col::new("PID", 8, 0, |r, _| r.p.process.pid.to_string()),
@@ -134,18 +197,9 @@ fn process_columns<'a>(netns: bool) -> Vec<Col<ProcessRow<'a>>> {
             fmt::fit(&fmt::printable(&r.p.process.name), w)
         }),
         Col::new("User", 10, 3, |r, w| fmt::fit(&r.p.process.user, w)),
-        Col::new(TcpState::Listen.ss_name(), 6, 2, |r, _| {
-            r.p.states.get(TcpState::Listen).to_string()
-        }),
-        Col::new(TcpState::Established.ss_name(), 7, 0, |r, _| {
-            r.p.states.get(TcpState::Established).to_string()
-        }),
-        Col::new(TcpState::CloseWait.ss_name(), 10, 0, |r, _| {
-            r.p.states.get(TcpState::CloseWait).to_string()
-        }),
-        Col::new(TcpState::TimeWait.ss_name(), 9, 2, |r, _| {
-            r.p.states.get(TcpState::TimeWait).to_string()
-        }),
+    ];
+    cols.extend(states);
+    cols.extend::<[Col<ProcessRow<'a>>; 3]>([
         Col::new("Total", 7, 4, |r, _| r.p.states.total().to_string()),
         Col::new("FDs/limit", 12, 0, |r, _| {
             match (r.p.process.fd_count, r.p.process.fd_limit) {
@@ -167,7 +221,7 @@ fn process_columns<'a>(netns: bool) -> Vec<Col<ProcessRow<'a>>> {
                 })
                 .unwrap_or_default()
         }),
-    ];
+    ]);
     if netns {
         cols.insert(
             3,
@@ -184,11 +238,17 @@ pub fn draw_processes(frame: &mut Frame, app: &mut App, theme: Theme, area: Rect
     let snap = shown.snap();
     let procs = &shown.aggregates().processes;
     let findings = &shown.update.findings;
+    let present = procs.iter().fold(0u16, |bits, p| {
+        TcpState::ALL
+            .into_iter()
+            .filter(|s| p.states.get(*s) > 0)
+            .fold(bits, |b, s| b | (1 << s.index()))
+    });
     app.page = table::draw(
         frame,
         area,
         theme,
-        &process_columns(snap.sample.multi_netns()),
+        &process_columns(snap.sample.multi_netns(), present),
         None,
         procs.len(),
         &mut app.cursors.processes,
