@@ -358,3 +358,62 @@ fn the_connections_sort_by_namespace_when_there_are_several() {
     press(&mut one, "<");
     assert!(screen(&mut one, 160, 20).contains("sorted by State"));
 }
+
+/// A socket whose process is gone shows its last owner in parentheses, in
+/// the connections table and in the Processes view, never like a live one.
+#[test]
+fn a_gone_owner_is_shown_as_past() {
+    let sample = |at: u64, owned: bool| {
+        let mut sockets = sockets();
+        // One namespace: the container's listener would be nginx's.
+        sockets.retain(|s| !(s.state == TcpState::Listen && s.owner.pid() == Some(200)));
+        for s in &mut sockets {
+            s.netns = NetnsId::OWN;
+            if !owned && s.owner.pid() == Some(200) {
+                s.owner = sockscope::model::Ownership::Unknown;
+            }
+        }
+        let processes: BTreeMap<u32, Arc<ProcessInfo>> = [(100, "nginx"), (200, "app")]
+            .into_iter()
+            .filter(|(pid, _)| owned || *pid != 200)
+            .map(|(pid, name)| {
+                let info = ProcessInfo {
+                    pid,
+                    name: name.into(),
+                    user: "root".into(),
+                    start_time: 1,
+                    ..ProcessInfo::default()
+                };
+                (pid, Arc::new(info))
+            })
+            .collect();
+        let mut s = Sample {
+            processes,
+            ..Sample::of_sockets(base() + Duration::from_secs(at), sockets)
+        };
+        s.counters.sysctls = stock_sysctls();
+        s.health.privileged = true;
+        s
+    };
+    let mut engine = Engine::new(EngineConfig::default());
+    let mut app = App::new(Keymap::default(), Settings::default(), Filter::default());
+    for (at, owned) in [(0, true), (1, false)] {
+        let snapshot = engine.ingest(sample(at, owned));
+        app.update(Msg::Update(Update {
+            snapshot,
+            findings: Arc::from(Vec::new()),
+            ingest_time: Duration::from_millis(3),
+        }));
+    }
+    press(&mut app, "2");
+    let t = screen(&mut app, 160, 20);
+    assert!(
+        t.contains("(200 app)"),
+        "the past owner in parentheses: {t}"
+    );
+    assert!(t.contains(" 100 nginx"), "a live owner as it is: {t}");
+    assert!(!t.contains("(100 nginx)"), "{t}");
+    press(&mut app, "4");
+    let t = screen(&mut app, 160, 20);
+    assert!(t.contains("(app)"), "{t}");
+}

@@ -22,6 +22,16 @@ struct ConnRow<'a> {
     sample: &'a Sample,
 }
 
+impl ConnRow<'_> {
+    /// Whether the process shown is one that held the socket before, not
+    /// one that holds it now (a closed connection's, or an owner gone).
+    fn past_owner(&self) -> bool {
+        self.v
+            .process
+            .is_some_and(|p| self.v.socket.and_then(|s| s.owner.pid()) != Some(p.pid))
+    }
+}
+
 /// The table's columns, one per sort [`Column`]: the user goes first on a
 /// narrow terminal, then RTT, Send-Q and Recv-Q; what is left over widens the
 /// addresses and then the process. At 80 columns: state, both ends, process,
@@ -61,8 +71,20 @@ fn columns<'a>(netns: bool) -> Vec<Col<ConnRow<'a>>> {
         },
         Col {
             grow: Some(Grow { tier: 2, max: 10 }),
+            // A past owner (the socket's process is gone, or not known now):
+            // in parentheses and dim, never like a live one.
+            style: Some(|r: &ConnRow, theme: Theme| {
+                if r.past_owner() {
+                    theme.dim()
+                } else {
+                    Style::new()
+                }
+            }),
             ..col(Column::Process, 10, 0, |r, w| {
                 match (r.v.process, r.v.socket.map(|s| s.owner)) {
+                    (Some(p), _) if r.past_owner() => {
+                        fmt::fit(&format!("({} {})", p.pid, fmt::printable(&p.name)), w)
+                    }
                     (Some(p), _) => fmt::fit(&format!("{} {}", p.pid, fmt::printable(&p.name)), w),
                     (None, Some(o)) => format!("[{}]", o.status()),
                     (None, None) => String::new(),

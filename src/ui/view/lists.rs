@@ -194,7 +194,13 @@ fn process_columns<'a>(netns: bool, present: u16) -> Vec<Col<ProcessRow<'a>>> {
         Col::new("!", 1, 0, |r, _| r.mark.clone()),
         Col::new("PID", 8, 0, |r, _| r.p.process.pid.to_string()),
         Col::new("Name", 16, 0, |r, w| {
-            fmt::fit(&fmt::printable(&r.p.process.name), w)
+            let name = fmt::printable(&r.p.process.name);
+            if r.p.current_owner {
+                fmt::fit(&name, w)
+            } else {
+                // Only a past owner of its sockets (it is gone, or they are).
+                fmt::fit(&format!("({name})"), w)
+            }
         }),
         Col::new("User", 10, 3, |r, w| fmt::fit(&r.p.process.user, w)),
     ];
