@@ -69,6 +69,16 @@ pub enum Action {
     #[strum(message = "last row", props(keys = "end G"))]
     Bottom,
     #[strum(
+        message = "scroll the evidence pane down",
+        props(keys = "ctrl-e shift-down")
+    )]
+    ScrollDetailDown,
+    #[strum(
+        message = "scroll the evidence pane up",
+        props(keys = "ctrl-y shift-up")
+    )]
+    ScrollDetailUp,
+    #[strum(
         message = "open: connection, port, process, or a warning's subject",
         props(keys = "enter l right")
     )]

@@ -121,6 +121,9 @@ pub struct App {
     /// While paused, the newest update not yet on screen and how many arrived.
     pub paused: Option<(Option<Update>, u64)>,
     pub cursors: Cursors,
+    /// The evidence pane's first line shown, and the warning it is for (a
+    /// new selection starts at the top). The frame clamps it.
+    pub detail_scroll: (u16, usize),
     /// Rows the current table shows at once (set by the frame just drawn).
     pub page: usize,
     pub status: Option<Status>,
@@ -152,6 +155,7 @@ impl App {
             shown: None,
             paused: None,
             cursors: Cursors::default(),
+            detail_scroll: (0, 0),
             page: 20,
             status: None,
             sample_error: None,
@@ -368,6 +372,16 @@ impl App {
                 }
                 self.rebuild();
                 self.say(format!("sorted by {}", self.sort.column.title()), false);
+            }
+            Action::ScrollDetailDown | Action::ScrollDetailUp => {
+                let at = self.cursors.warnings.index;
+                let (line, of) = self.detail_scroll;
+                let line = if of == at { line } else { 0 };
+                self.detail_scroll = if action == Action::ScrollDetailDown {
+                    (line.saturating_add(1), at)
+                } else {
+                    (line.saturating_sub(1), at)
+                };
             }
             Action::SortReverse => {
                 self.sort.descending = !self.sort.descending;

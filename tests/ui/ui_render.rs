@@ -183,3 +183,48 @@ fn screenshots_are_current() {
         }
     }
 }
+
+/// The evidence pane scrolls (ctrl-e, ctrl-y) and says what lies beyond it.
+#[test]
+fn the_evidence_pane_scrolls_and_says_how_much_is_hidden() {
+    let mut a = app(true);
+    press(&mut a, "5");
+    let ctrl = |a: &mut App, c: char| {
+        a.update(Msg::Key(KeyEvent::new(
+            KeyCode::Char(c),
+            KeyModifiers::CONTROL,
+        )));
+    };
+    let first = text(&render(&mut a, 80, 24, false));
+    let hidden = |t: &str, what: &str| -> Option<u32> {
+        let title = t.lines().find(|l| l.contains(" evidence"))?;
+        let at = title.find(what)?;
+        title[..at].split_whitespace().last()?.parse().ok()
+    };
+    let below = hidden(&first, "more lines below").expect("the pane says lines are hidden");
+    assert!(below > 3, "{first}");
+    for _ in 0..3 {
+        ctrl(&mut a, 'e');
+    }
+    let t = text(&render(&mut a, 80, 24, false));
+    assert_eq!(hidden(&t, "lines above"), Some(3), "{t}");
+    assert_eq!(hidden(&t, "below"), Some(below - 3), "{t}");
+    // Past the end it stops at the last line; back up to the top.
+    for _ in 0..100 {
+        ctrl(&mut a, 'e');
+    }
+    let t = text(&render(&mut a, 80, 24, false));
+    assert_eq!(hidden(&t, "lines above"), Some(below), "{t}");
+    for _ in 0..200 {
+        ctrl(&mut a, 'y');
+    }
+    let t = text(&render(&mut a, 80, 24, false));
+    assert_eq!(hidden(&t, "more lines below"), Some(below), "{t}");
+    // Another warning starts at its top.
+    for _ in 0..5 {
+        ctrl(&mut a, 'e');
+    }
+    press(&mut a, "j");
+    let t = text(&render(&mut a, 80, 24, false));
+    assert!(hidden(&t, "lines above").is_none(), "{t}");
+}

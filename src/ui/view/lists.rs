@@ -12,6 +12,7 @@ use crate::diagnose::{Finding, Subject};
 use crate::model::{
     NetnsId, NetnsKind, PortAggregate, ProcessAggregate, STATES, Snapshot, Stamp, TcpState,
 };
+use crate::ui::action::Action;
 use crate::ui::app::App;
 use crate::ui::fmt::{self, cells};
 use crate::ui::netns::NsRow;
@@ -330,10 +331,36 @@ pub fn draw_warnings(frame: &mut Frame, app: &mut App, theme: Theme, area: Rect)
             lines.push(Line::raw(format!("  {k:<28} {v}")));
         }
     }
+    // Scrolled (ctrl-e / ctrl-y), with what lies beyond said in the title.
+    let paragraph = Paragraph::new(lines).wrap(Wrap { trim: false });
+    let total = cells(paragraph.line_count(detail.width));
+    let room = detail.height.saturating_sub(1);
+    let at = app.cursors.warnings.index;
+    let (line, of) = app.detail_scroll;
+    let first = if of == at { line } else { 0 }.min(total.saturating_sub(room));
+    app.detail_scroll = (first, at);
+    let below = total.saturating_sub(first.saturating_add(room));
+    let k = |a| app.keymap.hint(a);
+    let title = match (first, below) {
+        (0, 0) => " evidence ".to_string(),
+        (0, n) => format!(
+            " evidence — {n} more lines below ({}) ",
+            k(Action::ScrollDetailDown)
+        ),
+        (up, 0) => format!(
+            " evidence — {up} lines above ({}) ",
+            k(Action::ScrollDetailUp)
+        ),
+        (up, n) => format!(
+            " evidence — {up} lines above, {n} below ({} {}) ",
+            k(Action::ScrollDetailUp),
+            k(Action::ScrollDetailDown)
+        ),
+    };
     frame.render_widget(
-        Paragraph::new(lines)
-            .wrap(Wrap { trim: false })
-            .block(Block::new().borders(Borders::TOP).title(" evidence ")),
+        paragraph
+            .scroll((first, 0))
+            .block(Block::new().borders(Borders::TOP).title(title)),
         detail,
     );
 }
