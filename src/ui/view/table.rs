@@ -13,6 +13,7 @@ use ratatui::text::Line;
 use ratatui::widgets::{Block, Borders, Cell, Row, Table};
 
 use crate::ui::app::Cursor;
+use crate::ui::fmt;
 use crate::ui::rows::{Column, Sort};
 use crate::ui::theme::Theme;
 
@@ -86,9 +87,17 @@ fn fitting(columns: impl Iterator<Item = (u16, u8)>, width: u16) -> Vec<usize> {
 
 /// The columns of `columns` that fit in `width` (as indices), with their widths
 /// once the spare width is shared out.
-fn layout<R>(columns: &[Col<R>], width: u16) -> Vec<(usize, u16)> {
-    let keep = fitting(columns.iter().map(|c| (c.width, c.drop)), width);
-    let mut out: Vec<(usize, u16)> = keep.iter().map(|&i| (i, columns[i].width)).collect();
+/// The column of `sorted` is wide enough for its title and the order's mark.
+fn layout<R>(columns: &[Col<R>], width: u16, sorted: Option<Column>) -> Vec<(usize, u16)> {
+    let need = |c: &Col<R>| {
+        if sorted.is_some() && c.sort == sorted {
+            c.width.max(fmt::cells(c.title.chars().count() + 2))
+        } else {
+            c.width
+        }
+    };
+    let keep = fitting(columns.iter().map(|c| (need(c), c.drop)), width);
+    let mut out: Vec<(usize, u16)> = keep.iter().map(|&i| (i, need(&columns[i]))).collect();
     let used: u16 = out.iter().map(|(_, w)| w + 1).sum();
     let mut spare = width.saturating_sub(used);
     let mut tiers: Vec<u8> = out
@@ -131,7 +140,7 @@ pub(super) fn draw<R>(
 ) -> usize {
     let page = usize::from(area.height.saturating_sub(2)).max(1);
     cursor.fit(len, page);
-    let cols = layout(columns, area.width);
+    let cols = layout(columns, area.width, sort.map(|s| s.column));
     let end = (cursor.offset + page).min(len);
     let rows: Vec<Row> = (cursor.offset..end)
         .filter_map(|i| {
@@ -193,6 +202,18 @@ mod tests {
     }
 
     #[test]
+    fn the_sorted_column_has_room_for_its_mark() {
+        let q = |column| Col {
+            sort: Some(column),
+            ..Col::new(column.title(), 6, 0, |(), _| String::new())
+        };
+        let cols = [q(Column::RecvQ), q(Column::SendQ)];
+        // "Recv-Q ▲" is 8 wide; the other keeps its 6.
+        assert_eq!(layout(&cols, 80, Some(Column::RecvQ)), [(0, 8), (1, 6)]);
+        assert_eq!(layout(&cols, 80, None), [(0, 6), (1, 6)]);
+    }
+
+    #[test]
     fn spare_width_goes_tier_by_tier_up_to_each_max() {
         let addr = Some(Grow { tier: 1, max: 26 });
         let process = Some(Grow { tier: 2, max: 10 });
@@ -203,18 +224,27 @@ mod tests {
             col(10, 0, process),
         ];
         // Used: 66 with the gaps; 14 spare: 7 to each address, none left.
-        assert_eq!(layout(&cols, 80), [(0, 10), (1, 28), (2, 28), (3, 10)]);
+        assert_eq!(
+            layout(&cols, 80, None),
+            [(0, 10), (1, 28), (2, 28), (3, 10)]
+        );
         // 100 spare: 26 each, 10 to the process, the rest unused.
-        assert_eq!(layout(&cols, 166), [(0, 10), (1, 47), (2, 47), (3, 20)]);
+        assert_eq!(
+            layout(&cols, 166, None),
+            [(0, 10), (1, 47), (2, 47), (3, 20)]
+        );
         // Too narrow: nothing can go (all priority 0), nothing grows.
-        assert_eq!(layout(&cols, 40), [(0, 10), (1, 21), (2, 21), (3, 10)]);
+        assert_eq!(
+            layout(&cols, 40, None),
+            [(0, 10), (1, 21), (2, 21), (3, 10)]
+        );
     }
 
     #[test]
     fn narrow_tables_drop_the_highest_priority_first() {
         let cols = [col(10, 0, None), col(10, 2, None), col(10, 1, None)];
-        assert_eq!(layout(&cols, 33), [(0, 10), (1, 10), (2, 10)]);
-        assert_eq!(layout(&cols, 30), [(0, 10), (2, 10)]);
-        assert_eq!(layout(&cols, 15), [(0, 10)]);
+        assert_eq!(layout(&cols, 33, None), [(0, 10), (1, 10), (2, 10)]);
+        assert_eq!(layout(&cols, 30, None), [(0, 10), (2, 10)]);
+        assert_eq!(layout(&cols, 15, None), [(0, 10)]);
     }
 }
