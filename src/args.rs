@@ -317,6 +317,11 @@ pub struct ServeArgs {
           value_parser = clap::value_parser!(u32).range(1..=10_000))]
     pub netns_cap: u32,
 
+    /// Give sockscope_process_sockets a `pid` label. Off by default: series
+    /// are by process name, since a pid makes new series at every restart.
+    #[arg(long)]
+    pub process_pid_label: bool,
+
     /// Put each process's command line in /snapshot. Off by default: command
     /// lines can carry secrets (passwords, tokens in arguments) that /proc
     /// hides from other users where it is mounted hidepid, and any local user

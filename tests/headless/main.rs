@@ -25,6 +25,7 @@ mod common;
 mod cli;
 mod cli_check;
 mod file_safety;
+mod prometheus;
 mod record_replay;
 mod record_safety;
 mod serve_hostile;
