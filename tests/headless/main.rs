@@ -24,6 +24,7 @@ mod common;
 
 mod cli;
 mod cli_check;
+mod deploy;
 mod file_safety;
 mod prometheus;
 mod record_replay;
