@@ -413,7 +413,7 @@ fn encode_kernel(enc: &mut DescriptorEncoder, snap: &Snapshot) -> fmt::Result {
     gauges(
         enc,
         "sockscope_sockstat",
-        "TCP lines of /proc/net/sockstat (mem in pages).",
+        "TCP lines of /proc/net/sockstat (mem in pages; sockscope_sockstat_tcp_mem_bytes has it in bytes).",
         [
             ("inuse", s.inuse),
             ("orphan", s.orphan),
@@ -423,12 +423,26 @@ fn encode_kernel(enc: &mut DescriptorEncoder, snap: &Snapshot) -> fmt::Result {
         ]
         .into_iter()
         .map(|(k, v)| ([("kind", k.to_string())], v)),
+    )?;
+    // node_exporter's node_sockstat_TCP_mem_bytes: the unit in the name.
+    let page = u64::try_from(rustix::param::page_size()).unwrap_or(4096);
+    gauge(
+        enc,
+        "sockscope_sockstat_tcp_mem_bytes",
+        "Memory the kernel holds for TCP sockets (sockstat's mem pages times the page size).",
+        &s.mem.saturating_mul(page),
     )
 }
 
 /// The sampler's own health: is it sampling, how long it takes, what it misses.
 fn encode_health(enc: &mut DescriptorEncoder, input: &MetricsInput) -> fmt::Result {
     let secs = |d: Duration| d.as_secs_f64();
+    gauges(
+        enc,
+        "sockscope_build_info",
+        "1, with the version of sockscope serving (which hosts of a fleet run which).",
+        [([("version", env!("CARGO_PKG_VERSION"))], 1u64)],
+    )?;
     counter(
         enc,
         "sockscope_sample_errors",

@@ -83,6 +83,7 @@ fn scripted_exposition(pids: bool) -> String {
     sample.counters.tcp_ext.insert("ListenOverflows".into(), 7);
     sample.counters.tcp.insert("CurrEstab".into(), 1);
     sample.counters.tcp.insert("ActiveOpens".into(), 5);
+    sample.counters.sockstat.mem = 3;
     let snap = Engine::new(EngineConfig::default()).ingest(sample);
     let finding = |rule, severity, subject| Finding {
         rule,
@@ -155,12 +156,26 @@ fn a_scripted_snapshot_encodes_as_expected() {
         "sockscope_finding{netns=\"host\",rule=\"fin_wait2_stuck\",severity=\"warning\",kind=\"remote\",port=\"\",process=\"\",remote=\"[::1]:443\"} 1",
         "sockscope_finding{netns=\"host\",rule=\"orphan_pressure\",severity=\"warning\",kind=\"host\",port=\"\",process=\"\",remote=\"\"} 1",
         "sockscope_findings_unexposed 0",
+        concat!(
+            "sockscope_build_info{version=\"",
+            env!("CARGO_PKG_VERSION"),
+            "\"} 1"
+        ),
         "sockscope_sample_errors_total 2",
         "sockscope_samples_total 1",
         "sockscope_last_sample_timestamp_seconds 1800000000.0",
     ] {
         assert!(text.lines().any(|l| l == line), "no line {line} in\n{text}");
     }
+    let bytes = format!(
+        "sockscope_sockstat_tcp_mem_bytes {}",
+        3 * rustix::param::page_size()
+    );
+    assert!(text.lines().any(|l| l == bytes), "no {bytes} in\n{text}");
+    assert!(
+        text.lines()
+            .any(|l| l == "sockscope_sockstat{kind=\"mem\"} 3")
+    );
     assert!(!text.contains("pid="), "{text}");
     assert!(!text.contains("process=\"client\""), "top 1 only: {text}");
     assert_eq!(text.matches("sockscope_tcp_sockets{").count(), 11);
