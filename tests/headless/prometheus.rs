@@ -105,14 +105,14 @@ impl Drop for Prometheus {
     }
 }
 
-/// A free port on the loopback of `ns` (bound and let go: nothing else runs
-/// there to take it meanwhile).
-fn free_port(ns: &Netns) -> u16 {
+/// Two distinct free ports on the loopback of `ns` (bound together, then let
+/// go: nothing else runs there to take them meanwhile).
+fn free_ports(ns: &Netns) -> [u16; 2] {
     ns.run_inside(|| {
-        TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("bind a free port")
-            .port()
+        let bind = || TcpListener::bind("127.0.0.1:0").expect("bind a free port");
+        let (a, b) = (bind(), bind());
+        let port = |l: &TcpListener| l.local_addr().expect("its address").port();
+        [port(&a), port(&b)]
     })
 }
 
@@ -133,9 +133,9 @@ fn encode(text: &str) -> String {
 const API_LIMIT: u64 = 4 << 20;
 
 impl Prometheus {
-    /// Starts `prometheus` inside `ns`, scraping `target` every second with
+    /// Starts `prometheus` inside `ns` on `port`, scraping `target` every second with
     /// the project's rules (every `for:` 2 s) evaluated every second.
-    fn start(ns: &Netns, target: SocketAddr) -> Prometheus {
+    fn start(ns: &Netns, port: u16, target: SocketAddr) -> Prometheus {
         let dir = tempfile::tempdir().expect("temp dir");
         let rules = std::fs::read_to_string(asset("prometheus-rules.yml")).expect("rules");
         let rules_file = dir.path().join("rules.yml");
@@ -151,7 +151,6 @@ impl Prometheus {
             ),
         )
         .expect("write the config");
-        let port = free_port(ns);
         let addr = SocketAddr::from(([127, 0, 0, 1], port));
         let log = std::fs::File::create(dir.path().join("prometheus.log")).expect("log file");
         let child = ns
@@ -391,8 +390,9 @@ fn prometheus_scrapes_serve_and_its_alerts_fire_and_resolve() {
     let Some(ns) = lab() else { return };
     // Prometheus before serve: its listener is there at serve's first sample,
     // so it is not a new one.
-    let serve_addr = SocketAddr::from(([127, 0, 0, 1], free_port(&ns)));
-    let prom = Prometheus::start(&ns, serve_addr);
+    let [serve_port, prom_port] = free_ports(&ns);
+    let serve_addr = SocketAddr::from(([127, 0, 0, 1], serve_port));
+    let prom = Prometheus::start(&ns, prom_port, serve_addr);
     let serve = Running::start_under(
         &ns.exec(),
         &[
