@@ -412,6 +412,24 @@ fn man_pages_are_made_from_the_options_and_written_safely() {
         assert_eq!(mode_bits & 0o777, 0o644, "{mode}");
     }
     assert!(!dir.path().join("sockscope-help.1").exists());
+    // groff reads each page without a warning.
+    if Command::new("groff").arg("--version").output().is_ok() {
+        for page in listed.lines() {
+            let out = Command::new("groff")
+                .args(["-ww", "-z", "-man", page])
+                .output()
+                .expect("run groff");
+            assert!(
+                out.status.success() && out.stderr.is_empty(),
+                "groff on {page}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    } else {
+        common::skip(
+            "groff is not installed (Debian package groff-base): the pages are not rendered",
+        );
+    }
     // An existing page is kept without --force, replaced with it.
     let serve = dir.path().join("sockscope-serve.1");
     std::fs::write(&serve, "mine").expect("write");
