@@ -508,6 +508,12 @@ fn prometheus_scrapes_serve_and_its_alerts_fire_and_resolve() {
     );
     assert_eq!(accept_alert["labels"]["rule"], "accept_queue_overflow");
     assert!(
+        accept_alert["annotations"]["summary"]
+            .as_str()
+            .is_some_and(|s| s.contains(&format!("on port {port} of {instance}"))),
+        "{accept_alert}"
+    );
+    assert!(
         accept_alert["labels"].get("process").is_none(),
         "{accept_alert}"
     );
