@@ -3,7 +3,7 @@
 //! so that they never drift from it. Written as every file sockscope writes:
 //! atomically, never through a symlink, an existing file only with `--force`
 //! (and only a regular one); mode 0644, as man pages and completions are read
-//! by everyone.
+//! by everyone. The directory is made if it is missing.
 
 use std::io::Write;
 use std::path::Path;
@@ -23,6 +23,7 @@ pub fn run(args: &GenerateArgs) -> Result<(), Failure> {
     cli.build();
     match &args.what {
         Generate::Man { dir } => {
+            make_dir(dir)?;
             for (file, page) in man_pages(&cli)? {
                 write(&dir.join(&file), args.force, &page)?;
                 println!("{}", crate::escape::printable_path(&dir.join(&file)));
@@ -34,6 +35,7 @@ pub fn run(args: &GenerateArgs) -> Result<(), Failure> {
             clap_complete::generate(*shell, &mut cli, "sockscope", &mut script);
             match dir {
                 Some(dir) => {
+                    make_dir(dir)?;
                     let path = dir.join(shell.file_name("sockscope"));
                     write(&path, args.force, &script)?;
                     println!("{}", crate::escape::printable_path(&path));
@@ -70,6 +72,17 @@ fn add_pages(cmd: &clap::Command, pages: &mut Vec<(String, Vec<u8>)>) -> Result<
         add_pages(sub, pages)?;
     }
     Ok(())
+}
+
+/// Creates `dir` and its parents if they are missing (a completions directory
+/// often is, until a first package puts something there).
+fn make_dir(dir: &Path) -> Result<(), Failure> {
+    std::fs::create_dir_all(dir).map_err(|e| {
+        Failure::Runtime(anyhow::Error::new(e).context(format!(
+            "cannot make {}",
+            crate::escape::printable_path(dir)
+        )))
+    })
 }
 
 fn write(path: &Path, force: bool, bytes: &[u8]) -> Result<(), Failure> {

@@ -461,8 +461,10 @@ fn man_pages_are_made_from_the_options_and_written_safely() {
 
 #[test]
 fn completions_for_every_shell_and_bash_loads_them() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let d = dir.path().display().to_string();
+    let top = tempfile::tempdir().expect("tempdir");
+    // A directory not there yet is made.
+    let dir = top.path().join("share/completions");
+    let d = dir.display().to_string();
     for (shell, file) in [
         ("bash", "sockscope.bash"),
         ("zsh", "_sockscope"),
@@ -471,8 +473,8 @@ fn completions_for_every_shell_and_bash_loads_them() {
         ("powershell", "_sockscope.ps1"),
     ] {
         generate(&["completions", shell, &d]);
-        let script = std::fs::read_to_string(dir.path().join(file))
-            .unwrap_or_else(|e| panic!("{shell}: {e}"));
+        let script =
+            std::fs::read_to_string(dir.join(file)).unwrap_or_else(|e| panic!("{shell}: {e}"));
         assert!(
             script.contains("serve") && script.contains("top-processes"),
             "{shell}"
