@@ -326,7 +326,9 @@ fn finding_rows(findings: &[Finding], ns: &NetnsLabels) -> (Vec<FindingRow>, usi
         .take(FINDING_SERIES_CAP)
         .map(|(_, (_, n))| n)
         .sum();
-    let folded = findings.len() - usize::try_from(exposed).unwrap_or(findings.len());
+    let folded = findings
+        .len()
+        .saturating_sub(usize::try_from(exposed).unwrap_or(usize::MAX));
     rows.truncate(FINDING_SERIES_CAP);
     rows.sort_by(|a, b| a.0.cmp(&b.0));
     let rows = rows
