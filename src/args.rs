@@ -48,6 +48,37 @@ pub enum Command {
     Serve(ServeArgs),
     /// No screen: one JSON line per connection event and finding change on stdout.
     Watch(WatchArgs),
+    /// Write the man pages or a shell's completions, made from these options.
+    Generate(GenerateArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct GenerateArgs {
+    #[command(subcommand)]
+    pub what: Generate,
+
+    /// Replace files that exist (regular files only; never a symlink or device).
+    #[arg(long, global = true)]
+    pub force: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Generate {
+    /// The man pages into DIR: sockscope.1 and one per command (sockscope-serve.1, ...).
+    Man {
+        /// A man1 directory, e.g. /usr/local/share/man/man1.
+        #[arg(value_name = "DIR")]
+        dir: PathBuf,
+    },
+    /// The completion script of SHELL into DIR, under the name that shell
+    /// looks for (sockscope.bash, _sockscope, sockscope.fish, ...), or on
+    /// standard output without DIR.
+    Completions {
+        #[arg(value_enum, value_name = "SHELL")]
+        shell: clap_complete::Shell,
+        #[arg(value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -316,6 +347,11 @@ pub struct ServeArgs {
     #[arg(long, value_name = "N", default_value_t = 64,
           value_parser = clap::value_parser!(u32).range(1..=10_000))]
     pub netns_cap: u32,
+
+    /// Give sockscope_process_sockets a `pid` label. Off by default: series
+    /// are by process name, since a pid makes new series at every restart.
+    #[arg(long)]
+    pub process_pid_label: bool,
 
     /// Put each process's command line in /snapshot. Off by default: command
     /// lines can carry secrets (passwords, tokens in arguments) that /proc

@@ -64,6 +64,7 @@ pub fn run() -> ExitCode {
                 .map_err(modes::file_usage)
                 .and_then(|c| modes::watch::run(Run::new(c), &args)),
         ),
+        Some(Command::Generate(args)) => exit(modes::generate::run(&args)),
         None if cli.tui.print_default_config => exit(modes::screen::print_default_config()),
         None => exit(
             RunConfig::resolve(root, Some(&cli.tui.live), &cli.tui.run)

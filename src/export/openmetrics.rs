@@ -67,6 +67,9 @@ pub struct MetricsInput<'a> {
     /// Namespaces with a `netns` value of their own, the own one included (at
     /// least it); see the module doc.
     pub netns_cap: usize,
+    /// Whether `sockscope_process_sockets` carries a `pid` label. Off by
+    /// default: a pid makes a new series at every restart of the process.
+    pub process_pids: bool,
 }
 
 /// The `netns` label value of each namespace of a snapshot.
@@ -225,59 +228,155 @@ pub fn encode_metrics(enc: &mut DescriptorEncoder, input: &MetricsInput) -> fmt:
     gauges(
         enc,
         "sockscope_process_sockets",
-        "TCP sockets by state of the processes holding the most (top N only; states with none are left out).",
-        top_process_rows(snap, input.top_processes, &ns),
+        "TCP sockets by state of the processes holding the most, by name (top N only; states with none are left out).",
+        top_process_rows(snap, input.top_processes, input.process_pids, &ns),
     )?;
     encode_kernel(enc, snap)?;
+    let (rows, folded) = finding_rows(input.findings, &ns);
     gauges(
         enc,
         "sockscope_finding",
-        "1 for each active finding of the diagnosis (rule, severity and what it is about).",
-        input.findings.iter().map(|f| {
-            (
-                [
-                    ("rule", f.rule.to_string()),
-                    ("severity", f.severity.name().to_string()),
-                    ("subject", f.target().to_string()),
-                ],
-                1u64,
-            )
-        }),
+        "Active findings of the diagnosis by rule, severity and what they are about (kind, local port, process name, remote); 1 but where findings share every label.",
+        rows,
+    )?;
+    gauge(
+        enc,
+        "sockscope_findings_unexposed",
+        "Active findings past the cap of sockscope_finding series (the most severe are exposed first).",
+        &(folded as u64),
     )
 }
 
-/// The per-state rows of the `top` processes holding the most sockets. A pid
-/// reused while the old process is still the last owner of some sockets gives
-/// two processes with one pid (and maybe one name): their rows are summed, as
-/// one series may appear only once in an exposition. (Two namespaces' pids are
-/// from one pid namespace, sockscope's: the same pid is the same process.)
+/// `sockscope_finding` series at most: findings are few on a healthy host, but a
+/// rule per remote under attack could name thousands.
+pub const FINDING_SERIES_CAP: usize = 200;
+
+/// The label names of `sockscope_finding`, in order.
+pub const FINDING_LABELS: [&str; 7] = [
+    "netns", "rule", "severity", "kind", "port", "process", "remote",
+];
+
+/// Process names in labels are cut to this many characters (a kernel `comm`
+/// is 15 bytes; other sources of a name are not bounded).
+const PROCESS_LABEL_MAX: usize = 64;
+
+/// A process name as a label value: printable (escaped as everywhere) and cut.
+fn process_label(name: &str) -> String {
+    crate::escape::printable(name)
+        .chars()
+        .take(PROCESS_LABEL_MAX)
+        .collect()
+}
+
+/// One `sockscope_finding` series: its labels (in [`FINDING_LABELS`] order)
+/// and its value.
+type FindingRow = ([(&'static str, String); 7], u64);
+
+/// The `sockscope_finding` rows: one per label set (findings that share every
+/// label are counted together, as a series may appear once), critical first,
+/// at most [`FINDING_SERIES_CAP`]; and how many findings were left out.
+///
+/// The labels are structured, never free text: `kind` is the subject's kind
+/// (`local_port`, `process`, `remote`, `host`), `port` the local port,
+/// `process` the process's name (no pid: a restart is the same series),
+/// `remote` the remote address (`10.0.0.9`, `10.0.0.9:443`, `[::1]:443`); a
+/// label that does not apply is empty, which Prometheus reads as absent.
+fn finding_rows(findings: &[Finding], ns: &NetnsLabels) -> (Vec<FindingRow>, usize) {
+    use crate::diagnose::{Severity, Subject};
+    let mut rows: BTreeMap<[String; 7], (Severity, u64)> = BTreeMap::new();
+    for f in findings {
+        let (kind, port, process, remote) = match &f.subject {
+            Subject::LocalPort { port } => {
+                ("local_port", port.to_string(), String::new(), String::new())
+            }
+            Subject::Process { name, .. } => {
+                ("process", String::new(), process_label(name), String::new())
+            }
+            Subject::Remote { addr, port: None } => {
+                ("remote", String::new(), String::new(), addr.to_string())
+            }
+            Subject::Remote {
+                addr,
+                port: Some(p),
+            } => (
+                "remote",
+                String::new(),
+                String::new(),
+                std::net::SocketAddr::new(*addr, *p).to_string(),
+            ),
+            Subject::Host => ("host", String::new(), String::new(), String::new()),
+        };
+        let key = [
+            ns.label(f.netns).to_string(),
+            f.rule.to_string(),
+            f.severity.name().to_string(),
+            kind.to_string(),
+            port,
+            process,
+            remote,
+        ];
+        let row = rows.entry(key).or_insert((f.severity, 0));
+        row.1 += 1;
+    }
+    let mut rows: Vec<([String; 7], (Severity, u64))> = rows.into_iter().collect();
+    // Critical first, then in label order (stable: the sort keeps it).
+    rows.sort_by_key(|(_, (sev, _))| std::cmp::Reverse(*sev));
+    let exposed: u64 = rows
+        .iter()
+        .take(FINDING_SERIES_CAP)
+        .map(|(_, (_, n))| n)
+        .sum();
+    let folded = findings
+        .len()
+        .saturating_sub(usize::try_from(exposed).unwrap_or(usize::MAX));
+    rows.truncate(FINDING_SERIES_CAP);
+    rows.sort_by(|a, b| a.0.cmp(&b.0));
+    let rows = rows
+        .into_iter()
+        .map(|(values, (_, n))| {
+            let mut values = values.into_iter();
+            (
+                FINDING_LABELS.map(|name| (name, values.next().unwrap_or_default())),
+                n,
+            )
+        })
+        .collect();
+    (rows, folded)
+}
+
+/// The per-state rows of the `top` processes holding the most sockets, by
+/// namespace and name (and pid when `pids`): processes that share a name (the
+/// workers of a server, a pid reused while the old process is still the last
+/// owner of some sockets) are summed, as one series may appear only once in an
+/// exposition. (Two namespaces' pids are from one pid namespace, sockscope's:
+/// the same pid is the same process.)
 fn top_process_rows(
     snap: &Snapshot,
     top: usize,
+    pids: bool,
     ns: &NetnsLabels,
-) -> Vec<([(&'static str, String); 4], u64)> {
-    let mut rows: BTreeMap<(&str, u32, &str, TcpState), u64> = BTreeMap::new();
+) -> Vec<(Vec<(&'static str, String)>, u64)> {
+    let mut rows: BTreeMap<(&str, Option<u32>, String, TcpState), u64> = BTreeMap::new();
     for p in snap.aggregates.processes.iter().take(top) {
         for &s in &TcpState::ALL {
             let n = p.states.get(s);
             if n > 0 {
+                let pid = pids.then_some(p.process.pid);
                 *rows
-                    .entry((ns.label(p.netns), p.process.pid, p.process.name.as_str(), s))
+                    .entry((ns.label(p.netns), pid, process_label(&p.process.name), s))
                     .or_default() += n;
             }
         }
     }
     rows.into_iter()
         .map(|((netns, pid, name, s), n)| {
-            (
-                [
-                    ("netns", netns.to_string()),
-                    ("pid", pid.to_string()),
-                    ("process", name.to_string()),
-                    ("state", state_label(s)),
-                ],
-                n,
-            )
+            let mut labels = vec![("netns", netns.to_string())];
+            if let Some(pid) = pid {
+                labels.push(("pid", pid.to_string()));
+            }
+            labels.push(("process", name));
+            labels.push(("state", state_label(s)));
+            (labels, n)
         })
         .collect()
 }
@@ -316,7 +415,7 @@ fn encode_kernel(enc: &mut DescriptorEncoder, snap: &Snapshot) -> fmt::Result {
     gauges(
         enc,
         "sockscope_sockstat",
-        "TCP lines of /proc/net/sockstat (mem in pages).",
+        "TCP lines of /proc/net/sockstat (mem in pages; sockscope_sockstat_tcp_mem_bytes has it in bytes).",
         [
             ("inuse", s.inuse),
             ("orphan", s.orphan),
@@ -326,12 +425,26 @@ fn encode_kernel(enc: &mut DescriptorEncoder, snap: &Snapshot) -> fmt::Result {
         ]
         .into_iter()
         .map(|(k, v)| ([("kind", k.to_string())], v)),
+    )?;
+    // node_exporter's node_sockstat_TCP_mem_bytes: the unit in the name.
+    let page = u64::try_from(rustix::param::page_size()).unwrap_or(4096);
+    gauge(
+        enc,
+        "sockscope_sockstat_tcp_mem_bytes",
+        "Memory the kernel holds for TCP sockets (sockstat's mem pages times the page size).",
+        &s.mem.saturating_mul(page),
     )
 }
 
 /// The sampler's own health: is it sampling, how long it takes, what it misses.
 fn encode_health(enc: &mut DescriptorEncoder, input: &MetricsInput) -> fmt::Result {
     let secs = |d: Duration| d.as_secs_f64();
+    gauges(
+        enc,
+        "sockscope_build_info",
+        "1, with the version of sockscope serving (which hosts of a fleet run which).",
+        [([("version", env!("CARGO_PKG_VERSION"))], 1u64)],
+    )?;
     counter(
         enc,
         "sockscope_sample_errors",

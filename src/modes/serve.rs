@@ -54,6 +54,7 @@ pub fn run(mut run: Run, args: &ServeArgs) -> Result<(), Failure> {
         processor: run.processor(),
         top_processes: args.top_processes as usize,
         netns_cap: args.netns_cap as usize,
+        process_pids: args.process_pid_label,
         snapshot_cmdlines: args.snapshot_cmdlines,
         http: Options {
             limits: args.http.clone(),

@@ -78,6 +78,8 @@ pub struct ServeConfig {
     pub top_processes: usize,
     /// Namespaces with their own `netns` value in /metrics.
     pub netns_cap: usize,
+    /// `sockscope_process_sockets` with a `pid` label.
+    pub process_pids: bool,
     pub snapshot_cmdlines: bool,
     pub http: Options,
     pub recording: Option<RecordingSink>,
@@ -96,6 +98,7 @@ impl Serving {
             shared: Arc::clone(&shared),
             top_processes: config.top_processes,
             netns_cap: config.netns_cap,
+            process_pids: config.process_pids,
         }));
         let service = Arc::new(Service {
             shared: Arc::clone(&shared),

@@ -85,6 +85,7 @@ pub struct SnapshotCollector {
     pub shared: Arc<Shared>,
     pub top_processes: usize,
     pub netns_cap: usize,
+    pub process_pids: bool,
 }
 
 impl Collector for SnapshotCollector {
@@ -99,6 +100,7 @@ impl Collector for SnapshotCollector {
             errors_total: latest.errors_total,
             top_processes: self.top_processes,
             netns_cap: self.netns_cap,
+            process_pids: self.process_pids,
         };
         encode_metrics(&mut encoder, &input)
     }

@@ -22,7 +22,8 @@ impl Running {
     }
 
     /// As `start`, under a command prefix that execs its program, e.g.
-    /// `["ip", "netns", "exec", NS]` (so the pid is still sockscope's).
+    /// `["ip", "netns", "exec", NS]` (so the pid is still sockscope's), with
+    /// `--netns own` unless `args` name a `--netns`.
     pub fn start_under(prefix: &[&str], args: &[&str], pipe_stdout: bool) -> Running {
         let exe = env!("CARGO_BIN_EXE_sockscope");
         let mut command = match prefix.split_first() {
@@ -34,7 +35,7 @@ impl Running {
             None => Command::new(exe),
         };
         command.args(args);
-        if !prefix.is_empty() {
+        if !prefix.is_empty() && !args.contains(&"--netns") {
             // Run inside a test's namespace: that one alone, not every one of
             // the host (whose other workloads must not change the answer).
             command.args(["--netns", "own"]);

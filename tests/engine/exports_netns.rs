@@ -247,6 +247,7 @@ impl Collector for Fixed {
                 errors_total: 0,
                 top_processes: 20,
                 netns_cap: self.1,
+                process_pids: false,
             },
         )
     }
@@ -280,7 +281,7 @@ fn the_exposition_has_series_per_namespace() {
         "sockscope_listen_backlog{netns=\"3f2a9c1e04b7\",port=\"8080\"} 4096",
         "sockscope_listen_queue_depth{netns=\"blue\",port=\"8080\"} 1",
         "sockscope_syn_recv{netns=\"3f2a9c1e04b7\",port=\"8080\"} 1",
-        "sockscope_process_sockets{netns=\"blue\",pid=\"10\",process=\"java\",state=\"close_wait\"} 1",
+        "sockscope_process_sockets{netns=\"blue\",process=\"java\",state=\"close_wait\"} 1",
     ] {
         assert!(has(&text, line), "no line {line} in\n{text}");
     }

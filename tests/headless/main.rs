@@ -24,7 +24,9 @@ mod common;
 
 mod cli;
 mod cli_check;
+mod deploy;
 mod file_safety;
+mod prometheus;
 mod record_replay;
 mod record_safety;
 mod serve_hostile;

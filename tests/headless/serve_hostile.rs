@@ -426,6 +426,7 @@ fn the_samplers_death_is_said_on_healthz_and_ends_serve() {
         processor: sockscope::processor::ProcessorSpec::default().build(),
         top_processes: 5,
         netns_cap: sockscope::export::NETNS_CAP,
+        process_pids: false,
         snapshot_cmdlines: false,
         http: Default::default(),
         recording: None,

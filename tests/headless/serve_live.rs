@@ -40,7 +40,13 @@ fn value(body: &str, series: &str) -> Result<f64, String> {
 fn metrics_of_a_known_population() {
     let mut pop = build_population();
     pop.client.close("tw");
-    let (mut serve, addr) = start_serve(&["--interval", "200ms", "--top-processes", "10000"]);
+    let (mut serve, addr) = start_serve(&[
+        "--interval",
+        "200ms",
+        "--top-processes",
+        "10000",
+        "--process-pid-label",
+    ]);
     let (l1, l3) = (pop.l1, pop.l3);
     let v6 = u64::from(pop.l6.is_some()) as f64;
     let server = pop.server.pid.to_string();

@@ -12,7 +12,7 @@ use crate::diagnose::{Evidence, Severity, Subject};
 use crate::model::{Engine, EngineConfig, Ownership, ProcessInfo, Sample, SocketRecord, Stamp};
 
 #[derive(Debug)]
-struct Fixed(Arc<Snapshot>, Vec<Finding>);
+struct Fixed(Arc<Snapshot>, Vec<Finding>, bool);
 
 impl Collector for Fixed {
     fn encode(&self, mut enc: DescriptorEncoder) -> fmt::Result {
@@ -26,6 +26,7 @@ impl Collector for Fixed {
                 errors_total: 2,
                 top_processes: 1,
                 netns_cap: NETNS_CAP,
+                process_pids: self.2,
             },
         )
     }
@@ -43,8 +44,9 @@ fn socket(state: TcpState, local: &str, remote: &str, pid: Option<u32>) -> Socke
     s
 }
 
-/// The exposition of a scripted snapshot that has every family.
-fn scripted_exposition() -> String {
+/// The exposition of a scripted snapshot that has every family (with `pid`
+/// labels when `pids`).
+fn scripted_exposition(pids: bool) -> String {
     let mut listener = socket(TcpState::Listen, "0.0.0.0:80", "0.0.0.0:0", Some(10));
     (listener.recv_q, listener.send_q) = (3, 4);
     let sockets = vec![
@@ -81,20 +83,52 @@ fn scripted_exposition() -> String {
     sample.counters.tcp_ext.insert("ListenOverflows".into(), 7);
     sample.counters.tcp.insert("CurrEstab".into(), 1);
     sample.counters.tcp.insert("ActiveOpens".into(), 5);
+    sample.counters.sockstat.mem = 3;
     let snap = Engine::new(EngineConfig::default()).ingest(sample);
-    let finding = Finding {
-        rule: "close_wait_leak",
-        severity: Severity::Warning,
+    let finding = |rule, severity, subject| Finding {
+        rule,
+        severity,
         netns: crate::model::NetnsId::OWN,
         netns_label: None,
-        subject: Subject::LocalPort { port: 80 },
+        subject,
         evidence: Evidence::new(),
         since: Stamp::default(),
         message: String::new(),
         next_step: String::new(),
     };
+    let process = |pid, name: &str| Subject::Process {
+        pid,
+        name: name.into(),
+    };
+    let findings = vec![
+        finding(
+            "accept_queue_overflow",
+            Severity::Warning,
+            Subject::LocalPort { port: 80 },
+        ),
+        // Two processes of one name: one series, counted 2.
+        finding(
+            "close_wait_leak",
+            Severity::Critical,
+            process(10, "web\n\"1\""),
+        ),
+        finding(
+            "close_wait_leak",
+            Severity::Critical,
+            process(11, "web\n\"1\""),
+        ),
+        finding(
+            "fin_wait2_stuck",
+            Severity::Warning,
+            Subject::Remote {
+                addr: "::1".parse().expect("addr"),
+                port: Some(443),
+            },
+        ),
+        finding("orphan_pressure", Severity::Warning, Subject::Host),
+    ];
     let mut registry = Registry::default();
-    registry.register_collector(Box::new(Fixed(snap, vec![finding])));
+    registry.register_collector(Box::new(Fixed(snap, findings, pids)));
     let mut text = String::new();
     prometheus_client::encoding::prometheus_text::encode(&mut text, &registry).expect("encode");
     text
@@ -102,7 +136,7 @@ fn scripted_exposition() -> String {
 
 #[test]
 fn a_scripted_snapshot_encodes_as_expected() {
-    let text = scripted_exposition();
+    let text = scripted_exposition(false);
     for line in [
         "sockscope_tcp_sockets{netns=\"host\",state=\"close_wait\"} 2",
         "sockscope_tcp_sockets{netns=\"host\",state=\"last_ack\"} 0",
@@ -110,21 +144,90 @@ fn a_scripted_snapshot_encodes_as_expected() {
         "sockscope_listen_backlog{netns=\"host\",port=\"80\"} 4",
         "sockscope_syn_recv{netns=\"host\",port=\"80\"} 1",
         // Top 1 only: pid 10 (3 sockets), not pid 20; the quote escaped.
-        "sockscope_process_sockets{netns=\"host\",pid=\"10\",process=\"web \\\"1\\\"\",state=\"close_wait\"} 2",
-        "sockscope_process_sockets{netns=\"host\",pid=\"10\",process=\"web \\\"1\\\"\",state=\"listen\"} 1",
+        "sockscope_process_sockets{netns=\"host\",process=\"web \\\"1\\\"\",state=\"close_wait\"} 2",
+        "sockscope_process_sockets{netns=\"host\",process=\"web \\\"1\\\"\",state=\"listen\"} 1",
         "sockscope_namespaces 1",
         "sockscope_netns_folded 0",
         "sockscope_kernel_tcpext_total{name=\"ListenOverflows\"} 7",
         "sockscope_kernel_tcp_value{name=\"CurrEstab\"} 1",
-        "sockscope_finding{rule=\"close_wait_leak\",severity=\"warning\",subject=\"local port 80\"} 1",
+        "sockscope_finding{netns=\"host\",rule=\"accept_queue_overflow\",severity=\"warning\",kind=\"local_port\",port=\"80\",process=\"\",remote=\"\"} 1",
+        // The name's newline escaped as everywhere, then as a label value.
+        "sockscope_finding{netns=\"host\",rule=\"close_wait_leak\",severity=\"critical\",kind=\"process\",port=\"\",process=\"web\\\\x0a\\\"1\\\"\",remote=\"\"} 2",
+        "sockscope_finding{netns=\"host\",rule=\"fin_wait2_stuck\",severity=\"warning\",kind=\"remote\",port=\"\",process=\"\",remote=\"[::1]:443\"} 1",
+        "sockscope_finding{netns=\"host\",rule=\"orphan_pressure\",severity=\"warning\",kind=\"host\",port=\"\",process=\"\",remote=\"\"} 1",
+        "sockscope_findings_unexposed 0",
+        concat!(
+            "sockscope_build_info{version=\"",
+            env!("CARGO_PKG_VERSION"),
+            "\"} 1"
+        ),
         "sockscope_sample_errors_total 2",
         "sockscope_samples_total 1",
         "sockscope_last_sample_timestamp_seconds 1800000000.0",
     ] {
         assert!(text.lines().any(|l| l == line), "no line {line} in\n{text}");
     }
-    assert!(!text.contains("pid=\"20\""), "{text}");
+    let bytes = format!(
+        "sockscope_sockstat_tcp_mem_bytes {}",
+        3 * rustix::param::page_size()
+    );
+    assert!(text.lines().any(|l| l == bytes), "no {bytes} in\n{text}");
+    assert!(
+        text.lines()
+            .any(|l| l == "sockscope_sockstat{kind=\"mem\"} 3")
+    );
+    assert!(!text.contains("pid="), "{text}");
+    assert!(!text.contains("process=\"client\""), "top 1 only: {text}");
     assert_eq!(text.matches("sockscope_tcp_sockets{").count(), 11);
+}
+
+#[test]
+fn process_series_carry_the_pid_only_when_asked() {
+    let text = scripted_exposition(true);
+    let line = "sockscope_process_sockets{netns=\"host\",pid=\"10\",process=\"web \\\"1\\\"\",state=\"close_wait\"} 2";
+    assert!(text.lines().any(|l| l == line), "no line {line} in\n{text}");
+    // Findings never do.
+    assert!(
+        text.lines()
+            .filter(|l| l.starts_with("sockscope_finding{"))
+            .all(|l| !l.contains("pid")),
+        "{text}"
+    );
+}
+
+#[test]
+fn finding_series_are_capped_most_severe_first() {
+    let ns = NetnsLabels {
+        own: BTreeMap::from([(crate::model::NetnsId::OWN, "host".to_string())]),
+        folded: 0,
+        sampled: 1,
+    };
+    let finding = |i: usize, severity| Finding {
+        rule: "dead_peer",
+        severity,
+        netns: crate::model::NetnsId::OWN,
+        netns_label: None,
+        subject: Subject::Remote {
+            addr: std::net::Ipv4Addr::from(0x0a00_0000_u32 + u32::try_from(i).expect("small"))
+                .into(),
+            port: None,
+        },
+        evidence: Evidence::new(),
+        since: Stamp::default(),
+        message: String::new(),
+        next_step: String::new(),
+    };
+    let mut findings: Vec<Finding> = (0..FINDING_SERIES_CAP + 50)
+        .map(|i| finding(i, Severity::Warning))
+        .collect();
+    findings.push(finding(9999, Severity::Critical));
+    let (rows, left_out) = finding_rows(&findings, &ns);
+    assert_eq!(rows.len(), FINDING_SERIES_CAP);
+    assert_eq!(left_out, 51);
+    assert!(
+        rows.iter().any(|(l, _)| l[2].1 == "critical"),
+        "the critical one is kept"
+    );
 }
 
 /// Each series' name and label names, from an exposition.
@@ -199,7 +302,7 @@ fn readme_families() -> BTreeMap<String, std::collections::BTreeSet<String>> {
 
 #[test]
 fn the_readme_metrics_table_names_every_series_and_its_labels() {
-    let exposed = exposed_families(&scripted_exposition());
+    let exposed = exposed_families(&scripted_exposition(false));
     let readme = readme_families();
     assert!(exposed.len() > 10, "{exposed:?}");
     assert_eq!(
