@@ -140,8 +140,11 @@ impl Hostile {
         panic!("three CLOSE_WAIT on port {port} never showed");
     }
 
+    /// Its own sockets alone: the port number on its address, in this
+    /// namespace (another test's [::1] socket, or a socket in another
+    /// namespace, may have the same port number).
     fn filter(&self) -> String {
-        format!("lport:{}", self.port)
+        format!("ns:host laddr:127.0.0.1 lport:{}", self.port)
     }
 
     fn json(&self) -> serde_json::Value {
