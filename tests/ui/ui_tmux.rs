@@ -168,7 +168,7 @@ fn the_screen_shows_filters_drills_exports_and_quits_cleanly() {
     start(
         &tmux,
         &format!(
-            "--interval 300ms --export-dir {} --filter 'port:{port}'",
+            "--netns own --interval 300ms --export-dir {} --filter 'port:{port}'",
             shell_quote(dir.path())
         ),
         &status,
@@ -244,7 +244,7 @@ fn sigterm_restores_the_terminal() {
     let tmux = Tmux {
         socket: format!("sockscope-test-term-{}", std::process::id()),
     };
-    start(&tmux, "--interval 300ms", &status, (80, 24));
+    start(&tmux, "--netns own --interval 300ms", &status, (80, 24));
     tmux.wait_for("the screen", |s| {
         s.contains("1 Overview") && s.contains("LISTEN")
     });
@@ -278,7 +278,7 @@ fn a_recording_made_on_the_screen_replays_with_seeking() {
     start(
         &tmux,
         &format!(
-            "--interval 200ms --filter 'port:{port}' --record {}",
+            "--netns own --interval 200ms --filter 'port:{port}' --record {}",
             shell_quote(&rec)
         ),
         &status,

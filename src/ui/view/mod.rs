@@ -149,6 +149,9 @@ fn draw_tabs(frame: &mut Frame, app: &App, theme: Theme, area: Rect) {
             );
         }
         let style = if *view == app.view {
+            // Marked in the text too, for a terminal without colours and a
+            // reader of a screenshot: `[2 Connections]`, as wide as the rest.
+            title = format!("[{}]", title.trim());
             theme.tab_active()
         } else {
             Style::new()
