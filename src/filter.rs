@@ -234,14 +234,29 @@ impl FilterError {
     /// message, for a terminal. Control characters and bidi controls in the input
     /// are shown as spaces so that the carets stay aligned.
     pub fn render(&self, input: &str) -> String {
-        let mut line = String::with_capacity(input.len());
+        let line: String = input
+            .chars()
+            .map(|c| {
+                if crate::escape::needs_escape(c) {
+                    ' '
+                } else {
+                    c
+                }
+            })
+            .collect();
+        format!(
+            "{line}\n{} {}",
+            self.carets(input),
+            crate::escape::Printable(&self.message)
+        )
+    }
+
+    /// The line under `input` that marks the offending term: spaces up to
+    /// it, a `^` under each of its characters (one at the end for a span at
+    /// or past the end of the input).
+    pub fn carets(&self, input: &str) -> String {
         let mut carets = String::new();
-        for (i, c) in input.char_indices() {
-            line.push(if crate::escape::needs_escape(c) {
-                ' '
-            } else {
-                c
-            });
+        for (i, _) in input.char_indices() {
             if i < self.span.start {
                 carets.push(' ');
             } else if i < self.span.end {
@@ -249,13 +264,9 @@ impl FilterError {
             }
         }
         if !carets.ends_with('^') {
-            // A span at (or past) the end of the input still gets a caret.
             carets.push('^');
         }
-        format!(
-            "{line}\n{carets} {}",
-            crate::escape::Printable(&self.message)
-        )
+        carets
     }
 
     /// 1-based column (in characters) where the offending term starts.

@@ -254,9 +254,10 @@ fn draw_filter(frame: &mut Frame, app: &App, theme: Theme, area: Rect) {
         ])),
     }
     if let Some((text, e)) = &app.filter.error {
-        let col = text[..e.span.start.min(text.len())].chars().count();
+        // Under the whole term, as the command line marks it; one column in
+        // for the `/`.
         lines.push(Line::styled(
-            format!("{}^ {}", " ".repeat(col + 1), e.message),
+            format!(" {} {}", e.carets(text), e.message),
             theme.error(),
         ));
     }
