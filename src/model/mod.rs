@@ -32,8 +32,8 @@ pub use history::LogView;
 pub use netns::{NetnsId, NetnsInfo, NetnsKind};
 pub use order::{AddrKey, IpKey, addr_key, ip_key};
 pub use sample::{
-    Health, HostInfo, KernelCounters, OwnerScanStats, ProcessInfo, Sample, SocketSource, Sockstat,
-    Sysctls,
+    Health, HostInfo, KernelCounters, OwnerScanStats, ProcessInfo, Sample, SampleCost,
+    SocketSource, Sockstat, Sysctls,
 };
 pub use series::{OwnerKey, PortPoint, Ring, Series, SmallCounts, TickPoint};
 pub use snapshot::{HistoryStats, Snapshot};

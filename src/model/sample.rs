@@ -153,6 +153,9 @@ pub struct Health {
     /// note that says it is given once); not kept in recordings, whose first
     /// sample holds the note.
     pub netns_own_only: bool,
+    /// What the sample cost to take (zero where unmeasured: scripted samples,
+    /// recordings).
+    pub cost: SampleCost,
     /// Human-readable notes about partial data, for the status line and exports.
     pub notes: Vec<String>,
 }
@@ -165,9 +168,25 @@ impl Default for Health {
             privileged: false,
             owners: OwnerScanStats::default(),
             netns_own_only: false,
+            cost: SampleCost::default(),
             notes: Vec::new(),
         }
     }
+}
+
+/// The time one sample took, in microseconds.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct SampleCost {
+    /// From its start to the sample's end (wall clock).
+    pub total_us: u64,
+    /// Reading the sockets of every namespace and their counters (on a
+    /// first sample it overlaps the owners' walk).
+    pub sockets_us: u64,
+    /// Resolving the owners.
+    pub owners_us: u64,
+    /// CPU time of the sampling thread, the kernel's work for its dumps
+    /// included; `None` where the clock cannot be read.
+    pub cpu_us: Option<u64>,
 }
 
 /// What the owner resolution did for one sample.

@@ -338,6 +338,7 @@ fn sample_of<N, S>(
             privileged: h.privileged,
             owners: h.owners,
             netns_own_only: false,
+            cost: crate::model::SampleCost::default(),
             notes: h.notes,
         },
         namespaces: spaces(wire.namespaces),

@@ -131,6 +131,8 @@ impl Collector {
     /// One complete sample. Fails only when no socket table can be read at all.
     pub fn collect(&mut self) -> anyhow::Result<Sample> {
         let taken_at = SystemTime::now();
+        let started = std::time::Instant::now();
+        let cpu_start = thread_cpu();
         let mut health = Health::default();
         let mut sockets: Vec<SocketRecord> = Vec::with_capacity(self.capacity_hint);
         let (dumper, unavailable, proc_root) = (
@@ -163,6 +165,8 @@ impl Collector {
             }
         }
         self.capacity_hint = sockets.len() + sockets.len() / 8 + 64;
+        health.cost.sockets_us = micros(started.elapsed());
+        let owners_started = std::time::Instant::now();
 
         let mut processes = BTreeMap::new();
         match self.resolver.as_mut() {
@@ -188,6 +192,7 @@ impl Collector {
             }
         }
         owner_notes(&mut health, self.config.owners);
+        health.cost.owners_us = micros(owners_started.elapsed());
 
         let host = match self.host.as_mut() {
             Some(probe) => {
@@ -204,6 +209,10 @@ impl Collector {
         for s in &sockets {
             users.entry(s.uid).or_insert_with(|| self.users.name(s.uid));
         }
+        health.cost.total_us = micros(started.elapsed());
+        health.cost.cpu_us = cpu_start
+            .zip(thread_cpu())
+            .map(|(a, b)| micros(b.saturating_sub(a)));
         Ok(Sample {
             taken_at,
             sockets,
@@ -215,6 +224,18 @@ impl Collector {
             namespaces,
         })
     }
+}
+
+fn micros(d: std::time::Duration) -> u64 {
+    u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
+}
+
+/// The calling thread's CPU time (user and kernel).
+fn thread_cpu() -> Option<std::time::Duration> {
+    let t = rustix::time::clock_gettime(rustix::time::ClockId::ThreadCPUTime);
+    let secs = u64::try_from(t.tv_sec).ok()?;
+    let nanos = u32::try_from(t.tv_nsec).ok()?;
+    Some(std::time::Duration::new(secs, nanos))
 }
 
 /// Reads the socket table: netlink, retried once, else /proc/net/tcp{,6}.

@@ -129,6 +129,7 @@ pub fn rich(i: u32, conns: u32) -> Sample {
             malformed_lines: u64::from(i % 3),
             privileged: i.is_multiple_of(2),
             netns_own_only: false,
+            cost: sockscope::model::SampleCost::default(),
             owners: OwnerScanStats {
                 full_scan: i == 0,
                 fds_read: 90 + u64::from(i),

@@ -211,6 +211,9 @@ fn two_namespaces_with_the_same_sockets_are_counted_apart_as_ss_counts_them() {
         .map(|n| n["label"].as_str().expect("label"))
         .collect();
     assert_eq!(labels.len(), 2, "only the two asked for: {labels:?}");
+    let cost = &doc["health"]["cost"];
+    assert!(cost["total_us"].as_u64().is_some_and(|t| t > 0), "{cost}");
+    assert!(cost["cpu_us"].as_u64().is_some(), "{cost}");
     assert!(labels.contains(&named.name.as_str()), "{labels:?}");
     let b_label = doc["namespaces"]
         .as_array()

@@ -417,3 +417,26 @@ fn a_gone_owner_is_shown_as_past() {
     let t = screen(&mut app, 160, 20);
     assert!(t.contains("(app)"), "{t}");
 }
+
+#[test]
+fn the_status_bar_shows_what_the_sample_cost() {
+    let up = update_with(vec![], |s| {
+        s.health.cost = sockscope::model::SampleCost {
+            total_us: 152_400,
+            sockets_us: 80_100,
+            owners_us: 60_000,
+            cpu_us: Some(101_000),
+        };
+    });
+    let mut app = App::new(Keymap::default(), Settings::default(), Filter::default());
+    app.update(Msg::Update(up));
+    let t = screen(&mut app, 160, 20);
+    assert!(
+        t.contains("sample 152 ms (sockets 80, owners 60, 101 ms CPU) · engine 3.0 ms"),
+        "{t}"
+    );
+    // A scripted sample has no cost of its own: the engine's alone.
+    let t = render("", 160, 20);
+    assert!(t.contains("· engine 3.0 ms"), "{t}");
+    assert!(!t.contains("sample "), "{t}");
+}

@@ -295,16 +295,33 @@ fn draw_status(frame: &mut Frame, app: &App, theme: Theme, area: Rect) {
         left.push(Span::styled(s.text.clone(), style));
     } else if let Some(shown) = &app.shown {
         let s = shown.snap();
+        let engine_ms = shown.update.ingest_time.as_secs_f64() * 1000.0;
+        let cost = s.sample.health.cost;
+        let ms = |us: u64| us as f64 / 1000.0;
+        // The sample's own cost (the kernel's dumps and the owners' walk),
+        // then the engine's; a scripted or replayed sample has only the latter.
+        let cost = if cost.total_us == 0 {
+            format!("engine {engine_ms:.1} ms")
+        } else {
+            let cpu = cost
+                .cpu_us
+                .map_or(String::new(), |c| format!(", {:.0} ms CPU", ms(c)));
+            format!(
+                "sample {:.0} ms (sockets {:.0}, owners {:.0}{cpu}) · engine {engine_ms:.1} ms",
+                ms(cost.total_us),
+                ms(cost.sockets_us),
+                ms(cost.owners_us),
+            )
+        };
         left.push(Span::styled(
             format!(
-                "{} sockets · {} shown · {} · {:.1} ms",
+                "{} sockets · {} shown · {} · {cost}",
                 s.sample.sockets.len(),
                 shown.rows.live,
                 match s.sample.health.source {
                     crate::model::SocketSource::Netlink => "netlink",
                     crate::model::SocketSource::ProcNet { .. } => "/proc",
                 },
-                shown.update.ingest_time.as_secs_f64() * 1000.0,
             ),
             theme.dim(),
         ));
