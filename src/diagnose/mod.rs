@@ -159,6 +159,12 @@ pub trait Rule: Send + Sync {
     /// `cfg`: the README's rule table is made of these.
     fn doc(&self, cfg: &Thresholds) -> RuleDoc;
     fn evaluate(&self, ns: &NetnsView<'_>, cfg: &Thresholds) -> Vec<Candidate>;
+    /// How long (in snapshot time) its condition must hold on a subject, in
+    /// every snapshot, before it is raised (besides `raise_after` snapshots):
+    /// nothing for most rules.
+    fn hold(&self, _cfg: &Thresholds) -> std::time::Duration {
+        std::time::Duration::ZERO
+    }
 }
 
 /// A rule described for people: written beside its code, so that the README's

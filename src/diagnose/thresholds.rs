@@ -91,8 +91,9 @@ pub struct Thresholds {
     pub fin_wait1_crit: u64,
 
     /// An ESTABLISHED connection counts as a dead peer when it has sent data
-    /// still unacknowledged, has backed off its retransmissions at least
-    /// `dead_peer_backoff` times, and has received nothing for this long.
+    /// still unacknowledged and its retransmissions stay backed off at least
+    /// `dead_peer_backoff` times (no ACK comes back) in every sample over this
+    /// window, in seconds.
     pub dead_peer_idle_secs: u64,
     pub dead_peer_backoff: u8,
 

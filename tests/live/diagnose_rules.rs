@@ -1,0 +1,258 @@
+//! Live reproductions of the rules' finer cases: a loss burst on a push-only
+//! stream against a peer that is gone, a leak that stopped growing against a
+//! server that closes late, a process's half-closed sockets against orphans
+//! the kernel reaps, a slow steady SYN flood, and the stalled sides of a
+//! connection (a peer or an application that stopped reading).
+//!
+//! Each lab is a private network namespace; the test watches it with the
+//! library's own pipeline (a `Collector` sampling that namespace alone, by
+//! name, and a `Processor`), so the socket ages are the real ones of one long
+//! run rather than those of a short `check`, and windows of a minute are
+//! scaled down through the thresholds (each test says how). Needs root and
+//! `ip netns` (and `nft` for the loss), else each test says `skipped: <why>`
+//! (a failure under `CI=true`).
+
+use crate::common;
+
+use std::net::SocketAddr;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use common::lab::LabProcess;
+use common::netns::Netns;
+use sockscope::diagnose::{Diagnoser, Finding, Thresholds};
+use sockscope::model::{EngineConfig, Snapshot};
+use sockscope::processor::Processor;
+use sockscope::sample::netns::NetnsChoice;
+use sockscope::sample::sampler::{Collector, CollectorConfig};
+
+/// How often a lab is sampled.
+const EVERY: Duration = Duration::from_millis(250);
+
+/// The library's pipeline over one namespace of the host.
+struct Watch {
+    collector: Collector,
+    processor: Processor,
+    label: String,
+    /// The last snapshot, for what the test checks besides the findings.
+    last: Option<std::sync::Arc<Snapshot>>,
+}
+
+impl Watch {
+    fn new(ns: &Netns, cfg: Thresholds) -> Watch {
+        Watch {
+            collector: Collector::new(CollectorConfig {
+                netns: NetnsChoice::Only(vec![ns.name.clone()]),
+                ..CollectorConfig::default()
+            }),
+            processor: Processor::new(EngineConfig::default(), Diagnoser::new(cfg)),
+            label: ns.name.clone(),
+            last: None,
+        }
+    }
+
+    /// One sample: the active findings in the lab's namespace.
+    fn step(&mut self) -> Vec<Finding> {
+        let sample = self.collector.collect().expect("sample");
+        let update = self.processor.process(sample);
+        self.last = Some(update.snapshot);
+        update
+            .findings
+            .iter()
+            .filter(|f| f.netns_label.as_deref() == Some(self.label.as_str()))
+            .cloned()
+            .collect()
+    }
+
+    /// Samples every `EVERY` for `span`, calling `each` with each sample's
+    /// findings and snapshot.
+    fn during(&mut self, span: Duration, mut each: impl FnMut(&[Finding], &Snapshot)) {
+        let end = Instant::now() + span;
+        while Instant::now() < end {
+            let f = self.step();
+            each(&f, self.last.as_deref().expect("a snapshot"));
+            std::thread::sleep(EVERY);
+        }
+    }
+
+    /// Samples every `EVERY` until a finding of `rule` matches `want`, for at
+    /// most `limit`; panics with the last findings otherwise.
+    fn until(&mut self, rule: &str, limit: Duration, want: impl Fn(&Finding) -> bool) -> Finding {
+        let end = Instant::now() + limit;
+        loop {
+            let f = self.step();
+            if let Some(hit) = f.iter().find(|f| f.rule == rule && want(f)) {
+                return hit.clone();
+            }
+            assert!(
+                Instant::now() < end,
+                "no {rule} finding as expected within {limit:?}; last findings: {f:#?}"
+            );
+            std::thread::sleep(EVERY);
+        }
+    }
+}
+
+/// The findings of `rule`.
+fn of<'a>(findings: &'a [Finding], rule: &str) -> Vec<&'a Finding> {
+    findings.iter().filter(|f| f.rule == rule).collect()
+}
+
+/// Drops every TCP packet to or from `port` inside the namespace (both ways
+/// on its `lo`), until [`Loss::drop`].
+struct Loss<'a> {
+    ns: &'a Netns,
+}
+
+const LOSS_TABLE: &str = "sockscope_lab_loss";
+
+impl<'a> Loss<'a> {
+    fn on_port(ns: &'a Netns, port: u16) -> Result<Loss<'a>, String> {
+        let script = format!(
+            "add table inet {LOSS_TABLE}; \
+             add chain inet {LOSS_TABLE} input {{ type filter hook input priority 0; }}; \
+             add rule inet {LOSS_TABLE} input tcp sport {port} drop; \
+             add rule inet {LOSS_TABLE} input tcp dport {port} drop"
+        );
+        let out = ns
+            .command("nft")
+            .arg(script)
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|e| format!("nft: {e}"))?;
+        if out.status.success() {
+            Ok(Loss { ns })
+        } else {
+            Err(format!(
+                "nft: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            ))
+        }
+    }
+}
+
+impl Drop for Loss<'_> {
+    fn drop(&mut self) {
+        let _ = self
+            .ns
+            .command("nft")
+            .args(["delete", "table", "inet", LOSS_TABLE])
+            .stdin(Stdio::null())
+            .output();
+    }
+}
+
+/// A namespace or a skip.
+macro_rules! lab {
+    ($tag:expr) => {
+        match Netns::for_test($tag) {
+            Some(ns) => ns,
+            None => return,
+        }
+    };
+}
+
+/// The loss, or a skip when `nft` cannot drop here.
+macro_rules! loss_or_skip {
+    ($e:expr) => {
+        match $e {
+            Ok(v) => v,
+            Err(why) => return common::skip(why),
+        }
+    };
+}
+
+/// A push-only stream inside `ns`: the client writes, the server reads and
+/// only ACKs. Returns (server, client, server port).
+fn push_only_stream(ns: &Netns) -> (LabProcess, LabProcess, u16) {
+    let mut server = LabProcess::spawn_under(&ns.exec());
+    let mut client = LabProcess::spawn_under(&ns.exec());
+    let port = server.listen("127.0.0.1:0", 16);
+    client.connect(SocketAddr::from(([127, 0, 0, 1], port)), 1, "feed");
+    server.accept(port, 1, "feed");
+    server.drain("feed");
+    client.push("feed");
+    (server, client, port)
+}
+
+/// The dead_peer window of these labs: 8 s stands for the default minute
+/// (the rule's logic is the same; the kernel's backoff on loopback, from a
+/// 200 ms RTO, passes 3 within 1.4 s either way).
+fn dead_peer_cfg() -> Thresholds {
+    Thresholds {
+        dead_peer_idle_secs: 8,
+        ..Thresholds::default()
+    }
+}
+
+/// The highest retransmission backoff of the client's socket to `port`.
+fn backoff_to(snap: &Snapshot, port: u16) -> u8 {
+    snap.sample
+        .sockets
+        .iter()
+        .filter(|s| s.remote.port() == port)
+        .filter_map(|s| s.tcp_info.map(|i| i.backoff))
+        .max()
+        .unwrap_or(0)
+}
+
+#[test]
+fn a_short_outage_of_a_push_only_stream_raises_no_dead_peer() {
+    let ns = lab!("deadshort");
+    let (server, client, port) = push_only_stream(&ns);
+    let cfg = dead_peer_cfg();
+    let mut watch = Watch::new(&ns, cfg.clone());
+    // The stream runs longer than the window first: the server never sends
+    // data, so the client's last data received is as old as the stream.
+    watch.during(Duration::from_secs(10), |f, _| {
+        assert!(of(f, "dead_peer").is_empty(), "healthy stream: {f:#?}");
+    });
+    let mut worst = 0;
+    {
+        let _loss = loss_or_skip!(Loss::on_port(&ns, port));
+        watch.during(Duration::from_secs(3), |f, snap| {
+            worst = worst.max(backoff_to(snap, port));
+            assert!(of(f, "dead_peer").is_empty(), "3 s outage: {f:#?}");
+        });
+    }
+    assert!(
+        worst >= cfg.dead_peer_backoff,
+        "the outage backed the timer off (to {worst})"
+    );
+    let mut recovered = 0;
+    watch.during(Duration::from_secs(10), |f, snap| {
+        recovered = backoff_to(snap, port);
+        assert!(of(f, "dead_peer").is_empty(), "after the outage: {f:#?}");
+    });
+    assert_eq!(recovered, 0, "the ACKs came back");
+    drop((client, server));
+}
+
+#[test]
+fn an_outage_longer_than_the_window_raises_dead_peer() {
+    let ns = lab!("deadlong");
+    let (server, client, port) = push_only_stream(&ns);
+    let mut watch = Watch::new(&ns, dead_peer_cfg());
+    watch.during(Duration::from_secs(1), |_, _| {});
+    let _loss = loss_or_skip!(Loss::on_port(&ns, port));
+    let f = watch.until("dead_peer", Duration::from_secs(30), |_| true);
+    assert_eq!(f.subject.to_string(), "remote 127.0.0.1", "{f:#?}");
+    let idle = f.evidence["idle_secs"].as_u64().expect("idle_secs");
+    assert!(idle >= 8, "nothing received over the window: {f:#?}");
+    assert_eq!(
+        f.evidence["pids"],
+        serde_json::json!([client.pid]),
+        "{f:#?}"
+    );
+    assert!(
+        f.message.contains(&format!("(pid {})", client.pid)),
+        "{}",
+        f.message
+    );
+    assert!(
+        f.next_step.contains("dst 127.0.0.1 sport = :"),
+        "{}",
+        f.next_step
+    );
+    drop((client, server));
+}
