@@ -35,16 +35,20 @@ pub struct Thresholds {
     pub accept_queue_ratio: f64,
 
     /// CLOSE_WAIT per process (or per port, when the owner is unknown) from which a
-    /// leak is suspected ...
+    /// leak is suspected, counting only those at least `close_wait_floor_secs`
+    /// old (an application takes a moment to notice that its peer closed) ...
     pub close_wait_min: u64,
+    pub close_wait_floor_secs: u64,
     /// ... when the oldest of them has been in CLOSE_WAIT this many seconds (the
     /// kernel never times CLOSE_WAIT out: only the application closes it) ...
     pub close_wait_age_secs: u64,
     /// ... or whatever their age when there are this many ...
     pub close_wait_many: u64,
-    /// ... or when the process's CLOSE_WAIT count has not gone down over the last
-    /// `close_wait_growth_ticks` samples and grew by at least this much (from the
-    /// engine's per-process series, kept for the busiest processes).
+    /// ... or when the process's CLOSE_WAIT count grew by at least this much
+    /// and has not gone down since, over a run of at least
+    /// `close_wait_growth_ticks` samples (from the engine's per-process series,
+    /// kept for the busiest processes): a leak that stopped growing stays
+    /// reported while its sockets are held.
     pub close_wait_growth: u64,
     pub close_wait_growth_ticks: usize,
     /// Open descriptors as a share of the process's limit that makes a leak critical.
@@ -183,6 +187,7 @@ impl Thresholds {
         ratio("cookie_ratio", self.cookie_ratio, 1e6)?;
         share("accept_queue_ratio", self.accept_queue_ratio)?;
         count("close_wait_min", self.close_wait_min)?;
+        secs("close_wait_floor_secs", self.close_wait_floor_secs)?;
         secs("close_wait_age_secs", self.close_wait_age_secs)?;
         count("close_wait_many", self.close_wait_many)?;
         count("close_wait_growth", self.close_wait_growth)?;
@@ -236,6 +241,7 @@ impl Default for Thresholds {
             cookie_ratio: 4.0,
             accept_queue_ratio: 0.9,
             close_wait_min: 20,
+            close_wait_floor_secs: 10,
             close_wait_age_secs: 60,
             close_wait_many: 500,
             close_wait_growth: 10,

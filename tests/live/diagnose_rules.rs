@@ -256,3 +256,77 @@ fn an_outage_longer_than_the_window_raises_dead_peer() {
     );
     drop((client, server));
 }
+
+/// A server inside `ns` with `n` connections from a client in group `group`.
+fn served(server: &mut LabProcess, client: &mut LabProcess, port: u16, n: usize, group: &str) {
+    client.connect(SocketAddr::from(([127, 0, 0, 1], port)), n, group);
+    server.accept(port, n, group);
+}
+
+#[test]
+fn a_close_wait_leak_that_stopped_growing_stays_raised() {
+    let ns = lab!("cwstable");
+    let mut server = LabProcess::spawn_under(&ns.exec());
+    let mut client = LabProcess::spawn_under(&ns.exec());
+    let port = server.listen("127.0.0.1:0", 256);
+    // The default thresholds: 20 CLOSE_WAIT past the 10 s floor, growth of 10.
+    let mut watch = Watch::new(&ns, Thresholds::default());
+    watch.during(Duration::from_secs(1), |_, _| {});
+    // 40 leaked in four steps: the clients close, the server never does.
+    for step in 0..4 {
+        let group = format!("leak{step}");
+        served(&mut server, &mut client, port, 10, &group);
+        client.close(&group);
+        watch.during(Duration::from_millis(500), |_, _| {});
+    }
+    let pid = server.pid;
+    // Raised once 20 are past the floor; all 40 are counted 2 s later.
+    let f = watch.until("close_wait_leak", Duration::from_secs(20), |f| {
+        matches!(f.subject, sockscope::diagnose::Subject::Process { pid: p, .. } if p == pid)
+            && f.evidence["close_wait"] == 40
+    });
+    // No longer growing, still held: raised at every sample for 15 s (it
+    // cleared 8 s after the growth stopped, before any was a minute old).
+    watch.during(Duration::from_secs(15), |f, _| {
+        let leak = of(f, "close_wait_leak");
+        assert_eq!(leak.len(), 1, "still raised: {f:#?}");
+        assert_eq!(leak[0].evidence["close_wait"], 40, "{:#?}", leak[0]);
+    });
+    assert_eq!(
+        f.evidence["growth"], 40,
+        "since the count last fell: {f:#?}"
+    );
+    drop((client, server));
+}
+
+#[test]
+fn a_server_that_closes_two_seconds_after_its_clients_died_raises_nothing() {
+    let ns = lab!("cwlate");
+    let mut server = LabProcess::spawn_under(&ns.exec());
+    let mut client = LabProcess::spawn_under(&ns.exec());
+    let port = server.listen("127.0.0.1:0", 256);
+    served(&mut server, &mut client, port, 30, "conns");
+    let mut watch = Watch::new(&ns, Thresholds::default());
+    watch.during(Duration::from_secs(2), |f, _| {
+        assert!(of(f, "close_wait_leak").is_empty(), "{f:#?}");
+    });
+    // The clients die; the server notices 2 s later and closes all 30.
+    client.close("conns");
+    let mut most = 0;
+    watch.during(Duration::from_secs(2), |f, snap| {
+        let close_wait = snap
+            .sample
+            .sockets
+            .iter()
+            .filter(|s| s.state == sockscope::model::TcpState::CloseWait)
+            .count();
+        most = most.max(close_wait);
+        assert!(of(f, "close_wait_leak").is_empty(), "{f:#?}");
+    });
+    assert_eq!(most, 30, "the server held 30 CLOSE_WAIT");
+    server.close("conns");
+    watch.during(Duration::from_secs(3), |f, _| {
+        assert!(of(f, "close_wait_leak").is_empty(), "{f:#?}");
+    });
+    drop((client, server));
+}
