@@ -53,7 +53,55 @@ fn owned_fin_wait2_older_than_fin_timeout_is_stuck() {
         vec![(remote("10.6.6.6"), Severity::Warning)]
     );
     assert_eq!(f[0].evidence["pids"], serde_json::json!([600]));
-    assert_eq!(f[0].evidence["orphaned"], 0);
+    assert_eq!(f[0].evidence["half_closed_held"], 15);
+    assert_eq!(f[0].evidence["orphaned_unreaped"], 0);
+    assert!(
+        f[0].message.contains("halfclose (pid 600)"),
+        "{}",
+        f[0].message
+    );
+    assert!(
+        f[0].next_step.contains("state fin-wait-2 dst 10.6.6.6"),
+        "{}",
+        f[0].next_step
+    );
+}
+
+#[test]
+fn orphaned_fin_wait2_the_kernel_reaps_raise_nothing_however_old() {
+    use sockscope::model::{Timer, TimerKind};
+    // 500 orphans (inode 0), in FIN_WAIT2 for 61 s (held half-closed a while
+    // before the close), each with the timer that reaps it.
+    let orphans = || {
+        closing(TcpState::FinWait2, 500, None)
+            .into_iter()
+            .map(|mut s| {
+                s.timer = Some(Timer {
+                    kind: TimerKind::TimeWait,
+                    expires_ms: 20_000,
+                    retransmits: 0,
+                });
+                s
+            })
+            .collect::<Vec<_>>()
+    };
+    let mut s = Script::new();
+    s.feed(Duration::ZERO, orphans(), &Extra::default());
+    s.feed(Duration::from_secs(61), orphans(), &Extra::default());
+    for _ in 0..4 {
+        let f = s.tick(orphans(), &Extra::default());
+        assert!(of_rule(&f, "fin_wait2_stuck").is_empty(), "{f:?}");
+    }
+    // Orphans past the timeout with no timer at all: a warning, never critical.
+    let untimed = || closing(TcpState::FinWait2, 500, None);
+    let mut s = Script::new();
+    s.feed(Duration::ZERO, untimed(), &Extra::default());
+    s.feed(Duration::from_secs(61), untimed(), &Extra::default());
+    let f = s.tick(untimed(), &Extra::default());
+    assert_eq!(
+        of_rule(&f, "fin_wait2_stuck"),
+        vec![(remote("10.6.6.6"), Severity::Warning)]
+    );
 }
 
 #[test]

@@ -330,3 +330,71 @@ fn a_server_that_closes_two_seconds_after_its_clients_died_raises_nothing() {
     });
     drop((client, server));
 }
+
+/// `tcp_fin_timeout` of the FIN_WAIT2 labs: 3 s stands for the default minute
+/// (set in the namespace, where the rule reads it).
+const FIN_TIMEOUT: u64 = 3;
+
+#[test]
+fn orphaned_fin_wait2_the_kernel_reaps_at_its_timeout_raise_nothing() {
+    let ns = lab!("fw2orphans");
+    ns.sysctl(&format!("net.ipv4.tcp_fin_timeout={FIN_TIMEOUT}"))
+        .expect("tcp_fin_timeout");
+    let mut server = LabProcess::spawn_under(&ns.exec());
+    let mut client = LabProcess::spawn_under(&ns.exec());
+    let port = server.listen("127.0.0.1:0", 1024);
+    served(&mut server, &mut client, port, 500, "conns");
+    let mut watch = Watch::new(&ns, Thresholds::default());
+    watch.during(Duration::from_millis(500), |_, _| {});
+    // The client half-closes its 500 (the server never closes: CLOSE_WAIT on
+    // its side), holds them 1 s, then closes them: 500 orphans in FIN_WAIT2
+    // that have been there longer than tcp_fin_timeout before the kernel
+    // reaps them, tcp_fin_timeout after the close.
+    client.shutdown_write("conns");
+    watch.during(Duration::from_secs(1), |f, _| {
+        assert!(of(f, "fin_wait2_stuck").is_empty(), "{f:#?}");
+    });
+    client.close("conns");
+    let mut most = 0;
+    let mut gone = false;
+    let end = Instant::now() + Duration::from_secs(15);
+    while Instant::now() < end && !gone {
+        let f = watch.step();
+        assert!(of(f.as_slice(), "fin_wait2_stuck").is_empty(), "{f:#?}");
+        let snap = watch.last.as_deref().expect("a snapshot");
+        let orphans = snap
+            .sample
+            .sockets
+            .iter()
+            .filter(|s| s.state == sockscope::model::TcpState::FinWait2 && s.inode == 0)
+            .count();
+        most = most.max(orphans);
+        gone = most > 0 && orphans == 0;
+        std::thread::sleep(EVERY);
+    }
+    assert_eq!(most, 500, "500 orphaned FIN_WAIT2 were seen");
+    assert!(gone, "the kernel reaped them at tcp_fin_timeout");
+    drop((client, server));
+}
+
+#[test]
+fn a_process_holding_half_closed_sockets_past_fin_timeout_raises_fin_wait2_stuck() {
+    let ns = lab!("fw2held");
+    ns.sysctl(&format!("net.ipv4.tcp_fin_timeout={FIN_TIMEOUT}"))
+        .expect("tcp_fin_timeout");
+    let mut server = LabProcess::spawn_under(&ns.exec());
+    let mut client = LabProcess::spawn_under(&ns.exec());
+    let port = server.listen("127.0.0.1:0", 1024);
+    served(&mut server, &mut client, port, 20, "conns");
+    let mut watch = Watch::new(&ns, Thresholds::default());
+    watch.during(Duration::from_millis(500), |_, _| {});
+    client.shutdown_write("conns");
+    let pid = client.pid;
+    let f = watch.until("fin_wait2_stuck", Duration::from_secs(20), |_| true);
+    assert_eq!(f.subject.to_string(), "remote 127.0.0.1", "{f:#?}");
+    assert_eq!(f.evidence["half_closed_held"], 20, "{f:#?}");
+    assert_eq!(f.evidence["pids"], serde_json::json!([pid]), "{f:#?}");
+    assert_eq!(f.evidence["tcp_fin_timeout"], FIN_TIMEOUT, "{f:#?}");
+    assert!(f.message.contains(&format!("(pid {pid})")), "{}", f.message);
+    drop((client, server));
+}
