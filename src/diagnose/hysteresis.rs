@@ -6,7 +6,9 @@
 //! A rule may also ask for its condition to have held over a span of time (its
 //! [`Rule::hold`], in the snapshots' own time) before it is raised: a trouble
 //! defined by persisting over a window, such as a retransmission backoff that
-//! never ends.
+//! never ends; and for a raised finding to stay while its condition has been
+//! false for less than a span ([`Rule::linger`]): a trouble whose signals come
+//! in bursts, such as the counters of a slow SYN flood.
 
 use std::collections::BTreeMap;
 
@@ -25,6 +27,8 @@ struct Track {
     calm_run: u32,
     /// The snapshot that began the current run of hits.
     first_hit: Option<Stamp>,
+    /// The last snapshot in which it held.
+    last_hit: Stamp,
     /// The finding, once raised.
     raised: Option<Finding>,
 }
@@ -89,8 +93,14 @@ impl Diagnoser {
                 track.misses = track.misses.saturating_add(1);
             }
         }
-        self.tracks
-            .retain(|_, t| t.misses == 0 || (t.raised.is_some() && t.misses < clear_after));
+        let lingers: Vec<std::time::Duration> =
+            self.rules.iter().map(|r| r.linger(&self.cfg)).collect();
+        self.tracks.retain(|key, t| {
+            let linger = lingers.get(key.0).copied().unwrap_or_default();
+            t.misses == 0
+                || (t.raised.is_some()
+                    && (t.misses < clear_after || now.saturating_since(t.last_hit) < linger))
+        });
         for (key, (c, label)) in seen {
             let rule = self.rules[key.0].id();
             let hold = self.rules[key.0].hold(&self.cfg);
@@ -102,10 +112,12 @@ impl Diagnoser {
                 crit_run: 0,
                 calm_run: 0,
                 first_hit: None,
+                last_hit: now,
                 raised: None,
             });
             track.hits = track.hits.saturating_add(1);
             track.misses = 0;
+            track.last_hit = now;
             let first_hit = *track.first_hit.get_or_insert(now);
             let held_long_enough = now.saturating_since(first_hit) >= hold;
             if c.severity == Severity::Critical {

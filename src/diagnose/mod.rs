@@ -165,6 +165,11 @@ pub trait Rule: Send + Sync {
     fn hold(&self, _cfg: &Thresholds) -> std::time::Duration {
         std::time::Duration::ZERO
     }
+    /// How long (in snapshot time) a raised finding stays after its condition
+    /// last held (besides `clear_after` snapshots): nothing for most rules.
+    fn linger(&self, _cfg: &Thresholds) -> std::time::Duration {
+        std::time::Duration::ZERO
+    }
 }
 
 /// A rule described for people: written beside its code, so that the README's

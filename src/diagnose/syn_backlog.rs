@@ -6,7 +6,7 @@
 //! half-open backlog too small for the connection rate. Cookies lose TCP options
 //! (window scaling without timestamps, SACK), so it is worth fixing.
 
-use super::util::{ext_delta, opt, put, put_ext_deltas};
+use super::util::{ext_delta, opt, per_sec, put, put_ext_deltas};
 use super::{Candidate, Evidence, NetnsView, Rule, Severity, Subject, Thresholds};
 
 pub struct SynBacklogTooSmall;
@@ -20,7 +20,7 @@ impl Rule for SynBacklogTooSmall {
         super::RuleDoc {
             subject: "host",
             fires: format!(
-                "SyncookiesSent ≥ {} per sample and most come back (≤ {}× SyncookiesRecv): real clients, a half-open backlog too small",
+                "SyncookiesSent ≥ {}/s and most come back (≤ {}× SyncookiesRecv): real clients, a half-open backlog too small",
                 t.cookies_sent_min, t.cookie_ratio
             ),
             critical: "never".into(),
@@ -30,7 +30,9 @@ impl Rule for SynBacklogTooSmall {
     fn evaluate(&self, ns: &NetnsView<'_>, cfg: &Thresholds) -> Vec<Candidate> {
         let sent = ext_delta(ns, "SyncookiesSent");
         let recv = ext_delta(ns, "SyncookiesRecv");
-        if sent < cfg.cookies_sent_min || sent as f64 > cfg.cookie_ratio * recv as f64 {
+        if per_sec(ns, sent) < cfg.cookies_sent_min as f64
+            || sent as f64 > cfg.cookie_ratio * recv as f64
+        {
             return Vec::new();
         }
         let sys = ns.sysctls();

@@ -11,7 +11,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
-use super::util::{ext_delta, opt, put, put_ext_deltas};
+use super::util::{ext_delta, opt, per_sec, put, put_ext_deltas};
 use super::{Candidate, Evidence, NetnsView, Rule, Severity, Subject, Thresholds};
 use crate::model::{PortAggregate, Sysctls, TcpState};
 
@@ -50,12 +50,13 @@ impl Rule for SynFlood {
         super::RuleDoc {
             subject: "listening port, or host",
             fires: format!(
-                "SYN_RECV ≥ {} and ≥ {}% of the port's half-open limit (backlog capped by `tcp_max_syn_backlog`); or SyncookiesSent ≥ {} per sample and > {}× SyncookiesRecv (cookies hide SYN_RECV), or TCPReqQFullDrop ≥ {}",
+                "SYN_RECV ≥ {} and ≥ {}% of the port's half-open limit (backlog capped by `tcp_max_syn_backlog`); or SyncookiesSent ≥ {}/s and > {}× SyncookiesRecv (cookies hide SYN_RECV), or TCPReqQFullDrop ≥ {}/s; stays {} s after its signals last held",
                 t.syn_recv_min,
                 pct(t.syn_recv_warn_ratio),
                 t.cookies_sent_min,
                 t.cookie_ratio,
-                t.cookies_sent_min
+                t.cookies_sent_min,
+                t.syn_flood_linger_secs
             ),
             critical: format!(
                 "≥ {}% of the limit, or SYNs dropped",
@@ -64,13 +65,19 @@ impl Rule for SynFlood {
         }
     }
 
+    fn linger(&self, cfg: &Thresholds) -> std::time::Duration {
+        std::time::Duration::from_secs(cfg.syn_flood_linger_secs)
+    }
+
     fn evaluate(&self, ns: &NetnsView<'_>, cfg: &Thresholds) -> Vec<Candidate> {
         let sys = ns.sysctls();
         let sent = ext_delta(ns, "SyncookiesSent");
         let recv = ext_delta(ns, "SyncookiesRecv");
         let reqq_drop = ext_delta(ns, "TCPReqQFullDrop");
-        let cookies = sent >= cfg.cookies_sent_min && sent as f64 > cfg.cookie_ratio * recv as f64;
-        let dropping = reqq_drop >= cfg.cookies_sent_min;
+        // Rates per second: the same flood at any sampling interval.
+        let floor = cfg.cookies_sent_min as f64;
+        let cookies = per_sec(ns, sent) >= floor && sent as f64 > cfg.cookie_ratio * recv as f64;
+        let dropping = reqq_drop > 0 && per_sec(ns, reqq_drop) >= floor;
         let host_signal = cookies || dropping;
 
         // Distinct sources of each port's half-open connections.

@@ -24,11 +24,17 @@ pub struct Thresholds {
     pub syn_recv_warn_ratio: f64,
     /// ... and for critical: the kernel is about to drop or cookie new SYNs.
     pub syn_recv_crit_ratio: f64,
-    /// SyncookiesSent per snapshot at or above which cookies count as a flood, when
+    /// SyncookiesSent per second (over the snapshot's interval) at or above which
+    /// cookies count as a flood (and TCPReqQFullDrop per second, SYNs dropped), when
     /// they also outnumber SyncookiesRecv by `cookie_ratio` (few cookies come back
     /// from spoofed sources; under legitimate load most do).
     pub cookies_sent_min: u64,
     pub cookie_ratio: f64,
+    /// How long, in seconds, a raised SYN flood stays after its signals last
+    /// held: a slow flood's counters tick in bursts (half-open entries expire
+    /// together, the queue refills, cookies pause), and a flood that pauses
+    /// for a few seconds is still the same flood.
+    pub syn_flood_linger_secs: u64,
 
     /// Accept-queue depth as a share of the listener's backlog that counts as full
     /// (the application is not accepting fast enough).
@@ -185,6 +191,7 @@ impl Thresholds {
         share("syn_recv_crit_ratio", self.syn_recv_crit_ratio)?;
         count("cookies_sent_min", self.cookies_sent_min)?;
         ratio("cookie_ratio", self.cookie_ratio, 1e6)?;
+        secs("syn_flood_linger_secs", self.syn_flood_linger_secs)?;
         share("accept_queue_ratio", self.accept_queue_ratio)?;
         count("close_wait_min", self.close_wait_min)?;
         secs("close_wait_floor_secs", self.close_wait_floor_secs)?;
@@ -239,6 +246,7 @@ impl Default for Thresholds {
             syn_recv_crit_ratio: 0.9,
             cookies_sent_min: 10,
             cookie_ratio: 4.0,
+            syn_flood_linger_secs: 30,
             accept_queue_ratio: 0.9,
             close_wait_min: 20,
             close_wait_floor_secs: 10,

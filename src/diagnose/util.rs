@@ -26,6 +26,14 @@ pub fn ext_delta(ns: &NetnsView<'_>, name: &str) -> u64 {
     ext_delta_known(ns, name).unwrap_or(0)
 }
 
+/// A counter's delta as a rate per second over the snapshot's interval (one
+/// second when unknown), so that thresholds on counters mean the same at any
+/// sampling interval.
+pub fn per_sec(ns: &NetnsView<'_>, delta: u64) -> f64 {
+    let secs = ns.snap.interval.map_or(1.0, |d| d.as_secs_f64()).max(0.001);
+    delta as f64 / secs
+}
+
 /// Puts `value` under `key`.
 /// Critical once `value` reaches `critical`, a warning below.
 pub fn severity_at<T: PartialOrd + Copy>(value: T, critical: T) -> Severity {

@@ -143,9 +143,11 @@ fn a_syn_flood_in_one_namespace_is_on_that_namespaces_port_with_its_sysctls() {
     assert_eq!(own.target().to_string(), "local port 8080 in netns host");
     assert_eq!(own.evidence["tcp_syncookies"], 1);
     assert_eq!(own.evidence["somaxconn"], 4096);
-    for _ in 0..3 {
-        f = s.tick(syn_pile(100, 0), &x);
+    // Three quiet samples and the flood's 30 s linger.
+    for _ in 0..2 {
+        s.tick(syn_pile(100, 0), &x);
     }
+    f = s.feed(std::time::Duration::from_secs(30), syn_pile(100, 0), &x);
     assert_eq!(of(&f, "syn_flood"), vec![(NetnsId::OWN, port)]);
 }
 

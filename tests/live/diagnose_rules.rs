@@ -36,6 +36,8 @@ struct Watch {
     label: String,
     /// The last snapshot, for what the test checks besides the findings.
     last: Option<std::sync::Arc<Snapshot>>,
+    /// Time between samples.
+    every: Duration,
 }
 
 impl Watch {
@@ -48,6 +50,7 @@ impl Watch {
             processor: Processor::new(EngineConfig::default(), Diagnoser::new(cfg)),
             label: ns.name.clone(),
             last: None,
+            every: EVERY,
         }
     }
 
@@ -71,7 +74,7 @@ impl Watch {
         while Instant::now() < end {
             let f = self.step();
             each(&f, self.last.as_deref().expect("a snapshot"));
-            std::thread::sleep(EVERY);
+            std::thread::sleep(self.every);
         }
     }
 
@@ -88,7 +91,7 @@ impl Watch {
                 Instant::now() < end,
                 "no {rule} finding as expected within {limit:?}; last findings: {f:#?}"
             );
-            std::thread::sleep(EVERY);
+            std::thread::sleep(self.every);
         }
     }
 }
@@ -397,4 +400,79 @@ fn a_process_holding_half_closed_sockets_past_fin_timeout_raises_fin_wait2_stuck
     assert_eq!(f.evidence["tcp_fin_timeout"], FIN_TIMEOUT, "{f:#?}");
     assert!(f.message.contains(&format!("(pid {pid})")), "{}", f.message);
     drop((client, server));
+}
+
+/// Sends `per_tick` raw SYNs from the black hole to `to` every 100 ms from a
+/// thread of its own until `stop` is set; gives the flooder back.
+fn flood_steadily(
+    mut flooder: LabProcess,
+    to: SocketAddr,
+    per_tick: usize,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> std::thread::JoinHandle<LabProcess> {
+    use crate::diagnose_live::BLACK_HOLE;
+    std::thread::spawn(move || {
+        // Bounded: the test stops it, or a minute passes.
+        let end = Instant::now() + Duration::from_secs(60);
+        while !stop.load(std::sync::atomic::Ordering::Relaxed) && Instant::now() < end {
+            flooder.syn_flood(BLACK_HOLE.into(), to, per_tick);
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        flooder
+    })
+}
+
+#[test]
+fn a_slow_steady_syn_flood_stays_raised() {
+    use crate::diagnose_live::BlackHoleLab;
+    if let Some(why) = common::netns::cannot_run() {
+        return common::skip(why);
+    }
+    let lab = match BlackHoleLab::new("slowflood") {
+        Ok(lab) => lab,
+        Err(why) => return common::skip(why),
+    };
+    let ns = &lab.main;
+    ns.sysctl("net.ipv4.tcp_syncookies=1").expect("syncookies");
+    // One SYN-ACK retry: a half-open entry lives 3 s instead of a minute, so
+    // the queue turns over within the test as it does over minutes by default.
+    ns.sysctl("net.ipv4.tcp_synack_retries=1")
+        .expect("synack retries");
+    let mut server = LabProcess::spawn_under(&ns.exec());
+    let flooder = LabProcess::spawn_under(&ns.exec());
+    // A backlog of 8: below syn_recv_min, so only the cookie counters show
+    // the flood (on the namespace).
+    let port = server.listen("127.0.0.1:0", 8);
+    let to = SocketAddr::from(([127, 0, 0, 1], port));
+    let mut watch = Watch::new(ns, Thresholds::default());
+    // Samples about 100 ms apart see 7 or 14 cookies each (70 a second):
+    // counted per sample against a floor of 10 they came and went.
+    watch.every = Duration::from_millis(80);
+    watch.during(Duration::from_secs(1), |_, _| {});
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    // About 70 SYNs a second.
+    let flood = flood_steadily(flooder, to, 7, stop.clone());
+    let first = watch.until("syn_flood", Duration::from_secs(15), |_| true);
+    let mut changes = Vec::new();
+    let mut subjects = std::collections::BTreeSet::new();
+    let mut was = Some(first.subject.to_string());
+    watch.during(Duration::from_secs(20), |f, _| {
+        let now: Vec<String> = of(f, "syn_flood")
+            .iter()
+            .map(|f| f.subject.to_string())
+            .collect();
+        subjects.extend(now.iter().cloned());
+        let one = now.first().cloned();
+        if one != was || now.len() != 1 {
+            changes.push(now.clone());
+        }
+        was = one;
+    });
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let flooder = flood.join().expect("flooder thread");
+    assert!(
+        changes.is_empty(),
+        "raised once ({first:?}), then: {changes:?} over {subjects:?}"
+    );
+    drop((flooder, server));
 }
