@@ -476,3 +476,45 @@ fn a_slow_steady_syn_flood_stays_raised() {
     );
     drop((flooder, server));
 }
+
+/// A host-wide sysctl as the host has it.
+fn host_sysctl(name: &str) -> Option<u64> {
+    std::fs::read_to_string(format!("/proc/sys/net/ipv4/{name}"))
+        .ok()?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
+#[test]
+fn a_rule_in_a_namespace_has_the_hosts_orphan_limit_in_its_evidence() {
+    let ns = lab!("hostwide");
+    let mut server = LabProcess::spawn_under(&ns.exec());
+    let mut client = LabProcess::spawn_under(&ns.exec());
+    let port = server.listen("127.0.0.1:0", 64);
+    served(&mut server, &mut client, port, 8, "conns");
+    // tcp_max_orphans is host-wide: a namespace has no file of its own.
+    let limit = host_sysctl("tcp_max_orphans").expect("the host's tcp_max_orphans");
+    let cfg = Thresholds {
+        fin_wait1_min: 8,
+        fin_wait1_age_secs: 1,
+        ..Thresholds::default()
+    };
+    let mut watch = Watch::new(&ns, cfg);
+    watch.during(Duration::from_millis(500), |_, _| {});
+    // The path drops everything: the client's FINs are never acknowledged,
+    // its 8 closed connections are orphans in FIN_WAIT1.
+    let _loss = loss_or_skip!(Loss::on_port(&ns, port));
+    client.close("conns");
+    let f = watch.until("fin_wait1_pileup", Duration::from_secs(20), |_| true);
+    assert_eq!(f.evidence["fin_wait1"], 8, "{f:#?}");
+    assert_eq!(f.evidence["orphaned"], 8, "{f:#?}");
+    assert_eq!(f.evidence["tcp_max_orphans"], limit, "the host's: {f:#?}");
+    assert_eq!(
+        f.evidence["pids"],
+        serde_json::json!([client.pid]),
+        "last owner: {f:#?}"
+    );
+    drop((client, server));
+}
