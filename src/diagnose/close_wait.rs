@@ -107,9 +107,29 @@ fn groups(ns: &NetnsView<'_>, cfg: &Thresholds) -> BTreeMap<Subject, Group> {
     groups
 }
 
+/// The rule's contract (see `contract`).
+pub(super) const CONTRACT: super::RuleContract = super::RuleContract {
+    fires: "CLOSE_WAIT has no kernel timeout: the socket waits for the application's close(). Per process, only sockets past an age floor count (age: the engine's, or tcp_info's time since the peer's last segment, its FIN, when larger); a leak is old, very large, or grew and has not gone down since.",
+    evidence: &[
+        "CLOSE_WAIT per process",
+        "state age",
+        "tcpi_last_ack_recv / tcpi_last_data_recv",
+        "Recv-Q (unread data)",
+        "the process series",
+        "fd count and RLIMIT_NOFILE",
+    ],
+    lookalikes: "A server that closes a moment after its clients (younger than the floor); a burst that comes and goes (its count falls).",
+    clears: "its count past the floor falling below the floor count, the growth run ended by a fall, and none old; then hysteresis",
+    cannot: "Without owners (unprivileged, another user's process) grouped per port or host, with no descriptor figures; from /proc the age is the engine's only (a lower bound from its first sample).",
+};
+
 impl Rule for CloseWaitLeak {
     fn id(&self) -> &'static str {
         "close_wait_leak"
+    }
+
+    fn contract(&self) -> super::RuleContract {
+        CONTRACT
     }
 
     fn doc(&self, t: &Thresholds) -> super::RuleDoc {

@@ -66,9 +66,47 @@ pub(super) fn group_evidence(ev: &mut Evidence, g: &Group) {
     g.holders.evidence(ev);
 }
 
+/// The rule's contract (see `contract`).
+pub(super) const FIN_WAIT2_STUCK_CONTRACT: super::RuleContract = super::RuleContract {
+    fires: "FIN_WAIT2 held by a process (a half-close: shutdown(SHUT_WR), the socket kept) past `tcp_fin_timeout`: the kernel never times out a socket a process holds. Orphans (inode 0) are the kernel's to reap `tcp_fin_timeout` after the close and always show a timer; they are spoken of only past the timeout with no timer left, and never as critical.",
+    evidence: &[
+        "FIN_WAIT2 per remote",
+        "inode (0 = orphan)",
+        "timer",
+        "state age",
+        "owner or last owner",
+        "tcp_fin_timeout",
+        "TCPAbortOnLinger",
+    ],
+    lookalikes: "Orphaned FIN_WAIT2 the kernel reaps, however long they were half-closed before the close.",
+    clears: super::contract::CLEARS_AFTER,
+    cannot: "From /proc the age is the engine's only; a namespace without its `tcp_fin_timeout` read uses 60 s.",
+};
+
+/// The rule's contract (see `contract`).
+pub(super) const LAST_ACK_PILEUP_CONTRACT: super::RuleContract = super::RuleContract {
+    fires: "LAST_ACK (both sides closed, our FIN never acknowledged) to one remote, older than a round trip could explain: the peer is gone or a firewall drops its packets; orphans retransmitting until `tcp_orphan_retries`.",
+    evidence: &[
+        "LAST_ACK per remote",
+        "state age",
+        "last owner",
+        "sockstat orphans",
+        "tcp_max_orphans (host-wide)",
+        "tcp_orphan_retries",
+        "TCPAbortOnTimeout",
+    ],
+    lookalikes: "A healthy LAST_ACK lasts one round trip.",
+    clears: super::contract::CLEARS_AFTER,
+    cannot: "From /proc the age is the engine's only.",
+};
+
 impl Rule for FinWait2Stuck {
     fn id(&self) -> &'static str {
         "fin_wait2_stuck"
+    }
+
+    fn contract(&self) -> super::RuleContract {
+        FIN_WAIT2_STUCK_CONTRACT
     }
 
     fn doc(&self, t: &Thresholds) -> super::RuleDoc {
@@ -186,6 +224,10 @@ struct FinWait2Group {
 impl Rule for LastAckPileup {
     fn id(&self) -> &'static str {
         "last_ack_pileup"
+    }
+
+    fn contract(&self) -> super::RuleContract {
+        LAST_ACK_PILEUP_CONTRACT
     }
 
     fn doc(&self, t: &Thresholds) -> super::RuleDoc {

@@ -38,9 +38,30 @@ struct Group {
     holders: Holders,
 }
 
+/// The rule's contract (see `contract`).
+pub(super) const CONTRACT: super::RuleContract = super::RuleContract {
+    fires: "ESTABLISHED with unacknowledged data and `tcpi_backoff` at least `dead_peer_backoff` in every sample over the window: the kernel zeroes the backoff at the first ACK of new data, so it lasting the window means nothing came back. Idle is the smaller of `tcpi_last_data_recv` and `tcpi_last_ack_recv`.",
+    evidence: &[
+        "tcp_info: unacked, backoff, last_data_recv, last_ack_recv",
+        "timer",
+        "owner",
+        "tcp_retries2",
+        "tcp_keepalive_time",
+        "TCPAbortOnTimeout",
+        "TCPKeepAlive",
+    ],
+    lookalikes: "A push-only stream (a download, a feed, replication) whose peer only ACKs: its last data received is as old as the connection; a loss burst of a few seconds backs the timer off, then the ACKs resume.",
+    clears: super::contract::CLEARS_AFTER,
+    cannot: "Needs netlink's tcp_info: nothing from /proc; needs a run at least as long as the window (a short `check` cannot see it).",
+};
+
 impl Rule for DeadPeer {
     fn id(&self) -> &'static str {
         "dead_peer"
+    }
+
+    fn contract(&self) -> super::RuleContract {
+        CONTRACT
     }
 
     fn doc(&self, t: &Thresholds) -> super::RuleDoc {

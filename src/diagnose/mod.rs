@@ -11,6 +11,7 @@
 mod accept_queue;
 mod close_wait;
 mod closing;
+mod contract;
 mod dead_peer;
 mod fin_wait1;
 mod hysteresis;
@@ -34,6 +35,7 @@ use crate::model::{NetnsId, Stamp};
 pub use accept_queue::AcceptQueueOverflow;
 pub use close_wait::CloseWaitLeak;
 pub use closing::{FinWait2Stuck, LastAckPileup};
+pub use contract::{RuleContract, rules_document};
 pub use dead_peer::DeadPeer;
 pub use fin_wait1::FinWait1Pileup;
 pub use hysteresis::{Diagnoser, worst};
@@ -169,6 +171,10 @@ pub trait Rule: Send + Sync {
     /// last held (besides `clear_after` snapshots): nothing for most rules.
     fn linger(&self, _cfg: &Thresholds) -> std::time::Duration {
         std::time::Duration::ZERO
+    }
+    /// Its contract, from which docs/rules.md is generated.
+    fn contract(&self) -> RuleContract {
+        RuleContract::UNWRITTEN
     }
 }
 

@@ -8,9 +8,29 @@ use super::{Candidate, Evidence, NetnsView, Rule, Severity, Subject, Thresholds}
 
 pub struct OrphanPressure;
 
+/// The rule's contract (see `contract`).
+pub(super) const CONTRACT: super::RuleContract = super::RuleContract {
+    fires: "Orphaned sockets (sockstat) against `tcp_max_orphans`, TCP memory pages against `tcp_mem`'s pressure level, or TCPMemoryPressures/TCPAbortOnMemory ticking: the kernel starts resetting orphans and aborting connections.",
+    evidence: &[
+        "sockstat orphan",
+        "sockstat mem",
+        "tcp_max_orphans (host-wide)",
+        "tcp_mem (host-wide)",
+        "TCPAbortOnMemory",
+        "TCPMemoryPressures",
+    ],
+    lookalikes: "Many orphans far below the limit.",
+    clears: super::contract::CLEARS_AFTER,
+    cannot: "Without the host's `tcp_max_orphans` or `tcp_mem` (unreadable) only the counters count.",
+};
+
 impl Rule for OrphanPressure {
     fn id(&self) -> &'static str {
         "orphan_pressure"
+    }
+
+    fn contract(&self) -> super::RuleContract {
+        CONTRACT
     }
 
     fn doc(&self, t: &Thresholds) -> super::RuleDoc {

@@ -11,9 +11,28 @@ use super::{Candidate, Evidence, NetnsView, Rule, Severity, Subject, Thresholds}
 
 pub struct SynBacklogTooSmall;
 
+/// The rule's contract (see `contract`).
+pub(super) const CONTRACT: super::RuleContract = super::RuleContract {
+    fires: "SYN cookies sent at a rate (per second) and most of them coming back: real clients completing handshakes through cookies, so the half-open backlog is too small for the load.",
+    evidence: &[
+        "SyncookiesSent",
+        "SyncookiesRecv",
+        "tcp_max_syn_backlog",
+        "somaxconn",
+        "tcp_syncookies",
+    ],
+    lookalikes: "A flood sends cookies that do not come back (that is `syn_flood`).",
+    clears: super::contract::CLEARS_AFTER,
+    cannot: "Needs the namespace's counters (two samples for a delta); nothing with `tcp_syncookies=0` (no cookies are sent).",
+};
+
 impl Rule for SynBacklogTooSmall {
     fn id(&self) -> &'static str {
         "syn_backlog_too_small"
+    }
+
+    fn contract(&self) -> super::RuleContract {
+        CONTRACT
     }
 
     fn doc(&self, t: &Thresholds) -> super::RuleDoc {

@@ -40,9 +40,36 @@ fn half_open_limit(port: &PortAggregate, sys: &Sysctls) -> Option<u64> {
     })
 }
 
+/// The rule's contract (see `contract`).
+pub(super) const CONTRACT: super::RuleContract = super::RuleContract {
+    fires: "A listening port's half-open queue (SYN_RECV) filling against its limit, or the namespace's SYN cookie / drop counters moving: with `tcp_syncookies` on, a SYN answered by a cookie leaves no SYN_RECV entry, so cookies sent and seldom returned (spoofed sources never complete the handshake) stand for the entries; TCPReqQFullDrop counts SYNs dropped on a full queue with cookies off. Counters are rates per second; pinned on a port only when its own SYN_RECV is high, else on the namespace.",
+    evidence: &[
+        "SYN_RECV per listening port",
+        "distinct sources",
+        "listener backlog (netlink)",
+        "SyncookiesSent/Recv/Failed",
+        "TCPReqQFullDoCookies",
+        "TCPReqQFullDrop",
+        "ListenDrops",
+        "ListenOverflows",
+        "TCPSynRetrans",
+        "tcp_syncookies",
+        "tcp_max_syn_backlog",
+        "somaxconn",
+        "tcp_synack_retries",
+    ],
+    lookalikes: "A small backlog on a quiet port holds a few half-open entries (below `syn_recv_min` nothing counts); cookies under legitimate load mostly come back (that is `syn_backlog_too_small`); a full accept queue is `accept_queue_overflow`.",
+    clears: super::contract::CLEARS_AFTER,
+    cannot: "From /proc the listener's backlog is unknown (`somaxconn` stands for it); a namespace whose counters were not read has no cookie signal, only SYN_RECV.",
+};
+
 impl Rule for SynFlood {
     fn id(&self) -> &'static str {
         "syn_flood"
+    }
+
+    fn contract(&self) -> super::RuleContract {
+        CONTRACT
     }
 
     fn doc(&self, t: &Thresholds) -> super::RuleDoc {
