@@ -23,7 +23,9 @@ mod syn_flood;
 mod syn_sent;
 mod thresholds;
 mod time_wait;
+mod unread;
 mod util;
+mod zero_window;
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -47,6 +49,8 @@ pub use syn_flood::SynFlood;
 pub use syn_sent::SynSentStorm;
 pub use thresholds::Thresholds;
 pub use time_wait::{TimeWaitExhaustion, usable_ephemeral};
+pub use unread::AppNotReading;
+pub use zero_window::PeerNotReading;
 
 /// How bad a finding is. Ordered: `Critical` is worse than `Warning`.
 #[derive(
@@ -237,6 +241,8 @@ pub fn all_rules() -> Vec<Box<dyn Rule>> {
         Box::new(LastAckPileup),
         Box::new(FinWait1Pileup),
         Box::new(DeadPeer),
+        Box::new(PeerNotReading),
+        Box::new(AppNotReading),
         Box::new(OrphanPressure),
         Box::new(NewListener),
     ]

@@ -107,6 +107,14 @@ pub struct Thresholds {
     pub dead_peer_idle_secs: u64,
     pub dead_peer_backoff: u8,
 
+    /// Seconds an ESTABLISHED connection must keep Send-Q above zero behind a
+    /// zero window (the persist timer probing), in every sample, before its
+    /// peer counts as not reading.
+    pub zero_window_secs: u64,
+    /// Seconds a process's ESTABLISHED sockets must keep Recv-Q above zero, in
+    /// every sample, before it counts as not reading them.
+    pub unread_secs: u64,
+
     /// Orphaned sockets (sockstat) as a share of `tcp_max_orphans`, and TCP memory
     /// (pages) as a share of the `tcp_mem` pressure level, for a warning ...
     pub orphan_warn_ratio: f64,
@@ -218,6 +226,8 @@ impl Thresholds {
         secs("fin_wait1_age_secs", self.fin_wait1_age_secs)?;
         count("fin_wait1_crit", self.fin_wait1_crit)?;
         secs("dead_peer_idle_secs", self.dead_peer_idle_secs)?;
+        secs("zero_window_secs", self.zero_window_secs)?;
+        secs("unread_secs", self.unread_secs)?;
         if self.dead_peer_backoff > 15 {
             return Err(format!(
                 "dead_peer_backoff = {}: must be at most 15 (the kernel's retries)",
@@ -271,6 +281,8 @@ impl Default for Thresholds {
             fin_wait1_crit: 500,
             dead_peer_idle_secs: 60,
             dead_peer_backoff: 3,
+            zero_window_secs: 30,
+            unread_secs: 30,
             orphan_warn_ratio: 0.5,
             orphan_crit_ratio: 0.9,
             new_listener_allow: Vec::new(),

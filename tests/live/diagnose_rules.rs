@@ -518,3 +518,103 @@ fn a_rule_in_a_namespace_has_the_hosts_orphan_limit_in_its_evidence() {
     );
     drop((client, server));
 }
+
+/// The windows of the stalled-side labs: 3 s stand for the default 30.
+fn stall_cfg() -> Thresholds {
+    Thresholds {
+        zero_window_secs: 3,
+        unread_secs: 3,
+        ..Thresholds::default()
+    }
+}
+
+#[test]
+fn a_peer_that_stopped_reading_raises_peer_not_reading_and_app_not_reading() {
+    let ns = lab!("stalled");
+    let mut server = LabProcess::spawn_under(&ns.exec());
+    let mut client = LabProcess::spawn_under(&ns.exec());
+    let port = server.listen("127.0.0.1:0", 16);
+    // The server accepts and never reads; the client keeps writing.
+    served(&mut server, &mut client, port, 2, "stuck");
+    let client_ports = client.ports("stuck");
+    client.push("stuck");
+    let mut watch = Watch::new(&ns, stall_cfg());
+    // The receiver's buffer fills, its window closes, the client probes it.
+    let peer = watch.until("peer_not_reading", Duration::from_secs(30), |_| true);
+    assert_eq!(
+        peer.subject.to_string(),
+        format!("remote 127.0.0.1:{port}"),
+        "{peer:#?}"
+    );
+    assert_eq!(peer.evidence["connections"], 2, "{peer:#?}");
+    assert!(
+        peer.evidence["send_q_bytes"]
+            .as_u64()
+            .is_some_and(|b| b > 0),
+        "{peer:#?}"
+    );
+    assert_eq!(
+        peer.evidence["pids"],
+        serde_json::json!([client.pid]),
+        "{peer:#?}"
+    );
+    assert!(
+        peer.next_step
+            .contains(&format!("dst 127.0.0.1 dport = :{port}")),
+        "{}",
+        peer.next_step
+    );
+    let spid = server.pid;
+    let app = watch.until(
+        "app_not_reading",
+        Duration::from_secs(10),
+        |f| matches!(f.subject, sockscope::diagnose::Subject::Process { pid, .. } if pid == spid),
+    );
+    assert_eq!(app.evidence["connections"], 2, "{app:#?}");
+    let remotes: Vec<String> = client_ports
+        .iter()
+        .map(|p| format!("127.0.0.1:{p}"))
+        .collect();
+    assert_eq!(
+        app.evidence["remotes"],
+        serde_json::json!(remotes),
+        "{app:#?}"
+    );
+    assert_eq!(
+        app.evidence["local_ports"],
+        serde_json::json!([port]),
+        "{app:#?}"
+    );
+    assert!(
+        app.next_step.contains(&format!("pid={spid},")),
+        "{}",
+        app.next_step
+    );
+    // The server reads again: both clear.
+    server.drain("stuck");
+    let end = Instant::now() + Duration::from_secs(20);
+    loop {
+        let f = watch.step();
+        if of(&f, "peer_not_reading").is_empty() && of(&f, "app_not_reading").is_empty() {
+            break;
+        }
+        assert!(
+            Instant::now() < end,
+            "still raised after the reader resumed: {f:#?}"
+        );
+        std::thread::sleep(EVERY);
+    }
+    drop((client, server));
+}
+
+#[test]
+fn a_stream_read_as_it_comes_raises_no_stalled_side() {
+    let ns = lab!("flowing");
+    let (server, client, _port) = push_only_stream(&ns);
+    let mut watch = Watch::new(&ns, stall_cfg());
+    watch.during(Duration::from_secs(8), |f, _| {
+        assert!(of(f, "peer_not_reading").is_empty(), "{f:#?}");
+        assert!(of(f, "app_not_reading").is_empty(), "{f:#?}");
+    });
+    drop((client, server));
+}
