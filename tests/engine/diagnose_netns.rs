@@ -292,3 +292,33 @@ fn fin_wait1_evidence_names_the_last_owner_and_the_local_port() {
         pile[0].message
     );
 }
+
+#[test]
+fn host_wide_orphan_pressure_is_judged_once_not_per_namespace() {
+    use sockscope::model::Sockstat;
+    // sockstat's orphans and memory are the host's in every namespace; so are
+    // tcp_max_orphans and tcp_mem (copied from the host by the sampler).
+    let host_wide = |s: Sysctls| Sysctls {
+        tcp_max_orphans: Some(65_536),
+        ..s
+    };
+    let mut x = two(host_wide(blue_sysctls()), &[]);
+    x.sysctls = Some(host_wide(stock_sysctls()));
+    x.sockstat = Sockstat {
+        orphan: 60_000,
+        ..Sockstat::default()
+    };
+    if let Some(blue) = x.namespaces.iter_mut().find(|n| n.id == BLUE)
+        && let Some(c) = blue.counters.as_mut()
+    {
+        c.sockstat = x.sockstat;
+    }
+    let mut s = Script::new();
+    s.tick(close_waits(BLUE, 1), &x);
+    let f = s.tick(close_waits(BLUE, 1), &x);
+    assert_eq!(
+        of(&f, "orphan_pressure"),
+        vec![(NetnsId::OWN, Subject::Host)],
+        "{f:#?}"
+    );
+}
