@@ -202,9 +202,10 @@ impl Rule for FinWait2Stuck {
                 evidence: ev,
                 message,
                 next_step: format!(
-                    "`ss -tnpo state fin-wait-2 dst {addr}` shows who holds them; make the owner close() \
+                    "`ss -tnpo state fin-wait-2 dst {}` shows who holds them; make the owner close() \
                      after its shutdown() once the peer is late, and check why {addr} keeps its side open \
-                     (a client pool that never closes, a crashed peer behind a NAT)"
+                     (a client pool that never closes, a crashed peer behind a NAT)",
+                    super::util::ss_addr(addr)
                 ),
             });
         }

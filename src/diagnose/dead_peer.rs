@@ -150,8 +150,9 @@ fn next_step(addr: IpAddr, ports: &std::collections::BTreeSet<u16>) -> String {
         _ => String::new(),
     };
     format!(
-        "`ss -tnoi state established dst {addr}{sport}` (timer:(on,...) and backoff), then \
+        "`ss -tnoi state established dst {}{sport}` (timer:(on,...) and backoff), then \
          `ping -c3 {addr}` and check any NAT or firewall between; enable TCP keepalive or \
-         TCP_USER_TIMEOUT in the application so dead peers are dropped sooner"
+         TCP_USER_TIMEOUT in the application so dead peers are dropped sooner",
+        super::util::ss_addr(addr)
     )
 }

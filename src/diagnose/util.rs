@@ -34,6 +34,14 @@ pub fn per_sec(ns: &NetnsView<'_>, delta: u64) -> f64 {
     delta as f64 / secs
 }
 
+/// An address as `ss`'s filter takes it (`dst 10.0.0.5`, `dst [::1]`).
+pub fn ss_addr(addr: std::net::IpAddr) -> String {
+    match addr {
+        std::net::IpAddr::V6(a) => format!("[{a}]"),
+        std::net::IpAddr::V4(a) => a.to_string(),
+    }
+}
+
 /// Puts `value` under `key`.
 /// Critical once `value` reaches `critical`, a warning below.
 pub fn severity_at<T: PartialOrd + Copy>(value: T, critical: T) -> Severity {

@@ -120,10 +120,7 @@ impl Rule for PeerNotReading {
                         "`ss -tnpo state established dst {} dport = :{}` (timer:(persist,...), Send-Q); look at the \
                          application on {remote}: it is not reading (blocked, busy, or stuck); on our side \
                          TCP_USER_TIMEOUT bounds how long writes to it may wait",
-                        match remote {
-                            SocketAddr::V6(a) => format!("[{}]", a.ip()),
-                            SocketAddr::V4(a) => a.ip().to_string(),
-                        },
+                        super::util::ss_addr(remote.ip()),
                         remote.port()
                     ),
                     subject,
