@@ -14,9 +14,29 @@ use crate::model::SocketSource;
 
 pub struct AcceptQueueOverflow;
 
+/// The rule's contract (see `contract`).
+pub(super) const CONTRACT: super::RuleContract = super::RuleContract {
+    fires: "A listener's accept queue (its LISTEN Recv-Q) at or over its backlog share: the application does not accept() fast enough; ListenOverflows/ListenDrops confirm SYNs or ACKs dropped for it.",
+    evidence: &[
+        "LISTEN Recv-Q (accept-queue depth)",
+        "LISTEN Send-Q (backlog, netlink)",
+        "ListenOverflows",
+        "ListenDrops",
+        "somaxconn",
+        "tcp_abort_on_overflow",
+    ],
+    lookalikes: "A busy listener drains its queue between samples; a SYN flood fills the half-open queue, not the accept queue.",
+    clears: super::contract::CLEARS_AFTER,
+    cannot: "From /proc the backlog is unknown (`somaxconn` stands for it).",
+};
+
 impl Rule for AcceptQueueOverflow {
     fn id(&self) -> &'static str {
         "accept_queue_overflow"
+    }
+
+    fn contract(&self) -> super::RuleContract {
+        CONTRACT
     }
 
     fn doc(&self, t: &Thresholds) -> super::RuleDoc {

@@ -2,10 +2,15 @@
 //!
 //! CLOSE_WAIT has no kernel timeout: the socket stays until the application
 //! calls close(), so a pile of old ones is a descriptor leak, and each holds a
-//! descriptor. The age is the engine's `state_since` (a lower bound for sockets
-//! already there at the first sample). Critical when the process nears its
+//! descriptor. A socket's age in CLOSE_WAIT is the larger of the engine's
+//! (`state_since`, a lower bound for sockets already there at the first
+//! sample) and, from `tcp_info`, the time since the peer's last segment (its
+//! FIN: a peer that closed sends nothing more but ACKs). Only sockets past an
+//! age floor (`close_wait_floor_secs`) count: a server that closes a moment
+//! after its clients died is no leak. Critical when the process nears its
 //! descriptor limit, where accept() and open() start failing with EMFILE.
-//! A count that keeps growing also counts, before any of them is old.
+//! A count that grew and has not gone down since also counts, before any of
+//! them is old, and keeps counting while the sockets are held.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -14,13 +19,16 @@ use serde_json::json;
 
 use super::util::{process_subject, put, secs, state_age};
 use super::{Candidate, Evidence, NetnsView, Rule, Severity, Subject, Thresholds};
-use crate::model::{OwnerKey, Snapshot, TcpState};
+use crate::model::{OwnerKey, Snapshot, SocketRecord, TcpState};
 
 pub struct CloseWaitLeak;
 
 #[derive(Default)]
 struct Group {
+    /// Those past the age floor.
     count: u64,
+    /// Younger ones, not counted.
+    young: u64,
     oldest: Duration,
     with_unread: u64,
     ports: BTreeMap<u16, u64>,
@@ -28,26 +36,100 @@ struct Group {
     owner: Option<OwnerKey>,
 }
 
-/// How much the process's CLOSE_WAIT count grew over the last `ticks` samples,
-/// if it never went down meanwhile (`None` without enough history).
+/// How much the process's CLOSE_WAIT count grew since it last went down (or
+/// since its series began), if that run spans at least `ticks` samples
+/// (`None` without enough history). A count that grew, then stayed, keeps its
+/// growth: only closing sockets ends the run.
 fn growth(snap: &Snapshot, owner: OwnerKey, ticks: usize) -> Option<u64> {
     let ring = snap.series.processes.get(&owner)?;
-    if ticks == 0 || ring.len() <= ticks {
+    let counts: Vec<u32> = ring.iter().map(|c| c.get(TcpState::CloseWait)).collect();
+    let start = counts
+        .windows(2)
+        .rposition(|w| w[1] < w[0])
+        .map_or(0, |i| i + 1);
+    let run = counts.get(start..)?;
+    if ticks == 0 || run.len() <= ticks {
         return None;
     }
-    let recent: Vec<u32> = ring
-        .iter()
-        .skip(ring.len() - ticks - 1)
-        .map(|c| c.get(TcpState::CloseWait))
-        .collect();
-    let rising = recent.windows(2).all(|w| w[0] <= w[1]);
-    let (first, last) = (recent.first()?, recent.last()?);
-    rising.then(|| u64::from(last - first))
+    let (first, last) = (run.first()?, run.last()?);
+    Some(u64::from(last - first))
 }
+
+/// How long the `i`th socket, in CLOSE_WAIT, has been there: the engine's age,
+/// or the time since the peer's last segment when `tcp_info` says more.
+fn close_wait_age(ns: &NetnsView<'_>, i: usize, s: &SocketRecord) -> Duration {
+    let engine = state_age(ns.snap, i);
+    let heard = s.tcp_info.map_or(Duration::ZERO, |t| {
+        Duration::from_millis(u64::from(t.last_ack_recv_ms.min(t.last_data_recv_ms)))
+    });
+    engine.max(heard)
+}
+
+/// The namespace's CLOSE_WAIT, by process (or port, or host).
+fn groups(ns: &NetnsView<'_>, cfg: &Thresholds) -> BTreeMap<Subject, Group> {
+    let snap = ns.snap;
+    let listening = &snap.listening;
+    let floor = Duration::from_secs(cfg.close_wait_floor_secs);
+    let mut groups: BTreeMap<Subject, Group> = BTreeMap::new();
+    for (i, s) in ns.sockets() {
+        if s.state != TcpState::CloseWait {
+            continue;
+        }
+        let subject = process_subject(snap, i).unwrap_or_else(|| {
+            if listening.serves(s) {
+                Subject::LocalPort {
+                    port: s.local.port(),
+                }
+            } else {
+                Subject::Host
+            }
+        });
+        let g = groups.entry(subject).or_default();
+        let age = close_wait_age(ns, i, s);
+        if age < floor {
+            g.young += 1;
+            continue;
+        }
+        g.count += 1;
+        g.oldest = g.oldest.max(age);
+        g.with_unread += u64::from(s.recv_q > 0);
+        *g.ports.entry(s.local.port()).or_default() += 1;
+        if g.fd.is_none()
+            && let Some(p) = snap.owner_of(i)
+        {
+            g.fd = Some((p.fd_count, p.fd_limit));
+            g.owner = Some(OwnerKey {
+                pid: p.pid,
+                start_time: p.start_time,
+            });
+        }
+    }
+    groups
+}
+
+/// The rule's contract (see `contract`).
+pub(super) const CONTRACT: super::RuleContract = super::RuleContract {
+    fires: "CLOSE_WAIT has no kernel timeout: the socket waits for the application's close(). Per process, only sockets past an age floor count (age: the engine's, or tcp_info's time since the peer's last segment, its FIN, when larger); a leak is old, very large, or grew and has not gone down since.",
+    evidence: &[
+        "CLOSE_WAIT per process",
+        "state age",
+        "tcpi_last_ack_recv / tcpi_last_data_recv",
+        "Recv-Q (unread data)",
+        "the process series",
+        "fd count and RLIMIT_NOFILE",
+    ],
+    lookalikes: "A server that closes a moment after its clients (younger than the floor); a burst that comes and goes (its count falls).",
+    clears: "its count past the floor falling below the floor count, the growth run ended by a fall, and none old; then hysteresis",
+    cannot: "Without owners (unprivileged, another user's process) grouped per port or host, with no descriptor figures; from /proc the age is the engine's only (a lower bound from its first sample).",
+};
 
 impl Rule for CloseWaitLeak {
     fn id(&self) -> &'static str {
         "close_wait_leak"
+    }
+
+    fn contract(&self) -> super::RuleContract {
+        CONTRACT
     }
 
     fn doc(&self, t: &Thresholds) -> super::RuleDoc {
@@ -55,8 +137,9 @@ impl Rule for CloseWaitLeak {
         super::RuleDoc {
             subject: "process (port or host when the owner is unknown)",
             fires: format!(
-                "≥ {} CLOSE_WAIT, the oldest ≥ {} s, or grown by ≥ {} over the last {} samples without going down, or ≥ {} of any age",
+                "≥ {} CLOSE_WAIT at least {} s old, and the oldest ≥ {} s, or grown by ≥ {} without going down since (over ≥ {} samples), or ≥ {} of them",
                 t.close_wait_min,
+                t.close_wait_floor_secs,
                 t.close_wait_age_secs,
                 t.close_wait_growth,
                 t.close_wait_growth_ticks,
@@ -68,36 +151,7 @@ impl Rule for CloseWaitLeak {
 
     fn evaluate(&self, ns: &NetnsView<'_>, cfg: &Thresholds) -> Vec<Candidate> {
         let snap = ns.snap;
-        let listening = &snap.listening;
-        let mut groups: BTreeMap<Subject, Group> = BTreeMap::new();
-        for (i, s) in ns.sockets() {
-            if s.state != TcpState::CloseWait {
-                continue;
-            }
-            let subject = process_subject(snap, i).unwrap_or_else(|| {
-                if listening.serves(s) {
-                    Subject::LocalPort {
-                        port: s.local.port(),
-                    }
-                } else {
-                    Subject::Host
-                }
-            });
-            let g = groups.entry(subject).or_default();
-            g.count += 1;
-            g.oldest = g.oldest.max(state_age(snap, i));
-            g.with_unread += u64::from(s.recv_q > 0);
-            *g.ports.entry(s.local.port()).or_default() += 1;
-            if g.fd.is_none()
-                && let Some(p) = snap.owner_of(i)
-            {
-                g.fd = Some((p.fd_count, p.fd_limit));
-                g.owner = Some(OwnerKey {
-                    pid: p.pid,
-                    start_time: p.start_time,
-                });
-            }
-        }
+        let groups = groups(ns, cfg);
         let min_age = Duration::from_secs(cfg.close_wait_age_secs);
         let mut out = Vec::new();
         for (subject, g) in groups {
@@ -117,6 +171,8 @@ impl Rule for CloseWaitLeak {
             };
             let mut ev = Evidence::new();
             put(&mut ev, "close_wait", g.count);
+            put(&mut ev, "younger_than_floor", g.young);
+            put(&mut ev, "floor_secs", cfg.close_wait_floor_secs);
             put(&mut ev, "oldest_secs", secs(g.oldest));
             put(&mut ev, "with_unread_data", g.with_unread);
             put(&mut ev, "growth", super::util::opt(grew));
@@ -147,7 +203,7 @@ impl Rule for CloseWaitLeak {
                     g.count,
                     g.oldest.as_secs_f64(),
                     match grew {
-                        Some(n) if growing => format!(", up {n} in {} samples", cfg.close_wait_growth_ticks),
+                        Some(n) if growing => format!(", up {n} without going down"),
                         _ => String::new(),
                     },
                     match (fd_count, fd_limit, near_limit) {

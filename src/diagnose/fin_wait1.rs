@@ -17,9 +17,30 @@ use crate::model::TcpState;
 
 pub struct FinWait1Pileup;
 
+/// The rule's contract (see `contract`).
+pub(super) const CONTRACT: super::RuleContract = super::RuleContract {
+    fires: "FIN_WAIT1 (we closed, our FIN unacknowledged) older than `fin_wait1_age_secs`, per remote or host-wide: usually orphans after a restart, to peers gone or not reading (a zero window keeps the FIN unsent).",
+    evidence: &[
+        "FIN_WAIT1 per remote",
+        "state age",
+        "last owner",
+        "sockstat orphans",
+        "tcp_max_orphans (host-wide)",
+        "tcp_orphan_retries",
+        "TCPAbortOnTimeout",
+    ],
+    lookalikes: "A healthy FIN_WAIT1 lasts one round trip.",
+    clears: super::contract::CLEARS_AFTER,
+    cannot: "From /proc the age is the engine's only.",
+};
+
 impl Rule for FinWait1Pileup {
     fn id(&self) -> &'static str {
         "fin_wait1_pileup"
+    }
+
+    fn contract(&self) -> super::RuleContract {
+        CONTRACT
     }
 
     fn doc(&self, t: &Thresholds) -> super::RuleDoc {

@@ -3,6 +3,12 @@
 //! `raise_after` snapshots in a row, cleared only once it has been false for
 //! `clear_after` in a row, and its severity moves by the same two counts, so a
 //! value hovering around a threshold neither flaps nor flickers between levels.
+//! A rule may also ask for its condition to have held over a span of time (its
+//! [`Rule::hold`], in the snapshots' own time) before it is raised: a trouble
+//! defined by persisting over a window, such as a retransmission backoff that
+//! never ends; and for a raised finding to stay while its condition has been
+//! false for less than a span ([`Rule::linger`]): a trouble whose signals come
+//! in bursts, such as the counters of a slow SYN flood.
 
 use std::collections::BTreeMap;
 
@@ -19,6 +25,10 @@ struct Track {
     /// Consecutive snapshots it held at critical, and below critical.
     crit_run: u32,
     calm_run: u32,
+    /// The snapshot that began the current run of hits.
+    first_hit: Option<Stamp>,
+    /// The last snapshot in which it held.
+    last_hit: Stamp,
     /// The finding, once raised.
     raised: Option<Finding>,
 }
@@ -77,15 +87,23 @@ impl Diagnoser {
         for (key, track) in &mut self.tracks {
             if !seen.contains_key(key) {
                 track.hits = 0;
+                track.first_hit = None;
                 track.crit_run = 0;
                 track.calm_run = 0;
                 track.misses = track.misses.saturating_add(1);
             }
         }
-        self.tracks
-            .retain(|_, t| t.misses == 0 || (t.raised.is_some() && t.misses < clear_after));
+        let lingers: Vec<std::time::Duration> =
+            self.rules.iter().map(|r| r.linger(&self.cfg)).collect();
+        self.tracks.retain(|key, t| {
+            let linger = lingers.get(key.0).copied().unwrap_or_default();
+            t.misses == 0
+                || (t.raised.is_some()
+                    && (t.misses < clear_after || now.saturating_since(t.last_hit) < linger))
+        });
         for (key, (c, label)) in seen {
             let rule = self.rules[key.0].id();
+            let hold = self.rules[key.0].hold(&self.cfg);
             let netns = key.1;
             let netns_label = label.map(str::to_string);
             let track = self.tracks.entry(key).or_insert(Track {
@@ -93,10 +111,15 @@ impl Diagnoser {
                 misses: 0,
                 crit_run: 0,
                 calm_run: 0,
+                first_hit: None,
+                last_hit: now,
                 raised: None,
             });
             track.hits = track.hits.saturating_add(1);
             track.misses = 0;
+            track.last_hit = now;
+            let first_hit = *track.first_hit.get_or_insert(now);
+            let held_long_enough = now.saturating_since(first_hit) >= hold;
             if c.severity == Severity::Critical {
                 track.crit_run = track.crit_run.saturating_add(1);
                 track.calm_run = 0;
@@ -117,7 +140,7 @@ impl Diagnoser {
                     f.message = c.message;
                     f.next_step = c.next_step;
                 }
-                None if track.hits >= raise_after => {
+                None if track.hits >= raise_after && held_long_enough => {
                     track.raised = Some(Finding {
                         rule,
                         severity: if held_critical {

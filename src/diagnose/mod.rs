@@ -11,6 +11,7 @@
 mod accept_queue;
 mod close_wait;
 mod closing;
+mod contract;
 mod dead_peer;
 mod fin_wait1;
 mod hysteresis;
@@ -22,7 +23,9 @@ mod syn_flood;
 mod syn_sent;
 mod thresholds;
 mod time_wait;
+mod unread;
 mod util;
+mod zero_window;
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -34,6 +37,7 @@ use crate::model::{NetnsId, Stamp};
 pub use accept_queue::AcceptQueueOverflow;
 pub use close_wait::CloseWaitLeak;
 pub use closing::{FinWait2Stuck, LastAckPileup};
+pub use contract::{RuleContract, rules_document};
 pub use dead_peer::DeadPeer;
 pub use fin_wait1::FinWait1Pileup;
 pub use hysteresis::{Diagnoser, worst};
@@ -45,6 +49,8 @@ pub use syn_flood::SynFlood;
 pub use syn_sent::SynSentStorm;
 pub use thresholds::Thresholds;
 pub use time_wait::{TimeWaitExhaustion, usable_ephemeral};
+pub use unread::AppNotReading;
+pub use zero_window::PeerNotReading;
 
 /// How bad a finding is. Ordered: `Critical` is worse than `Warning`.
 #[derive(
@@ -159,6 +165,21 @@ pub trait Rule: Send + Sync {
     /// `cfg`: the README's rule table is made of these.
     fn doc(&self, cfg: &Thresholds) -> RuleDoc;
     fn evaluate(&self, ns: &NetnsView<'_>, cfg: &Thresholds) -> Vec<Candidate>;
+    /// How long (in snapshot time) its condition must hold on a subject, in
+    /// every snapshot, before it is raised (besides `raise_after` snapshots):
+    /// nothing for most rules.
+    fn hold(&self, _cfg: &Thresholds) -> std::time::Duration {
+        std::time::Duration::ZERO
+    }
+    /// How long (in snapshot time) a raised finding stays after its condition
+    /// last held (besides `clear_after` snapshots): nothing for most rules.
+    fn linger(&self, _cfg: &Thresholds) -> std::time::Duration {
+        std::time::Duration::ZERO
+    }
+    /// Its contract, from which docs/rules.md is generated.
+    fn contract(&self) -> RuleContract {
+        RuleContract::UNWRITTEN
+    }
 }
 
 /// A rule described for people: written beside its code, so that the README's
@@ -220,6 +241,8 @@ pub fn all_rules() -> Vec<Box<dyn Rule>> {
         Box::new(LastAckPileup),
         Box::new(FinWait1Pileup),
         Box::new(DeadPeer),
+        Box::new(PeerNotReading),
+        Box::new(AppNotReading),
         Box::new(OrphanPressure),
         Box::new(NewListener),
     ]

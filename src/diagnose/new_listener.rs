@@ -16,9 +16,26 @@ use crate::model::{Stamp, TcpState};
 
 pub struct NewListener;
 
+/// The rule's contract (see `contract`).
+pub(super) const CONTRACT: super::RuleContract = super::RuleContract {
+    fires: "A port whose listeners all appeared after sockscope's first sample, named with its process and executable, for `new_listener_secs`.",
+    evidence: &[
+        "LISTEN sockets",
+        "their first sample",
+        "owner and executable",
+    ],
+    lookalikes: "Ports listed in `new_listener_allow`; listeners already there at the first sample.",
+    clears: "the port no longer listening, or `new_listener_secs` passed; then hysteresis",
+    cannot: "Without owners the process is unknown; nothing at the first sample (all listeners are old).",
+};
+
 impl Rule for NewListener {
     fn id(&self) -> &'static str {
         "new_listener"
+    }
+
+    fn contract(&self) -> super::RuleContract {
+        CONTRACT
     }
 
     fn doc(&self, t: &Thresholds) -> super::RuleDoc {

@@ -2,15 +2,41 @@
 //! memory. Past `tcp_max_orphans` the kernel resets orphans ("too many orphaned
 //! sockets"); past the `tcp_mem` pressure level it trims buffers, and at its high
 //! level it aborts connections (TCPAbortOnMemory).
+//!
+//! Both are host-wide: the orphan count and the memory of `/proc/net/sockstat`
+//! are the host's in every namespace, as are `tcp_max_orphans` and `tcp_mem`.
+//! So the rule judges them once, in the own namespace when it was sampled
+//! (else in each namespace sampled), rather than once per namespace.
 
 use super::util::{ext_delta, opt, put};
 use super::{Candidate, Evidence, NetnsView, Rule, Severity, Subject, Thresholds};
+use crate::model::NetnsId;
 
 pub struct OrphanPressure;
+
+/// The rule's contract (see `contract`).
+pub(super) const CONTRACT: super::RuleContract = super::RuleContract {
+    fires: "Orphaned sockets (sockstat) against `tcp_max_orphans`, TCP memory pages against `tcp_mem`'s pressure level, or TCPMemoryPressures/TCPAbortOnMemory ticking: the kernel starts resetting orphans and aborting connections. All four are host-wide, so it is judged once, in the own namespace when that was sampled.",
+    evidence: &[
+        "sockstat orphan",
+        "sockstat mem",
+        "tcp_max_orphans (host-wide)",
+        "tcp_mem (host-wide)",
+        "TCPAbortOnMemory",
+        "TCPMemoryPressures",
+    ],
+    lookalikes: "Many orphans far below the limit.",
+    clears: super::contract::CLEARS_AFTER,
+    cannot: "Without the host's `tcp_max_orphans` or `tcp_mem` (unreadable) only the counters count.",
+};
 
 impl Rule for OrphanPressure {
     fn id(&self) -> &'static str {
         "orphan_pressure"
+    }
+
+    fn contract(&self) -> super::RuleContract {
+        CONTRACT
     }
 
     fn doc(&self, t: &Thresholds) -> super::RuleDoc {
@@ -27,6 +53,11 @@ impl Rule for OrphanPressure {
     }
 
     fn evaluate(&self, ns: &NetnsView<'_>, cfg: &Thresholds) -> Vec<Candidate> {
+        let sample = &ns.snap.sample;
+        let own_sampled = sample.netns(NetnsId::OWN).is_some_and(|n| n.sampled);
+        if ns.id != NetnsId::OWN && own_sampled {
+            return Vec::new();
+        }
         let sys = ns.sysctls();
         let stat = ns.sockstat();
         let share = |n: u64, of: Option<u64>| of.filter(|&d| d > 0).map(|d| n as f64 / d as f64);

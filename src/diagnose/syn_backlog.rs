@@ -6,21 +6,40 @@
 //! half-open backlog too small for the connection rate. Cookies lose TCP options
 //! (window scaling without timestamps, SACK), so it is worth fixing.
 
-use super::util::{ext_delta, opt, put, put_ext_deltas};
+use super::util::{ext_delta, opt, per_sec, put, put_ext_deltas};
 use super::{Candidate, Evidence, NetnsView, Rule, Severity, Subject, Thresholds};
 
 pub struct SynBacklogTooSmall;
+
+/// The rule's contract (see `contract`).
+pub(super) const CONTRACT: super::RuleContract = super::RuleContract {
+    fires: "SYN cookies sent at a rate (per second) and most of them coming back: real clients completing handshakes through cookies, so the half-open backlog is too small for the load.",
+    evidence: &[
+        "SyncookiesSent",
+        "SyncookiesRecv",
+        "tcp_max_syn_backlog",
+        "somaxconn",
+        "tcp_syncookies",
+    ],
+    lookalikes: "A flood sends cookies that do not come back (that is `syn_flood`).",
+    clears: super::contract::CLEARS_AFTER,
+    cannot: "Needs the namespace's counters (two samples for a delta); nothing with `tcp_syncookies=0` (no cookies are sent).",
+};
 
 impl Rule for SynBacklogTooSmall {
     fn id(&self) -> &'static str {
         "syn_backlog_too_small"
     }
 
+    fn contract(&self) -> super::RuleContract {
+        CONTRACT
+    }
+
     fn doc(&self, t: &Thresholds) -> super::RuleDoc {
         super::RuleDoc {
             subject: "host",
             fires: format!(
-                "SyncookiesSent ≥ {} per sample and most come back (≤ {}× SyncookiesRecv): real clients, a half-open backlog too small",
+                "SyncookiesSent ≥ {}/s and most come back (≤ {}× SyncookiesRecv): real clients, a half-open backlog too small",
                 t.cookies_sent_min, t.cookie_ratio
             ),
             critical: "never".into(),
@@ -30,7 +49,9 @@ impl Rule for SynBacklogTooSmall {
     fn evaluate(&self, ns: &NetnsView<'_>, cfg: &Thresholds) -> Vec<Candidate> {
         let sent = ext_delta(ns, "SyncookiesSent");
         let recv = ext_delta(ns, "SyncookiesRecv");
-        if sent < cfg.cookies_sent_min || sent as f64 > cfg.cookie_ratio * recv as f64 {
+        if per_sec(ns, sent) < cfg.cookies_sent_min as f64
+            || sent as f64 > cfg.cookie_ratio * recv as f64
+        {
             return Vec::new();
         }
         let sys = ns.sysctls();

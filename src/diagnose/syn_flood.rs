@@ -11,7 +11,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
-use super::util::{ext_delta, opt, put, put_ext_deltas};
+use super::util::{ext_delta, opt, per_sec, put, put_ext_deltas};
 use super::{Candidate, Evidence, NetnsView, Rule, Severity, Subject, Thresholds};
 use crate::model::{PortAggregate, Sysctls, TcpState};
 
@@ -40,9 +40,36 @@ fn half_open_limit(port: &PortAggregate, sys: &Sysctls) -> Option<u64> {
     })
 }
 
+/// The rule's contract (see `contract`).
+pub(super) const CONTRACT: super::RuleContract = super::RuleContract {
+    fires: "A listening port's half-open queue (SYN_RECV) filling against its limit, or the namespace's SYN cookie / drop counters moving: with `tcp_syncookies` on, a SYN answered by a cookie leaves no SYN_RECV entry, so cookies sent and seldom returned (spoofed sources never complete the handshake) stand for the entries; TCPReqQFullDrop counts SYNs dropped on a full queue with cookies off. Counters are rates per second; pinned on a port only when its own SYN_RECV is high, else on the namespace.",
+    evidence: &[
+        "SYN_RECV per listening port",
+        "distinct sources",
+        "listener backlog (netlink)",
+        "SyncookiesSent/Recv/Failed",
+        "TCPReqQFullDoCookies",
+        "TCPReqQFullDrop",
+        "ListenDrops",
+        "ListenOverflows",
+        "TCPSynRetrans",
+        "tcp_syncookies",
+        "tcp_max_syn_backlog",
+        "somaxconn",
+        "tcp_synack_retries",
+    ],
+    lookalikes: "A small backlog on a quiet port holds a few half-open entries (below `syn_recv_min` nothing counts); cookies under legitimate load mostly come back (that is `syn_backlog_too_small`); a full accept queue is `accept_queue_overflow`.",
+    clears: super::contract::CLEARS_AFTER,
+    cannot: "From /proc the listener's backlog is unknown (`somaxconn` stands for it); a namespace whose counters were not read has no cookie signal, only SYN_RECV.",
+};
+
 impl Rule for SynFlood {
     fn id(&self) -> &'static str {
         "syn_flood"
+    }
+
+    fn contract(&self) -> super::RuleContract {
+        CONTRACT
     }
 
     fn doc(&self, t: &Thresholds) -> super::RuleDoc {
@@ -50,12 +77,13 @@ impl Rule for SynFlood {
         super::RuleDoc {
             subject: "listening port, or host",
             fires: format!(
-                "SYN_RECV ≥ {} and ≥ {}% of the port's half-open limit (backlog capped by `tcp_max_syn_backlog`); or SyncookiesSent ≥ {} per sample and > {}× SyncookiesRecv (cookies hide SYN_RECV), or TCPReqQFullDrop ≥ {}",
+                "SYN_RECV ≥ {} and ≥ {}% of the port's half-open limit (backlog capped by `tcp_max_syn_backlog`); or SyncookiesSent ≥ {}/s and > {}× SyncookiesRecv (cookies hide SYN_RECV), or TCPReqQFullDrop ≥ {}/s; stays {} s after its signals last held",
                 t.syn_recv_min,
                 pct(t.syn_recv_warn_ratio),
                 t.cookies_sent_min,
                 t.cookie_ratio,
-                t.cookies_sent_min
+                t.cookies_sent_min,
+                t.syn_flood_linger_secs
             ),
             critical: format!(
                 "≥ {}% of the limit, or SYNs dropped",
@@ -64,13 +92,19 @@ impl Rule for SynFlood {
         }
     }
 
+    fn linger(&self, cfg: &Thresholds) -> std::time::Duration {
+        std::time::Duration::from_secs(cfg.syn_flood_linger_secs)
+    }
+
     fn evaluate(&self, ns: &NetnsView<'_>, cfg: &Thresholds) -> Vec<Candidate> {
         let sys = ns.sysctls();
         let sent = ext_delta(ns, "SyncookiesSent");
         let recv = ext_delta(ns, "SyncookiesRecv");
         let reqq_drop = ext_delta(ns, "TCPReqQFullDrop");
-        let cookies = sent >= cfg.cookies_sent_min && sent as f64 > cfg.cookie_ratio * recv as f64;
-        let dropping = reqq_drop >= cfg.cookies_sent_min;
+        // Rates per second: the same flood at any sampling interval.
+        let floor = cfg.cookies_sent_min as f64;
+        let cookies = per_sec(ns, sent) >= floor && sent as f64 > cfg.cookie_ratio * recv as f64;
+        let dropping = reqq_drop > 0 && per_sec(ns, reqq_drop) >= floor;
         let host_signal = cookies || dropping;
 
         // Distinct sources of each port's half-open connections.

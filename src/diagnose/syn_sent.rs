@@ -27,9 +27,29 @@ struct Group {
     oldest: Duration,
 }
 
+/// The rule's contract (see `contract`).
+pub(super) const CONTRACT: super::RuleContract = super::RuleContract {
+    fires: "Many SYN_SENT from one process: an upstream that does not answer, or (many distinct remote ports) a scan.",
+    evidence: &[
+        "SYN_SENT per process and remote",
+        "distinct remote ports",
+        "ActiveOpens",
+        "AttemptFails",
+        "TCPSynRetrans",
+        "tcp_syn_retries",
+    ],
+    lookalikes: "A burst of connects that complete within a sample.",
+    clears: super::contract::CLEARS_AFTER,
+    cannot: "Without owners grouped per remote; ActiveOpens is null when the counters are unknown.",
+};
+
 impl Rule for SynSentStorm {
     fn id(&self) -> &'static str {
         "syn_sent_storm"
+    }
+
+    fn contract(&self) -> super::RuleContract {
+        CONTRACT
     }
 
     fn doc(&self, t: &Thresholds) -> super::RuleDoc {

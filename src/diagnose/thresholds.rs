@@ -24,27 +24,37 @@ pub struct Thresholds {
     pub syn_recv_warn_ratio: f64,
     /// ... and for critical: the kernel is about to drop or cookie new SYNs.
     pub syn_recv_crit_ratio: f64,
-    /// SyncookiesSent per snapshot at or above which cookies count as a flood, when
+    /// SyncookiesSent per second (over the snapshot's interval) at or above which
+    /// cookies count as a flood (and TCPReqQFullDrop per second, SYNs dropped), when
     /// they also outnumber SyncookiesRecv by `cookie_ratio` (few cookies come back
     /// from spoofed sources; under legitimate load most do).
     pub cookies_sent_min: u64,
     pub cookie_ratio: f64,
+    /// How long, in seconds, a raised SYN flood stays after its signals last
+    /// held: a slow flood's counters tick in bursts (half-open entries expire
+    /// together, the queue refills, cookies pause), and a flood that pauses
+    /// for a few seconds is still the same flood.
+    pub syn_flood_linger_secs: u64,
 
     /// Accept-queue depth as a share of the listener's backlog that counts as full
     /// (the application is not accepting fast enough).
     pub accept_queue_ratio: f64,
 
     /// CLOSE_WAIT per process (or per port, when the owner is unknown) from which a
-    /// leak is suspected ...
+    /// leak is suspected, counting only those at least `close_wait_floor_secs`
+    /// old (an application takes a moment to notice that its peer closed) ...
     pub close_wait_min: u64,
+    pub close_wait_floor_secs: u64,
     /// ... when the oldest of them has been in CLOSE_WAIT this many seconds (the
     /// kernel never times CLOSE_WAIT out: only the application closes it) ...
     pub close_wait_age_secs: u64,
     /// ... or whatever their age when there are this many ...
     pub close_wait_many: u64,
-    /// ... or when the process's CLOSE_WAIT count has not gone down over the last
-    /// `close_wait_growth_ticks` samples and grew by at least this much (from the
-    /// engine's per-process series, kept for the busiest processes).
+    /// ... or when the process's CLOSE_WAIT count grew by at least this much
+    /// and has not gone down since, over a run of at least
+    /// `close_wait_growth_ticks` samples (from the engine's per-process series,
+    /// kept for the busiest processes): a leak that stopped growing stays
+    /// reported while its sockets are held.
     pub close_wait_growth: u64,
     pub close_wait_growth_ticks: usize,
     /// Open descriptors as a share of the process's limit that makes a leak critical.
@@ -91,10 +101,19 @@ pub struct Thresholds {
     pub fin_wait1_crit: u64,
 
     /// An ESTABLISHED connection counts as a dead peer when it has sent data
-    /// still unacknowledged, has backed off its retransmissions at least
-    /// `dead_peer_backoff` times, and has received nothing for this long.
+    /// still unacknowledged and its retransmissions stay backed off at least
+    /// `dead_peer_backoff` times (no ACK comes back) in every sample over this
+    /// window, in seconds.
     pub dead_peer_idle_secs: u64,
     pub dead_peer_backoff: u8,
+
+    /// Seconds an ESTABLISHED connection must keep Send-Q above zero behind a
+    /// zero window (the persist timer probing), in every sample, before its
+    /// peer counts as not reading.
+    pub zero_window_secs: u64,
+    /// Seconds a process's ESTABLISHED sockets must keep Recv-Q above zero, in
+    /// every sample, before it counts as not reading them.
+    pub unread_secs: u64,
 
     /// Orphaned sockets (sockstat) as a share of `tcp_max_orphans`, and TCP memory
     /// (pages) as a share of the `tcp_mem` pressure level, for a warning ...
@@ -180,8 +199,10 @@ impl Thresholds {
         share("syn_recv_crit_ratio", self.syn_recv_crit_ratio)?;
         count("cookies_sent_min", self.cookies_sent_min)?;
         ratio("cookie_ratio", self.cookie_ratio, 1e6)?;
+        secs("syn_flood_linger_secs", self.syn_flood_linger_secs)?;
         share("accept_queue_ratio", self.accept_queue_ratio)?;
         count("close_wait_min", self.close_wait_min)?;
+        secs("close_wait_floor_secs", self.close_wait_floor_secs)?;
         secs("close_wait_age_secs", self.close_wait_age_secs)?;
         count("close_wait_many", self.close_wait_many)?;
         count("close_wait_growth", self.close_wait_growth)?;
@@ -205,6 +226,8 @@ impl Thresholds {
         secs("fin_wait1_age_secs", self.fin_wait1_age_secs)?;
         count("fin_wait1_crit", self.fin_wait1_crit)?;
         secs("dead_peer_idle_secs", self.dead_peer_idle_secs)?;
+        secs("zero_window_secs", self.zero_window_secs)?;
+        secs("unread_secs", self.unread_secs)?;
         if self.dead_peer_backoff > 15 {
             return Err(format!(
                 "dead_peer_backoff = {}: must be at most 15 (the kernel's retries)",
@@ -233,8 +256,10 @@ impl Default for Thresholds {
             syn_recv_crit_ratio: 0.9,
             cookies_sent_min: 10,
             cookie_ratio: 4.0,
+            syn_flood_linger_secs: 30,
             accept_queue_ratio: 0.9,
             close_wait_min: 20,
+            close_wait_floor_secs: 10,
             close_wait_age_secs: 60,
             close_wait_many: 500,
             close_wait_growth: 10,
@@ -256,6 +281,8 @@ impl Default for Thresholds {
             fin_wait1_crit: 500,
             dead_peer_idle_secs: 60,
             dead_peer_backoff: 3,
+            zero_window_secs: 30,
+            unread_secs: 30,
             orphan_warn_ratio: 0.5,
             orphan_crit_ratio: 0.9,
             new_listener_allow: Vec::new(),

@@ -53,9 +53,29 @@ impl Counts {
     }
 }
 
+/// The rule's contract (see `contract`).
+pub(super) const CONTRACT: super::RuleContract = super::RuleContract {
+    fires: "A client's connections to one destination (local ip, remote ip, remote port) in TIME_WAIT, ESTABLISHED and SYN_SENT against the usable ephemeral ports: connect() fails with EADDRNOTAVAIL when they run out.",
+    evidence: &[
+        "TIME_WAIT/ESTABLISHED/SYN_SENT per destination tuple",
+        "ip_local_port_range",
+        "ip_local_reserved_ports",
+        "tcp_tw_reuse",
+        "tcp_max_tw_buckets",
+        "TCPTimeWaitOverflow",
+    ],
+    lookalikes: "Many TIME_WAIT on a server are harmless (judged per destination on the client side only); a deliberately tiny range below `ephemeral_min`.",
+    clears: super::contract::CLEARS_AFTER,
+    cannot: "A namespace whose `ip_local_port_range` was not read uses the kernel default.",
+};
+
 impl Rule for TimeWaitExhaustion {
     fn id(&self) -> &'static str {
         "time_wait_exhaustion"
+    }
+
+    fn contract(&self) -> super::RuleContract {
+        CONTRACT
     }
 
     fn doc(&self, t: &Thresholds) -> super::RuleDoc {

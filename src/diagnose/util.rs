@@ -26,6 +26,22 @@ pub fn ext_delta(ns: &NetnsView<'_>, name: &str) -> u64 {
     ext_delta_known(ns, name).unwrap_or(0)
 }
 
+/// A counter's delta as a rate per second over the snapshot's interval (one
+/// second when unknown), so that thresholds on counters mean the same at any
+/// sampling interval.
+pub fn per_sec(ns: &NetnsView<'_>, delta: u64) -> f64 {
+    let secs = ns.snap.interval.map_or(1.0, |d| d.as_secs_f64()).max(0.001);
+    delta as f64 / secs
+}
+
+/// An address as `ss`'s filter takes it (`dst 10.0.0.5`, `dst [::1]`).
+pub fn ss_addr(addr: std::net::IpAddr) -> String {
+    match addr {
+        std::net::IpAddr::V6(a) => format!("[{a}]"),
+        std::net::IpAddr::V4(a) => a.to_string(),
+    }
+}
+
 /// Puts `value` under `key`.
 /// Critical once `value` reaches `critical`, a warning below.
 pub fn severity_at<T: PartialOrd + Copy>(value: T, critical: T) -> Severity {

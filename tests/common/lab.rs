@@ -15,6 +15,9 @@
 //! ports GROUP                -> ok PORT ...    (the local ports of GROUP's sockets, in order)
 //! fds                        -> ok FD FD ...   (raw fds of the listeners, for checks)
 //! comm HEX                   -> ok             (renames the process: the bytes of HEX)
+//! push GROUP                 -> ok             (a thread per socket writes 1 KiB every 20 ms, for ever)
+//! drain GROUP                -> ok             (a thread per socket reads all that comes)
+//! shutwr GROUP               -> ok             (shutdown(SHUT_WR) on each: a half-close, kept open)
 //! ```
 //!
 //! A child exits when its stdin closes, so a failed test never leaves one behind;
@@ -180,6 +183,23 @@ impl LabProcess {
     pub fn close(&mut self, group: &str) {
         self.cmd(&format!("close {group}"));
     }
+
+    /// Keeps writing to every socket of `group` (a push-only stream), from
+    /// threads that end with the process or at the first write error.
+    pub fn push(&mut self, group: &str) {
+        self.cmd(&format!("push {group}"));
+    }
+
+    /// Keeps reading every socket of `group`, discarding what comes.
+    pub fn drain(&mut self, group: &str) {
+        self.cmd(&format!("drain {group}"));
+    }
+
+    /// Shuts down the sending side of every socket of `group` (a FIN), keeping
+    /// the sockets open.
+    pub fn shutdown_write(&mut self, group: &str) {
+        self.cmd(&format!("shutwr {group}"));
+    }
 }
 
 impl Drop for LabProcess {
@@ -308,6 +328,34 @@ fn run_command(
                 .collect::<Result<_, _>>()
                 .map_err(err)?;
             Ok(ports.join(" "))
+        }
+        ["push", group] => {
+            for s in groups.get(*group).ok_or("no such group")? {
+                let mut w = s.try_clone().map_err(err)?;
+                std::thread::spawn(move || {
+                    let chunk = [0x5au8; 1024];
+                    while std::io::Write::write_all(&mut w, &chunk).is_ok() {
+                        std::thread::sleep(Duration::from_millis(20));
+                    }
+                });
+            }
+            Ok(String::new())
+        }
+        ["drain", group] => {
+            for s in groups.get(*group).ok_or("no such group")? {
+                let mut r = s.try_clone().map_err(err)?;
+                std::thread::spawn(move || {
+                    let mut buf = [0u8; 16 * 1024];
+                    while std::io::Read::read(&mut r, &mut buf).is_ok_and(|n| n > 0) {}
+                });
+            }
+            Ok(String::new())
+        }
+        ["shutwr", group] => {
+            for s in groups.get(*group).ok_or("no such group")? {
+                s.shutdown(std::net::Shutdown::Write).map_err(err)?;
+            }
+            Ok(String::new())
         }
         ["comm", hex] => {
             // Any bytes, so that tests can give the process a hostile name.

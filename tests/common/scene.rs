@@ -63,14 +63,21 @@ pub fn sockets(t: usize) -> Vec<SocketRecord> {
             None,
         ));
     }
-    // java's CLOSE_WAIT grows by 10 a sample.
+    // java's CLOSE_WAIT grows by 10 a sample; their peers closed 15 s ago
+    // (tcp_info), past the leak's age floor.
     for i in 0..(30 + 10 * t as u32) {
-        v.push(sock(
+        let mut s = sock(
             TcpState::CloseWait,
             "[2001:db8::1]:8080",
             &format!("[2001:db8::2]:{}", 30000 + i),
             Some(200),
-        ));
+        );
+        s.tcp_info = Some(sockscope::model::TcpInfoLite {
+            last_data_recv_ms: 15_000,
+            last_ack_recv_ms: 15_000,
+            ..Default::default()
+        });
+        v.push(s);
     }
     for i in 0..5u32 {
         v.push(sock(

@@ -112,7 +112,12 @@ fn a_few_or_a_young_close_wait_is_quiet_but_very_many_are_not() {
         );
     }
     let mut s = Script::new();
-    s.tick(close_waits(600), &app(700));
+    // Past the age floor (10 s), long before the minute.
+    assert!(
+        s.tick(close_waits(600), &app(700)).is_empty(),
+        "below the floor"
+    );
+    s.feed(Duration::from_secs(10), close_waits(600), &app(700));
     let f = s.tick(close_waits(600), &app(700));
     assert_eq!(
         of_rule(&f, "close_wait_leak"),
@@ -320,26 +325,57 @@ fn thresholds_are_overridable_and_default_the_rest() {
 }
 
 #[test]
-fn young_close_wait_that_keeps_growing_raises_a_leak() {
+fn young_close_wait_that_keeps_growing_raises_a_leak_held_while_the_count_stays() {
     let mut s = Script::new();
     let x = app(100);
-    // 20, 25, 30, ...: five samples of growth are known at the sixth.
-    for k in 0..5 {
+    assert!(s.feed(Duration::ZERO, close_waits(20), &x).is_empty());
+    assert!(
+        s.feed(Duration::from_secs(10), close_waits(20), &x)
+            .is_empty(),
+        "past the floor, younger than a minute, not growing"
+    );
+    // 25, 30, 35: a run of growth is known once it spans five samples.
+    for k in 1..=3 {
         let f = s.tick(close_waits(20 + 5 * k), &x);
         assert!(f.is_empty(), "{k}: {:?}", rules(&f));
     }
-    assert!(s.tick(close_waits(45), &x).is_empty(), "held once");
-    let f = s.tick(close_waits(50), &x);
+    assert!(s.tick(close_waits(40), &x).is_empty(), "held once");
+    let f = s.tick(close_waits(45), &x);
     assert_eq!(
         of_rule(&f, "close_wait_leak"),
         vec![(LEAKY(), Severity::Warning)]
     );
     assert_eq!(f[0].evidence["growth"], 25);
     assert!(
-        f[0].message.contains("up 25 in 5 samples"),
+        f[0].message.contains("up 25 without going down"),
         "{}",
         f[0].message
     );
+    // The leak stops growing; its sockets stay held: so does the finding,
+    // before any is a minute old.
+    for i in 0..30 {
+        let f = s.tick(close_waits(45), &x);
+        assert_eq!(
+            of_rule(&f, "close_wait_leak"),
+            vec![(LEAKY(), Severity::Warning)],
+            "{i} s after the growth stopped"
+        );
+    }
+    // The count falls (the application closed some): the run of growth ends.
+    for i in 0..3 {
+        let f = s.tick(close_waits(30), &x);
+        assert_eq!(f.is_empty(), i == 2, "{i}: {:?}", rules(&f));
+    }
+}
+
+#[test]
+fn a_server_that_closes_two_seconds_after_its_clients_is_no_leak() {
+    let mut s = Script::new();
+    let x = app(100);
+    for n in [0, 30, 30, 30, 30, 0, 0, 0] {
+        let f = s.feed(Duration::from_millis(500), close_waits(n), &x);
+        assert!(f.is_empty(), "{n}: {:?}", rules(&f));
+    }
 }
 
 #[test]

@@ -58,6 +58,11 @@ fn syn_recv_over_half_the_backlog_raises_after_two_and_clears_after_three() {
         assert_eq!(of_rule(&f, "syn_flood"), vec![(PORT80, Severity::Warning)]);
         assert_eq!(f[0].since, since, "since is when it was first raised");
     }
+    // A flood lingers 30 s after its signals last held (a slow flood's come
+    // in bursts), then clears.
+    for _ in 2..29 {
+        assert!(!s.tick(half_open(2), &x).is_empty(), "lingers");
+    }
     assert!(s.tick(half_open(2), &x).is_empty());
 }
 
@@ -132,10 +137,20 @@ fn syncookie_counters_alone_raise_syn_flood_on_the_host() {
         of_rule(&f, "syn_flood"),
         vec![(Subject::Host, Severity::Critical)]
     );
-    // Counters stop: cleared after three quiet snapshots.
+    // Counters stop: cleared after three quiet snapshots, once 30 s passed
+    // since the signals last held.
     for _ in 0..2 {
         assert!(!s.tick(half_open(3), &cookies(2000, 4, 40)).is_empty());
     }
+    assert!(
+        !s.feed(
+            std::time::Duration::from_secs(27),
+            half_open(3),
+            &cookies(2000, 4, 40)
+        )
+        .is_empty(),
+        "lingers"
+    );
     assert!(s.tick(half_open(3), &cookies(2000, 4, 40)).is_empty());
 }
 

@@ -53,7 +53,55 @@ fn owned_fin_wait2_older_than_fin_timeout_is_stuck() {
         vec![(remote("10.6.6.6"), Severity::Warning)]
     );
     assert_eq!(f[0].evidence["pids"], serde_json::json!([600]));
-    assert_eq!(f[0].evidence["orphaned"], 0);
+    assert_eq!(f[0].evidence["half_closed_held"], 15);
+    assert_eq!(f[0].evidence["orphaned_unreaped"], 0);
+    assert!(
+        f[0].message.contains("halfclose (pid 600)"),
+        "{}",
+        f[0].message
+    );
+    assert!(
+        f[0].next_step.contains("state fin-wait-2 dst 10.6.6.6"),
+        "{}",
+        f[0].next_step
+    );
+}
+
+#[test]
+fn orphaned_fin_wait2_the_kernel_reaps_raise_nothing_however_old() {
+    use sockscope::model::{Timer, TimerKind};
+    // 500 orphans (inode 0), in FIN_WAIT2 for 61 s (held half-closed a while
+    // before the close), each with the timer that reaps it.
+    let orphans = || {
+        closing(TcpState::FinWait2, 500, None)
+            .into_iter()
+            .map(|mut s| {
+                s.timer = Some(Timer {
+                    kind: TimerKind::TimeWait,
+                    expires_ms: 20_000,
+                    retransmits: 0,
+                });
+                s
+            })
+            .collect::<Vec<_>>()
+    };
+    let mut s = Script::new();
+    s.feed(Duration::ZERO, orphans(), &Extra::default());
+    s.feed(Duration::from_secs(61), orphans(), &Extra::default());
+    for _ in 0..4 {
+        let f = s.tick(orphans(), &Extra::default());
+        assert!(of_rule(&f, "fin_wait2_stuck").is_empty(), "{f:?}");
+    }
+    // Orphans past the timeout with no timer at all: a warning, never critical.
+    let untimed = || closing(TcpState::FinWait2, 500, None);
+    let mut s = Script::new();
+    s.feed(Duration::ZERO, untimed(), &Extra::default());
+    s.feed(Duration::from_secs(61), untimed(), &Extra::default());
+    let f = s.tick(untimed(), &Extra::default());
+    assert_eq!(
+        of_rule(&f, "fin_wait2_stuck"),
+        vec![(remote("10.6.6.6"), Severity::Warning)]
+    );
 }
 
 #[test]
@@ -168,28 +216,81 @@ fn established(info: TcpInfoLite) -> Vec<SocketRecord> {
 
 #[test]
 fn an_established_connection_retransmitting_into_silence_is_a_dead_peer() {
-    let dead = TcpInfoLite {
+    // A push-only stream: the peer never sent data (last_data_recv is the
+    // connection's age), and it has ACKed nothing for as long as the backoff
+    // has lasted.
+    let dead = |silent_ms: u32| TcpInfoLite {
         unacked: 3,
         backoff: 5,
-        last_data_recv_ms: 120_000,
+        last_data_recv_ms: 600_000,
+        last_ack_recv_ms: silent_ms,
         ..TcpInfoLite::default()
     };
     let mut s = Script::new();
-    assert!(s.tick(established(dead), &Extra::default()).is_empty());
-    let f = s.tick(established(dead), &Extra::default());
+    let mut silent = 2_000;
+    assert!(
+        s.tick(established(dead(silent)), &Extra::default())
+            .is_empty()
+    );
+    // Backed off in every sample, but not yet for the window (60 s).
+    for _ in 0..59 {
+        silent += 1_000;
+        let f = s.tick(established(dead(silent)), &Extra::default());
+        assert!(of_rule(&f, "dead_peer").is_empty(), "at {silent} ms: {f:?}");
+    }
+    silent += 1_000;
+    let f = s.tick(established(dead(silent)), &Extra::default());
     assert_eq!(
         of_rule(&f, "dead_peer"),
         vec![(remote("10.6.6.7"), Severity::Warning)]
     );
     assert_eq!(f[0].evidence["max_backoff"], 5);
+    assert_eq!(f[0].evidence["idle_secs"], 62, "from the last ACK: {f:?}");
+    assert!(
+        f[0].next_step.contains("dst 10.6.6.7 sport = :48000"),
+        "{}",
+        f[0].next_step
+    );
     // Idle but with nothing in flight (a quiet session) is not dead.
     let quiet = TcpInfoLite {
         last_data_recv_ms: 3_600_000,
+        last_ack_recv_ms: 3_600_000,
         ..TcpInfoLite::default()
     };
     let mut s = Script::new();
-    for _ in 0..4 {
+    for _ in 0..70 {
         assert!(s.tick(established(quiet), &Extra::default()).is_empty());
+    }
+}
+
+#[test]
+fn a_short_loss_burst_on_a_push_only_stream_is_no_dead_peer() {
+    // The stream is ten minutes old and the peer only ACKs (last data received
+    // ten minutes ago); 3 s of loss back the timer off, then the ACKs resume
+    // and the backoff returns to 0.
+    let burst = |ms: u32, backoff: u8| TcpInfoLite {
+        unacked: if backoff > 0 { 40 } else { 2 },
+        backoff,
+        last_data_recv_ms: 600_000 + ms,
+        last_ack_recv_ms: ms,
+        ..TcpInfoLite::default()
+    };
+    let mut s = Script::new();
+    for (ms, backoff) in [
+        (200, 0),
+        (1_200, 2),
+        (2_200, 3),
+        (3_200, 4),
+        (300, 0),
+        (100, 0),
+    ] {
+        let f = s.tick(established(burst(ms, backoff)), &Extra::default());
+        assert!(of_rule(&f, "dead_peer").is_empty(), "{f:?}");
+    }
+    // A backoff that comes back is held anew: 30 s of it is not the window.
+    for i in 0..30 {
+        let f = s.tick(established(burst(1_000 * i, 4)), &Extra::default());
+        assert!(of_rule(&f, "dead_peer").is_empty(), "{f:?}");
     }
 }
 

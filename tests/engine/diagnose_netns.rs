@@ -143,9 +143,11 @@ fn a_syn_flood_in_one_namespace_is_on_that_namespaces_port_with_its_sysctls() {
     assert_eq!(own.target().to_string(), "local port 8080 in netns host");
     assert_eq!(own.evidence["tcp_syncookies"], 1);
     assert_eq!(own.evidence["somaxconn"], 4096);
-    for _ in 0..3 {
-        f = s.tick(syn_pile(100, 0), &x);
+    // Three quiet samples and the flood's 30 s linger.
+    for _ in 0..2 {
+        s.tick(syn_pile(100, 0), &x);
     }
+    f = s.feed(std::time::Duration::from_secs(30), syn_pile(100, 0), &x);
     assert_eq!(of(&f, "syn_flood"), vec![(NetnsId::OWN, port)]);
 }
 
@@ -288,5 +290,35 @@ fn fin_wait1_evidence_names_the_last_owner_and_the_local_port() {
             .contains("from nginx (pid 700) on local port 8080"),
         "{}",
         pile[0].message
+    );
+}
+
+#[test]
+fn host_wide_orphan_pressure_is_judged_once_not_per_namespace() {
+    use sockscope::model::Sockstat;
+    // sockstat's orphans and memory are the host's in every namespace; so are
+    // tcp_max_orphans and tcp_mem (copied from the host by the sampler).
+    let host_wide = |s: Sysctls| Sysctls {
+        tcp_max_orphans: Some(65_536),
+        ..s
+    };
+    let mut x = two(host_wide(blue_sysctls()), &[]);
+    x.sysctls = Some(host_wide(stock_sysctls()));
+    x.sockstat = Sockstat {
+        orphan: 60_000,
+        ..Sockstat::default()
+    };
+    if let Some(blue) = x.namespaces.iter_mut().find(|n| n.id == BLUE)
+        && let Some(c) = blue.counters.as_mut()
+    {
+        c.sockstat = x.sockstat;
+    }
+    let mut s = Script::new();
+    s.tick(close_waits(BLUE, 1), &x);
+    let f = s.tick(close_waits(BLUE, 1), &x);
+    assert_eq!(
+        of(&f, "orphan_pressure"),
+        vec![(NetnsId::OWN, Subject::Host)],
+        "{f:#?}"
     );
 }

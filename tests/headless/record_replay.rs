@@ -245,7 +245,8 @@ fn ours(sample: &Sample, port: u16) -> Vec<&SocketRecord> {
 #[test]
 fn a_live_scenario_recorded_and_replayed_gives_the_same_counts_and_findings() {
     // Quick thresholds, so that a CLOSE_WAIT leak is raised within a few samples.
-    let toml = "raise_after = 2\nclose_wait_min = 3\nclose_wait_age_secs = 0\n";
+    let toml =
+        "raise_after = 2\nclose_wait_min = 3\nclose_wait_floor_secs = 0\nclose_wait_age_secs = 0\n";
     let thresholds = Thresholds::from_toml(toml).expect("thresholds");
     let dir = tempfile::tempdir().expect("tempdir");
     let tfile = dir.path().join("quick.toml");
@@ -336,7 +337,8 @@ fn the_live_pipeline_records_what_it_processes() {
     use sockscope::live::{Pipeline, PipelineEvent};
     use sockscope::record::RecordingSink;
 
-    let toml = "raise_after = 2\nclose_wait_min = 3\nclose_wait_age_secs = 0\n";
+    let toml =
+        "raise_after = 2\nclose_wait_min = 3\nclose_wait_floor_secs = 0\nclose_wait_age_secs = 0\n";
     let thresholds = Thresholds::from_toml(toml).expect("thresholds");
     let dir = tempfile::tempdir().expect("tempdir");
     let tfile = dir.path().join("quick.toml");

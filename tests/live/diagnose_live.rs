@@ -24,15 +24,15 @@ const LAB_LIMIT: Duration = Duration::from_secs(30);
 
 /// A namespace with a black hole: 127.0.0.5 is routed out through a veth whose
 /// peer sits in a second, empty namespace, so nothing sent there ever answers.
-struct BlackHoleLab {
-    main: Netns,
+pub(crate) struct BlackHoleLab {
+    pub(crate) main: Netns,
     _peer: Netns,
 }
 
-const BLACK_HOLE: [u8; 4] = [127, 0, 0, 5];
+pub(crate) const BLACK_HOLE: [u8; 4] = [127, 0, 0, 5];
 
 impl BlackHoleLab {
-    fn new(tag: &str) -> Result<BlackHoleLab, String> {
+    pub(crate) fn new(tag: &str) -> Result<BlackHoleLab, String> {
         let main = Netns::new(tag)?;
         let peer = Netns::new(&format!("{tag}-peer"))?;
         let n = main.name.as_str();

@@ -25,7 +25,8 @@ const NAMES: [(&str, &str); 4] = [
 ];
 
 /// A CLOSE_WAIT leak raised within three samples.
-const QUICK: &str = "raise_after = 2\nclose_wait_min = 3\nclose_wait_age_secs = 0\n";
+const QUICK: &str =
+    "raise_after = 2\nclose_wait_min = 3\nclose_wait_floor_secs = 0\nclose_wait_age_secs = 0\n";
 
 /// How long one run of sockscope may take.
 const RUN_LIMIT: Duration = Duration::from_secs(60);

@@ -22,6 +22,7 @@
 mod common;
 
 mod diagnose_live;
+mod diagnose_rules;
 mod engine_live;
 mod fd_walk_live;
 mod hostile_input;
