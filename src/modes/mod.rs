@@ -9,6 +9,7 @@
 //! them itself: so every mode samples, diagnoses and records the same way.
 
 pub mod check;
+pub mod kill;
 pub mod replay;
 pub mod screen;
 pub mod serve;

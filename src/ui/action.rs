@@ -56,7 +56,7 @@ pub enum Action {
         props(keys = "6 n")
     )]
     ShowNamespaces,
-    #[strum(message = "move up", props(keys = "up k"))]
+    #[strum(message = "move up", props(keys = "up"))]
     Up,
     #[strum(message = "move down", props(keys = "down j"))]
     Down,
@@ -88,6 +88,16 @@ pub enum Action {
     FilterProcess,
     #[strum(message = "clear the filter", props(keys = "c"))]
     ClearFilter,
+    #[strum(
+        message = "close the selected connection, or a port's or a process's, or the filter's (SOCK_DESTROY, after a preview)",
+        props(keys = "k")
+    )]
+    Kill,
+    #[strum(
+        message = "send a signal (TERM, INT, HUP, KILL, ...) to the selected process, after asking",
+        props(keys = "K")
+    )]
+    Signal,
     #[strum(message = "sort by the next column", props(keys = "s >"))]
     SortNext,
     #[strum(message = "sort by the previous column", props(keys = "<"))]

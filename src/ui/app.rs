@@ -28,6 +28,8 @@ pub enum Mode {
     /// Typing a filter; the text applies as it parses.
     Filter(LineEdit),
     Help,
+    /// A dialog waiting for `y` (close connections, signal a process).
+    Confirm(Box<super::act::Confirm>),
 }
 
 /// Settings that come from the config file and the command line.
@@ -134,6 +136,8 @@ pub struct App {
     pub record_error: Option<String>,
     /// Lines of the help scrolled past (a short terminal cannot show it all).
     pub help_scroll: usize,
+    /// Every kill and signal of this screen, said on stderr when it ends.
+    pub kill_log: Vec<String>,
 }
 
 impl App {
@@ -159,6 +163,7 @@ impl App {
             replay: None,
             record_error: None,
             help_scroll: 0,
+            kill_log: Vec::new(),
         }
     }
 
@@ -201,6 +206,7 @@ impl App {
             Msg::Player(status) => self.replay = Some(status),
             Msg::RecordError(e) => self.record_error = Some(e),
             Msg::InputFailed(_) => return vec![Effect::Quit],
+            Msg::Killed(report) => self.killed(report),
         }
         Vec::new()
     }
@@ -304,6 +310,7 @@ impl App {
                 }
                 Vec::new()
             }
+            Mode::Confirm(_) => self.confirm_key(key),
             Mode::Normal => match self.keymap.action(key) {
                 Some(action) => self.act(action),
                 None => Vec::new(),
@@ -367,6 +374,8 @@ impl App {
                 self.rebuild();
             }
             Action::Export => return self.export().into_iter().collect(),
+            Action::Kill => self.ask_kill(),
+            Action::Signal => self.ask_signal(),
             Action::Faster | Action::Slower if self.replay.is_some() => {
                 return vec![Effect::Player(Control::Speed(action == Action::Faster))];
             }

@@ -4,6 +4,7 @@
 //! screen's thread only applies messages to the state and draws; it never
 //! samples, so a slow /proc read cannot stall a key press.
 
+pub mod act;
 pub mod action;
 pub mod app;
 pub mod config;
@@ -162,7 +163,11 @@ pub fn run(feed: Feed, opts: TuiOptions) -> Result<Option<player::Status>, Scree
     let theme = Theme::new(opts.color);
     let result = event_loop(&mut terminal, &mut app, theme, &rx, &tx, &source);
     drop(guard);
-    // Said now that the screen is gone: what failed on other threads.
+    // Said now that the screen is gone: every kill and signal, and what
+    // failed on other threads.
+    for line in &app.kill_log {
+        crate::export::print_err(&format!("sockscope: {line}"));
+    }
     for message in worker_panics() {
         crate::export::print_err(&format!("sockscope: {message}"));
     }
@@ -223,6 +228,32 @@ fn event_loop(
                         }
                     }
                     Effect::Export(job) => spawn_export(job, tx.clone()),
+                    Effect::Kill(targets) => match source {
+                        Source::Live(p) => {
+                            let tx = tx.clone();
+                            p.destroy(
+                                targets,
+                                Box::new(move |report| {
+                                    let _ = tx.send(Msg::Killed(report));
+                                }),
+                            );
+                        }
+                        Source::Replay(_) => {
+                            app.killed(Err("a replay cannot close connections".into()));
+                        }
+                    },
+                    Effect::Signal {
+                        pid,
+                        start_time,
+                        name,
+                        signal,
+                    } => app.signalled(act::send_signal(
+                        std::path::Path::new("/proc"),
+                        pid,
+                        start_time,
+                        &name,
+                        signal,
+                    )),
                 }
             }
             if quit {

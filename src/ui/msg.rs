@@ -36,6 +36,8 @@ pub enum Msg {
     /// The keyboard cannot be read: nothing could end the screen but a signal,
     /// so it quits.
     InputFailed(String),
+    /// What came of an [`Effect::Kill`].
+    Killed(crate::sample::kill::KillReport),
 }
 
 /// What `update` asks its caller to do.
@@ -47,6 +49,15 @@ pub enum Effect {
     Export(ExportJob),
     /// Tell the replay's player.
     Player(Control),
+    /// Close these connections (the sampler does, on its sockets).
+    Kill(Vec<crate::sample::kill::KillTarget>),
+    /// Send `signal` to `pid` if it is still the process started at `start_time`.
+    Signal {
+        pid: u32,
+        start_time: u64,
+        name: String,
+        signal: &'static str,
+    },
 }
 
 /// A snapshot's selection to write as JSON, off the screen's thread.
