@@ -171,3 +171,39 @@ fn shift_k_asks_which_signal_and_sends_the_chosen_one() {
             .is_some_and(|s| s.snap().sample.processes.contains_key(&pid))
     );
 }
+
+#[test]
+fn the_signal_goes_to_the_process_and_not_to_a_later_one_of_its_pid() {
+    use sockscope::sample::process::ProcRoot;
+    use sockscope::ui::act::send_signal;
+    use std::os::unix::process::ExitStatusExt;
+    use std::path::Path;
+
+    let proc_root = Path::new("/proc");
+    let mut child = std::process::Command::new("sleep")
+        .arg("30")
+        .spawn()
+        .expect("start sleep");
+    let pid = child.id();
+    let start = ProcRoot::open(proc_root)
+        .expect("/proc")
+        .start_time(pid)
+        .expect("the child's start time");
+    // Another start time: another process that got the pid; nothing is sent.
+    let refused = send_signal(proc_root, pid, start + 1, "sleep", "KILL").expect_err("refused");
+    assert!(
+        refused.contains("is gone (or its pid is now another process's)"),
+        "{refused}"
+    );
+    assert!(
+        child.try_wait().expect("wait").is_none(),
+        "signalled anyway"
+    );
+    let sent = send_signal(proc_root, pid, start, "sleep", "TERM").expect("sent");
+    assert_eq!(sent, format!("sent SIGTERM to pid {pid} (sleep)"));
+    let status = child.wait().expect("wait");
+    assert_eq!(status.signal(), Some(15), "{status:?}");
+    // Reaped: the pid is gone, said plainly.
+    let gone = send_signal(proc_root, pid, start, "sleep", "TERM").expect_err("gone");
+    assert!(gone.contains("is gone"), "{gone}");
+}

@@ -94,8 +94,13 @@ fn shell_quote(p: &Path) -> String {
 /// the session's shell writes its exit status and the terminal's modes
 /// (`stty -a`) to `status`; its pid is in `status` + `.pid`.
 fn start(tmux: &Tmux, args: &str, status: &Path, size: (u16, u16)) {
+    start_with(tmux, "", args, status, size);
+}
+
+/// [`start`] with `prefix` before the binary (e.g. `ip netns exec NAME`).
+fn start_with(tmux: &Tmux, prefix: &str, args: &str, status: &Path, size: (u16, u16)) {
     let inner = format!(
-        "echo $$ > {}; exec {} {args}",
+        "echo $$ > {}; exec {prefix} {} {args}",
         shell_quote(&status.with_extension("pid")),
         shell_quote(Path::new(env!("CARGO_BIN_EXE_sockscope"))),
     );
@@ -356,4 +361,87 @@ fn a_recording_made_on_the_screen_replays_with_seeking() {
     });
     tmux.keys(&["q"]);
     assert_eq!(ended(&tmux, &status), "exit=3");
+}
+
+/// `k` on the real screen, in a private namespace: the dialog previews the
+/// selected row, `a` the filter's set, `y` closes exactly those (the clients
+/// read ECONNABORTED) and the others live on; the kills are said on stderr
+/// when the screen ends.
+#[test]
+fn k_closes_the_filtered_connections_after_the_preview() {
+    use std::io::{ErrorKind, Read, Write};
+    use std::net::{TcpListener, TcpStream};
+
+    if !have_tmux() {
+        return common::skip("tmux is not installed (the CI installs it)");
+    }
+    let Some(ns) = common::netns::Netns::for_test("ui-kill") else {
+        return;
+    };
+    let pairs = |n: usize| {
+        let l = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = l.local_addr().expect("addr");
+        let v: Vec<(TcpStream, TcpStream)> = (0..n)
+            .map(|_| {
+                let c = TcpStream::connect(addr).expect("connect");
+                let (s, _) = l.accept().expect("accept");
+                c.set_read_timeout(Some(Duration::from_secs(10)))
+                    .expect("timeout");
+                s.set_read_timeout(Some(Duration::from_secs(10)))
+                    .expect("timeout");
+                (c, s)
+            })
+            .collect();
+        (l, v)
+    };
+    let ((doomed_l, mut doomed), (_kept_l, mut kept)) = ns.run_inside(|| (pairs(2), pairs(1)));
+    let port = doomed_l.local_addr().expect("addr").port();
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let status = dir.path().join("status");
+    let tmux = Tmux {
+        socket: format!("sockscope-test-kill-{}", std::process::id()),
+    };
+    start_with(
+        &tmux,
+        &format!("ip netns exec {}", ns.name),
+        &format!(
+            "--netns own --interval 300ms --filter 'rport:{port}' 2> {}",
+            shell_quote(&dir.path().join("stderr"))
+        ),
+        &status,
+        (120, 40),
+    );
+    tmux.keys(&["2"]);
+    tmux.wait_for("the two clients", |s| s.contains("of 2 ("));
+    tmux.keys(&["k"]);
+    tmux.wait_for("the row's preview", |s| s.contains("Close 1 connection:"));
+    tmux.keys(&["a"]);
+    let s = tmux.wait_for("the filter's preview", |s| {
+        s.contains(&format!("Close 2 connections: the filter rport:{port}?"))
+    });
+    for (c, _) in &doomed {
+        let addr = c.local_addr().expect("addr").to_string();
+        assert!(s.contains(&addr), "{addr} not in the preview:\n{s}");
+    }
+    tmux.keys(&["y"]);
+    tmux.wait_for("the report", |s| s.contains("closed 2 connections"));
+    for (c, _) in &mut doomed {
+        let mut b = [0u8; 4];
+        let e = c.read(&mut b).expect_err("closed");
+        assert_eq!(e.kind(), ErrorKind::ConnectionAborted);
+    }
+    for (c, s) in &mut kept {
+        c.write_all(b"x").expect("write");
+        let mut b = [0u8; 1];
+        assert_eq!(s.read(&mut b).expect("the other connection lives"), 1);
+    }
+    tmux.keys(&["q"]);
+    assert_eq!(ended(&tmux, &status), "exit=0");
+    let said = std::fs::read_to_string(dir.path().join("stderr")).expect("stderr");
+    assert_eq!(
+        said.matches("sockscope: kill: closed ESTAB").count(),
+        2,
+        "{said}"
+    );
 }
