@@ -369,3 +369,108 @@ pub fn send_signal(
         Err(e) => Err(format!("SIG{signal} to pid {pid} ({name}): {e}")),
     }
 }
+
+/// The longest text `y` copies (a row is far shorter; a hostile process name
+/// cannot make the escape sequence unbounded).
+const COPY_MAX: usize = 4096;
+
+impl App {
+    /// `y`: the selected row as one line of text, for the terminal's
+    /// clipboard (OSC 52); the status line says what was copied.
+    pub(super) fn copy_row(&mut self) -> Vec<Effect> {
+        let Some(text) = self.row_text() else {
+            self.say("nothing selected to copy".into(), true);
+            return Vec::new();
+        };
+        let mut text = text;
+        if text.len() > COPY_MAX {
+            let mut end = COPY_MAX;
+            while !text.is_char_boundary(end) {
+                end -= 1;
+            }
+            text.truncate(end);
+        }
+        self.say(
+            format!("copied (OSC 52, where the terminal allows it): {text}"),
+            false,
+        );
+        vec![Effect::Copy(text)]
+    }
+
+    /// The text of the selected row (or of the page on screen).
+    fn row_text(&self) -> Option<String> {
+        let shown = self.shown.as_ref()?;
+        let snap = shown.snap();
+        let p = |s: &str| crate::escape::printable(s).into_owned();
+        let selected = match (self.detail(), self.view) {
+            (Some(d), _) => Some(Selection::from(d)),
+            (None, View::Connections) => self.cursors.conns.key,
+            (None, View::Ports) => self.cursors.ports.key,
+            (None, View::Processes) => self.cursors.processes.key,
+            (None, View::Namespaces) => self.cursors.namespaces.key,
+            (None, View::Warnings) => {
+                let f = shown.update.findings.get(self.cursors.warnings.index)?;
+                return Some(p(&format!(
+                    "{} {} {}: {} (next: {})",
+                    f.severity.name(),
+                    f.rule,
+                    f.target(),
+                    f.message,
+                    f.next_step
+                )));
+            }
+            (None, View::Overview) => None,
+        };
+        match selected? {
+            Selection::Conn(id) => {
+                let row = shown
+                    .rows
+                    .rows
+                    .iter()
+                    .find_map(|r| shown.rows.view(snap, *r).filter(|v| v.id == id))?;
+                let mut line = format!("{} {} {}", row.state.ss_name(), row.local, row.remote);
+                if let Some(proc) = row.process {
+                    line.push_str(&format!(" pid {} {}", proc.pid, p(&proc.name)));
+                }
+                if let (Some(r), Some(s)) = (row.recv_q, row.send_q) {
+                    line.push_str(&format!(" recv-q {r} send-q {s}"));
+                }
+                Some(line)
+            }
+            Selection::Port(ns, port) => {
+                let agg = shown
+                    .aggregates()
+                    .ports
+                    .iter()
+                    .find(|a| a.netns == ns && a.port == port)?;
+                let mut line = format!("port {port}");
+                for l in &agg.listeners {
+                    line.push_str(&format!(" {}", l.local));
+                }
+                if snap.sample.multi_netns() {
+                    line.push_str(&format!(" netns {}", p(&snap.sample.netns_label(ns))));
+                }
+                Some(line)
+            }
+            Selection::Pid(pid) => {
+                let proc = snap.sample.processes.get(&pid).or_else(|| {
+                    shown
+                        .aggregates()
+                        .processes
+                        .iter()
+                        .find(|a| a.process.pid == pid)
+                        .map(|a| &a.process)
+                })?;
+                let mut line = format!("pid {pid} {}", p(&proc.name));
+                if !proc.cmdline.is_empty() {
+                    line.push_str(&format!(" {}", p(&proc.cmdline)));
+                }
+                Some(line)
+            }
+            Selection::Netns(id) => {
+                let info = snap.sample.netns(id)?;
+                Some(format!("{} net:[{}]", p(&info.label), info.inode))
+            }
+        }
+    }
+}

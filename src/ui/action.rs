@@ -98,6 +98,11 @@ pub enum Action {
         props(keys = "K")
     )]
     Signal,
+    #[strum(
+        message = "copy the selected row to the terminal's clipboard (OSC 52)",
+        props(keys = "y")
+    )]
+    Copy,
     #[strum(message = "sort by the next column", props(keys = "s >"))]
     SortNext,
     #[strum(message = "sort by the previous column", props(keys = "<"))]

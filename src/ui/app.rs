@@ -376,6 +376,7 @@ impl App {
             Action::Export => return self.export().into_iter().collect(),
             Action::Kill => self.ask_kill(),
             Action::Signal => self.ask_signal(),
+            Action::Copy => return self.copy_row(),
             Action::Faster | Action::Slower if self.replay.is_some() => {
                 return vec![Effect::Player(Control::Speed(action == Action::Faster))];
             }

@@ -228,6 +228,7 @@ fn event_loop(
                         }
                     }
                     Effect::Export(job) => spawn_export(job, tx.clone()),
+                    Effect::Copy(text) => copy(app, &text),
                     Effect::Kill(targets) => match source {
                         Source::Live(p) => {
                             let tx = tx.clone();
@@ -263,6 +264,27 @@ fn event_loop(
         terminal
             .draw(|f| view::draw(f, app, theme))
             .context("cannot draw")?;
+    }
+}
+
+/// Writes `text` to the terminal's clipboard with OSC 52 (the terminal may
+/// refuse it silently: the status line said "where the terminal allows
+/// it"); the Linux console and dumb terminals have none.
+fn copy(app: &mut App, text: &str) {
+    let term = std::env::var("TERM").unwrap_or_default();
+    if term == "linux" || term == "dumb" {
+        app.say(
+            format!("this terminal (TERM={term}) has no clipboard: nothing copied"),
+            true,
+        );
+        return;
+    }
+    let written = crossterm::execute!(
+        io::stdout(),
+        crossterm::clipboard::CopyToClipboard::to_clipboard_from(text)
+    );
+    if let Err(e) = written {
+        app.say(format!("cannot copy: {e}"), true);
     }
 }
 

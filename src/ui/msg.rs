@@ -49,6 +49,8 @@ pub enum Effect {
     Export(ExportJob),
     /// Tell the replay's player.
     Player(Control),
+    /// Put this text on the terminal's clipboard (OSC 52).
+    Copy(String),
     /// Close these connections (the sampler does, on its sockets).
     Kill(Vec<crate::sample::kill::KillTarget>),
     /// Send `signal` to `pid` if it is still the process started at `start_time`.

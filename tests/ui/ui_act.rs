@@ -207,3 +207,31 @@ fn the_signal_goes_to_the_process_and_not_to_a_later_one_of_its_pid() {
     let gone = send_signal(proc_root, pid, start, "sleep", "TERM").expect_err("gone");
     assert!(gone.contains("is gone"), "{gone}");
 }
+
+#[test]
+fn y_copies_the_selected_row_and_says_what() {
+    let mut a = app();
+    let effects = press(&mut a, "2/rport:5432\ny");
+    let copied = effects.into_iter().find_map(|e| match e {
+        Effect::Copy(t) => Some(t),
+        _ => None,
+    });
+    assert_eq!(
+        copied.as_deref(),
+        Some("TIME-WAIT 10.0.0.1:41000 10.0.9.0:5432 recv-q 0 send-q 0")
+    );
+    let status = a.status.clone().expect("a status");
+    assert!(
+        status
+            .text
+            .ends_with("TIME-WAIT 10.0.0.1:41000 10.0.9.0:5432 recv-q 0 send-q 0")
+    );
+    // On a process: its pid, name and command line.
+    let effects = press(&mut a, "c4y");
+    assert!(
+        effects
+            .iter()
+            .any(|e| matches!(e, Effect::Copy(t) if t.starts_with("pid 200 java"))),
+        "{effects:?}"
+    );
+}

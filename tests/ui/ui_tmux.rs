@@ -445,3 +445,50 @@ fn k_closes_the_filtered_connections_after_the_preview() {
         "{said}"
     );
 }
+
+/// `y` puts the selected row on the clipboard with OSC 52: tmux (with
+/// `set-clipboard on`) takes the sequence into its paste buffer.
+#[test]
+fn y_copies_the_selected_row_with_osc_52() {
+    if !have_tmux() {
+        return common::skip("tmux is not installed (the CI installs it)");
+    }
+    let mut lab = LabProcess::spawn();
+    let port = lab.listen("127.0.0.1:0", 16);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let status = dir.path().join("status");
+    let tmux = Tmux {
+        socket: format!("sockscope-test-copy-{}", std::process::id()),
+    };
+    start(
+        &tmux,
+        &format!("--interval 300ms --filter 'lport:{port} state:listen'"),
+        &status,
+        (120, 30),
+    );
+    assert!(
+        tmux.run(&["set-option", "-g", "set-clipboard", "on"])
+            .status
+            .success()
+    );
+    tmux.keys(&["2"]);
+    tmux.wait_for("the listener", |s| s.contains("of 1 ("));
+    tmux.keys(&["y"]);
+    let expected = format!("LISTEN 127.0.0.1:{port} 0.0.0.0:0 pid {}", lab.pid);
+    // The status line says so (and begins the text: the bar cuts the rest).
+    let s = tmux.wait_for("the copy message", |s| s.contains("copied (OSC 52"));
+    assert!(s.contains("allows it): LISTEN"), "{s}");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let buffer = loop {
+        let out = tmux.run(&["show-buffer"]);
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        if out.status.success() && !text.is_empty() {
+            break text;
+        }
+        assert!(Instant::now() < deadline, "no tmux buffer");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(buffer.starts_with(&expected), "{buffer:?}");
+    tmux.keys(&["q"]);
+    assert_eq!(ended(&tmux, &status), "exit=0");
+}
