@@ -53,7 +53,7 @@ pub enum Action {
     ShowWarnings,
     #[strum(
         message = "network namespaces: sockets by state in each",
-        props(keys = "6 n")
+        props(keys = "6")
     )]
     ShowNamespaces,
     #[strum(message = "move up", props(keys = "up"))]
@@ -103,6 +103,11 @@ pub enum Action {
         props(keys = "y")
     )]
     Copy,
+    #[strum(
+        message = "names: service names of ports, then also reverse DNS of addresses, then numbers",
+        props(keys = "n")
+    )]
+    Names,
     #[strum(message = "sort by the next column", props(keys = "s >"))]
     SortNext,
     #[strum(message = "sort by the previous column", props(keys = "<"))]

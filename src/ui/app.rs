@@ -138,6 +138,8 @@ pub struct App {
     pub help_scroll: usize,
     /// Every kill and signal of this screen, said on stderr when it ends.
     pub kill_log: Vec<String>,
+    /// `n`: service names and reverse DNS.
+    pub names: super::names::Names,
 }
 
 impl App {
@@ -164,6 +166,7 @@ impl App {
             record_error: None,
             help_scroll: 0,
             kill_log: Vec::new(),
+            names: super::names::Names::default(),
         }
     }
 
@@ -178,6 +181,7 @@ impl App {
             Msg::Key(key) => return self.key(&key),
             Msg::Resize => {}
             Msg::Tick => {
+                self.names.tick();
                 if let Some(s) = &mut self.status {
                     s.ttl = s.ttl.saturating_sub(1);
                     if s.ttl == 0 {
@@ -207,6 +211,7 @@ impl App {
             Msg::RecordError(e) => self.record_error = Some(e),
             Msg::InputFailed(_) => return vec![Effect::Quit],
             Msg::Killed(report) => self.killed(report),
+            Msg::Resolved(ip, name) => self.names.resolved(ip, name),
         }
         Vec::new()
     }
@@ -377,6 +382,10 @@ impl App {
             Action::Kill => self.ask_kill(),
             Action::Signal => self.ask_signal(),
             Action::Copy => return self.copy_row(),
+            Action::Names => {
+                let said = self.names.toggle();
+                self.say(said.to_owned(), false);
+            }
             Action::Faster | Action::Slower if self.replay.is_some() => {
                 return vec![Effect::Player(Control::Speed(action == Action::Faster))];
             }

@@ -12,6 +12,7 @@ pub mod edit;
 pub mod fmt;
 pub mod keymap;
 pub mod msg;
+pub mod names;
 mod nav;
 mod netns;
 pub mod place;
@@ -187,6 +188,7 @@ fn event_loop(
     terminal
         .draw(|f| view::draw(f, app, theme))
         .context("cannot draw")?;
+    let mut resolver: Option<Resolver> = None;
     loop {
         let Ok(first) = rx.recv() else {
             return Ok(());
@@ -264,6 +266,66 @@ fn event_loop(
         terminal
             .draw(|f| view::draw(f, app, theme))
             .context("cannot draw")?;
+        ask_names(app, &mut resolver, tx);
+    }
+}
+
+/// The reverse DNS lookups: a bounded queue and two threads (a lookup may
+/// take the resolver's whole timeout; the screen never waits for one).
+struct Resolver {
+    queue: mpsc::SyncSender<std::net::IpAddr>,
+}
+
+/// Lookups waiting for a resolver thread at most.
+const RESOLVER_QUEUE: usize = 64;
+
+impl Resolver {
+    fn spawn(tx: &Sender<Msg>) -> io::Result<Resolver> {
+        let (queue, inbox) = mpsc::sync_channel::<std::net::IpAddr>(RESOLVER_QUEUE);
+        let inbox = std::sync::Arc::new(std::sync::Mutex::new(inbox));
+        for n in 0..2 {
+            let inbox = std::sync::Arc::clone(&inbox);
+            let tx = tx.clone();
+            std::thread::Builder::new()
+                .name(format!("sockscope-dns-{n}"))
+                .spawn(move || {
+                    loop {
+                        let next = match inbox.lock() {
+                            Ok(rx) => rx.recv(),
+                            Err(_) => return,
+                        };
+                        let Ok(ip) = next else { return };
+                        let name = dns_lookup::lookup_addr(&ip).ok();
+                        if tx.send(Msg::Resolved(ip, name)).is_err() {
+                            return;
+                        }
+                    }
+                })?;
+        }
+        Ok(Resolver { queue })
+    }
+}
+
+/// Hands the addresses the frame showed without a name to the resolver.
+fn ask_names(app: &mut App, resolver: &mut Option<Resolver>, tx: &Sender<Msg>) {
+    let wanted = app.names.take_wanted();
+    if wanted.is_empty() {
+        return;
+    }
+    if resolver.is_none() {
+        match Resolver::spawn(tx) {
+            Ok(r) => *resolver = Some(r),
+            Err(e) => {
+                app.say(format!("cannot start the DNS lookups: {e}"), true);
+                return;
+            }
+        }
+    }
+    let Some(r) = resolver.as_ref() else { return };
+    for ip in wanted {
+        if r.queue.try_send(ip).is_err() {
+            app.names.not_taken(ip);
+        }
     }
 }
 

@@ -36,6 +36,8 @@ pub enum Msg {
     /// The keyboard cannot be read: nothing could end the screen but a signal,
     /// so it quits.
     InputFailed(String),
+    /// The resolver's answer: the name of an address, or none.
+    Resolved(std::net::IpAddr, Option<String>),
     /// What came of an [`Effect::Kill`].
     Killed(crate::sample::kill::KillReport),
 }

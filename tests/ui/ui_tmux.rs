@@ -209,8 +209,10 @@ fn the_screen_shows_filters_drills_exports_and_quits_cleanly() {
 
     // Drill into the port.
     tmux.keys(&["3", "Enter"]);
+    // "in host" when other namespaces exist meanwhile (other tests make theirs).
     let s = tmux.wait_for("the port's page", |s| {
         s.contains(&format!("Port {port}: 1 listener"))
+            || s.contains(&format!("Port {port} in host: 1 listener"))
     });
     assert!(s.contains("backlog 64"), "{s}");
 
@@ -491,4 +493,185 @@ fn y_copies_the_selected_row_with_osc_52() {
     assert!(buffer.starts_with(&expected), "{buffer:?}");
     tmux.keys(&["q"]);
     assert_eq!(ended(&tmux, &status), "exit=0");
+}
+
+/// A DNS server for PTR queries on a UDP socket: `names` maps an address to
+/// the name it answers; anything else is NXDOMAIN. Counts the queries.
+fn serve_ptr(
+    socket: std::net::UdpSocket,
+    names: Vec<(std::net::Ipv4Addr, &'static str)>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    asked: std::sync::Arc<std::sync::atomic::AtomicU32>,
+) -> std::thread::JoinHandle<()> {
+    use std::sync::atomic::Ordering;
+    socket
+        .set_read_timeout(Some(Duration::from_millis(100)))
+        .expect("timeout");
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 512];
+        while !stop.load(Ordering::SeqCst) {
+            let Ok((n, from)) = socket.recv_from(&mut buf) else {
+                continue;
+            };
+            let q = &buf[..n];
+            if q.len() < 12 {
+                continue;
+            }
+            // The question's name: labels up to the zero byte.
+            let mut at = 12;
+            let mut labels = Vec::new();
+            while at < q.len() && q[at] != 0 {
+                let len = usize::from(q[at]);
+                let Some(label) = q.get(at + 1..at + 1 + len) else {
+                    break;
+                };
+                labels.push(String::from_utf8_lossy(label).into_owned());
+                at += 1 + len;
+            }
+            let end = at + 5; // zero byte, qtype, qclass
+            let Some(question) = q.get(12..end) else {
+                continue;
+            };
+            asked.fetch_add(1, Ordering::SeqCst);
+            // d.c.b.a.in-addr.arpa
+            let answer = (labels.len() == 6 && labels[4] == "in-addr")
+                .then(|| {
+                    let ip: Option<Vec<u8>> =
+                        labels[..4].iter().rev().map(|l| l.parse().ok()).collect();
+                    let ip = ip?;
+                    let ip = std::net::Ipv4Addr::new(ip[0], ip[1], ip[2], ip[3]);
+                    names.iter().find(|(a, _)| *a == ip).map(|(_, n)| *n)
+                })
+                .flatten();
+            let mut r = Vec::with_capacity(128);
+            r.extend_from_slice(&q[..2]);
+            r.extend_from_slice(if answer.is_some() {
+                &[0x81, 0x80]
+            } else {
+                &[0x81, 0x83]
+            });
+            r.extend_from_slice(&[0, 1, 0, u8::from(answer.is_some()), 0, 0, 0, 0]);
+            r.extend_from_slice(question);
+            if let Some(name) = answer {
+                let mut rdata = Vec::new();
+                for part in name.split('.') {
+                    rdata.push(part.len() as u8);
+                    rdata.extend_from_slice(part.as_bytes());
+                }
+                rdata.push(0);
+                r.extend_from_slice(&[0xc0, 0x0c, 0, 12, 0, 1, 0, 0, 0, 60]);
+                r.extend_from_slice(&(rdata.len() as u16).to_be_bytes());
+                r.extend_from_slice(&rdata);
+            }
+            let _ = socket.send_to(&r, from);
+        }
+    })
+}
+
+/// `/etc/netns/NAME/resolv.conf`, which `ip netns exec` mounts over
+/// `/etc/resolv.conf`; removed on drop.
+struct NetnsResolvConf(PathBuf);
+
+impl Drop for NetnsResolvConf {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// `n` on the real screen: the ports by the names of a services file the
+/// config names (and the filter takes them), then the addresses by reverse
+/// DNS from a resolver on the namespace's loopback, then numbers again.
+#[test]
+fn n_shows_service_names_then_reverse_dns_then_numbers() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+
+    if !have_tmux() {
+        return common::skip("tmux is not installed (the CI installs it)");
+    }
+    let Some(ns) = common::netns::Netns::for_test("ui-names") else {
+        return;
+    };
+    for a in ["10.77.0.1/24", "10.77.0.2/24"] {
+        common::netns::ip(&["-n", &ns.name, "addr", "add", a, "dev", "lo"]).expect("addr");
+    }
+    let etc = PathBuf::from(format!("/etc/netns/{}", ns.name));
+    std::fs::create_dir_all(&etc).expect("mkdir /etc/netns/NAME");
+    let _resolv = NetnsResolvConf(etc.clone());
+    std::fs::write(
+        etc.join("resolv.conf"),
+        "nameserver 127.0.0.1\noptions timeout:1 attempts:1\n",
+    )
+    .expect("resolv.conf");
+    let (listener, client, server, dns) = ns.run_inside(|| {
+        use socket2::{Domain, Socket, Type};
+        let listener = std::net::TcpListener::bind("10.77.0.1:0").expect("bind");
+        let s = Socket::new(Domain::IPV4, Type::STREAM, None).expect("socket");
+        s.bind(&"10.77.0.2:0".parse::<SocketAddr>().expect("addr").into())
+            .expect("bind the client");
+        s.connect(&listener.local_addr().expect("addr").into())
+            .expect("connect");
+        let (server, _) = listener.accept().expect("accept");
+        let dns = std::net::UdpSocket::bind("127.0.0.1:53").expect("bind the resolver");
+        (listener, std::net::TcpStream::from(s), server, dns)
+    });
+    let port = listener.local_addr().expect("addr").port();
+    let stop = Arc::new(AtomicBool::new(false));
+    let asked = Arc::new(AtomicU32::new(0));
+    let names = vec![
+        ("10.77.0.1".parse().expect("ip"), "p1.test"),
+        ("10.77.0.2".parse().expect("ip"), "p2.test"),
+    ];
+    let dns_thread = serve_ptr(dns, names, Arc::clone(&stop), Arc::clone(&asked));
+    struct Stop(Arc<AtomicBool>);
+    impl Drop for Stop {
+        fn drop(&mut self) {
+            self.0.store(true, Ordering::SeqCst);
+        }
+    }
+    let _stop = Stop(Arc::clone(&stop));
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let services = dir.path().join("services");
+    std::fs::write(&services, format!("# test\nktest {port}/tcp\n")).expect("services");
+    let config = dir.path().join("config.toml");
+    std::fs::write(
+        &config,
+        format!("[ui]\nservices = {:?}\n", services.display().to_string()),
+    )
+    .expect("config");
+    let status = dir.path().join("status");
+    let tmux = Tmux {
+        socket: format!("sockscope-test-names-{}", std::process::id()),
+    };
+    start_with(
+        &tmux,
+        &format!("ip netns exec {}", ns.name),
+        &format!(
+            "--netns own --interval 300ms --config {} --filter 'lport:ktest'",
+            shell_quote(&config)
+        ),
+        &status,
+        (120, 30),
+    );
+    tmux.keys(&["2"]);
+    let numeric = format!("10.77.0.1:{port}");
+    let s = tmux.wait_for("the numbers", |s| s.contains("of 2 ("));
+    assert!(s.contains(&numeric), "{s}");
+    assert_eq!(asked.load(Ordering::SeqCst), 0, "names are off by default");
+    tmux.keys(&["n"]);
+    let s = tmux.wait_for("the service name", |s| s.contains("10.77.0.1:ktest"));
+    assert!(!s.contains("p1.test"), "no DNS before the second n:\n{s}");
+    tmux.keys(&["n"]);
+    let s = tmux.wait_for("the reverse DNS names", |s| {
+        s.contains("p1.test:ktest") && s.contains("p2.test:")
+    });
+    assert!(asked.load(Ordering::SeqCst) >= 2, "{s}");
+    tmux.keys(&["n"]);
+    tmux.wait_for("the numbers again", |s| s.contains(&numeric));
+    tmux.keys(&["q"]);
+    assert_eq!(ended(&tmux, &status), "exit=0");
+    stop.store(true, Ordering::SeqCst);
+    let _ = dns_thread.join();
+    drop((client, server));
 }
