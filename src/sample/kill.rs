@@ -144,3 +144,29 @@ pub fn describe(e: &std::io::Error) -> String {
 /// Why nothing can be closed on a kernel without socket destruction.
 pub const UNSUPPORTED: &str =
     "this kernel cannot close sockets: it was built without CONFIG_INET_DIAG_DESTROY (EOPNOTSUPP)";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_kernels_refusals_are_said_plainly() {
+        let e = |errno: rustix::io::Errno| std::io::Error::from_raw_os_error(errno.raw_os_error());
+        assert!(describe(&e(rustix::io::Errno::PERM)).contains("CAP_NET_ADMIN"));
+        assert!(describe(&e(rustix::io::Errno::OPNOTSUPP)).contains("CONFIG_INET_DIAG_DESTROY"));
+        assert!(describe(&e(rustix::io::Errno::STALE)).contains("cookie differs"));
+    }
+
+    #[test]
+    fn listeners_and_cookieless_sockets_are_refused() {
+        let a = "127.0.0.1:80".parse().expect("addr");
+        let b = "127.0.0.1:5000".parse().expect("addr");
+        let mut s = SocketRecord::new(TcpState::Listen, a, b);
+        s.cookie = 7;
+        assert!(KillTarget::of(&s, None).refusal().is_some());
+        s.state = TcpState::Established;
+        assert_eq!(KillTarget::of(&s, None).refusal(), None);
+        s.cookie = 0;
+        assert!(KillTarget::of(&s, None).refusal().is_some());
+    }
+}

@@ -137,6 +137,28 @@ fn kill_closes_exactly_the_filtered_connections_and_dry_run_closes_none() {
         assert!(alive(c, s), "the unprivileged kill closed a connection");
     }
 
+    // Unprivileged, a dry run still lists, and says a kill would be refused.
+    let dry_denied = sockscope(&prefix, &["kill", "--netns", "own", "--dry-run", &filter]);
+    assert!(dry_denied.status.success(), "{}", text(&dry_denied.stderr));
+    // (the owners hidden: nobody may not read root's descriptors)
+    let ends = |l: &[String]| -> Vec<String> {
+        l.iter()
+            .map(|l| {
+                l.split_whitespace()
+                    .skip(3)
+                    .take(2)
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            })
+            .collect()
+    };
+    assert_eq!(ends(&listed(&dry_denied)), ends(&lines));
+    assert!(text(&dry_denied.stderr).contains("a real kill would be refused"));
+
+    // An empty filter would be everything: refused as bad usage.
+    let empty = sockscope(&exec, &["kill", "--netns", "own", "--yes", " "]);
+    assert_eq!(empty.status.code(), Some(2), "{}", text(&empty.stderr));
+
     // The kill: the same three listed, each said closed on stderr.
     let kill = sockscope(&exec, &["kill", "--netns", "own", "--yes", &filter]);
     let err = text(&kill.stderr);
