@@ -50,6 +50,35 @@ pub enum Command {
     Watch(WatchArgs),
     /// Write the man pages or a shell's completions, made from these options.
     Generate(GenerateArgs),
+    /// Close the connections matching FILTER with SOCK_DESTROY, as `ss -K` does.
+    ///
+    /// Lists them first and asks (on a terminal; elsewhere --yes is needed).
+    /// Needs CAP_NET_ADMIN and a kernel with CONFIG_INET_DIAG_DESTROY.
+    /// Listening sockets are never closed. Exit status: 0 every one closed,
+    /// 1 some not (each said on standard error) or refused, 2 bad usage.
+    Kill(KillArgs),
+}
+
+/// `sockscope kill FILTER`.
+#[derive(Debug, Args)]
+pub struct KillArgs {
+    /// Which connections, in the filter language, e.g. 'port:8080 state:close_wait'.
+    #[arg(value_name = "FILTER")]
+    pub filter: String,
+
+    /// List exactly what would be closed, and close nothing.
+    #[arg(long, conflicts_with = "yes")]
+    pub dry_run: bool,
+
+    /// Close without asking.
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+
+    #[command(flatten)]
+    pub live: LiveArgs,
+
+    #[command(flatten)]
+    pub run: RunArgs,
 }
 
 #[derive(Debug, Args)]

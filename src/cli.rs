@@ -65,6 +65,11 @@ pub fn run() -> ExitCode {
                 .and_then(|c| modes::watch::run(Run::new(c), &args)),
         ),
         Some(Command::Generate(args)) => exit(modes::generate::run(&args)),
+        Some(Command::Kill(args)) => exit(
+            RunConfig::resolve(root, Some(&args.live), &args.run)
+                .map_err(modes::file_usage)
+                .and_then(|c| modes::kill::run(Run::new(c), &args)),
+        ),
         None if cli.tui.print_default_config => exit(modes::screen::print_default_config()),
         None => exit(
             RunConfig::resolve(root, Some(&cli.tui.live), &cli.tui.run)

@@ -24,7 +24,8 @@
 //! quoted, so they end at a space, `(`, `)` or `|`. What the terms test:
 //!
 //! - `state:` any of the listed states, spelt as [`TcpState::parse`] accepts.
-//! - `port:`/`lport:`/`rport:` a port or inclusive range (`8000-8100`). A
+//! - `port:`/`lport:`/`rport:` a port or inclusive range (`8000-8100`), or a
+//!   service name of the services file (`port:https`, see [`services`]). A
 //!   listener's remote `0.0.0.0:0` / `[::]:0` is "no peer" and matches no remote
 //!   term, or `port:0-1023` would catch every listener; `addr:`/`raddr:` likewise.
 //! - `proc:` an ASCII case-insensitive substring of the process name (`comm`).
@@ -57,6 +58,7 @@
 //! [`TcpState::parse`]: crate::model::TcpState::parse
 
 mod parse;
+pub mod services;
 
 use std::borrow::Cow;
 use std::fmt;
@@ -83,7 +85,12 @@ type NsSet = Box<[NetnsId]>;
 impl Filter {
     /// Parses `text`; empty or all-whitespace text is the empty filter.
     pub fn parse(text: &str) -> Result<Filter, FilterError> {
-        let (root, ns_terms) = parse::parse(text)?;
+        Filter::parse_with(text, services::global())
+    }
+
+    /// [`Filter::parse`] with `services` for the port names (`port:https`).
+    pub fn parse_with(text: &str, services: &services::Services) -> Result<Filter, FilterError> {
+        let (root, ns_terms) = parse::parse(text, services)?;
         let own_sets = resolve(&ns_terms, &[]);
         Ok(Filter {
             source: text.to_owned(),

@@ -99,6 +99,18 @@ impl Pipeline {
         }
     }
 
+    /// Closes `targets` on the sampler's thread (`ss -K`); `reply` hears the
+    /// outcome, and a sample follows.
+    pub fn destroy(
+        &self,
+        targets: Vec<crate::sample::kill::KillTarget>,
+        reply: crate::sample::sampler::KillReply,
+    ) {
+        if let Some(s) = &self.sampler {
+            s.destroy(targets, reply);
+        }
+    }
+
     /// Stops sampling and waits for both threads.
     pub fn stop(mut self) {
         self.shutdown();

@@ -33,7 +33,10 @@ const MAX_DEPTH: usize = 100;
 
 /// The expression in `src`, or `None` when it has no tokens (the empty filter),
 /// and its namespace terms, which its [`Pred::Netns`] name by index.
-pub(super) fn parse(src: &str) -> Result<(Option<Node>, Vec<NsTerm>), FilterError> {
+pub(super) fn parse(
+    src: &str,
+    services: &super::services::Services,
+) -> Result<(Option<Node>, Vec<NsTerm>), FilterError> {
     let toks = lex(src);
     if toks.is_empty() {
         return Ok((None, Vec::new()));
@@ -45,6 +48,7 @@ pub(super) fn parse(src: &str) -> Result<(Option<Node>, Vec<NsTerm>), FilterErro
         depth: 0,
         parens: 0,
         ns_terms: Vec::new(),
+        services,
     };
     let node = p.or()?;
     if let Some(t) = p.peek() {
@@ -119,6 +123,8 @@ fn lex(src: &str) -> Vec<Tok> {
 
 struct Parser<'a> {
     src: &'a str,
+    /// Port names (`port:https`).
+    services: &'a super::services::Services,
     toks: Vec<Tok>,
     pos: usize,
     /// Parentheses and negations currently open, against [`MAX_DEPTH`].
@@ -319,7 +325,10 @@ impl Parser<'_> {
             }
             "port" | "lport" | "rport" => {
                 let side = side_of(key);
-                let ranges = items.map(parse_port_range).collect::<Result<_, _>>();
+                let services = self.services;
+                let ranges = items
+                    .map(|i| parse_port_range(i, services))
+                    .collect::<Result<_, _>>();
                 Pred::Port(side, ranges.map_err(err)?)
             }
             "proc" => Pred::Proc(
@@ -441,14 +450,27 @@ fn parse_container(item: &str) -> Result<ContainerNeedle, String> {
 fn parse_port(text: &str) -> Result<u16, String> {
     if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
         return Err(format!(
-            "invalid port {text:?} (expected a number 0-65535 or a range like 8000-8100)"
+            "invalid port {text:?} (expected a number 0-65535, a range like 8000-8100 or a service name like https)"
         ));
     }
     text.parse()
         .map_err(|_| format!("port {text} is out of range (0-65535)"))
 }
 
-fn parse_port_range(item: &str) -> Result<(u16, u16), String> {
+fn parse_port_range(
+    item: &str,
+    services: &super::services::Services,
+) -> Result<(u16, u16), String> {
+    // A name (`https`, `http-alt`): anything but digits and dashes.
+    if item.bytes().any(|b| !b.is_ascii_digit() && b != b'-') {
+        return match services.port(item) {
+            Some(p) => Ok((p, p)),
+            None if item.bytes().any(|b| b.is_ascii_alphabetic()) => Err(format!(
+                "unknown service {item:?} (not a tcp name of the services file; a port is a number 0-65535 or a range like 8000-8100)"
+            )),
+            None => parse_port(item).map(|p| (p, p)),
+        };
+    }
     match item.split_once('-') {
         None => parse_port(item).map(|p| (p, p)),
         Some((lo, hi)) => {

@@ -10,6 +10,7 @@
 
 pub mod check;
 pub mod generate;
+pub mod kill;
 pub mod replay;
 pub mod screen;
 pub mod serve;

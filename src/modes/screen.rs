@@ -17,6 +17,13 @@ pub(super) fn screen_options(
     no_color: bool,
 ) -> Result<crate::ui::TuiOptions, Failure> {
     let config = Config::of_file(&run.config.file).map_err(file_usage)?;
+    // The services file first: the filter may name ports by it. Only a file
+    // the config names is an error when unreadable.
+    if let Err(e) = crate::filter::services::install(&config.ui.services)
+        && config.ui.services.as_os_str() != crate::filter::services::DEFAULT_PATH
+    {
+        return Err(Failure::Usage(format!("sockscope: {e}")));
+    }
     let filter = parse_filter(filter, run.config.owners)?;
     let color = !no_color
         && config

@@ -7,6 +7,7 @@
 pub mod counters;
 pub mod fds;
 pub mod host;
+pub mod kill;
 pub mod netlink;
 pub mod netns;
 pub mod owners;

@@ -466,5 +466,7 @@ pub fn decode_tcp_info(raw: &[u8]) -> Option<TcpInfoLite> {
     })
 }
 
+mod destroy;
+
 #[cfg(test)]
 mod tests;

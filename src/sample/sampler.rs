@@ -13,6 +13,7 @@ use crate::model::{Health, HostInfo, Sample, SocketRecord, SocketSource};
 
 use super::counters::read_counters;
 use super::host::HostProbe;
+use super::kill::{self, KillOutcome, KillReport, KillResult, KillTarget};
 use super::netlink::NetlinkDumper;
 use super::netns::NetnsChoice;
 use super::netns::sampling::MultiNetns;
@@ -238,6 +239,59 @@ fn thread_cpu() -> Option<std::time::Duration> {
     Some(std::time::Duration::new(secs, nanos))
 }
 
+impl Collector {
+    /// Closes each of `targets` with SOCK_DESTROY on the sock_diag socket of
+    /// its own network namespace. Refused as a whole without CAP_NET_ADMIN,
+    /// without netlink, or on a kernel that cannot close sockets.
+    pub fn destroy(&mut self, targets: &[KillTarget]) -> KillReport {
+        if let Some(why) = kill::privilege_refusal() {
+            return Err(why);
+        }
+        let Some(own) = self.dumper.as_mut() else {
+            return Err(format!(
+                "closing connections needs netlink sock_diag, which is not used: {}",
+                self.netlink_unavailable.as_deref().unwrap_or("unavailable")
+            ));
+        };
+        match own.destroy_supported() {
+            Ok(true) => {}
+            Ok(false) => return Err(kill::UNSUPPORTED.to_owned()),
+            Err(e) => return Err(format!("cannot ask the kernel to close sockets: {e}")),
+        }
+        let outcomes = targets
+            .iter()
+            .map(|t| {
+                let dumper = if t.netns == crate::model::NetnsId::OWN {
+                    self.dumper.as_mut()
+                } else {
+                    self.multi.as_mut().and_then(|m| m.dumper_of(t.netns))
+                };
+                let result = match (t.refusal(), dumper) {
+                    (Some(why), _) => KillResult::Failed(why.to_owned()),
+                    (None, None) => {
+                        KillResult::Failed("its network namespace is no longer sampled".to_owned())
+                    }
+                    (None, Some(d)) => match d.destroy(t.local, t.remote, t.cookie) {
+                        Ok(()) => KillResult::Closed,
+                        Err(e)
+                            if e.raw_os_error()
+                                == Some(rustix::io::Errno::NOENT.raw_os_error()) =>
+                        {
+                            KillResult::Gone
+                        }
+                        Err(e) => KillResult::Failed(kill::describe(&e)),
+                    },
+                };
+                KillOutcome {
+                    target: t.clone(),
+                    result,
+                }
+            })
+            .collect();
+        Ok(outcomes)
+    }
+}
+
 /// Reads the socket table: netlink, retried once, else /proc/net/tcp{,6}.
 fn read_sockets(
     dumper: &mut Option<NetlinkDumper>,
@@ -312,11 +366,21 @@ pub trait SampleSource: Send + 'static {
     /// One complete sample. An error is reported and sampling goes on at the
     /// next interval; a panic ends the sampler thread (the pipeline says so).
     fn collect(&mut self) -> anyhow::Result<Sample>;
+
+    /// Closes `targets` (`ss -K`); a source that reads no kernel cannot.
+    fn destroy(&mut self, targets: &[KillTarget]) -> KillReport {
+        let _ = targets;
+        Err("this source cannot close connections (it reads no kernel)".to_owned())
+    }
 }
 
 impl SampleSource for Collector {
     fn collect(&mut self) -> anyhow::Result<Sample> {
         Collector::collect(self)
+    }
+
+    fn destroy(&mut self, targets: &[KillTarget]) -> KillReport {
+        Collector::destroy(self, targets)
     }
 }
 
@@ -324,6 +388,10 @@ impl SampleSource for Collector {
 impl SampleSource for Box<dyn SampleSource> {
     fn collect(&mut self) -> anyhow::Result<Sample> {
         (**self).collect()
+    }
+
+    fn destroy(&mut self, targets: &[KillTarget]) -> KillReport {
+        (**self).destroy(targets)
     }
 }
 
@@ -338,13 +406,18 @@ pub enum SamplerEvent {
 }
 
 /// Control messages to the sampler thread.
-#[derive(Debug, Clone, Copy)]
 pub enum SamplerControl {
     SetInterval(Duration),
     /// Take a sample now, then go on at the interval.
     Now,
     Stop,
+    /// Close these sockets (between samples, on the source's own sockets),
+    /// hand the report to the callback, then take a sample.
+    Destroy(Vec<KillTarget>, KillReply),
 }
+
+/// Where the report of a [`SamplerControl::Destroy`] goes.
+pub type KillReply = Box<dyn FnOnce(KillReport) + Send>;
 
 /// A running sampler thread. Dropping it stops the thread and waits for it.
 pub struct Sampler {
@@ -398,6 +471,10 @@ impl Sampler {
                                 return;
                             }
                             Ok(SamplerControl::SetInterval(d)) => interval = d,
+                            Ok(SamplerControl::Destroy(targets, reply)) => {
+                                reply(collector.destroy(&targets));
+                                break;
+                            }
                             Ok(SamplerControl::Now) | Err(RecvTimeoutError::Timeout) => break,
                         }
                     }
@@ -416,6 +493,12 @@ impl Sampler {
 
     pub fn sample_now(&self) {
         let _ = self.control.send(SamplerControl::Now);
+    }
+
+    /// Closes `targets` on the sampler's thread; `reply` hears how it went
+    /// (not at all when the thread has ended).
+    pub fn destroy(&self, targets: Vec<KillTarget>, reply: KillReply) {
+        let _ = self.control.send(SamplerControl::Destroy(targets, reply));
     }
 
     /// Stops the thread and waits for it to end.

@@ -53,10 +53,10 @@ pub enum Action {
     ShowWarnings,
     #[strum(
         message = "network namespaces: sockets by state in each",
-        props(keys = "6 n")
+        props(keys = "6")
     )]
     ShowNamespaces,
-    #[strum(message = "move up", props(keys = "up k"))]
+    #[strum(message = "move up", props(keys = "up"))]
     Up,
     #[strum(message = "move down", props(keys = "down j"))]
     Down,
@@ -98,6 +98,26 @@ pub enum Action {
     FilterProcess,
     #[strum(message = "clear the filter", props(keys = "c"))]
     ClearFilter,
+    #[strum(
+        message = "close the selected connection, or a port's or a process's, or the filter's (SOCK_DESTROY, after a preview)",
+        props(keys = "k")
+    )]
+    Kill,
+    #[strum(
+        message = "send a signal (TERM, INT, HUP, KILL, ...) to the selected process, after asking",
+        props(keys = "K")
+    )]
+    Signal,
+    #[strum(
+        message = "copy the selected row to the terminal's clipboard (OSC 52)",
+        props(keys = "y")
+    )]
+    Copy,
+    #[strum(
+        message = "names: service names of ports, then also reverse DNS of addresses, then numbers",
+        props(keys = "n")
+    )]
+    Names,
     #[strum(message = "sort by the next column", props(keys = "s >"))]
     SortNext,
     #[strum(message = "sort by the previous column", props(keys = "<"))]

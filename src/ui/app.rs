@@ -28,6 +28,8 @@ pub enum Mode {
     /// Typing a filter; the text applies as it parses.
     Filter(LineEdit),
     Help,
+    /// A dialog waiting for `y` (close connections, signal a process).
+    Confirm(Box<super::act::Confirm>),
 }
 
 /// Settings that come from the config file and the command line.
@@ -137,6 +139,10 @@ pub struct App {
     pub record_error: Option<String>,
     /// Lines of the help scrolled past (a short terminal cannot show it all).
     pub help_scroll: usize,
+    /// Every kill and signal of this screen, said on stderr when it ends.
+    pub kill_log: Vec<String>,
+    /// `n`: service names and reverse DNS.
+    pub names: super::names::Names,
 }
 
 impl App {
@@ -163,6 +169,8 @@ impl App {
             replay: None,
             record_error: None,
             help_scroll: 0,
+            kill_log: Vec::new(),
+            names: super::names::Names::default(),
         }
     }
 
@@ -177,6 +185,7 @@ impl App {
             Msg::Key(key) => return self.key(&key),
             Msg::Resize => {}
             Msg::Tick => {
+                self.names.tick();
                 if let Some(s) = &mut self.status {
                     s.ttl = s.ttl.saturating_sub(1);
                     if s.ttl == 0 {
@@ -205,6 +214,8 @@ impl App {
             Msg::Player(status) => self.replay = Some(status),
             Msg::RecordError(e) => self.record_error = Some(e),
             Msg::InputFailed(_) => return vec![Effect::Quit],
+            Msg::Killed(report) => self.killed(report),
+            Msg::Resolved(ip, name) => self.names.resolved(ip, name),
         }
         Vec::new()
     }
@@ -308,6 +319,7 @@ impl App {
                 }
                 Vec::new()
             }
+            Mode::Confirm(_) => self.confirm_key(key),
             Mode::Normal => match self.keymap.action(key) {
                 Some(action) => self.act(action),
                 None => Vec::new(),
@@ -316,6 +328,33 @@ impl App {
     }
 
     /// Carries out an action (in normal mode).
+    /// The evidence pane one line down or up (the frame clamps it).
+    fn scroll_detail(&mut self, down: bool) {
+        let at = self.cursors.warnings.index;
+        let (line, of) = self.detail_scroll;
+        let line = if of == at { line } else { 0 };
+        self.detail_scroll = if down {
+            (line.saturating_add(1), at)
+        } else {
+            (line.saturating_sub(1), at)
+        };
+    }
+
+    /// Sorts by the next (or previous) column; the namespace's only when
+    /// there are several.
+    fn sort_step(&mut self, forward: bool) {
+        self.sort.column = self.sort.column.step(forward);
+        let multi = self
+            .shown
+            .as_ref()
+            .is_some_and(|s| s.snap().sample.multi_netns());
+        if self.sort.column == Column::Netns && !multi {
+            self.sort.column = self.sort.column.step(forward);
+        }
+        self.rebuild();
+        self.say(format!("sorted by {}", self.sort.column.title()), false);
+    }
+
     pub fn act(&mut self, action: Action) -> Vec<Effect> {
         match action {
             Action::Quit => return vec![Effect::Quit],
@@ -361,33 +400,22 @@ impl App {
             Action::FilterPort => self.quick_filter(true),
             Action::FilterProcess => self.quick_filter(false),
             Action::ClearFilter => self.set_filter_text(""),
-            Action::SortNext | Action::SortPrev => {
-                self.sort.column = self.sort.column.step(action == Action::SortNext);
-                let multi = self
-                    .shown
-                    .as_ref()
-                    .is_some_and(|s| s.snap().sample.multi_netns());
-                if self.sort.column == Column::Netns && !multi {
-                    self.sort.column = self.sort.column.step(action == Action::SortNext);
-                }
-                self.rebuild();
-                self.say(format!("sorted by {}", self.sort.column.title()), false);
-            }
+            Action::SortNext | Action::SortPrev => self.sort_step(action == Action::SortNext),
             Action::ScrollDetailDown | Action::ScrollDetailUp => {
-                let at = self.cursors.warnings.index;
-                let (line, of) = self.detail_scroll;
-                let line = if of == at { line } else { 0 };
-                self.detail_scroll = if action == Action::ScrollDetailDown {
-                    (line.saturating_add(1), at)
-                } else {
-                    (line.saturating_sub(1), at)
-                };
+                self.scroll_detail(action == Action::ScrollDetailDown);
             }
             Action::SortReverse => {
                 self.sort.descending = !self.sort.descending;
                 self.rebuild();
             }
             Action::Export => return self.export().into_iter().collect(),
+            Action::Kill => self.ask_kill(),
+            Action::Signal => self.ask_signal(),
+            Action::Copy => return self.copy_row(),
+            Action::Names => {
+                let said = self.names.toggle();
+                self.say(said.to_owned(), false);
+            }
             Action::Faster | Action::Slower if self.replay.is_some() => {
                 return vec![Effect::Player(Control::Speed(action == Action::Faster))];
             }

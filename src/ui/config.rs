@@ -48,6 +48,8 @@ pub struct UiConfig {
     pub highlight: Duration,
     pub export_dir: PathBuf,
     pub color: ColorChoice,
+    /// The services file of `n`'s port names and the filter's `port:https`.
+    pub services: PathBuf,
 }
 
 impl Default for UiConfig {
@@ -57,6 +59,7 @@ impl Default for UiConfig {
             highlight: Duration::from_secs(5),
             export_dir: PathBuf::from("."),
             color: ColorChoice::Auto,
+            services: PathBuf::from(crate::filter::services::DEFAULT_PATH),
         }
     }
 }
@@ -198,6 +201,9 @@ const UI_SECTION: &str = "\
 # export_dir = \".\"
 # auto (colour unless NO_COLOR is set), always, never.
 # color = \"auto\"
+# The services file whose tcp names `n` shows for ports (and the filter takes,
+# e.g. port:https).
+# services = \"/etc/services\"
 ";
 
 #[cfg(test)]

@@ -4,6 +4,7 @@
 //! screen's thread only applies messages to the state and draws; it never
 //! samples, so a slow /proc read cannot stall a key press.
 
+pub mod act;
 pub mod action;
 pub mod app;
 pub mod config;
@@ -11,6 +12,7 @@ pub mod edit;
 pub mod fmt;
 pub mod keymap;
 pub mod msg;
+pub mod names;
 mod nav;
 mod netns;
 pub mod place;
@@ -162,7 +164,11 @@ pub fn run(feed: Feed, opts: TuiOptions) -> Result<Option<player::Status>, Scree
     let theme = Theme::new(opts.color);
     let result = event_loop(&mut terminal, &mut app, theme, &rx, &tx, &source);
     drop(guard);
-    // Said now that the screen is gone: what failed on other threads.
+    // Said now that the screen is gone: every kill and signal, and what
+    // failed on other threads.
+    for line in &app.kill_log {
+        crate::export::print_err(&format!("sockscope: {line}"));
+    }
     for message in worker_panics() {
         crate::export::print_err(&format!("sockscope: {message}"));
     }
@@ -182,6 +188,7 @@ fn event_loop(
     terminal
         .draw(|f| view::draw(f, app, theme))
         .context("cannot draw")?;
+    let mut resolver: Option<Resolver> = None;
     loop {
         let Ok(first) = rx.recv() else {
             return Ok(());
@@ -223,6 +230,33 @@ fn event_loop(
                         }
                     }
                     Effect::Export(job) => spawn_export(job, tx.clone()),
+                    Effect::Copy(text) => copy(app, &text),
+                    Effect::Kill(targets) => match source {
+                        Source::Live(p) => {
+                            let tx = tx.clone();
+                            p.destroy(
+                                targets,
+                                Box::new(move |report| {
+                                    let _ = tx.send(Msg::Killed(report));
+                                }),
+                            );
+                        }
+                        Source::Replay(_) => {
+                            app.killed(Err("a replay cannot close connections".into()));
+                        }
+                    },
+                    Effect::Signal {
+                        pid,
+                        start_time,
+                        name,
+                        signal,
+                    } => app.signalled(act::send_signal(
+                        std::path::Path::new("/proc"),
+                        pid,
+                        start_time,
+                        &name,
+                        signal,
+                    )),
                 }
             }
             if quit {
@@ -232,6 +266,87 @@ fn event_loop(
         terminal
             .draw(|f| view::draw(f, app, theme))
             .context("cannot draw")?;
+        ask_names(app, &mut resolver, tx);
+    }
+}
+
+/// The reverse DNS lookups: a bounded queue and two threads (a lookup may
+/// take the resolver's whole timeout; the screen never waits for one).
+struct Resolver {
+    queue: mpsc::SyncSender<std::net::IpAddr>,
+}
+
+/// Lookups waiting for a resolver thread at most.
+const RESOLVER_QUEUE: usize = 64;
+
+impl Resolver {
+    fn spawn(tx: &Sender<Msg>) -> io::Result<Resolver> {
+        let (queue, inbox) = mpsc::sync_channel::<std::net::IpAddr>(RESOLVER_QUEUE);
+        let inbox = std::sync::Arc::new(std::sync::Mutex::new(inbox));
+        for n in 0..2 {
+            let inbox = std::sync::Arc::clone(&inbox);
+            let tx = tx.clone();
+            std::thread::Builder::new()
+                .name(format!("sockscope-dns-{n}"))
+                .spawn(move || {
+                    loop {
+                        let next = match inbox.lock() {
+                            Ok(rx) => rx.recv(),
+                            Err(_) => return,
+                        };
+                        let Ok(ip) = next else { return };
+                        let name = dns_lookup::lookup_addr(&ip).ok();
+                        if tx.send(Msg::Resolved(ip, name)).is_err() {
+                            return;
+                        }
+                    }
+                })?;
+        }
+        Ok(Resolver { queue })
+    }
+}
+
+/// Hands the addresses the frame showed without a name to the resolver.
+fn ask_names(app: &mut App, resolver: &mut Option<Resolver>, tx: &Sender<Msg>) {
+    let wanted = app.names.take_wanted();
+    if wanted.is_empty() {
+        return;
+    }
+    if resolver.is_none() {
+        match Resolver::spawn(tx) {
+            Ok(r) => *resolver = Some(r),
+            Err(e) => {
+                app.say(format!("cannot start the DNS lookups: {e}"), true);
+                return;
+            }
+        }
+    }
+    let Some(r) = resolver.as_ref() else { return };
+    for ip in wanted {
+        if r.queue.try_send(ip).is_err() {
+            app.names.not_taken(ip);
+        }
+    }
+}
+
+/// Writes `text` to the terminal's clipboard with OSC 52 (the terminal may
+/// refuse it silently: the status line said "where the terminal allows
+/// it"); the Linux console and dumb terminals have none.
+fn copy(app: &mut App, text: &str) {
+    let term = std::env::var("TERM").unwrap_or_default();
+    if term == "linux" || term == "dumb" {
+        app.say(
+            format!("this terminal (TERM={term}) has no clipboard: nothing copied"),
+            true,
+        );
+        return;
+    }
+    let written = crossterm::execute!(
+        io::stdout(),
+        crossterm::clipboard::CopyToClipboard::to_clipboard_from(text)
+    );
+    if let Err(e) = written {
+        app.say(format!("cannot copy: {e}"), true);
     }
 }
 

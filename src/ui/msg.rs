@@ -36,6 +36,10 @@ pub enum Msg {
     /// The keyboard cannot be read: nothing could end the screen but a signal,
     /// so it quits.
     InputFailed(String),
+    /// The resolver's answer: the name of an address, or none.
+    Resolved(std::net::IpAddr, Option<String>),
+    /// What came of an [`Effect::Kill`].
+    Killed(crate::sample::kill::KillReport),
 }
 
 /// What `update` asks its caller to do.
@@ -47,6 +51,17 @@ pub enum Effect {
     Export(ExportJob),
     /// Tell the replay's player.
     Player(Control),
+    /// Put this text on the terminal's clipboard (OSC 52).
+    Copy(String),
+    /// Close these connections (the sampler does, on its sockets).
+    Kill(Vec<crate::sample::kill::KillTarget>),
+    /// Send `signal` to `pid` if it is still the process started at `start_time`.
+    Signal {
+        pid: u32,
+        start_time: u64,
+        name: String,
+        signal: &'static str,
+    },
 }
 
 /// A snapshot's selection to write as JSON, off the screen's thread.

@@ -368,11 +368,12 @@ fn empty_values() {
 
 #[test]
 fn bad_ports_and_ranges() {
-    let expected = "(expected a number 0-65535 or a range like 8000-8100)";
+    let expected =
+        "(expected a number 0-65535, a range like 8000-8100 or a service name like https)";
     assert_error(
-        "port:http",
-        0..9,
-        &format!("invalid port \"http\" {expected}"),
+        "port:nosuchservice",
+        0..18,
+        "unknown service \"nosuchservice\" (not a tcp name of the services file; a port is a number 0-65535 or a range like 8000-8100)",
     );
     assert_error("lport:-5", 0..8, &format!("invalid port \"\" {expected}"));
     assert_error("rport:+5", 0..8, &format!("invalid port \"+5\" {expected}"));
@@ -575,4 +576,23 @@ fn time_wait_keeps_the_connections_uid_and_is_not_roots() {
         .expect("the close");
     assert_eq!(closed.state, TcpState::TimeWait);
     assert_eq!(closed.uid, Some(1000), "the uid it had before TIME_WAIT");
+}
+
+#[test]
+fn ports_can_be_named_by_the_services_file() {
+    use sockscope::filter::services::Services;
+    let services = Services::parse("https 443/tcp\nhttp-alt 8080/tcp webcache\nsyslog 514/udp\n");
+    let f = Filter::parse_with("lport:https,http-alt | rport:webcache", &services).expect("parses");
+    let s = |l: &str, r: &str| SocketRecord::new(TcpState::Established, addr(l), addr(r));
+    assert!(f.matches(&s("10.0.0.1:443", "10.0.0.2:5000"), None));
+    assert!(f.matches(&s("10.0.0.1:8080", "10.0.0.2:5000"), None));
+    assert!(f.matches(&s("10.0.0.1:5000", "10.0.0.2:8080"), None));
+    assert!(!f.matches(&s("10.0.0.1:80", "10.0.0.2:5000"), None));
+    // A udp-only name is no tcp port.
+    let e = Filter::parse_with("port:syslog", &services).expect_err("udp only");
+    assert!(
+        e.message.starts_with("unknown service \"syslog\""),
+        "{}",
+        e.message
+    );
 }

@@ -26,6 +26,7 @@ mod diagnose_rules;
 mod engine_live;
 mod fd_walk_live;
 mod hostile_input;
+mod kill_live;
 mod live_snapshot;
 mod netlink_live;
 mod netns_counters;

@@ -20,6 +20,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod ui_act;
 mod ui_export;
 mod ui_netns;
 mod ui_render;

@@ -270,7 +270,7 @@ fn one_namespace_has_no_column_and_its_view_says_so() {
     assert!(!t.contains("Namespaces"), "no tab for one namespace: {t}");
     press(&mut a, "\t\t\t\t\t");
     assert_eq!(a.view, View::Connections, "tab skips the namespaces");
-    press(&mut a, "n");
+    press(&mut a, "6");
     let t = screen(&mut a, 120, 12);
     insta::assert_snapshot!("netns_only_own_120x12", t);
     assert!(t.contains("sockscope sees only its own namespace"), "{t}");

@@ -94,8 +94,13 @@ fn shell_quote(p: &Path) -> String {
 /// the session's shell writes its exit status and the terminal's modes
 /// (`stty -a`) to `status`; its pid is in `status` + `.pid`.
 fn start(tmux: &Tmux, args: &str, status: &Path, size: (u16, u16)) {
+    start_with(tmux, "", args, status, size);
+}
+
+/// [`start`] with `prefix` before the binary (e.g. `ip netns exec NAME`).
+fn start_with(tmux: &Tmux, prefix: &str, args: &str, status: &Path, size: (u16, u16)) {
     let inner = format!(
-        "echo $$ > {}; exec {} {args}",
+        "echo $$ > {}; exec {prefix} {} {args}",
         shell_quote(&status.with_extension("pid")),
         shell_quote(Path::new(env!("CARGO_BIN_EXE_sockscope"))),
     );
@@ -204,8 +209,10 @@ fn the_screen_shows_filters_drills_exports_and_quits_cleanly() {
 
     // Drill into the port.
     tmux.keys(&["3", "Enter"]);
+    // "in host" when other namespaces exist meanwhile (other tests make theirs).
     let s = tmux.wait_for("the port's page", |s| {
         s.contains(&format!("Port {port}: 1 listener"))
+            || s.contains(&format!("Port {port} in host: 1 listener"))
     });
     assert!(s.contains("backlog 64"), "{s}");
 
@@ -380,4 +387,315 @@ fn a_recording_made_on_the_screen_replays_with_seeking() {
     });
     tmux.keys(&["q"]);
     assert_eq!(ended(&tmux, &status), "exit=3");
+}
+
+/// `k` on the real screen, in a private namespace: the dialog previews the
+/// selected row, `a` the filter's set, `y` closes exactly those (the clients
+/// read ECONNABORTED) and the others live on; the kills are said on stderr
+/// when the screen ends.
+#[test]
+fn k_closes_the_filtered_connections_after_the_preview() {
+    use std::io::{ErrorKind, Read, Write};
+    use std::net::{TcpListener, TcpStream};
+
+    if !have_tmux() {
+        return common::skip("tmux is not installed (the CI installs it)");
+    }
+    let Some(ns) = common::netns::Netns::for_test("ui-kill") else {
+        return;
+    };
+    let pairs = |n: usize| {
+        let l = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = l.local_addr().expect("addr");
+        let v: Vec<(TcpStream, TcpStream)> = (0..n)
+            .map(|_| {
+                let c = TcpStream::connect(addr).expect("connect");
+                let (s, _) = l.accept().expect("accept");
+                c.set_read_timeout(Some(Duration::from_secs(10)))
+                    .expect("timeout");
+                s.set_read_timeout(Some(Duration::from_secs(10)))
+                    .expect("timeout");
+                (c, s)
+            })
+            .collect();
+        (l, v)
+    };
+    let ((doomed_l, mut doomed), (_kept_l, mut kept)) = ns.run_inside(|| (pairs(2), pairs(1)));
+    let port = doomed_l.local_addr().expect("addr").port();
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let status = dir.path().join("status");
+    let tmux = Tmux {
+        socket: format!("sockscope-test-kill-{}", std::process::id()),
+    };
+    start_with(
+        &tmux,
+        &format!("ip netns exec {}", ns.name),
+        &format!(
+            "--netns own --interval 300ms --filter 'rport:{port}' 2> {}",
+            shell_quote(&dir.path().join("stderr"))
+        ),
+        &status,
+        (120, 40),
+    );
+    tmux.keys(&["2"]);
+    tmux.wait_for("the two clients", |s| s.contains("of 2 ("));
+    tmux.keys(&["k"]);
+    tmux.wait_for("the row's preview", |s| s.contains("Close 1 connection:"));
+    tmux.keys(&["a"]);
+    let s = tmux.wait_for("the filter's preview", |s| {
+        s.contains(&format!("Close 2 connections: the filter rport:{port}?"))
+    });
+    for (c, _) in &doomed {
+        let addr = c.local_addr().expect("addr").to_string();
+        assert!(s.contains(&addr), "{addr} not in the preview:\n{s}");
+    }
+    tmux.keys(&["y"]);
+    tmux.wait_for("the report", |s| s.contains("closed 2 connections"));
+    for (c, _) in &mut doomed {
+        let mut b = [0u8; 4];
+        let e = c.read(&mut b).expect_err("closed");
+        assert_eq!(e.kind(), ErrorKind::ConnectionAborted);
+    }
+    for (c, s) in &mut kept {
+        c.write_all(b"x").expect("write");
+        let mut b = [0u8; 1];
+        assert_eq!(s.read(&mut b).expect("the other connection lives"), 1);
+    }
+    tmux.keys(&["q"]);
+    assert_eq!(ended(&tmux, &status), "exit=0");
+    let said = std::fs::read_to_string(dir.path().join("stderr")).expect("stderr");
+    assert_eq!(
+        said.matches("sockscope: kill: closed ESTAB").count(),
+        2,
+        "{said}"
+    );
+}
+
+/// `y` puts the selected row on the clipboard with OSC 52: tmux (with
+/// `set-clipboard on`) takes the sequence into its paste buffer.
+#[test]
+fn y_copies_the_selected_row_with_osc_52() {
+    if !have_tmux() {
+        return common::skip("tmux is not installed (the CI installs it)");
+    }
+    let mut lab = LabProcess::spawn();
+    let port = lab.listen("127.0.0.1:0", 16);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let status = dir.path().join("status");
+    let tmux = Tmux {
+        socket: format!("sockscope-test-copy-{}", std::process::id()),
+    };
+    start(
+        &tmux,
+        &format!("--interval 300ms --filter 'lport:{port} state:listen'"),
+        &status,
+        (120, 30),
+    );
+    assert!(
+        tmux.run(&["set-option", "-g", "set-clipboard", "on"])
+            .status
+            .success()
+    );
+    tmux.keys(&["2"]);
+    tmux.wait_for("the listener", |s| s.contains("of 1 ("));
+    tmux.keys(&["y"]);
+    let expected = format!("LISTEN 127.0.0.1:{port} 0.0.0.0:0 pid {}", lab.pid);
+    // The status line says so (and begins the text: the bar cuts the rest).
+    let s = tmux.wait_for("the copy message", |s| s.contains("copied (OSC 52"));
+    assert!(s.contains("allows it): LISTEN"), "{s}");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let buffer = loop {
+        let out = tmux.run(&["show-buffer"]);
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        if out.status.success() && !text.is_empty() {
+            break text;
+        }
+        assert!(Instant::now() < deadline, "no tmux buffer");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(buffer.starts_with(&expected), "{buffer:?}");
+    tmux.keys(&["q"]);
+    assert_eq!(ended(&tmux, &status), "exit=0");
+}
+
+/// A DNS server for PTR queries on a UDP socket: `names` maps an address to
+/// the name it answers; anything else is NXDOMAIN. Counts the queries.
+fn serve_ptr(
+    socket: std::net::UdpSocket,
+    names: Vec<(std::net::Ipv4Addr, &'static str)>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    asked: std::sync::Arc<std::sync::atomic::AtomicU32>,
+) -> std::thread::JoinHandle<()> {
+    use std::sync::atomic::Ordering;
+    socket
+        .set_read_timeout(Some(Duration::from_millis(100)))
+        .expect("timeout");
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 512];
+        while !stop.load(Ordering::SeqCst) {
+            let Ok((n, from)) = socket.recv_from(&mut buf) else {
+                continue;
+            };
+            let q = &buf[..n];
+            if q.len() < 12 {
+                continue;
+            }
+            // The question's name: labels up to the zero byte.
+            let mut at = 12;
+            let mut labels = Vec::new();
+            while at < q.len() && q[at] != 0 {
+                let len = usize::from(q[at]);
+                let Some(label) = q.get(at + 1..at + 1 + len) else {
+                    break;
+                };
+                labels.push(String::from_utf8_lossy(label).into_owned());
+                at += 1 + len;
+            }
+            let end = at + 5; // zero byte, qtype, qclass
+            let Some(question) = q.get(12..end) else {
+                continue;
+            };
+            asked.fetch_add(1, Ordering::SeqCst);
+            // d.c.b.a.in-addr.arpa
+            let answer = (labels.len() == 6 && labels[4] == "in-addr")
+                .then(|| {
+                    let ip: Option<Vec<u8>> =
+                        labels[..4].iter().rev().map(|l| l.parse().ok()).collect();
+                    let ip = ip?;
+                    let ip = std::net::Ipv4Addr::new(ip[0], ip[1], ip[2], ip[3]);
+                    names.iter().find(|(a, _)| *a == ip).map(|(_, n)| *n)
+                })
+                .flatten();
+            let mut r = Vec::with_capacity(128);
+            r.extend_from_slice(&q[..2]);
+            r.extend_from_slice(if answer.is_some() {
+                &[0x81, 0x80]
+            } else {
+                &[0x81, 0x83]
+            });
+            r.extend_from_slice(&[0, 1, 0, u8::from(answer.is_some()), 0, 0, 0, 0]);
+            r.extend_from_slice(question);
+            if let Some(name) = answer {
+                let mut rdata = Vec::new();
+                for part in name.split('.') {
+                    rdata.push(part.len() as u8);
+                    rdata.extend_from_slice(part.as_bytes());
+                }
+                rdata.push(0);
+                r.extend_from_slice(&[0xc0, 0x0c, 0, 12, 0, 1, 0, 0, 0, 60]);
+                r.extend_from_slice(&(rdata.len() as u16).to_be_bytes());
+                r.extend_from_slice(&rdata);
+            }
+            let _ = socket.send_to(&r, from);
+        }
+    })
+}
+
+/// `/etc/netns/NAME/resolv.conf`, which `ip netns exec` mounts over
+/// `/etc/resolv.conf`; removed on drop.
+struct NetnsResolvConf(PathBuf);
+
+impl Drop for NetnsResolvConf {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// `n` on the real screen: the ports by the names of a services file the
+/// config names (and the filter takes them), then the addresses by reverse
+/// DNS from a resolver on the namespace's loopback, then numbers again.
+#[test]
+fn n_shows_service_names_then_reverse_dns_then_numbers() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+
+    if !have_tmux() {
+        return common::skip("tmux is not installed (the CI installs it)");
+    }
+    let Some(ns) = common::netns::Netns::for_test("ui-names") else {
+        return;
+    };
+    for a in ["10.77.0.1/24", "10.77.0.2/24"] {
+        common::netns::ip(&["-n", &ns.name, "addr", "add", a, "dev", "lo"]).expect("addr");
+    }
+    let etc = PathBuf::from(format!("/etc/netns/{}", ns.name));
+    std::fs::create_dir_all(&etc).expect("mkdir /etc/netns/NAME");
+    let _resolv = NetnsResolvConf(etc.clone());
+    std::fs::write(
+        etc.join("resolv.conf"),
+        "nameserver 127.0.0.1\noptions timeout:1 attempts:1\n",
+    )
+    .expect("resolv.conf");
+    let (listener, client, server, dns) = ns.run_inside(|| {
+        use socket2::{Domain, Socket, Type};
+        let listener = std::net::TcpListener::bind("10.77.0.1:0").expect("bind");
+        let s = Socket::new(Domain::IPV4, Type::STREAM, None).expect("socket");
+        s.bind(&"10.77.0.2:0".parse::<SocketAddr>().expect("addr").into())
+            .expect("bind the client");
+        s.connect(&listener.local_addr().expect("addr").into())
+            .expect("connect");
+        let (server, _) = listener.accept().expect("accept");
+        let dns = std::net::UdpSocket::bind("127.0.0.1:53").expect("bind the resolver");
+        (listener, std::net::TcpStream::from(s), server, dns)
+    });
+    let port = listener.local_addr().expect("addr").port();
+    let stop = Arc::new(AtomicBool::new(false));
+    let asked = Arc::new(AtomicU32::new(0));
+    let names = vec![
+        ("10.77.0.1".parse().expect("ip"), "p1.test"),
+        ("10.77.0.2".parse().expect("ip"), "p2.test"),
+    ];
+    let dns_thread = serve_ptr(dns, names, Arc::clone(&stop), Arc::clone(&asked));
+    struct Stop(Arc<AtomicBool>);
+    impl Drop for Stop {
+        fn drop(&mut self) {
+            self.0.store(true, Ordering::SeqCst);
+        }
+    }
+    let _stop = Stop(Arc::clone(&stop));
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let services = dir.path().join("services");
+    std::fs::write(&services, format!("# test\nktest {port}/tcp\n")).expect("services");
+    let config = dir.path().join("config.toml");
+    std::fs::write(
+        &config,
+        format!("[ui]\nservices = {:?}\n", services.display().to_string()),
+    )
+    .expect("config");
+    let status = dir.path().join("status");
+    let tmux = Tmux {
+        socket: format!("sockscope-test-names-{}", std::process::id()),
+    };
+    start_with(
+        &tmux,
+        &format!("ip netns exec {}", ns.name),
+        &format!(
+            "--netns own --interval 300ms --config {} --filter 'lport:ktest'",
+            shell_quote(&config)
+        ),
+        &status,
+        (120, 30),
+    );
+    tmux.keys(&["2"]);
+    let numeric = format!("10.77.0.1:{port}");
+    let s = tmux.wait_for("the numbers", |s| s.contains("of 2 ("));
+    assert!(s.contains(&numeric), "{s}");
+    assert_eq!(asked.load(Ordering::SeqCst), 0, "names are off by default");
+    tmux.keys(&["n"]);
+    let s = tmux.wait_for("the service name", |s| s.contains("10.77.0.1:ktest"));
+    assert!(!s.contains("p1.test"), "no DNS before the second n:\n{s}");
+    tmux.keys(&["n"]);
+    let s = tmux.wait_for("the reverse DNS names", |s| {
+        s.contains("p1.test:ktest") && s.contains("p2.test:")
+    });
+    assert!(asked.load(Ordering::SeqCst) >= 2, "{s}");
+    tmux.keys(&["n"]);
+    tmux.wait_for("the numbers again", |s| s.contains(&numeric));
+    tmux.keys(&["q"]);
+    assert_eq!(ended(&tmux, &status), "exit=0");
+    stop.store(true, Ordering::SeqCst);
+    let _ = dns_thread.join();
+    drop((client, server));
 }

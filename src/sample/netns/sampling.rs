@@ -57,6 +57,12 @@ impl MultiNetns {
         })
     }
 
+    /// The dumper of namespace `id`, when it is sampled (for closing a
+    /// socket there: a destroy is sent on a socket of its namespace).
+    pub fn dumper_of(&mut self, id: NetnsId) -> Option<&mut NetlinkDumper> {
+        self.entered.get_mut(&id).map(|e| &mut e.dumper)
+    }
+
     /// Refreshes the registry, dumps every other namespace's sockets into
     /// `sockets` (with their id) and returns one [`NetnsInfo`] per namespace,
     /// the own one (id [`NetnsId::OWN`]) included. `own` are the own

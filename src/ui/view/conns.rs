@@ -20,6 +20,7 @@ struct ConnRow<'a> {
     now: Stamp,
     users: &'a BTreeMap<u32, String>,
     sample: &'a Sample,
+    names: &'a crate::ui::names::Names,
 }
 
 impl ConnRow<'_> {
@@ -60,13 +61,13 @@ fn columns<'a>(netns: bool) -> Vec<Col<ConnRow<'a>>> {
         Col {
             grow: addr,
             ..col(Column::Local, 21, 0, |r, w| {
-                fmt::fit(&fmt::endpoint(r.v.local), w)
+                fmt::fit(&r.names.endpoint(r.v.local), w)
             })
         },
         Col {
             grow: addr,
             ..col(Column::Remote, 21, 0, |r, w| {
-                fmt::fit(&fmt::endpoint(r.v.remote), w)
+                fmt::fit(&r.names.endpoint(r.v.remote), w)
             })
         },
         Col {
@@ -145,6 +146,8 @@ pub fn draw(frame: &mut Frame, app: &mut App, theme: Theme, area: Rect) {
     let rows = &shown.rows;
     let users = &snap.sample.users;
     let sample = &snap.sample;
+    let names = &app.names;
+    let seen = std::cell::RefCell::new(Vec::new());
     let title = |on_screen: std::ops::Range<usize>| {
         format!(
             " Connections {}–{} of {} ({} closed recently) ",
@@ -169,6 +172,7 @@ pub fn draw(frame: &mut Frame, app: &mut App, theme: Theme, area: Rect) {
         title,
         |i| {
             let v = rows.view(snap, *rows.rows.get(i)?)?;
+            seen.borrow_mut().extend([v.local.ip(), v.remote.ip()]);
             let style = if v.closed_at.is_some() {
                 theme.closed_row()
             } else if !v.at_start && now.saturating_since(v.first_seen) < highlight {
@@ -182,9 +186,13 @@ pub fn draw(frame: &mut Frame, app: &mut App, theme: Theme, area: Rect) {
                     now,
                     users,
                     sample,
+                    names,
                 },
                 style,
             ))
         },
     );
+    for ip in seen.into_inner() {
+        app.names.saw(ip);
+    }
 }

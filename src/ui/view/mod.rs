@@ -2,6 +2,7 @@
 //! and draw; the only thing they write back is how many table rows fit, so that
 //! paging moves by a screenful.
 
+mod confirm;
 mod conns;
 mod detail;
 mod help;
@@ -78,6 +79,9 @@ pub fn draw(frame: &mut Frame, app: &mut App, theme: Theme) {
     draw_status(frame, app, theme, status);
     if app.mode == Mode::Help {
         help::draw(frame, app, theme, area);
+    }
+    if let Mode::Confirm(c) = &app.mode {
+        confirm::draw(frame, theme, area, c);
     }
 }
 
