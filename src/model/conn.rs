@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use super::{NetnsId, ProcessInfo, TcpState};
+use super::{ConnEnd, NetnsId, ProcessInfo, TcpState};
 
 /// An instant, as nanoseconds since the Unix epoch (negative before it).
 ///
@@ -201,6 +201,9 @@ pub struct ClosedConn {
     pub conn: Connection,
     /// The first sample that no longer showed it.
     pub closed_at: Stamp,
+    /// What the kernel's destroy message said (the exact end and the
+    /// totals), when one was read for it.
+    pub end: Option<ConnEnd>,
 }
 
 /// A process name (`comm`, at most 15 bytes) stored inline, so that an event can

@@ -14,13 +14,15 @@ use std::time::Duration;
 
 use super::aggregate::{Listening, aggregate, port_churn};
 use super::conn::transitions_cost;
+use super::ending::{Ends, ListenerOwners, Tally, end_of, failed_connect, is_peer};
 use super::history::ChunkedLog;
 use super::series::TickInput;
 use super::table::ConnTable;
 use super::{
-    ClosedConn, CounterDeltas, Event, HistoryStats, KernelCounters, NetnsId, Sample, Series,
-    Snapshot, Stamp, Transition,
+    ClosedConn, Connection, CounterDeltas, Event, EventKind, HistoryStats, KernelCounters, NetnsId,
+    Sample, Series, Snapshot, Stamp, TcpState, Transition, Transitions,
 };
+use rustc_hash::FxHashMap as FastMap;
 
 /// How much the engine remembers.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -98,7 +100,14 @@ pub struct Engine {
     stats: HistoryStats,
     /// Remote hosts in the previous tick, to size this tick's count of them.
     remotes_hint: usize,
+    /// Cookies of connections closed for missing from a dump while destroy
+    /// events are read, but with no event yet (it may come a sample late),
+    /// and the tick they closed at.
+    awaiting: FastMap<u64, u64>,
 }
+
+/// Ticks a connection closed without its destroy event waits for it.
+const AWAIT_TICKS: u64 = 3;
 
 /// Items per sealed chunk of the logs: small enough that a snapshot's copy of
 /// the open chunk is cheap, large enough that the chunk list stays short.
@@ -124,6 +133,7 @@ impl Engine {
             tick: 0,
             stats: HistoryStats::default(),
             remotes_hint: 0,
+            awaiting: FastMap::default(),
             config,
         }
     }
@@ -149,11 +159,18 @@ impl Engine {
 
     /// Takes in the next sample (samples must come in the order they were taken)
     /// and returns what is known after it.
-    pub fn ingest(&mut self, sample: Sample) -> Arc<Snapshot> {
+    #[expect(
+        clippy::too_many_lines,
+        reason = "the steps of a tick in order; each is a call"
+    )]
+    pub fn ingest(&mut self, mut sample: Sample) -> Arc<Snapshot> {
         self.tick += 1;
         let first = self.tick == 1;
         let now = Stamp::from(sample.taken_at);
         let interval = self.prev.as_ref().and_then(|(at, _)| now.since(*at));
+        let feed_active = sample.destroyed.feed.active;
+        let mut ends = Ends::new(std::mem::take(&mut sample.destroyed.events));
+        ends.prune(&mut sample.sockets);
 
         let limit = self.transition_quota(sample.sockets.len() + self.closed.len());
         let mut new_events: Vec<Event> = Vec::new();
@@ -164,14 +181,47 @@ impl Engine {
 
         let listening = Listening::of(&sample);
         let opened_sockets = diff.opened.iter().map(|&i| &sample.sockets[i]);
-        let churn = port_churn(&listening, opened_sockets, &diff.closed);
-        let (opened, closed) = (diff.opened.len(), diff.closed.len());
+        let mut churn = port_churn(&listening, opened_sockets, &diff.closed);
+        let (mut opened, mut closed) = (diff.opened.len(), diff.closed.len());
+        let mut tally = Tally::default();
         for conn in diff.closed {
+            let end = ends.take(conn.cookie).map(|e| {
+                let failed = failed_connect(Some(conn.state), false, e);
+                (end_of(e, false, failed), e.socket.remote)
+            });
+            match &end {
+                Some((end, _)) => {
+                    tally.seen();
+                    if end.failed {
+                        tally.failed(conn.netns, conn.remote);
+                    }
+                }
+                None if feed_active && conn.cookie != 0 && conn.state != TcpState::TimeWait => {
+                    self.awaiting.insert(conn.cookie, self.tick);
+                }
+                None => {}
+            }
             self.retire(ClosedConn {
                 conn,
                 closed_at: now,
+                end: end.map(|(e, _)| e),
             });
         }
+        let between = self.take_between(
+            &ends,
+            &sample,
+            &listening,
+            now,
+            &mut churn,
+            &mut tally,
+            &mut new_events,
+        );
+        opened += between;
+        closed += between;
+        let tick_now = self.tick;
+        self.awaiting
+            .retain(|_, at| tick_now.saturating_sub(*at) < AWAIT_TICKS);
+        let destroy = tally.finish(sample.destroyed.feed.overflows);
         self.expire_closed(now);
 
         let new_count = new_events.len();
@@ -226,8 +276,87 @@ impl Engine {
             counters,
             netns_counters,
             series: Arc::clone(&self.series),
+            destroy,
             sample,
         })
+    }
+
+    /// Accounts for the events no connection closed by this sample took: a
+    /// socket the dump shows in TIME_WAIT (it lives on), a late event of a
+    /// connection already closed, a socket that never had a peer (ignored),
+    /// and the connections no dump saw, which are made, logged as opened and
+    /// closed, and listed as closed. Returns how many of those.
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "the parts of the tick it adds to"
+    )]
+    fn take_between(
+        &mut self,
+        ends: &Ends,
+        sample: &Sample,
+        listening: &Listening,
+        now: Stamp,
+        churn: &mut super::ChurnMap,
+        tally: &mut Tally,
+        new_events: &mut Vec<Event>,
+    ) -> usize {
+        let mut owners = ListenerOwners::default();
+        let mut between = 0;
+        for e in ends.rest() {
+            let s = &e.socket;
+            if let Some(c) = self.table.by_cookie(s.cookie) {
+                // In TIME_WAIT: opened by this very sample when no dump saw
+                // it before.
+                if c.first_seen == now && !c.at_start {
+                    tally.between();
+                } else {
+                    tally.seen();
+                }
+                continue;
+            }
+            if self.awaiting.remove(&s.cookie).is_some() {
+                tally.seen();
+                continue;
+            }
+            if !is_peer(s.remote) {
+                continue;
+            }
+            let port = listening.port_of(s.netns, s.local);
+            let failed = failed_connect(None, port.is_some(), e);
+            let conn = Connection {
+                id: self.table.next_id(),
+                cookie: s.cookie,
+                local: s.local,
+                remote: s.remote,
+                netns: s.netns,
+                inode: 0,
+                uid: s.uid,
+                state: s.state,
+                first_seen: e.at,
+                state_since: e.at,
+                at_start: false,
+                last_owner: port.and_then(|p| owners.get(sample, s.netns, p)),
+                transitions: Transitions::default(),
+            };
+            tally.between();
+            if failed {
+                tally.failed(s.netns, s.remote);
+            }
+            if let Some(p) = port {
+                let c = churn.entry((s.netns, p)).or_default();
+                c.opened += 1;
+                c.closed += 1;
+            }
+            new_events.push(super::table::event(&conn, EventKind::Opened, now));
+            new_events.push(super::table::event(&conn, EventKind::Closed, now));
+            between += 1;
+            self.retire(ClosedConn {
+                conn,
+                closed_at: now,
+                end: Some(end_of(e, true, failed)),
+            });
+        }
+        between
     }
 
     /// The counter deltas of every namespace but the own one that has counters

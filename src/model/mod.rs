@@ -7,6 +7,8 @@
 mod aggregate;
 mod conn;
 mod deltas;
+mod destroy;
+mod ending;
 mod engine;
 mod event;
 mod history;
@@ -26,6 +28,7 @@ pub use aggregate::{
 };
 pub use conn::{ClosedConn, ConnView, Connection, ProcName, Stamp, Transition, Transitions};
 pub use deltas::{CounterDelta, CounterDeltas, GAUGES};
+pub use destroy::{ConnEnd, DestroyEvent, DestroyTick, Destroyed, EventFeed, FailedConnects};
 pub use engine::{Engine, EngineConfig, MemoryEstimate};
 pub use event::{Event, EventKind};
 pub use history::LogView;

@@ -10,8 +10,8 @@ use std::time::{Duration, SystemTime};
 
 use super::aggregate::{self, Aggregates, ChurnMap, Listening};
 use super::{
-    ClosedConn, ConnView, CounterDeltas, Event, LogView, NetnsId, ProcessInfo, Sample, Series,
-    SocketRecord,
+    ClosedConn, ConnView, CounterDeltas, DestroyTick, Event, LogView, NetnsId, ProcessInfo, Sample,
+    Series, SocketRecord,
 };
 
 /// What the bounded history let go of so far (it never drops silently).
@@ -65,6 +65,9 @@ pub struct Snapshot {
     pub netns_counters: BTreeMap<NetnsId, CounterDeltas>,
     /// The time series up to and including this sample.
     pub series: Arc<Series>,
+    /// What the destroy events of this sample said (see
+    /// `sample.destroyed.feed` for whether they are read).
+    pub destroy: DestroyTick,
 }
 
 impl Snapshot {

@@ -49,6 +49,13 @@ pub struct TcpInfoLite {
     pub last_data_sent_ms: u32,
     pub last_data_recv_ms: u32,
     pub last_ack_recv_ms: u32,
+    /// Bytes the peer acknowledged (`tcpi_bytes_acked`): data sent, plus 1
+    /// for the SYN of a connect that completed.
+    pub bytes_acked: u64,
+    /// Bytes received (`tcpi_bytes_received`).
+    pub bytes_received: u64,
+    /// Bytes retransmitted (`tcpi_bytes_retrans`).
+    pub bytes_retrans: u64,
 }
 
 /// Who holds a socket, or why that is not known.

@@ -181,6 +181,28 @@ impl ConnTable {
         self.store.len()
     }
 
+    /// The live connection with this kernel cookie (not 0).
+    pub fn by_cookie(&self, cookie: u64) -> Option<&Connection> {
+        let probe = SocketRecord {
+            cookie,
+            ..SocketRecord::new(
+                TcpState::Close,
+                SocketAddr::from(([0, 0, 0, 0], 0)),
+                SocketAddr::from(([0, 0, 0, 0], 0)),
+            )
+        };
+        (cookie != 0)
+            .then(|| self.store.find(&probe))
+            .flatten()
+            .and_then(|slot| self.store.get(slot))
+    }
+
+    /// A new connection id (for one that no dump showed).
+    pub fn next_id(&mut self) -> u64 {
+        self.next_id += 1;
+        self.next_id
+    }
+
     pub fn transition_bytes(&self) -> usize {
         self.transition_bytes
     }

@@ -141,6 +141,7 @@ pub fn rich(i: u32, conns: u32) -> Sample {
             },
         },
         namespaces: namespaces(i),
+        destroyed: Default::default(),
     }
 }
 

@@ -23,6 +23,7 @@ mod common;
 
 mod diagnose_live;
 mod engine_live;
+mod events_live;
 mod fd_walk_live;
 mod hostile_input;
 mod live_snapshot;
