@@ -23,8 +23,9 @@ use super::time::{rfc3339, rfc3339_time};
 use crate::diagnose::Finding;
 use crate::filter::Filter;
 use crate::model::{
-    Aggregates, CounterDelta, Health, HostInfo, KernelCounters, NetnsAggregate, NetnsId, NetnsInfo,
-    NetnsKind, Ownership, Sample, Snapshot, StateCounts, TcpInfoLite, Timer,
+    Aggregates, CounterDelta, DestroyTick, EventFeed, Health, HostInfo, KernelCounters,
+    NetnsAggregate, NetnsId, NetnsInfo, NetnsKind, Ownership, Sample, Snapshot, StateCounts,
+    TcpInfoLite, Timer,
 };
 
 /// Version of the document's layout; bumped only when a field changes meaning.
@@ -46,6 +47,9 @@ struct Document<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     counter_deltas: Option<DeltasJson<'a>>,
     health: &'a Health,
+    /// The kernel's destroy events: whether they are read, and what this
+    /// sample's said (host-wide: the filter does not apply).
+    destroy_events: DestroyJson<'a>,
     ports: Vec<PortJson<'a>>,
     processes: Vec<ProcessJson<'a>>,
     remotes: Vec<RemoteJson<'a>>,
@@ -55,6 +59,14 @@ struct Document<'a> {
     /// The network namespaces: every one the sample describes (or the own one
     /// alone, `host`), with the selected sockets in each.
     namespaces: Vec<NetnsJson<'a>>,
+}
+
+#[derive(Serialize)]
+struct DestroyJson<'a> {
+    #[serde(flatten)]
+    feed: &'a EventFeed,
+    #[serde(flatten)]
+    tick: &'a DestroyTick,
 }
 
 /// One network namespace.
@@ -439,6 +451,10 @@ pub fn write_json_with<W: Write>(
         counters: &sample.counters,
         counter_deltas,
         health: &sample.health,
+        destroy_events: DestroyJson {
+            feed: &sample.destroyed.feed,
+            tick: &snap.destroy,
+        },
         ports,
         processes,
         remotes,

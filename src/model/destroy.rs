@@ -67,7 +67,9 @@ pub struct DestroyTick {
     /// disconnected, its address and counters reset, before the socket is
     /// destroyed: that one is not counted), most first.
     pub failed_by_remote: Vec<FailedConnects>,
-    /// Events lost by the kernel or the queue since the previous sample.
+    /// Events lost by the kernel or the queue since the previous sample
+    /// (the feed's, which exports show).
+    #[serde(skip)]
     pub overflows: u64,
 }
 
