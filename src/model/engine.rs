@@ -12,15 +12,15 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::aggregate::{Listening, aggregate, port_churn};
+use super::aggregate::{ClosedBytes, Listening, add_closed_bytes, aggregate, port_churn};
 use super::conn::transitions_cost;
 use super::ending::{Ends, ListenerOwners, Tally, end_of, failed_connect, is_peer};
 use super::history::ChunkedLog;
 use super::series::TickInput;
 use super::table::ConnTable;
 use super::{
-    ClosedConn, Connection, CounterDeltas, Event, EventKind, HistoryStats, KernelCounters, NetnsId,
-    Sample, Series, Snapshot, Stamp, TcpState, Transition, Transitions,
+    Bytes, ClosedConn, Connection, CounterDeltas, Event, EventKind, HistoryStats, KernelCounters,
+    NetnsId, Sample, Series, Snapshot, Stamp, TcpState, Transition, Transitions,
 };
 use rustc_hash::FxHashMap as FastMap;
 
@@ -184,6 +184,7 @@ impl Engine {
         let mut churn = port_churn(&listening, opened_sockets, &diff.closed);
         let (mut opened, mut closed) = (diff.opened.len(), diff.closed.len());
         let mut tally = Tally::default();
+        let mut closed_bytes: Vec<ClosedBytes> = Vec::new();
         for conn in diff.closed {
             let end = ends.take(conn.cookie).map(|e| {
                 let failed = failed_connect(Some(conn.state), false, e);
@@ -191,6 +192,7 @@ impl Engine {
             });
             match &end {
                 Some((end, _)) => {
+                    closed_bytes.push(closed_bytes_of(&conn, end, conn.bytes));
                     tally.seen();
                     if end.failed {
                         tally.failed(conn.netns, conn.remote);
@@ -215,6 +217,7 @@ impl Engine {
             &mut churn,
             &mut tally,
             &mut new_events,
+            &mut closed_bytes,
         );
         opened += between;
         closed += between;
@@ -236,7 +239,7 @@ impl Engine {
             self.table.refresh_transitions(&sample, &mut views);
         }
 
-        let aggregates = aggregate(
+        let mut aggregates = aggregate(
             &sample,
             &views,
             &listening,
@@ -245,6 +248,7 @@ impl Engine {
             0..sample.sockets.len(),
             self.remotes_hint,
         );
+        add_closed_bytes(&mut aggregates, &listening, &closed_bytes);
         self.remotes_hint = aggregates.remotes.len();
         let counters = CounterDeltas::between(
             self.prev.as_ref().map(|(_, c)| c),
@@ -299,6 +303,7 @@ impl Engine {
         churn: &mut super::ChurnMap,
         tally: &mut Tally,
         new_events: &mut Vec<Event>,
+        closed_bytes: &mut Vec<ClosedBytes>,
     ) -> usize {
         let mut owners = ListenerOwners::default();
         let mut between = 0;
@@ -337,6 +342,7 @@ impl Engine {
                 at_start: false,
                 last_owner: port.and_then(|p| owners.get(sample, s.netns, p)),
                 transitions: Transitions::default(),
+                bytes: Bytes::default(),
             };
             tally.between();
             if failed {
@@ -350,10 +356,12 @@ impl Engine {
             new_events.push(super::table::event(&conn, EventKind::Opened, now));
             new_events.push(super::table::event(&conn, EventKind::Closed, now));
             between += 1;
+            let end = end_of(e, true, failed);
+            closed_bytes.push(closed_bytes_of(&conn, &end, Bytes::default()));
             self.retire(ClosedConn {
                 conn,
                 closed_at: now,
-                end: Some(end_of(e, true, failed)),
+                end: Some(end),
             });
         }
         between
@@ -440,6 +448,25 @@ impl Engine {
         self.stats.dropped_transitions += trimmed;
         while held(self) > budget && self.evict_oldest_closed() {}
         trimmed > 0
+    }
+}
+
+/// What `conn`, ended by `end`, moved after the last sample that showed it
+/// (when its counters were `seen`).
+fn closed_bytes_of(conn: &Connection, end: &super::ConnEnd, seen: Bytes) -> ClosedBytes {
+    ClosedBytes {
+        netns: conn.netns,
+        local: conn.local,
+        remote: conn.remote,
+        owner: conn.last_owner.as_ref().map(|p| super::OwnerKey {
+            pid: p.pid,
+            start_time: p.start_time,
+        }),
+        moved: Bytes {
+            rx: end.bytes_received,
+            tx: end.bytes_acked,
+        }
+        .since(seen),
     }
 }
 

@@ -26,7 +26,7 @@ pub use aggregate::{
     Aggregates, ChurnMap, Listener, Listening, NetnsAggregate, PortAggregate, PortChurn,
     ProcessAggregate, RemoteAggregate,
 };
-pub use conn::{ClosedConn, ConnView, Connection, ProcName, Stamp, Transition, Transitions};
+pub use conn::{Bytes, ClosedConn, ConnView, Connection, ProcName, Stamp, Transition, Transitions};
 pub use deltas::{CounterDelta, CounterDeltas, GAUGES};
 pub use destroy::{ConnEnd, DestroyEvent, DestroyTick, Destroyed, EventFeed, FailedConnects};
 pub use engine::{Engine, EngineConfig, MemoryEstimate};

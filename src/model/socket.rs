@@ -56,6 +56,15 @@ pub struct TcpInfoLite {
     pub bytes_received: u64,
     /// Bytes retransmitted (`tcpi_bytes_retrans`).
     pub bytes_retrans: u64,
+    /// The kernel's latest delivery rate estimate, bytes per second.
+    pub delivery_rate: u64,
+    /// Microseconds spent with data in flight (`tcpi_busy_time`), and of
+    /// those, limited by the receiver's window (`tcpi_rwnd_limited`) and by
+    /// the send buffer (`tcpi_sndbuf_limited`); the rest is the network
+    /// (congestion window) or the application.
+    pub busy_time_us: u64,
+    pub rwnd_limited_us: u64,
+    pub sndbuf_limited_us: u64,
 }
 
 /// Who holds a socket, or why that is not known.

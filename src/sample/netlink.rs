@@ -452,6 +452,10 @@ const TI_TOTAL_RETRANS: usize = 100; // __u32 tcpi_total_retrans
 const TI_BYTES_ACKED: usize = 120; // __u64 tcpi_bytes_acked
 const TI_BYTES_RECEIVED: usize = 128; // __u64 tcpi_bytes_received
 const TI_BYTES_RETRANS: usize = 208; // __u64 tcpi_bytes_retrans
+const TI_DELIVERY_RATE: usize = 160; // __u64 tcpi_delivery_rate
+const TI_BUSY_TIME: usize = 168; // __u64 tcpi_busy_time (us)
+const TI_RWND_LIMITED: usize = 176; // __u64 tcpi_rwnd_limited (us)
+const TI_SNDBUF_LIMITED: usize = 184; // __u64 tcpi_sndbuf_limited (us)
 /// The leading `__u8` fields (state .. wscale flags) that every kernel has.
 const TI_MIN_LEN: usize = 8;
 
@@ -476,6 +480,10 @@ pub fn decode_tcp_info(raw: &[u8]) -> Option<TcpInfoLite> {
         bytes_acked: read_u64(raw, TI_BYTES_ACKED),
         bytes_received: read_u64(raw, TI_BYTES_RECEIVED),
         bytes_retrans: read_u64(raw, TI_BYTES_RETRANS),
+        delivery_rate: read_u64(raw, TI_DELIVERY_RATE),
+        busy_time_us: read_u64(raw, TI_BUSY_TIME),
+        rwnd_limited_us: read_u64(raw, TI_RWND_LIMITED),
+        sndbuf_limited_us: read_u64(raw, TI_SNDBUF_LIMITED),
     })
 }
 

@@ -340,3 +340,139 @@ fn an_overflow_is_counted_and_loses_nothing_of_the_live_table() {
     drop(kept);
     drop(holder);
 }
+
+#[test]
+fn a_transfer_shows_its_bytes_in_its_totals_and_its_process_and_its_rate() {
+    let Some(ns) = Netns::for_test("ev-bytes") else {
+        return;
+    };
+    const TOTAL: u64 = 64 << 20;
+    const CHUNK: usize = 256 << 10;
+    // 16 MiB/s: a chunk every 1/64 s, four seconds in all.
+    const PACE: Duration = Duration::from_micros(15_625);
+    let listener = ns.run_inside(|| TcpListener::bind("127.0.0.1:0").expect("bind"));
+    let addr = listener.local_addr().expect("addr");
+    let received = Arc::new(AtomicUsize::new(0));
+    let got = Arc::clone(&received);
+    let reader = std::thread::spawn(move || {
+        let (mut conn, _) = listener.accept().expect("accept");
+        conn.set_read_timeout(Some(Duration::from_secs(60)))
+            .expect("timeout");
+        let mut buf = vec![0u8; 1 << 16];
+        while let Ok(n) = conn.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            got.fetch_add(n, Ordering::SeqCst);
+        }
+    });
+    let mut collector = collector(&ns, None);
+    let mut engine = Engine::new(EngineConfig::default());
+    engine.ingest(collector.collect().expect("sample 1"));
+
+    let written = Arc::new(AtomicUsize::new(0));
+    let put = Arc::clone(&written);
+    let writer = ns.run_inside(|| {
+        let conn = TcpStream::connect(addr).expect("connect");
+        std::thread::spawn(move || {
+            let mut conn = conn;
+            let chunk = vec![7u8; CHUNK];
+            let start = std::time::Instant::now();
+            for k in 1..=(TOTAL as usize / CHUNK) {
+                conn.write_all(&chunk).expect("write");
+                put.fetch_add(CHUNK, Ordering::SeqCst);
+                // Paced against the start, so that a late chunk is made up.
+                let due = PACE * u32::try_from(k).expect("few chunks");
+                if let Some(wait) = due.checked_sub(start.elapsed()) {
+                    std::thread::sleep(wait);
+                }
+            }
+        })
+    });
+    // Samples every half second, each with what the writer had written
+    // then (read on both sides of the dump), until the close is in.
+    let mut snaps = Vec::new();
+    let mut written_at = Vec::new();
+    let mut writer = Some(writer);
+    let mut ended = None;
+    for _ in 0..120 {
+        std::thread::sleep(Duration::from_millis(500));
+        let before = written.load(Ordering::SeqCst) as u64;
+        let snap = engine.ingest(collector.collect().expect("sample"));
+        let after = written.load(Ordering::SeqCst) as u64;
+        written_at.push((before, after));
+        if writer
+            .as_ref()
+            .is_some_and(std::thread::JoinHandle::is_finished)
+        {
+            // Its end of the connection closes with the thread's stream.
+            writer.take().map(std::thread::JoinHandle::join);
+        }
+        let id = ns_id(&snap);
+        if let Some(c) = snap.closed.iter().find(|c| {
+            c.conn.netns == id
+                && c.conn.local == addr
+                && c.conn.state != TcpState::Listen
+                && c.end.is_some()
+        }) {
+            ended = c.end;
+        }
+        snaps.push(snap);
+        if ended.is_some() {
+            break;
+        }
+    }
+    writer.take().map(std::thread::JoinHandle::join);
+    reader.join().expect("reader");
+    assert_eq!(received.load(Ordering::SeqCst) as u64, TOTAL);
+    let end = ended.expect("the server's end was destroyed, and its event read");
+    let within =
+        |got: u64, want: u64, share: f64| (got as f64 - want as f64).abs() <= want as f64 * share;
+    assert!(
+        within(end.bytes_received, TOTAL, 0.01),
+        "totals: {}",
+        end.bytes_received
+    );
+    // The process's sum over the samples: the server end's bytes in (the
+    // client end received nothing but the FIN), its last ones from the
+    // destroy message.
+    let me = std::process::id();
+    let summed: u64 = snaps
+        .iter()
+        .flat_map(|s| s.aggregates.processes.iter())
+        .filter(|p| p.process.pid == me)
+        .map(|p| p.moved.rx)
+        .sum();
+    assert!(within(summed, TOTAL, 0.01), "the process's sum: {summed}");
+    // The rate, over two intervals in the middle of the transfer, against
+    // what the writer had written by then.
+    let id = ns_id(&snaps[0]);
+    let moved_in = |s: &Snapshot| -> u64 {
+        (0..s.sample.sockets.len())
+            .filter(|&i| {
+                let r = &s.sample.sockets[i];
+                r.netns == id && r.local == addr && r.state == TcpState::Established
+            })
+            .map(|i| s.conns[i].moved.rx)
+            .sum()
+    };
+    let mid = (0..snaps.len().saturating_sub(2))
+        .find(|&k| written_at[k].0 >= TOTAL / 8)
+        .filter(|&k| written_at[k + 2].1 <= TOTAL - TOTAL / 8)
+        .expect("two intervals in the middle of the transfer");
+    let counted: u64 = moved_in(&snaps[mid + 1]) + moved_in(&snaps[mid + 2]);
+    let secs = snaps[mid + 2]
+        .taken_at()
+        .duration_since(snaps[mid].taken_at())
+        .expect("in order")
+        .as_secs_f64();
+    let rate = counted as f64 / secs;
+    let paced = (written_at[mid + 2].0 + written_at[mid + 2].1) as f64 / 2.0
+        - (written_at[mid].0 + written_at[mid].1) as f64 / 2.0;
+    let paced_rate = paced / secs;
+    eprintln!("rate {rate:.0} B/s, paced {paced_rate:.0} B/s");
+    assert!(
+        (rate - paced_rate).abs() <= paced_rate * 0.10,
+        "rate {rate:.0} B/s, paced {paced_rate:.0} B/s"
+    );
+}
