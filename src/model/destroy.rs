@@ -7,6 +7,7 @@
 //! alive, the events only say what the dump cannot: when a connection ended,
 //! what it carried, and the connections that lived and died between two dumps.
 
+use std::collections::BTreeMap;
 use std::net::IpAddr;
 
 use serde::Serialize;
@@ -70,6 +71,21 @@ pub struct DestroyTick {
     /// Events lost by the kernel or the queue since the previous sample
     /// (the feed's, which exports show).
     #[serde(skip)]
+    pub overflows: u64,
+}
+
+/// Counts since the engine started, for `/metrics`' counters.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct EventTotals {
+    /// Connections to each listening port that closed (seen closing by a
+    /// dump or by a destroy event), by namespace and port.
+    pub closed_by_port: BTreeMap<(NetnsId, u16), u64>,
+    /// Of those, connections opened and closed between two samples (known
+    /// only from destroy events).
+    pub between_by_port: BTreeMap<(NetnsId, u16), u64>,
+    /// Failed connects, by namespace.
+    pub failed_connects: BTreeMap<NetnsId, u64>,
+    /// Overflows of the destroy events (ENOBUFS, or the queue full).
     pub overflows: u64,
 }
 

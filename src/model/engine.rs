@@ -19,8 +19,8 @@ use super::history::ChunkedLog;
 use super::series::TickInput;
 use super::table::ConnTable;
 use super::{
-    Bytes, ClosedConn, Connection, CounterDeltas, Event, EventKind, HistoryStats, KernelCounters,
-    NetnsId, Sample, Series, Snapshot, Stamp, TcpState, Transition, Transitions,
+    Bytes, ClosedConn, Connection, CounterDeltas, Event, EventKind, EventTotals, HistoryStats,
+    KernelCounters, NetnsId, Sample, Series, Snapshot, Stamp, TcpState, Transition, Transitions,
 };
 use rustc_hash::FxHashMap as FastMap;
 
@@ -104,6 +104,7 @@ pub struct Engine {
     /// events are read, but with no event yet (it may come a sample late),
     /// and the tick they closed at.
     awaiting: FastMap<u64, u64>,
+    totals: Arc<EventTotals>,
 }
 
 /// Ticks a connection closed without its destroy event waits for it.
@@ -134,6 +135,7 @@ impl Engine {
             stats: HistoryStats::default(),
             remotes_hint: 0,
             awaiting: FastMap::default(),
+            totals: Arc::default(),
             config,
         }
     }
@@ -209,6 +211,7 @@ impl Engine {
                 end: end.map(|(e, _)| e),
             });
         }
+        let mut between_ports: Vec<(NetnsId, u16)> = Vec::new();
         let between = self.take_between(
             &ends,
             &sample,
@@ -218,6 +221,7 @@ impl Engine {
             &mut tally,
             &mut new_events,
             &mut closed_bytes,
+            &mut between_ports,
         );
         opened += between;
         closed += between;
@@ -225,6 +229,7 @@ impl Engine {
         self.awaiting
             .retain(|_, at| tick_now.saturating_sub(*at) < AWAIT_TICKS);
         let destroy = tally.finish(sample.destroyed.feed.overflows);
+        self.count_totals(&churn, &destroy, &between_ports);
         self.expire_closed(now);
 
         let new_count = new_events.len();
@@ -281,8 +286,35 @@ impl Engine {
             netns_counters,
             series: Arc::clone(&self.series),
             destroy,
+            totals: Arc::clone(&self.totals),
             sample,
         })
+    }
+
+    /// Adds this tick's closes, failed connects and overflows to the totals.
+    fn count_totals(
+        &mut self,
+        churn: &super::ChurnMap,
+        destroy: &super::DestroyTick,
+        between: &[(NetnsId, u16)],
+    ) {
+        let changed = churn.values().any(|c| c.closed > 0)
+            || destroy.failed_connects > 0
+            || destroy.overflows > 0;
+        if !changed {
+            return;
+        }
+        let t = Arc::make_mut(&mut self.totals);
+        for (key, c) in churn.iter().filter(|(_, c)| c.closed > 0) {
+            *t.closed_by_port.entry(*key).or_default() += c.closed;
+        }
+        for key in between {
+            *t.between_by_port.entry(*key).or_default() += 1;
+        }
+        for f in &destroy.failed_by_remote {
+            *t.failed_connects.entry(f.netns).or_default() += f.count;
+        }
+        t.overflows += destroy.overflows;
     }
 
     /// Accounts for the events no connection closed by this sample took: a
@@ -304,6 +336,7 @@ impl Engine {
         tally: &mut Tally,
         new_events: &mut Vec<Event>,
         closed_bytes: &mut Vec<ClosedBytes>,
+        between_ports: &mut Vec<(NetnsId, u16)>,
     ) -> usize {
         let mut owners = ListenerOwners::default();
         let mut between = 0;
@@ -352,6 +385,7 @@ impl Engine {
                 let c = churn.entry((s.netns, p)).or_default();
                 c.opened += 1;
                 c.closed += 1;
+                between_ports.push((s.netns, p));
             }
             new_events.push(super::table::event(&conn, EventKind::Opened, now));
             new_events.push(super::table::event(&conn, EventKind::Closed, now));

@@ -28,7 +28,9 @@ pub use aggregate::{
 };
 pub use conn::{Bytes, ClosedConn, ConnView, Connection, ProcName, Stamp, Transition, Transitions};
 pub use deltas::{CounterDelta, CounterDeltas, GAUGES};
-pub use destroy::{ConnEnd, DestroyEvent, DestroyTick, Destroyed, EventFeed, FailedConnects};
+pub use destroy::{
+    ConnEnd, DestroyEvent, DestroyTick, Destroyed, EventFeed, EventTotals, FailedConnects,
+};
 pub use engine::{Engine, EngineConfig, MemoryEstimate};
 pub use event::{Event, EventKind};
 pub use history::LogView;

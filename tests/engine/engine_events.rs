@@ -295,3 +295,65 @@ fn overflows_are_reported_and_the_dump_stays_the_truth() {
     assert_eq!(s.closed.len(), 1, "closed by the dump, its event lost");
     assert_eq!(port80(&s), (0, 1));
 }
+
+#[test]
+fn the_totals_count_closes_short_lived_connections_failures_and_losses_for_metrics() {
+    use prometheus_client::encoding::DescriptorEncoder;
+    use sockscope::export::{MetricsInput, NETNS_CAP, encode_metrics};
+
+    #[derive(Debug)]
+    struct One(Arc<Snapshot>);
+    impl prometheus_client::collector::Collector for One {
+        fn encode(&self, mut enc: DescriptorEncoder) -> std::fmt::Result {
+            encode_metrics(
+                &mut enc,
+                &MetricsInput {
+                    snapshot: Some(&self.0),
+                    findings: &[],
+                    sample_duration: None,
+                    ingest_duration: None,
+                    errors_total: 0,
+                    top_processes: 1,
+                    netns_cap: NETNS_CAP,
+                },
+            )
+        }
+    }
+
+    let mut e = Engine::new(EngineConfig::default());
+    let est = || sock(TcpState::Established, "10.0.0.1:80", PEER, 10);
+    e.ingest(sample(0.0, vec![est()], vec![]));
+    e.ingest(sample(
+        1.0,
+        vec![],
+        vec![
+            destroyed(0.5, "10.0.0.1:80", PEER, 10, 1),
+            destroyed(0.6, "10.0.0.1:80", "10.0.0.9:1001", 20, 0),
+        ],
+    ));
+    let mut lossy = sample(
+        2.0,
+        vec![],
+        vec![destroyed(1.5, "10.0.0.1:40011", "10.0.0.7:5432", 51, 0)],
+    );
+    lossy.destroyed.feed.overflows = 2;
+    let snap = e.ingest(lossy);
+    assert_eq!(snap.totals.closed_by_port.values().sum::<u64>(), 2);
+    assert_eq!(snap.totals.between_by_port.values().sum::<u64>(), 1);
+    assert_eq!(snap.totals.failed_connects.get(&NetnsId::OWN), Some(&1));
+    assert_eq!(snap.totals.overflows, 2);
+
+    let mut registry = prometheus_client::registry::Registry::default();
+    registry.register_collector(Box::new(One(snap)));
+    let mut text = String::new();
+    prometheus_client::encoding::text::encode(&mut text, &registry).expect("encode");
+    for line in [
+        "sockscope_connections_closed_total{netns=\"host\",port=\"80\"} 2",
+        "sockscope_connections_short_lived_total{netns=\"host\",port=\"80\"} 1",
+        "sockscope_connect_failures_total{netns=\"host\"} 1",
+        "sockscope_destroy_events_lost_total 2",
+        "sockscope_destroy_events_active 1",
+    ] {
+        assert!(text.lines().any(|l| l == line), "no line {line} in\n{text}");
+    }
+}
