@@ -236,6 +236,13 @@ pub struct LiveArgs {
     #[arg(long, value_name = "all|own|NAME[,NAME]", value_parser = NetnsChoice::parse)]
     pub netns: Option<NetnsChoice>,
 
+    /// Do not read the kernel's destroy events (the sock_diag destroy
+    /// groups, as `ss -E`): connections that open and close between two
+    /// samples are then not seen, and a connection's end is known only to
+    /// the interval.
+    #[arg(long)]
+    pub no_events: bool,
+
     /// Time between samples, e.g. 500ms, 2s [default: 1s; the screen: the
     /// config file's [ui] interval].
     #[arg(long, value_name = "INTERVAL", value_parser = parse_duration)]

@@ -386,6 +386,8 @@ pub struct RunConfig {
     pub owners: bool,
     /// Which network namespaces to sample.
     pub netns: NetnsChoice,
+    /// Read the kernel's destroy events (`--no-events`: not).
+    pub events: bool,
     /// The command line's `--interval`, if given (see [`RunConfig::interval`]).
     pub interval: Option<Duration>,
     pub engine: EngineConfig,
@@ -402,6 +404,7 @@ impl Default for RunConfig {
             source: SourceChoice::Auto,
             owners: true,
             netns: NetnsChoice::All,
+            events: true,
             interval: None,
             engine: EngineConfig::default(),
             thresholds: Thresholds::default(),
@@ -437,6 +440,7 @@ impl RunConfig {
                 Source::Proc => SourceChoice::ProcNet,
             };
             config.owners = !live.no_owners;
+            config.events = !live.no_events;
             if let Some(choice) = live.netns.as_ref().or(config.file.netns.as_ref()) {
                 config.netns = choice.clone();
             }

@@ -101,6 +101,11 @@ impl Rule for SynSentStorm {
             put(&mut ev, "distinct_remote_ports", g.ports.len() as u64);
             put(&mut ev, "top_remote", top.to_string());
             put(&mut ev, "top_remote_syn_sent", top_n);
+            put(
+                &mut ev,
+                "top_remote_failed_connects",
+                opt(failed_to(ns, top)),
+            );
             put(&mut ev, "oldest_secs", secs(g.oldest));
             put(&mut ev, "tcp_syn_retries", opt(sys.tcp_syn_retries));
             // Counters of the sockets' own namespace; unknown (null) rather than 0
@@ -157,4 +162,18 @@ impl Rule for SynSentStorm {
         }
         out
     }
+}
+
+/// Connects to `to`'s host that failed since the previous sample (from the
+/// destroy events; `None` when they are not read).
+fn failed_to(ns: &NetnsView<'_>, to: SocketAddr) -> Option<u64> {
+    let snap = ns.snap;
+    snap.sample.destroyed.feed.active.then(|| {
+        snap.destroy
+            .failed_by_remote
+            .iter()
+            .filter(|f| f.netns == ns.id && f.remote == to.ip())
+            .map(|f| f.count)
+            .sum()
+    })
 }

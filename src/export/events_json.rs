@@ -10,7 +10,9 @@ use serde::Serialize;
 
 use super::time::rfc3339;
 use crate::filter::{Filter, Matcher};
-use crate::model::{Event, EventKind, Ownership, ProcessInfo, Sample, Snapshot, SocketRecord};
+use crate::model::{
+    ClosedConn, Event, EventKind, Ownership, ProcessInfo, Sample, Snapshot, SocketRecord,
+};
 
 #[derive(Serialize)]
 pub(super) struct EventsJson {
@@ -42,6 +44,52 @@ pub struct EventJson {
     /// own), and its id in the document's `namespaces`.
     netns: String,
     netns_id: u32,
+    /// For a `closed` event whose connection the kernel's destroy message
+    /// ended: the exact end and the totals.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    end: Option<EndJson>,
+}
+
+/// A destroyed connection's end, from its destroy message.
+#[derive(Serialize)]
+pub struct EndJson {
+    /// When the destroy message was read.
+    destroyed_at: String,
+    /// From the first sample that showed it to its destruction; `None` when
+    /// no dump saw it open (`between`) or it was there before the first.
+    duration_ms: Option<u64>,
+    /// Opened and closed between two samples: no dump saw it.
+    between: bool,
+    /// A connect that never completed its handshake.
+    failed_connect: bool,
+    /// The kernel's counts (`tcpi_bytes_*`; the SYN and FIN count one each).
+    bytes_acked: u64,
+    bytes_received: u64,
+    bytes_retrans: u64,
+    total_retrans: u32,
+}
+
+impl EventJson {
+    /// Adds the end of `closed`, the connection of this `closed` event.
+    pub fn with_end(mut self, closed: &ClosedConn) -> EventJson {
+        if let Some(end) = closed.end {
+            let c = &closed.conn;
+            self.end = Some(EndJson {
+                destroyed_at: rfc3339(end.destroyed_at),
+                duration_ms: (!end.between && !c.at_start)
+                    .then(|| end.destroyed_at.since(c.first_seen))
+                    .flatten()
+                    .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
+                between: end.between,
+                failed_connect: end.failed,
+                bytes_acked: end.bytes_acked,
+                bytes_received: end.bytes_received,
+                bytes_retrans: end.bytes_retrans,
+                total_retrans: end.total_retrans,
+            });
+        }
+        self
+    }
 }
 
 /// Whether `filter` (resolved against the snapshot's namespaces, see
@@ -86,6 +134,7 @@ pub fn event_json(e: &Event, sample: &Sample) -> EventJson {
         conn: e.conn,
         netns: sample.netns_label(e.netns).into_owned(),
         netns_id: e.netns.0,
+        end: None,
     }
 }
 

@@ -23,8 +23,9 @@ use super::time::{rfc3339, rfc3339_time};
 use crate::diagnose::Finding;
 use crate::filter::Filter;
 use crate::model::{
-    Aggregates, CounterDelta, Health, HostInfo, KernelCounters, NetnsAggregate, NetnsId, NetnsInfo,
-    NetnsKind, Ownership, Sample, Snapshot, StateCounts, TcpInfoLite, Timer,
+    Aggregates, Bytes, CounterDelta, DestroyTick, EventFeed, Health, HostInfo, KernelCounters,
+    NetnsAggregate, NetnsId, NetnsInfo, NetnsKind, Ownership, Sample, Snapshot, StateCounts,
+    TcpInfoLite, Timer,
 };
 
 /// Version of the document's layout; bumped only when a field changes meaning.
@@ -46,6 +47,9 @@ struct Document<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     counter_deltas: Option<DeltasJson<'a>>,
     health: &'a Health,
+    /// The kernel's destroy events: whether they are read, and what this
+    /// sample's said (host-wide: the filter does not apply).
+    destroy_events: DestroyJson<'a>,
     ports: Vec<PortJson<'a>>,
     processes: Vec<ProcessJson<'a>>,
     remotes: Vec<RemoteJson<'a>>,
@@ -55,6 +59,14 @@ struct Document<'a> {
     /// The network namespaces: every one the sample describes (or the own one
     /// alone, `host`), with the selected sockets in each.
     namespaces: Vec<NetnsJson<'a>>,
+}
+
+#[derive(Serialize)]
+struct DestroyJson<'a> {
+    #[serde(flatten)]
+    feed: &'a EventFeed,
+    #[serde(flatten)]
+    tick: &'a DestroyTick,
 }
 
 /// One network namespace.
@@ -84,6 +96,9 @@ struct NetnsJson<'a> {
     /// Its own counters and sysctls; null for the own namespace (whose are the
     /// document's `counters`) and where not read.
     counters: Option<&'a KernelCounters>,
+    /// Bytes its connections moved since the previous sample.
+    rx_bytes: u64,
+    tx_bytes: u64,
 }
 
 #[derive(Serialize)]
@@ -121,6 +136,35 @@ struct SocketJson<'a> {
     history: Option<Vec<TransitionJson>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     history_dropped: Option<u32>,
+    #[serde(flatten)]
+    moved: MovedJson,
+}
+
+/// Bytes moved since the previous sample (`tcpi_bytes_received` /
+/// `tcpi_bytes_acked` deltas, plus the final totals of connections that
+/// closed since, where destroy events gave them), and per second.
+#[derive(Serialize)]
+struct MovedJson {
+    rx_bytes: u64,
+    tx_bytes: u64,
+    rx_per_sec: Option<f64>,
+    tx_per_sec: Option<f64>,
+}
+
+impl MovedJson {
+    fn of(moved: Bytes, interval: Option<std::time::Duration>) -> MovedJson {
+        let per_sec = |n: u64| {
+            interval
+                .filter(|d| !d.is_zero())
+                .map(|d| n as f64 / d.as_secs_f64())
+        };
+        MovedJson {
+            rx_bytes: moved.rx,
+            tx_bytes: moved.tx,
+            rx_per_sec: per_sec(moved.rx),
+            tx_per_sec: per_sec(moved.tx),
+        }
+    }
 }
 
 #[derive(Serialize)]
@@ -152,6 +196,8 @@ struct PortJson<'a> {
     closed: u64,
     opened_per_sec: Option<f64>,
     closed_per_sec: Option<f64>,
+    #[serde(flatten)]
+    moved: MovedJson,
 }
 
 #[derive(Serialize)]
@@ -182,6 +228,8 @@ struct ProcessJson<'a> {
     current_owner: bool,
     netns: std::borrow::Cow<'a, str>,
     netns_id: u32,
+    #[serde(flatten)]
+    moved: MovedJson,
 }
 
 #[derive(Serialize)]
@@ -191,6 +239,8 @@ struct RemoteJson<'a> {
     states: StateCounts,
     netns: std::borrow::Cow<'a, str>,
     netns_id: u32,
+    #[serde(flatten)]
+    moved: MovedJson,
 }
 
 fn socket_json(snap: &Snapshot, i: usize, cmdlines: bool) -> Option<SocketJson<'_>> {
@@ -240,6 +290,7 @@ fn socket_json(snap: &Snapshot, i: usize, cmdlines: bool) -> Option<SocketJson<'
         netns_id: s.netns.0,
         history,
         history_dropped: snap.has_history().then_some(view.transitions.dropped()),
+        moved: MovedJson::of(view.moved, snap.interval),
     })
 }
 
@@ -247,6 +298,7 @@ fn socket_json(snap: &Snapshot, i: usize, cmdlines: bool) -> Option<SocketJson<'
 fn aggregates_json<'a>(
     agg: &'a Aggregates,
     sample: &'a Sample,
+    interval: Option<std::time::Duration>,
 ) -> (Vec<PortJson<'a>>, Vec<ProcessJson<'a>>, Vec<RemoteJson<'a>>) {
     let ports = agg
         .ports
@@ -280,6 +332,7 @@ fn aggregates_json<'a>(
             closed: p.closed,
             opened_per_sec: p.opened_per_sec,
             closed_per_sec: p.closed_per_sec,
+            moved: MovedJson::of(p.moved, interval),
         })
         .collect();
     let processes = agg
@@ -298,6 +351,7 @@ fn aggregates_json<'a>(
             current_owner: p.current_owner,
             netns: sample.netns_label(p.netns),
             netns_id: p.netns.0,
+            moved: MovedJson::of(p.moved, interval),
         })
         .collect();
     let remotes = agg
@@ -309,6 +363,7 @@ fn aggregates_json<'a>(
             states: r.states,
             netns: sample.netns_label(r.netns),
             netns_id: r.netns.0,
+            moved: MovedJson::of(r.moved, interval),
         })
         .collect();
     (ports, processes, remotes)
@@ -362,6 +417,8 @@ fn namespaces_json<'a>(sample: &'a Sample, agg: &'a Aggregates) -> Vec<NetnsJson
                 ports: a.ports,
                 owners: a.processes,
                 counters: info.and_then(|i| i.counters.as_ref()),
+                rx_bytes: a.moved.rx,
+                tx_bytes: a.moved.tx,
             }
         })
         .collect()
@@ -413,7 +470,7 @@ pub fn write_json_with<W: Write>(
         &filtered
     };
     let sample = &snap.sample;
-    let (ports, processes, remotes) = aggregates_json(agg, sample);
+    let (ports, processes, remotes) = aggregates_json(agg, sample, snap.interval);
     let counter_deltas = snap.has_history().then(|| {
         fn deltas(m: &BTreeMap<String, CounterDelta>) -> BTreeMap<&str, Option<u64>> {
             m.iter()
@@ -440,6 +497,10 @@ pub fn write_json_with<W: Write>(
         counters: &sample.counters,
         counter_deltas,
         health: &sample.health,
+        destroy_events: DestroyJson {
+            feed: &sample.destroyed.feed,
+            tick: &snap.destroy,
+        },
         ports,
         processes,
         remotes,

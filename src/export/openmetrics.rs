@@ -232,6 +232,7 @@ pub fn encode_metrics(enc: &mut DescriptorEncoder, input: &MetricsInput) -> fmt:
         top_process_rows(snap, input.top_processes, input.process_pids, &ns),
     )?;
     encode_kernel(enc, snap)?;
+    encode_destroy_events(enc, snap, &ns)?;
     let (rows, folded) = finding_rows(input.findings, &ns);
     gauges(
         enc,
@@ -552,6 +553,76 @@ fn counters<L: EncodeLabelSet>(
             .encode_counter::<NoLabelSet, _, u64>(&v, None)?;
     }
     Ok(())
+}
+
+// --- Destroy events (issue 13): counters since sockscope started, from the
+// engine's totals. Self-contained: nothing above depends on it.
+
+/// Closes per listening port, connections opened and closed between two
+/// samples, failed connects and destroy-event overflows. A port of the
+/// namespaces folded under `netns="other"` is summed over them.
+fn encode_destroy_events(
+    enc: &mut DescriptorEncoder,
+    snap: &Snapshot,
+    ns: &NetnsLabels,
+) -> fmt::Result {
+    let t = &snap.totals;
+    // Every listening port of the snapshot has its counters (0 until one
+    // closes), and so does every port that ever had one.
+    let by_port = |m: &BTreeMap<(NetnsId, u16), u64>| {
+        let mut rows: BTreeMap<(&str, u16), u64> = BTreeMap::new();
+        for p in &snap.aggregates.ports {
+            rows.entry((ns.label(p.netns), p.port)).or_default();
+        }
+        for (&(id, port), &n) in m {
+            *rows.entry((ns.label(id), port)).or_default() += n;
+        }
+        rows.into_iter()
+            .map(|((netns, port), n)| {
+                (
+                    [("netns", netns.to_string()), ("port", port.to_string())],
+                    n,
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    counters(
+        enc,
+        "sockscope_connections_closed",
+        "Connections to a listening port that closed, by namespace and port (exact with destroy events).",
+        by_port(&t.closed_by_port),
+    )?;
+    counters(
+        enc,
+        "sockscope_connections_short_lived",
+        "Connections to a listening port opened and closed between two samples (seen by destroy events only).",
+        by_port(&t.between_by_port),
+    )?;
+    let mut failed: BTreeMap<&str, u64> = ns.values().map(|v| (v, 0)).collect();
+    for (&id, &n) in &t.failed_connects {
+        *failed.entry(ns.label(id)).or_default() += n;
+    }
+    counters(
+        enc,
+        "sockscope_connect_failures",
+        "Connects that failed (destroyed before the handshake completed), by namespace.",
+        failed
+            .into_iter()
+            .map(|(netns, n)| ([("netns", netns.to_string())], n)),
+    )?;
+    let feed = &snap.sample.destroyed.feed;
+    gauge(
+        enc,
+        "sockscope_destroy_events_active",
+        "1 when the kernel's destroy events are read (0: --no-events, the /proc fallback, or refused).",
+        &u64::from(feed.active),
+    )?;
+    counter(
+        enc,
+        "sockscope_destroy_events_lost",
+        "Times destroy events were lost (ENOBUFS: the receive buffer was full; or the queue full).",
+        t.overflows,
+    )
 }
 
 #[cfg(test)]

@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::{
-    ConnView, Connection, NetnsId, OwnerKey, ProcessInfo, Sample, SmallCounts, SocketRecord,
+    Bytes, ConnView, Connection, NetnsId, OwnerKey, ProcessInfo, Sample, SmallCounts, SocketRecord,
     StateCounts, TcpState, ip_key,
 };
 use rustc_hash::FxHashMap as FastMap;
@@ -47,6 +47,8 @@ pub struct NetnsAggregate {
     pub processes: u64,
     /// Its ports with a listener and a selected socket.
     pub ports: u64,
+    /// Bytes its connections moved since the previous sample.
+    pub moved: Bytes,
 }
 
 impl Aggregates {
@@ -88,6 +90,9 @@ pub struct PortAggregate {
     pub closed: u64,
     pub opened_per_sec: Option<f64>,
     pub closed_per_sec: Option<f64>,
+    /// Bytes its connections moved since the previous sample (those that
+    /// closed since included, when destroy events gave their totals).
+    pub moved: Bytes,
 }
 
 impl PortAggregate {
@@ -117,6 +122,8 @@ pub struct ProcessAggregate {
     /// The namespace of the first of its sockets counted (a process's sockets
     /// are in its own namespace, unless it moved or was handed descriptors).
     pub netns: NetnsId,
+    /// Bytes its connections moved since the previous sample.
+    pub moved: Bytes,
 }
 
 impl ProcessAggregate {
@@ -136,6 +143,8 @@ pub struct RemoteAggregate {
     pub netns: NetnsId,
     pub addr: IpAddr,
     pub states: StateCounts,
+    /// Bytes the connections to it moved since the previous sample.
+    pub moved: Bytes,
 }
 
 /// Connections to a listening port opened and closed in one tick.
@@ -247,6 +256,7 @@ fn keep_top(top: &mut Vec<(IpAddr, u64)>, ip: IpAddr, n: u64) {
 #[derive(Default)]
 struct RemoteAcc {
     states: SmallCounts,
+    moved: Bytes,
     port: u16,
     on_port: u32,
 }
@@ -273,7 +283,7 @@ pub(crate) fn aggregate(
     remotes_hint: usize,
 ) -> Aggregates {
     let mut counts = StateCounts::default();
-    let mut ports: FastMap<(NetnsId, u16), StateCounts> = FastMap::default();
+    let mut ports: FastMap<(NetnsId, u16), (StateCounts, Bytes)> = FastMap::default();
     let mut remotes: HashMap<(NetnsId, IpAddr), RemoteAcc> = HashMap::with_capacity(remotes_hint);
     let mut more_ports: HashMap<((NetnsId, u16), IpAddr), u32> = HashMap::new();
     let mut proc_index: FastMap<OwnerKey, usize> = FastMap::default();
@@ -288,6 +298,7 @@ pub(crate) fn aggregate(
         };
         let st = s.state.index();
         counts.0[st] += 1;
+        let moved = views.get(i).map_or_else(Bytes::default, |v| v.moved);
         if spaces.get(space_at).is_none_or(|a| a.netns != s.netns) {
             space_at = match spaces.binary_search_by_key(&s.netns, |a| a.netns) {
                 Ok(at) => at,
@@ -304,14 +315,18 @@ pub(crate) fn aggregate(
             };
         }
         spaces[space_at].states.0[st] += 1;
+        spaces[space_at].moved.add(moved);
         let port = listening.port_of(s.netns, s.local);
         if let Some(port) = port {
-            ports.entry((s.netns, port)).or_default().0[st] += 1;
+            let p = ports.entry((s.netns, port)).or_default();
+            p.0.0[st] += 1;
+            p.1.add(moved);
         }
         if is_peer(s.remote) {
             let ip = s.remote.ip();
             let acc = remotes.entry((s.netns, ip)).or_default();
             acc.states.0[st] = acc.states.0[st].saturating_add(1);
+            acc.moved.add(moved);
             if let Some(port) = port {
                 if acc.on_port == 0 || acc.port == port {
                     acc.port = port;
@@ -336,10 +351,12 @@ pub(crate) fn aggregate(
                     states: StateCounts::default(),
                     current_owner: current,
                     netns: s.netns,
+                    moved: Bytes::default(),
                 });
                 processes.len() - 1
             });
             processes[at].states.0[st] += 1;
+            processes[at].moved.add(moved);
         }
     }
 
@@ -373,7 +390,7 @@ pub(crate) fn aggregate(
     };
     let mut ports: Vec<PortAggregate> = ports
         .into_iter()
-        .map(|(key, states)| {
+        .map(|(key, (states, moved))| {
             let c = churn.get(&key).copied().unwrap_or_default();
             PortAggregate {
                 netns: key.0,
@@ -385,6 +402,7 @@ pub(crate) fn aggregate(
                 closed: c.closed,
                 opened_per_sec: per_sec(c.opened),
                 closed_per_sec: per_sec(c.closed),
+                moved,
             }
         })
         .collect();
@@ -406,6 +424,7 @@ pub(crate) fn aggregate(
             netns,
             addr,
             states: StateCounts(r.states.0.map(u64::from)),
+            moved: r.moved,
         })
         .collect();
     Aggregates {
@@ -414,6 +433,65 @@ pub(crate) fn aggregate(
         processes,
         remotes,
         namespaces: spaces,
+    }
+}
+
+/// What a connection that closed since the previous sample moved after the
+/// last sample that showed it (from its destroy message's totals).
+#[derive(Clone, Debug)]
+pub(crate) struct ClosedBytes {
+    pub netns: NetnsId,
+    pub local: SocketAddr,
+    pub remote: SocketAddr,
+    pub owner: Option<OwnerKey>,
+    pub moved: Bytes,
+}
+
+/// Adds the bytes of the connections that closed since the previous sample
+/// to `agg` (to the port, process, remote and namespace aggregates that
+/// exist: one with no socket left is not made for them).
+pub(crate) fn add_closed_bytes(
+    agg: &mut Aggregates,
+    listening: &Listening,
+    closed: &[ClosedBytes],
+) {
+    if closed.is_empty() {
+        return;
+    }
+    let ports: FastMap<(NetnsId, u16), usize> = agg
+        .ports
+        .iter()
+        .enumerate()
+        .map(|(i, p)| ((p.netns, p.port), i))
+        .collect();
+    let procs: FastMap<OwnerKey, usize> = agg
+        .processes
+        .iter()
+        .enumerate()
+        .map(|(i, p)| (p.key(), i))
+        .collect();
+    let remotes: HashMap<(NetnsId, IpAddr), usize> = agg
+        .remotes
+        .iter()
+        .enumerate()
+        .map(|(i, r)| ((r.netns, r.addr), i))
+        .collect();
+    for c in closed {
+        if let Some(&i) = listening
+            .port_of(c.netns, c.local)
+            .and_then(|port| ports.get(&(c.netns, port)))
+        {
+            agg.ports[i].moved.add(c.moved);
+        }
+        if let Some(&i) = c.owner.as_ref().and_then(|k| procs.get(k)) {
+            agg.processes[i].moved.add(c.moved);
+        }
+        if let Some(&i) = remotes.get(&(c.netns, c.remote.ip())) {
+            agg.remotes[i].moved.add(c.moved);
+        }
+        if let Ok(i) = agg.namespaces.binary_search_by_key(&c.netns, |n| n.netns) {
+            agg.namespaces[i].moved.add(c.moved);
+        }
     }
 }
 

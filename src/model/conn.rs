@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use super::{NetnsId, ProcessInfo, TcpState};
+use super::{ConnEnd, NetnsId, ProcessInfo, TcpState};
 
 /// An instant, as nanoseconds since the Unix epoch (negative before it).
 ///
@@ -176,6 +176,40 @@ pub struct Connection {
     /// as in TIME_WAIT, or when its process exits).
     pub last_owner: Option<Arc<ProcessInfo>>,
     pub transitions: Transitions,
+    /// `tcpi_bytes_received` and `tcpi_bytes_acked` at the latest sample
+    /// that had them (0 without `tcp_info`).
+    pub bytes: Bytes,
+}
+
+/// Received and sent (acknowledged) bytes: a connection's counters, or what
+/// it moved in one interval.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Bytes {
+    pub rx: u64,
+    pub tx: u64,
+}
+
+impl Bytes {
+    /// The counters of `info`.
+    pub fn of(info: Option<&super::TcpInfoLite>) -> Bytes {
+        info.map_or_else(Bytes::default, |t| Bytes {
+            rx: t.bytes_received,
+            tx: t.bytes_acked,
+        })
+    }
+
+    /// What moved from `earlier` to `self` (0 where a counter went back).
+    pub fn since(self, earlier: Bytes) -> Bytes {
+        Bytes {
+            rx: self.rx.saturating_sub(earlier.rx),
+            tx: self.tx.saturating_sub(earlier.tx),
+        }
+    }
+
+    pub fn add(&mut self, more: Bytes) {
+        self.rx = self.rx.saturating_add(more.rx);
+        self.tx = self.tx.saturating_add(more.tx);
+    }
 }
 
 /// The engine's knowledge of one socket of a snapshot's sample, at the same index
@@ -193,6 +227,10 @@ pub struct ConnView {
     /// no owner (so that the common case costs no reference count); see
     /// `Snapshot::owner_of`.
     pub last_owner: Option<Arc<ProcessInfo>>,
+    /// Bytes it received and sent since the previous sample (all of them for
+    /// a connection opened since; none at the first sample, or without
+    /// `tcp_info`).
+    pub moved: Bytes,
 }
 
 /// A connection that left the kernel's table, kept for a while so that a screen
@@ -203,6 +241,9 @@ pub struct ClosedConn {
     pub conn: Connection,
     /// The first sample that no longer showed it.
     pub closed_at: Stamp,
+    /// What the kernel's destroy message said (the exact end and the
+    /// totals), when one was read for it.
+    pub end: Option<ConnEnd>,
 }
 
 /// A process name (`comm`, at most 15 bytes) stored inline, so that an event can

@@ -12,15 +12,17 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::aggregate::{Listening, aggregate, port_churn};
+use super::aggregate::{ClosedBytes, Listening, add_closed_bytes, aggregate, port_churn};
 use super::conn::transitions_cost;
+use super::ending::{Ends, ListenerOwners, Tally, end_of, failed_connect, is_peer};
 use super::history::ChunkedLog;
 use super::series::TickInput;
 use super::table::ConnTable;
 use super::{
-    ClosedConn, CounterDeltas, Event, HistoryStats, KernelCounters, NetnsId, Sample, Series,
-    Snapshot, Stamp, Transition,
+    Bytes, ClosedConn, Connection, CounterDeltas, Event, EventKind, EventTotals, HistoryStats,
+    KernelCounters, NetnsId, Sample, Series, Snapshot, Stamp, TcpState, Transition, Transitions,
 };
+use rustc_hash::FxHashMap as FastMap;
 
 /// How much the engine remembers.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -98,7 +100,15 @@ pub struct Engine {
     stats: HistoryStats,
     /// Remote hosts in the previous tick, to size this tick's count of them.
     remotes_hint: usize,
+    /// Cookies of connections closed for missing from a dump while destroy
+    /// events are read, but with no event yet (it may come a sample late),
+    /// and the tick they closed at.
+    awaiting: FastMap<u64, u64>,
+    totals: Arc<EventTotals>,
 }
+
+/// Ticks a connection closed without its destroy event waits for it.
+const AWAIT_TICKS: u64 = 3;
 
 /// Items per sealed chunk of the logs: small enough that a snapshot's copy of
 /// the open chunk is cheap, large enough that the chunk list stays short.
@@ -124,6 +134,8 @@ impl Engine {
             tick: 0,
             stats: HistoryStats::default(),
             remotes_hint: 0,
+            awaiting: FastMap::default(),
+            totals: Arc::default(),
             config,
         }
     }
@@ -149,11 +161,18 @@ impl Engine {
 
     /// Takes in the next sample (samples must come in the order they were taken)
     /// and returns what is known after it.
-    pub fn ingest(&mut self, sample: Sample) -> Arc<Snapshot> {
+    #[expect(
+        clippy::too_many_lines,
+        reason = "the steps of a tick in order; each is a call"
+    )]
+    pub fn ingest(&mut self, mut sample: Sample) -> Arc<Snapshot> {
         self.tick += 1;
         let first = self.tick == 1;
         let now = Stamp::from(sample.taken_at);
         let interval = self.prev.as_ref().and_then(|(at, _)| now.since(*at));
+        let feed_active = sample.destroyed.feed.active;
+        let mut ends = Ends::new(std::mem::take(&mut sample.destroyed.events));
+        ends.prune(&mut sample.sockets);
 
         let limit = self.transition_quota(sample.sockets.len() + self.closed.len());
         let mut new_events: Vec<Event> = Vec::new();
@@ -164,14 +183,53 @@ impl Engine {
 
         let listening = Listening::of(&sample);
         let opened_sockets = diff.opened.iter().map(|&i| &sample.sockets[i]);
-        let churn = port_churn(&listening, opened_sockets, &diff.closed);
-        let (opened, closed) = (diff.opened.len(), diff.closed.len());
+        let mut churn = port_churn(&listening, opened_sockets, &diff.closed);
+        let (mut opened, mut closed) = (diff.opened.len(), diff.closed.len());
+        let mut tally = Tally::default();
+        let mut closed_bytes: Vec<ClosedBytes> = Vec::new();
         for conn in diff.closed {
+            let end = ends.take(conn.cookie).map(|e| {
+                let failed = failed_connect(Some(conn.state), false, e);
+                (end_of(e, false, failed), e.socket.remote)
+            });
+            match &end {
+                Some((end, _)) => {
+                    closed_bytes.push(closed_bytes_of(&conn, end, conn.bytes));
+                    tally.seen();
+                    if end.failed {
+                        tally.failed(conn.netns, conn.remote);
+                    }
+                }
+                None if feed_active && conn.cookie != 0 && conn.state != TcpState::TimeWait => {
+                    self.awaiting.insert(conn.cookie, self.tick);
+                }
+                None => {}
+            }
             self.retire(ClosedConn {
                 conn,
                 closed_at: now,
+                end: end.map(|(e, _)| e),
             });
         }
+        let mut between_ports: Vec<(NetnsId, u16)> = Vec::new();
+        let between = self.take_between(
+            &ends,
+            &sample,
+            &listening,
+            now,
+            &mut churn,
+            &mut tally,
+            &mut new_events,
+            &mut closed_bytes,
+            &mut between_ports,
+        );
+        opened += between;
+        closed += between;
+        let tick_now = self.tick;
+        self.awaiting
+            .retain(|_, at| tick_now.saturating_sub(*at) < AWAIT_TICKS);
+        let destroy = tally.finish(sample.destroyed.feed.overflows);
+        self.count_totals(&churn, &destroy, &between_ports);
         self.expire_closed(now);
 
         let new_count = new_events.len();
@@ -186,7 +244,7 @@ impl Engine {
             self.table.refresh_transitions(&sample, &mut views);
         }
 
-        let aggregates = aggregate(
+        let mut aggregates = aggregate(
             &sample,
             &views,
             &listening,
@@ -195,6 +253,7 @@ impl Engine {
             0..sample.sockets.len(),
             self.remotes_hint,
         );
+        add_closed_bytes(&mut aggregates, &listening, &closed_bytes);
         self.remotes_hint = aggregates.remotes.len();
         let counters = CounterDeltas::between(
             self.prev.as_ref().map(|(_, c)| c),
@@ -226,8 +285,120 @@ impl Engine {
             counters,
             netns_counters,
             series: Arc::clone(&self.series),
+            destroy,
+            totals: Arc::clone(&self.totals),
             sample,
         })
+    }
+
+    /// Adds this tick's closes, failed connects and overflows to the totals.
+    fn count_totals(
+        &mut self,
+        churn: &super::ChurnMap,
+        destroy: &super::DestroyTick,
+        between: &[(NetnsId, u16)],
+    ) {
+        let changed = churn.values().any(|c| c.closed > 0)
+            || destroy.failed_connects > 0
+            || destroy.overflows > 0;
+        if !changed {
+            return;
+        }
+        let t = Arc::make_mut(&mut self.totals);
+        for (key, c) in churn.iter().filter(|(_, c)| c.closed > 0) {
+            *t.closed_by_port.entry(*key).or_default() += c.closed;
+        }
+        for key in between {
+            *t.between_by_port.entry(*key).or_default() += 1;
+        }
+        for f in &destroy.failed_by_remote {
+            *t.failed_connects.entry(f.netns).or_default() += f.count;
+        }
+        t.overflows += destroy.overflows;
+    }
+
+    /// Accounts for the events no connection closed by this sample took: a
+    /// socket the dump shows in TIME_WAIT (it lives on), a late event of a
+    /// connection already closed, a socket that never had a peer (ignored),
+    /// and the connections no dump saw, which are made, logged as opened and
+    /// closed, and listed as closed. Returns how many of those.
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "the parts of the tick it adds to"
+    )]
+    fn take_between(
+        &mut self,
+        ends: &Ends,
+        sample: &Sample,
+        listening: &Listening,
+        now: Stamp,
+        churn: &mut super::ChurnMap,
+        tally: &mut Tally,
+        new_events: &mut Vec<Event>,
+        closed_bytes: &mut Vec<ClosedBytes>,
+        between_ports: &mut Vec<(NetnsId, u16)>,
+    ) -> usize {
+        let mut owners = ListenerOwners::default();
+        let mut between = 0;
+        for e in ends.rest() {
+            let s = &e.socket;
+            if let Some(c) = self.table.by_cookie(s.cookie) {
+                // In TIME_WAIT: opened by this very sample when no dump saw
+                // it before.
+                if c.first_seen == now && !c.at_start {
+                    tally.between();
+                } else {
+                    tally.seen();
+                }
+                continue;
+            }
+            if self.awaiting.remove(&s.cookie).is_some() {
+                tally.seen();
+                continue;
+            }
+            if !is_peer(s.remote) {
+                continue;
+            }
+            let port = listening.port_of(s.netns, s.local);
+            let failed = failed_connect(None, port.is_some(), e);
+            let conn = Connection {
+                id: self.table.next_id(),
+                cookie: s.cookie,
+                local: s.local,
+                remote: s.remote,
+                netns: s.netns,
+                inode: 0,
+                uid: s.known_uid(),
+                state: s.state,
+                first_seen: e.at,
+                state_since: e.at,
+                at_start: false,
+                last_owner: port.and_then(|p| owners.get(sample, s.netns, p)),
+                transitions: Transitions::default(),
+                bytes: Bytes::default(),
+            };
+            tally.between();
+            if failed {
+                tally.failed(s.netns, s.remote);
+            }
+            if let Some(p) = port {
+                let c = churn.entry((s.netns, p)).or_default();
+                c.opened += 1;
+                c.closed += 1;
+                between_ports.push((s.netns, p));
+            }
+            new_events.push(super::table::event(&conn, EventKind::Opened, now));
+            new_events.push(super::table::event(&conn, EventKind::Closed, now));
+            between += 1;
+            let end = end_of(e, true, failed);
+            closed_bytes.push(closed_bytes_of(&conn, &end, Bytes::default()));
+            self.retire(ClosedConn {
+                conn,
+                closed_at: now,
+                end: Some(end),
+            });
+        }
+        between
     }
 
     /// The counter deltas of every namespace but the own one that has counters
@@ -311,6 +482,25 @@ impl Engine {
         self.stats.dropped_transitions += trimmed;
         while held(self) > budget && self.evict_oldest_closed() {}
         trimmed > 0
+    }
+}
+
+/// What `conn`, ended by `end`, moved after the last sample that showed it
+/// (when its counters were `seen`).
+fn closed_bytes_of(conn: &Connection, end: &super::ConnEnd, seen: Bytes) -> ClosedBytes {
+    ClosedBytes {
+        netns: conn.netns,
+        local: conn.local,
+        remote: conn.remote,
+        owner: conn.last_owner.as_ref().map(|p| super::OwnerKey {
+            pid: p.pid,
+            start_time: p.start_time,
+        }),
+        moved: Bytes {
+            rx: end.bytes_received,
+            tx: end.bytes_acked,
+        }
+        .since(seen),
     }
 }
 

@@ -7,6 +7,8 @@
 mod aggregate;
 mod conn;
 mod deltas;
+mod destroy;
+mod ending;
 mod engine;
 mod event;
 mod history;
@@ -24,8 +26,11 @@ pub use aggregate::{
     Aggregates, ChurnMap, Listener, Listening, NetnsAggregate, PortAggregate, PortChurn,
     ProcessAggregate, RemoteAggregate,
 };
-pub use conn::{ClosedConn, ConnView, Connection, ProcName, Stamp, Transition, Transitions};
+pub use conn::{Bytes, ClosedConn, ConnView, Connection, ProcName, Stamp, Transition, Transitions};
 pub use deltas::{CounterDelta, CounterDeltas, GAUGES};
+pub use destroy::{
+    ConnEnd, DestroyEvent, DestroyTick, Destroyed, EventFeed, EventTotals, FailedConnects,
+};
 pub use engine::{Engine, EngineConfig, MemoryEstimate};
 pub use event::{Event, EventKind};
 pub use history::LogView;

@@ -10,7 +10,7 @@ use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
 
-use super::{NetnsId, NetnsInfo, SocketRecord, StateCounts};
+use super::{Destroyed, NetnsId, NetnsInfo, SocketRecord, StateCounts};
 
 /// One collection of the host's TCP sockets, their owners and the kernel counters.
 #[derive(Clone, Debug)]
@@ -28,6 +28,10 @@ pub struct Sample {
     /// The namespaces looked at, by id; empty when the source knows of one
     /// only ([`NetnsId::OWN`], labelled `host`).
     pub namespaces: Vec<NetnsInfo>,
+    /// The sockets the kernel destroyed since the previous sample (destroy
+    /// events, read after this sample's dump), and the state of that feed.
+    /// Not recorded: a replay has none.
+    pub destroyed: Destroyed,
 }
 
 impl Sample {
@@ -43,6 +47,7 @@ impl Sample {
             host: HostInfo::default(),
             health: Health::default(),
             namespaces: Vec::new(),
+            destroyed: Destroyed::default(),
         }
     }
 

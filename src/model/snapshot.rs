@@ -10,8 +10,8 @@ use std::time::{Duration, SystemTime};
 
 use super::aggregate::{self, Aggregates, ChurnMap, Listening};
 use super::{
-    ClosedConn, ConnView, CounterDeltas, Event, LogView, NetnsId, ProcessInfo, Sample, Series,
-    SocketRecord,
+    ClosedConn, ConnView, CounterDeltas, DestroyTick, Event, EventTotals, LogView, NetnsId,
+    ProcessInfo, Sample, Series, SocketRecord,
 };
 
 /// What the bounded history let go of so far (it never drops silently).
@@ -65,6 +65,11 @@ pub struct Snapshot {
     pub netns_counters: BTreeMap<NetnsId, CounterDeltas>,
     /// The time series up to and including this sample.
     pub series: Arc<Series>,
+    /// What the destroy events of this sample said (see
+    /// `sample.destroyed.feed` for whether they are read).
+    pub destroy: DestroyTick,
+    /// Closes, failed connects and overflows since the engine started.
+    pub totals: Arc<EventTotals>,
 }
 
 impl Snapshot {

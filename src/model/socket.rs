@@ -49,6 +49,22 @@ pub struct TcpInfoLite {
     pub last_data_sent_ms: u32,
     pub last_data_recv_ms: u32,
     pub last_ack_recv_ms: u32,
+    /// Bytes the peer acknowledged (`tcpi_bytes_acked`): data sent, plus 1
+    /// for the SYN of a connect that completed.
+    pub bytes_acked: u64,
+    /// Bytes received (`tcpi_bytes_received`).
+    pub bytes_received: u64,
+    /// Bytes retransmitted (`tcpi_bytes_retrans`).
+    pub bytes_retrans: u64,
+    /// The kernel's latest delivery rate estimate, bytes per second.
+    pub delivery_rate: u64,
+    /// Microseconds spent with data in flight (`tcpi_busy_time`), and of
+    /// those, limited by the receiver's window (`tcpi_rwnd_limited`) and by
+    /// the send buffer (`tcpi_sndbuf_limited`); the rest is the network
+    /// (congestion window) or the application.
+    pub busy_time_us: u64,
+    pub rwnd_limited_us: u64,
+    pub sndbuf_limited_us: u64,
 }
 
 /// Who holds a socket, or why that is not known.

@@ -348,6 +348,7 @@ mod tests {
             at_start: false,
             last_owner: None,
             transitions: Transitions::default(),
+            bytes: crate::model::Bytes::default(),
         }
     }
 

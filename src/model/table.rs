@@ -35,8 +35,8 @@ use std::sync::Arc;
 
 use super::store::ConnStore;
 use super::{
-    ConnView, Connection, Event, EventKind, ProcName, ProcessInfo, Sample, SocketRecord, Stamp,
-    TcpState, Transition, Transitions,
+    Bytes, ConnView, Connection, Event, EventKind, ProcName, ProcessInfo, Sample, SocketRecord,
+    Stamp, TcpState, Transition, Transitions,
 };
 
 /// States a socket is in before it is connected.
@@ -107,8 +107,18 @@ impl Tick<'_> {
         self.sample.process_of(s)
     }
 
-    /// Brings `c` up to date with `s`, logging a change of state.
-    fn update(&mut self, c: &mut Connection, s: &SocketRecord) {
+    /// Brings `c` up to date with `s`, logging a change of state; returns
+    /// the bytes it moved since the previous sample.
+    fn update(&mut self, c: &mut Connection, s: &SocketRecord) -> Bytes {
+        let now = Bytes::of(s.tcp_info.as_ref());
+        let moved = if s.tcp_info.is_some() {
+            now.since(c.bytes)
+        } else {
+            Bytes::default()
+        };
+        if s.tcp_info.is_some() {
+            c.bytes = now;
+        }
         // Always the record's cookie, 0 included: a connection matched in the
         // /proc fallback must not keep an older cookie (say its SYN_RECV
         // request's), or it would not be recognised when netlink returns.
@@ -137,14 +147,16 @@ impl Tick<'_> {
             c.state_since = self.now;
             self.log(c, EventKind::StateChanged { from });
         }
+        moved
     }
 
     fn log(&mut self, c: &Connection, kind: EventKind) {
         self.events.push(event(c, kind, self.now));
     }
 
-    fn view(&self, c: &Connection, s: &SocketRecord) -> ConnView {
+    fn view(&self, c: &Connection, s: &SocketRecord, moved: Bytes) -> ConnView {
         ConnView {
+            moved,
             id: c.id,
             first_seen: c.first_seen,
             state_since: c.state_since,
@@ -181,6 +193,28 @@ pub(crate) fn event(c: &Connection, kind: EventKind, at: Stamp) -> Event {
 impl ConnTable {
     pub fn len(&self) -> usize {
         self.store.len()
+    }
+
+    /// The live connection with this kernel cookie (not 0).
+    pub fn by_cookie(&self, cookie: u64) -> Option<&Connection> {
+        let probe = SocketRecord {
+            cookie,
+            ..SocketRecord::new(
+                TcpState::Close,
+                SocketAddr::from(([0, 0, 0, 0], 0)),
+                SocketAddr::from(([0, 0, 0, 0], 0)),
+            )
+        };
+        (cookie != 0)
+            .then(|| self.store.find(&probe))
+            .flatten()
+            .and_then(|slot| self.store.get(slot))
+    }
+
+    /// A new connection id (for one that no dump showed).
+    pub fn next_id(&mut self) -> u64 {
+        self.next_id += 1;
+        self.next_id
     }
 
     pub fn transition_bytes(&self) -> usize {
@@ -232,7 +266,7 @@ impl ConnTable {
             if store.shown(slot) {
                 // The same key twice in one sample: the first one counts.
                 if let Some(c) = store.get(slot) {
-                    views[i] = tick.view(c, s);
+                    views[i] = tick.view(c, s, Bytes::default());
                 }
                 continue;
             }
@@ -244,8 +278,8 @@ impl ConnTable {
                 gone.extend(store.remove(slot));
                 unmatched.push(i);
             } else if let Some(c) = store.show(slot, i) {
-                tick.update(c, s);
-                views[i] = tick.view(c, s);
+                let moved = tick.update(c, s);
+                views[i] = tick.view(c, s, moved);
             }
         }
 
@@ -270,7 +304,7 @@ impl ConnTable {
                 // A second record with a key already filed this tick (a
                 // duplicate in the dump) must not take another connection.
                 if let Some(existing) = store.find(s).and_then(|slot| store.get(slot)) {
-                    views[i] = tick.view(existing, s);
+                    views[i] = tick.view(existing, s, Bytes::default());
                     continue;
                 }
                 let found = by_pair.get(&(s.local, s.remote)).and_then(|cands| {
@@ -281,8 +315,8 @@ impl ConnTable {
                 });
                 match found.and_then(|j| pool[j].take()) {
                     Some(mut c) => {
-                        tick.update(&mut c, s);
-                        views[i] = tick.view(&c, s);
+                        let moved = tick.update(&mut c, s);
+                        views[i] = tick.view(&c, s, moved);
                         if store.find(s).is_some() {
                             gone.push(c);
                         } else {
@@ -301,10 +335,11 @@ impl ConnTable {
             let s = &sockets[i];
             if let Some(existing) = store.find(s).and_then(|slot| store.get(slot)) {
                 // The same key twice in one sample: the first one counts.
-                views[i] = tick.view(existing, s);
+                views[i] = tick.view(existing, s, Bytes::default());
                 continue;
             }
             self.next_id += 1;
+            let bytes = Bytes::of(s.tcp_info.as_ref());
             let c = Connection {
                 id: self.next_id,
                 cookie: s.cookie,
@@ -319,8 +354,11 @@ impl ConnTable {
                 at_start: first,
                 last_owner: tick.process(s).cloned(),
                 transitions: Transitions::default(),
+                bytes,
             };
-            views[i] = tick.view(&c, s);
+            // Opened since the previous sample: all it moved, it moved since.
+            let moved = if first { Bytes::default() } else { bytes };
+            views[i] = tick.view(&c, s, moved);
             if !first {
                 tick.log(&c, EventKind::Opened);
                 opened.push(i);

@@ -65,6 +65,7 @@ impl Run {
             source: self.config.source,
             owners: self.config.owners,
             netns: self.config.netns.clone(),
+            events: self.config.events,
             ..CollectorConfig::default()
         }))
     }

@@ -30,7 +30,8 @@ use crate::export::{self, EventJson, FindingJson};
 use crate::fail::Failure;
 use crate::filter::Filter;
 use crate::live::{Pipeline, PipelineEvent};
-use crate::model::{NetnsId, Snapshot, Stamp};
+use crate::model::{ClosedConn, EventKind, NetnsId, Snapshot, Stamp};
+use rustc_hash::FxHashMap;
 
 /// A finding that appeared or went away between two snapshots.
 #[derive(Clone, Debug, PartialEq)]
@@ -135,11 +136,17 @@ impl Emitter {
         }
         let skip = usize::try_from(from - first).unwrap_or(usize::MAX);
         let matcher = self.filter.in_namespaces(&snap.sample.namespaces);
+        let ends = closed_since(snap, log.iter().nth(skip).map(|e| e.at));
         for (i, e) in log.iter().enumerate().skip(skip) {
             if !export::event_selected(&matcher, e) {
                 continue;
             }
-            let event = export::event_json(e, &snap.sample);
+            let mut event = export::event_json(e, &snap.sample);
+            if e.kind == EventKind::Closed
+                && let Some(closed) = ends.get(&e.conn)
+            {
+                event = event.with_end(closed);
+            }
             let line = EventLine {
                 seq: first + i as u64,
                 event,
@@ -149,6 +156,18 @@ impl Emitter {
         }
         self.next_seq = Some(end.max(from));
         let at = export::rfc3339(Stamp::from(snap.taken_at()));
+        let overflows = snap.sample.destroyed.feed.overflows;
+        if overflows > 0 {
+            serde_json::to_writer(
+                &mut *out,
+                &serde_json::json!({
+                    "kind": "dropped_by_kernel",
+                    "at": at,
+                    "overflows": overflows,
+                }),
+            )?;
+            out.write_all(b"\n")?;
+        }
         for change in &batch.findings {
             let (kind, f) = match change {
                 FindingChange::Raised(f) => ("finding_raised", f),
@@ -167,6 +186,23 @@ impl Emitter {
         }
         Ok(())
     }
+}
+
+/// The connections of `snap`'s closed list that closed at `since` or later
+/// (the time of the first event to write), by id: the ends of the `closed`
+/// events written.
+fn closed_since(snap: &Snapshot, since: Option<Stamp>) -> FxHashMap<u64, &ClosedConn> {
+    let mut map = FxHashMap::default();
+    let Some(since) = since else {
+        return map;
+    };
+    for c in snap.closed.iter().rev() {
+        if c.closed_at < since {
+            break;
+        }
+        map.insert(c.conn.id, c);
+    }
+    map
 }
 
 /// Batches waiting for stdout; past this, snapshots are dropped (not events:

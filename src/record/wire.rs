@@ -342,6 +342,7 @@ fn sample_of<N, S>(
             notes: h.notes,
         },
         namespaces: spaces(wire.namespaces),
+        destroyed: crate::model::Destroyed::default(),
     })
 }
 
@@ -425,6 +426,8 @@ fn socket_record<N>(
             last_data_sent_ms: span(now, t.last_data_sent_at_ms)?,
             last_data_recv_ms: span(now, t.last_data_recv_at_ms)?,
             last_ack_recv_ms: span(now, t.last_ack_recv_at_ms)?,
+            // Not recorded (the format predates them).
+            ..TcpInfoLite::default()
         }),
         None => None,
     };

@@ -5,6 +5,7 @@
 //! `Sample.health`. `sampler` puts them together into one `Sample` per tick.
 
 pub mod counters;
+pub mod events;
 pub mod fds;
 pub mod host;
 pub mod kill;

@@ -344,7 +344,7 @@ fn walk_datagram(
 }
 
 /// Decodes one `inet_diag_msg` and its attributes into a record.
-fn decode_socket(payload: &[u8], out: &mut Vec<SocketRecord>, stats: &mut DumpStats) {
+pub(super) fn decode_socket(payload: &[u8], out: &mut Vec<SocketRecord>, stats: &mut DumpStats) {
     let Some(fixed) = payload.get(..INET_DIAG_MSG_LEN) else {
         stats.malformed += 1;
         return;
@@ -428,6 +428,13 @@ fn read_u32(buf: &[u8], offset: usize) -> u32 {
         .map_or(0, |b| u32::from_ne_bytes(*b))
 }
 
+/// Reads a native-endian `u64` at `offset`, or 0 past the end.
+fn read_u64(buf: &[u8], offset: usize) -> u64 {
+    buf.get(offset..offset + 8)
+        .and_then(|b| b.first_chunk::<8>())
+        .map_or(0, |b| u64::from_ne_bytes(*b))
+}
+
 // Offsets in the kernel's `struct tcp_info` (include/uapi/linux/tcp.h). Fields are
 // only ever appended to it, so each is read only when the payload reaches it; an
 // older kernel's shorter struct gives zeros for the newer fields.
@@ -442,6 +449,13 @@ const TI_LAST_ACK_RECV: usize = 56; // __u32 tcpi_last_ack_recv (ms)
 const TI_RTT: usize = 68; // __u32 tcpi_rtt (us)
 const TI_RTTVAR: usize = 72; // __u32 tcpi_rttvar (us)
 const TI_TOTAL_RETRANS: usize = 100; // __u32 tcpi_total_retrans
+const TI_BYTES_ACKED: usize = 120; // __u64 tcpi_bytes_acked
+const TI_BYTES_RECEIVED: usize = 128; // __u64 tcpi_bytes_received
+const TI_BYTES_RETRANS: usize = 208; // __u64 tcpi_bytes_retrans
+const TI_DELIVERY_RATE: usize = 160; // __u64 tcpi_delivery_rate
+const TI_BUSY_TIME: usize = 168; // __u64 tcpi_busy_time (us)
+const TI_RWND_LIMITED: usize = 176; // __u64 tcpi_rwnd_limited (us)
+const TI_SNDBUF_LIMITED: usize = 184; // __u64 tcpi_sndbuf_limited (us)
 /// The leading `__u8` fields (state .. wscale flags) that every kernel has.
 const TI_MIN_LEN: usize = 8;
 
@@ -463,6 +477,13 @@ pub fn decode_tcp_info(raw: &[u8]) -> Option<TcpInfoLite> {
         last_data_sent_ms: read_u32(raw, TI_LAST_DATA_SENT),
         last_data_recv_ms: read_u32(raw, TI_LAST_DATA_RECV),
         last_ack_recv_ms: read_u32(raw, TI_LAST_ACK_RECV),
+        bytes_acked: read_u64(raw, TI_BYTES_ACKED),
+        bytes_received: read_u64(raw, TI_BYTES_RECEIVED),
+        bytes_retrans: read_u64(raw, TI_BYTES_RETRANS),
+        delivery_rate: read_u64(raw, TI_DELIVERY_RATE),
+        busy_time_us: read_u64(raw, TI_BUSY_TIME),
+        rwnd_limited_us: read_u64(raw, TI_RWND_LIMITED),
+        sndbuf_limited_us: read_u64(raw, TI_SNDBUF_LIMITED),
     })
 }
 

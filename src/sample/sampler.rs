@@ -9,9 +9,10 @@ use std::time::{Duration, SystemTime};
 
 use anyhow::Context;
 
-use crate::model::{Health, HostInfo, Sample, SocketRecord, SocketSource};
+use crate::model::{Destroyed, Health, HostInfo, NetnsId, Sample, SocketRecord, SocketSource};
 
 use super::counters::read_counters;
+use super::events::Subscriber;
 use super::host::HostProbe;
 use super::kill::{self, KillOutcome, KillReport, KillResult, KillTarget};
 use super::netlink::NetlinkDumper;
@@ -46,6 +47,11 @@ pub struct CollectorConfig {
     /// CAP_SYS_ADMIN; without it the own one only, said in one note). The
     /// own one only by default here: the modes choose (`--netns`, default all).
     pub netns: NetnsChoice,
+    /// Read the kernel's destroy events (one subscriber per sampled
+    /// namespace). Off by default here: the modes choose (`--no-events`).
+    pub events: bool,
+    /// Each subscriber's receive buffer, in bytes.
+    pub events_rcvbuf: usize,
 }
 
 impl Default for CollectorConfig {
@@ -56,6 +62,8 @@ impl Default for CollectorConfig {
             source: SourceChoice::Auto,
             owners: true,
             netns: NetnsChoice::Own,
+            events: false,
+            events_rcvbuf: super::events::DEFAULT_RCVBUF,
         }
     }
 }
@@ -76,6 +84,10 @@ pub struct Collector {
     capacity_hint: usize,
     /// The other namespaces, when sampled.
     multi: Option<MultiNetns>,
+    /// The own namespace's destroy events, when read.
+    own_events: Option<Subscriber>,
+    /// Why destroy events are not read at all, when they are not.
+    events_unavailable: Option<String>,
 }
 
 impl Collector {
@@ -105,6 +117,7 @@ impl Collector {
             Ok(h) => (Some(h), None),
             Err(e) => (None, Some(format!("host facts unavailable: {e}"))),
         };
+        let events_wanted = (config.events && dumper.is_some()).then_some(config.events_rcvbuf);
         let multi = (config.netns.discovers() && dumper.is_some())
             .then(|| {
                 MultiNetns::new(
@@ -114,8 +127,28 @@ impl Collector {
                 )
                 .ok()
             })
-            .flatten();
+            .flatten()
+            .map(|m| m.with_events(events_wanted));
+        let (own_events, events_unavailable) = match (config.events, &netlink_unavailable) {
+            (false, _) => (
+                None,
+                Some("destroy events are off (--no-events)".to_owned()),
+            ),
+            (true, Some(_)) => (
+                None,
+                Some(
+                    "the /proc source has no destroy events (netlink sock_diag is not used)"
+                        .to_owned(),
+                ),
+            ),
+            (true, None) => match Subscriber::own(config.events_rcvbuf) {
+                Ok(sub) => (Some(sub), None),
+                Err(e) => (None, Some(format!("destroy events cannot be read: {e}"))),
+            },
+        };
         Collector {
+            own_events,
+            events_unavailable,
             multi,
             host,
             host_error,
@@ -166,6 +199,7 @@ impl Collector {
             }
         }
         self.capacity_hint = sockets.len() + sockets.len() / 8 + 64;
+        let destroyed = self.drain_events(&mut health, &namespaces);
         health.cost.sockets_us = micros(started.elapsed());
         let owners_started = std::time::Instant::now();
 
@@ -223,7 +257,69 @@ impl Collector {
             host,
             health,
             namespaces,
+            destroyed,
         })
+    }
+
+    /// The destroy events read since the previous sample, of the namespaces
+    /// sampled, after their dumps (see `model::ending` for why after).
+    /// With the /proc fallback in this sample they are let go of: its
+    /// sockets have no cookies to match them to.
+    fn drain_events(
+        &mut self,
+        health: &mut Health,
+        namespaces: &[crate::model::NetnsInfo],
+    ) -> Destroyed {
+        let mut d = Destroyed::default();
+        let mut notes = Vec::new();
+        let own_selected = self.multi.as_ref().is_none_or(|m| m.own_selected);
+        let sampled: std::collections::BTreeSet<NetnsId> = namespaces
+            .iter()
+            .filter(|n| n.sampled && n.id != NetnsId::OWN)
+            .map(|n| n.id)
+            .collect();
+        if let Some(sub) = &self.own_events {
+            if own_selected {
+                sub.drain(&mut d.events, &mut d.feed, &mut notes);
+            } else {
+                sub.drain(
+                    &mut Vec::new(),
+                    &mut crate::model::EventFeed::default(),
+                    &mut notes,
+                );
+            }
+        }
+        if let Some(multi) = self.multi.as_mut() {
+            multi.drain_events(&sampled, &mut d.events, &mut d.feed, &mut notes);
+        }
+        d.feed.active = d.feed.subscribers > 0;
+        d.feed.unavailable.clone_from(&self.events_unavailable);
+        if !matches!(health.source, SocketSource::Netlink) {
+            d.events.clear();
+            d.feed.active = false;
+            d.feed.unavailable = Some(
+                "the /proc source has no destroy events (netlink sock_diag is not used)".to_owned(),
+            );
+        }
+        if d.feed.overflows > 0 {
+            notes.push(format!(
+                "destroy events were lost ({} overflows: ENOBUFS, the receive buffer was full); the dump corrects the table, but closes between samples are undercounted",
+                d.feed.overflows
+            ));
+        }
+        health.notes.extend(notes);
+        d
+    }
+
+    /// Pauses or resumes reading destroy events (see [`Subscriber::pause`]):
+    /// for tests and benchmarks of the overflow path.
+    pub fn pause_events(&self, paused: bool) {
+        if let Some(sub) = &self.own_events {
+            sub.pause(paused);
+        }
+        if let Some(multi) = &self.multi {
+            multi.pause_events(paused);
+        }
     }
 }
 

@@ -33,6 +33,9 @@ pub enum Column {
     Age,
     #[strum(serialize = "RTT")]
     Rtt,
+    /// Bytes per second in and out since the previous sample.
+    #[strum(serialize = "Rx/Tx")]
+    Bytes,
 }
 
 impl Column {
@@ -102,6 +105,9 @@ pub struct RowView<'a> {
     /// `Some` for a closed connection: when it left the table.
     pub closed_at: Option<Stamp>,
     pub rtt_us: Option<u32>,
+    /// Bytes per second received and sent since the previous sample (live
+    /// sockets with `tcp_info`, from the second sample on).
+    pub per_sec: Option<(u64, u64)>,
 }
 
 impl Rows {
@@ -168,6 +174,7 @@ impl Rows {
                     at_start: c.at_start,
                     closed_at: None,
                     rtt_us: s.tcp_info.map(|t| t.rtt_us).filter(|r| *r > 0),
+                    per_sec: per_sec(snap, s, c.moved),
                 })
             }
             Row::Closed(i) => {
@@ -188,6 +195,7 @@ impl Rows {
                     at_start: c.conn.at_start,
                     closed_at: Some(c.closed_at),
                     rtt_us: None,
+                    per_sec: None,
                 })
             }
         }
@@ -264,6 +272,10 @@ impl Rows {
                     Column::SendQ => number(u128::from(v.send_q.unwrap_or(0))),
                     Column::Age => number(now.saturating_since(v.since).as_nanos()),
                     Column::Rtt => number(u128::from(v.rtt_us.unwrap_or(0))),
+                    Column::Bytes => number(
+                        v.per_sec
+                            .map_or(0, |(rx, tx)| u128::from(rx) + u128::from(tx)),
+                    ),
                     Column::Process | Column::User | Column::Netns => {
                         number(ranks.get(&text(&v)).copied().unwrap_or(0))
                     }
@@ -277,6 +289,19 @@ impl Rows {
         }
         keyed.into_iter().map(|(_, r)| r).collect()
     }
+}
+
+/// What `s` moved per second since the previous sample, when known.
+#[expect(
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss,
+    reason = "a rate of bytes per second, positive and far below u64::MAX"
+)]
+fn per_sec(snap: &Snapshot, s: &SocketRecord, moved: crate::model::Bytes) -> Option<(u64, u64)> {
+    let secs = snap.interval.filter(|d| !d.is_zero())?.as_secs_f64();
+    s.tcp_info?;
+    let rate = |n: u64| (n as f64 / secs).round() as u64;
+    Some((rate(moved.rx), rate(moved.tx)))
 }
 
 /// The column's key (an address's, or a number's as `((0, n), 0)`), then both

@@ -143,6 +143,7 @@ pub fn rich(i: u32, conns: u32) -> Sample {
             },
         },
         namespaces: namespaces(i),
+        destroyed: Default::default(),
     }
 }
 

@@ -193,7 +193,7 @@ fn a_sample_that_describes_no_namespace_has_the_host_alone() {
             "states": {"ESTABLISHED": 0, "SYN_SENT": 0, "SYN_RECV": 0, "FIN_WAIT1": 0,
                        "FIN_WAIT2": 0, "TIME_WAIT": 0, "CLOSE": 0, "CLOSE_WAIT": 0,
                        "LAST_ACK": 0, "LISTEN": 1, "CLOSING": 0},
-            "ports": 1, "owners": 0, "counters": null
+            "ports": 1, "owners": 0, "counters": null, "rx_bytes": 0, "tx_bytes": 0
         }])
     );
     assert_eq!(doc["sockets"][0]["netns"], "host");

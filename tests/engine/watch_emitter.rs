@@ -250,3 +250,67 @@ fn watch_fails_with_why_when_its_pipeline_dies() {
         std::process::ExitCode::FAILURE
     );
 }
+
+#[test]
+fn a_destroyed_connection_closes_with_its_totals_and_a_loss_is_said() {
+    use sockscope::model::{DestroyEvent, Destroyed, EventFeed, TcpInfoLite};
+    let mut engine = Engine::new(EngineConfig::default());
+    let mut emitter = Emitter::new(Filter::default());
+    ingest(&mut engine, 0, vec![]);
+    let s1 = ingest(&mut engine, 1, conns(0, 2));
+    assert_eq!(
+        kinds(&write(&mut emitter, &s1, vec![])),
+        ["opened", "opened"]
+    );
+    // The first connection is destroyed (its event carries its totals); a
+    // third one lived and died between the samples; some events were lost.
+    let mut gone = conns(0, 1).remove(0);
+    gone.state = TcpState::Close;
+    gone.tcp_info = Some(TcpInfoLite {
+        bytes_acked: 1_000_001,
+        bytes_received: 2_000_001,
+        ..TcpInfoLite::default()
+    });
+    let mut brief = conns(7, 1).remove(0);
+    brief.state = TcpState::Close;
+    brief.tcp_info = Some(TcpInfoLite {
+        bytes_acked: 11,
+        ..TcpInfoLite::default()
+    });
+    let event = |socket: SocketRecord, secs: f64| DestroyEvent {
+        at: Stamp::from(at(1) + Duration::from_secs_f64(secs)),
+        socket,
+    };
+    let sample = Sample {
+        destroyed: Destroyed {
+            events: vec![event(gone, 0.25), event(brief, 0.5)],
+            feed: EventFeed {
+                active: true,
+                subscribers: 1,
+                received: 2,
+                overflows: 4,
+                ..EventFeed::default()
+            },
+        },
+        ..Sample::of_sockets(at(2), conns(1, 1))
+    };
+    let s2 = engine.ingest(sample);
+    let lines = write(&mut emitter, &s2, vec![]);
+    assert_eq!(
+        kinds(&lines),
+        ["closed", "opened", "closed", "dropped_by_kernel"]
+    );
+    let end = &lines[0]["end"];
+    assert_eq!(end["bytes_acked"], 1_000_001);
+    assert_eq!(end["bytes_received"], 2_000_001);
+    assert_eq!(
+        end["duration_ms"], 250,
+        "from the first sample to its destruction"
+    );
+    assert_eq!(end["between"], false);
+    assert!(lines[1].get("end").is_none(), "an opened line has no end");
+    assert_eq!(lines[2]["end"]["between"], true);
+    assert_eq!(lines[2]["end"]["bytes_acked"], 11);
+    assert!(lines[2]["end"]["duration_ms"].is_null(), "not known");
+    assert_eq!(lines[3]["overflows"], 4);
+}

@@ -24,6 +24,7 @@ mod common;
 mod diagnose_live;
 mod diagnose_rules;
 mod engine_live;
+mod events_live;
 mod fd_walk_live;
 mod hostile_input;
 mod kill_live;

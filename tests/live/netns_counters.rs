@@ -18,8 +18,9 @@ fn kept_open_sysctls_and_counters_stay_bound_to_their_namespace() {
         return;
     };
     ns.sysctl("net.ipv4.tcp_syncookies=0").expect("sysctl 0");
-    let (mut dumper, files) =
-        netns::entered(&Path::new("/run/netns").join(&ns.name)).expect("enter");
+    let netns::socket::Inside {
+        mut dumper, files, ..
+    } = netns::entered(&Path::new("/run/netns").join(&ns.name), None).expect("enter");
     let (own, _) = read_counters(Path::new("/proc"));
 
     let (inside, notes) = files.read();

@@ -113,6 +113,14 @@ fn tcp_info_bytes(len: usize) -> Vec<u8> {
     put(TI_RTT, 1234);
     put(TI_RTTVAR, 567);
     put(TI_TOTAL_RETRANS, 9);
+    let mut put64 = |off: usize, v: u64| b[off..off + 8].copy_from_slice(&v.to_ne_bytes());
+    put64(TI_BYTES_ACKED, 1 << 33);
+    put64(TI_BYTES_RECEIVED, 77);
+    put64(TI_BYTES_RETRANS, 4096);
+    put64(TI_DELIVERY_RATE, 125_000_000);
+    put64(TI_BUSY_TIME, 1_000_000);
+    put64(TI_RWND_LIMITED, 250_000);
+    put64(TI_SNDBUF_LIMITED, 100_000);
     b.truncate(len);
     b
 }
@@ -134,6 +142,13 @@ fn tcp_info_reads_fixed_offsets() {
             last_data_sent_ms: 100,
             last_data_recv_ms: 200,
             last_ack_recv_ms: 300,
+            bytes_acked: 1 << 33,
+            bytes_received: 77,
+            bytes_retrans: 4096,
+            delivery_rate: 125_000_000,
+            busy_time_us: 1_000_000,
+            rwnd_limited_us: 250_000,
+            sndbuf_limited_us: 100_000,
         }
     );
 }

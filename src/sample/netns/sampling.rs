@@ -5,9 +5,12 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
-use crate::model::{KernelCounters, NetnsId, NetnsInfo, NetnsKind, SocketRecord};
+use crate::model::{
+    DestroyEvent, EventFeed, KernelCounters, NetnsId, NetnsInfo, NetnsKind, SocketRecord,
+};
 
 use super::super::counters::{CounterFiles, copy_host_wide};
+use super::super::events::Subscriber;
 use super::super::netlink::NetlinkDumper;
 use super::super::process::ProcRoot;
 use super::{Label, Namespace, Namespaces, NetnsChoice, Origin, entered, label, names_it};
@@ -16,6 +19,8 @@ use super::{Label, Namespace, Namespaces, NetnsChoice, Origin, entered, label, n
 struct Entered {
     dumper: NetlinkDumper,
     files: CounterFiles,
+    /// Its destroy events, when read.
+    events: Option<Subscriber>,
 }
 
 /// The namespaces other than the own one, and how they are read.
@@ -33,6 +38,11 @@ pub struct MultiNetns {
     pub own_selected: bool,
     /// `--netns` names that matched no namespace and were said so.
     unmatched_said: BTreeSet<String>,
+    /// The receive buffer of each namespace's destroy subscriber; `None`:
+    /// destroy events are not read.
+    events: Option<usize>,
+    /// Namespaces whose subscriber could not be had, and why (said once).
+    events_failed: BTreeSet<NetnsId>,
 }
 
 impl MultiNetns {
@@ -54,6 +64,8 @@ impl MultiNetns {
             choice,
             own_selected: true,
             unmatched_said: BTreeSet::new(),
+            events: None,
+            events_failed: BTreeSet::new(),
         })
     }
 
@@ -61,6 +73,41 @@ impl MultiNetns {
     /// socket there: a destroy is sent on a socket of its namespace).
     pub fn dumper_of(&mut self, id: NetnsId) -> Option<&mut NetlinkDumper> {
         self.entered.get_mut(&id).map(|e| &mut e.dumper)
+    }
+
+    /// Reads each entered namespace's destroy events, with a receive buffer
+    /// of `rcvbuf` bytes (from the next namespace entered on).
+    pub fn with_events(mut self, rcvbuf: Option<usize>) -> MultiNetns {
+        self.events = rcvbuf;
+        self
+    }
+
+    /// Moves the destroy events read in every entered namespace that was
+    /// sampled (`sampled`) to `out`; those of the others are let go.
+    pub fn drain_events(
+        &mut self,
+        sampled: &BTreeSet<NetnsId>,
+        out: &mut Vec<DestroyEvent>,
+        feed: &mut EventFeed,
+        notes: &mut Vec<String>,
+    ) {
+        let mut unused = Vec::new();
+        for (id, e) in &self.entered {
+            let Some(sub) = &e.events else { continue };
+            if sampled.contains(id) {
+                sub.drain(out, feed, notes);
+            } else {
+                unused.clear();
+                sub.drain(&mut unused, &mut EventFeed::default(), notes);
+            }
+        }
+    }
+
+    /// Pauses or resumes every namespace's subscriber (see [`Subscriber::pause`]).
+    pub fn pause_events(&self, paused: bool) {
+        for sub in self.entered.values().filter_map(|e| e.events.as_ref()) {
+            sub.pause(paused);
+        }
     }
 
     /// Refreshes the registry, dumps every other namespace's sockets into
@@ -79,6 +126,7 @@ impl MultiNetns {
         let namespaces: Vec<Namespace> = self.registry.iter().cloned().collect();
         let live: BTreeSet<NetnsId> = namespaces.iter().map(|n| n.id).collect();
         self.entered.retain(|id, _| live.contains(id));
+        self.events_failed.retain(|id| live.contains(id));
         self.labels.retain(|id, _| live.contains(id));
         let mut infos = Vec::with_capacity(namespaces.len());
         let mut host_sysctls = None;
@@ -159,9 +207,33 @@ impl MultiNetns {
     ) -> Option<KernelCounters> {
         if !self.entered.contains_key(&ns.id) {
             let path = ns.entry(self.registry.proc_root(), self.registry.netns_dir())?;
-            match entered(&path) {
-                Ok((dumper, files)) => {
-                    self.entered.insert(ns.id, Entered { dumper, files });
+            match entered(&path, self.events) {
+                Ok(inside) => {
+                    let events = match inside.events {
+                        None => None,
+                        Some(opened) => {
+                            match opened.and_then(|socket| Subscriber::start(socket, ns.id)) {
+                                Ok(sub) => Some(sub),
+                                Err(e) => {
+                                    if self.events_failed.insert(ns.id) {
+                                        notes.push(format!(
+                                            "no destroy events from network namespace net:[{}]: {e}",
+                                            ns.inode
+                                        ));
+                                    }
+                                    None
+                                }
+                            }
+                        }
+                    };
+                    self.entered.insert(
+                        ns.id,
+                        Entered {
+                            dumper: inside.dumper,
+                            files: inside.files,
+                            events,
+                        },
+                    );
                 }
                 Err(e) if e.is_not_permitted() => {
                     self.unsampled = Some(

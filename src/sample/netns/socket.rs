@@ -66,21 +66,34 @@ pub fn dumper_in(ns_file: &Path) -> Result<NetlinkDumper, NetnsSocketError> {
     Ok(NetlinkDumper::with_socket(socket, Some(ns)))
 }
 
-/// What [`entered`] gets from inside a namespace: its sock_diag dumper and
-/// its counter and sysctl files, opened there and kept open (each stays
-/// bound to the namespace), all from one short-lived thread.
-pub fn entered(ns_file: &Path) -> Result<(NetlinkDumper, CounterFiles), NetnsSocketError> {
+/// What [`entered`] gets from inside a namespace: its sock_diag dumper, its
+/// counter and sysctl files and, when `events` gives a receive buffer size,
+/// a socket subscribed to its destroy events (or why not), opened there and
+/// kept open (each stays bound to the namespace), all from one short-lived
+/// thread.
+pub struct Inside {
+    pub dumper: NetlinkDumper,
+    pub files: CounterFiles,
+    pub events: Option<io::Result<Socket>>,
+}
+
+pub fn entered(ns_file: &Path, events: Option<usize>) -> Result<Inside, NetnsSocketError> {
     let ns = open_ns(ns_file)?;
-    let (socket, files) = inside(ns.as_fd(), || {
+    let (socket, files, events) = inside(ns.as_fd(), move || {
         let socket = open_socket().map_err(Failure::Socket)?;
         let files = CounterFiles::open(
             Path::new("/proc/thread-self/net"),
             Path::new("/proc/sys/net"),
         );
-        Ok((socket, files))
+        let events = events.map(super::super::events::open_subscriber);
+        Ok((socket, files, events))
     })
     .map_err(|e| e.at(ns_file.to_path_buf()))?;
-    Ok((NetlinkDumper::with_socket(socket, Some(ns)), files))
+    Ok(Inside {
+        dumper: NetlinkDumper::with_socket(socket, Some(ns)),
+        files,
+        events,
+    })
 }
 
 fn open_ns(ns_file: &Path) -> Result<OwnedFd, NetnsSocketError> {

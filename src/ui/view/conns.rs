@@ -34,7 +34,8 @@ impl ConnRow<'_> {
 }
 
 /// The table's columns, one per sort [`Column`]: the user goes first on a
-/// narrow terminal, then RTT, Send-Q and Recv-Q; what is left over widens the
+/// narrow terminal (after the bytes per second, in and out), then RTT,
+/// Send-Q and Recv-Q; what is left over widens the
 /// addresses and then the process. At 80 columns: state, both ends, process,
 /// Recv-Q and age. With `netns` (a sample of several namespaces), the
 /// namespace's label comes after the state: 6 wide at 80 columns, up to 20 on a
@@ -121,6 +122,11 @@ fn columns<'a>(netns: bool) -> Vec<Col<ConnRow<'a>>> {
         }),
         col(Column::Rtt, 7, 3, |r, _| {
             r.v.rtt_us.map_or(String::new(), fmt::micros)
+        }),
+        col(Column::Bytes, 9, 5, |r, w| {
+            r.v.per_sec.map_or(String::new(), |(rx, tx)| {
+                fmt::fit(&format!("{}/{}", fmt::bytes(rx), fmt::bytes(tx)), w)
+            })
         }),
     ];
     if netns {

@@ -417,6 +417,10 @@ fn conn_detail(frame: &mut Frame, shown: &Shown, theme: Theme, area: Rect, id: u
                     fmt::ago_ms(t.last_data_recv_ms, up),
                     fmt::ago_ms(t.last_ack_recv_ms, up)
                 )));
+                lines.push(Line::raw(bytes_line(&t)));
+                if let Some(limits) = limited_line(&t) {
+                    lines.push(Line::raw(limits));
+                }
             }
         }
         (None, Some(c)) => {
@@ -438,6 +442,26 @@ fn conn_detail(frame: &mut Frame, shown: &Shown, theme: Theme, area: Rect, id: u
                 time(c.conn.first_seen),
                 time(c.closed_at)
             )));
+            if let Some(end) = c.end {
+                lines.push(Line::raw(format!(
+                    "destroyed at {}{}{} · in {} · out {} · retransmitted {} ({} segments)",
+                    time(end.destroyed_at),
+                    if end.between {
+                        " · opened and closed between two samples"
+                    } else {
+                        ""
+                    },
+                    if end.failed {
+                        " · a connect that failed"
+                    } else {
+                        ""
+                    },
+                    fmt::bytes(end.bytes_received),
+                    fmt::bytes(end.bytes_acked),
+                    fmt::bytes(end.bytes_retrans),
+                    end.total_retrans
+                )));
+            }
         }
         (None, None) => {
             frame.render_widget(
@@ -481,4 +505,71 @@ fn conn_detail(frame: &mut Frame, shown: &Shown, theme: Theme, area: Rect, id: u
         Paragraph::new(tl).block(block(" state timeline ".into())),
         timeline,
     );
+}
+
+/// A live connection's byte counts and delivery rate.
+fn bytes_line(t: &crate::model::TcpInfoLite) -> String {
+    let retrans = if t.bytes_acked > 0 {
+        format!(
+            " ({:.1}% of sent)",
+            t.bytes_retrans as f64 * 100.0 / t.bytes_acked as f64
+        )
+    } else {
+        String::new()
+    };
+    format!(
+        "in {} · out {} · retransmitted {}{retrans} · delivery rate {}/s",
+        fmt::bytes(t.bytes_received),
+        fmt::bytes(t.bytes_acked),
+        fmt::bytes(t.bytes_retrans),
+        fmt::bytes(t.delivery_rate)
+    )
+}
+
+/// What limited a sender, as shares of its busy time (time with data in
+/// flight): the receiver's window, the send buffer, and the rest (the
+/// network: the congestion window); `None` before it was ever busy.
+fn limited_line(t: &crate::model::TcpInfoLite) -> Option<String> {
+    if t.busy_time_us == 0 {
+        return None;
+    }
+    let busy = t.busy_time_us as f64;
+    let share = |us: u64| us as f64 * 100.0 / busy;
+    let rwnd = share(t.rwnd_limited_us);
+    let sndbuf = share(t.sndbuf_limited_us);
+    Some(format!(
+        "limited by: receiver window {rwnd:.0}% · send buffer {sndbuf:.0}% · network {:.0}% (of {} busy)",
+        (100.0 - rwnd - sndbuf).max(0.0),
+        fmt::age(std::time::Duration::from_micros(t.busy_time_us))
+    ))
+}
+
+#[cfg(test)]
+mod bytes_tests {
+    use super::*;
+    use crate::model::TcpInfoLite;
+
+    #[test]
+    fn the_limits_are_shares_of_the_busy_time() {
+        let t = TcpInfoLite {
+            bytes_acked: 10 << 20,
+            bytes_received: 2048,
+            bytes_retrans: 1 << 20,
+            delivery_rate: 5 << 20,
+            busy_time_us: 2_000_000,
+            rwnd_limited_us: 500_000,
+            sndbuf_limited_us: 100_000,
+            ..TcpInfoLite::default()
+        };
+        assert_eq!(
+            bytes_line(&t),
+            "in 2.0k · out 10M · retransmitted 1.0M (10.0% of sent) · delivery rate 5.0M/s"
+        );
+        let limits = limited_line(&t).expect("busy");
+        assert!(
+            limits.starts_with("limited by: receiver window 25% · send buffer 5% · network 70%"),
+            "{limits}"
+        );
+        assert_eq!(limited_line(&TcpInfoLite::default()), None, "never busy");
+    }
 }

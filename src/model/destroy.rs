@@ -1,0 +1,117 @@
+//! What the kernel said about the TCP sockets it destroyed between two samples
+//! (the sock_diag destroy multicast groups, as `ss -E` shows them), and how the
+//! engine accounts for them in one tick.
+//!
+//! A destroy message is the socket's last `inet_diag_msg` with its final
+//! `tcp_info`; the dump of the next sample remains the truth about what is
+//! alive, the events only say what the dump cannot: when a connection ended,
+//! what it carried, and the connections that lived and died between two dumps.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+use serde::Serialize;
+
+use super::{NetnsId, SocketRecord, Stamp};
+
+/// One socket the kernel destroyed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DestroyEvent {
+    /// When the subscriber read the message (the kernel sends it from a work
+    /// queue, so within a few milliseconds of the destruction).
+    pub at: Stamp,
+    /// The socket as the kernel last described it: its state (normally
+    /// CLOSE), endpoints, cookie, final `tcp_info`, and its namespace.
+    pub socket: SocketRecord,
+}
+
+/// Whether destroy events are read, and how that went since the previous sample.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct EventFeed {
+    /// Subscribed in at least one namespace.
+    pub active: bool,
+    /// Why not, when not (`--no-events`, the /proc fallback, a refusal).
+    pub unavailable: Option<String>,
+    /// Namespaces with a subscriber.
+    pub subscribers: u32,
+    /// Messages read since the previous sample.
+    pub received: u64,
+    /// Times the kernel said it dropped messages (ENOBUFS: the receive buffer
+    /// was full) since the previous sample, and messages let go of because
+    /// the queue between the subscriber and the sampler was full: either way
+    /// events were lost, and the dump corrects what they would have told.
+    pub overflows: u64,
+}
+
+/// The destroy events drained at one sample, and the state of the feed.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Destroyed {
+    pub events: Vec<DestroyEvent>,
+    pub feed: EventFeed,
+}
+
+/// What the engine made of one sample's destroy events.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct DestroyTick {
+    /// Destroy messages taken in (connections only: sockets that never had
+    /// a peer, such as a closed listener's, are not counted here).
+    pub events: u64,
+    /// Of those, connections the dumps had seen (closed now, with the exact
+    /// time and totals).
+    pub seen: u64,
+    /// Connections opened and closed between two samples: no dump saw them.
+    pub between: u64,
+    /// Connects that failed (destroyed before the handshake completed).
+    pub failed_connects: u64,
+    /// The failed connects by namespace and remote host, where the kernel
+    /// still named the remote (a blocking `connect()` that fails is
+    /// disconnected, its address and counters reset, before the socket is
+    /// destroyed: that one is not counted), most first.
+    pub failed_by_remote: Vec<FailedConnects>,
+    /// Events lost by the kernel or the queue since the previous sample
+    /// (the feed's, which exports show).
+    #[serde(skip)]
+    pub overflows: u64,
+}
+
+/// Counts since the engine started, for `/metrics`' counters.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct EventTotals {
+    /// Connections to each listening port that closed (seen closing by a
+    /// dump or by a destroy event), by namespace and port.
+    pub closed_by_port: BTreeMap<(NetnsId, u16), u64>,
+    /// Of those, connections opened and closed between two samples (known
+    /// only from destroy events).
+    pub between_by_port: BTreeMap<(NetnsId, u16), u64>,
+    /// Failed connects, by namespace.
+    pub failed_connects: BTreeMap<NetnsId, u64>,
+    /// Overflows of the destroy events (ENOBUFS, or the queue full).
+    pub overflows: u64,
+}
+
+/// Failed connects to one remote host in one tick.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct FailedConnects {
+    pub netns: NetnsId,
+    pub remote: IpAddr,
+    pub count: u64,
+}
+
+/// Totals of a connection the kernel destroyed, from its final `tcp_info`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ConnEnd {
+    /// When the destroy message was read.
+    pub destroyed_at: Stamp,
+    /// Bytes the peer acknowledged (`tcpi_bytes_acked`, sent data).
+    pub bytes_acked: u64,
+    /// Bytes received (`tcpi_bytes_received`).
+    pub bytes_received: u64,
+    /// Bytes retransmitted (`tcpi_bytes_retrans`).
+    pub bytes_retrans: u64,
+    /// Segments retransmitted over its life (`tcpi_total_retrans`).
+    pub total_retrans: u32,
+    /// Opened and closed between two samples (no dump showed it).
+    pub between: bool,
+    /// A connect that never completed its handshake.
+    pub failed: bool,
+}
