@@ -76,7 +76,7 @@ for spread in $SPREADS; do
   warm=$(awk -v a="$ten" -v b="$one" 'BEGIN{printf "%.4f", (a-b)/10}')
   ratio=$(awk -v w="$warm" -v s="$ss_cpu" 'BEGIN{printf "%.2fx", w/s}')
   TIMEFORMAT='%R'
-  cold=$( { time "$bin" snapshot "${extra[@]}" --netns all >/dev/null 2>&1; } 2>&1 )
+  cold=$( { time "$bin" snapshot "${extra[@]}" --netns all >"$work/cold.out" 2>&1; } 2>&1 )
   printf '%-11s %9s %14s %14s %10s %14s\n' "$spread" "$sockets" "$ss_cpu" "$warm" "$ratio" "$cold"
   exec 9>&-
   cleanup

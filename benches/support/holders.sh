@@ -25,7 +25,7 @@ time_runs() {
   : >"$f"
   for _ in $(seq 1 "$RUNS"); do
     local TIMEFORMAT='%R %U %S'
-    { time "$@" >/dev/null 2>"$work/err"; } 2>>"$f" || { echo "failed: $*" >&2; cat "$work/err" >&2; exit 1; }
+    { time "$@" >"$work/out" 2>"$work/err"; } 2>>"$f" || { echo "failed: $*" >&2; cat "$work/err" >&2; exit 1; }
   done
   local mid=$(( (RUNS + 1) / 2 ))
   local w c
