@@ -126,6 +126,9 @@ pub struct App {
     /// The evidence pane's first line shown, and the warning it is for (a
     /// new selection starts at the top). The frame clamps it.
     pub detail_scroll: (u16, usize),
+    /// The closed connection whose page is open, kept so that the page stays
+    /// when the engine lets it go (see `view::detail`).
+    pub pinned: Option<crate::model::ClosedConn>,
     /// Rows the current table shows at once (set by the frame just drawn).
     pub page: usize,
     pub status: Option<Status>,
@@ -162,6 +165,7 @@ impl App {
             paused: None,
             cursors: Cursors::default(),
             detail_scroll: (0, 0),
+            pinned: None,
             page: 20,
             status: None,
             sample_error: None,

@@ -440,3 +440,52 @@ fn the_status_bar_shows_what_the_sample_cost() {
     assert!(t.contains("· engine 3.0 ms"), "{t}");
     assert!(!t.contains("sample "), "{t}");
 }
+
+/// A connection's page stays, marked closed, after the engine has let the
+/// connection go, until the user leaves it.
+#[test]
+fn a_closed_connections_page_stays_until_left() {
+    let at = |secs: u64, with: bool| {
+        let mut sockets = sockets();
+        sockets.retain(|s| s.netns == BLUE);
+        for s in &mut sockets {
+            s.netns = NetnsId::OWN;
+        }
+        if !with {
+            sockets.retain(|s| s.remote.port() != 50_000);
+        }
+        let mut s = Sample::of_sockets(base() + Duration::from_secs(secs), sockets);
+        s.counters.sysctls = stock_sysctls();
+        s.health.privileged = true;
+        s
+    };
+    let mut engine = Engine::new(EngineConfig {
+        closed_retention: Duration::from_millis(100),
+        ..EngineConfig::default()
+    });
+    let mut app = App::new(Keymap::default(), Settings::default(), Filter::default());
+    let mut feed = |app: &mut App, secs, with| {
+        let snapshot = engine.ingest(at(secs, with));
+        app.update(Msg::Update(Update {
+            snapshot,
+            findings: Arc::from(Vec::new()),
+            ingest_time: Duration::from_millis(3),
+        }));
+    };
+    feed(&mut app, 0, true);
+    press(&mut app, "2/rport:50000\n\n");
+    let t = screen(&mut app, 120, 20);
+    assert!(t.contains("Connection #"), "its page: {t}");
+    feed(&mut app, 1, false);
+    let t = screen(&mut app, 120, 20);
+    assert!(t.contains("CLOSED (last ESTAB)"), "{t}");
+    // Ten minutes on: the engine and the table have let it go; the page not.
+    feed(&mut app, 600, false);
+    feed(&mut app, 601, false);
+    let t = screen(&mut app, 120, 20);
+    assert!(t.contains("CLOSED (last ESTAB)"), "{t}");
+    assert!(!t.contains("is gone"), "{t}");
+    // Left, then opened again by id: gone.
+    press(&mut app, "\x1b");
+    assert!(!screen(&mut app, 120, 20).contains("CLOSED (last"));
+}

@@ -9,7 +9,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Gauge, Paragraph, Wrap};
 
 use super::lists::{about_pid, about_port};
-use crate::model::{NetnsId, Ring, SmallCounts, Snapshot, Stamp, TcpState};
+use crate::model::{ClosedConn, NetnsId, Ring, SmallCounts, Snapshot, Stamp, TcpState};
 use crate::ui::app::{App, Detail, Shown};
 use crate::ui::fmt;
 use crate::ui::theme::Theme;
@@ -19,7 +19,25 @@ pub fn draw(frame: &mut Frame, app: &mut App, theme: Theme, area: Rect, detail: 
     match detail {
         Detail::Port(netns, port) => port_detail(frame, shown, theme, area, (netns, port)),
         Detail::Process(pid) => process_detail(frame, shown, theme, area, pid),
-        Detail::Conn(id) => conn_detail(frame, shown, theme, area, id),
+        Detail::Conn(id) => {
+            // A connection that closed stays on its page, marked closed, until
+            // the user leaves it: the engine's closed list, else the copy kept
+            // when it was last found there.
+            let snap = shown.snap();
+            let found = shown
+                .rows
+                .closed
+                .iter()
+                .find(|c| c.conn.id == id)
+                .or_else(|| snap.closed.iter().rev().find(|c| c.conn.id == id))
+                .cloned();
+            let kept = match found {
+                Some(c) => Some(c),
+                None => app.pinned.take().filter(|c| c.conn.id == id),
+            };
+            conn_detail(frame, shown, theme, area, id, kept.as_ref());
+            app.pinned = kept;
+        }
     }
 }
 
@@ -346,11 +364,17 @@ fn time(t: Stamp) -> String {
     clippy::too_many_lines,
     reason = "one page's layout, drawn top to bottom; to be split into its panes"
 )]
-fn conn_detail(frame: &mut Frame, shown: &Shown, theme: Theme, area: Rect, id: u64) {
+fn conn_detail(
+    frame: &mut Frame,
+    shown: &Shown,
+    theme: Theme,
+    area: Rect,
+    id: u64,
+    closed: Option<&ClosedConn>,
+) {
     let snap: &Snapshot = shown.snap();
     let now = Stamp::from(snap.taken_at());
     let live = snap.conns.iter().position(|c| c.id == id);
-    let closed = shown.rows.closed.iter().find(|c| c.conn.id == id);
     let mut lines = Vec::new();
     let transitions;
     match (live, closed) {
