@@ -83,6 +83,7 @@ fn port_columns<'a>(netns: bool) -> Vec<Col<PortRow<'a>>> {
         Col::new("Total", 7, 3, |r, _| r.p.states.total().to_string()),
         Col::new("Opened", 8, 1, |r, _| fmt::rate(r.p.opened_per_sec)),
         Col::new("Closed", 8, 1, |r, _| fmt::rate(r.p.closed_per_sec)),
+        Col::new("Rx/Tx", 11, 5, |r, w| rx_tx(r.snap, r.p.moved, w)),
     ];
     if netns {
         cols.insert(
@@ -125,6 +126,32 @@ struct ProcessRow<'a> {
     p: &'a ProcessAggregate,
     snap: &'a Snapshot,
     mark: String,
+}
+
+/// Bytes received and sent per second over the last interval (tcp_info's
+/// counters of the sockets, and the totals of those that closed in it).
+#[expect(
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss,
+    reason = "a rate of bytes per second, positive and far below u64::MAX"
+)]
+fn rx_tx(snap: &Snapshot, moved: crate::model::Bytes, width: usize) -> String {
+    let Some(secs) = snap
+        .interval
+        .filter(|d| !d.is_zero())
+        .map(|d| d.as_secs_f64())
+    else {
+        return String::new();
+    };
+    let rate = |n: u64| (n as f64 / secs).round() as u64;
+    fmt::fit(
+        &format!(
+            "{}/{}",
+            fmt::bytes(rate(moved.rx)),
+            fmt::bytes(rate(moved.tx))
+        ),
+        width,
+    )
 }
 
 /// The cell of the state `TcpState::ALL[S]` (a column's cell is a plain
@@ -206,8 +233,9 @@ fn process_columns<'a>(netns: bool, present: u16) -> Vec<Col<ProcessRow<'a>>> {
         Col::new("User", 10, 3, |r, w| fmt::fit(&r.p.process.user, w)),
     ];
     cols.extend(states);
-    cols.extend::<[Col<ProcessRow<'a>>; 3]>([
+    cols.extend::<[Col<ProcessRow<'a>>; 4]>([
         Col::new("Total", 7, 4, |r, _| r.p.states.total().to_string()),
+        Col::new("Rx/Tx", 11, 5, |r, w| rx_tx(r.snap, r.p.moved, w)),
         Col::new("FDs/limit", 12, 0, |r, _| {
             match (r.p.process.fd_count, r.p.process.fd_limit) {
                 (Some(n), Some(l)) => format!("{n}/{l}"),
