@@ -15,6 +15,7 @@ mod contract;
 mod dead_peer;
 mod fin_wait1;
 mod hysteresis;
+mod lossy;
 mod new_listener;
 mod orphans;
 mod scope;
@@ -41,6 +42,7 @@ pub use contract::{RuleContract, rules_document};
 pub use dead_peer::DeadPeer;
 pub use fin_wait1::FinWait1Pileup;
 pub use hysteresis::{Diagnoser, worst};
+pub use lossy::LossyPath;
 pub use new_listener::NewListener;
 pub use orphans::OrphanPressure;
 pub use scope::{NetnsView, Target};
@@ -241,6 +243,7 @@ pub fn all_rules() -> Vec<Box<dyn Rule>> {
         Box::new(LastAckPileup),
         Box::new(FinWait1Pileup),
         Box::new(DeadPeer),
+        Box::new(LossyPath),
         Box::new(PeerNotReading),
         Box::new(AppNotReading),
         Box::new(OrphanPressure),

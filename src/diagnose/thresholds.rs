@@ -114,6 +114,13 @@ pub struct Thresholds {
     /// Seconds a process's ESTABLISHED sockets must keep Recv-Q above zero, in
     /// every sample, before it counts as not reading them.
     pub unread_secs: u64,
+    /// Percent of the bytes a remote host acknowledged that its connections
+    /// retransmitted, from which its path counts as lossy (5× is critical).
+    pub lossy_retrans_pct: u64,
+    /// Bytes its connections must have sent before the share means anything.
+    pub lossy_min_bytes: u64,
+    /// Seconds the share must stay above the threshold, in every sample.
+    pub lossy_window_secs: u64,
 
     /// Orphaned sockets (sockstat) as a share of `tcp_max_orphans`, and TCP memory
     /// (pages) as a share of the `tcp_mem` pressure level, for a warning ...
@@ -228,6 +235,13 @@ impl Thresholds {
         secs("dead_peer_idle_secs", self.dead_peer_idle_secs)?;
         secs("zero_window_secs", self.zero_window_secs)?;
         secs("unread_secs", self.unread_secs)?;
+        secs("lossy_window_secs", self.lossy_window_secs)?;
+        if !(1..=20).contains(&self.lossy_retrans_pct) {
+            return Err(format!(
+                "lossy_retrans_pct = {}: between 1 and 20 (percent)",
+                self.lossy_retrans_pct
+            ));
+        }
         if self.dead_peer_backoff > 15 {
             return Err(format!(
                 "dead_peer_backoff = {}: must be at most 15 (the kernel's retries)",
@@ -283,6 +297,9 @@ impl Default for Thresholds {
             dead_peer_backoff: 3,
             zero_window_secs: 30,
             unread_secs: 30,
+            lossy_retrans_pct: 2,
+            lossy_min_bytes: 1 << 20,
+            lossy_window_secs: 30,
             orphan_warn_ratio: 0.5,
             orphan_crit_ratio: 0.9,
             new_listener_allow: Vec::new(),

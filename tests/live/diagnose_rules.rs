@@ -111,11 +111,31 @@ const LOSS_TABLE: &str = "sockscope_lab_loss";
 
 impl<'a> Loss<'a> {
     fn on_port(ns: &'a Netns, port: u16) -> Result<Loss<'a>, String> {
+        Loss::rules(
+            ns,
+            &format!(
+                "add rule inet {LOSS_TABLE} input tcp sport {port} drop; \
+                 add rule inet {LOSS_TABLE} input tcp dport {port} drop"
+            ),
+        )
+    }
+
+    /// Drops `percent` of the packets to `port` at random (a lossy path:
+    /// TCP repairs it by retransmitting).
+    fn random_on_port(ns: &'a Netns, port: u16, percent: u8) -> Result<Loss<'a>, String> {
+        Loss::rules(
+            ns,
+            &format!(
+                "add rule inet {LOSS_TABLE} input tcp dport {port} numgen random mod 100 < {percent} drop"
+            ),
+        )
+    }
+
+    fn rules(ns: &'a Netns, rules: &str) -> Result<Loss<'a>, String> {
         let script = format!(
             "add table inet {LOSS_TABLE}; \
              add chain inet {LOSS_TABLE} input {{ type filter hook input priority 0; }}; \
-             add rule inet {LOSS_TABLE} input tcp sport {port} drop; \
-             add rule inet {LOSS_TABLE} input tcp dport {port} drop"
+             {rules}"
         );
         let out = ns
             .command("nft")
@@ -616,5 +636,44 @@ fn a_stream_read_as_it_comes_raises_no_stalled_side() {
         assert!(of(f, "peer_not_reading").is_empty(), "{f:#?}");
         assert!(of(f, "app_not_reading").is_empty(), "{f:#?}");
     });
+    drop((client, server));
+}
+
+/// The lossy-path labs' window: 2 s stand for the default 30.
+fn lossy_cfg() -> Thresholds {
+    Thresholds {
+        lossy_window_secs: 2,
+        ..Thresholds::default()
+    }
+}
+
+#[test]
+fn a_stream_over_a_lossy_path_raises_lossy_path_and_a_clean_one_does_not() {
+    let ns = lab!("lossy");
+    let (server, client, port) = push_only_stream(&ns);
+    let mut watch = Watch::new(&ns, lossy_cfg());
+    // The same stream without loss: nothing, once a few MiB went through.
+    watch.during(Duration::from_secs(3), |f, _| {
+        assert!(of(f, "lossy_path").is_empty(), "{f:#?}");
+    });
+    // A path that drops 10% of the stream's packets.
+    let _loss = loss_or_skip!(Loss::random_on_port(&ns, port, 10));
+    let f = watch.until("lossy_path", Duration::from_secs(60), |_| true);
+    assert_eq!(f.subject.to_string(), "remote 127.0.0.1", "{f:#?}");
+    assert!(
+        f.evidence["bytes_retrans"].as_u64().is_some_and(|b| b > 0),
+        "{f:#?}"
+    );
+    assert!(
+        f.evidence["pids"]
+            .as_array()
+            .is_some_and(|p| p.contains(&serde_json::json!(client.pid))),
+        "the sender that retransmits: {f:#?}"
+    );
+    assert!(
+        f.next_step.contains("ss -tni dst 127.0.0.1"),
+        "{}",
+        f.next_step
+    );
     drop((client, server));
 }
