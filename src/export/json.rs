@@ -463,7 +463,8 @@ pub fn write_json_with<W: Write>(
     options: JsonOptions,
 ) -> serde_json::Result<()> {
     let filtered;
-    let agg = if filter.is_empty() {
+    // Everything written is counted: a filter's sockets, or a page's.
+    let agg = if filter.is_empty() && selected.len() == snap.sample.sockets.len() {
         &snap.aggregates
     } else {
         filtered = snap.aggregate(selected.iter().copied());

@@ -151,6 +151,24 @@ impl App {
                 .filter(|&i| keep(i))
                 .collect()
         };
+        // The page's own terms beside the filter's, so that the document's
+        // history holds that port's or that process's events alone.
+        let page_terms = match self.detail() {
+            Some(Detail::Port(ns, p)) => Some(match sample.netns(ns).map(|n| n.inode) {
+                Some(inode) if inode != 0 => format!("lport:{p} netns:{inode}"),
+                _ => format!("lport:{p}"),
+            }),
+            Some(Detail::Process(pid)) => Some(format!("pid:{pid}")),
+            _ => None,
+        };
+        let filter = match page_terms {
+            Some(terms) if filter.is_empty() => {
+                Filter::parse(&terms).unwrap_or_else(|_| filter.clone())
+            }
+            Some(terms) => Filter::parse(&format!("({}) {terms}", filter.source()))
+                .unwrap_or_else(|_| filter.clone()),
+            None => filter.clone(),
+        };
         let (selection, what) = match self.detail() {
             Some(Detail::Port(ns, p)) => (
                 by(&|i| sample.sockets[i].local.port() == p && sample.sockets[i].netns == ns),
@@ -177,7 +195,7 @@ impl App {
             snapshot: snap.clone(),
             findings: shown.update.findings.clone(),
             selection,
-            filter: filter.clone(),
+            filter,
             path,
         }))
     }

@@ -75,3 +75,41 @@ fn an_unwritable_directory_is_an_error_naming_the_path() {
         "nothing left behind"
     );
 }
+
+/// An export from a port's page is about that port alone: its counts, its
+/// aggregates and its history are over the sockets written.
+#[test]
+fn a_pages_export_counts_only_what_it_writes() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let job = job(dir.path(), "3\ne");
+    let path = sockscope::ui::write_export(&job).expect("export");
+    let doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).expect("read")).expect("JSON");
+    let sockets = doc["sockets"].as_array().expect("sockets");
+    let total: u64 = doc["counts"]
+        .as_object()
+        .expect("counts")
+        .values()
+        .filter_map(serde_json::Value::as_u64)
+        .sum();
+    assert_eq!(
+        total,
+        sockets.len() as u64,
+        "counts over the sockets written: {}",
+        doc["counts"]
+    );
+    let ports: Vec<u64> = doc["ports"]
+        .as_array()
+        .expect("ports")
+        .iter()
+        .filter_map(|p| p["port"].as_u64())
+        .collect();
+    assert_eq!(ports, [80], "the page's port alone");
+    let events = doc["history"]["events"].as_array().expect("events");
+    assert!(
+        events
+            .iter()
+            .all(|e| e["local"].as_str().is_some_and(|l| l.ends_with(":80"))),
+        "the port's events alone: {events:#?}"
+    );
+}
