@@ -35,8 +35,9 @@ impl ConnRow<'_> {
 
 /// The table's columns, one per sort [`Column`]: the user goes first on a
 /// narrow terminal (after the bytes per second, in and out), then RTT,
-/// Send-Q and Recv-Q; what is left over widens the
-/// addresses and then the process. At 80 columns: state, both ends, process,
+/// Send-Q and Recv-Q. The addresses and the process are as wide as their
+/// widest cell on screen (a short address leaves room for a long process
+/// name). At 80 columns: state, both ends, process,
 /// Recv-Q and age. With `netns` (a sample of several namespaces), the
 /// namespace's label comes after the state: 6 wide at 80 columns, up to 20 on a
 /// wide terminal, and it goes after Recv-Q on a narrow one.
@@ -61,18 +62,21 @@ fn columns<'a>(netns: bool) -> Vec<Col<ConnRow<'a>>> {
         },
         Col {
             grow: addr,
+            fit: true,
             ..col(Column::Local, 21, 0, |r, w| {
                 fmt::fit(&r.names.endpoint(r.v.local), w)
             })
         },
         Col {
             grow: addr,
+            fit: true,
             ..col(Column::Remote, 21, 0, |r, w| {
                 fmt::fit(&r.names.endpoint(r.v.remote), w)
             })
         },
         Col {
-            grow: Some(Grow { tier: 2, max: 10 }),
+            grow: Some(Grow { tier: 2, max: 30 }),
+            fit: true,
             // A past owner (the socket's process is gone, or not known now):
             // in parentheses and dim, never like a live one.
             style: Some(|r: &ConnRow, theme: Theme| {

@@ -41,6 +41,9 @@ pub(super) struct Col<R> {
     pub style: Option<fn(&R, Theme) -> Style>,
     /// The sort this column stands for: its header shows the order.
     pub sort: Option<Column>,
+    /// As wide as its widest cell on screen (at least its title, at most
+    /// `width` plus its growth), instead of `width` and a share of the spare.
+    pub fit: bool,
 }
 
 impl<R> Col<R> {
@@ -59,6 +62,7 @@ impl<R> Col<R> {
             cell,
             style: None,
             sort: None,
+            fit: false,
         }
     }
 }
@@ -88,12 +92,23 @@ fn fitting(columns: impl Iterator<Item = (u16, u8)>, width: u16) -> Vec<usize> {
 /// The columns of `columns` that fit in `width` (as indices), with their widths
 /// once the spare width is shared out.
 /// The column of `sorted` is wide enough for its title and the order's mark.
-fn layout<R>(columns: &[Col<R>], width: u16, sorted: Option<Column>) -> Vec<(usize, u16)> {
+/// A column with `fitted[i]` is that wide and does not grow.
+fn layout<R>(
+    columns: &[Col<R>],
+    width: u16,
+    sorted: Option<Column>,
+    fitted: &[Option<u16>],
+) -> Vec<(usize, u16)> {
+    let fitted_of = |c: &Col<R>| {
+        let i = columns.iter().position(|x| std::ptr::eq(x, c))?;
+        fitted.get(i).copied().flatten()
+    };
     let need = |c: &Col<R>| {
+        let base = fitted_of(c).unwrap_or(c.width);
         if sorted.is_some() && c.sort == sorted {
-            c.width.max(fmt::cells(c.title.chars().count() + 2))
+            base.max(fmt::cells(c.title.chars().count() + 2))
         } else {
-            c.width
+            base
         }
     };
     let keep = fitting(columns.iter().map(|c| (need(c), c.drop)), width);
@@ -102,12 +117,17 @@ fn layout<R>(columns: &[Col<R>], width: u16, sorted: Option<Column>) -> Vec<(usi
     let mut spare = width.saturating_sub(used);
     let mut tiers: Vec<u8> = out
         .iter()
+        .filter(|(i, _)| fitted.get(*i).copied().flatten().is_none())
         .filter_map(|(i, _)| columns[*i].grow.map(|g| g.tier))
         .collect();
     tiers.sort_unstable();
     tiers.dedup();
     for tier in tiers {
-        let in_tier = |i: usize| columns[i].grow.filter(|g| g.tier == tier);
+        let in_tier = |i: usize| {
+            columns[i]
+                .grow
+                .filter(|g| g.tier == tier && fitted.get(i).copied().flatten().is_none())
+        };
         let n = out.iter().filter(|(i, _)| in_tier(*i).is_some()).count();
         let n = crate::ui::fmt::cells(n);
         let share = spare / n.max(1);
@@ -140,11 +160,29 @@ pub(super) fn draw<R>(
 ) -> usize {
     let page = usize::from(area.height.saturating_sub(2)).max(1);
     cursor.fit(len, page);
-    let cols = layout(columns, area.width, sort.map(|s| s.column));
     let end = (cursor.offset + page).min(len);
-    let rows: Vec<Row> = (cursor.offset..end)
-        .filter_map(|i| {
-            let (r, style) = row(i)?;
+    let items: Vec<(usize, R, Style)> = (cursor.offset..end)
+        .filter_map(|i| row(i).map(|(r, s)| (i, r, s)))
+        .collect();
+    // The fitted columns' widths from the cells on screen.
+    let fitted: Vec<Option<u16>> = columns
+        .iter()
+        .map(|c| {
+            c.fit.then(|| {
+                let most = c.width.saturating_add(c.grow.map_or(0, |g| g.max));
+                let widest = items
+                    .iter()
+                    .map(|(_, r, _)| fmt::cells((c.cell)(r, usize::from(most)).chars().count()))
+                    .max()
+                    .unwrap_or(0);
+                widest.min(most).max(fmt::cells(c.title.chars().count()))
+            })
+        })
+        .collect();
+    let cols = layout(columns, area.width, sort.map(|s| s.column), &fitted);
+    let rows: Vec<Row> = items
+        .into_iter()
+        .map(|(i, r, style)| {
             let style = if i == cursor.index {
                 theme.selected()
             } else {
@@ -159,7 +197,7 @@ pub(super) fn draw<R>(
                     _ => cell,
                 }
             });
-            Some(Row::new(cells.collect::<Vec<_>>()).style(style))
+            Row::new(cells.collect::<Vec<_>>()).style(style)
         })
         .collect();
     let header = Row::new(cols.iter().map(|&(k, _)| {
@@ -202,6 +240,21 @@ mod tests {
     }
 
     #[test]
+    fn a_fitted_column_is_as_wide_as_it_was_measured_and_does_not_grow() {
+        let grow = Some(Grow { tier: 1, max: 26 });
+        let cols = [
+            col(10, 0, None),
+            col(21, 0, grow),
+            col(10, 0, Some(Grow { tier: 2, max: 10 })),
+        ];
+        // The address measured 14 wide; the spare goes to the last column.
+        assert_eq!(
+            layout(&cols, 80, None, &[None, Some(14), None]),
+            [(0, 10), (1, 14), (2, 20)]
+        );
+    }
+
+    #[test]
     fn the_sorted_column_has_room_for_its_mark() {
         let q = |column| Col {
             sort: Some(column),
@@ -209,8 +262,11 @@ mod tests {
         };
         let cols = [q(Column::RecvQ), q(Column::SendQ)];
         // "Recv-Q ▲" is 8 wide; the other keeps its 6.
-        assert_eq!(layout(&cols, 80, Some(Column::RecvQ)), [(0, 8), (1, 6)]);
-        assert_eq!(layout(&cols, 80, None), [(0, 6), (1, 6)]);
+        assert_eq!(
+            layout(&cols, 80, Some(Column::RecvQ), &[]),
+            [(0, 8), (1, 6)]
+        );
+        assert_eq!(layout(&cols, 80, None, &[]), [(0, 6), (1, 6)]);
     }
 
     #[test]
@@ -225,17 +281,17 @@ mod tests {
         ];
         // Used: 66 with the gaps; 14 spare: 7 to each address, none left.
         assert_eq!(
-            layout(&cols, 80, None),
+            layout(&cols, 80, None, &[]),
             [(0, 10), (1, 28), (2, 28), (3, 10)]
         );
         // 100 spare: 26 each, 10 to the process, the rest unused.
         assert_eq!(
-            layout(&cols, 166, None),
+            layout(&cols, 166, None, &[]),
             [(0, 10), (1, 47), (2, 47), (3, 20)]
         );
         // Too narrow: nothing can go (all priority 0), nothing grows.
         assert_eq!(
-            layout(&cols, 40, None),
+            layout(&cols, 40, None, &[]),
             [(0, 10), (1, 21), (2, 21), (3, 10)]
         );
     }
@@ -243,8 +299,8 @@ mod tests {
     #[test]
     fn narrow_tables_drop_the_highest_priority_first() {
         let cols = [col(10, 0, None), col(10, 2, None), col(10, 1, None)];
-        assert_eq!(layout(&cols, 33, None), [(0, 10), (1, 10), (2, 10)]);
-        assert_eq!(layout(&cols, 30, None), [(0, 10), (2, 10)]);
-        assert_eq!(layout(&cols, 15, None), [(0, 10)]);
+        assert_eq!(layout(&cols, 33, None, &[]), [(0, 10), (1, 10), (2, 10)]);
+        assert_eq!(layout(&cols, 30, None, &[]), [(0, 10), (2, 10)]);
+        assert_eq!(layout(&cols, 15, None, &[]), [(0, 10)]);
     }
 }
