@@ -241,8 +241,16 @@ impl NetlinkDumper {
             })
             .into(),
         );
+        self.send_packet(&mut packet)
+    }
+
+    /// Sends one request; a signal (EINTR) before it went is retried. The
+    /// request is small; the receive buffer is free until we read.
+    fn send_packet<T>(&mut self, packet: &mut NetlinkMessage<T>) -> io::Result<()>
+    where
+        T: netlink_packet_core::NetlinkSerializable,
+    {
         packet.finalize();
-        // The request is 72 bytes; the receive buffer is free until we read.
         let len = packet.buffer_len();
         packet.serialize(&mut self.buf[..len]);
         loop {

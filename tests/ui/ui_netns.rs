@@ -93,13 +93,11 @@ fn sockets() -> Vec<SocketRecord> {
     v
 }
 
-fn update(namespaces: Vec<NetnsInfo>) -> Update {
-    update_with(namespaces, |_| {})
-}
-
-fn update_with(namespaces: Vec<NetnsInfo>, edit: impl FnOnce(&mut Sample)) -> Update {
-    let processes: BTreeMap<u32, Arc<ProcessInfo>> = [(100, "nginx"), (200, "app")]
+/// nginx (100) and app (200), those `keep` keeps.
+fn processes(keep: impl Fn(u32) -> bool) -> BTreeMap<u32, Arc<ProcessInfo>> {
+    [(100, "nginx"), (200, "app")]
         .into_iter()
+        .filter(|(pid, _)| keep(*pid))
         .map(|(pid, name)| {
             let info = ProcessInfo {
                 pid,
@@ -110,7 +108,15 @@ fn update_with(namespaces: Vec<NetnsInfo>, edit: impl FnOnce(&mut Sample)) -> Up
             };
             (pid, Arc::new(info))
         })
-        .collect();
+        .collect()
+}
+
+fn update(namespaces: Vec<NetnsInfo>) -> Update {
+    update_with(namespaces, |_| {})
+}
+
+fn update_with(namespaces: Vec<NetnsInfo>, edit: impl FnOnce(&mut Sample)) -> Update {
+    let processes = processes(|_| true);
     // A source that knows of one namespace puts every socket in its own.
     let mut sockets = sockets();
     if namespaces.is_empty() {
@@ -373,20 +379,7 @@ fn a_gone_owner_is_shown_as_past() {
                 s.owner = sockscope::model::Ownership::Unknown;
             }
         }
-        let processes: BTreeMap<u32, Arc<ProcessInfo>> = [(100, "nginx"), (200, "app")]
-            .into_iter()
-            .filter(|(pid, _)| owned || *pid != 200)
-            .map(|(pid, name)| {
-                let info = ProcessInfo {
-                    pid,
-                    name: name.into(),
-                    user: "root".into(),
-                    start_time: 1,
-                    ..ProcessInfo::default()
-                };
-                (pid, Arc::new(info))
-            })
-            .collect();
+        let processes = processes(|pid| owned || pid != 200);
         let mut s = Sample {
             processes,
             ..Sample::of_sockets(base() + Duration::from_secs(at), sockets)

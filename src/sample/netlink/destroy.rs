@@ -85,16 +85,7 @@ impl NetlinkDumper {
             }))
             .into(),
         );
-        packet.finalize();
-        let len = packet.buffer_len();
-        packet.serialize(&mut self.buf[..len]);
-        loop {
-            match self.socket.send(&self.buf[..len], 0) {
-                Ok(_) => break,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(e),
-            }
-        }
+        self.send_packet(&mut packet)?;
         for _ in 0..MAX_READS {
             let n = self.recv()?;
             if n == 0 || n > self.buf.len() {

@@ -5,7 +5,6 @@
 use ratatui::Frame;
 use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, Borders, Clear, Paragraph};
 
 use crate::ui::act::{Confirm, SIGNALS, target_line};
 use crate::ui::theme::Theme;
@@ -99,15 +98,5 @@ pub fn draw(frame: &mut Frame, theme: Theme, area: Rect, confirm: &Confirm) {
     let height = crate::ui::fmt::cells(lines.len())
         .saturating_add(2)
         .min(area.height);
-    let popup = Rect {
-        x: area.x + (area.width - width) / 2,
-        y: area.y + (area.height - height) / 2,
-        width,
-        height,
-    };
-    frame.render_widget(Clear, popup);
-    frame.render_widget(
-        Paragraph::new(lines).block(Block::new().borders(Borders::ALL).title(title)),
-        popup,
-    );
+    super::help::popup(frame, area, (width, height), title, lines);
 }

@@ -54,6 +54,18 @@ pub fn draw(frame: &mut Frame, app: &App, theme: Theme, area: Rect) {
         " keys (? or esc closes) ".to_string()
     };
     let lines: Vec<Line> = lines.into_iter().skip(scroll).collect();
+    popup(frame, area, (width, height), title, lines);
+}
+
+/// `lines` in a bordered box of `size`, centred in `area`, over what is
+/// beneath it.
+pub(super) fn popup<'a>(
+    frame: &mut Frame,
+    area: Rect,
+    (width, height): (u16, u16),
+    title: impl Into<Line<'a>>,
+    lines: Vec<Line<'a>>,
+) {
     let popup = Rect {
         x: area.x + (area.width - width) / 2,
         y: area.y + (area.height - height) / 2,
