@@ -399,3 +399,63 @@ fn every_sampling_mode_takes_the_shared_options() {
     ]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
 }
+
+#[test]
+fn bad_usage_exits_2_in_every_command_and_64_in_check() {
+    // The README's "Exit status" table: one code for bad usage everywhere but
+    // `check`, whose 1 and 2 are WARNING and CRITICAL. Found before anything is
+    // sampled, so no terminal, privilege or socket is needed.
+    let commands: [(&[&str], u8); 8] = [
+        (&[], 2),
+        (&["snapshot"], 2),
+        (&["watch"], 2),
+        (&["serve"], 2),
+        (&["replay", "--headless", "none.rec"], 2),
+        (&["kill", "--dry-run", "lport:1"], 2),
+        (&["generate", "completions", "bash"], 2),
+        (&["check"], 64),
+    ];
+    for (command, code) in commands {
+        let mut args = command.to_vec();
+        args.push("--no-such-option");
+        let out = sockscope(&args);
+        assert_eq!(out.status.code(), Some(i32::from(code)), "{args:?}");
+        assert!(
+            text(&out.stderr).contains("--no-such-option"),
+            "{args:?}: {}",
+            text(&out.stderr)
+        );
+    }
+    // A bad value and a bad filter are bad usage too, named in the message.
+    for (command, code) in [
+        (&[][..], 2),
+        (&["snapshot"][..], 2),
+        (&["watch"][..], 2),
+        (&["serve"][..], 2),
+        (&["check"][..], 64),
+    ] {
+        let mut args = command.to_vec();
+        args.extend(["--interval", "soonish"]);
+        let out = sockscope(&args);
+        assert_eq!(out.status.code(), Some(i32::from(code)), "{args:?}");
+        assert!(
+            text(&out.stderr).contains("soonish"),
+            "{args:?}: {}",
+            text(&out.stderr)
+        );
+    }
+    for args in [
+        &["--filter", "state:nosuchstate"][..],
+        &["snapshot", "--filter", "state:nosuchstate"][..],
+        &["watch", "--filter", "state:nosuchstate"][..],
+        &["kill", "--dry-run", "state:nosuchstate"][..],
+    ] {
+        let out = sockscope(args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        assert!(
+            text(&out.stderr).contains("nosuchstate"),
+            "{args:?}: {}",
+            text(&out.stderr)
+        );
+    }
+}
