@@ -30,6 +30,8 @@ pub enum Mode {
     Help,
     /// A dialog waiting for `y` (close connections, signal a process).
     Confirm(Box<super::act::Confirm>),
+    /// Typing a search (`f`); the selection follows as it is typed.
+    Search(super::search::SearchEdit),
 }
 
 /// Settings that come from the config file and the command line.
@@ -144,8 +146,10 @@ pub struct App {
     pub help_scroll: usize,
     /// Every kill and signal of this screen, said on stderr when it ends.
     pub kill_log: Vec<String>,
-    /// `n`: service names and reverse DNS.
+    /// `d`: service names and reverse DNS.
     pub names: super::names::Names,
+    /// The search of `f`, for `n` and `N`.
+    pub search: Option<super::search::Search>,
 }
 
 impl App {
@@ -175,6 +179,7 @@ impl App {
             help_scroll: 0,
             kill_log: Vec::new(),
             names: super::names::Names::default(),
+            search: None,
         }
     }
 
@@ -324,6 +329,10 @@ impl App {
                 Vec::new()
             }
             Mode::Confirm(_) => self.confirm_key(key),
+            Mode::Search(_) => {
+                self.search_key(key);
+                Vec::new()
+            }
             Mode::Normal => match self.keymap.action(key) {
                 Some(action) => self.act(action),
                 None => Vec::new(),
@@ -404,6 +413,10 @@ impl App {
             Action::FilterPort => self.quick_filter(true),
             Action::FilterProcess => self.quick_filter(false),
             Action::ClearFilter => self.set_filter_text(""),
+            Action::Search => self.open_search(),
+            Action::SearchNext | Action::SearchPrev => {
+                self.search_again(action == Action::SearchNext);
+            }
             Action::SortNext | Action::SortPrev => self.sort_step(action == Action::SortNext),
             Action::ScrollDetailDown | Action::ScrollDetailUp => {
                 self.scroll_detail(action == Action::ScrollDetailDown);
@@ -495,7 +508,7 @@ impl App {
     }
 
     /// The cursor of the table on screen, with its row count.
-    fn table(&mut self) -> Option<(&mut Cursor, usize)> {
+    pub(super) fn table(&mut self) -> Option<(&mut Cursor, usize)> {
         let shown = self.shown.as_ref()?;
         if self.detail().is_some() {
             return None;
@@ -517,11 +530,21 @@ impl App {
     }
 
     fn move_by(&mut self, delta: isize) {
+        let Some((cursor, len)) = self.table() else {
+            return;
+        };
+        let mut moved = *cursor;
+        moved.step(delta, len);
+        self.select(moved.index);
+    }
+
+    /// Selects row `index` of the table on screen (within its rows).
+    pub(super) fn select(&mut self, index: usize) {
         let page = self.page;
         let Some((cursor, len)) = self.table() else {
             return;
         };
-        cursor.step(delta, len);
+        cursor.index = index.min(len.saturating_sub(1));
         cursor.fit(len, page);
         let index = cursor.index;
         let Some(shown) = &self.shown else { return };

@@ -48,7 +48,7 @@ pub struct UiConfig {
     pub highlight: Duration,
     pub export_dir: PathBuf,
     pub color: ColorChoice,
-    /// The services file of `n`'s port names and the filter's `port:https`.
+    /// The services file of `d`'s port names and the filter's `port:https`.
     pub services: PathBuf,
 }
 
@@ -201,7 +201,7 @@ const UI_SECTION: &str = "\
 # export_dir = \".\"
 # auto (colour unless NO_COLOR is set), always, never.
 # color = \"auto\"
-# The services file whose tcp names `n` shows for ports (and the filter takes,
+# The services file whose tcp names `d` shows for ports (and the filter takes,
 # e.g. port:https).
 # services = \"/etc/services\"
 ";

@@ -17,6 +17,7 @@ mod nav;
 mod netns;
 pub mod place;
 pub mod rows;
+pub mod search;
 pub mod theme;
 pub mod view;
 

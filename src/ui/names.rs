@@ -1,4 +1,4 @@
-//! `n`: names instead of numbers: service names of ports (the services file)
+//! `d`: names instead of numbers: service names of ports (the services file)
 //! and, on the second press, reverse DNS of addresses. Off by default.
 //!
 //! Reverse DNS never blocks a frame: a frame only reads the cache and notes
@@ -23,7 +23,7 @@ const WANTED_MAX: usize = 256;
 /// The longest name kept (a DNS name is at most 253 characters).
 const NAME_MAX: usize = 253;
 
-/// What `n` shows.
+/// What `d` shows.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum NameMode {
     #[default]
@@ -52,7 +52,7 @@ pub struct Names {
 }
 
 impl Names {
-    /// `n`: off → services → services and DNS → off; the words for the
+    /// `d`: off → services → services and DNS → off; the words for the
     /// status line.
     pub fn toggle(&mut self) -> &'static str {
         self.mode = match self.mode {
@@ -62,7 +62,7 @@ impl Names {
         };
         match self.mode {
             NameMode::Off => "names off: numeric addresses and ports",
-            NameMode::Services => "service names of ports (press n again for reverse DNS)",
+            NameMode::Services => "service names of ports (press d again for reverse DNS)",
             NameMode::Dns => "service names and reverse DNS (looked up in the background)",
         }
     }

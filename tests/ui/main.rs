@@ -24,6 +24,7 @@ mod ui_act;
 mod ui_export;
 mod ui_netns;
 mod ui_render;
+mod ui_search;
 mod ui_tmux;
 mod ui_update;
 

@@ -16,7 +16,7 @@ use sockscope::ui::keymap::Keymap;
 use sockscope::ui::theme::Theme;
 use sockscope::ui::view;
 
-fn app(privileged: bool) -> App {
+pub(crate) fn app(privileged: bool) -> App {
     let mut app = App::new(Keymap::default(), Settings::default(), Filter::default());
     for u in common::scene::updates(privileged) {
         app.update(Msg::Update(u));
@@ -24,7 +24,7 @@ fn app(privileged: bool) -> App {
     app
 }
 
-fn press(app: &mut App, keys: &str) {
+pub(crate) fn press(app: &mut App, keys: &str) {
     for c in keys.chars() {
         let code = match c {
             '\n' => KeyCode::Enter,
@@ -35,7 +35,7 @@ fn press(app: &mut App, keys: &str) {
     }
 }
 
-fn render(app: &mut App, width: u16, height: u16, color: bool) -> Buffer {
+pub(crate) fn render(app: &mut App, width: u16, height: u16, color: bool) -> Buffer {
     let mut terminal = Terminal::new(TestBackend::new(width, height)).expect("test terminal");
     terminal
         .draw(|f| view::draw(f, app, Theme::new(color)))
@@ -44,7 +44,7 @@ fn render(app: &mut App, width: u16, height: u16, color: bool) -> Buffer {
 }
 
 /// The buffer's text, one line per row, trailing spaces cut.
-fn text(buf: &Buffer) -> String {
+pub(crate) fn text(buf: &Buffer) -> String {
     let mut out = String::new();
     for y in 0..buf.area.height {
         let mut line = String::new();

@@ -602,11 +602,11 @@ impl Drop for NetnsResolvConf {
     }
 }
 
-/// `n` on the real screen: the ports by the names of a services file the
+/// `d` on the real screen: the ports by the names of a services file the
 /// config names (and the filter takes them), then the addresses by reverse
 /// DNS from a resolver on the namespace's loopback, then numbers again.
 #[test]
-fn n_shows_service_names_then_reverse_dns_then_numbers() {
+fn d_shows_service_names_then_reverse_dns_then_numbers() {
     use std::sync::Arc;
     use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
@@ -683,15 +683,15 @@ fn n_shows_service_names_then_reverse_dns_then_numbers() {
     let s = tmux.wait_for("the numbers", |s| s.contains("of 2 ("));
     assert!(s.contains(&numeric), "{s}");
     assert_eq!(asked.load(Ordering::SeqCst), 0, "names are off by default");
-    tmux.keys(&["n"]);
+    tmux.keys(&["d"]);
     let s = tmux.wait_for("the service name", |s| s.contains("10.77.0.1:ktest"));
-    assert!(!s.contains("p1.test"), "no DNS before the second n:\n{s}");
-    tmux.keys(&["n"]);
+    assert!(!s.contains("p1.test"), "no DNS before the second d:\n{s}");
+    tmux.keys(&["d"]);
     let s = tmux.wait_for("the reverse DNS names", |s| {
         s.contains("p1.test:ktest") && s.contains("p2.test:")
     });
     assert!(asked.load(Ordering::SeqCst) >= 2, "{s}");
-    tmux.keys(&["n"]);
+    tmux.keys(&["d"]);
     tmux.wait_for("the numbers again", |s| s.contains(&numeric));
     tmux.keys(&["q"]);
     assert_eq!(ended(&tmux, &status), "exit=0");

@@ -9,9 +9,11 @@ use ratatui::style::Style;
 
 use super::table::{self, Col, Grow};
 use crate::model::{Sample, Stamp};
-use crate::ui::app::App;
+use crate::ui::app::{App, Shown};
 use crate::ui::fmt;
+use crate::ui::names::Names;
 use crate::ui::rows::{Column, RowView};
+use crate::ui::search::Start;
 use crate::ui::theme::Theme;
 
 /// One row as its cells see it.
@@ -147,6 +149,31 @@ fn columns<'a>(netns: bool) -> Vec<Col<ConnRow<'a>>> {
     cols
 }
 
+/// Row `i` of the table.
+fn conn_row<'a>(shown: &'a Shown, names: &'a Names, i: usize) -> Option<ConnRow<'a>> {
+    let snap = shown.snap();
+    let rows = &shown.rows;
+    Some(ConnRow {
+        v: rows.view(snap, *rows.rows.get(i)?)?,
+        now: Stamp::from(snap.taken_at()),
+        users: &snap.sample.users,
+        sample: &snap.sample,
+        names,
+    })
+}
+
+/// The search's look through the table (see `table::first_match`).
+pub(super) fn find(app: &App, needle: &str, from: Start) -> Option<usize> {
+    let shown = app.shown.as_ref()?;
+    let columns = columns(shown.snap().sample.multi_netns());
+    table::first_match(
+        &columns,
+        from.order(shown.rows.rows.len()),
+        |i| conn_row(shown, &app.names, i),
+        needle,
+    )
+}
+
 pub fn draw(frame: &mut Frame, app: &mut App, theme: Theme, area: Rect) {
     app.page = usize::from(area.height.saturating_sub(2)).max(1);
     let Some(shown) = &app.shown else { return };
@@ -154,8 +181,6 @@ pub fn draw(frame: &mut Frame, app: &mut App, theme: Theme, area: Rect) {
     let now = Stamp::from(snap.taken_at());
     let highlight = app.settings.highlight;
     let rows = &shown.rows;
-    let users = &snap.sample.users;
-    let sample = &snap.sample;
     let names = &app.names;
     let seen = std::cell::RefCell::new(Vec::new());
     let title = |on_screen: std::ops::Range<usize>| {
@@ -175,13 +200,14 @@ pub fn draw(frame: &mut Frame, app: &mut App, theme: Theme, area: Rect) {
         frame,
         area,
         theme,
-        &columns(sample.multi_netns()),
+        &columns(snap.sample.multi_netns()),
         Some(app.sort),
         rows.rows.len(),
         &mut app.cursors.conns,
         title,
         |i| {
-            let v = rows.view(snap, *rows.rows.get(i)?)?;
+            let r = conn_row(shown, names, i)?;
+            let v = &r.v;
             seen.borrow_mut().extend([v.local.ip(), v.remote.ip()]);
             let style = if v.closed_at.is_some() {
                 theme.closed_row()
@@ -190,16 +216,7 @@ pub fn draw(frame: &mut Frame, app: &mut App, theme: Theme, area: Rect) {
             } else {
                 Style::new()
             };
-            Some((
-                ConnRow {
-                    v,
-                    now,
-                    users,
-                    sample,
-                    names,
-                },
-                style,
-            ))
+            Some((r, style))
         },
     );
     for ip in seen.into_inner() {

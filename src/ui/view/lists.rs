@@ -13,9 +13,10 @@ use crate::model::{
     NetnsId, NetnsKind, PortAggregate, ProcessAggregate, STATES, Snapshot, Stamp, TcpState,
 };
 use crate::ui::action::Action;
-use crate::ui::app::App;
+use crate::ui::app::{App, View};
 use crate::ui::fmt::{self, cells};
 use crate::ui::netns::NsRow;
+use crate::ui::search::Start;
 use crate::ui::theme::Theme;
 
 /// Whether a finding is about this port / this process (for the `!` marks).
@@ -268,17 +269,93 @@ fn process_columns<'a>(netns: bool, present: u16) -> Vec<Col<ProcessRow<'a>>> {
     cols
 }
 
+/// The states some process of `procs` holds, as bits of `state.index()`.
+fn present(procs: &[ProcessAggregate]) -> u16 {
+    procs.iter().fold(0u16, |bits, p| {
+        TcpState::ALL
+            .into_iter()
+            .filter(|s| p.states.get(*s) > 0)
+            .fold(bits, |b, s| b | (1 << s.index()))
+    })
+}
+
+/// The search's look through the table on screen (the ports, the processes,
+/// the warnings or the namespaces; see `table::first_match`).
+pub(super) fn find(app: &App, needle: &str, from: Start) -> Option<usize> {
+    let shown = app.shown.as_ref()?;
+    let snap = shown.snap();
+    let netns = snap.sample.multi_netns();
+    let mark = String::new;
+    match app.view {
+        View::Ports => {
+            let ports = &shown.aggregates().ports;
+            table::first_match(
+                &port_columns(netns),
+                from.order(ports.len()),
+                |i| {
+                    Some(PortRow {
+                        p: ports.get(i)?,
+                        snap,
+                        mark: mark(),
+                    })
+                },
+                needle,
+            )
+        }
+        View::Processes => {
+            let procs = &shown.aggregates().processes;
+            table::first_match(
+                &process_columns(netns, present(procs)),
+                from.order(procs.len()),
+                |i| {
+                    Some(ProcessRow {
+                        p: procs.get(i)?,
+                        snap,
+                        mark: mark(),
+                    })
+                },
+                needle,
+            )
+        }
+        View::Warnings => {
+            let findings = &shown.update.findings;
+            let now = Stamp::from(snap.taken_at());
+            table::first_match(
+                &finding_columns(),
+                from.order(findings.len()),
+                |i| {
+                    Some(FindingRow {
+                        f: findings.get(i)?,
+                        now,
+                    })
+                },
+                needle,
+            )
+        }
+        View::Namespaces => {
+            let spaces = crate::ui::netns::rows(shown);
+            table::first_match(
+                &namespace_columns(),
+                from.order(spaces.len()),
+                |i| {
+                    Some(NsRowCells {
+                        n: *spaces.get(i)?,
+                        warnings: 0,
+                    })
+                },
+                needle,
+            )
+        }
+        View::Overview | View::Connections => None,
+    }
+}
+
 pub fn draw_processes(frame: &mut Frame, app: &mut App, theme: Theme, area: Rect) {
     let Some(shown) = &app.shown else { return };
     let snap = shown.snap();
     let procs = &shown.aggregates().processes;
     let findings = &shown.update.findings;
-    let present = procs.iter().fold(0u16, |bits, p| {
-        TcpState::ALL
-            .into_iter()
-            .filter(|s| p.states.get(*s) > 0)
-            .fold(bits, |b, s| b | (1 << s.index()))
-    });
+    let present = present(procs);
     app.page = table::draw(
         frame,
         area,

@@ -142,6 +142,27 @@ fn layout<R>(
     out
 }
 
+/// The width cells are asked for when a search reads them: wide enough that
+/// nothing is cut.
+const SEARCH_WIDTH: usize = 512;
+
+/// The first row of `order` one of whose cells (as `columns` show it) holds
+/// `needle`, which is lower case; `row(i)` builds row `i`.
+pub(super) fn first_match<R>(
+    columns: &[Col<R>],
+    mut order: impl Iterator<Item = usize>,
+    row: impl Fn(usize) -> Option<R>,
+    needle: &str,
+) -> Option<usize> {
+    order.find(|&i| {
+        row(i).is_some_and(|r| {
+            columns
+                .iter()
+                .any(|c| (c.cell)(&r, SEARCH_WIDTH).to_lowercase().contains(needle))
+        })
+    })
+}
+
 /// Draws a table of `len` rows with `cursor` in `area`: `row(i)` gives the
 /// `i`th row and its style, and is called only for the rows on screen; `title`
 /// is given the range of rows on screen; with `sort`, the column of the sort
