@@ -127,6 +127,8 @@ pub enum Action {
     SearchNext,
     #[strum(message = "the search's previous match", props(keys = "N"))]
     SearchPrev,
+    #[strum(message = "choose the connections table's columns", props(keys = "o"))]
+    Columns,
     #[strum(message = "sort by the next column", props(keys = "s >"))]
     SortNext,
     #[strum(message = "sort by the previous column", props(keys = "<"))]

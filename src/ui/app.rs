@@ -11,7 +11,7 @@ use crossterm::event::KeyEvent;
 use super::action::Action;
 use super::edit::LineEdit;
 use super::keymap::Keymap;
-use super::rows::{Column, Row, Rows, Sort};
+use super::rows::{Column, Columns, Row, Rows, Sort};
 
 use crate::filter::{Filter, FilterError};
 use crate::live::Update;
@@ -30,6 +30,8 @@ pub enum Mode {
     Help,
     /// A dialog waiting for `y` (close connections, signal a process).
     Confirm(Box<super::act::Confirm>),
+    /// The column chooser (`o`), on its nth line.
+    Columns(usize),
     /// Typing a search (`f`); the selection follows as it is typed.
     Search(super::search::SearchEdit),
 }
@@ -43,6 +45,10 @@ pub struct Settings {
     pub interval: Duration,
     /// Owners are looked up (false with `--no-owners`).
     pub owners: bool,
+    /// The connections table's columns at start (`[ui] columns`).
+    pub columns: Columns,
+    /// Mouse clicks and the wheel (`[ui] mouse`).
+    pub mouse: bool,
 }
 
 impl Default for Settings {
@@ -52,6 +58,8 @@ impl Default for Settings {
             export_dir: PathBuf::from("."),
             interval: Duration::from_secs(1),
             owners: true,
+            columns: Columns::default(),
+            mouse: true,
         }
     }
 }
@@ -150,13 +158,14 @@ pub struct App {
     pub names: super::names::Names,
     /// The search of `f`, for `n` and `N`.
     pub search: Option<super::search::Search>,
+    /// The connections table's columns shown (`o`).
+    pub columns: Columns,
 }
 
 impl App {
     pub fn new(keymap: Keymap, settings: Settings, filter: Filter) -> App {
         App {
             keymap,
-            settings,
             view: View::Overview,
             details: Vec::new(),
             mode: Mode::Normal,
@@ -180,6 +189,8 @@ impl App {
             kill_log: Vec::new(),
             names: super::names::Names::default(),
             search: None,
+            columns: settings.columns,
+            settings,
         }
     }
 
@@ -333,6 +344,7 @@ impl App {
                 self.search_key(key);
                 Vec::new()
             }
+            Mode::Columns(_) => self.columns_key(key),
             Mode::Normal => match self.keymap.action(key) {
                 Some(action) => self.act(action),
                 None => Vec::new(),
@@ -353,16 +365,19 @@ impl App {
         };
     }
 
-    /// Sorts by the next (or previous) column; the namespace's only when
-    /// there are several.
+    /// Whether the connections table shows `column` now.
+    pub fn shows(&self, column: Column) -> bool {
+        self.columns.contains(column) && (column != Column::Netns || self.multi_netns())
+    }
+
+    /// Sorts by the next (or previous) column shown; the namespace's only
+    /// when there are several.
     fn sort_step(&mut self, forward: bool) {
-        self.sort.column = self.sort.column.step(forward);
-        let multi = self
-            .shown
-            .as_ref()
-            .is_some_and(|s| s.snap().sample.multi_netns());
-        if self.sort.column == Column::Netns && !multi {
+        for _ in 0..Column::ALL.len() {
             self.sort.column = self.sort.column.step(forward);
+            if self.shows(self.sort.column) {
+                break;
+            }
         }
         self.rebuild();
         self.say(format!("sorted by {}", self.sort.column.title()), false);
@@ -417,6 +432,7 @@ impl App {
             Action::SearchNext | Action::SearchPrev => {
                 self.search_again(action == Action::SearchNext);
             }
+            Action::Columns => self.mode = Mode::Columns(0),
             Action::SortNext | Action::SortPrev => self.sort_step(action == Action::SortNext),
             Action::ScrollDetailDown | Action::ScrollDetailUp => {
                 self.scroll_detail(action == Action::ScrollDetailDown);

@@ -7,6 +7,7 @@
 pub mod act;
 pub mod action;
 pub mod app;
+pub mod chooser;
 pub mod config;
 pub mod edit;
 pub mod fmt;
@@ -114,6 +115,8 @@ pub fn run(feed: Feed, opts: TuiOptions) -> Result<Option<player::Status>, Scree
         export_dir: opts.config.ui.export_dir.clone(),
         interval,
         owners: opts.owners,
+        columns: opts.config.ui.columns,
+        mouse: opts.config.ui.mouse,
     };
     let mut app = App::new(opts.config.keymap.clone(), settings, opts.filter);
     let to_ui = tx.clone();

@@ -21,6 +21,7 @@
 mod common;
 
 mod ui_act;
+mod ui_columns;
 mod ui_export;
 mod ui_netns;
 mod ui_render;

@@ -2,6 +2,7 @@
 //! and draw; the only thing they write back is how many table rows fit, so that
 //! paging moves by a screenful.
 
+mod chooser;
 mod confirm;
 mod conns;
 mod detail;
@@ -82,6 +83,9 @@ pub fn draw(frame: &mut Frame, app: &mut App, theme: Theme) {
     }
     if let Mode::Confirm(c) = &app.mode {
         confirm::draw(frame, theme, area, c);
+    }
+    if let Mode::Columns(at) = app.mode {
+        chooser::draw(frame, app, theme, area, at);
     }
 }
 
