@@ -160,6 +160,8 @@ pub struct App {
     pub search: Option<super::search::Search>,
     /// The connections table's columns shown (`o`).
     pub columns: Columns,
+    /// Where the last frame drew what a click can land on.
+    pub hits: super::hits::Hits,
 }
 
 impl App {
@@ -190,6 +192,7 @@ impl App {
             names: super::names::Names::default(),
             search: None,
             columns: settings.columns,
+            hits: super::hits::Hits::default(),
             settings,
         }
     }
@@ -203,6 +206,7 @@ impl App {
     pub fn update(&mut self, msg: Msg) -> Vec<Effect> {
         match msg {
             Msg::Key(key) => return self.key(&key),
+            Msg::Mouse(event) => return self.mouse(event),
             Msg::Resize => {}
             Msg::Tick => {
                 self.names.tick();
@@ -487,7 +491,7 @@ impl App {
             .is_some_and(|s| s.snap().sample.multi_netns())
     }
 
-    fn go(&mut self, view: View) {
+    pub(super) fn go(&mut self, view: View) {
         self.details.clear();
         self.view = view;
     }
@@ -545,7 +549,7 @@ impl App {
         })
     }
 
-    fn move_by(&mut self, delta: isize) {
+    pub(super) fn move_by(&mut self, delta: isize) {
         let Some((cursor, len)) = self.table() else {
             return;
         };

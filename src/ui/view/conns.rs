@@ -216,7 +216,6 @@ pub(super) fn find(app: &App, needle: &str, from: Start) -> Option<usize> {
 }
 
 pub fn draw(frame: &mut Frame, app: &mut App, theme: Theme, area: Rect) {
-    app.page = usize::from(area.height.saturating_sub(2)).max(1);
     let Some(shown) = &app.shown else { return };
     let snap = shown.snap();
     let now = Stamp::from(snap.taken_at());
@@ -237,7 +236,7 @@ pub fn draw(frame: &mut Frame, app: &mut App, theme: Theme, area: Rect) {
             rows.rows.len() - rows.live,
         )
     };
-    table::draw(
+    let hits = table::draw(
         frame,
         area,
         theme,
@@ -260,7 +259,9 @@ pub fn draw(frame: &mut Frame, app: &mut App, theme: Theme, area: Rect) {
             Some((r, style))
         },
     );
-    for ip in seen.into_inner() {
+    let seen = seen.into_inner();
+    super::drew(app, hits);
+    for ip in seen {
         app.names.saw(ip);
     }
 }

@@ -102,7 +102,7 @@ pub fn draw_ports(frame: &mut Frame, app: &mut App, theme: Theme, area: Rect) {
     let snap = shown.snap();
     let ports = &shown.aggregates().ports;
     let findings = &shown.update.findings;
-    app.page = table::draw(
+    let hits = table::draw(
         frame,
         area,
         theme,
@@ -120,6 +120,7 @@ pub fn draw_ports(frame: &mut Frame, app: &mut App, theme: Theme, area: Rect) {
             Some((PortRow { p, snap, mark }, style.unwrap_or_default()))
         },
     );
+    super::drew(app, hits);
 }
 
 /// A process's row as its cells see it.
@@ -356,7 +357,7 @@ pub fn draw_processes(frame: &mut Frame, app: &mut App, theme: Theme, area: Rect
     let procs = &shown.aggregates().processes;
     let findings = &shown.update.findings;
     let present = present(procs);
-    app.page = table::draw(
+    let hits = table::draw(
         frame,
         area,
         theme,
@@ -379,6 +380,7 @@ pub fn draw_processes(frame: &mut Frame, app: &mut App, theme: Theme, area: Rect
             Some((ProcessRow { p, snap, mark }, style))
         },
     );
+    super::drew(app, hits);
 }
 
 /// A finding's row as its cells see it.
@@ -405,7 +407,7 @@ pub fn draw_warnings(frame: &mut Frame, app: &mut App, theme: Theme, area: Rect)
     let findings = &shown.update.findings;
     let [list, detail] =
         Layout::vertical([Constraint::Percentage(45), Constraint::Min(6)]).areas(area);
-    app.page = table::draw(
+    let hits = table::draw(
         frame,
         list,
         theme,
@@ -468,6 +470,7 @@ pub fn draw_warnings(frame: &mut Frame, app: &mut App, theme: Theme, area: Rect)
             .block(Block::new().borders(Borders::TOP).title(title)),
         detail,
     );
+    super::drew(app, hits);
 }
 
 /// A namespace's row as its cells see it.
@@ -548,7 +551,7 @@ pub fn draw_namespaces(frame: &mut Frame, app: &mut App, theme: Theme, area: Rec
     let spaces = crate::ui::netns::rows(shown);
     let findings = &shown.update.findings;
     let only_own = snap.sample.namespaces.is_empty();
-    app.page = table::draw(
+    let hits = table::draw(
         frame,
         area,
         theme,
@@ -587,4 +590,5 @@ pub fn draw_namespaces(frame: &mut Frame, app: &mut App, theme: Theme, area: Rec
             ))
         },
     );
+    super::drew(app, hits);
 }

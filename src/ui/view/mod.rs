@@ -20,6 +20,7 @@ use ratatui::widgets::Paragraph;
 use super::action::Action;
 use super::app::{App, Detail, Mode, View};
 use super::fmt;
+use super::hits::{Hits, TableHits};
 use super::theme::Theme;
 use crate::diagnose::{Finding, Severity};
 
@@ -40,6 +41,7 @@ use crate::diagnose::{Finding, Severity};
 /// ```
 pub fn draw(frame: &mut Frame, app: &mut App, theme: Theme) {
     let area = frame.area();
+    app.hits = Hits::default();
     let banners = banner_lines(app, theme, area.height);
     let filter_lines = match (&app.mode, &app.filter.error) {
         (Mode::Filter(_), Some(_)) => 2,
@@ -151,8 +153,15 @@ fn draw_header(frame: &mut Frame, app: &App, theme: Theme, area: Rect) {
     );
 }
 
-fn draw_tabs(frame: &mut Frame, app: &App, theme: Theme, area: Rect) {
+/// A table was drawn: how many rows fit (for paging) and where (for the mouse).
+fn drew(app: &mut App, hits: TableHits) {
+    app.page = usize::from(hits.rows.height).max(1);
+    app.hits.table = Some(hits);
+}
+
+fn draw_tabs(frame: &mut Frame, app: &mut App, theme: Theme, area: Rect) {
     let mut spans = Vec::new();
+    let mut x = area.x;
     let multi = app.multi_netns();
     for (n, view) in View::ALL.iter().enumerate() {
         // The namespaces' tab is there when there are namespaces to tell apart
@@ -180,6 +189,10 @@ fn draw_tabs(frame: &mut Frame, app: &App, theme: Theme, area: Rect) {
         } else {
             Style::new()
         };
+        let width = crate::ui::fmt::cells(title.chars().count());
+        let tab = Rect { x, width, ..area }.intersection(area);
+        app.hits.tabs.push((tab, *view));
+        x = x.saturating_add(width);
         spans.push(Span::styled(title, style));
     }
     if let Some(d) = app.detail() {
