@@ -339,6 +339,37 @@ fn clicks_on_a_tab_and_a_header_and_the_mouse_is_given_back_on_quit() {
         s.contains(&remote),
         "the page of the row clicked ({row}):\n{s}"
     );
+    // The column chooser: the command line on, the user off.
+    // (Each Escape alone: with the next key in the same read it would be alt-KEY.)
+    tmux.keys(&["Escape"]);
+    tmux.wait_for("the table again", |s| !s.contains("› connection #"));
+    tmux.keys(&["o"]);
+    tmux.wait_for("the column chooser", |s| {
+        s.contains("columns of the connections table") && s.contains("[ ] Command")
+    });
+    tmux.keys(&[
+        "Down", "Down", "Down", "Down", "Down", "Space", "Down", "Space",
+    ]);
+    tmux.wait_for("the marks changed", |s| {
+        s.contains("[x] Command") && s.contains("[ ] User")
+    });
+    tmux.keys(&["Enter"]);
+    let s = tmux.wait_for("the table's new columns", |s| {
+        s.contains(" Command ") && !s.contains("columns of the connections table")
+    });
+    assert!(!s.contains(" User "), "{s}");
+    // The search: the other rows stay, the status line keeps the term.
+    tmux.keys(&["f"]);
+    tmux.type_text("listen");
+    tmux.wait_for("the search line", |s| s.contains("search: listen"));
+    tmux.keys(&["Enter"]);
+    let s = tmux.wait_for("the search kept", |s| s.contains("search “listen” (n N)"));
+    assert!(s.contains("of 3 ("), "no row is filtered out:\n{s}");
+    tmux.keys(&["f"]);
+    tmux.type_text("nothing-here");
+    tmux.wait_for("no match", |s| s.contains("search: nothing-here  no match"));
+    tmux.keys(&["Escape"]);
+    tmux.wait_for("the search line closed", |s| !s.contains("search: "));
     tmux.keys(&["q"]);
     assert_eq!(ended(&tmux, &status), "exit=0");
     let after = std::fs::read_to_string(&status).expect("status");

@@ -90,10 +90,11 @@ fn columns<'a>(shown: Columns, netns: bool) -> Vec<Col<ConnRow<'a>>> {
             }),
             ..col(Column::Process, 10, 0, process_cell)
         },
+        // Chosen, the command line stays as long as the user (cut to 14 at
+        // least; more when the width is spare).
         Col {
             grow: Some(Grow { tier: 3, max: 60 }),
-            fit: true,
-            ..col(Column::Command, 12, 6, |r, w| {
+            ..col(Column::Command, 14, 4, |r, w| {
                 r.v.process
                     .map_or(String::new(), |p| fmt::fit(&fmt::printable(&p.cmdline), w))
             })
