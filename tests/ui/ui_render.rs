@@ -228,3 +228,27 @@ fn the_evidence_pane_scrolls_and_says_how_much_is_hidden() {
     let t = text(&render(&mut a, 80, 24, false));
     assert!(hidden(&t, "lines above").is_none(), "{t}");
 }
+
+/// With reverse DNS on (`d` twice), the port's page names its peers as the
+/// connections table does, and asks for the names it showed.
+#[test]
+fn the_port_page_names_its_peers() {
+    let mut a = app(true);
+    press(&mut a, "dd3\n");
+    render(&mut a, 160, 48, false);
+    let asked = a.names.take_wanted();
+    let peer: std::net::IpAddr = "10.0.0.2".parse().expect("ip");
+    assert!(asked.contains(&peer), "{asked:?}");
+    a.names.resolved(peer, Some("client-2.example".into()));
+    let t = text(&render(&mut a, 160, 48, false));
+    let line = t
+        .lines()
+        .find(|l| l.contains("client-2.example"))
+        .expect(&t);
+    assert!(line.trim_end().ends_with('1'), "{line}");
+    assert!(!t.contains("10.0.0.2 "), "{t}");
+    // Names off again: numbers.
+    press(&mut a, "d");
+    let t = text(&render(&mut a, 160, 48, false));
+    assert!(t.contains("10.0.0.2 ") && !t.contains("client-2"), "{t}");
+}

@@ -857,11 +857,23 @@ fn d_shows_service_names_then_reverse_dns_then_numbers() {
     tmux.keys(&["d"]);
     let s = tmux.wait_for("the service name", |s| s.contains("10.77.0.1:ktest"));
     assert!(!s.contains("p1.test"), "no DNS before the second d:\n{s}");
+    // The ports table names the port too.
+    tmux.keys(&["3"]);
+    tmux.wait_for("the port's service name", |s| {
+        s.contains(&format!("{port} ktest"))
+    });
+    tmux.keys(&["2"]);
     tmux.keys(&["d"]);
     let s = tmux.wait_for("the reverse DNS names", |s| {
         s.contains("p1.test:ktest") && s.contains("p2.test:")
     });
     assert!(asked.load(Ordering::SeqCst) >= 2, "{s}");
+    // And the port's page its peers.
+    tmux.keys(&["3", "Enter"]);
+    tmux.wait_for("the peer's name on the port's page", |s| {
+        s.contains("top peers") && s.contains("p2.test")
+    });
+    tmux.keys(&["2"]);
     tmux.keys(&["d"]);
     tmux.wait_for("the numbers again", |s| s.contains(&numeric));
     tmux.keys(&["q"]);

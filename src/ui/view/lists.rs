@@ -15,6 +15,7 @@ use crate::model::{
 use crate::ui::action::Action;
 use crate::ui::app::{App, View};
 use crate::ui::fmt::{self, cells};
+use crate::ui::names::Names;
 use crate::ui::netns::NsRow;
 use crate::ui::search::Start;
 use crate::ui::theme::Theme;
@@ -41,6 +42,7 @@ struct PortRow<'a> {
     p: &'a PortAggregate,
     snap: &'a Snapshot,
     mark: String,
+    names: &'a Names,
 }
 
 /// The namespace's column of the ports and processes tables (when the sample
@@ -52,7 +54,12 @@ fn netns_column<R>(cell: fn(&R, usize) -> String) -> Col<R> {
 fn port_columns<'a>(netns: bool) -> Vec<Col<PortRow<'a>>> {
     let mut cols: Vec<Col<PortRow<'a>>> = vec![
         Col::new("!", 1, 0, |r, _| r.mark.clone()),
-        Col::new("Port", 6, 0, |r, _| r.p.port.to_string()),
+        // With names on (`d`), the port's service name beside its number.
+        Col {
+            grow: Some(Grow { tier: 1, max: 16 }),
+            fit: true,
+            ..Col::new("Port", 6, 0, |r, w| fmt::fit(&r.names.port(r.p.port), w))
+        },
         Col::new("Process", 16, 0, |r, w| {
             let owner =
                 r.p.listeners
@@ -117,7 +124,15 @@ pub fn draw_ports(frame: &mut Frame, app: &mut App, theme: Theme, area: Rect) {
                 findings.iter().filter(|f| about_port(f, p.netns, p.port)),
                 theme,
             );
-            Some((PortRow { p, snap, mark }, style.unwrap_or_default()))
+            Some((
+                PortRow {
+                    p,
+                    snap,
+                    mark,
+                    names: &app.names,
+                },
+                style.unwrap_or_default(),
+            ))
         },
     );
     super::drew(app, hits);
@@ -298,6 +313,7 @@ pub(super) fn find(app: &App, needle: &str, from: Start) -> Option<usize> {
                         p: ports.get(i)?,
                         snap,
                         mark: mark(),
+                        names: &app.names,
                     })
                 },
                 needle,
