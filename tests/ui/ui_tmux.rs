@@ -301,16 +301,18 @@ fn clicks_on_a_tab_and_a_header_and_the_mouse_is_given_back_on_quit() {
     let tmux = Tmux {
         socket: format!("sockscope-test-mouse-{}", std::process::id()),
     };
-    // tmux's own mouse is off (its default), so the reports reach the
-    // application, which asked for them.
-    tmux.run(&["set", "-g", "mouse", "off"]);
     start_with(
         &tmux,
         &format!("ip netns exec {}", ns.name),
-        &format!("--netns own --interval 300ms --filter 'port:{port}'"),
+        // No owners: the host's processes (however many descriptors they
+        // hold) are not walked; only the namespace's sockets are read.
+        &format!("--netns own --no-owners --interval 300ms --filter 'port:{port}'"),
         &status,
         (120, 30),
     );
+    // tmux's own mouse off (its default), so that the reports reach the
+    // application, which asked for them.
+    assert!(tmux.run(&["set", "-g", "mouse", "off"]).status.success());
     let s = tmux.wait_for("the overview with our sockets", |s| {
         count(s, "ESTAB") == Some(2)
     });
@@ -400,7 +402,7 @@ fn mouse_false_leaves_the_mouse_to_the_terminal() {
         &tmux,
         &format!("ip netns exec {}", ns.name),
         &format!(
-            "--netns own --interval 300ms --config {}",
+            "--netns own --no-owners --interval 300ms --config {}",
             shell_quote(&config)
         ),
         &status,
