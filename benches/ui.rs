@@ -1,7 +1,9 @@
 //! Benchmark of the screen at 1k, 10k and 100k sockets (synthetic, steady state
 //! after 200 engine ticks): building the connections table's rows (filter and
 //! sort), taking a new snapshot into the screen state (rows, filtered
-//! aggregates, cursors), and drawing a frame of each view into a 160×48 buffer.
+//! aggregates, cursors), drawing a frame of each view into a 160×48 buffer,
+//! and the search of `f` through the whole connections table (a term no row
+//! holds: every row's cells are read).
 //! DESIGN's goal: a frame over 100k rows in ≤ 10 ms.
 //!
 //! `cargo bench --bench ui`; `SOCKSCOPE_BENCH_SIZES=1000,10000` picks sizes.
@@ -22,6 +24,7 @@ use sockscope::ui::action::Action;
 use sockscope::ui::app::{App, Msg, Settings};
 use sockscope::ui::keymap::Keymap;
 use sockscope::ui::rows::{Column, Rows, Sort};
+use sockscope::ui::search::Start;
 use sockscope::ui::theme::Theme;
 use sockscope::ui::view;
 use synthetic::Population;
@@ -105,6 +108,19 @@ fn bench_size(c: &mut Criterion, size: usize) {
             });
         });
     }
+    group.finish();
+
+    let mut group = c.benchmark_group("ui_search");
+    if size >= 100_000 {
+        group.sample_size(10);
+    }
+    // The snapshot on screen, whichever groups ran before.
+    app.update(Msg::Update(update.clone()));
+    app.act(Action::ShowConnections);
+    assert!(app.shown.is_some(), "a snapshot on screen");
+    group.bench_with_input(BenchmarkId::new("connections_miss", size), &size, |b, _| {
+        b.iter(|| view::find_row(&app, "no-such-text", Start::Here(0)));
+    });
     group.finish();
 }
 

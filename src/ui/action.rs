@@ -115,9 +115,20 @@ pub enum Action {
     Copy,
     #[strum(
         message = "names: service names of ports, then also reverse DNS of addresses, then numbers",
-        props(keys = "n")
+        props(keys = "d")
     )]
     Names,
+    #[strum(
+        message = "search: jump to the next row whose text has what is typed (the other rows stay)",
+        props(keys = "f")
+    )]
+    Search,
+    #[strum(message = "the search's next match", props(keys = "n"))]
+    SearchNext,
+    #[strum(message = "the search's previous match", props(keys = "N"))]
+    SearchPrev,
+    #[strum(message = "choose the connections table's columns", props(keys = "o"))]
+    Columns,
     #[strum(message = "sort by the next column", props(keys = "s >"))]
     SortNext,
     #[strum(message = "sort by the previous column", props(keys = "<"))]

@@ -11,7 +11,7 @@ use crossterm::event::KeyEvent;
 use super::action::Action;
 use super::edit::LineEdit;
 use super::keymap::Keymap;
-use super::rows::{Column, Row, Rows, Sort};
+use super::rows::{Column, Columns, Row, Rows, Sort};
 
 use crate::filter::{Filter, FilterError};
 use crate::live::Update;
@@ -30,6 +30,10 @@ pub enum Mode {
     Help,
     /// A dialog waiting for `y` (close connections, signal a process).
     Confirm(Box<super::act::Confirm>),
+    /// The column chooser (`o`), on its nth line.
+    Columns(usize),
+    /// Typing a search (`f`); the selection follows as it is typed.
+    Search(super::search::SearchEdit),
 }
 
 /// Settings that come from the config file and the command line.
@@ -41,6 +45,10 @@ pub struct Settings {
     pub interval: Duration,
     /// Owners are looked up (false with `--no-owners`).
     pub owners: bool,
+    /// The connections table's columns at start (`[ui] columns`).
+    pub columns: Columns,
+    /// Mouse clicks and the wheel (`[ui] mouse`).
+    pub mouse: bool,
 }
 
 impl Default for Settings {
@@ -50,6 +58,8 @@ impl Default for Settings {
             export_dir: PathBuf::from("."),
             interval: Duration::from_secs(1),
             owners: true,
+            columns: Columns::default(),
+            mouse: true,
         }
     }
 }
@@ -144,15 +154,20 @@ pub struct App {
     pub help_scroll: usize,
     /// Every kill and signal of this screen, said on stderr when it ends.
     pub kill_log: Vec<String>,
-    /// `n`: service names and reverse DNS.
+    /// `d`: service names and reverse DNS.
     pub names: super::names::Names,
+    /// The search of `f`, for `n` and `N`.
+    pub search: Option<super::search::Search>,
+    /// The connections table's columns shown (`o`).
+    pub columns: Columns,
+    /// Where the last frame drew what a click can land on.
+    pub hits: super::hits::Hits,
 }
 
 impl App {
     pub fn new(keymap: Keymap, settings: Settings, filter: Filter) -> App {
         App {
             keymap,
-            settings,
             view: View::Overview,
             details: Vec::new(),
             mode: Mode::Normal,
@@ -175,6 +190,10 @@ impl App {
             help_scroll: 0,
             kill_log: Vec::new(),
             names: super::names::Names::default(),
+            search: None,
+            columns: settings.columns,
+            hits: super::hits::Hits::default(),
+            settings,
         }
     }
 
@@ -187,6 +206,7 @@ impl App {
     pub fn update(&mut self, msg: Msg) -> Vec<Effect> {
         match msg {
             Msg::Key(key) => return self.key(&key),
+            Msg::Mouse(event) => return self.mouse(event),
             Msg::Resize => {}
             Msg::Tick => {
                 self.names.tick();
@@ -324,6 +344,11 @@ impl App {
                 Vec::new()
             }
             Mode::Confirm(_) => self.confirm_key(key),
+            Mode::Search(_) => {
+                self.search_key(key);
+                Vec::new()
+            }
+            Mode::Columns(_) => self.columns_key(key),
             Mode::Normal => match self.keymap.action(key) {
                 Some(action) => self.act(action),
                 None => Vec::new(),
@@ -344,16 +369,19 @@ impl App {
         };
     }
 
-    /// Sorts by the next (or previous) column; the namespace's only when
-    /// there are several.
+    /// Whether the connections table shows `column` now.
+    pub fn shows(&self, column: Column) -> bool {
+        self.columns.contains(column) && (column != Column::Netns || self.multi_netns())
+    }
+
+    /// Sorts by the next (or previous) column shown; the namespace's only
+    /// when there are several.
     fn sort_step(&mut self, forward: bool) {
-        self.sort.column = self.sort.column.step(forward);
-        let multi = self
-            .shown
-            .as_ref()
-            .is_some_and(|s| s.snap().sample.multi_netns());
-        if self.sort.column == Column::Netns && !multi {
+        for _ in 0..Column::ALL.len() {
             self.sort.column = self.sort.column.step(forward);
+            if self.shows(self.sort.column) {
+                break;
+            }
         }
         self.rebuild();
         self.say(format!("sorted by {}", self.sort.column.title()), false);
@@ -404,6 +432,11 @@ impl App {
             Action::FilterPort => self.quick_filter(true),
             Action::FilterProcess => self.quick_filter(false),
             Action::ClearFilter => self.set_filter_text(""),
+            Action::Search => self.open_search(),
+            Action::SearchNext | Action::SearchPrev => {
+                self.search_again(action == Action::SearchNext);
+            }
+            Action::Columns => self.mode = Mode::Columns(0),
             Action::SortNext | Action::SortPrev => self.sort_step(action == Action::SortNext),
             Action::ScrollDetailDown | Action::ScrollDetailUp => {
                 self.scroll_detail(action == Action::ScrollDetailDown);
@@ -458,7 +491,7 @@ impl App {
             .is_some_and(|s| s.snap().sample.multi_netns())
     }
 
-    fn go(&mut self, view: View) {
+    pub(super) fn go(&mut self, view: View) {
         self.details.clear();
         self.view = view;
     }
@@ -495,7 +528,7 @@ impl App {
     }
 
     /// The cursor of the table on screen, with its row count.
-    fn table(&mut self) -> Option<(&mut Cursor, usize)> {
+    pub(super) fn table(&mut self) -> Option<(&mut Cursor, usize)> {
         let shown = self.shown.as_ref()?;
         if self.detail().is_some() {
             return None;
@@ -516,12 +549,22 @@ impl App {
         })
     }
 
-    fn move_by(&mut self, delta: isize) {
+    pub(super) fn move_by(&mut self, delta: isize) {
+        let Some((cursor, len)) = self.table() else {
+            return;
+        };
+        let mut moved = *cursor;
+        moved.step(delta, len);
+        self.select(moved.index);
+    }
+
+    /// Selects row `index` of the table on screen (within its rows).
+    pub(super) fn select(&mut self, index: usize) {
         let page = self.page;
         let Some((cursor, len)) = self.table() else {
             return;
         };
-        cursor.step(delta, len);
+        cursor.index = index.min(len.saturating_sub(1));
         cursor.fit(len, page);
         let index = cursor.index;
         let Some(shown) = &self.shown else { return };

@@ -13,6 +13,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::keymap::Keymap;
+use super::rows::{Column, Columns};
 use crate::config::{ConfigFile, FileError, FileKind, ParseError, ParseErrorKind, line_of};
 #[cfg(test)]
 use crate::diagnose::Thresholds;
@@ -48,8 +49,13 @@ pub struct UiConfig {
     pub highlight: Duration,
     pub export_dir: PathBuf,
     pub color: ColorChoice,
-    /// The services file of `n`'s port names and the filter's `port:https`.
+    /// The services file of `d`'s port names and the filter's `port:https`.
     pub services: PathBuf,
+    /// The connections table's columns at start (`o` changes them).
+    #[serde(deserialize_with = "columns")]
+    pub columns: Columns,
+    /// Mouse clicks and the wheel; false leaves the mouse to the terminal.
+    pub mouse: bool,
 }
 
 impl Default for UiConfig {
@@ -60,8 +66,15 @@ impl Default for UiConfig {
             export_dir: PathBuf::from("."),
             color: ColorChoice::Auto,
             services: PathBuf::from(crate::filter::services::DEFAULT_PATH),
+            columns: Columns::default(),
+            mouse: true,
         }
     }
+}
+
+fn columns<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Columns, D::Error> {
+    let names = Vec::<String>::deserialize(d)?;
+    Columns::of_names(&names).map_err(serde::de::Error::custom)
 }
 
 fn duration<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
@@ -135,6 +148,43 @@ impl Config {
 /// The default config file, every key commented out with its default.
 pub fn default_config_text() -> String {
     let mut out = String::from(UI_SECTION);
+    let names = |set: &[&str]| {
+        set.iter()
+            .map(|n| format!("{n:?}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let all: Vec<&str> = Column::ALL.iter().map(|c| c.name()).collect();
+    out.push_str(
+        "# The connections table's columns (`o` changes them while it runs), shown in\n\
+         # the table's own order; netns only when a sample spans several namespaces.\n",
+    );
+    // Every name, on lines of the file's width.
+    let mut line = String::from("# All of them:");
+    for (i, name) in all.iter().enumerate() {
+        let word = if i + 1 == all.len() {
+            format!(" {name}.")
+        } else {
+            format!(" {name},")
+        };
+        if line.len() + word.len() > 80 {
+            out.push_str(&line);
+            out.push('\n');
+            line = String::from("#");
+        }
+        line.push_str(&word);
+    }
+    out.push_str(&line);
+    out.push('\n');
+    out.push_str(&format!(
+        "# columns = [{}]\n",
+        names(&Columns::default().names())
+    ));
+    out.push_str(
+        "# Mouse: click a tab, a row, a header to sort; the wheel scrolls. false leaves\n\
+         # the mouse to the terminal (its own selection, copy and paste).\n\
+         # mouse = true\n",
+    );
     out.push_str("\n[keys]\n");
     out.push_str(
         "# Each action takes a list of keys; a list replaces the default keys of that\n\
@@ -201,7 +251,7 @@ const UI_SECTION: &str = "\
 # export_dir = \".\"
 # auto (colour unless NO_COLOR is set), always, never.
 # color = \"auto\"
-# The services file whose tcp names `n` shows for ports (and the filter takes,
+# The services file whose tcp names `d` shows for ports (and the filter takes,
 # e.g. port:https).
 # services = \"/etc/services\"
 ";
@@ -298,6 +348,26 @@ mod tests {
             .expect_err("unknown table")
             .to_string();
         assert!(e.contains("colour"), "{e}");
+    }
+
+    #[test]
+    fn columns_are_named_and_an_unknown_one_is_refused_with_the_valid_ones() {
+        let c = Config::parse("[ui]\ncolumns = [\"state\", \"local\", \"timer\", \"command\"]\n")
+            .expect("columns");
+        assert_eq!(c.ui.columns.names(), ["state", "local", "command", "timer"]);
+        let e = Config::parse("[ui]\n\ncolumns = [\"state\", \"pid\"]\n")
+            .expect_err("unknown column")
+            .to_string();
+        assert!(e.contains("line 3") && e.contains("`pid`"), "{e}");
+        for c in Column::ALL {
+            assert!(e.contains(c.name()), "{e} lists {}", c.name());
+        }
+        let e = Config::parse("[ui]\ncolumns = []\n")
+            .expect_err("no column")
+            .to_string();
+        assert!(e.contains("at least one"), "{e}");
+        let c = Config::parse("[ui]\nmouse = false\n").expect("mouse");
+        assert!(!c.ui.mouse);
     }
 
     #[test]

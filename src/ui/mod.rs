@@ -7,9 +7,11 @@
 pub mod act;
 pub mod action;
 pub mod app;
+pub mod chooser;
 pub mod config;
 pub mod edit;
 pub mod fmt;
+pub mod hits;
 pub mod keymap;
 pub mod msg;
 pub mod names;
@@ -17,6 +19,7 @@ mod nav;
 mod netns;
 pub mod place;
 pub mod rows;
+pub mod search;
 pub mod theme;
 pub mod view;
 
@@ -26,7 +29,7 @@ use std::sync::mpsc::{self, Receiver, Sender};
 use std::time::Duration;
 
 use anyhow::Context;
-use crossterm::event::{self, Event, KeyEventKind};
+use crossterm::event::{self, Event, KeyEventKind, MouseEventKind};
 
 use crate::export;
 use crate::filter::Filter;
@@ -90,6 +93,7 @@ struct TerminalGuard;
 
 impl Drop for TerminalGuard {
     fn drop(&mut self) {
+        mouse_off();
         ratatui::restore();
         let _ = crossterm::execute!(io::stdout(), crossterm::cursor::Show);
     }
@@ -113,6 +117,8 @@ pub fn run(feed: Feed, opts: TuiOptions) -> Result<Option<player::Status>, Scree
         export_dir: opts.config.ui.export_dir.clone(),
         interval,
         owners: opts.owners,
+        columns: opts.config.ui.columns,
+        mouse: opts.config.ui.mouse,
     };
     let mut app = App::new(opts.config.keymap.clone(), settings, opts.filter);
     let to_ui = tx.clone();
@@ -160,6 +166,9 @@ pub fn run(feed: Feed, opts: TuiOptions) -> Result<Option<player::Status>, Scree
     let mut terminal = ratatui::try_init().context("cannot set up the terminal")?;
     let guard = TerminalGuard;
     install_panic_hook();
+    if app.settings.mouse {
+        mouse_on();
+    }
     spawn_keyboard(tx.clone()).context("cannot read the keyboard")?;
     let theme = Theme::new(opts.color);
     let result = event_loop(&mut terminal, &mut app, theme, &rx, &tx, &source);
@@ -361,6 +370,18 @@ fn spawn_keyboard(tx: Sender<Msg>) -> io::Result<()> {
                     Ok(true) => match event::read() {
                         Ok(Event::Key(k)) if k.kind != KeyEventKind::Release => Msg::Key(k),
                         Ok(Event::Resize(..)) => Msg::Resize,
+                        // Clicks and the wheel; motion and drags would only
+                        // cost frames.
+                        Ok(Event::Mouse(m))
+                            if matches!(
+                                m.kind,
+                                MouseEventKind::Down(_)
+                                    | MouseEventKind::ScrollDown
+                                    | MouseEventKind::ScrollUp
+                            ) =>
+                        {
+                            Msg::Mouse(m)
+                        }
                         Ok(_) => continue,
                         Err(e) => Msg::InputFailed(e.to_string()),
                     },
@@ -376,6 +397,25 @@ fn spawn_keyboard(tx: Sender<Msg>) -> io::Result<()> {
     Ok(())
 }
 
+/// Whether the screen asked the terminal for mouse events (and so must ask
+/// it to stop on every way out: quit, error, panic, signal).
+static MOUSE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Asks the terminal for clicks and the wheel (`[ui] mouse`); a terminal
+/// that cannot is left as it is.
+fn mouse_on() {
+    if crossterm::execute!(io::stdout(), event::EnableMouseCapture).is_ok() {
+        MOUSE.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// Gives the mouse back to the terminal, if the screen took it.
+fn mouse_off() {
+    if MOUSE.swap(false, std::sync::atomic::Ordering::SeqCst) {
+        let _ = crossterm::execute!(io::stdout(), event::DisableMouseCapture);
+    }
+}
+
 /// Panics of threads other than the screen's, kept to be said after the
 /// terminal is restored (printed at once they would garble the screen).
 static WORKER_PANICS: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
@@ -389,6 +429,7 @@ fn install_panic_hook() {
     let restore_then_print = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
         if std::thread::current().id() == ui {
+            mouse_off();
             restore_then_print(info);
         } else if let Ok(mut v) = WORKER_PANICS.lock() {
             let name = std::thread::current()
@@ -421,6 +462,7 @@ fn spawn_signals(tx: Sender<Msg>) -> io::Result<()> {
                 if n == 0 {
                     let _ = tx.send(Msg::Terminate);
                 } else {
+                    mouse_off();
                     ratatui::restore();
                     std::process::exit(1);
                 }

@@ -16,6 +16,8 @@ use crate::record::player::{self, Control};
 #[derive(Debug)]
 pub enum Msg {
     Key(KeyEvent),
+    /// A click or the wheel (only those: the keyboard thread drops motion).
+    Mouse(crossterm::event::MouseEvent),
     /// The terminal was resized (the next frame redraws everything).
     Resize,
     /// A quarter second passed: status messages age.

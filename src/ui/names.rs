@@ -1,4 +1,4 @@
-//! `n`: names instead of numbers: service names of ports (the services file)
+//! `d`: names instead of numbers: service names of ports (the services file)
 //! and, on the second press, reverse DNS of addresses. Off by default.
 //!
 //! Reverse DNS never blocks a frame: a frame only reads the cache and notes
@@ -23,7 +23,7 @@ const WANTED_MAX: usize = 256;
 /// The longest name kept (a DNS name is at most 253 characters).
 const NAME_MAX: usize = 253;
 
-/// What `n` shows.
+/// What `d` shows.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum NameMode {
     #[default]
@@ -52,7 +52,7 @@ pub struct Names {
 }
 
 impl Names {
-    /// `n`: off → services → services and DNS → off; the words for the
+    /// `d`: off → services → services and DNS → off; the words for the
     /// status line.
     pub fn toggle(&mut self) -> &'static str {
         self.mode = match self.mode {
@@ -62,7 +62,7 @@ impl Names {
         };
         match self.mode {
             NameMode::Off => "names off: numeric addresses and ports",
-            NameMode::Services => "service names of ports (press n again for reverse DNS)",
+            NameMode::Services => "service names of ports (press d again for reverse DNS)",
             NameMode::Dns => "service names and reverse DNS (looked up in the background)",
         }
     }
@@ -73,16 +73,38 @@ impl Names {
         if self.mode == NameMode::Off {
             return super::fmt::endpoint(a);
         }
-        let host = match self.cache.get(&a.ip()) {
-            Some(Lookup::Found(name)) if self.mode == NameMode::Dns => name.clone(),
-            _ => {
-                let numeric = super::fmt::endpoint(SocketAddr::new(a.ip(), 0));
-                numeric.trim_end_matches(":0").to_owned()
-            }
-        };
+        let host = self.host_of(a.ip());
         match (a.port(), services::global().name(a.port())) {
             (p, Some(name)) if p != 0 => format!("{host}:{name}"),
             (p, _) => format!("{host}:{p}"),
+        }
+    }
+
+    /// An address alone (a port's top peers): its reverse DNS name when
+    /// that is on and known, else the number.
+    pub fn host(&self, ip: IpAddr) -> String {
+        match self.cache.get(&ip) {
+            Some(Lookup::Found(name)) if self.mode == NameMode::Dns => name.clone(),
+            _ => ip.to_string(),
+        }
+    }
+
+    fn host_of(&self, ip: IpAddr) -> String {
+        match self.cache.get(&ip) {
+            Some(Lookup::Found(name)) if self.mode == NameMode::Dns => name.clone(),
+            _ => {
+                let numeric = super::fmt::endpoint(SocketAddr::new(ip, 0));
+                numeric.trim_end_matches(":0").to_owned()
+            }
+        }
+    }
+
+    /// A port alone (the ports table): `443 https` with names on and a
+    /// service of that number, else the number.
+    pub fn port(&self, port: u16) -> String {
+        match services::global().name(port) {
+            Some(name) if self.mode != NameMode::Off && port != 0 => format!("{port} {name}"),
+            _ => port.to_string(),
         }
     }
 
@@ -185,6 +207,25 @@ mod tests {
             n.endpoint("10.0.0.1:5000".parse().expect("addr"))
                 .starts_with("evil\\x1b[2J.example:")
         );
+    }
+
+    #[test]
+    fn an_address_alone_is_named_only_with_dns_on() {
+        let mut n = Names::default();
+        n.resolved(ip("10.0.0.3"), Some("peer.example".into()));
+        assert_eq!(n.host(ip("10.0.0.3")), "10.0.0.3", "off");
+        assert_eq!(n.port(443), "443", "off: the number");
+        n.toggle();
+        assert_eq!(n.host(ip("10.0.0.3")), "10.0.0.3", "services only");
+        assert!(n.port(443).starts_with("443"), "{}", n.port(443));
+        n.toggle();
+        assert_eq!(n.host(ip("10.0.0.3")), "peer.example");
+        assert_eq!(
+            n.host(ip("2001:db8::1")),
+            "2001:db8::1",
+            "no name: the number"
+        );
+        assert_eq!(n.port(0), "0");
     }
 
     #[test]

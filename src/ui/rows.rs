@@ -25,12 +25,19 @@ pub enum Column {
     Local,
     Remote,
     Process,
+    /// The process's command line (off by default).
+    Command,
     User,
     #[strum(serialize = "Recv-Q")]
     RecvQ,
     #[strum(serialize = "Send-Q")]
     SendQ,
     Age,
+    /// The socket's pending timer and when it fires (off by default).
+    Timer,
+    /// Retransmissions over the connection's life (off by default).
+    #[strum(serialize = "Retrans")]
+    Retrans,
     #[strum(serialize = "RTT")]
     Rtt,
     /// Bytes per second in and out since the previous sample.
@@ -39,13 +46,130 @@ pub enum Column {
 }
 
 impl Column {
+    pub const ALL: &'static [Column] = <Column as strum::VariantArray>::VARIANTS;
+
     pub fn title(self) -> &'static str {
         self.into()
+    }
+
+    /// The name in the config file's `[ui] columns`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Column::State => "state",
+            Column::Netns => "netns",
+            Column::Local => "local",
+            Column::Remote => "remote",
+            Column::Process => "process",
+            Column::Command => "command",
+            Column::User => "user",
+            Column::RecvQ => "recv_q",
+            Column::SendQ => "send_q",
+            Column::Age => "age",
+            Column::Timer => "timer",
+            Column::Retrans => "retrans",
+            Column::Rtt => "rtt",
+            Column::Bytes => "rx_tx",
+        }
     }
 
     /// The next column (`forward`) or the previous one, wrapping.
     pub fn step(self, forward: bool) -> Column {
         super::place::cycle(self, forward)
+    }
+
+    /// What the column shows, for the column chooser (`o`).
+    pub fn describe(self) -> &'static str {
+        match self {
+            Column::State => "TCP state",
+            Column::Netns => "network namespace (when the sample spans several)",
+            Column::Local => "local address and port",
+            Column::Remote => "remote address and port",
+            Column::Process => "owner: pid and name",
+            Column::Command => "owner's command line",
+            Column::User => "user of the socket",
+            Column::RecvQ => "bytes received, not yet read",
+            Column::SendQ => "bytes sent, not yet acknowledged",
+            Column::Age => "time in the state",
+            Column::Timer => "pending timer and when it fires (ss -o)",
+            Column::Retrans => "retransmitted segments over its life",
+            Column::Rtt => "smoothed round-trip time",
+            Column::Bytes => "bytes per second received / sent",
+        }
+    }
+}
+
+/// Which of the connections table's columns are shown (`o`, `[ui] columns`);
+/// the table keeps its own order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Columns(u32);
+
+impl Default for Columns {
+    /// Every column but the command line, the timer and the retransmits.
+    fn default() -> Self {
+        let mut set = Columns(0);
+        for &c in Column::ALL {
+            if !matches!(c, Column::Command | Column::Timer | Column::Retrans) {
+                set.0 |= Columns::bit(c);
+            }
+        }
+        set
+    }
+}
+
+impl Columns {
+    fn bit(c: Column) -> u32 {
+        1 << (c as u32)
+    }
+
+    pub fn contains(self, c: Column) -> bool {
+        self.0 & Columns::bit(c) != 0
+    }
+
+    /// Shows or hides `c`; the last column shown stays. Whether it changed.
+    pub fn toggle(&mut self, c: Column) -> bool {
+        let next = self.0 ^ Columns::bit(c);
+        if next == 0 {
+            return false;
+        }
+        self.0 = next;
+        true
+    }
+
+    /// The set of the config's names; an unknown one is an error naming it
+    /// and the valid ones.
+    pub fn of_names<S: AsRef<str>>(names: &[S]) -> Result<Columns, String> {
+        let mut set = Columns(0);
+        for name in names {
+            let name = name.as_ref();
+            let c = Column::ALL
+                .iter()
+                .find(|c| c.name() == name)
+                .ok_or_else(|| {
+                    format!(
+                        "unknown column `{}`; the columns are: {}",
+                        super::fmt::printable(name),
+                        Column::ALL
+                            .iter()
+                            .map(|c| c.name())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )
+                })?;
+            set.0 |= Columns::bit(*c);
+        }
+        if set.0 == 0 {
+            return Err("no column: name at least one".into());
+        }
+        Ok(set)
+    }
+
+    /// The names of the columns shown, in the table's order.
+    pub fn names(self) -> Vec<&'static str> {
+        Column::ALL
+            .iter()
+            .filter(|c| self.contains(**c))
+            .map(|c| c.name())
+            .collect()
     }
 }
 
@@ -108,6 +232,17 @@ pub struct RowView<'a> {
     /// Bytes per second received and sent since the previous sample (live
     /// sockets with `tcp_info`, from the second sample on).
     pub per_sec: Option<(u64, u64)>,
+}
+
+impl RowView<'_> {
+    /// Retransmitted segments over the connection's life (tcp_info), else
+    /// those of its pending timer.
+    pub fn retrans(&self) -> Option<u32> {
+        let s = self.socket?;
+        s.tcp_info
+            .map(|t| t.total_retrans)
+            .or_else(|| s.timer.map(|t| u32::from(t.retransmits)))
+    }
 }
 
 impl Rows {
@@ -228,6 +363,9 @@ impl Rows {
                 Column::Process => v
                     .process
                     .map_or(Cow::Borrowed(""), |p| Cow::Borrowed(p.name.as_str())),
+                Column::Command => v
+                    .process
+                    .map_or(Cow::Borrowed(""), |p| Cow::Borrowed(p.cmdline.as_str())),
                 Column::Netns => snap.sample.netns_label(v.netns),
                 _ => match v.uid {
                     None => Cow::Borrowed(""),
@@ -241,23 +379,25 @@ impl Rows {
         // Names sort by their rank among the distinct names, so that every key is
         // plain integers; ties fall back to the endpoints, then the connection
         // id, so that equal rows keep their places between ticks.
-        let ranks: HashMap<Cow<'a, str>, u128> =
-            if matches!(sort.column, Column::Process | Column::User | Column::Netns) {
-                let names: Vec<Cow<'a, str>> = self
-                    .rows
-                    .iter()
-                    .filter_map(|r| self.view(snap, *r).map(|v| text(&v)))
-                    .collect::<std::collections::BTreeSet<_>>()
-                    .into_iter()
-                    .collect();
-                names
-                    .into_iter()
-                    .enumerate()
-                    .map(|(i, n)| (n, i as u128))
-                    .collect()
-            } else {
-                HashMap::new()
-            };
+        let ranks: HashMap<Cow<'a, str>, u128> = if matches!(
+            sort.column,
+            Column::Process | Column::Command | Column::User | Column::Netns
+        ) {
+            let names: Vec<Cow<'a, str>> = self
+                .rows
+                .iter()
+                .filter_map(|r| self.view(snap, *r).map(|v| text(&v)))
+                .collect::<std::collections::BTreeSet<_>>()
+                .into_iter()
+                .collect();
+            names
+                .into_iter()
+                .enumerate()
+                .map(|(i, n)| (n, i as u128))
+                .collect()
+        } else {
+            HashMap::new()
+        };
         let mut keyed: Vec<(SortKey, Row)> = self
             .rows
             .iter()
@@ -272,11 +412,17 @@ impl Rows {
                     Column::SendQ => number(u128::from(v.send_q.unwrap_or(0))),
                     Column::Age => number(now.saturating_since(v.since).as_nanos()),
                     Column::Rtt => number(u128::from(v.rtt_us.unwrap_or(0))),
+                    Column::Timer => number(
+                        v.socket
+                            .and_then(|s| s.timer)
+                            .map_or(0, |t| u128::from(t.expires_ms) + 1),
+                    ),
+                    Column::Retrans => number(u128::from(v.retrans().unwrap_or(0))),
                     Column::Bytes => number(
                         v.per_sec
                             .map_or(0, |(rx, tx)| u128::from(rx) + u128::from(tx)),
                     ),
-                    Column::Process | Column::User | Column::Netns => {
+                    Column::Process | Column::Command | Column::User | Column::Netns => {
                         number(ranks.get(&text(&v)).copied().unwrap_or(0))
                     }
                 };

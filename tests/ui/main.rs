@@ -21,9 +21,12 @@
 mod common;
 
 mod ui_act;
+mod ui_columns;
 mod ui_export;
+mod ui_mouse;
 mod ui_netns;
 mod ui_render;
+mod ui_search;
 mod ui_tmux;
 mod ui_update;
 

@@ -16,7 +16,7 @@ use sockscope::ui::keymap::Keymap;
 use sockscope::ui::theme::Theme;
 use sockscope::ui::view;
 
-fn app(privileged: bool) -> App {
+pub(crate) fn app(privileged: bool) -> App {
     let mut app = App::new(Keymap::default(), Settings::default(), Filter::default());
     for u in common::scene::updates(privileged) {
         app.update(Msg::Update(u));
@@ -24,7 +24,7 @@ fn app(privileged: bool) -> App {
     app
 }
 
-fn press(app: &mut App, keys: &str) {
+pub(crate) fn press(app: &mut App, keys: &str) {
     for c in keys.chars() {
         let code = match c {
             '\n' => KeyCode::Enter,
@@ -35,7 +35,7 @@ fn press(app: &mut App, keys: &str) {
     }
 }
 
-fn render(app: &mut App, width: u16, height: u16, color: bool) -> Buffer {
+pub(crate) fn render(app: &mut App, width: u16, height: u16, color: bool) -> Buffer {
     let mut terminal = Terminal::new(TestBackend::new(width, height)).expect("test terminal");
     terminal
         .draw(|f| view::draw(f, app, Theme::new(color)))
@@ -44,7 +44,7 @@ fn render(app: &mut App, width: u16, height: u16, color: bool) -> Buffer {
 }
 
 /// The buffer's text, one line per row, trailing spaces cut.
-fn text(buf: &Buffer) -> String {
+pub(crate) fn text(buf: &Buffer) -> String {
     let mut out = String::new();
     for y in 0..buf.area.height {
         let mut line = String::new();
@@ -227,4 +227,28 @@ fn the_evidence_pane_scrolls_and_says_how_much_is_hidden() {
     press(&mut a, "j");
     let t = text(&render(&mut a, 80, 24, false));
     assert!(hidden(&t, "lines above").is_none(), "{t}");
+}
+
+/// With reverse DNS on (`d` twice), the port's page names its peers as the
+/// connections table does, and asks for the names it showed.
+#[test]
+fn the_port_page_names_its_peers() {
+    let mut a = app(true);
+    press(&mut a, "dd3\n");
+    render(&mut a, 160, 48, false);
+    let asked = a.names.take_wanted();
+    let peer: std::net::IpAddr = "10.0.0.2".parse().expect("ip");
+    assert!(asked.contains(&peer), "{asked:?}");
+    a.names.resolved(peer, Some("client-2.example".into()));
+    let t = text(&render(&mut a, 160, 48, false));
+    let line = t
+        .lines()
+        .find(|l| l.contains("client-2.example"))
+        .expect(&t);
+    assert!(line.trim_end().ends_with('1'), "{line}");
+    assert!(!t.contains("10.0.0.2 "), "{t}");
+    // Names off again: numbers.
+    press(&mut a, "d");
+    let t = text(&render(&mut a, 160, 48, false));
+    assert!(t.contains("10.0.0.2 ") && !t.contains("client-2"), "{t}");
 }

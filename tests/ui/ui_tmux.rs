@@ -91,8 +91,9 @@ fn shell_quote(p: &Path) -> String {
 }
 
 /// Runs the binary with `args` in a new tmux session of `size`. When it ends,
-/// the session's shell writes its exit status and the terminal's modes
-/// (`stty -a`) to `status`; its pid is in `status` + `.pid`.
+/// the session's shell writes its exit status, the pane's mouse modes as
+/// tmux sees them (`mouse=` any-event flag, SGR flag) and the terminal's
+/// modes (`stty -a`) to `status`; its pid is in `status` + `.pid`.
 fn start(tmux: &Tmux, args: &str, status: &Path, size: (u16, u16)) {
     start_with(tmux, "", args, status, size);
 }
@@ -105,8 +106,9 @@ fn start_with(tmux: &Tmux, prefix: &str, args: &str, status: &Path, size: (u16, 
         shell_quote(Path::new(env!("CARGO_BIN_EXE_sockscope"))),
     );
     let command = format!(
-        "sh -c {}; echo \"exit=$?\" > {}; stty -a >> {}",
+        "sh -c {}; echo \"exit=$?\" > {}; tmux display -p -t \"$TMUX_PANE\" 'mouse=#{{mouse_any_flag}}#{{mouse_sgr_flag}}' >> {}; stty -a >> {}",
         shell_quote(Path::new(&inner)),
+        shell_quote(status),
         shell_quote(status),
         shell_quote(status),
     );
@@ -237,6 +239,177 @@ fn the_screen_shows_filters_drills_exports_and_quits_cleanly() {
     assert_eq!(sockets[0]["state"], "LISTEN");
 
     // Quit: exit 0 and the terminal back in cooked mode with echo.
+    tmux.keys(&["q"]);
+    assert_eq!(ended(&tmux, &status), "exit=0");
+}
+
+/// Where `needle` is on `screen`, as the 1-based column and row of an SGR
+/// mouse report.
+fn sgr_at(screen: &str, needle: &str) -> (usize, usize) {
+    screen
+        .lines()
+        .enumerate()
+        .find_map(|(y, l)| {
+            let x = l.find(needle)?;
+            Some((l[..x].chars().count() + 1, y + 1))
+        })
+        .unwrap_or_else(|| panic!("{needle:?} not on screen:\n{screen}"))
+}
+
+/// A left click as an SGR mouse report (press, then release), as a terminal
+/// sends it to an application that asked for the mouse.
+fn click(tmux: &Tmux, (x, y): (usize, usize)) {
+    tmux.type_text(&format!("\x1b[<0;{x};{y}M"));
+    tmux.type_text(&format!("\x1b[<0;{x};{y}m"));
+}
+
+/// The pane's mouse modes: tmux's any-event and SGR flags.
+fn mouse_flags(tmux: &Tmux) -> String {
+    let out = tmux.run(&[
+        "display",
+        "-p",
+        "-t",
+        "ui",
+        "#{mouse_any_flag}#{mouse_sgr_flag}",
+    ]);
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// The real screen takes the mouse: a click on a tab shows its view, on a
+/// header sorts (again: the other way), on a row selects it; on quit the
+/// terminal's mouse modes are off again.
+#[test]
+fn clicks_on_a_tab_and_a_header_and_the_mouse_is_given_back_on_quit() {
+    if !have_tmux() {
+        return common::skip("tmux is not installed (the CI installs it)");
+    }
+    // In a namespace of its own: only its sockets, however many the host has.
+    let Some(ns) = common::netns::Netns::for_test("ui-mouse") else {
+        return;
+    };
+    common::netns::ip(&["-n", &ns.name, "link", "set", "lo", "up"]).expect("lo up");
+    let (listener, client, server) = ns.run_inside(|| {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let client =
+            std::net::TcpStream::connect(listener.local_addr().expect("addr")).expect("connect");
+        let (server, _) = listener.accept().expect("accept");
+        (listener, client, server)
+    });
+    let port = listener.local_addr().expect("addr").port();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let status = dir.path().join("status");
+    let tmux = Tmux {
+        socket: format!("sockscope-test-mouse-{}", std::process::id()),
+    };
+    start_with(
+        &tmux,
+        &format!("ip netns exec {}", ns.name),
+        // No owners: the host's processes (however many descriptors they
+        // hold) are not walked; only the namespace's sockets are read.
+        &format!("--netns own --no-owners --interval 300ms --filter 'port:{port}'"),
+        &status,
+        (120, 30),
+    );
+    // tmux's own mouse off (its default), so that the reports reach the
+    // application, which asked for them.
+    assert!(tmux.run(&["set", "-g", "mouse", "off"]).status.success());
+    let s = tmux.wait_for("the overview with our sockets", |s| {
+        count(s, "ESTAB") == Some(2)
+    });
+    assert_eq!(mouse_flags(&tmux), "11", "the screen asked for the mouse");
+    click(&tmux, sgr_at(&s, "2 Connections"));
+    let s = tmux.wait_for("the connections tab", |s| {
+        s.contains("[2 Connections]") && s.contains("of 3 (")
+    });
+    click(&tmux, sgr_at(&s, "Remote"));
+    let s = tmux.wait_for("sorted by the remote end", |s| s.contains("Remote ▲"));
+    click(&tmux, sgr_at(&s, "Remote ▲"));
+    let s = tmux.wait_for("the other way", |s| s.contains("Remote ▼"));
+    assert!(!s.contains("State ▲"), "{s}");
+    // A click on the third row selects it, a click again opens its page.
+    let (_, y) = sgr_at(&s, "Remote ▼");
+    let row = s.lines().nth(y + 2).expect("a third row").to_string();
+    let remote = row
+        .split_whitespace()
+        .nth(2)
+        .expect("the remote end")
+        .to_string();
+    click(&tmux, (3, y + 3));
+    click(&tmux, (3, y + 3));
+    let s = tmux.wait_for("the connection's page", |s| s.contains("› connection #"));
+    assert!(
+        s.contains(&remote),
+        "the page of the row clicked ({row}):\n{s}"
+    );
+    // The column chooser: the command line on, the user off.
+    // (Each Escape alone: with the next key in the same read it would be alt-KEY.)
+    tmux.keys(&["Escape"]);
+    tmux.wait_for("the table again", |s| !s.contains("› connection #"));
+    tmux.keys(&["o"]);
+    tmux.wait_for("the column chooser", |s| {
+        s.contains("columns of the connections table") && s.contains("[ ] Command")
+    });
+    tmux.keys(&[
+        "Down", "Down", "Down", "Down", "Down", "Space", "Down", "Space",
+    ]);
+    tmux.wait_for("the marks changed", |s| {
+        s.contains("[x] Command") && s.contains("[ ] User")
+    });
+    tmux.keys(&["Enter"]);
+    let s = tmux.wait_for("the table's new columns", |s| {
+        s.contains(" Command ") && !s.contains("columns of the connections table")
+    });
+    assert!(!s.contains(" User "), "{s}");
+    // The search: the other rows stay, the status line keeps the term.
+    tmux.keys(&["f"]);
+    tmux.type_text("listen");
+    tmux.wait_for("the search line", |s| s.contains("search: listen"));
+    tmux.keys(&["Enter"]);
+    let s = tmux.wait_for("the search kept", |s| s.contains("search “listen” (n N)"));
+    assert!(s.contains("of 3 ("), "no row is filtered out:\n{s}");
+    tmux.keys(&["f"]);
+    tmux.type_text("nothing-here");
+    tmux.wait_for("no match", |s| s.contains("search: nothing-here  no match"));
+    tmux.keys(&["Escape"]);
+    tmux.wait_for("the search line closed", |s| !s.contains("search: "));
+    tmux.keys(&["q"]);
+    assert_eq!(ended(&tmux, &status), "exit=0");
+    let after = std::fs::read_to_string(&status).expect("status");
+    assert!(
+        after.lines().any(|l| l == "mouse=00"),
+        "the mouse modes are off after quit: {after}"
+    );
+    drop((listener, client, server));
+}
+
+/// `[ui] mouse = false`: the terminal keeps its mouse, and a click is text.
+#[test]
+fn mouse_false_leaves_the_mouse_to_the_terminal() {
+    if !have_tmux() {
+        return common::skip("tmux is not installed (the CI installs it)");
+    }
+    let Some(ns) = common::netns::Netns::for_test("ui-nomouse") else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = dir.path().join("config.toml");
+    std::fs::write(&config, "[ui]\nmouse = false\n").expect("config");
+    let status = dir.path().join("status");
+    let tmux = Tmux {
+        socket: format!("sockscope-test-nomouse-{}", std::process::id()),
+    };
+    start_with(
+        &tmux,
+        &format!("ip netns exec {}", ns.name),
+        &format!(
+            "--netns own --no-owners --interval 300ms --config {}",
+            shell_quote(&config)
+        ),
+        &status,
+        (100, 24),
+    );
+    tmux.wait_for("the screen", |s| s.contains("[1 Overview]"));
+    assert_eq!(mouse_flags(&tmux), "00");
     tmux.keys(&["q"]);
     assert_eq!(ended(&tmux, &status), "exit=0");
 }
@@ -602,11 +775,11 @@ impl Drop for NetnsResolvConf {
     }
 }
 
-/// `n` on the real screen: the ports by the names of a services file the
+/// `d` on the real screen: the ports by the names of a services file the
 /// config names (and the filter takes them), then the addresses by reverse
 /// DNS from a resolver on the namespace's loopback, then numbers again.
 #[test]
-fn n_shows_service_names_then_reverse_dns_then_numbers() {
+fn d_shows_service_names_then_reverse_dns_then_numbers() {
     use std::sync::Arc;
     use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
@@ -683,15 +856,27 @@ fn n_shows_service_names_then_reverse_dns_then_numbers() {
     let s = tmux.wait_for("the numbers", |s| s.contains("of 2 ("));
     assert!(s.contains(&numeric), "{s}");
     assert_eq!(asked.load(Ordering::SeqCst), 0, "names are off by default");
-    tmux.keys(&["n"]);
+    tmux.keys(&["d"]);
     let s = tmux.wait_for("the service name", |s| s.contains("10.77.0.1:ktest"));
-    assert!(!s.contains("p1.test"), "no DNS before the second n:\n{s}");
-    tmux.keys(&["n"]);
+    assert!(!s.contains("p1.test"), "no DNS before the second d:\n{s}");
+    // The ports table names the port too.
+    tmux.keys(&["3"]);
+    tmux.wait_for("the port's service name", |s| {
+        s.contains(&format!("{port} ktest"))
+    });
+    tmux.keys(&["2"]);
+    tmux.keys(&["d"]);
     let s = tmux.wait_for("the reverse DNS names", |s| {
         s.contains("p1.test:ktest") && s.contains("p2.test:")
     });
     assert!(asked.load(Ordering::SeqCst) >= 2, "{s}");
-    tmux.keys(&["n"]);
+    // And the port's page its peers.
+    tmux.keys(&["3", "Enter"]);
+    tmux.wait_for("the peer's name on the port's page", |s| {
+        s.contains("top peers") && s.contains("p2.test")
+    });
+    tmux.keys(&["2"]);
+    tmux.keys(&["d"]);
     tmux.wait_for("the numbers again", |s| s.contains(&numeric));
     tmux.keys(&["q"]);
     assert_eq!(ended(&tmux, &status), "exit=0");

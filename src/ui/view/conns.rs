@@ -9,9 +9,11 @@ use ratatui::style::Style;
 
 use super::table::{self, Col, Grow};
 use crate::model::{Sample, Stamp};
-use crate::ui::app::App;
+use crate::ui::app::{App, Shown};
 use crate::ui::fmt;
-use crate::ui::rows::{Column, RowView};
+use crate::ui::names::Names;
+use crate::ui::rows::{Column, Columns, RowView};
+use crate::ui::search::Start;
 use crate::ui::theme::Theme;
 
 /// One row as its cells see it.
@@ -41,7 +43,7 @@ impl ConnRow<'_> {
 /// Recv-Q and age. With `netns` (a sample of several namespaces), the
 /// namespace's label comes after the state: 6 wide at 80 columns, up to 20 on a
 /// wide terminal, and it goes after Recv-Q on a narrow one.
-fn columns<'a>(netns: bool) -> Vec<Col<ConnRow<'a>>> {
+fn columns<'a>(shown: Columns, netns: bool) -> Vec<Col<ConnRow<'a>>> {
     fn col<'a>(
         column: Column,
         width: u16,
@@ -86,43 +88,35 @@ fn columns<'a>(netns: bool) -> Vec<Col<ConnRow<'a>>> {
                     Style::new()
                 }
             }),
-            ..col(Column::Process, 10, 0, |r, w| {
-                match (r.v.process, r.v.socket.map(|s| s.owner)) {
-                    (Some(p), _) if r.past_owner() => {
-                        fmt::fit(&format!("({} {})", p.pid, fmt::printable(&p.name)), w)
-                    }
-                    (Some(p), _) => fmt::fit(&format!("{} {}", p.pid, fmt::printable(&p.name)), w),
-                    (None, Some(o)) => format!("[{}]", o.status()),
-                    (None, None) => String::new(),
-                }
+            ..col(Column::Process, 10, 0, process_cell)
+        },
+        // Chosen, the command line stays as long as the user (cut to 14 at
+        // least; more when the width is spare).
+        Col {
+            grow: Some(Grow { tier: 3, max: 60 }),
+            ..col(Column::Command, 14, 4, |r, w| {
+                r.v.process
+                    .map_or(String::new(), |p| fmt::fit(&fmt::printable(&p.cmdline), w))
             })
         },
-        col(Column::User, 8, 4, |r, w| {
-            let Some(uid) = r.v.uid else {
-                return String::new();
-            };
-            fmt::fit(
-                &r.users
-                    .get(&uid)
-                    .cloned()
-                    .unwrap_or_else(|| uid.to_string()),
-                w,
-            )
-        }),
+        col(Column::User, 8, 4, user_cell),
         col(Column::RecvQ, 6, 1, |r, _| {
             r.v.recv_q.map_or(String::new(), |q| q.to_string())
         }),
         col(Column::SendQ, 6, 2, |r, _| {
             r.v.send_q.map_or(String::new(), |q| q.to_string())
         }),
-        col(Column::Age, 6, 0, |r, _| {
-            let v = &r.v;
-            let age = fmt::age(r.now.saturating_since(v.since));
-            if v.at_start && v.closed_at.is_none() && v.since == v.first_seen {
-                format!("≥{age}")
-            } else {
-                age
-            }
+        col(Column::Age, 6, 0, age_cell),
+        Col {
+            fit: true,
+            ..col(Column::Timer, 16, 4, |r, w| {
+                r.v.socket
+                    .and_then(|s| s.timer)
+                    .map_or(String::new(), |t| fmt::fit(&timer(t), w))
+            })
+        },
+        col(Column::Retrans, 7, 3, |r, _| {
+            r.v.retrans().map_or(String::new(), |n| n.to_string())
         }),
         col(Column::Rtt, 7, 3, |r, _| {
             r.v.rtt_us.map_or(String::new(), fmt::micros)
@@ -144,18 +138,90 @@ fn columns<'a>(netns: bool) -> Vec<Col<ConnRow<'a>>> {
             },
         );
     }
+    cols.retain(|c| c.sort.is_some_and(|s| shown.contains(s)));
     cols
 }
 
+/// The owner: pid and name, in parentheses for a past one; the kernel's
+/// word for an owner not known.
+fn process_cell(r: &ConnRow, w: usize) -> String {
+    match (r.v.process, r.v.socket.map(|s| s.owner)) {
+        (Some(p), _) if r.past_owner() => {
+            fmt::fit(&format!("({} {})", p.pid, fmt::printable(&p.name)), w)
+        }
+        (Some(p), _) => fmt::fit(&format!("{} {}", p.pid, fmt::printable(&p.name)), w),
+        (None, Some(o)) => format!("[{}]", o.status()),
+        (None, None) => String::new(),
+    }
+}
+
+fn user_cell(r: &ConnRow, w: usize) -> String {
+    let Some(uid) = r.v.uid else {
+        return String::new();
+    };
+    fmt::fit(
+        &r.users
+            .get(&uid)
+            .cloned()
+            .unwrap_or_else(|| uid.to_string()),
+        w,
+    )
+}
+
+/// The time in the state; `≥` when it was there when sockscope started.
+fn age_cell(r: &ConnRow, _: usize) -> String {
+    let v = &r.v;
+    let age = fmt::age(r.now.saturating_since(v.since));
+    if v.at_start && v.closed_at.is_none() && v.since == v.first_seen {
+        format!("≥{age}")
+    } else {
+        age
+    }
+}
+
+/// A pending timer as `ss -o` names it, and when it fires.
+fn timer(t: crate::model::Timer) -> String {
+    use crate::model::TimerKind;
+    let kind = match t.kind {
+        TimerKind::Retransmit => "on",
+        TimerKind::Keepalive => "keepalive",
+        TimerKind::TimeWait => "timewait",
+        TimerKind::Probe => "persist",
+    };
+    format!("{kind} {}", fmt::millis(u64::from(t.expires_ms)))
+}
+
+/// Row `i` of the table.
+fn conn_row<'a>(shown: &'a Shown, names: &'a Names, i: usize) -> Option<ConnRow<'a>> {
+    let snap = shown.snap();
+    let rows = &shown.rows;
+    Some(ConnRow {
+        v: rows.view(snap, *rows.rows.get(i)?)?,
+        now: Stamp::from(snap.taken_at()),
+        users: &snap.sample.users,
+        sample: &snap.sample,
+        names,
+    })
+}
+
+/// The search's look through the table (see `table::first_match`).
+pub(super) fn find(app: &App, needle: &str, from: Start) -> Option<usize> {
+    let shown = app.shown.as_ref()?;
+    let columns = columns(app.columns, shown.snap().sample.multi_netns());
+    table::first_match(
+        &columns,
+        from.order(shown.rows.rows.len()),
+        |i| conn_row(shown, &app.names, i),
+        needle,
+    )
+}
+
 pub fn draw(frame: &mut Frame, app: &mut App, theme: Theme, area: Rect) {
-    app.page = usize::from(area.height.saturating_sub(2)).max(1);
     let Some(shown) = &app.shown else { return };
     let snap = shown.snap();
     let now = Stamp::from(snap.taken_at());
     let highlight = app.settings.highlight;
     let rows = &shown.rows;
-    let users = &snap.sample.users;
-    let sample = &snap.sample;
     let names = &app.names;
     let seen = std::cell::RefCell::new(Vec::new());
     let title = |on_screen: std::ops::Range<usize>| {
@@ -171,17 +237,18 @@ pub fn draw(frame: &mut Frame, app: &mut App, theme: Theme, area: Rect) {
             rows.rows.len() - rows.live,
         )
     };
-    table::draw(
+    let hits = table::draw(
         frame,
         area,
         theme,
-        &columns(sample.multi_netns()),
+        &columns(app.columns, snap.sample.multi_netns()),
         Some(app.sort),
         rows.rows.len(),
         &mut app.cursors.conns,
         title,
         |i| {
-            let v = rows.view(snap, *rows.rows.get(i)?)?;
+            let r = conn_row(shown, names, i)?;
+            let v = &r.v;
             seen.borrow_mut().extend([v.local.ip(), v.remote.ip()]);
             let style = if v.closed_at.is_some() {
                 theme.closed_row()
@@ -190,19 +257,12 @@ pub fn draw(frame: &mut Frame, app: &mut App, theme: Theme, area: Rect) {
             } else {
                 Style::new()
             };
-            Some((
-                ConnRow {
-                    v,
-                    now,
-                    users,
-                    sample,
-                    names,
-                },
-                style,
-            ))
+            Some((r, style))
         },
     );
-    for ip in seen.into_inner() {
+    let seen = seen.into_inner();
+    super::drew(app, hits);
+    for ip in seen {
         app.names.saw(ip);
     }
 }

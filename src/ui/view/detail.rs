@@ -3,6 +3,8 @@
 //! (sockets by state, CLOSE_WAIT growth, descriptors against the limit) and one
 //! connection (its state timeline, timers, tcp_info).
 
+use std::net::IpAddr;
+
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
@@ -12,12 +14,18 @@ use super::lists::{about_pid, about_port};
 use crate::model::{ClosedConn, NetnsId, Ring, SmallCounts, Snapshot, Stamp, TcpState};
 use crate::ui::app::{App, Detail, Shown};
 use crate::ui::fmt;
+use crate::ui::names::Names;
 use crate::ui::theme::Theme;
 
 pub fn draw(frame: &mut Frame, app: &mut App, theme: Theme, area: Rect, detail: Detail) {
     let Some(shown) = &app.shown else { return };
     match detail {
-        Detail::Port(netns, port) => port_detail(frame, shown, theme, area, (netns, port)),
+        Detail::Port(netns, port) => {
+            let seen = port_detail(frame, shown, &app.names, theme, area, (netns, port));
+            for ip in seen {
+                app.names.saw(ip);
+            }
+        }
         Detail::Process(pid) => process_detail(frame, shown, theme, area, pid),
         Detail::Conn(id) => {
             // A connection that closed stays on its page, marked closed, until
@@ -114,13 +122,16 @@ fn state_history(
     clippy::too_many_lines,
     reason = "one page's layout, drawn top to bottom; to be split into its panes"
 )]
+/// Draws a port's page; returns the peers' addresses it showed (for the
+/// reverse DNS lookups of `d`).
 fn port_detail(
     frame: &mut Frame,
     shown: &Shown,
+    names: &Names,
     theme: Theme,
     area: Rect,
     (netns, port): (NetnsId, u16),
-) {
+) -> Vec<IpAddr> {
     let snap = shown.snap();
     // "port 8080" alone, or "port 8080 in blue" when there are namespaces to tell.
     let name = if snap.sample.multi_netns() {
@@ -139,7 +150,7 @@ fn port_detail(
                 .style(theme.dim()),
             area,
         );
-        return;
+        return Vec::new();
     };
     let [listeners, gauge, middle, warnings] = Layout::vertical([
         Constraint::Length(2 + crate::ui::fmt::cells(p.listeners.len().min(4))),
@@ -231,7 +242,7 @@ fn port_detail(
     let mut peers: Vec<Line> = p
         .top_remotes
         .iter()
-        .map(|(addr, n)| Line::raw(format!("{:<26}{n:>7}", fmt::fit(&addr.to_string(), 26))))
+        .map(|(addr, n)| Line::raw(format!("{:<26}{n:>7}", fmt::fit(&names.host(*addr), 26))))
         .collect();
     if peers.is_empty() {
         peers.push(Line::styled("no connections", theme.dim()));
@@ -246,6 +257,7 @@ fn port_detail(
         .iter()
         .filter(|f| about_port(f, netns, port));
     draw_warnings(frame, findings, theme, warnings);
+    p.top_remotes.iter().map(|(addr, _)| *addr).collect()
 }
 
 #[expect(

@@ -30,6 +30,10 @@ pub fn draw(frame: &mut Frame, app: &App, theme: Theme, area: Rect) {
         theme.dim(),
     ));
     lines.push(Line::styled(
+        " search line: the selection jumps as you type, enter keeps the search (n N), esc goes back",
+        theme.dim(),
+    ));
+    lines.push(Line::styled(
         format!(
             " filter keys (KEY:VALUE): {}",
             crate::filter::keys().collect::<Vec<_>>().join(" ")

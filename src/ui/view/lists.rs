@@ -13,9 +13,11 @@ use crate::model::{
     NetnsId, NetnsKind, PortAggregate, ProcessAggregate, STATES, Snapshot, Stamp, TcpState,
 };
 use crate::ui::action::Action;
-use crate::ui::app::App;
+use crate::ui::app::{App, View};
 use crate::ui::fmt::{self, cells};
+use crate::ui::names::Names;
 use crate::ui::netns::NsRow;
+use crate::ui::search::Start;
 use crate::ui::theme::Theme;
 
 /// Whether a finding is about this port / this process (for the `!` marks).
@@ -40,6 +42,7 @@ struct PortRow<'a> {
     p: &'a PortAggregate,
     snap: &'a Snapshot,
     mark: String,
+    names: &'a Names,
 }
 
 /// The namespace's column of the ports and processes tables (when the sample
@@ -51,7 +54,12 @@ fn netns_column<R>(cell: fn(&R, usize) -> String) -> Col<R> {
 fn port_columns<'a>(netns: bool) -> Vec<Col<PortRow<'a>>> {
     let mut cols: Vec<Col<PortRow<'a>>> = vec![
         Col::new("!", 1, 0, |r, _| r.mark.clone()),
-        Col::new("Port", 6, 0, |r, _| r.p.port.to_string()),
+        // With names on (`d`), the port's service name beside its number.
+        Col {
+            grow: Some(Grow { tier: 1, max: 16 }),
+            fit: true,
+            ..Col::new("Port", 6, 0, |r, w| fmt::fit(&r.names.port(r.p.port), w))
+        },
         Col::new("Process", 16, 0, |r, w| {
             let owner =
                 r.p.listeners
@@ -101,7 +109,7 @@ pub fn draw_ports(frame: &mut Frame, app: &mut App, theme: Theme, area: Rect) {
     let snap = shown.snap();
     let ports = &shown.aggregates().ports;
     let findings = &shown.update.findings;
-    app.page = table::draw(
+    let hits = table::draw(
         frame,
         area,
         theme,
@@ -116,9 +124,18 @@ pub fn draw_ports(frame: &mut Frame, app: &mut App, theme: Theme, area: Rect) {
                 findings.iter().filter(|f| about_port(f, p.netns, p.port)),
                 theme,
             );
-            Some((PortRow { p, snap, mark }, style.unwrap_or_default()))
+            Some((
+                PortRow {
+                    p,
+                    snap,
+                    mark,
+                    names: &app.names,
+                },
+                style.unwrap_or_default(),
+            ))
         },
     );
+    super::drew(app, hits);
 }
 
 /// A process's row as its cells see it.
@@ -268,18 +285,95 @@ fn process_columns<'a>(netns: bool, present: u16) -> Vec<Col<ProcessRow<'a>>> {
     cols
 }
 
+/// The states some process of `procs` holds, as bits of `state.index()`.
+fn present(procs: &[ProcessAggregate]) -> u16 {
+    procs.iter().fold(0u16, |bits, p| {
+        TcpState::ALL
+            .into_iter()
+            .filter(|s| p.states.get(*s) > 0)
+            .fold(bits, |b, s| b | (1 << s.index()))
+    })
+}
+
+/// The search's look through the table on screen (the ports, the processes,
+/// the warnings or the namespaces; see `table::first_match`).
+pub(super) fn find(app: &App, needle: &str, from: Start) -> Option<usize> {
+    let shown = app.shown.as_ref()?;
+    let snap = shown.snap();
+    let netns = snap.sample.multi_netns();
+    let mark = String::new;
+    match app.view {
+        View::Ports => {
+            let ports = &shown.aggregates().ports;
+            table::first_match(
+                &port_columns(netns),
+                from.order(ports.len()),
+                |i| {
+                    Some(PortRow {
+                        p: ports.get(i)?,
+                        snap,
+                        mark: mark(),
+                        names: &app.names,
+                    })
+                },
+                needle,
+            )
+        }
+        View::Processes => {
+            let procs = &shown.aggregates().processes;
+            table::first_match(
+                &process_columns(netns, present(procs)),
+                from.order(procs.len()),
+                |i| {
+                    Some(ProcessRow {
+                        p: procs.get(i)?,
+                        snap,
+                        mark: mark(),
+                    })
+                },
+                needle,
+            )
+        }
+        View::Warnings => {
+            let findings = &shown.update.findings;
+            let now = Stamp::from(snap.taken_at());
+            table::first_match(
+                &finding_columns(),
+                from.order(findings.len()),
+                |i| {
+                    Some(FindingRow {
+                        f: findings.get(i)?,
+                        now,
+                    })
+                },
+                needle,
+            )
+        }
+        View::Namespaces => {
+            let spaces = crate::ui::netns::rows(shown);
+            table::first_match(
+                &namespace_columns(),
+                from.order(spaces.len()),
+                |i| {
+                    Some(NsRowCells {
+                        n: *spaces.get(i)?,
+                        warnings: 0,
+                    })
+                },
+                needle,
+            )
+        }
+        View::Overview | View::Connections => None,
+    }
+}
+
 pub fn draw_processes(frame: &mut Frame, app: &mut App, theme: Theme, area: Rect) {
     let Some(shown) = &app.shown else { return };
     let snap = shown.snap();
     let procs = &shown.aggregates().processes;
     let findings = &shown.update.findings;
-    let present = procs.iter().fold(0u16, |bits, p| {
-        TcpState::ALL
-            .into_iter()
-            .filter(|s| p.states.get(*s) > 0)
-            .fold(bits, |b, s| b | (1 << s.index()))
-    });
-    app.page = table::draw(
+    let present = present(procs);
+    let hits = table::draw(
         frame,
         area,
         theme,
@@ -302,6 +396,7 @@ pub fn draw_processes(frame: &mut Frame, app: &mut App, theme: Theme, area: Rect
             Some((ProcessRow { p, snap, mark }, style))
         },
     );
+    super::drew(app, hits);
 }
 
 /// A finding's row as its cells see it.
@@ -328,7 +423,7 @@ pub fn draw_warnings(frame: &mut Frame, app: &mut App, theme: Theme, area: Rect)
     let findings = &shown.update.findings;
     let [list, detail] =
         Layout::vertical([Constraint::Percentage(45), Constraint::Min(6)]).areas(area);
-    app.page = table::draw(
+    let hits = table::draw(
         frame,
         list,
         theme,
@@ -391,6 +486,7 @@ pub fn draw_warnings(frame: &mut Frame, app: &mut App, theme: Theme, area: Rect)
             .block(Block::new().borders(Borders::TOP).title(title)),
         detail,
     );
+    super::drew(app, hits);
 }
 
 /// A namespace's row as its cells see it.
@@ -471,7 +567,7 @@ pub fn draw_namespaces(frame: &mut Frame, app: &mut App, theme: Theme, area: Rec
     let spaces = crate::ui::netns::rows(shown);
     let findings = &shown.update.findings;
     let only_own = snap.sample.namespaces.is_empty();
-    app.page = table::draw(
+    let hits = table::draw(
         frame,
         area,
         theme,
@@ -510,4 +606,5 @@ pub fn draw_namespaces(frame: &mut Frame, app: &mut App, theme: Theme, area: Rec
             ))
         },
     );
+    super::drew(app, hits);
 }

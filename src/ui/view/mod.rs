@@ -2,6 +2,7 @@
 //! and draw; the only thing they write back is how many table rows fit, so that
 //! paging moves by a screenful.
 
+mod chooser;
 mod confirm;
 mod conns;
 mod detail;
@@ -19,6 +20,7 @@ use ratatui::widgets::Paragraph;
 use super::action::Action;
 use super::app::{App, Detail, Mode, View};
 use super::fmt;
+use super::hits::{Hits, TableHits};
 use super::theme::Theme;
 use crate::diagnose::{Finding, Severity};
 
@@ -39,10 +41,11 @@ use crate::diagnose::{Finding, Severity};
 /// ```
 pub fn draw(frame: &mut Frame, app: &mut App, theme: Theme) {
     let area = frame.area();
+    app.hits = Hits::default();
     let banners = banner_lines(app, theme, area.height);
     let filter_lines = match (&app.mode, &app.filter.error) {
         (Mode::Filter(_), Some(_)) => 2,
-        (Mode::Filter(_), None) | (_, Some(_)) => 1,
+        (Mode::Filter(_), None) | (_, Some(_)) | (Mode::Search(_), _) => 1,
         _ => u16::from(!app.filter.applied.is_empty()),
     };
     let [header, tabs, banner, body, filter, status] = Layout::vertical([
@@ -82,6 +85,25 @@ pub fn draw(frame: &mut Frame, app: &mut App, theme: Theme) {
     }
     if let Mode::Confirm(c) = &app.mode {
         confirm::draw(frame, theme, area, c);
+    }
+    if let Mode::Columns(at) = app.mode {
+        chooser::draw(frame, app, theme, area, at);
+    }
+}
+
+/// The first row of the table on screen, looking from `from`, one of whose
+/// cells holds `needle` (lower case): the search's (`f`, `n`, `N`). None on
+/// a page or the overview.
+pub fn find_row(app: &App, needle: &str, from: crate::ui::search::Start) -> Option<usize> {
+    if app.detail().is_some() {
+        return None;
+    }
+    match app.view {
+        View::Overview => None,
+        View::Connections => conns::find(app, needle, from),
+        View::Ports | View::Processes | View::Warnings | View::Namespaces => {
+            lists::find(app, needle, from)
+        }
     }
 }
 
@@ -131,8 +153,15 @@ fn draw_header(frame: &mut Frame, app: &App, theme: Theme, area: Rect) {
     );
 }
 
-fn draw_tabs(frame: &mut Frame, app: &App, theme: Theme, area: Rect) {
+/// A table was drawn: how many rows fit (for paging) and where (for the mouse).
+fn drew(app: &mut App, hits: TableHits) {
+    app.page = usize::from(hits.rows.height).max(1);
+    app.hits.table = Some(hits);
+}
+
+fn draw_tabs(frame: &mut Frame, app: &mut App, theme: Theme, area: Rect) {
     let mut spans = Vec::new();
+    let mut x = area.x;
     let multi = app.multi_netns();
     for (n, view) in View::ALL.iter().enumerate() {
         // The namespaces' tab is there when there are namespaces to tell apart
@@ -160,6 +189,10 @@ fn draw_tabs(frame: &mut Frame, app: &App, theme: Theme, area: Rect) {
         } else {
             Style::new()
         };
+        let width = crate::ui::fmt::cells(title.chars().count());
+        let tab = Rect { x, width, ..area }.intersection(area);
+        app.hits.tabs.push((tab, *view));
+        x = x.saturating_add(width);
         spans.push(Span::styled(title, style));
     }
     if let Some(d) = app.detail() {
@@ -239,6 +272,23 @@ fn draw_filter(frame: &mut Frame, app: &App, theme: Theme, area: Rect) {
     }
     let mut lines = Vec::new();
     match &app.mode {
+        Mode::Search(s) => {
+            let mut spans = vec![
+                Span::styled("search: ", theme.title()),
+                Span::raw(s.edit.text().to_string()),
+            ];
+            if app.search.as_ref().is_some_and(|s| !s.found) {
+                spans.push(Span::styled("  no match", theme.error()));
+            }
+            lines.push(Line::from(spans));
+            let x = area
+                .x
+                .saturating_add(8)
+                .saturating_add(crate::ui::fmt::cells(s.edit.cursor()));
+            if x < area.right() {
+                frame.set_cursor_position((x, area.y));
+            }
+        }
         Mode::Filter(edit) => {
             lines.push(Line::from(vec![
                 Span::styled("/", theme.title()),
@@ -268,6 +318,33 @@ fn draw_filter(frame: &mut Frame, app: &App, theme: Theme, area: Rect) {
     frame.render_widget(Paragraph::new(lines), area);
 }
 
+/// The search in force, for `n` and `N` (or that it found nothing).
+fn search_spans(app: &App, theme: Theme, out: &mut Vec<Span<'static>>) {
+    if let Some(s) = app
+        .search
+        .as_ref()
+        .filter(|_| !matches!(app.mode, Mode::Search(_)))
+    {
+        out.push(Span::styled(
+            format!("search “{}”", fmt::printable(&s.term)),
+            theme.title(),
+        ));
+        if s.found {
+            out.push(Span::styled(
+                format!(
+                    " ({} {})",
+                    app.keymap.hint(Action::SearchNext),
+                    app.keymap.hint(Action::SearchPrev)
+                ),
+                theme.dim(),
+            ));
+        } else {
+            out.push(Span::styled(": no match", theme.error()));
+        }
+        out.push(Span::raw("  "));
+    }
+}
+
 fn draw_status(frame: &mut Frame, app: &App, theme: Theme, area: Rect) {
     let mut left: Vec<Span> = Vec::new();
     if let Some((_, behind)) = &app.paused {
@@ -277,6 +354,7 @@ fn draw_status(frame: &mut Frame, app: &App, theme: Theme, area: Rect) {
         ));
         left.push(Span::raw(" "));
     }
+    search_spans(app, theme, &mut left);
     let damage = app.replay.as_ref().and_then(|r| r.damage.as_ref());
     if let Some(e) = &app.sampler_died {
         left.push(Span::styled(format!("sampler stopped: {e}"), theme.error()));

@@ -7,13 +7,14 @@
 use std::ops::Range;
 
 use ratatui::Frame;
-use ratatui::layout::{Constraint, Rect};
+use ratatui::layout::{Constraint, Flex, Layout, Rect};
 use ratatui::style::Style;
 use ratatui::text::Line;
 use ratatui::widgets::{Block, Borders, Cell, Row, Table};
 
 use crate::ui::app::Cursor;
 use crate::ui::fmt;
+use crate::ui::hits::TableHits;
 use crate::ui::rows::{Column, Sort};
 use crate::ui::theme::Theme;
 
@@ -142,10 +143,32 @@ fn layout<R>(
     out
 }
 
+/// The width cells are asked for when a search reads them: wide enough that
+/// nothing is cut.
+const SEARCH_WIDTH: usize = 512;
+
+/// The first row of `order` one of whose cells (as `columns` show it) holds
+/// `needle`, which is lower case; `row(i)` builds row `i`.
+pub(super) fn first_match<R>(
+    columns: &[Col<R>],
+    mut order: impl Iterator<Item = usize>,
+    row: impl Fn(usize) -> Option<R>,
+    needle: &str,
+) -> Option<usize> {
+    order.find(|&i| {
+        row(i).is_some_and(|r| {
+            columns
+                .iter()
+                .any(|c| (c.cell)(&r, SEARCH_WIDTH).to_lowercase().contains(needle))
+        })
+    })
+}
+
 /// Draws a table of `len` rows with `cursor` in `area`: `row(i)` gives the
 /// `i`th row and its style, and is called only for the rows on screen; `title`
 /// is given the range of rows on screen; with `sort`, the column of the sort
-/// shows its order. Returns how many rows fit.
+/// shows its order. Returns where it drew its header cells and its rows (for
+/// the mouse), and so how many rows fit.
 #[allow(clippy::too_many_arguments)]
 pub(super) fn draw<R>(
     frame: &mut Frame,
@@ -157,7 +180,7 @@ pub(super) fn draw<R>(
     cursor: &mut Cursor,
     title: impl FnOnce(Range<usize>) -> String,
     row: impl Fn(usize) -> Option<(R, Style)>,
-) -> usize {
+) -> TableHits {
     let page = usize::from(area.height.saturating_sub(2)).max(1);
     cursor.fit(len, page);
     let end = (cursor.offset + page).min(len);
@@ -216,6 +239,13 @@ pub(super) fn draw<R>(
     }))
     .style(theme.title());
     let widths: Vec<Constraint> = cols.iter().map(|&(_, w)| Constraint::Length(w)).collect();
+    let hits = hits(
+        area,
+        &widths,
+        cols.iter().map(|&(k, _)| columns[k].sort),
+        cursor.offset,
+        len,
+    );
     let title = title(cursor.offset..end);
     frame.render_widget(
         Table::new(rows, widths).header(header).block(
@@ -225,7 +255,40 @@ pub(super) fn draw<R>(
         ),
         area,
     );
-    page
+    hits
+}
+
+/// Where a table in `area` (a line of title, a line of header, the rows)
+/// draws its header cells and its rows, as ratatui's `Table` lays its
+/// columns out (from the left, one cell apart, no selection gutter).
+fn hits(
+    area: Rect,
+    widths: &[Constraint],
+    sorts: impl Iterator<Item = Option<Column>>,
+    offset: usize,
+    len: usize,
+) -> TableHits {
+    let header = Rect {
+        y: area.y.saturating_add(1),
+        height: 1,
+        ..area
+    }
+    .intersection(area);
+    let cells = Layout::horizontal(widths.iter().copied())
+        .flex(Flex::Start)
+        .spacing(1)
+        .split(header);
+    TableHits {
+        headers: cells.iter().copied().zip(sorts).collect(),
+        rows: Rect {
+            y: area.y.saturating_add(2),
+            height: area.height.saturating_sub(2),
+            ..area
+        }
+        .intersection(area),
+        offset,
+        len,
+    }
 }
 
 #[cfg(test)]
