@@ -234,9 +234,11 @@ impl App {
 
     /// Puts `update` on screen, rebuilding the rows for it.
     pub fn show(&mut self, update: Update) {
+        // The previous rows: the new ones start from their order.
+        let rows = self.shown.take().map(|s| s.rows).unwrap_or_default();
         let shown = Shown {
             update,
-            rows: Rows::default(),
+            rows,
             filtered: None,
         };
         self.shown = Some(shown);
@@ -250,7 +252,8 @@ impl App {
             return;
         };
         let snap = shown.update.snapshot.clone();
-        shown.rows = Rows::build(
+        shown.rows = Rows::refresh(
+            std::mem::take(&mut shown.rows),
             &snap,
             &self.filter.applied,
             self.sort,
