@@ -1,7 +1,6 @@
 //! Benchmark of the screen at 1k, 10k and 100k sockets (synthetic, steady state
 //! after 200 engine ticks): building the connections table's rows (filter and
-//! sort) from scratch (`ui_rows`) and refreshed from the previous ones
-//! (`ui_refresh`), taking a new snapshot into the screen state (rows, filtered
+//! sort), taking a new snapshot into the screen state (rows, filtered
 //! aggregates, cursors), and drawing a frame of each view into a 160×48 buffer.
 //! DESIGN's goal: a frame over 100k rows in ≤ 10 ms.
 //!
@@ -13,12 +12,12 @@ mod synthetic;
 use std::sync::Arc;
 use std::time::Duration;
 
-use criterion::{BatchSize, BenchmarkId, Criterion};
+use criterion::{BenchmarkId, Criterion};
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
 use sockscope::filter::Filter;
 use sockscope::live::Update;
-use sockscope::model::{Engine, EngineConfig, Snapshot};
+use sockscope::model::{Engine, EngineConfig};
 use sockscope::ui::action::Action;
 use sockscope::ui::app::{App, Msg, Settings};
 use sockscope::ui::keymap::Keymap;
@@ -33,7 +32,6 @@ fn bench_size(c: &mut Criterion, size: usize) {
     for _ in 0..200 {
         engine.ingest(population.next_sample());
     }
-    let before = engine.ingest(population.next_sample());
     let snap = engine.ingest(population.next_sample());
     let update = Update {
         snapshot: snap.clone(),
@@ -63,7 +61,6 @@ fn bench_size(c: &mut Criterion, size: usize) {
         });
     }
     group.finish();
-    bench_refresh(c, size, (&before, &snap), &filter, highlight);
 
     let mut group = c.benchmark_group("ui_update");
     if size >= 100_000 {
@@ -108,53 +105,6 @@ fn bench_size(c: &mut Criterion, size: usize) {
             });
         });
     }
-    group.finish();
-}
-
-/// The rows refreshed from the previous ones: after the next tick's snapshot
-/// (`before` to `snap`: 1% of the connections new, 0.5% changed), and after a
-/// filter narrowed by a term (`state:established` to `state:established
-/// port:443`: the last keystroke of the term).
-fn bench_refresh(
-    c: &mut Criterion,
-    size: usize,
-    (before, snap): (&Snapshot, &Snapshot),
-    filter: &Filter,
-    highlight: Duration,
-) {
-    let mut group = c.benchmark_group("ui_refresh");
-    if size >= 100_000 {
-        group.sample_size(10);
-    }
-    let none = Filter::default();
-    let by = |column| Sort {
-        column,
-        descending: false,
-    };
-    for (name, column) in [
-        ("next_snapshot_by_state", Column::State),
-        ("next_snapshot_by_process", Column::Process),
-    ] {
-        group.bench_with_input(BenchmarkId::new(name, size), &size, |b, _| {
-            b.iter_batched(
-                || Rows::build(before, &none, by(column), highlight),
-                |previous| Rows::refresh(previous, snap, &none, by(column), highlight),
-                BatchSize::LargeInput,
-            );
-        });
-    }
-    let wider = Filter::parse("state:established").expect("filter");
-    group.bench_with_input(
-        BenchmarkId::new("narrowed_filter_by_remote", size),
-        &size,
-        |b, _| {
-            b.iter_batched(
-                || Rows::build(snap, &wider, by(Column::Remote), highlight),
-                |previous| Rows::refresh(previous, snap, filter, by(Column::Remote), highlight),
-                BatchSize::LargeInput,
-            );
-        },
-    );
     group.finish();
 }
 

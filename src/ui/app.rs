@@ -234,11 +234,9 @@ impl App {
 
     /// Puts `update` on screen, rebuilding the rows for it.
     pub fn show(&mut self, update: Update) {
-        // The previous rows: the new ones start from their order.
-        let rows = self.shown.take().map(|s| s.rows).unwrap_or_default();
         let shown = Shown {
             update,
-            rows,
+            rows: Rows::default(),
             filtered: None,
         };
         self.shown = Some(shown);
@@ -252,8 +250,7 @@ impl App {
             return;
         };
         let snap = shown.update.snapshot.clone();
-        shown.rows = Rows::refresh(
-            std::mem::take(&mut shown.rows),
+        shown.rows = Rows::build(
             &snap,
             &self.filter.applied,
             self.sort,
