@@ -34,6 +34,33 @@ pub const JSON_VERSION: u32 = 1;
 /// Events in the document: the last ones the filter selects.
 pub const MAX_EVENTS: usize = 1000;
 
+/// A JSON array written from an iterator as it is serialised, so that the
+/// document's long lists (sockets, ports, processes, remotes) are never held
+/// whole beside the engine's data. Serialised once (a second serialisation
+/// would write an empty array).
+struct Seq<I>(std::cell::Cell<Option<I>>);
+
+impl<I> Seq<I> {
+    fn new(items: I) -> Seq<I> {
+        Seq(std::cell::Cell::new(Some(items)))
+    }
+}
+
+impl<I> Serialize for Seq<I>
+where
+    I: Iterator,
+    I::Item: Serialize,
+{
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(self.0.take().into_iter().flatten())
+    }
+}
+
+type SocketsIter<'a> = Box<dyn Iterator<Item = SocketJson<'a>> + 'a>;
+type PortsIter<'a> = Box<dyn Iterator<Item = PortJson<'a>> + 'a>;
+type ProcessesIter<'a> = Box<dyn Iterator<Item = ProcessJson<'a>> + 'a>;
+type RemotesIter<'a> = Box<dyn Iterator<Item = RemoteJson<'a>> + 'a>;
+
 #[derive(Serialize)]
 struct Document<'a> {
     version: u32,
@@ -42,7 +69,9 @@ struct Document<'a> {
     samples: u64,
     host: &'a HostInfo,
     counts: StateCounts,
-    sockets: Vec<SocketJson<'a>>,
+    /// Written one socket at a time, never collected: a 100k-socket document
+    /// costs the writer's buffer, not a copy of every socket.
+    sockets: Seq<SocketsIter<'a>>,
     counters: &'a KernelCounters,
     #[serde(skip_serializing_if = "Option::is_none")]
     counter_deltas: Option<DeltasJson<'a>>,
@@ -50,9 +79,9 @@ struct Document<'a> {
     /// The kernel's destroy events: whether they are read, and what this
     /// sample's said (host-wide: the filter does not apply).
     destroy_events: DestroyJson<'a>,
-    ports: Vec<PortJson<'a>>,
-    processes: Vec<ProcessJson<'a>>,
-    remotes: Vec<RemoteJson<'a>>,
+    ports: Seq<PortsIter<'a>>,
+    processes: Seq<ProcessesIter<'a>>,
+    remotes: Seq<RemotesIter<'a>>,
     history: EventsJson,
     /// The diagnosis's active findings (host-wide: the filter does not apply).
     findings: Vec<FindingJson<'a>>,
@@ -299,74 +328,70 @@ fn aggregates_json<'a>(
     agg: &'a Aggregates,
     sample: &'a Sample,
     interval: Option<std::time::Duration>,
-) -> (Vec<PortJson<'a>>, Vec<ProcessJson<'a>>, Vec<RemoteJson<'a>>) {
-    let ports = agg
-        .ports
-        .iter()
-        .map(|p| PortJson {
-            netns: sample.netns_label(p.netns),
-            netns_id: p.netns.0,
-            port: p.port,
-            listeners: p
-                .listeners
-                .iter()
-                .map(|l| ListenerJson {
-                    local: l.local.to_string(),
-                    accept_queue: l.accept_queue,
-                    backlog: l.backlog,
-                    pid: l.pid,
-                })
-                .collect(),
-            accept_queue: p.accept_queue(),
-            syn_recv: p.syn_recv(),
-            states: &p.states,
-            top_remotes: p
-                .top_remotes
-                .iter()
-                .map(|(ip, n)| PeerJson {
-                    addr: ip.to_string(),
-                    connections: *n,
-                })
-                .collect(),
-            opened: p.opened,
-            closed: p.closed,
-            opened_per_sec: p.opened_per_sec,
-            closed_per_sec: p.closed_per_sec,
-            moved: MovedJson::of(p.moved, interval),
-        })
-        .collect();
-    let processes = agg
-        .processes
-        .iter()
-        .map(|p| ProcessJson {
-            pid: p.process.pid,
-            start_time: p.process.start_time,
-            process: &p.process.name,
-            exe: p.process.exe.as_deref(),
-            user: &p.process.user,
-            sockets: p.states.total(),
-            states: &p.states,
-            fd_count: p.process.fd_count,
-            fd_limit: p.process.fd_limit,
-            current_owner: p.current_owner,
-            netns: sample.netns_label(p.netns),
-            netns_id: p.netns.0,
-            moved: MovedJson::of(p.moved, interval),
-        })
-        .collect();
-    let remotes = agg
-        .remotes_by_count()
-        .into_iter()
-        .map(|r| RemoteJson {
-            addr: r.addr.to_string(),
-            connections: r.states.total(),
-            states: r.states,
-            netns: sample.netns_label(r.netns),
-            netns_id: r.netns.0,
-            moved: MovedJson::of(r.moved, interval),
-        })
-        .collect();
-    (ports, processes, remotes)
+) -> (
+    Seq<PortsIter<'a>>,
+    Seq<ProcessesIter<'a>>,
+    Seq<RemotesIter<'a>>,
+) {
+    let ports = agg.ports.iter().map(move |p| PortJson {
+        netns: sample.netns_label(p.netns),
+        netns_id: p.netns.0,
+        port: p.port,
+        listeners: p
+            .listeners
+            .iter()
+            .map(|l| ListenerJson {
+                local: l.local.to_string(),
+                accept_queue: l.accept_queue,
+                backlog: l.backlog,
+                pid: l.pid,
+            })
+            .collect(),
+        accept_queue: p.accept_queue(),
+        syn_recv: p.syn_recv(),
+        states: &p.states,
+        top_remotes: p
+            .top_remotes
+            .iter()
+            .map(|(ip, n)| PeerJson {
+                addr: ip.to_string(),
+                connections: *n,
+            })
+            .collect(),
+        opened: p.opened,
+        closed: p.closed,
+        opened_per_sec: p.opened_per_sec,
+        closed_per_sec: p.closed_per_sec,
+        moved: MovedJson::of(p.moved, interval),
+    });
+    let processes = agg.processes.iter().map(move |p| ProcessJson {
+        pid: p.process.pid,
+        start_time: p.process.start_time,
+        process: &p.process.name,
+        exe: p.process.exe.as_deref(),
+        user: &p.process.user,
+        sockets: p.states.total(),
+        states: &p.states,
+        fd_count: p.process.fd_count,
+        fd_limit: p.process.fd_limit,
+        current_owner: p.current_owner,
+        netns: sample.netns_label(p.netns),
+        netns_id: p.netns.0,
+        moved: MovedJson::of(p.moved, interval),
+    });
+    let remotes = agg.remotes_by_count().into_iter().map(move |r| RemoteJson {
+        addr: r.addr.to_string(),
+        connections: r.states.total(),
+        states: r.states,
+        netns: sample.netns_label(r.netns),
+        netns_id: r.netns.0,
+        moved: MovedJson::of(r.moved, interval),
+    });
+    (
+        Seq::new(Box::new(ports)),
+        Seq::new(Box::new(processes)),
+        Seq::new(Box::new(remotes)),
+    )
 }
 
 /// The namespaces of `sample` (the own one alone, `host`, when it describes
@@ -491,10 +516,11 @@ pub fn write_json_with<W: Write>(
         samples: snap.tick,
         host: &sample.host,
         counts: agg.counts,
-        sockets: selected
-            .iter()
-            .filter_map(|&i| socket_json(snap, i, options.cmdlines))
-            .collect(),
+        sockets: Seq::new(Box::new(
+            selected
+                .iter()
+                .filter_map(move |&i| socket_json(snap, i, options.cmdlines)),
+        )),
         counters: &sample.counters,
         counter_deltas,
         health: &sample.health,

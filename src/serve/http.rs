@@ -4,23 +4,28 @@
 //! | path | answer |
 //! |---|---|
 //! | `/metrics` | the exposition: OpenMetrics when the client asks for it (`Accept: application/openmetrics-text`, as Prometheus does), else the Prometheus text format 0.0.4 |
-//! | `/snapshot` | the JSON snapshot document of `sockscope snapshot --format json`, without command lines unless `--snapshot-cmdlines` (503 before the first sample) |
+//! | `/snapshot` | the JSON snapshot document of `sockscope snapshot --format json`, without command lines unless `--snapshot-cmdlines` (503 before the first sample); streamed as it is written (chunked), gzipped when the client accepts gzip |
 //! | `/healthz` | 200 while the latest sample is recent, else 503; a one-line body says why (and, once the pipeline has died, what killed it) |
 //! | anything else | 404; a method other than GET or HEAD is 405; a request with a body is 413 |
 
+use std::io::{self, BufWriter, Write};
 use std::time::Duration;
 
 use bytes::Bytes;
+use flate2::Compression;
+use flate2::write::GzEncoder;
 use prometheus_client::registry::Registry;
 
 use super::state::Shared;
+use super::stream::{CHUNK, ChunkWriter};
 use crate::export;
 use crate::filter::Filter;
+use crate::live::Update;
 
 pub const TEXT: &str = "text/plain; charset=utf-8";
 const PROMETHEUS_TEXT: &str = "text/plain; version=0.0.4; charset=utf-8";
 const OPENMETRICS_TEXT: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
-const JSON: &str = "application/json";
+pub const JSON: &str = "application/json";
 
 /// The paths `serve` answers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -95,35 +100,41 @@ impl Service {
         }
     }
 
-    /// The JSON document of the latest update (slow on a large host: the
-    /// server builds it on its worker thread).
-    pub fn snapshot(&self) -> Answer {
-        let latest = self.shared.latest();
-        let Some(update) = latest.update else {
-            return Answer::text(503, "no sample yet\n");
-        };
+    /// The JSON document of `update`, written to `out` as it is serialised
+    /// (the one writer of `sockscope snapshot --format json` and of the
+    /// screen's export; slow on a large host: the server runs it on its
+    /// worker thread).
+    pub fn write_snapshot(&self, update: &Update, out: impl Write) -> io::Result<()> {
         let snap = &update.snapshot;
         let everything = Filter::default();
         let all: Vec<usize> = export::select_indices(&snap.sample, &everything);
-        let mut body = Vec::new();
         let options = export::JsonOptions {
             pretty: false,
             cmdlines: self.snapshot_cmdlines,
         };
-        match export::write_json_with(
-            &mut body,
-            snap,
-            &all,
-            &everything,
-            &update.findings,
-            options,
-        ) {
-            Ok(()) => Answer {
-                status: 200,
-                content_type: JSON,
-                body: Bytes::from(body),
-            },
-            Err(e) => Answer::text(500, format!("could not write the snapshot: {e}\n")),
+        export::write_json_with(out, snap, &all, &everything, &update.findings, options)
+            .map_err(io::Error::from)
+    }
+
+    /// Writes the document of `update` into `out` (the body's chunks),
+    /// gzipped when `gzip`, and then the body's end. An error leaves the body
+    /// without its end: the client sees a cut response.
+    pub fn stream_snapshot(&self, update: &Update, gzip: bool, out: ChunkWriter) -> io::Result<()> {
+        if gzip {
+            // The fastest level: at 100k sockets the default level would cost
+            // more than the serialisation, and the document compresses tenfold
+            // even so.
+            let encoder = GzEncoder::new(out, Compression::fast());
+            let mut buffered = BufWriter::with_capacity(CHUNK, encoder);
+            self.write_snapshot(update, &mut buffered)?;
+            let encoder = buffered
+                .into_inner()
+                .map_err(io::IntoInnerError::into_error)?;
+            encoder.finish()?.finish()
+        } else {
+            let mut out = out;
+            self.write_snapshot(update, &mut out)?;
+            out.finish()
         }
     }
 

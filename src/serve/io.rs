@@ -1,8 +1,9 @@
 //! A connection's socket with a write deadline: every byte of a response must
 //! be written before the deadline that the handler set when the response began
 //! (and, before any request, the connection's first deadline, which bounds a TLS
-//! handshake). A client that stops reading, or reads a byte at a time, gets an
-//! error instead of holding the connection, its buffers and its slot.
+//! handshake), and no one write may wait longer than the stall timeout for the
+//! client to make room. A client that stops reading, or reads a byte at a time,
+//! gets an error instead of holding the connection, its buffers and its slot.
 //!
 //! Reading needs no timer here: hyper's header-read timeout bounds the wait
 //! for a request head, and request bodies are refused unread.
@@ -12,6 +13,7 @@ use std::io;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll, ready};
+use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::{Instant, Sleep};
@@ -35,27 +37,44 @@ impl WriteDeadline {
     }
 }
 
-/// `inner` whose writes fail with `TimedOut` once the deadline has passed.
+/// `inner` whose writes fail with `TimedOut` once the deadline has passed,
+/// or once one write has waited `stall` for the client.
 pub struct Deadlined<T> {
     inner: T,
     deadline: Arc<WriteDeadline>,
+    stall: Duration,
+    /// Since when a write has been waiting (none is when the last one went
+    /// through).
+    waiting_since: Option<Instant>,
     /// Armed while a write waits, for the deadline it waits against.
     sleep: Option<(Instant, Pin<Box<Sleep>>)>,
 }
 
 impl<T> Deadlined<T> {
-    pub fn new(inner: T, deadline: Arc<WriteDeadline>) -> Deadlined<T> {
+    pub fn new(inner: T, deadline: Arc<WriteDeadline>, stall: Duration) -> Deadlined<T> {
         Deadlined {
             inner,
             deadline,
+            stall,
+            waiting_since: None,
             sleep: None,
+        }
+    }
+
+    /// The earlier of the response's deadline and the waiting write's stall
+    /// deadline.
+    fn due(&self) -> Instant {
+        let at = self.deadline.get();
+        match self.waiting_since {
+            Some(since) => at.min(since + self.stall),
+            None => at,
         }
     }
 
     /// Ready with an error when the deadline has passed; otherwise arms a
     /// timer that wakes the task at the deadline.
     fn check(&mut self, cx: &mut Context<'_>) -> Poll<io::Error> {
-        let at = self.deadline.get();
+        let at = self.due();
         if Instant::now() >= at {
             return Poll::Ready(timed_out());
         }
@@ -70,6 +89,13 @@ impl<T> Deadlined<T> {
         Poll::Ready(timed_out())
     }
 
+    /// `check`, for a write that has just found no room: its wait starts now
+    /// unless it was already waiting.
+    fn check_waiting(&mut self, cx: &mut Context<'_>) -> Poll<io::Error> {
+        self.waiting_since.get_or_insert_with(Instant::now);
+        self.check(cx)
+    }
+
     /// Runs a write-side operation under the deadline.
     fn guarded<R>(
         &mut self,
@@ -79,15 +105,16 @@ impl<T> Deadlined<T> {
     where
         T: Unpin,
     {
-        if Instant::now() >= self.deadline.get() {
+        if Instant::now() >= self.due() {
             return Poll::Ready(Err(timed_out()));
         }
         match op(Pin::new(&mut self.inner), cx) {
             Poll::Ready(r) => {
                 self.sleep = None;
+                self.waiting_since = None;
                 Poll::Ready(r)
             }
-            Poll::Pending => match self.check(cx) {
+            Poll::Pending => match self.check_waiting(cx) {
                 Poll::Ready(e) => Poll::Ready(Err(e)),
                 Poll::Pending => Poll::Pending,
             },
@@ -148,7 +175,6 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Deadlined<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     fn runtime() -> tokio::runtime::Runtime {
@@ -166,7 +192,7 @@ mod tests {
             let deadline = Arc::new(WriteDeadline::new(
                 Instant::now() + Duration::from_millis(200),
             ));
-            let mut w = Deadlined::new(a, Arc::clone(&deadline));
+            let mut w = Deadlined::new(a, Arc::clone(&deadline), Duration::from_secs(3600));
             let started = Instant::now();
             let err = w
                 .write_all(&[0u8; 4096])
@@ -182,7 +208,7 @@ mod tests {
         runtime().block_on(async {
             let (a, mut b) = tokio::io::duplex(64);
             let deadline = Arc::new(WriteDeadline::new(Instant::now() + Duration::from_secs(5)));
-            let mut w = Deadlined::new(a, Arc::clone(&deadline));
+            let mut w = Deadlined::new(a, Arc::clone(&deadline), Duration::from_secs(3600));
             let reader = tokio::spawn(async move {
                 let mut got = vec![0u8; 4096];
                 b.read_exact(&mut got).await.map(|_| got)
@@ -193,6 +219,31 @@ mod tests {
             // A deadline already past refuses the next write at once.
             deadline.set(Instant::now());
             let err = w.write_all(b"x").await.expect_err("past the deadline");
+            assert_eq!(err.kind(), io::ErrorKind::TimedOut);
+        });
+    }
+
+    #[test]
+    fn a_write_that_waits_past_the_stall_timeout_fails_before_the_deadline() {
+        runtime().block_on(async {
+            let (a, mut b) = tokio::io::duplex(64);
+            let deadline = Arc::new(WriteDeadline::new(
+                Instant::now() + Duration::from_secs(3600),
+            ));
+            let mut w = Deadlined::new(a, Arc::clone(&deadline), Duration::from_millis(200));
+            // A reader that reads keeps every wait short: all goes through.
+            let reader = tokio::spawn(async move {
+                let mut got = vec![0u8; 1024];
+                b.read_exact(&mut got).await.map(|_| b)
+            });
+            w.write_all(&[1u8; 1024]).await.expect("write while read");
+            let _b = reader.await.expect("join").expect("read");
+            // Then nobody reads: the write waits, and the stall ends it long
+            // before the hour's deadline.
+            let err = tokio::time::timeout(Duration::from_secs(60), w.write_all(&[2u8; 4096]))
+                .await
+                .expect("cut by the stall timeout, not by the test's bound")
+                .expect_err("the write must stall out");
             assert_eq!(err.kind(), io::ErrorKind::TimedOut);
         });
     }

@@ -33,6 +33,14 @@ pub struct HttpLimits {
           value_parser = limit_duration)]
     pub write_timeout: Duration,
 
+    /// A write of a response may wait this long for the client to read;
+    /// past it the client has stopped reading and the connection is cut,
+    /// freeing what its response held (a streamed `/snapshot` holds the one
+    /// `/snapshot` slot).
+    #[arg(long = "http-stall-timeout", value_name = "DURATION", default_value = "5s",
+          value_parser = limit_duration)]
+    pub stall_timeout: Duration,
+
     /// The largest request head (request line and headers), in bytes; larger
     /// ones get 431.
     #[arg(long = "http-max-header-bytes", value_name = "BYTES", default_value_t = 16_384,
@@ -57,6 +65,7 @@ impl Default for HttpLimits {
             max_connections: 256,
             header_timeout: Duration::from_secs(10),
             write_timeout: Duration::from_secs(30),
+            stall_timeout: Duration::from_secs(5),
             max_header_bytes: 16_384,
             max_headers: DEFAULT_MAX_HEADERS,
             max_url_bytes: 2_048,

@@ -18,6 +18,7 @@ mod io;
 pub mod limits;
 mod server;
 mod state;
+mod stream;
 pub mod webconfig;
 mod worker;
 

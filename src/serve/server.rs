@@ -6,8 +6,10 @@
 //!  accept ──▶ Conns::admit (cap; evicts the oldest idle) ──▶ task per connection:
 //!     [TLS handshake, bounded] ──▶ hyper http1 (head size, header count, head timeout)
 //!        └─▶ respond: 414 / 413 / 404 / 405 / 401 checks, then
-//!              /metrics, /healthz on the runtime thread; /snapshot and bcrypt on workers
-//!     every write of a response before its deadline (io::Deadlined)
+//!              /metrics, /healthz on the runtime thread; bcrypt on a worker;
+//!              /snapshot written on a worker straight into the body (stream.rs)
+//!     every write of a response before its deadline, and none waiting on the
+//!     client longer than the stall timeout (io::Deadlined)
 //! ```
 //!
 //! Each limit is an option (`limits::HttpLimits`). A request body is never read:
@@ -34,6 +36,7 @@ use super::conns::{Busy, Conn, Conns};
 use super::http::{Answer, Route, Service};
 use super::io::Deadlined;
 use super::limits::HttpLimits;
+use super::stream::{self, Streamed};
 use super::webconfig::{BasicAuth, Verdict};
 use super::worker::Worker;
 
@@ -47,7 +50,7 @@ pub struct Ctx {
     /// Extra response headers (the web config's `http_server_config.headers`).
     pub headers: Vec<(HeaderName, HeaderValue)>,
     conns: Arc<Conns>,
-    /// One `/snapshot` document in memory at a time.
+    /// One `/snapshot` being written at a time.
     snapshots: Arc<Semaphore>,
     snapshot_worker: Worker,
     tls: Option<tokio_rustls::TlsAcceptor>,
@@ -192,7 +195,7 @@ async fn accept_loop(
 }
 
 async fn serve_connection(tcp: tokio::net::TcpStream, ctx: &Arc<Ctx>, conn: Arc<Conn>) {
-    let io = Deadlined::new(tcp, Arc::clone(&conn.deadline));
+    let io = Deadlined::new(tcp, Arc::clone(&conn.deadline), ctx.limits.stall_timeout);
     match &ctx.tls {
         None => serve_http(io, ctx, conn).await,
         Some(acceptor) => {
@@ -234,31 +237,46 @@ where
     let _ = http.serve_connection(TokioIo::new(io), service).await;
 }
 
-/// The response body: the whole answer, holding the request's place (and the
-/// `/snapshot` permit) until hyper has taken all of it.
+/// The response body: the whole answer, or a document streamed as it is
+/// written; either holds the request's place (and the `/snapshot` permit)
+/// until hyper has taken all of it, or drops it with the connection.
 pub struct Payload {
-    data: Option<Bytes>,
+    data: Data,
     _busy: Busy,
-    _permit: Option<OwnedSemaphorePermit>,
+    _permit: Option<Arc<OwnedSemaphorePermit>>,
+}
+
+enum Data {
+    Whole(Option<Bytes>),
+    Streamed(Streamed),
 }
 
 impl Body for Payload {
     type Data = Bytes;
-    type Error = Infallible;
+    type Error = std::io::Error;
 
     fn poll_frame(
         mut self: Pin<&mut Self>,
-        _cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
-        Poll::Ready(self.data.take().map(|d| Ok(Frame::data(d))))
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, std::io::Error>>> {
+        match &mut self.data {
+            Data::Whole(data) => Poll::Ready(data.take().map(|d| Ok(Frame::data(d)))),
+            Data::Streamed(body) => Pin::new(body).poll_frame(cx),
+        }
     }
 
     fn is_end_stream(&self) -> bool {
-        self.data.is_none()
+        match &self.data {
+            Data::Whole(data) => data.is_none(),
+            Data::Streamed(body) => body.is_end_stream(),
+        }
     }
 
     fn size_hint(&self) -> SizeHint {
-        SizeHint::with_exact(self.data.as_ref().map_or(0, |d| d.len() as u64))
+        match &self.data {
+            Data::Whole(data) => SizeHint::with_exact(data.as_ref().map_or(0, |d| d.len() as u64)),
+            Data::Streamed(body) => body.size_hint(),
+        }
     }
 }
 
@@ -269,7 +287,9 @@ struct Reply {
     extra: Vec<(HeaderName, HeaderValue)>,
     /// Close the connection after this response.
     close: bool,
-    permit: Option<OwnedSemaphorePermit>,
+    permit: Option<Arc<OwnedSemaphorePermit>>,
+    /// The body, streamed (then `answer`'s body is empty).
+    stream: Option<Streamed>,
 }
 
 impl From<Answer> for Reply {
@@ -279,6 +299,7 @@ impl From<Answer> for Reply {
             extra: Vec::new(),
             close: false,
             permit: None,
+            stream: None,
         }
     }
 }
@@ -288,8 +309,12 @@ async fn respond(req: Request<Incoming>, ctx: &Arc<Ctx>, conn: &Arc<Conn>) -> Re
     let reply = decide(&req, ctx).await;
     // From here the response must be written out within the write timeout.
     conn.deadline.set(Instant::now() + ctx.limits.write_timeout);
+    let data = match reply.stream {
+        Some(stream) => Data::Streamed(stream),
+        None => Data::Whole(Some(reply.answer.body)),
+    };
     let mut response = Response::new(Payload {
-        data: Some(reply.answer.body),
+        data,
         _busy: busy,
         _permit: reply.permit,
     });
@@ -373,28 +398,84 @@ async fn decide(req: &Request<Incoming>, ctx: &Arc<Ctx>) -> Reply {
             ctx.service.metrics(accept).into()
         }
         Route::Healthz => ctx.service.healthz().into(),
-        Route::Snapshot => snapshot(ctx).await,
+        Route::Snapshot => snapshot(req, ctx).await,
     }
 }
 
-async fn snapshot(ctx: &Arc<Ctx>) -> Reply {
+/// Whether `Accept-Encoding` accepts gzip (`gzip` or `x-gzip`, with no
+/// `q=0`).
+pub fn accepts_gzip(headers: &http::HeaderMap) -> bool {
+    headers
+        .get_all(header::ACCEPT_ENCODING)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|item| {
+            let mut parts = item.split(';').map(str::trim);
+            let coding = parts.next().unwrap_or("");
+            let refused = parts.any(|p| {
+                p.strip_prefix("q=")
+                    .or_else(|| p.strip_prefix("Q="))
+                    .and_then(|q| q.trim().parse::<f32>().ok())
+                    .is_some_and(|q| q <= 0.0)
+            });
+            (coding.eq_ignore_ascii_case("gzip") || coding.eq_ignore_ascii_case("x-gzip"))
+                && !refused
+        })
+}
+
+/// `/snapshot`: one at a time (a second waits for the first's permit a
+/// while, then gets 503); the document is written on the worker thread
+/// straight into the response body, a few chunks ahead of the client.
+async fn snapshot(req: &Request<Incoming>, ctx: &Arc<Ctx>) -> Reply {
     let busy = || {
         let mut r = Reply::from(Answer::text(503, "busy with another /snapshot: retry\n"));
         r.extra
             .push((header::RETRY_AFTER, HeaderValue::from_static("1")));
         r
     };
+    let Some(update) = ctx.service.shared.latest().update else {
+        return Answer::text(503, "no sample yet\n").into();
+    };
+    let gzip = accepts_gzip(req.headers());
+    let mut extra = vec![(header::VARY, HeaderValue::from_static("Accept-Encoding"))];
+    if gzip {
+        extra.push((header::CONTENT_ENCODING, HeaderValue::from_static("gzip")));
+    }
+    let ok = |stream, permit| Reply {
+        answer: Answer {
+            status: 200,
+            content_type: super::http::JSON,
+            body: Bytes::new(),
+        },
+        extra,
+        close: false,
+        permit,
+        stream,
+    };
+    if req.method() == Method::HEAD {
+        // The head alone: no document is written for it.
+        return ok(None, None);
+    }
     let permit =
         tokio::time::timeout(SNAPSHOT_WAIT, Arc::clone(&ctx.snapshots).acquire_owned()).await;
     let Ok(Ok(permit)) = permit else {
         return busy();
     };
+    // Held by the writer and by the body: freed when both are done (the
+    // document written or the client gone, and the body dropped).
+    let permit = Arc::new(permit);
+    let (writer, rx) = stream::channel();
     let service = Arc::clone(&ctx.service);
-    match ctx.snapshot_worker.run(move || service.snapshot()).await {
-        Ok(answer) => Reply {
-            permit: Some(permit),
-            ..Reply::from(answer)
-        },
+    let held = Arc::clone(&permit);
+    let job = move || {
+        // An error here is the client gone or cut off: the body, left
+        // without its end, closes the connection.
+        let _ = service.stream_snapshot(&update, gzip, writer);
+        drop(held);
+    };
+    match ctx.snapshot_worker.start(job) {
+        Ok(()) => ok(Some(Streamed::new(rx)), Some(permit)),
         Err(_) => busy(),
     }
 }

@@ -1,5 +1,5 @@
 //! A thread for the work that must not run on the HTTP runtime's one thread
-//! (building a large `/snapshot` document, checking a bcrypt password), started
+//! (writing a large `/snapshot` document, checking a bcrypt password), started
 //! once at start-up: no thread is ever spawned per request, so a task limit
 //! cannot fail one. Its queue is bounded; when it is full the request is
 //! answered 503 at once rather than queued without end.
@@ -45,6 +45,17 @@ impl Worker {
         })
     }
 
+    /// Queues `job` on the thread without waiting for it (it reports back by
+    /// its own means).
+    pub fn start(&self, job: impl FnOnce() + Send + 'static) -> Result<(), Busy> {
+        let queue = self.queue.as_ref().ok_or(Busy::Gone)?;
+        match queue.try_send(Box::new(job)) {
+            Ok(()) => Ok(()),
+            Err(TrySendError::Full(_)) => Err(Busy::Full),
+            Err(TrySendError::Disconnected(_)) => Err(Busy::Gone),
+        }
+    }
+
     /// Runs `job` on the thread and waits for its result without blocking
     /// the runtime.
     pub async fn run<R: Send + 'static>(
@@ -55,12 +66,7 @@ impl Worker {
         let boxed: Job = Box::new(move || {
             let _ = tx.send(job());
         });
-        let queue = self.queue.as_ref().ok_or(Busy::Gone)?;
-        match queue.try_send(boxed) {
-            Ok(()) => {}
-            Err(TrySendError::Full(_)) => return Err(Busy::Full),
-            Err(TrySendError::Disconnected(_)) => return Err(Busy::Gone),
-        }
+        self.start(boxed)?;
         rx.await.map_err(|_| Busy::Gone)
     }
 }

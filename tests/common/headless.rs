@@ -189,24 +189,49 @@ pub fn request_on(
     })
 }
 
-/// A whole HTTP/1.1 response, read to its end.
+/// A whole HTTP/1.1 response, read to its end (a chunked body decoded).
 pub fn parse_response(raw: &[u8]) -> Option<HttpResponse> {
-    let text = std::str::from_utf8(raw).ok()?;
-    let (head, body) = text.split_once("\r\n\r\n")?;
+    let split = raw.windows(4).position(|w| w == b"\r\n\r\n")?;
+    let head = std::str::from_utf8(&raw[..split]).ok()?;
+    let body = &raw[split + 4..];
     let mut lines = head.lines();
     let status = lines
         .next()
         .and_then(|l| l.split_whitespace().nth(1))
         .and_then(|c| c.parse().ok())?;
-    let headers = lines
+    let headers: Vec<(String, String)> = lines
         .filter_map(|l| l.split_once(':'))
         .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
         .collect();
+    let chunked = headers
+        .iter()
+        .any(|(k, v)| k == "transfer-encoding" && v.eq_ignore_ascii_case("chunked"));
+    let body = if chunked {
+        dechunk(body)?
+    } else {
+        body.to_vec()
+    };
     Some(HttpResponse {
         status,
         headers,
-        body: body.to_string(),
+        body: String::from_utf8(body).ok()?,
     })
+}
+
+/// A chunked body decoded; `None` when it is cut short (no last chunk).
+pub fn dechunk(mut raw: &[u8]) -> Option<Vec<u8>> {
+    let mut out = Vec::new();
+    loop {
+        let eol = raw.windows(2).position(|w| w == b"\r\n")?;
+        let size_line = std::str::from_utf8(&raw[..eol]).ok()?;
+        let size = usize::from_str_radix(size_line.split(';').next()?.trim(), 16).ok()?;
+        raw = &raw[eol + 2..];
+        if size == 0 {
+            return Some(out);
+        }
+        out.extend_from_slice(raw.get(..size)?);
+        raw = raw.get(size + 2..)?;
+    }
 }
 
 pub fn get(addr: SocketAddr, path: &str) -> HttpResponse {

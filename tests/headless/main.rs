@@ -32,6 +32,7 @@ mod record_safety;
 mod serve_hostile;
 mod serve_live;
 mod serve_soak;
+mod serve_stream;
 mod serve_webconfig;
 mod thresholds_file;
 mod watch_live;
