@@ -427,13 +427,14 @@ fn bad_usage_exits_2_in_every_command_and_64_in_check() {
         );
     }
     // A bad value and a bad filter are bad usage too, named in the message.
-    for (command, code) in [
-        (&[][..], 2),
-        (&["snapshot"][..], 2),
-        (&["watch"][..], 2),
-        (&["serve"][..], 2),
-        (&["check"][..], 64),
-    ] {
+    let commands: [(&[&str], u8); 5] = [
+        (&[], 2),
+        (&["snapshot"], 2),
+        (&["watch"], 2),
+        (&["serve"], 2),
+        (&["check"], 64),
+    ];
+    for (command, code) in commands {
         let mut args = command.to_vec();
         args.extend(["--interval", "soonish"]);
         let out = sockscope(&args);
