@@ -21,6 +21,9 @@
 #   sockscope warm sample        CPU of one more sample in a running process:
 #                                (snapshot --samples 11) minus (--samples 1), / 10,
 #                                100 ms apart (the shortest interval; wall less the waits)
+# and, as root, the resident memory per socket of `serve` and of the screen (in
+# tmux) watching the host's namespace, less the same on an empty namespace
+# (benches/support/rss.sh; benches/memory.sh measures it on a namespace of its own).
 # Only 127.0.0.0/8 is used. Holders end when this script exits, however it exits.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -39,6 +42,7 @@ pids=()
 cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
   wait 2>/dev/null || true
+  rss_cleanup
   rm -rf "$work"
 }
 trap cleanup EXIT INT TERM
@@ -49,6 +53,7 @@ exec 9<>"$work/hold"
 
 ulimit -n 1048576 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 . benches/support/holders.sh
+. benches/support/rss.sh
 start() { local name=$1; shift; start_holder "$name" "$holder" "$@"; }
 
 
@@ -108,3 +113,10 @@ row "sockscope warm sample (owners)" "$warm_w" "$warm_c"
 echo
 awk -v sp="$ssp_w" -v o="$our_w" -v b="$bound" 'BEGIN{printf "cold snapshot with owners: %s%.1fx faster than ss -tanp (goal: >= 10x at 100k, >= 20x at 1M)\n", b, sp/o}'
 awk -v s="$ss_c" -v w="$warm_c" 'BEGIN{printf "warm sample CPU: %.2fx of ss -tan (goal: <= 0.5x)\n", w/s}'
+
+echo
+if [ "$(id -u)" -eq 0 ]; then
+  rss_report host "$total"
+else
+  echo "memory per socket: skipped (needs root, for the empty namespace of the baseline)"
+fi

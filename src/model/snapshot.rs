@@ -92,6 +92,15 @@ impl Snapshot {
         }
     }
 
+    /// Heap bytes of the parts of this snapshot that grow with the sockets
+    /// and are its own: the sample's socket records and the engine's views of
+    /// them (the logs and the series are shared with the engine and the other
+    /// snapshots; process infos are shared too).
+    pub fn socket_bytes(&self) -> usize {
+        self.sample.sockets.capacity() * size_of::<SocketRecord>()
+            + self.conns.capacity() * size_of::<ConnView>()
+    }
+
     /// The `i`th socket and the engine's view of it.
     pub fn socket(&self, i: usize) -> Option<(&SocketRecord, &ConnView)> {
         Some((self.sample.sockets.get(i)?, self.conns.get(i)?))

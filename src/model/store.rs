@@ -83,6 +83,16 @@ impl ConnStore {
     /// Starts a sample of `sockets` sockets: no connection is marked as shown by
     /// it yet.
     pub fn begin_tick(&mut self, sockets: usize) {
+        // Room for this sample's sockets at once, with a sixteenth to spare,
+        // rather than growing by halves as they come: the first sample of a
+        // large table would otherwise leave up to half the slab unused.
+        if sockets > self.slots.capacity() {
+            let room = sockets + sockets / 16 + 64;
+            let more = room - self.slots.len();
+            self.slots.reserve_exact(more);
+            self.marks.reserve_exact(more);
+            self.tuple_filed.reserve_exact(more);
+        }
         self.tick = self.tick.wrapping_add(1) % FREE;
         self.order.clear();
         self.order.resize(sockets, FREE);

@@ -128,7 +128,11 @@ impl Collector {
                 .ok()
             })
             .flatten()
-            .map(|m| m.with_events(events_wanted));
+            .map(|m| m.with_events(events_wanted))
+            .map(|mut m| {
+                m.settle_own();
+                m
+            });
         let (own_events, events_unavailable) = match (config.events, &netlink_unavailable) {
             (false, _) => (
                 None,
@@ -174,8 +178,14 @@ impl Collector {
             &mut self.netlink_unavailable,
             self.config.proc_root.as_path(),
         );
+        // The own namespace is not dumped while the previous sample found it
+        // not chosen (`--netns` naming others only): its sockets would be
+        // dropped below, and on a busy host they would be most of the dump's
+        // cost and, until dropped, of the sample's memory.
+        let skip_own = self.multi.as_ref().is_some_and(|m| !m.own_selected);
         let mut read = || read_sockets(dumper, unavailable, proc_root, &mut sockets, &mut health);
         match self.resolver.as_mut() {
+            _ if skip_own => {}
             // First sample: walk the processes while the kernel dumps the sockets.
             Some(resolver) if !resolver.is_warm() => resolver.prime_while(read)?,
             _ => read()?,
@@ -191,6 +201,18 @@ impl Collector {
                 health.notes.push(why.clone());
             }
             health.netns_own_only = multi.unsampled.is_some();
+            if skip_own && multi.own_selected {
+                // Chosen again (its label changed): read it now.
+                let mut own = Vec::new();
+                read_sockets(
+                    &mut self.dumper,
+                    &mut self.netlink_unavailable,
+                    self.config.proc_root.as_path(),
+                    &mut own,
+                    &mut health,
+                )?;
+                sockets.append(&mut own);
+            }
             if !multi.own_selected {
                 // Not chosen: neither its sockets nor its counters are shown
                 // (its findings would be about a namespace not asked for).
@@ -198,7 +220,7 @@ impl Collector {
                 counters = crate::model::KernelCounters::default();
             }
         }
-        self.capacity_hint = sockets.len() + sockets.len() / 8 + 64;
+        self.capacity_hint = room_after(&mut sockets);
         let destroyed = self.drain_events(&mut health, &namespaces);
         health.cost.sockets_us = micros(started.elapsed());
         let owners_started = std::time::Instant::now();
@@ -321,6 +343,18 @@ impl Collector {
             multi.pause_events(paused);
         }
     }
+}
+
+/// The next sample's room: this one's count and a little more (tables move by
+/// a few percent between samples). A sample that outgrew its room (the vector
+/// doubled) gives the excess back: the snapshot keeps it for a whole interval,
+/// and the next sample is built beside it.
+fn room_after(sockets: &mut Vec<SocketRecord>) -> usize {
+    let slack = sockets.len() / 32 + 256;
+    if sockets.capacity() > sockets.len() + 2 * slack {
+        sockets.shrink_to_fit();
+    }
+    sockets.len() + slack
 }
 
 fn micros(d: std::time::Duration) -> u64 {

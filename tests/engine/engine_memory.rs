@@ -5,7 +5,9 @@
 use std::net::SocketAddr;
 use std::time::{Duration, UNIX_EPOCH};
 
-use sockscope::model::{Engine, EngineConfig, Sample, SocketRecord, TcpState};
+use sockscope::model::{
+    ConnView, Engine, EngineConfig, Ownership, Sample, SocketRecord, TcpInfoLite, TcpState,
+};
 
 fn conn(n: u64) -> SocketRecord {
     let port = 1024 + u16::try_from(n % 60_000).expect("port");
@@ -51,5 +53,76 @@ fn tracked_connections_cost_at_most_400_bytes_each() {
     assert!(
         mem.history() <= EngineConfig::default().history_bytes,
         "{mem:?}"
+    );
+}
+
+/// A socket of the synthetic population: ESTABLISHED with tcp_info, as most of
+/// a busy server's are (the largest record the sample holds).
+fn established(n: u64) -> SocketRecord {
+    let mut s = conn(n);
+    s.tcp_info = Some(TcpInfoLite {
+        rtt_us: 120,
+        bytes_acked: n,
+        bytes_received: 2 * n,
+        ..TcpInfoLite::default()
+    });
+    s.owner = Ownership::Known {
+        pid: 100,
+        fd: u32::try_from(n % 1_000_000).expect("fd"),
+    };
+    s
+}
+
+/// The whole path a sample takes, at 100k sockets: the sample's records,
+/// the snapshot's views and the engine's table, with the previous snapshot
+/// still held by its reader while the next is made (as the screen and serve
+/// hold theirs). Bounds the bytes per socket of what is alive at that peak,
+/// so that a fatter record, a copy of the table per snapshot or a vector
+/// grown by doubling shows up here.
+#[test]
+fn sample_and_snapshot_path_costs_a_bounded_amount_per_socket() {
+    const LIVE: u64 = 100_000;
+    // The records' layout, the largest part of the budget.
+    assert!(
+        size_of::<SocketRecord>() <= 224,
+        "SocketRecord is {} bytes",
+        size_of::<SocketRecord>()
+    );
+    assert!(
+        size_of::<ConnView>() <= 80,
+        "ConnView is {} bytes",
+        size_of::<ConnView>()
+    );
+    let mut engine = Engine::new(EngineConfig::default());
+    let mut next = LIVE;
+    let mut sockets: Vec<SocketRecord> = (0..LIVE).map(established).collect();
+    let mut held: Option<std::sync::Arc<sockscope::model::Snapshot>> = None;
+    let mut worst = 0;
+    for tick in 0..6u64 {
+        for i in 0..(LIVE / 100) {
+            let at = usize::try_from((tick * 7919 + i * 104_729) % LIVE).expect("index");
+            sockets[at] = established(next);
+            next += 1;
+        }
+        let at = UNIX_EPOCH + Duration::from_secs(1_700_000_000 + tick);
+        let mut sample = sockets.clone();
+        sample.shrink_to_fit();
+        let snap = engine.ingest(Sample::of_sockets(at, sample));
+        let table = engine.memory_estimate().table;
+        let previous = held.replace(std::sync::Arc::clone(&snap));
+        let alive = table + snap.socket_bytes() + previous.as_ref().map_or(0, |p| p.socket_bytes());
+        worst = worst.max(alive);
+    }
+    let n = usize::try_from(LIVE).expect("count");
+    let per_socket = worst / n;
+    assert!(
+        per_socket <= 860,
+        "{per_socket} bytes per socket at the peak (table, two snapshots' records and views)"
+    );
+    let last = held.expect("a snapshot");
+    let steady = (engine.memory_estimate().table + last.socket_bytes()) / n;
+    assert!(
+        steady <= 540,
+        "{steady} bytes per socket held between samples"
     );
 }

@@ -110,6 +110,24 @@ impl MultiNetns {
         }
     }
 
+    /// Finds out whether the own namespace is chosen (`own_selected`) before
+    /// any collect, so that the first sample need not dump it only to drop
+    /// its sockets.
+    pub fn settle_own(&mut self) {
+        if self.registry.refresh().is_err() {
+            return;
+        }
+        let own = self
+            .registry
+            .iter()
+            .find(|ns| Some(ns.inode) == self.own_inode)
+            .cloned();
+        if let Some(ns) = own {
+            let lab = label(&ns, &self.proc);
+            self.own_selected = self.choice.selects(&ns, &lab);
+        }
+    }
+
     /// Refreshes the registry, dumps every other namespace's sockets into
     /// `sockets` (with their id) and returns one [`NetnsInfo`] per namespace,
     /// the own one (id [`NetnsId::OWN`]) included. `own` are the own
