@@ -203,7 +203,7 @@ impl Engine {
         let now = Stamp::from(sample.taken_at);
         let interval = self.prev.as_ref().and_then(|(at, _)| now.since(*at));
         let feed_active = sample.destroyed.feed.active;
-        let mut ends = Ends::new(std::mem::take(&mut sample.destroyed.events));
+        let mut ends = Ends::new(&sample.destroyed.events);
         ends.prune(&mut sample.sockets);
 
         let limit = self.transition_quota(sample.sockets.len() + self.closed.len());

@@ -447,3 +447,79 @@ fn a_connection_that_goes_to_time_wait_ends_at_its_destroy_message() {
     assert_eq!(port80_lifetimes(&s).count(), 0);
     assert_eq!(s.totals.lifetimes_by_port[&(NetnsId::OWN, 80)].count(), 1);
 }
+
+/// What a snapshot says of bytes and of what happened between samples, to
+/// compare a live run with its replay.
+fn between_view(s: &Snapshot) -> String {
+    let ports: Vec<_> = s
+        .aggregates
+        .ports
+        .iter()
+        .map(|p| (p.port, p.opened, p.closed, p.moved, p.lifetimes))
+        .collect();
+    let procs: Vec<_> = s
+        .aggregates
+        .processes
+        .iter()
+        .map(|p| (p.process.pid, p.moved, p.churn.opened, p.churn.closed))
+        .collect();
+    let moved: Vec<_> = s.conns.iter().map(|c| c.moved).collect();
+    let closed: Vec<_> = s.closed.iter().map(|c| (c.conn.id, c.end)).collect();
+    format!(
+        "{ports:?} {procs:?} {moved:?} {closed:?} {:?} {:?}",
+        s.destroy, s.totals
+    )
+}
+
+#[test]
+fn a_replay_of_a_recording_counts_bytes_and_closes_as_the_live_run_did() {
+    use sockscope::record::{Limits, Reader, Recorder};
+    let with_bytes = |mut s: SocketRecord, rx: u64, tx: u64| {
+        s.tcp_info = Some(TcpInfoLite {
+            bytes_received: rx,
+            bytes_acked: tx,
+            ..TcpInfoLite::default()
+        });
+        s
+    };
+    let est = |rx, tx| with_bytes(sock(TcpState::Established, "10.0.0.1:80", PEER, 10), rx, tx);
+    let samples = vec![
+        sample(0.0, vec![], vec![]),
+        sample(1.0, vec![est(100, 50)], vec![]),
+        sample(
+            2.0,
+            vec![est(5000, 900)],
+            vec![
+                destroyed(1.01, "10.0.0.1:80", "10.0.0.9:1001", 20, 1),
+                destroyed(1.5, "10.0.0.1:80", "10.0.0.9:1002", 21, 0),
+            ],
+        ),
+        // The dump still lists it, but its event came: it is closed, exactly.
+        sample(
+            2.5,
+            vec![est(6000, 1000)],
+            vec![destroyed(2.4, "10.0.0.1:80", PEER, 10, 1000)],
+        ),
+        sample(3.0, vec![], vec![]),
+    ];
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("rec");
+    let mut live = Engine::new(EngineConfig::default());
+    let mut rec = Recorder::create(&path, Limits::default()).expect("create");
+    let mut seen = Vec::new();
+    for s in samples {
+        // As the screen and `--record` do: the snapshot's sample is recorded.
+        let snap = live.ingest(s);
+        rec.append(&snap.sample).expect("append");
+        seen.push(between_view(&snap));
+    }
+    rec.sync().expect("sync");
+    assert!(seen[2].contains("between: 2"), "{}", seen[2]);
+    let mut replay = Engine::new(EngineConfig::default());
+    let mut reader = Reader::open(&path).expect("open");
+    let replayed: Vec<String> = reader
+        .samples()
+        .map(|s| between_view(&replay.ingest(s.expect("readable"))))
+        .collect();
+    assert_eq!(replayed, seen, "the replay differs from the live run");
+}
