@@ -23,9 +23,9 @@ use super::time::{rfc3339, rfc3339_time};
 use crate::diagnose::Finding;
 use crate::filter::Filter;
 use crate::model::{
-    Aggregates, Bytes, CounterDelta, DestroyTick, EventFeed, Health, HostInfo, KernelCounters,
-    NetnsAggregate, NetnsId, NetnsInfo, NetnsKind, Ownership, Sample, Snapshot, StateCounts,
-    TcpInfoLite, Timer,
+    Aggregates, Bytes, CounterDelta, DestroyTick, EventFeed, EventTotals, Health, HostInfo,
+    KernelCounters, Lifetimes, NetnsAggregate, NetnsId, NetnsInfo, NetnsKind, Ownership, Rates,
+    Sample, Snapshot, StateCounts, TcpInfoLite, Timer,
 };
 
 /// Version of the document's layout; bumped only when a field changes meaning.
@@ -225,8 +225,66 @@ struct PortJson<'a> {
     closed: u64,
     opened_per_sec: Option<f64>,
     closed_per_sec: Option<f64>,
+    /// How long the connections that closed lived: over the last interval
+    /// and since the engine started.
+    lifetimes: PortLifetimesJson,
     #[serde(flatten)]
     moved: MovedJson,
+}
+
+#[derive(Serialize)]
+struct PortLifetimesJson {
+    interval: LifetimesJson,
+    total: LifetimesJson,
+}
+
+/// A lifetime histogram: connections under 10 ms, under 100 ms, under 1 s
+/// and longer (not cumulative), how many of them by an upper bound of their
+/// lifetime (opened and closed between two samples), and the lifetimes'
+/// sum in seconds.
+#[derive(Serialize)]
+struct LifetimesJson {
+    lt_10ms: u64,
+    lt_100ms: u64,
+    lt_1s: u64,
+    ge_1s: u64,
+    upper_bound: u64,
+    sum_secs: f64,
+}
+
+impl From<Lifetimes> for LifetimesJson {
+    fn from(l: Lifetimes) -> LifetimesJson {
+        let [lt_10ms, lt_100ms, lt_1s, ge_1s] = l.buckets;
+        LifetimesJson {
+            lt_10ms,
+            lt_100ms,
+            lt_1s,
+            ge_1s,
+            upper_bound: l.upper_bound,
+            sum_secs: l.sum_us as f64 / 1e6,
+        }
+    }
+}
+
+/// Connections opened and closed in the last interval, and per second
+/// (over every connection, whatever the filter).
+#[derive(Serialize)]
+struct RatesJson {
+    opened: u64,
+    closed: u64,
+    opened_per_sec: Option<f64>,
+    closed_per_sec: Option<f64>,
+}
+
+impl From<Rates> for RatesJson {
+    fn from(r: Rates) -> RatesJson {
+        RatesJson {
+            opened: r.opened,
+            closed: r.closed,
+            opened_per_sec: r.opened_per_sec,
+            closed_per_sec: r.closed_per_sec,
+        }
+    }
 }
 
 #[derive(Serialize)]
@@ -258,6 +316,8 @@ struct ProcessJson<'a> {
     netns: std::borrow::Cow<'a, str>,
     netns_id: u32,
     #[serde(flatten)]
+    churn: RatesJson,
+    #[serde(flatten)]
     moved: MovedJson,
 }
 
@@ -268,6 +328,8 @@ struct RemoteJson<'a> {
     states: StateCounts,
     netns: std::borrow::Cow<'a, str>,
     netns_id: u32,
+    #[serde(flatten)]
+    churn: RatesJson,
     #[serde(flatten)]
     moved: MovedJson,
 }
@@ -327,6 +389,7 @@ fn socket_json(snap: &Snapshot, i: usize, cmdlines: bool) -> Option<SocketJson<'
 fn aggregates_json<'a>(
     agg: &'a Aggregates,
     sample: &'a Sample,
+    totals: &'a EventTotals,
     interval: Option<std::time::Duration>,
 ) -> (
     Seq<PortsIter<'a>>,
@@ -362,6 +425,15 @@ fn aggregates_json<'a>(
         closed: p.closed,
         opened_per_sec: p.opened_per_sec,
         closed_per_sec: p.closed_per_sec,
+        lifetimes: PortLifetimesJson {
+            interval: p.lifetimes.into(),
+            total: totals
+                .lifetimes_by_port
+                .get(&(p.netns, p.port))
+                .copied()
+                .unwrap_or_default()
+                .into(),
+        },
         moved: MovedJson::of(p.moved, interval),
     });
     let processes = agg.processes.iter().map(move |p| ProcessJson {
@@ -377,6 +449,7 @@ fn aggregates_json<'a>(
         current_owner: p.current_owner,
         netns: sample.netns_label(p.netns),
         netns_id: p.netns.0,
+        churn: p.churn.into(),
         moved: MovedJson::of(p.moved, interval),
     });
     let remotes = agg.remotes_by_count().into_iter().map(move |r| RemoteJson {
@@ -385,6 +458,7 @@ fn aggregates_json<'a>(
         states: r.states,
         netns: sample.netns_label(r.netns),
         netns_id: r.netns.0,
+        churn: r.churn.into(),
         moved: MovedJson::of(r.moved, interval),
     });
     (
@@ -496,7 +570,7 @@ pub fn write_json_with<W: Write>(
         &filtered
     };
     let sample = &snap.sample;
-    let (ports, processes, remotes) = aggregates_json(agg, sample, snap.interval);
+    let (ports, processes, remotes) = aggregates_json(agg, sample, &snap.totals, snap.interval);
     let counter_deltas = snap.has_history().then(|| {
         fn deltas(m: &BTreeMap<String, CounterDelta>) -> BTreeMap<&str, Option<u64>> {
             m.iter()

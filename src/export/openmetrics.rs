@@ -40,7 +40,7 @@ use prometheus_client::encoding::{
 use prometheus_client::metrics::MetricType;
 
 use crate::diagnose::Finding;
-use crate::model::{NetnsId, Snapshot, TcpState};
+use crate::model::{LIFETIME_BOUNDS, Lifetimes, NetnsId, Snapshot, TcpState};
 
 /// Namespaces with a `netns` label value of their own, by default (see the
 /// module doc).
@@ -598,6 +598,7 @@ fn encode_destroy_events(
         "Connections to a listening port opened and closed between two samples (seen by destroy events only).",
         by_port(&t.between_by_port),
     )?;
+    encode_lifetimes(enc, snap, ns)?;
     let mut failed: BTreeMap<&str, u64> = ns.values().map(|v| (v, 0)).collect();
     for (&id, &n) in &t.failed_connects {
         *failed.entry(ns.label(id)).or_default() += n;
@@ -623,6 +624,41 @@ fn encode_destroy_events(
         "Times destroy events were lost (ENOBUFS: the receive buffer was full; or the queue full).",
         t.overflows,
     )
+}
+
+/// `sockscope_connection_lifetime_seconds`: the lifetimes of the connections
+/// to each listening port that closed since sockscope started, a histogram
+/// with the buckets of [`LIFETIME_BOUNDS`] (the ports of `by_port` above).
+fn encode_lifetimes(enc: &mut DescriptorEncoder, snap: &Snapshot, ns: &NetnsLabels) -> fmt::Result {
+    let mut rows: BTreeMap<(&str, u16), Lifetimes> = BTreeMap::new();
+    for p in &snap.aggregates.ports {
+        rows.entry((ns.label(p.netns), p.port)).or_default();
+    }
+    for (&(id, port), l) in &snap.totals.lifetimes_by_port {
+        rows.entry((ns.label(id), port)).or_default().merge(l);
+    }
+    let mut m: MetricEncoder = enc.encode_descriptor(
+        "sockscope_connection_lifetime_seconds",
+        "How long the connections to a listening port that closed lived, by namespace and port (an upper bound for those opened and closed between two samples).",
+        None,
+        MetricType::Histogram,
+    )?;
+    for ((netns, port), l) in rows {
+        let mut buckets: Vec<(f64, u64)> = LIFETIME_BOUNDS
+            .iter()
+            .zip(l.buckets)
+            .map(|(b, n)| (b.as_secs_f64(), n))
+            .collect();
+        buckets.push((f64::INFINITY, l.buckets[LIFETIME_BOUNDS.len()]));
+        let labels = [("netns", netns.to_string()), ("port", port.to_string())];
+        m.encode_family(&labels)?.encode_histogram::<NoLabelSet>(
+            l.sum_us as f64 / 1e6,
+            l.count(),
+            &buckets,
+            None,
+        )?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -18,8 +18,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::{
-    Bytes, ConnView, Connection, NetnsId, OwnerKey, ProcessInfo, Sample, SmallCounts, SocketRecord,
-    StateCounts, TcpState, ip_key,
+    Bytes, ConnView, Connection, Lifetimes, NetnsId, OwnerKey, ProcessInfo, Sample, SmallCounts,
+    SocketRecord, StateCounts, TcpState, ip_key,
 };
 use rustc_hash::FxHashMap as FastMap;
 
@@ -90,6 +90,9 @@ pub struct PortAggregate {
     pub closed: u64,
     pub opened_per_sec: Option<f64>,
     pub closed_per_sec: Option<f64>,
+    /// How long the connections to the port that closed since the previous
+    /// sample lived (over every connection, whatever the selection).
+    pub lifetimes: Lifetimes,
     /// Bytes its connections moved since the previous sample (those that
     /// closed since included, when destroy events gave their totals).
     pub moved: Bytes,
@@ -124,6 +127,9 @@ pub struct ProcessAggregate {
     pub netns: NetnsId,
     /// Bytes its connections moved since the previous sample.
     pub moved: Bytes,
+    /// Its connections opened and closed since the previous sample (over
+    /// every connection, whatever the selection; listeners do not count).
+    pub churn: Rates,
 }
 
 impl ProcessAggregate {
@@ -145,13 +151,92 @@ pub struct RemoteAggregate {
     pub states: StateCounts,
     /// Bytes the connections to it moved since the previous sample.
     pub moved: Bytes,
+    /// Connections to it opened and closed since the previous sample (over
+    /// every connection, whatever the selection).
+    pub churn: Rates,
 }
 
-/// Connections to a listening port opened and closed in one tick.
+/// Connections opened and closed since the previous sample, and per second
+/// of the interval.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Rates {
+    pub opened: u64,
+    pub closed: u64,
+    pub opened_per_sec: Option<f64>,
+    pub closed_per_sec: Option<f64>,
+}
+
+impl Rates {
+    fn of(c: PortChurn, interval: Option<Duration>) -> Rates {
+        let per_sec = |n: u64| {
+            interval
+                .filter(|d| !d.is_zero())
+                .map(|d| n as f64 / d.as_secs_f64())
+        };
+        Rates {
+            opened: c.opened,
+            closed: c.closed,
+            opened_per_sec: per_sec(c.opened),
+            closed_per_sec: per_sec(c.closed),
+        }
+    }
+}
+
+/// Connections (of a listening port, a process or a remote host) opened and
+/// closed in one tick, and how long those that closed lived (kept for ports).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct PortChurn {
     pub opened: u64,
     pub closed: u64,
+    pub lifetimes: Lifetimes,
+}
+
+/// One tick's connections opened and closed, by listening port, by process
+/// and by remote host: the dumps' opens and closes, and with destroy events
+/// the connections opened and closed between two samples.
+#[derive(Clone, Debug, Default)]
+pub struct Churn {
+    pub ports: ChurnMap,
+    pub processes: FastMap<OwnerKey, PortChurn>,
+    /// By namespace and address (the standard hasher: peers choose
+    /// addresses).
+    pub remotes: HashMap<(NetnsId, IpAddr), PortChurn>,
+}
+
+impl Churn {
+    /// Counts a connection opened (`opened`) or closed, of the listening
+    /// port `port`, the process `owner` and the remote `remote`.
+    pub(crate) fn count(
+        &mut self,
+        netns: NetnsId,
+        port: Option<u16>,
+        owner: Option<&Arc<ProcessInfo>>,
+        remote: SocketAddr,
+        opened: bool,
+    ) {
+        let add = |c: &mut PortChurn| {
+            if opened {
+                c.opened += 1;
+            } else {
+                c.closed += 1;
+            }
+        };
+        if let Some(port) = port {
+            add(self.ports.entry((netns, port)).or_default());
+        }
+        if let Some(p) = owner {
+            add(self
+                .processes
+                .entry(OwnerKey {
+                    pid: p.pid,
+                    start_time: p.start_time,
+                })
+                .or_default());
+        }
+        if is_peer(remote) {
+            add(self.remotes.entry((netns, remote.ip())).or_default());
+        }
+    }
 }
 
 /// The process that holds the `i`th socket of `sample`, or else the last one
@@ -215,23 +300,31 @@ impl Listening {
 /// Connections opened and closed per listening port: by namespace and port.
 pub type ChurnMap = BTreeMap<(NetnsId, u16), PortChurn>;
 
-/// Connections to each listening port that opened (sockets `opened`) and closed
-/// (`closed`) in one tick; listeners themselves do not count.
-pub(crate) fn port_churn<'a>(
+/// Connections that opened (the sockets of `sample` at `opened`, with the
+/// engine's `views` of them) and closed (`closed`) in one tick, by listening
+/// port, process and remote; listeners themselves do not count.
+pub(crate) fn churn_of(
+    sample: &Sample,
+    views: &[ConnView],
     listening: &Listening,
-    opened: impl Iterator<Item = &'a SocketRecord>,
+    opened: &[usize],
     closed: &[Connection],
-) -> ChurnMap {
-    let mut churn = ChurnMap::new();
-    for s in opened.filter(|s| s.state != TcpState::Listen) {
-        if let Some(port) = listening.port_of(s.netns, s.local) {
-            churn.entry((s.netns, port)).or_default().opened += 1;
-        }
+) -> Churn {
+    let mut churn = Churn::default();
+    for &i in opened {
+        let Some(s) = sample
+            .sockets
+            .get(i)
+            .filter(|s| s.state != TcpState::Listen)
+        else {
+            continue;
+        };
+        let port = listening.port_of(s.netns, s.local);
+        churn.count(s.netns, port, owner_of(sample, views, i), s.remote, true);
     }
     for c in closed.iter().filter(|c| c.state != TcpState::Listen) {
-        if let Some(port) = listening.port_of(c.netns, c.local) {
-            churn.entry((c.netns, port)).or_default().closed += 1;
-        }
+        let port = listening.port_of(c.netns, c.local);
+        churn.count(c.netns, port, c.last_owner.as_ref(), c.remote, false);
     }
     churn
 }
@@ -263,7 +356,7 @@ struct RemoteAcc {
 
 /// The aggregates of the sockets of `sample` at `selection` (indices), with the
 /// engine's `views` of them, the ports `listening` in the sample and this tick's
-/// `churn` per listening port; `remotes_hint` is how many remote hosts to
+/// `churn`; `remotes_hint` is how many remote hosts to
 /// expect (the previous tick's count saves growing the map step by step).
 ///
 /// Runs every tick over every socket, so each socket costs one lookup of its
@@ -277,7 +370,7 @@ pub(crate) fn aggregate(
     sample: &Sample,
     views: &[ConnView],
     listening: &Listening,
-    churn: &ChurnMap,
+    churn: &Churn,
     interval: Option<Duration>,
     selection: impl IntoIterator<Item = usize>,
     remotes_hint: usize,
@@ -352,6 +445,10 @@ pub(crate) fn aggregate(
                     current_owner: current,
                     netns: s.netns,
                     moved: Bytes::default(),
+                    churn: Rates::of(
+                        churn.processes.get(&key).copied().unwrap_or_default(),
+                        interval,
+                    ),
                 });
                 processes.len() - 1
             });
@@ -383,15 +480,11 @@ pub(crate) fn aggregate(
             });
         }
     }
-    let per_sec = |n: u64| {
-        interval
-            .filter(|d| !d.is_zero())
-            .map(|d| n as f64 / d.as_secs_f64())
-    };
     let mut ports: Vec<PortAggregate> = ports
         .into_iter()
         .map(|(key, (states, moved))| {
-            let c = churn.get(&key).copied().unwrap_or_default();
+            let c = churn.ports.get(&key).copied().unwrap_or_default();
+            let rates = Rates::of(c, interval);
             PortAggregate {
                 netns: key.0,
                 port: key.1,
@@ -400,8 +493,9 @@ pub(crate) fn aggregate(
                 top_remotes: top.remove(&key).unwrap_or_default(),
                 opened: c.opened,
                 closed: c.closed,
-                opened_per_sec: per_sec(c.opened),
-                closed_per_sec: per_sec(c.closed),
+                opened_per_sec: rates.opened_per_sec,
+                closed_per_sec: rates.closed_per_sec,
+                lifetimes: c.lifetimes,
                 moved,
             }
         })
@@ -425,6 +519,14 @@ pub(crate) fn aggregate(
             addr,
             states: StateCounts(r.states.0.map(u64::from)),
             moved: r.moved,
+            churn: Rates::of(
+                churn
+                    .remotes
+                    .get(&(netns, addr))
+                    .copied()
+                    .unwrap_or_default(),
+                interval,
+            ),
         })
         .collect();
     Aggregates {

@@ -9,6 +9,7 @@
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
+use std::time::Duration;
 
 use serde::Serialize;
 
@@ -72,6 +73,12 @@ pub struct DestroyTick {
     /// (the feed's, which exports show).
     #[serde(skip)]
     pub overflows: u64,
+    /// Whether this interval's opened and closed counts (and their rates)
+    /// are exact: destroy events were read and none was lost since the
+    /// previous sample, so every connection that opened and closed in
+    /// between is counted. Otherwise they are what the dumps saw (a lower
+    /// bound).
+    pub rates_exact: bool,
 }
 
 /// Counts since the engine started, for `/metrics`' counters.
@@ -87,6 +94,71 @@ pub struct EventTotals {
     pub failed_connects: BTreeMap<NetnsId, u64>,
     /// Overflows of the destroy events (ENOBUFS, or the queue full).
     pub overflows: u64,
+    /// The lifetimes of the connections to each listening port that closed
+    /// (see [`Lifetimes`]), by namespace and port.
+    pub lifetimes_by_port: BTreeMap<(NetnsId, u16), Lifetimes>,
+}
+
+/// The upper bounds of the lifetime buckets but the last (which is
+/// unbounded): under 10 ms, under 100 ms, under 1 s, and 1 s or more.
+pub const LIFETIME_BOUNDS: [Duration; 3] = [
+    Duration::from_millis(10),
+    Duration::from_millis(100),
+    Duration::from_secs(1),
+];
+
+/// How long the connections that closed lived, in buckets (see
+/// [`LIFETIME_BOUNDS`]).
+///
+/// A connection the dumps saw lived from the first sample that showed it to
+/// its destroy message (or, without one, to the first sample that no longer
+/// showed it, or, for one that went to TIME_WAIT, to the first sample that
+/// showed it there): dated to samples like its age on the screen. A
+/// connection opened and closed between two samples has no known birth (the
+/// destroy message carries no start time, and `tcp_info`'s ages are times
+/// since the last segment, not since the first): its lifetime is bounded
+/// above by the time from the previous sample to its destroy message, and it
+/// is counted in that bound's bucket (and in `upper_bound`). Connections
+/// already there at the engine's first sample are not counted (their birth
+/// is not known at all).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Lifetimes {
+    /// Connections under 10 ms, under 100 ms (and 10 ms or more), under 1 s,
+    /// and 1 s or more.
+    pub buckets: [u64; 4],
+    /// Of those, connections counted by an upper bound of their lifetime.
+    pub upper_bound: u64,
+    /// The lifetimes added up (upper bounds for those), microseconds.
+    pub sum_us: u64,
+}
+
+impl Lifetimes {
+    /// Counts one lifetime (`upper`: an upper bound of it).
+    pub fn add(&mut self, lifetime: Duration, upper: bool) {
+        let at = LIFETIME_BOUNDS
+            .iter()
+            .position(|&b| lifetime < b)
+            .unwrap_or(LIFETIME_BOUNDS.len());
+        self.buckets[at] += 1;
+        self.upper_bound += u64::from(upper);
+        self.sum_us = self
+            .sum_us
+            .saturating_add(u64::try_from(lifetime.as_micros()).unwrap_or(u64::MAX));
+    }
+
+    /// Adds `other`'s counts.
+    pub fn merge(&mut self, other: &Lifetimes) {
+        for (a, b) in self.buckets.iter_mut().zip(other.buckets) {
+            *a += b;
+        }
+        self.upper_bound += other.upper_bound;
+        self.sum_us = self.sum_us.saturating_add(other.sum_us);
+    }
+
+    /// Connections counted.
+    pub fn count(&self) -> u64 {
+        self.buckets.iter().sum()
+    }
 }
 
 /// Failed connects to one remote host in one tick.

@@ -21,18 +21,19 @@ use super::{
     TcpState,
 };
 
-/// One sample's destroy events, each taken at most once.
+/// One sample's destroy events, each taken at most once (they stay in the
+/// sample, which recordings keep).
 #[derive(Debug, Default)]
-pub(crate) struct Ends {
-    events: Vec<DestroyEvent>,
+pub(crate) struct Ends<'a> {
+    events: &'a [DestroyEvent],
     by_cookie: FastMap<u64, usize>,
     used: Vec<bool>,
 }
 
-impl Ends {
+impl<'a> Ends<'a> {
     /// The events, by cookie; a cookie repeated (which the kernel does not
     /// do) counts once, and an event without a cookie is left out.
-    pub fn new(events: Vec<DestroyEvent>) -> Ends {
+    pub fn new(events: &'a [DestroyEvent]) -> Ends<'a> {
         let mut by_cookie = FastMap::default();
         let mut used = vec![false; events.len()];
         for (i, e) in events.iter().enumerate() {
@@ -69,7 +70,7 @@ impl Ends {
     }
 
     /// The event of `cookie`, if there is one not yet taken.
-    pub fn take(&mut self, cookie: u64) -> Option<&DestroyEvent> {
+    pub fn take(&mut self, cookie: u64) -> Option<&'a DestroyEvent> {
         let &i = self.by_cookie.get(&cookie)?;
         if std::mem::replace(&mut self.used[i], true) {
             return None;
@@ -78,7 +79,7 @@ impl Ends {
     }
 
     /// The events not taken, in the order they were read.
-    pub fn rest(&self) -> impl Iterator<Item = &DestroyEvent> {
+    pub fn rest(&self) -> impl Iterator<Item = &'a DestroyEvent> + '_ {
         self.events
             .iter()
             .zip(&self.used)

@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::aggregate::{ClosedBytes, Listening, add_closed_bytes, aggregate, port_churn};
+use super::aggregate::{Churn, ClosedBytes, Listening, add_closed_bytes, aggregate, churn_of};
 use super::conn::transitions_cost;
 use super::ending::{Ends, ListenerOwners, Tally, end_of, failed_connect, is_peer};
 use super::history::ChunkedLog;
@@ -105,6 +105,36 @@ pub struct Engine {
     /// and the tick they closed at.
     awaiting: FastMap<u64, u64>,
     totals: Arc<EventTotals>,
+    /// When the previous sample drained its destroy events, and when the
+    /// sample before it was taken: what bounds the lifetime of a connection
+    /// no dump saw (see [`Bounds`]).
+    prev_drained: Option<Stamp>,
+    before_prev: Option<Stamp>,
+}
+
+/// What bounds the lifetime of a connection opened and closed between two
+/// samples: it was not in the previous sample's dump, so it opened after
+/// that sample was taken, unless it was destroyed before the dump ended and
+/// its event came late (after the drain that followed the dump): then after
+/// the sample before.
+#[derive(Clone, Copy)]
+struct Bounds {
+    prev: Option<Stamp>,
+    drained: Option<Stamp>,
+    before_prev: Option<Stamp>,
+}
+
+impl Bounds {
+    /// The upper bound of the lifetime of a connection no dump saw whose
+    /// destroy message was read `at`; `None` when no sample came before.
+    fn of(self, at: Stamp) -> Option<Duration> {
+        let since = match (self.prev, self.drained) {
+            (Some(prev), Some(drained)) if at > drained => Some(prev),
+            (Some(_), _) => self.before_prev,
+            (None, _) => None,
+        };
+        since.map(|t| at.saturating_since(t))
+    }
 }
 
 /// Ticks a connection closed without its destroy event waits for it.
@@ -136,6 +166,8 @@ impl Engine {
             remotes_hint: 0,
             awaiting: FastMap::default(),
             totals: Arc::default(),
+            prev_drained: None,
+            before_prev: None,
             config,
         }
     }
@@ -171,7 +203,7 @@ impl Engine {
         let now = Stamp::from(sample.taken_at);
         let interval = self.prev.as_ref().and_then(|(at, _)| now.since(*at));
         let feed_active = sample.destroyed.feed.active;
-        let mut ends = Ends::new(std::mem::take(&mut sample.destroyed.events));
+        let mut ends = Ends::new(&sample.destroyed.events);
         ends.prune(&mut sample.sockets);
 
         let limit = self.transition_quota(sample.sockets.len() + self.closed.len());
@@ -182,8 +214,7 @@ impl Engine {
         self.stats.dropped_transitions += diff.dropped_transitions;
 
         let listening = Listening::of(&sample);
-        let opened_sockets = diff.opened.iter().map(|&i| &sample.sockets[i]);
-        let mut churn = port_churn(&listening, opened_sockets, &diff.closed);
+        let mut churn = churn_of(&sample, &diff.views, &listening, &diff.opened, &diff.closed);
         let (mut opened, mut closed) = (diff.opened.len(), diff.closed.len());
         let mut tally = Tally::default();
         let mut closed_bytes: Vec<ClosedBytes> = Vec::new();
@@ -192,6 +223,14 @@ impl Engine {
                 let failed = failed_connect(Some(conn.state), false, e);
                 (end_of(e, false, failed), e.socket.remote)
             });
+            count_lifetime(
+                &mut churn,
+                &listening,
+                &conn,
+                end.as_ref().map(|(e, _)| e.destroyed_at),
+                feed_active,
+                now,
+            );
             match &end {
                 Some((end, _)) => {
                     closed_bytes.push(closed_bytes_of(&conn, end, conn.bytes));
@@ -212,11 +251,17 @@ impl Engine {
             });
         }
         let mut between_ports: Vec<(NetnsId, u16)> = Vec::new();
+        let bounds = Bounds {
+            prev: self.prev.as_ref().map(|(at, _)| *at),
+            drained: self.prev_drained,
+            before_prev: self.before_prev,
+        };
         let between = self.take_between(
             &ends,
             &sample,
             &listening,
             now,
+            bounds,
             &mut churn,
             &mut tally,
             &mut new_events,
@@ -228,8 +273,10 @@ impl Engine {
         let tick_now = self.tick;
         self.awaiting
             .retain(|_, at| tick_now.saturating_sub(*at) < AWAIT_TICKS);
-        let destroy = tally.finish(sample.destroyed.feed.overflows);
-        self.count_totals(&churn, &destroy, &between_ports);
+        let mut destroy = tally.finish(sample.destroyed.feed.overflows);
+        destroy.rates_exact =
+            feed_active && sample.destroyed.feed.overflows == 0 && interval.is_some();
+        self.count_totals(&churn.ports, &destroy, &between_ports);
         self.expire_closed(now);
 
         let new_count = new_events.len();
@@ -268,6 +315,10 @@ impl Engine {
             closed: u32::try_from(closed).unwrap_or(u32::MAX),
             counters: &counters,
         });
+        self.before_prev = self.prev.as_ref().map(|(at, _)| *at);
+        self.prev_drained = Some(Stamp::from_system(
+            sample.taken_at + Duration::from_micros(sample.health.cost.sockets_us),
+        ));
         self.prev = Some((now, counts_only(&sample.counters)));
         let netns_counters = self.netns_deltas(&sample, interval);
 
@@ -298,7 +349,9 @@ impl Engine {
         destroy: &super::DestroyTick,
         between: &[(NetnsId, u16)],
     ) {
-        let changed = churn.values().any(|c| c.closed > 0)
+        let changed = churn
+            .values()
+            .any(|c| c.closed > 0 || c.lifetimes.count() > 0)
             || destroy.failed_connects > 0
             || destroy.overflows > 0;
         if !changed {
@@ -310,6 +363,12 @@ impl Engine {
         }
         for key in between {
             *t.between_by_port.entry(*key).or_default() += 1;
+        }
+        for (key, c) in churn.iter().filter(|(_, c)| c.lifetimes.count() > 0) {
+            t.lifetimes_by_port
+                .entry(*key)
+                .or_default()
+                .merge(&c.lifetimes);
         }
         for f in &destroy.failed_by_remote {
             *t.failed_connects.entry(f.netns).or_default() += f.count;
@@ -332,7 +391,8 @@ impl Engine {
         sample: &Sample,
         listening: &Listening,
         now: Stamp,
-        churn: &mut super::ChurnMap,
+        bounds: Bounds,
+        churn: &mut Churn,
         tally: &mut Tally,
         new_events: &mut Vec<Event>,
         closed_bytes: &mut Vec<ClosedBytes>,
@@ -345,10 +405,26 @@ impl Engine {
             if let Some(c) = self.table.by_cookie(s.cookie) {
                 // In TIME_WAIT: opened by this very sample when no dump saw
                 // it before.
-                if c.first_seen == now && !c.at_start {
+                let between = c.first_seen == now && !c.at_start;
+                if between {
                     tally.between();
                 } else {
                     tally.seen();
+                }
+                // Its lifetime ends here, not when the TIME_WAIT socket goes.
+                let port = listening.port_of(c.netns, c.local);
+                let life = if between {
+                    bounds.of(e.at)
+                } else {
+                    e.at.since(c.first_seen)
+                };
+                if let (Some(port), Some(life), false) = (port, life, c.at_start) {
+                    churn
+                        .ports
+                        .entry((c.netns, port))
+                        .or_default()
+                        .lifetimes
+                        .add(life, between);
                 }
                 continue;
             }
@@ -381,10 +457,17 @@ impl Engine {
             if failed {
                 tally.failed(s.netns, s.remote);
             }
+            churn.count(s.netns, port, conn.last_owner.as_ref(), s.remote, true);
+            churn.count(s.netns, port, conn.last_owner.as_ref(), s.remote, false);
             if let Some(p) = port {
-                let c = churn.entry((s.netns, p)).or_default();
-                c.opened += 1;
-                c.closed += 1;
+                if let Some(life) = bounds.of(e.at) {
+                    churn
+                        .ports
+                        .entry((s.netns, p))
+                        .or_default()
+                        .lifetimes
+                        .add(life, true);
+                }
                 between_ports.push((s.netns, p));
             }
             new_events.push(super::table::event(&conn, EventKind::Opened, now));
@@ -483,6 +566,40 @@ impl Engine {
         while held(self) > budget && self.evict_oldest_closed() {}
         trimmed > 0
     }
+}
+
+/// Counts the lifetime of `conn`, closed at `now` (by its destroy message
+/// read at `destroyed`, if one was), in its listening port's churn. One that
+/// went to TIME_WAIT ended there: when destroy events are read, its destroy
+/// message (read when it entered TIME_WAIT) counted it; otherwise it lived
+/// until the first sample that showed it in TIME_WAIT. One already there at
+/// the first sample is not counted (its birth is not known).
+fn count_lifetime(
+    churn: &mut Churn,
+    listening: &Listening,
+    conn: &Connection,
+    destroyed: Option<Stamp>,
+    events: bool,
+    now: Stamp,
+) {
+    if conn.at_start || conn.state == TcpState::Listen {
+        return;
+    }
+    let Some(port) = listening.port_of(conn.netns, conn.local) else {
+        return;
+    };
+    let until = match destroyed {
+        Some(at) => at,
+        None if conn.state == TcpState::TimeWait && events => return,
+        None if conn.state == TcpState::TimeWait => conn.state_since,
+        None => now,
+    };
+    churn
+        .ports
+        .entry((conn.netns, port))
+        .or_default()
+        .lifetimes
+        .add(until.saturating_since(conn.first_seen), false);
 }
 
 /// What `conn`, ended by `end`, moved after the last sample that showed it

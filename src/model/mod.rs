@@ -23,13 +23,14 @@ mod store;
 mod table;
 
 pub use aggregate::{
-    Aggregates, ChurnMap, Listener, Listening, NetnsAggregate, PortAggregate, PortChurn,
-    ProcessAggregate, RemoteAggregate,
+    Aggregates, Churn, ChurnMap, Listener, Listening, NetnsAggregate, PortAggregate, PortChurn,
+    ProcessAggregate, Rates, RemoteAggregate,
 };
 pub use conn::{Bytes, ClosedConn, ConnView, Connection, ProcName, Stamp, Transition, Transitions};
 pub use deltas::{CounterDelta, CounterDeltas, GAUGES};
 pub use destroy::{
     ConnEnd, DestroyEvent, DestroyTick, Destroyed, EventFeed, EventTotals, FailedConnects,
+    LIFETIME_BOUNDS, Lifetimes,
 };
 pub use engine::{Engine, EngineConfig, MemoryEstimate};
 pub use event::{Event, EventKind};

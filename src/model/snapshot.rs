@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use super::aggregate::{self, Aggregates, ChurnMap, Listening};
+use super::aggregate::{self, Aggregates, Churn, Listening};
 use super::{
     ClosedConn, ConnView, CounterDeltas, DestroyTick, Event, EventTotals, LogView, NetnsId,
     ProcessInfo, Sample, Series, SocketRecord,
@@ -53,9 +53,9 @@ pub struct Snapshot {
     /// The addresses listened on, by port: which sockets are the server side of
     /// their connection.
     pub listening: Listening,
-    /// Connections to each listening port opened and closed since the previous
-    /// sample (for aggregates over a selection).
-    pub churn: ChurnMap,
+    /// Connections opened and closed since the previous sample, by listening
+    /// port, process and remote (for aggregates over a selection).
+    pub churn: Churn,
     /// Kernel counters' deltas since the previous sample, of the own namespace
     /// ([`NetnsId::OWN`]).
     pub counters: CounterDeltas,

@@ -2,24 +2,36 @@
 //! long-running modes write (`--record FILE`) and `sockscope replay` reads back
 //! through the same engine and diagnoser, to look at an incident afterwards.
 //!
-//! # Format (version 2)
+//! # Format (version 3)
 //!
 //! ```text
 //! file   = "SOCKSREC" version:u32le reserved:u32le  frame*
 //! frame  = header(32 bytes, see wire::FrameHeader)  payload(payload_len bytes)
 //! header = payload_len raw_len kind taken_at payload_crc32 header_crc32
 //! payload= zstd( postcard(sample without its time) )
-//! sample = sockets processes users counters host health namespaces
+//! sample = sockets processes users counters host health namespaces events
 //! socket = state local remote recv_q send_q uid inode cookie timer tcp_info
 //!          shutdown owner netns
+//! tcp_info = rtt rttvar rto retransmits probes backoff unacked total_retrans
+//!          last_data_sent_at last_data_recv_at last_ack_recv_at bytes
+//! events = cost feed (active unavailable subscribers received overflows)
+//!          destroy_event*  (each: read_at socket)
 //! ```
+//!
+//! Version 3 added what happens between two samples: each `tcp_info`'s byte
+//! counters and times (`bytes`: acked, received, retransmitted, the delivery
+//! rate, the busy, receive-window-limited and send-buffer-limited times) and
+//! the sample's `events` (its cost, the destroy-event feed and the destroy
+//! events drained with it), so that a replay counts bytes, closes and the
+//! connections born and dead between samples as the live run did. Versions 1
+//! and 2 read as having none.
 //!
 //! Version 2 added the network namespaces: each socket's namespace id
 //! (`netns`, last) and the sample's namespaces (`NetnsInfo`: id, inode, label,
 //! kind, container, runtime, pod, hostname, comm, processes, sampled, and the
 //! namespace's own kernel counters). Version 1 is the same without those two
 //! fields; it is still read (its sockets are in the own namespace, and it
-//! describes no namespace), and a rotated set may hold files of both versions.
+//! describes no namespace), and a rotated set may hold files of every version.
 //! The version is per file; every file is written in the newest.
 //!
 //! A frame is a *key* frame (zstd alone) or a *delta* frame (zstd with the

@@ -15,6 +15,12 @@
 //! which postcard writes as nothing, so one set of structs reads both versions
 //! (a version-1 socket is in [`NetnsId::OWN`], and its sample describes no
 //! namespace).
+//!
+//! Version 3 added what happens between two samples: each `tcp_info`'s byte
+//! counters and times ([`WireTcpBytes`], after its ages), and the sample's
+//! cost, destroy-event feed and destroy events ([`WireEvents`], after the
+//! namespaces), in the same way: older versions read them as `()` (a socket's
+//! counters 0, a sample with no event and no cost).
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -24,14 +30,15 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde::{Deserialize, Serialize};
 
 use crate::model::{
-    Health, HostInfo, KernelCounters, NetnsId, NetnsInfo, OwnerScanStats, Ownership, ProcessInfo,
-    Sample, SocketRecord, SocketSource, TcpInfoLite, TcpState, Timer, TimerKind,
+    DestroyEvent, Destroyed, EventFeed, Health, HostInfo, KernelCounters, NetnsId, NetnsInfo,
+    OwnerScanStats, Ownership, ProcessInfo, Sample, SampleCost, SocketRecord, SocketSource, Stamp,
+    TcpInfoLite, TcpState, Timer, TimerKind,
 };
 
 /// The first bytes of every recording file.
 pub const MAGIC: [u8; 8] = *b"SOCKSREC";
 /// The layout version this build writes (and the newest it reads).
-pub const VERSION: u32 = 2;
+pub const VERSION: u32 = 3;
 /// The oldest layout version this build reads: 1, without namespaces.
 pub const OLDEST_VERSION: u32 = 1;
 /// Magic, version, and four reserved bytes (zero).
@@ -171,9 +178,10 @@ enum WireOwner {
 
 /// A socket record; the state is the kernel's number. Addresses keep only the
 /// IP and port (the sampler sets no IPv6 flow label or scope). `N` is the
-/// namespace: `u32` (the id) from version 2, `()` in version 1.
+/// namespace: `u32` (the id) from version 2, `()` in version 1; `B` the byte
+/// counters of its `tcp_info` (see [`WireTcpInfo`]).
 #[derive(Serialize, Deserialize)]
-struct WireSocket<N> {
+struct WireSocket<N, B> {
     state: u8,
     local: SocketAddr,
     remote: SocketAddr,
@@ -183,7 +191,7 @@ struct WireSocket<N> {
     inode: u64,
     cookie: u64,
     timer: Option<WireTimer>,
-    tcp_info: Option<WireTcpInfo>,
+    tcp_info: Option<WireTcpInfo<B>>,
     shutdown: Option<u8>,
     owner: WireOwner,
     netns: N,
@@ -200,9 +208,10 @@ struct WireTimer {
 }
 
 /// `TcpInfoLite` with its ages turned into times (milliseconds since the
-/// epoch) for the same reason: an idle connection's stay put.
+/// epoch) for the same reason: an idle connection's stay put. `B` is its
+/// byte counters: [`WireTcpBytes`] from version 3, `()` before.
 #[derive(Serialize, Deserialize)]
-struct WireTcpInfo {
+struct WireTcpInfo<B> {
     rtt_us: u32,
     rttvar_us: u32,
     rto_us: u32,
@@ -214,6 +223,56 @@ struct WireTcpInfo {
     last_data_sent_at_ms: i64,
     last_data_recv_at_ms: i64,
     last_ack_recv_at_ms: i64,
+    bytes: B,
+}
+
+/// The byte counters and times of a `tcp_info` (version 3).
+#[derive(Serialize, Deserialize)]
+struct WireTcpBytes {
+    bytes_acked: u64,
+    bytes_received: u64,
+    bytes_retrans: u64,
+    delivery_rate: u64,
+    busy_time_us: u64,
+    rwnd_limited_us: u64,
+    sndbuf_limited_us: u64,
+}
+
+/// What a sample knows of the time between it and the previous one
+/// (version 3): what it cost, whether destroy events were read, and those
+/// it drained.
+#[derive(Serialize, Deserialize)]
+struct WireEvents {
+    cost: WireCost,
+    active: bool,
+    unavailable: Option<String>,
+    subscribers: u32,
+    received: u64,
+    overflows: u64,
+    events: Vec<WireEvent>,
+}
+
+/// `SampleCost`, in microseconds.
+#[derive(Serialize, Deserialize)]
+#[expect(
+    clippy::struct_field_names,
+    reason = "the names of SampleCost's fields, unit included"
+)]
+struct WireCost {
+    total_us: u64,
+    sockets_us: u64,
+    owners_us: u64,
+    cpu_us: Option<u64>,
+}
+
+/// A destroy event: when it was read (seconds since the epoch and
+/// nanoseconds, as [`split_time`]) and the socket's last description (its
+/// times based on the sample's, as the sample's sockets).
+#[derive(Serialize, Deserialize)]
+struct WireEvent {
+    at_secs: i64,
+    at_nanos: u32,
+    socket: WireSocket<u32, WireTcpBytes>,
 }
 
 /// `Health`, whose source is written as a plain enum here (the JSON's tagged
@@ -227,18 +286,20 @@ struct WireHealth {
     notes: Vec<String>,
 }
 
-/// A sample without its time (the frame header holds it). `N` is as in
-/// [`WireSocket`], `S` the namespaces: `Vec<NetnsInfo>` from version 2, `()`
-/// in version 1.
+/// A sample without its time (the frame header holds it). `N` and `B` are as
+/// in [`WireSocket`], `S` the namespaces: `Vec<NetnsInfo>` from version 2,
+/// `()` in version 1; `E` the events: [`WireEvents`] from version 3, `()`
+/// before.
 #[derive(Serialize, Deserialize)]
-struct WireSample<N, S> {
-    sockets: Vec<WireSocket<N>>,
+struct WireSample<N, S, B, E> {
+    sockets: Vec<WireSocket<N, B>>,
     processes: Vec<(u32, ProcessInfo)>,
     users: BTreeMap<u32, String>,
     counters: KernelCounters,
     host: HostInfo,
     health: WireHealth,
     namespaces: S,
+    events: E,
 }
 
 /// The uncompressed payload of `sample` (everything but its time).
@@ -267,6 +328,36 @@ pub fn encode_sample(sample: &Sample) -> Result<Vec<u8>, postcard::Error> {
             notes: sample.health.notes.clone(),
         },
         namespaces: sample.namespaces.clone(),
+        events: {
+            let now = millis(sample.taken_at);
+            let (cost, feed) = (&sample.health.cost, &sample.destroyed.feed);
+            WireEvents {
+                cost: WireCost {
+                    total_us: cost.total_us,
+                    sockets_us: cost.sockets_us,
+                    owners_us: cost.owners_us,
+                    cpu_us: cost.cpu_us,
+                },
+                active: feed.active,
+                unavailable: feed.unavailable.clone(),
+                subscribers: feed.subscribers,
+                received: feed.received,
+                overflows: feed.overflows,
+                events: sample
+                    .destroyed
+                    .events
+                    .iter()
+                    .map(|e| {
+                        let (at_secs, at_nanos) = split_time(e.at.to_system());
+                        WireEvent {
+                            at_secs,
+                            at_nanos,
+                            socket: wire_socket(&e.socket, now),
+                        }
+                    })
+                    .collect(),
+            }
+        },
     };
     postcard::to_stdvec(&wire)
 }
@@ -282,12 +373,29 @@ pub fn decode_sample(raw: &[u8], taken_at: SystemTime) -> Result<Sample, String>
 pub fn decode_sample_of(version: u32, raw: &[u8], taken_at: SystemTime) -> Result<Sample, String> {
     match version {
         1 => {
-            let wire: WireSample<(), ()> = take_all(raw)?;
-            sample_of(wire, taken_at, |()| NetnsId::OWN, |()| Vec::new())
+            let wire: WireSample<(), (), (), ()> = take_all(raw)?;
+            sample_of(
+                wire,
+                taken_at,
+                |()| NetnsId::OWN,
+                |()| Vec::new(),
+                |()| Ok(None),
+            )
         }
         2 => {
-            let wire: WireSample<u32, Vec<NetnsInfo>> = take_all(raw)?;
-            sample_of(wire, taken_at, NetnsId, |n| n)
+            let wire: WireSample<u32, Vec<NetnsInfo>, (), ()> = take_all(raw)?;
+            sample_of(wire, taken_at, NetnsId, |n| n, |()| Ok(None))
+        }
+        3 => {
+            let wire: WireSample<u32, Vec<NetnsInfo>, WireTcpBytes, WireEvents> = take_all(raw)?;
+            let now = millis(taken_at);
+            sample_of(
+                wire,
+                taken_at,
+                NetnsId,
+                |n| n,
+                |e| events_of(e, now).map(Some),
+            )
         }
         v => Err(format!("recording version {v} is not readable here")),
     }
@@ -303,13 +411,77 @@ fn take_all<'a, T: Deserialize<'a>>(raw: &'a [u8]) -> Result<T, String> {
     Ok(wire)
 }
 
+/// The byte counters of a `tcp_info`, from any version's wire form.
+trait TcpBytes {
+    /// `info` with these counters.
+    fn fill(self, info: TcpInfoLite) -> TcpInfoLite;
+}
+
+impl TcpBytes for () {
+    fn fill(self, info: TcpInfoLite) -> TcpInfoLite {
+        info
+    }
+}
+
+impl TcpBytes for WireTcpBytes {
+    fn fill(self, info: TcpInfoLite) -> TcpInfoLite {
+        TcpInfoLite {
+            bytes_acked: self.bytes_acked,
+            bytes_received: self.bytes_received,
+            bytes_retrans: self.bytes_retrans,
+            delivery_rate: self.delivery_rate,
+            busy_time_us: self.busy_time_us,
+            rwnd_limited_us: self.rwnd_limited_us,
+            sndbuf_limited_us: self.sndbuf_limited_us,
+            ..info
+        }
+    }
+}
+
+/// The cost and destroy events of a version-3 sample (`now`: its time in
+/// milliseconds).
+fn events_of(e: WireEvents, now: i64) -> Result<(SampleCost, Destroyed), String> {
+    let events = e
+        .events
+        .into_iter()
+        .map(|w| {
+            let at = join_time(w.at_secs, w.at_nanos)
+                .ok_or_else(|| "a destroy event's time out of range".to_string())?;
+            Ok(DestroyEvent {
+                at: Stamp::from_system(at),
+                socket: socket_record(w.socket, now, NetnsId)?,
+            })
+        })
+        .collect::<Result<Vec<_>, String>>()?;
+    let cost = SampleCost {
+        total_us: e.cost.total_us,
+        sockets_us: e.cost.sockets_us,
+        owners_us: e.cost.owners_us,
+        cpu_us: e.cost.cpu_us,
+    };
+    let feed = EventFeed {
+        active: e.active,
+        unavailable: e.unavailable,
+        subscribers: e.subscribers,
+        received: e.received,
+        overflows: e.overflows,
+    };
+    Ok((cost, Destroyed { events, feed }))
+}
+
+/// What the sample of a version's `E` says of its cost and destroy events
+/// (`None`: nothing, before version 3).
+type Between = Option<(SampleCost, Destroyed)>;
+
 /// The sample of `wire`, whichever version: `netns` makes a socket's namespace
-/// of its wire form, `spaces` the sample's namespaces.
-fn sample_of<N, S>(
-    wire: WireSample<N, S>,
+/// of its wire form, `spaces` the sample's namespaces, `between` its cost and
+/// destroy events.
+fn sample_of<N, S, B: TcpBytes, E>(
+    wire: WireSample<N, S, B, E>,
     taken_at: SystemTime,
     netns: impl Fn(N) -> NetnsId,
     spaces: impl FnOnce(S) -> Vec<NetnsInfo>,
+    between: impl FnOnce(E) -> Result<Between, String>,
 ) -> Result<Sample, String> {
     let now = millis(taken_at);
     let sockets = wire
@@ -317,6 +489,7 @@ fn sample_of<N, S>(
         .into_iter()
         .map(|w| socket_record(w, now, &netns))
         .collect::<Result<Vec<_>, _>>()?;
+    let (cost, destroyed) = between(wire.events)?.unwrap_or_default();
     let h = wire.health;
     Ok(Sample {
         taken_at,
@@ -338,11 +511,11 @@ fn sample_of<N, S>(
             privileged: h.privileged,
             owners: h.owners,
             netns_own_only: false,
-            cost: crate::model::SampleCost::default(),
+            cost,
             notes: h.notes,
         },
         namespaces: spaces(wire.namespaces),
-        destroyed: crate::model::Destroyed::default(),
+        destroyed,
     })
 }
 
@@ -353,7 +526,7 @@ fn millis(t: SystemTime) -> i64 {
         .saturating_add(i64::from(nanos / 1_000_000))
 }
 
-fn wire_socket(s: &SocketRecord, now: i64) -> WireSocket<u32> {
+fn wire_socket(s: &SocketRecord, now: i64) -> WireSocket<u32, WireTcpBytes> {
     let ago = |ms: u32| now - i64::from(ms);
     WireSocket {
         state: s.state.kernel_number(),
@@ -381,6 +554,15 @@ fn wire_socket(s: &SocketRecord, now: i64) -> WireSocket<u32> {
             last_data_sent_at_ms: ago(t.last_data_sent_ms),
             last_data_recv_at_ms: ago(t.last_data_recv_ms),
             last_ack_recv_at_ms: ago(t.last_ack_recv_ms),
+            bytes: WireTcpBytes {
+                bytes_acked: t.bytes_acked,
+                bytes_received: t.bytes_received,
+                bytes_retrans: t.bytes_retrans,
+                delivery_rate: t.delivery_rate,
+                busy_time_us: t.busy_time_us,
+                rwnd_limited_us: t.rwnd_limited_us,
+                sndbuf_limited_us: t.sndbuf_limited_us,
+            },
         }),
         shutdown: s.shutdown,
         owner: match s.owner {
@@ -393,8 +575,8 @@ fn wire_socket(s: &SocketRecord, now: i64) -> WireSocket<u32> {
     }
 }
 
-fn socket_record<N>(
-    w: WireSocket<N>,
+fn socket_record<N, B: TcpBytes>(
+    w: WireSocket<N, B>,
     now: i64,
     netns: impl Fn(N) -> NetnsId,
 ) -> Result<SocketRecord, String> {
@@ -414,7 +596,7 @@ fn socket_record<N>(
         None => None,
     };
     let tcp_info = match w.tcp_info {
-        Some(t) => Some(TcpInfoLite {
+        Some(t) => Some(t.bytes.fill(TcpInfoLite {
             rtt_us: t.rtt_us,
             rttvar_us: t.rttvar_us,
             rto_us: t.rto_us,
@@ -426,9 +608,9 @@ fn socket_record<N>(
             last_data_sent_ms: span(now, t.last_data_sent_at_ms)?,
             last_data_recv_ms: span(now, t.last_data_recv_at_ms)?,
             last_ack_recv_ms: span(now, t.last_ack_recv_at_ms)?,
-            // Not recorded (the format predates them).
+            // Filled in by `bytes` from version 3.
             ..TcpInfoLite::default()
-        }),
+        })),
         None => None,
     };
     Ok(SocketRecord {

@@ -136,6 +136,11 @@ pub enum Action {
     #[strum(message = "reverse the sort order", props(keys = "r"))]
     SortReverse,
     #[strum(
+        message = "top talkers: connections, ports and processes by bytes per second (rx+tx), most first; again: back",
+        props(keys = "T")
+    )]
+    TopTalkers,
+    #[strum(
         message = "export the current view's sockets to JSON",
         props(keys = "e")
     )]

@@ -72,6 +72,9 @@ pub struct Shown {
     /// Aggregates over the filter's selection; `None` without a filter (the
     /// snapshot's own aggregates then).
     pub filtered: Option<Aggregates>,
+    /// Top talkers on: those aggregates with the ports and processes by bytes
+    /// per second, most first.
+    pub by_bytes: Option<Aggregates>,
 }
 
 impl Shown {
@@ -80,8 +83,9 @@ impl Shown {
     }
 
     pub fn aggregates(&self) -> &Aggregates {
-        self.filtered
+        self.by_bytes
             .as_ref()
+            .or(self.filtered.as_ref())
             .unwrap_or(&self.update.snapshot.aggregates)
     }
 }
@@ -129,6 +133,8 @@ pub struct App {
     pub mode: Mode,
     pub filter: FilterState,
     pub sort: Sort,
+    /// Top talkers: the tables by bytes per second (rx+tx), most first.
+    pub top_talkers: bool,
     pub shown: Option<Shown>,
     /// While paused, the newest update not yet on screen and how many arrived.
     pub paused: Option<(Option<Update>, u64)>,
@@ -176,6 +182,7 @@ impl App {
                 error: None,
             },
             sort: Sort::default(),
+            top_talkers: false,
             shown: None,
             paused: None,
             cursors: Cursors::default(),
@@ -258,6 +265,7 @@ impl App {
             update,
             rows: Rows::default(),
             filtered: None,
+            by_bytes: None,
         };
         self.shown = Some(shown);
         self.rebuild();
@@ -278,6 +286,13 @@ impl App {
         );
         shown.filtered =
             (!self.filter.applied.is_empty()).then(|| snap.aggregate(shown.rows.live_indices()));
+        shown.by_bytes = self.top_talkers.then(|| {
+            let mut agg = shown.filtered.as_ref().unwrap_or(&snap.aggregates).clone();
+            let moved = |b: crate::model::Bytes| std::cmp::Reverse(b.rx.saturating_add(b.tx));
+            agg.ports.sort_by_key(|p| moved(p.moved));
+            agg.processes.sort_by_key(|p| moved(p.moved));
+            agg
+        });
         let c = &mut self.cursors.conns;
         if let Some(Selection::Conn(id)) = c.key
             && let Some(i) = shown.rows.position(&snap, id)
@@ -374,6 +389,27 @@ impl App {
         self.columns.contains(column) && (column != Column::Netns || self.multi_netns())
     }
 
+    /// Top talkers on (the connections, ports and processes by bytes per
+    /// second, most first) or off (the default orders).
+    fn toggle_top_talkers(&mut self) {
+        self.top_talkers = !self.top_talkers;
+        self.sort = if self.top_talkers {
+            Sort {
+                column: Column::Bytes,
+                descending: true,
+            }
+        } else {
+            Sort::default()
+        };
+        self.rebuild();
+        let said = if self.top_talkers {
+            "top talkers: by bytes per second (T again: back)"
+        } else {
+            "default order"
+        };
+        self.say(said.to_string(), false);
+    }
+
     /// Sorts by the next (or previous) column shown; the namespace's only
     /// when there are several.
     fn sort_step(&mut self, forward: bool) {
@@ -445,6 +481,7 @@ impl App {
                 self.sort.descending = !self.sort.descending;
                 self.rebuild();
             }
+            Action::TopTalkers => self.toggle_top_talkers(),
             Action::Export => return self.export().into_iter().collect(),
             Action::Kill => self.ask_kill(),
             Action::Signal => self.ask_signal(),

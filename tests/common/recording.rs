@@ -7,6 +7,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use sockscope::model::{DestroyEvent, Destroyed, EventFeed, Stamp};
 use sockscope::model::{
     Health, HostInfo, KernelCounters, NetnsId, NetnsInfo, NetnsKind, OwnerScanStats, Ownership,
     ProcessInfo, Sample, SocketSource, Sockstat, TcpInfoLite, TcpState, Timer, TimerKind,
@@ -55,6 +56,13 @@ pub fn rich(i: u32, conns: u32) -> Sample {
             rtt_us: 40 + c,
             last_data_sent_ms: i * 1000 + c,
             total_retrans: c % 5,
+            bytes_acked: u64::from(c * 1000 + i),
+            bytes_received: u64::from(c * 7000 + i * 3),
+            bytes_retrans: u64::from(c % 3),
+            delivery_rate: 1 << 20,
+            busy_time_us: u64::from(i) * 10_000,
+            rwnd_limited_us: u64::from(i) * 100,
+            sndbuf_limited_us: 5,
             ..TcpInfoLite::default()
         });
         s.shutdown = (c % 5 == 0).then_some((c % 3) as u8);
@@ -129,7 +137,12 @@ pub fn rich(i: u32, conns: u32) -> Sample {
             malformed_lines: u64::from(i % 3),
             privileged: i.is_multiple_of(2),
             netns_own_only: false,
-            cost: sockscope::model::SampleCost::default(),
+            cost: sockscope::model::SampleCost {
+                total_us: 1500 + u64::from(i),
+                sockets_us: 700,
+                owners_us: 600,
+                cpu_us: i.is_multiple_of(2).then_some(900),
+            },
             owners: OwnerScanStats {
                 full_scan: i == 0,
                 fds_read: 90 + u64::from(i),
@@ -143,7 +156,46 @@ pub fn rich(i: u32, conns: u32) -> Sample {
             },
         },
         namespaces: namespaces(i),
-        destroyed: Default::default(),
+        destroyed: destroyed(i),
+    }
+}
+
+/// The destroy events of [`rich`]: `i % 3` connections to 8080 destroyed
+/// after the previous sample, one in `blue`, and the feed's state.
+pub fn destroyed(i: u32) -> Destroyed {
+    let at = base() + Duration::new(u64::from(i), i * 1_000_003 + 7);
+    let events = (0..i % 3)
+        .map(|k| {
+            let mut s = sock(
+                TcpState::Close,
+                "10.0.0.1:8080",
+                &format!("{}:{}", host(500 + k), 2000 + k),
+                None,
+            );
+            s.tcp_info = Some(TcpInfoLite {
+                bytes_acked: 1,
+                bytes_received: u64::from(100 + k),
+                last_ack_recv_ms: 3,
+                ..TcpInfoLite::default()
+            });
+            if k == 1 {
+                s.netns = NetnsId(1);
+            }
+            DestroyEvent {
+                at: Stamp::from(at - Duration::from_millis(u64::from(10 + k))),
+                socket: s,
+            }
+        })
+        .collect();
+    Destroyed {
+        events,
+        feed: EventFeed {
+            active: true,
+            unavailable: None,
+            subscribers: 2,
+            received: u64::from(i % 3),
+            overflows: u64::from(i % 4 / 3),
+        },
     }
 }
 
@@ -196,13 +248,37 @@ pub fn namespaces(i: u32) -> Vec<NetnsInfo> {
     ]
 }
 
-/// What a version-1 recording (no namespaces) holds of `sample`: every socket
-/// in the own namespace, and no namespace described.
-pub fn without_namespaces(mut sample: Sample) -> Sample {
+/// What a version-1 recording (no namespaces, nor what version 3 added)
+/// holds of `sample`: every socket in the own namespace, and no namespace
+/// described.
+pub fn without_namespaces(sample: Sample) -> Sample {
+    let mut sample = without_events(sample);
     for s in &mut sample.sockets {
         s.netns = NetnsId::OWN;
     }
     sample.namespaces.clear();
+    sample
+}
+
+/// What a version-2 recording (no byte counters, cost or destroy events)
+/// holds of `sample`.
+pub fn without_events(mut sample: Sample) -> Sample {
+    for s in &mut sample.sockets {
+        if let Some(t) = s.tcp_info.as_mut() {
+            *t = TcpInfoLite {
+                bytes_acked: 0,
+                bytes_received: 0,
+                bytes_retrans: 0,
+                delivery_rate: 0,
+                busy_time_us: 0,
+                rwnd_limited_us: 0,
+                sndbuf_limited_us: 0,
+                ..*t
+            };
+        }
+    }
+    sample.health.cost = sockscope::model::SampleCost::default();
+    sample.destroyed = Destroyed::default();
     sample
 }
 
@@ -216,6 +292,7 @@ pub fn assert_same(a: &Sample, b: &Sample, what: &str) {
     assert_eq!(a.host, b.host, "{what}: host");
     assert_eq!(a.health, b.health, "{what}: health");
     assert_eq!(a.namespaces, b.namespaces, "{what}: namespaces");
+    assert_eq!(a.destroyed, b.destroyed, "{what}: destroy events");
 }
 
 pub fn write_all(path: &Path, samples: &[Sample], limits: Limits) -> Vec<u64> {

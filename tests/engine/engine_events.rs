@@ -358,3 +358,168 @@ fn the_totals_count_closes_short_lived_connections_failures_and_losses_for_metri
         assert!(text.lines().any(|l| l == line), "no line {line} in\n{text}");
     }
 }
+
+fn port80_lifetimes(snap: &Snapshot) -> sockscope::model::Lifetimes {
+    snap.aggregates
+        .ports
+        .iter()
+        .find(|p| p.port == 80)
+        .map(|p| p.lifetimes)
+        .unwrap_or_default()
+}
+
+#[test]
+fn lifetimes_fall_in_their_buckets_and_those_no_dump_saw_by_their_upper_bound() {
+    let mut e = Engine::new(EngineConfig::default());
+    e.ingest(sample(0.0, vec![], vec![]));
+    // No dump saw these: each is bounded by the time since the previous
+    // sample (0.0): 4 ms, 30 ms.
+    let s = e.ingest(sample(
+        0.05,
+        vec![sock(TcpState::Established, "10.0.0.1:80", PEER, 10)],
+        vec![
+            destroyed(0.004, "10.0.0.1:80", "10.0.0.9:1001", 20, 0),
+            destroyed(0.03, "10.0.0.1:80", "10.0.0.9:1002", 21, 0),
+        ],
+    ));
+    let l = port80_lifetimes(&s);
+    assert_eq!((l.buckets, l.upper_bound), ([1, 1, 0, 0], 2));
+    assert_eq!(l.sum_us, 34_000);
+    assert!(s.destroy.rates_exact, "events read, none lost");
+    // The listener's process counts them too (the dump's connection has no
+    // known owner), and the remote host, with the dump's connection.
+    let server = s
+        .aggregates
+        .processes
+        .iter()
+        .find(|p| p.process.pid == 42)
+        .expect("the server");
+    assert_eq!((server.churn.opened, server.churn.closed), (2, 2));
+    let peer = s
+        .aggregates
+        .remotes
+        .iter()
+        .find(|r| r.addr == addr(PEER).ip())
+        .expect("the peer");
+    assert_eq!((peer.churn.opened, peer.churn.closed), (3, 2));
+    let rate = peer.churn.opened_per_sec.expect("a rate");
+    assert!((rate - 60.0).abs() < 1e-6, "{rate}");
+
+    // Seen by the dump at 0.05, destroyed at 0.5: 450 ms, exact. An event
+    // read before the previous sample's drain came late: bounded from the
+    // sample before (0.0), 20 ms, not from the previous one (which would
+    // say 0).
+    let s = e.ingest(sample(
+        1.0,
+        vec![],
+        vec![
+            destroyed(0.5, "10.0.0.1:80", PEER, 10, 1),
+            destroyed(0.02, "10.0.0.1:80", "10.0.0.9:1003", 22, 0),
+        ],
+    ));
+    let l = port80_lifetimes(&s);
+    assert_eq!((l.buckets, l.upper_bound), ([0, 1, 1, 0], 1), "{l:?}");
+    let total = s.totals.lifetimes_by_port[&(NetnsId::OWN, 80)];
+    assert_eq!((total.buckets, total.upper_bound), ([1, 2, 1, 0], 3));
+
+    // Lost events: the rates are the dumps' only.
+    let mut lossy = sample(2.0, vec![], vec![]);
+    lossy.destroyed.feed.overflows = 1;
+    assert!(!e.ingest(lossy).destroy.rates_exact);
+}
+
+#[test]
+fn a_connection_that_goes_to_time_wait_ends_at_its_destroy_message() {
+    let mut e = Engine::new(EngineConfig::default());
+    e.ingest(sample(0.0, vec![], vec![]));
+    let est = || sock(TcpState::Established, "10.0.0.1:80", PEER, 10);
+    let tw = || sock(TcpState::TimeWait, "10.0.0.1:80", PEER, 10);
+    e.ingest(sample(1.0, vec![est()], vec![]));
+    let s = e.ingest(sample(
+        2.0,
+        vec![tw()],
+        vec![destroyed(1.005, "10.0.0.1:80", PEER, 10, 1)],
+    ));
+    assert_eq!(port80_lifetimes(&s).buckets, [1, 0, 0, 0], "5 ms");
+    // When the TIME_WAIT socket goes, it is not counted again.
+    let s = e.ingest(sample(63.0, vec![], vec![]));
+    assert_eq!(port80(&s), (0, 1));
+    assert_eq!(port80_lifetimes(&s).count(), 0);
+    assert_eq!(s.totals.lifetimes_by_port[&(NetnsId::OWN, 80)].count(), 1);
+}
+
+/// What a snapshot says of bytes and of what happened between samples, to
+/// compare a live run with its replay.
+fn between_view(s: &Snapshot) -> String {
+    let ports: Vec<_> = s
+        .aggregates
+        .ports
+        .iter()
+        .map(|p| (p.port, p.opened, p.closed, p.moved, p.lifetimes))
+        .collect();
+    let procs: Vec<_> = s
+        .aggregates
+        .processes
+        .iter()
+        .map(|p| (p.process.pid, p.moved, p.churn.opened, p.churn.closed))
+        .collect();
+    let moved: Vec<_> = s.conns.iter().map(|c| c.moved).collect();
+    let closed: Vec<_> = s.closed.iter().map(|c| (c.conn.id, c.end)).collect();
+    format!(
+        "{ports:?} {procs:?} {moved:?} {closed:?} {:?} {:?}",
+        s.destroy, s.totals
+    )
+}
+
+#[test]
+fn a_replay_of_a_recording_counts_bytes_and_closes_as_the_live_run_did() {
+    use sockscope::record::{Limits, Reader, Recorder};
+    let with_bytes = |mut s: SocketRecord, rx: u64, tx: u64| {
+        s.tcp_info = Some(TcpInfoLite {
+            bytes_received: rx,
+            bytes_acked: tx,
+            ..TcpInfoLite::default()
+        });
+        s
+    };
+    let est = |rx, tx| with_bytes(sock(TcpState::Established, "10.0.0.1:80", PEER, 10), rx, tx);
+    let samples = vec![
+        sample(0.0, vec![], vec![]),
+        sample(1.0, vec![est(100, 50)], vec![]),
+        sample(
+            2.0,
+            vec![est(5000, 900)],
+            vec![
+                destroyed(1.01, "10.0.0.1:80", "10.0.0.9:1001", 20, 1),
+                destroyed(1.5, "10.0.0.1:80", "10.0.0.9:1002", 21, 0),
+            ],
+        ),
+        // The dump still lists it, but its event came: it is closed, exactly.
+        sample(
+            2.5,
+            vec![est(6000, 1000)],
+            vec![destroyed(2.4, "10.0.0.1:80", PEER, 10, 1000)],
+        ),
+        sample(3.0, vec![], vec![]),
+    ];
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("rec");
+    let mut live = Engine::new(EngineConfig::default());
+    let mut rec = Recorder::create(&path, Limits::default()).expect("create");
+    let mut seen = Vec::new();
+    for s in samples {
+        // As the screen and `--record` do: the snapshot's sample is recorded.
+        let snap = live.ingest(s);
+        rec.append(&snap.sample).expect("append");
+        seen.push(between_view(&snap));
+    }
+    rec.sync().expect("sync");
+    assert!(seen[2].contains("between: 2"), "{}", seen[2]);
+    let mut replay = Engine::new(EngineConfig::default());
+    let mut reader = Reader::open(&path).expect("open");
+    let replayed: Vec<String> = reader
+        .samples()
+        .map(|s| between_view(&replay.ingest(s.expect("readable"))))
+        .collect();
+    assert_eq!(replayed, seen, "the replay differs from the live run");
+}

@@ -8,7 +8,9 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, UNIX_EPOCH};
 
-use common::recording::{assert_same, read_all, rich, without_namespaces, write_all};
+use common::recording::{
+    assert_same, read_all, rich, without_events, without_namespaces, write_all,
+};
 use common::script::base;
 use proptest::prelude::*;
 use sockscope::model::{
@@ -94,20 +96,27 @@ fn arb_socket() -> impl Strategy<Value = SocketRecord> {
             expires_ms,
             retransmits,
         });
-    let info = (any::<[u32; 8]>(), any::<[u8; 3]>()).prop_map(|(n, b)| TcpInfoLite {
-        rtt_us: n[0],
-        rttvar_us: n[1],
-        rto_us: n[2],
-        retransmits: b[0],
-        probes: b[1],
-        backoff: b[2],
-        unacked: n[3],
-        total_retrans: n[4],
-        last_data_sent_ms: n[5],
-        last_data_recv_ms: n[6],
-        last_ack_recv_ms: n[7],
-        // Not recorded: a recording reads them back as 0.
-        ..TcpInfoLite::default()
+    let info = (any::<[u32; 8]>(), any::<[u8; 3]>(), any::<[u64; 7]>()).prop_map(|(n, b, c)| {
+        TcpInfoLite {
+            rtt_us: n[0],
+            rttvar_us: n[1],
+            rto_us: n[2],
+            retransmits: b[0],
+            probes: b[1],
+            backoff: b[2],
+            unacked: n[3],
+            total_retrans: n[4],
+            last_data_sent_ms: n[5],
+            last_data_recv_ms: n[6],
+            last_ack_recv_ms: n[7],
+            bytes_acked: c[0],
+            bytes_received: c[1],
+            bytes_retrans: c[2],
+            delivery_rate: c[3],
+            busy_time_us: c[4],
+            rwnd_limited_us: c[5],
+            sndbuf_limited_us: c[6],
+        }
     });
     let owner = prop_oneof![
         (any::<u32>(), any::<u32>()).prop_map(|(pid, fd)| Ownership::Known { pid, fd }),
@@ -374,7 +383,7 @@ fn the_on_disk_form_of_a_sample_is_pinned() {
     let raw = record::wire::encode_sample(&rich(3, 12)).expect("encode");
     assert_eq!(
         (raw.len(), crc32fast::hash(&raw)),
-        (1260, 2_357_858_433),
+        (1366, 1_475_840_111),
         "the on-disk form changed (version {})",
         record::wire::VERSION
     );
@@ -473,7 +482,7 @@ fn namespaces_round_trip_through_a_version_2_recording() {
     write_all(&path, &samples, Limits::default());
     let bytes = std::fs::read(&path).expect("read");
     assert_eq!(bytes[8..12], record::wire::VERSION.to_le_bytes());
-    assert_eq!(record::wire::VERSION, 2);
+    assert_eq!(record::wire::VERSION, 3);
     let got = read_all(&mut Reader::open(&path).expect("open"));
     assert_eq!(got.len(), samples.len());
     for (i, (a, b)) in samples.iter().zip(&got).enumerate() {
@@ -506,4 +515,47 @@ fn a_rotated_set_may_mix_a_version_1_file_and_a_version_2_one() {
         "the old file's last",
     );
     assert_same(&newer[0], &got[4], "the new file's first");
+}
+
+#[test]
+fn a_version_2_recording_still_replays_as_it_was_recorded() {
+    // Written by the version-2 writer (namespaces, but neither byte counters
+    // nor destroy events) from `rich(i, 6)`, i in 0..4, as it was then.
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/recordings/v2.sockrec");
+    let bytes = std::fs::read(&path).expect("the fixture");
+    assert_eq!(bytes[8..12], 2u32.to_le_bytes(), "a version-2 file");
+    let mut reader = Reader::open_file(&path).expect("open");
+    assert!(reader.damage().is_none(), "{:?}", reader.damage());
+    let got = read_all(&mut reader);
+    assert_eq!(got.len(), 4);
+    for (i, s) in got.iter().enumerate() {
+        assert_same(
+            &without_events(rich(i as u32, 6)),
+            s,
+            &format!("v2 sample {i}"),
+        );
+        assert!(s.destroyed.events.is_empty() && !s.destroyed.feed.active);
+    }
+}
+
+#[test]
+fn byte_counters_and_destroy_events_round_trip_through_a_version_3_recording() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("rec");
+    let samples: Vec<Sample> = (0..6).map(|i| rich(i, 8)).collect();
+    assert!(samples.iter().any(|s| s.destroyed.events.len() == 2));
+    write_all(&path, &samples, Limits::default());
+    let got = read_all(&mut Reader::open(&path).expect("open"));
+    assert_eq!(got.len(), samples.len());
+    for (i, (a, b)) in samples.iter().zip(&got).enumerate() {
+        assert_same(a, b, &format!("sample {i}"));
+        assert_eq!(a.health.cost, b.health.cost, "sample {i}: cost");
+    }
+    let received = got[2]
+        .sockets
+        .iter()
+        .filter_map(|s| s.tcp_info)
+        .map(|t| t.bytes_received)
+        .sum::<u64>();
+    assert!(received > 0, "the counters are there");
 }

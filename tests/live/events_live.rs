@@ -476,3 +476,91 @@ fn a_transfer_shows_its_bytes_in_its_totals_and_its_process_and_its_rate() {
         "rate {rate:.0} B/s, paced {paced_rate:.0} B/s"
     );
 }
+
+/// The bucket (an index of `Lifetimes::buckets`) that a lifetime of `d`
+/// falls in.
+fn bucket_of(d: Duration) -> usize {
+    sockscope::model::LIFETIME_BOUNDS
+        .iter()
+        .position(|&b| d < b)
+        .unwrap_or(sockscope::model::LIFETIME_BOUNDS.len())
+}
+
+#[test]
+fn a_burst_of_short_connections_lands_in_the_short_buckets_of_its_port() {
+    let Some(ns) = Netns::for_test("ev-life") else {
+        return;
+    };
+    let server = Server::start(&ns);
+    let port = server.addr.port();
+    // Without the owners' walk (of every process of the host), a sample
+    // costs only its namespace's dump.
+    let mut collector = Collector::new(CollectorConfig {
+        netns: NetnsChoice::Only(vec![ns.name.clone()]),
+        events: true,
+        owners: false,
+        ..CollectorConfig::default()
+    });
+    let mut engine = Engine::new(EngineConfig::default());
+    let first = engine.ingest(collector.collect().expect("sample 1"));
+    let id = ns_id(&first);
+    let mut taken = vec![first.sample.taken_at];
+
+    // Sampled right after the burst and then every few milliseconds, so
+    // that the bound of each connection no dump saw (the time since the
+    // sample before) is short.
+    const N: usize = 100;
+    churn(&ns, server.addr, N);
+    server.wait_closed(N);
+    let mut lifetimes = sockscope::model::Lifetimes::default();
+    let (mut overflows, mut closed) = (0, 0);
+    // The longest time a lifetime can be bounded by: from a sample to the
+    // drain of the one after next (an event that came late).
+    let mut span = Duration::ZERO;
+    for _ in 0..50 {
+        let snap = engine.ingest(collector.collect().expect("sample"));
+        let s = &snap.sample;
+        taken.push(s.taken_at);
+        let drained = s.taken_at + Duration::from_micros(s.health.cost.sockets_us);
+        let from = taken[taken.len().saturating_sub(3)];
+        span = span.max(drained.duration_since(from).unwrap_or_default());
+        overflows += s.destroyed.feed.overflows;
+        if let Some(p) = snap
+            .aggregates
+            .ports
+            .iter()
+            .find(|p| p.netns == id && p.port == port)
+        {
+            lifetimes.merge(&p.lifetimes);
+            closed += p.closed;
+        }
+        let total = snap.totals.lifetimes_by_port.get(&(id, port)).copied();
+        assert_eq!(total.unwrap_or_default(), lifetimes, "the totals add up");
+        if closed >= N as u64 || overflows > 0 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    eprintln!("lifetimes {lifetimes:?}, overflows {overflows}, longest bound {span:?}");
+    assert_eq!(lifetimes.count(), closed, "every close has its lifetime");
+    if overflows == 0 {
+        assert_eq!(lifetimes.count(), N as u64, "every one, exactly");
+        assert_eq!(lifetimes.upper_bound, N as u64, "no dump saw them");
+    }
+    // Each in the bucket of its bound at most: under 100 ms (or 10 ms)
+    // whenever the samples came that fast, as they do unless the machine is
+    // stalled or the own namespace (dumped first, whatever is chosen) holds
+    // so many sockets that its dump takes longer.
+    let most = bucket_of(span);
+    assert!(
+        lifetimes.buckets[most + 1..].iter().all(|&n| n == 0),
+        "{lifetimes:?} past the bucket of {span:?}"
+    );
+    if span < Duration::from_millis(100) {
+        assert_eq!(
+            lifetimes.buckets[0] + lifetimes.buckets[1],
+            lifetimes.count(),
+            "under 100 ms"
+        );
+    }
+}

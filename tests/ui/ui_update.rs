@@ -408,3 +408,56 @@ fn in_a_replay_the_keys_drive_the_player() {
     );
     assert_eq!(control(key(&mut a, KeyCode::Char('R'))), Control::Seek(1));
 }
+
+#[test]
+fn t_orders_the_tables_by_bytes_per_second_and_again_goes_back() {
+    use std::sync::Arc;
+    let mut script = common::script::Script::new();
+    let extra = common::scene::extra(true);
+    let mut a = App::new(Keymap::default(), Settings::default(), Filter::default());
+    // The Java service on 8080 receives 1000 bytes a second on each of its
+    // connections, curl sends 5000; nothing else moves.
+    for t in 0..2u64 {
+        let mut sockets = common::scene::sockets(0);
+        for s in &mut sockets {
+            match s.local.port() {
+                8080 => {
+                    if let Some(info) = s.tcp_info.as_mut() {
+                        info.bytes_received = 1000 * t;
+                    }
+                }
+                45000 => {
+                    s.tcp_info = Some(sockscope::model::TcpInfoLite {
+                        bytes_acked: 5000 * t,
+                        ..Default::default()
+                    });
+                }
+                _ => {}
+            }
+        }
+        let findings = script.tick(sockets, &extra);
+        a.update(Msg::Update(sockscope::live::Update {
+            snapshot: script.last.clone().expect("a snapshot"),
+            findings: Arc::from(findings),
+            ingest_time: std::time::Duration::from_millis(3),
+        }));
+    }
+    let order = |a: &App| {
+        let agg = a.shown.as_ref().expect("shown").aggregates();
+        let ports: Vec<u16> = agg.ports.iter().map(|p| p.port).collect();
+        let pids: Vec<u32> = agg.processes.iter().map(|p| p.process.pid).collect();
+        (ports, pids)
+    };
+    let default = (vec![80, 443, 8080], vec![200, 100, 300]);
+    assert_eq!(order(&a), default, "by port, by sockets");
+    keys(&mut a, "T");
+    assert_eq!(
+        order(&a),
+        (vec![8080, 80, 443], vec![200, 300, 100]),
+        "by bytes"
+    );
+    assert_eq!((a.sort.column, a.sort.descending), (Column::Bytes, true));
+    keys(&mut a, "T");
+    assert_eq!(order(&a), default);
+    assert_eq!(a.sort.column, Column::State);
+}

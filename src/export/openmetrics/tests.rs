@@ -164,6 +164,10 @@ fn a_scripted_snapshot_encodes_as_expected() {
         "sockscope_sample_errors_total 2",
         "sockscope_samples_total 1",
         "sockscope_last_sample_timestamp_seconds 1800000000.0",
+        // Every listening port has its histogram, empty until one closes.
+        "sockscope_connection_lifetime_seconds_bucket{netns=\"host\",port=\"80\",le=\"0.01\"} 0",
+        "sockscope_connection_lifetime_seconds_bucket{netns=\"host\",port=\"80\",le=\"+Inf\"} 0",
+        "sockscope_connection_lifetime_seconds_count{netns=\"host\",port=\"80\"} 0",
     ] {
         assert!(text.lines().any(|l| l == line), "no line {line} in\n{text}");
     }

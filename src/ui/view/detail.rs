@@ -247,10 +247,19 @@ fn port_detail(
     if peers.is_empty() {
         peers.push(Line::styled("no connections", theme.dim()));
     }
+    let [peers_area, lifetimes_area] =
+        Layout::vertical([Constraint::Min(3), Constraint::Length(7)]).areas(side);
     frame.render_widget(
         Paragraph::new(peers).block(block(" top peers ".into())),
-        side,
+        peers_area,
     );
+    let total = snap
+        .totals
+        .lifetimes_by_port
+        .get(&(netns, port))
+        .copied()
+        .unwrap_or_default();
+    draw_lifetimes(frame, p.lifetimes, total, theme, lifetimes_area);
     let findings = shown
         .update
         .findings
@@ -258,6 +267,36 @@ fn port_detail(
         .filter(|f| about_port(f, netns, port));
     draw_warnings(frame, findings, theme, warnings);
     p.top_remotes.iter().map(|(addr, _)| *addr).collect()
+}
+
+/// How long the port's closed connections lived: the last interval's and
+/// since the start, by bucket; the title says how many were counted by an
+/// upper bound (opened and closed between two samples).
+fn draw_lifetimes(
+    frame: &mut Frame,
+    last: crate::model::Lifetimes,
+    total: crate::model::Lifetimes,
+    theme: Theme,
+    area: Rect,
+) {
+    let mut lines = vec![Line::styled(
+        format!("{:<10}{:>10}{:>12}", "lived", "last", "since start"),
+        theme.dim(),
+    )];
+    for (i, name) in ["<10 ms", "<100 ms", "<1 s", "\u{2265}1 s"]
+        .iter()
+        .enumerate()
+    {
+        lines.push(Line::raw(format!(
+            "{name:<10}{:>10}{:>12}",
+            last.buckets[i], total.buckets[i]
+        )));
+    }
+    let title = match total.upper_bound {
+        0 => " lifetimes of closed ".to_string(),
+        n => format!(" lifetimes ({n} by bound) "),
+    };
+    frame.render_widget(Paragraph::new(lines).block(block(title)), area);
 }
 
 #[expect(
