@@ -60,18 +60,7 @@ ip -n "$ns" link set lo up
 ip netns exec "$ns" sysctl -qw net.ipv4.ip_local_port_range="1024 65000" || true
 start() { local name=$1; shift; start_holder "$name" ip netns exec "$ns" "$holder" "$@"; }
 
-servers=$(( (PAIRS + PER_SERVER - 1) / PER_SERVER ))
-[ "$servers" -ge 2 ] || servers=2
-for i in $(seq 1 "$servers"); do start "server$i" server 4; done
-ports=$(for i in $(seq 1 "$servers"); do cut -d' ' -f2- "$work/server$i.out"; done | tr ' \n' ',,' | sed 's/,*$//')
-left=$PAIRS
-src=10
-while [ "$left" -gt 0 ]; do
-  n=$(( left < PER_CLIENT ? left : PER_CLIENT ))
-  start "client$src" client "$ports" "$n" "$src"
-  left=$(( left - n ))
-  src=$(( src + 1 ))
-done
+start_population 2
 sleep 1
 total=$(ip netns exec "$ns" ss -tanH | wc -l)
 echo "population: $total TCP sockets ($PAIRS loopback pairs in ${#pids[@]} processes, namespace $ns); $(nproc) cores; kernel $(uname -r)"

@@ -58,18 +58,7 @@ start() { local name=$1; shift; start_holder "$name" ip netns exec "$ns" "$holde
 mkfifo "$work/hold"
 exec 9<>"$work/hold"
 
-servers=$(( (PAIRS + PER_SERVER - 1) / PER_SERVER ))
-[ "$servers" -ge 1 ] || servers=1
-for i in $(seq 1 "$servers"); do start "server$i" server 4; done
-ports=$(for i in $(seq 1 "$servers"); do cut -d' ' -f2- "$work/server$i.out"; done | tr ' \n' ',,' | sed 's/,*$//')
-left=$PAIRS
-src=10
-while [ "$left" -gt 0 ]; do
-  n=$(( left < PER_CLIENT ? left : PER_CLIENT ))
-  start "client$src" client "$ports" "$n" "$src"
-  left=$(( left - n ))
-  src=$(( src + 1 ))
-done
+start_population 1
 total=$(ip netns exec "$ns" ss -tanH | wc -l)
 
 "$bin" serve --listen 127.0.0.1:0 --netns "$ns" --interval "$INTERVAL" 2>"$work/serve.err" &
