@@ -20,7 +20,12 @@
 #   sockscope snapshot --no-owners
 #   sockscope warm sample        CPU of one more sample in a running process:
 #                                (snapshot --samples 11) minus (--samples 1), / 10,
-#                                100 ms apart (the shortest interval; wall less the waits)
+#                                100 ms apart (the shortest interval; wall less the waits),
+#                                three ways: every sample full (--full-every 1), the
+#                                default (--full-every auto: lean samples as the
+#                                cost asks, here the 100 ms interval), and one
+#                                full in ten (--full-every 10: nine lean samples
+#                                and the full one that ends them)
 # and, as root, the resident memory per socket of `serve` and of the screen (in
 # tmux) watching the host's namespace, less the same on an empty namespace
 # (benches/support/rss.sh; benches/memory.sh measures it on a namespace of its own).
@@ -57,20 +62,7 @@ ulimit -n 1048576 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 start() { local name=$1; shift; start_holder "$name" "$holder" "$@"; }
 
 
-# A process may be held to ~20k descriptors here, so no server takes more than
-# PER_SERVER accepted connections (connections spread evenly over all ports).
-servers=$(( (PAIRS + PER_SERVER - 1) / PER_SERVER ))
-[ "$servers" -ge 2 ] || servers=2
-for i in $(seq 1 "$servers"); do start "server$i" server 4; done
-ports=$(for i in $(seq 1 "$servers"); do cut -d' ' -f2- "$work/server$i.out"; done | tr ' \n' ',,' | sed 's/,*$//')
-left=$PAIRS
-src=10
-while [ "$left" -gt 0 ]; do
-  n=$(( left < PER_CLIENT ? left : PER_CLIENT ))
-  start "client$src" client "$ports" "$n" "$src"
-  left=$(( left - n ))
-  src=$(( src + 1 ))
-done
+start_population 2
 sleep 1
 total=$(ss -tanH | wc -l)
 echo "population: $total TCP sockets ($PAIRS loopback pairs in $(( ${#pids[@]} )) processes); $(nproc) cores; kernel $(uname -r)"
@@ -103,16 +95,24 @@ read -r our_w our_c < <(time_runs "$bin" snapshot)
 row "sockscope snapshot (owners, cold)" "$our_w" "$our_c"
 read -r ouno_w ouno_c < <(time_runs "$bin" snapshot --no-owners)
 row "sockscope snapshot --no-owners" "$ouno_w" "$ouno_c"
-read -r one_w one_c < <(time_runs "$bin" snapshot --samples 1 --interval 100ms)
-read -r ten_w ten_c < <(time_runs "$bin" snapshot --samples 11 --interval 100ms)
 # Ten more samples are ten more 100 ms waits (the shortest interval) besides their work.
-warm_w=$(awk -v a="$ten_w" -v b="$one_w" 'BEGIN{w = (a-b)/10 - 0.1; printf "%.3f", (w < 0 ? 0 : w)}')
-warm_c=$(awk -v a="$ten_c" -v b="$one_c" 'BEGIN{printf "%.3f", (a-b)/10}')
-row "sockscope warm sample (owners)" "$warm_w" "$warm_c"
+warm() {
+  local one_w one_c ten_w ten_c
+  read -r one_w one_c < <(time_runs "$bin" snapshot --samples 1 --interval 100ms "$@")
+  read -r ten_w ten_c < <(time_runs "$bin" snapshot --samples 11 --interval 100ms "$@")
+  awk -v a="$ten_w" -v b="$one_w" -v c="$ten_c" -v d="$one_c" \
+    'BEGIN{w = (a-b)/10 - 0.1; printf "%.3f %.3f\n", (w < 0 ? 0 : w), (c-d)/10}'
+}
+read -r full_w full_c < <(warm --full-every 1)
+row "sockscope warm sample, full (--full-every 1)" "$full_w" "$full_c"
+read -r warm_w warm_c < <(warm)
+row "sockscope warm sample (owners; default auto)" "$warm_w" "$warm_c"
+read -r ten_w ten_c < <(warm --full-every 10)
+row "sockscope warm sample, --full-every 10" "$ten_w" "$ten_c"
 
 echo
 awk -v sp="$ssp_w" -v o="$our_w" -v b="$bound" 'BEGIN{printf "cold snapshot with owners: %s%.1fx faster than ss -tanp (goal: >= 10x at 100k, >= 20x at 1M)\n", b, sp/o}'
-awk -v s="$ss_c" -v w="$warm_c" 'BEGIN{printf "warm sample CPU: %.2fx of ss -tan (goal: <= 0.5x)\n", w/s}'
+awk -v s="$ss_c" -v w="$warm_c" -v f="$full_c" -v t="$ten_c" 'BEGIN{printf "warm sample CPU: %.2fx of ss -tan by default (goal: <= 0.5x); every sample full %.2fx; one full in ten %.2fx\n", w/s, f/s, t/s}'
 
 echo
 if [ "$(id -u)" -eq 0 ]; then

@@ -13,6 +13,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use crate::export;
 use crate::parse::{parse_bytes, parse_duration};
 use crate::sample::netns::NetnsChoice;
+use crate::sample::sampler::FullEvery;
 
 /// A live monitor of this host's TCP connections: states, owning processes,
 /// history and warnings.
@@ -243,6 +244,18 @@ pub struct LiveArgs {
     #[arg(long)]
     pub no_events: bool,
 
+    /// How often a sample also dumps the ESTABLISHED sockets: `auto` (every
+    /// sample while that costs at most a tenth of the interval or there are
+    /// fewer than 50,000 ESTABLISHED, else one in N as the cost requires, N at
+    /// most 10; the default), or N (one sample
+    /// in N; 1: all of them). The others ask the kernel for every other
+    /// state only, the ESTABLISHED ones carried from the latest full sample
+    /// (their counters, queues and owners as then; closes seen at once from
+    /// the other states and the destroy events; new connections at the next
+    /// full sample).
+    #[arg(long, value_name = "auto|N", value_parser = parse_full_every)]
+    pub full_every: Option<FullEvery>,
+
     /// Time between samples, e.g. 500ms, 2s [default: 1s; the screen: the
     /// config file's [ui] interval].
     #[arg(long, value_name = "INTERVAL", value_parser = parse_duration)]
@@ -468,4 +481,9 @@ pub struct ReplayArgs {
 
     #[command(flatten)]
     pub run: RunArgs,
+}
+
+/// `--full-every`'s value (see [`FullEvery`]).
+fn parse_full_every(s: &str) -> Result<FullEvery, String> {
+    s.parse()
 }

@@ -25,7 +25,7 @@ use crate::escape::printable_path;
 use crate::model::EngineConfig;
 use crate::processor::ProcessorSpec;
 use crate::sample::netns::NetnsChoice;
-use crate::sample::sampler::SourceChoice;
+use crate::sample::sampler::{FullEvery, SourceChoice};
 use crate::textfile::{ReadError, read_bounded, shorten};
 
 /// The time between samples when neither the command line nor (for the screen)
@@ -196,6 +196,15 @@ struct SampleTable {
     /// As `--netns`: `all`, `own`, or names separated by commas; a list of
     /// names is also taken.
     netns: Option<NetnsValue>,
+    /// As `--full-every`: `"auto"` or a number of samples.
+    full_every: Option<FullEveryValue>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum FullEveryValue {
+    Text(String),
+    Number(i64),
 }
 
 #[derive(Debug, Deserialize)]
@@ -206,6 +215,19 @@ enum NetnsValue {
 }
 
 impl SampleTable {
+    fn full_every(&self) -> Result<Option<FullEvery>, ParseError> {
+        let text = match &self.full_every {
+            None => return Ok(None),
+            Some(FullEveryValue::Text(t)) => t.clone(),
+            Some(FullEveryValue::Number(n)) => n.to_string(),
+        };
+        text.parse().map(Some).map_err(|why| ParseError {
+            line: None,
+            key: Some("full_every".to_string()),
+            kind: ParseErrorKind::Sample(why),
+        })
+    }
+
     fn netns(&self) -> Result<Option<NetnsChoice>, ParseError> {
         let text = match &self.netns {
             None => return Ok(None),
@@ -315,6 +337,8 @@ pub struct ConfigFile {
     pub engine: EngineArgs,
     /// Its `[sample] netns`, if it gives one.
     pub netns: Option<NetnsChoice>,
+    /// Its `[sample] full_every`, if it gives one.
+    pub full_every: Option<FullEvery>,
 }
 
 impl ConfigFile {
@@ -332,12 +356,17 @@ impl ConfigFile {
             e.line = key_line(text, "sample", "netns");
             e
         })?;
+        let full_every = shared.sample.full_every().map_err(|mut e| {
+            e.line = key_line(text, "sample", "full_every");
+            e
+        })?;
         Ok(ConfigFile {
             path: None,
             text: text.to_string(),
             thresholds: shared.thresholds,
             engine,
             netns,
+            full_every,
         })
     }
 
@@ -388,6 +417,8 @@ pub struct RunConfig {
     pub netns: NetnsChoice,
     /// Read the kernel's destroy events (`--no-events`: not).
     pub events: bool,
+    /// How often a sample dumps the ESTABLISHED sockets too.
+    pub full_every: FullEvery,
     /// The command line's `--interval`, if given (see [`RunConfig::interval`]).
     pub interval: Option<Duration>,
     pub engine: EngineConfig,
@@ -405,6 +436,7 @@ impl Default for RunConfig {
             owners: true,
             netns: NetnsChoice::All,
             events: true,
+            full_every: FullEvery::Auto,
             interval: None,
             engine: EngineConfig::default(),
             thresholds: Thresholds::default(),
@@ -441,6 +473,9 @@ impl RunConfig {
             };
             config.owners = !live.no_owners;
             config.events = !live.no_events;
+            if let Some(every) = live.full_every.or(config.file.full_every) {
+                config.full_every = every;
+            }
             if let Some(choice) = live.netns.as_ref().or(config.file.netns.as_ref()) {
                 config.netns = choice.clone();
             }

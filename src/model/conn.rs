@@ -179,6 +179,46 @@ pub struct Connection {
     /// `tcpi_bytes_received` and `tcpi_bytes_acked` at the latest sample
     /// that had them (0 without `tcp_info`).
     pub bytes: Bytes,
+    /// What it moved in one interval, as of the latest dump that showed it:
+    /// a lean sample, which carries it unchanged, shows this again.
+    pub rate: Rate,
+    /// The latest sample carried it (a lean one, see `Coverage`): its
+    /// counters date from the latest full sample.
+    pub carried: bool,
+}
+
+/// What a connection moved in one interval, kept in half the room of
+/// [`Bytes`] (to 7 significant digits: for a rate shown again, not summed
+/// into totals).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Rate {
+    rx: f32,
+    tx: f32,
+}
+
+impl Rate {
+    #[expect(
+        clippy::cast_precision_loss,
+        reason = "a rate shown again, to 7 digits"
+    )]
+    pub fn of(b: Bytes) -> Rate {
+        Rate {
+            rx: b.rx as f32,
+            tx: b.tx as f32,
+        }
+    }
+
+    #[expect(
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss,
+        reason = "non-negative, and saturating as `as` does"
+    )]
+    pub fn bytes(self) -> Bytes {
+        Bytes {
+            rx: self.rx as u64,
+            tx: self.tx as u64,
+        }
+    }
 }
 
 /// Received and sent (acknowledged) bytes: a connection's counters, or what
@@ -203,6 +243,20 @@ impl Bytes {
         Bytes {
             rx: self.rx.saturating_sub(earlier.rx),
             tx: self.tx.saturating_sub(earlier.tx),
+        }
+    }
+
+    /// `self` (moved over `span`) as over `interval`: what a connection
+    /// whose counters were not read for a while moved per interval.
+    pub fn scaled(self, interval: Duration, span: Duration) -> Bytes {
+        if span <= interval || span.is_zero() {
+            return self;
+        }
+        let (i, sp) = (interval.as_nanos(), span.as_nanos());
+        let per = |v: u64| u64::try_from(u128::from(v) * i / sp).unwrap_or(u64::MAX);
+        Bytes {
+            rx: per(self.rx),
+            tx: per(self.tx),
         }
     }
 

@@ -5,7 +5,10 @@
 //! sample is of a socket destroyed after the previous sample's dump: a socket
 //! this sample's dump still lists with an event's cookie died during or after
 //! the dump, and is taken out of it; one in TIME_WAIT lives on (the kernel
-//! gives the TIME_WAIT socket the cookie of the one it replaces). The kernel
+//! gives the TIME_WAIT socket the cookie of the one it replaces), and so does
+//! an orphaned FIN_WAIT2 with no inode (the kernel replaces that one by a
+//! TIME_WAIT socket too, in its FIN_WAIT2 substate, which the dump shows as
+//! FIN_WAIT2: the `fin_wait2_stuck` rule's sockets). The kernel
 //! sends the events from a work queue, so one may come a sample late, after
 //! its connection was closed for missing from a dump: the engine remembers,
 //! for a few samples, the cookies of connections closed without an event.
@@ -28,6 +31,18 @@ pub(crate) struct Ends<'a> {
     events: &'a [DestroyEvent],
     by_cookie: FastMap<u64, usize>,
     used: Vec<bool>,
+}
+
+/// Whether `s` is the kernel's TIME_WAIT socket that replaced a destroyed
+/// one (with its cookie): in TIME_WAIT, or an orphan (no inode) in FIN_WAIT2.
+fn lives_on(s: &SocketRecord) -> bool {
+    is_timewait_sock(s.state, s.inode)
+}
+
+/// A socket in `state` with `inode` is the kernel's TIME_WAIT socket (which
+/// has no destroy event of its own: its predecessor had it).
+pub(crate) fn is_timewait_sock(state: TcpState, inode: u64) -> bool {
+    state == TcpState::TimeWait || (state == TcpState::FinWait2 && inode == 0)
 }
 
 impl<'a> Ends<'a> {
@@ -61,11 +76,7 @@ impl<'a> Ends<'a> {
             return 0;
         }
         let before = sockets.len();
-        sockets.retain(|s| {
-            s.cookie == 0
-                || s.state == TcpState::TimeWait
-                || !self.by_cookie.contains_key(&s.cookie)
-        });
+        sockets.retain(|s| s.cookie == 0 || lives_on(s) || !self.by_cookie.contains_key(&s.cookie));
         before - sockets.len()
     }
 

@@ -26,7 +26,9 @@ pub use aggregate::{
     Aggregates, Churn, ChurnMap, Listener, Listening, NetnsAggregate, PortAggregate, PortChurn,
     ProcessAggregate, Rates, RemoteAggregate,
 };
-pub use conn::{Bytes, ClosedConn, ConnView, Connection, ProcName, Stamp, Transition, Transitions};
+pub use conn::{
+    Bytes, ClosedConn, ConnView, Connection, ProcName, Rate, Stamp, Transition, Transitions,
+};
 pub use deltas::{CounterDelta, CounterDeltas, GAUGES};
 pub use destroy::{
     ConnEnd, DestroyEvent, DestroyTick, Destroyed, EventFeed, EventTotals, FailedConnects,
@@ -38,8 +40,8 @@ pub use history::LogView;
 pub use netns::{NetnsId, NetnsInfo, NetnsKind};
 pub use order::{AddrKey, IpKey, addr_key, ip_key};
 pub use sample::{
-    Health, HostInfo, KernelCounters, OwnerScanStats, ProcessInfo, Sample, SampleCost,
-    SocketSource, Sockstat, Sysctls,
+    Carried, Coverage, Health, HostInfo, KernelCounters, OwnerScanStats, ProcessInfo, Sample,
+    SampleCost, SocketSource, Sockstat, Sysctls,
 };
 pub use series::{OwnerKey, PortPoint, Ring, Series, SmallCounts, TickPoint};
 pub use snapshot::{HistoryStats, Snapshot};

@@ -163,6 +163,40 @@ pub struct Health {
     pub cost: SampleCost,
     /// Human-readable notes about partial data, for the status line and exports.
     pub notes: Vec<String>,
+    /// What of the socket table this sample's dump covered.
+    pub coverage: Coverage,
+    /// Of a lean sample, what the engine carried into it (see [`Carried`]).
+    pub carried: Option<Carried>,
+    /// The next sample will be lean: the engine keeps this one to carry
+    /// from. Not exported.
+    #[serde(skip)]
+    pub lean_next: bool,
+}
+
+/// What of the socket table a sample's dump covered.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Coverage {
+    /// Every socket, as the kernel had them at `taken_at`.
+    #[default]
+    Full,
+    /// Every state but ESTABLISHED (the kernel's state filter: it fills no
+    /// message for them, the costliest part of a dump of a table of open
+    /// connections). The engine carries the ESTABLISHED sockets of the
+    /// previous sample into it, less those seen this time in another state
+    /// or destroyed since (destroy events); a connection that became
+    /// ESTABLISHED since is seen at the next full sample.
+    Lean,
+}
+
+/// The ESTABLISHED sockets a lean sample holds from an earlier dump.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct Carried {
+    /// How many of the sample's sockets were carried.
+    pub sockets: usize,
+    /// How much older than this sample the dump they come from is (the
+    /// latest full sample the engine ingested), in milliseconds.
+    pub age_ms: u64,
 }
 
 impl Default for Health {
@@ -175,6 +209,9 @@ impl Default for Health {
             netns_own_only: false,
             cost: SampleCost::default(),
             notes: Vec::new(),
+            coverage: Coverage::Full,
+            carried: None,
+            lean_next: false,
         }
     }
 }

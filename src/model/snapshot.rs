@@ -33,7 +33,7 @@ pub struct HistoryStats {
 #[derive(Debug)]
 pub struct Snapshot {
     /// The sample as collected.
-    pub sample: Sample,
+    pub sample: Arc<Sample>,
     /// 1 for the engine's first sample, then counting up.
     pub tick: u64,
     /// Since the previous sample; `None` at the first, or when the wall clock

@@ -359,6 +359,8 @@ mod tests {
             last_owner: None,
             transitions: Transitions::default(),
             bytes: crate::model::Bytes::default(),
+            rate: crate::model::Rate::default(),
+            carried: false,
         }
     }
 

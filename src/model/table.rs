@@ -32,11 +32,12 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use super::store::ConnStore;
 use super::{
-    Bytes, ConnView, Connection, Event, EventKind, ProcName, ProcessInfo, Sample, SocketRecord,
-    Stamp, TcpState, Transition, Transitions,
+    Bytes, ConnView, Connection, Event, EventKind, ProcName, ProcessInfo, Rate, Sample,
+    SocketRecord, Stamp, TcpState, Transition, Transitions,
 };
 
 /// States a socket is in before it is connected.
@@ -100,6 +101,11 @@ struct Tick<'a> {
     /// Bytes of transition lists built and let go of, for the table's total.
     grown: usize,
     shrunk: usize,
+    /// The sample's sockets from this index on were carried (a lean sample).
+    carried_from: usize,
+    /// The interval, and the time since the latest full sample before this
+    /// one: what a carried connection's counters were read over.
+    full_span: Option<(Duration, Duration)>,
 }
 
 impl Tick<'_> {
@@ -109,16 +115,27 @@ impl Tick<'_> {
 
     /// Brings `c` up to date with `s`, logging a change of state; returns
     /// the bytes it moved since the previous sample.
-    fn update(&mut self, c: &mut Connection, s: &SocketRecord) -> Bytes {
-        let now = Bytes::of(s.tcp_info.as_ref());
-        let moved = if s.tcp_info.is_some() {
-            now.since(c.bytes)
+    fn update(&mut self, c: &mut Connection, s: &SocketRecord, i: usize) -> Bytes {
+        let carried = i >= self.carried_from;
+        let moved = if carried {
+            // Its counters are the latest full sample's: it moves as then.
+            c.rate.bytes()
+        } else if s.tcp_info.is_some() {
+            let now = Bytes::of(s.tcp_info.as_ref());
+            let mut moved = now.since(c.bytes);
+            if c.carried
+                && let Some((interval, span)) = self.full_span
+            {
+                // Counted since the latest full sample: per interval.
+                moved = moved.scaled(interval, span);
+            }
+            c.bytes = now;
+            c.rate = Rate::of(moved);
+            moved
         } else {
             Bytes::default()
         };
-        if s.tcp_info.is_some() {
-            c.bytes = now;
-        }
+        c.carried = carried;
         // Always the record's cookie, 0 included: a connection matched in the
         // /proc fallback must not keep an older cookie (say its SYN_RECV
         // request's), or it would not be recognised when netlink returns.
@@ -239,8 +256,10 @@ impl ConnTable {
         now: Stamp,
         first: bool,
         limit: usize,
+        full_span: Option<(Duration, Duration)>,
         events: &mut Vec<Event>,
     ) -> Diff {
+        let carried = sample.health.carried.map_or(0, |c| c.sockets);
         let mut tick = Tick {
             sample,
             now,
@@ -249,6 +268,8 @@ impl ConnTable {
             dropped: 0,
             grown: 0,
             shrunk: 0,
+            carried_from: sample.sockets.len().saturating_sub(carried),
+            full_span,
         };
         let store = &mut self.store;
         store.begin_tick(sample.sockets.len());
@@ -278,7 +299,7 @@ impl ConnTable {
                 gone.extend(store.remove(slot));
                 unmatched.push(i);
             } else if let Some(c) = store.show(slot, i) {
-                let moved = tick.update(c, s);
+                let moved = tick.update(c, s, i);
                 views[i] = tick.view(c, s, moved);
             }
         }
@@ -315,7 +336,7 @@ impl ConnTable {
                 });
                 match found.and_then(|j| pool[j].take()) {
                     Some(mut c) => {
-                        let moved = tick.update(&mut c, s);
+                        let moved = tick.update(&mut c, s, i);
                         views[i] = tick.view(&c, s, moved);
                         if store.find(s).is_some() {
                             gone.push(c);
@@ -340,6 +361,16 @@ impl ConnTable {
             }
             self.next_id += 1;
             let bytes = Bytes::of(s.tcp_info.as_ref());
+            // Opened since the previous sample: all it moved, it moved since
+            // (since the latest full sample, for an ESTABLISHED one after lean
+            // samples: per interval then).
+            let moved = match (first, tick.full_span) {
+                (true, _) => Bytes::default(),
+                (false, Some((interval, span))) if s.state == TcpState::Established => {
+                    bytes.scaled(interval, span)
+                }
+                (false, _) => bytes,
+            };
             let c = Connection {
                 id: self.next_id,
                 cookie: s.cookie,
@@ -355,9 +386,9 @@ impl ConnTable {
                 last_owner: tick.process(s).cloned(),
                 transitions: Transitions::default(),
                 bytes,
+                rate: Rate::of(moved),
+                carried: false,
             };
-            // Opened since the previous sample: all it moved, it moved since.
-            let moved = if first { Bytes::default() } else { bytes };
             views[i] = tick.view(&c, s, moved);
             if !first {
                 tick.log(&c, EventKind::Opened);

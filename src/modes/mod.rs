@@ -66,6 +66,7 @@ impl Run {
             owners: self.config.owners,
             netns: self.config.netns.clone(),
             events: self.config.events,
+            full_every: self.config.full_every,
             ..CollectorConfig::default()
         }))
     }

@@ -513,6 +513,11 @@ fn sample_of<N, S, B: TcpBytes, E>(
             netns_own_only: false,
             cost,
             notes: h.notes,
+            // A lean sample is recorded after the engine carried its
+            // ESTABLISHED sockets into it: whole, as replayed.
+            coverage: crate::model::Coverage::Full,
+            carried: None,
+            lean_next: false,
         },
         namespaces: spaces(wire.namespaces),
         destroyed,

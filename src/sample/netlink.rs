@@ -30,7 +30,7 @@ use netlink_packet_sock_diag::{
 };
 use netlink_sys::{Socket, SocketAddr as NetlinkAddr, protocols::NETLINK_SOCK_DIAG};
 
-use crate::model::{SocketRecord, TcpInfoLite, TcpState, Timer, TimerKind, unmap};
+use crate::model::{Coverage, SocketRecord, TcpInfoLite, TcpState, Timer, TimerKind, unmap};
 
 /// Receive buffer: the kernel fills at most ~32 KiB per datagram while dumping, so
 /// 64 KiB always holds one whole datagram.
@@ -143,10 +143,21 @@ impl NetlinkDumper {
     /// would keep the kernel's side busy (further requests answered EBUSY), so
     /// the socket is replaced by a new one, which ends the old dump.
     pub fn dump_tcp(&mut self, out: &mut Vec<SocketRecord>) -> Result<DumpStats, NetlinkError> {
+        self.dump_tcp_scoped(out, Coverage::Full)
+    }
+
+    /// [`dump_tcp`](Self::dump_tcp) of the states `coverage` covers: a lean
+    /// dump asks the kernel (its state filter) to leave ESTABLISHED out, so
+    /// that it fills no message for them; it still walks its table.
+    pub fn dump_tcp_scoped(
+        &mut self,
+        out: &mut Vec<SocketRecord>,
+        coverage: Coverage,
+    ) -> Result<DumpStats, NetlinkError> {
         let start = out.len();
         let mut stats = DumpStats::default();
         for family in [AF_INET, AF_INET6] {
-            if let Err(e) = self.dump_family(family, out, &mut stats) {
+            if let Err(e) = self.dump_family(family, coverage, out, &mut stats) {
                 out.truncate(start);
                 // If a new socket cannot be had, keep the old one: the next call
                 // drains its stale replies by sequence number.
@@ -163,13 +174,14 @@ impl NetlinkDumper {
     fn dump_family(
         &mut self,
         family: u8,
+        coverage: Coverage,
         out: &mut Vec<SocketRecord>,
         stats: &mut DumpStats,
     ) -> Result<(), NetlinkError> {
         let name = family_name(family);
         self.seq = self.seq.wrapping_add(1);
         let seq = self.seq;
-        self.send_request(family, seq)
+        self.send_request(family, coverage, seq)
             .map_err(|source| NetlinkError::Send {
                 family: name,
                 source,
@@ -221,7 +233,7 @@ impl NetlinkDumper {
         }
     }
 
-    fn send_request(&mut self, family: u8, seq: u32) -> io::Result<()> {
+    fn send_request(&mut self, family: u8, coverage: Coverage, seq: u32) -> io::Result<()> {
         let socket_id = if family == AF_INET {
             SocketId::new_v4()
         } else {
@@ -236,7 +248,10 @@ impl NetlinkDumper {
                 family,
                 protocol: IPPROTO_TCP,
                 extensions: ExtensionFlags::INFO | ExtensionFlags::SHUTDOWN,
-                states: StateFlags::all(),
+                states: match coverage {
+                    Coverage::Full => StateFlags::all(),
+                    Coverage::Lean => StateFlags::all() - StateFlags::ESTABLISHED,
+                },
                 socket_id,
             })
             .into(),

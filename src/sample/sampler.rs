@@ -9,7 +9,9 @@ use std::time::{Duration, SystemTime};
 
 use anyhow::Context;
 
-use crate::model::{Destroyed, Health, HostInfo, NetnsId, Sample, SocketRecord, SocketSource};
+use crate::model::{
+    Coverage, Destroyed, Health, HostInfo, NetnsId, Sample, SocketRecord, SocketSource,
+};
 
 use super::counters::read_counters;
 use super::events::Subscriber;
@@ -52,6 +54,78 @@ pub struct CollectorConfig {
     pub events: bool,
     /// Each subscriber's receive buffer, in bytes.
     pub events_rcvbuf: usize,
+    /// How often a sample dumps the ESTABLISHED sockets too (see
+    /// [`Coverage`]).
+    pub full_every: FullEvery,
+}
+
+/// How often a sample is full (dumps the ESTABLISHED sockets too) rather
+/// than lean (see [`Coverage`]). Only netlink dumps can be lean.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum FullEvery {
+    /// Every sample while a full dump costs at most a tenth of the time
+    /// between samples, or while it holds fewer than
+    /// [`AUTO_MIN_ESTABLISHED`] ESTABLISHED sockets (cheap enough to be
+    /// exact); else one in N, N the dump's cost over that tenth (at most
+    /// [`AUTO_MAX_LEAN_RUN`] + 1): the sampling's share of a core stays near
+    /// a tenth.
+    #[default]
+    Auto,
+    /// One sample in N (1: every sample, as `ss` sees them all).
+    Samples(u32),
+}
+
+/// Under [`FullEvery::Auto`], at most this many lean samples in a row.
+pub const AUTO_MAX_LEAN_RUN: u32 = 9;
+
+/// Under [`FullEvery::Auto`], no lean sample follows a full one with fewer
+/// ESTABLISHED sockets than this.
+pub const AUTO_MIN_ESTABLISHED: usize = 50_000;
+
+impl FullEvery {
+    /// How many lean samples follow a full one whose sockets took
+    /// `dump_us` to read and held `established` ESTABLISHED ones, samples
+    /// being `period_us` apart (`None`: unknown).
+    pub fn lean_run(self, dump_us: u64, period_us: Option<u64>, established: usize) -> u32 {
+        match self {
+            FullEvery::Samples(n) => n.max(1) - 1,
+            FullEvery::Auto if established < AUTO_MIN_ESTABLISHED => 0,
+            FullEvery::Auto => {
+                let Some(period) = period_us.filter(|p| *p > 0) else {
+                    return 0;
+                };
+                let budget = (period / 10).max(1);
+                let n = dump_us.div_ceil(budget);
+                u32::try_from(n.saturating_sub(1))
+                    .unwrap_or(u32::MAX)
+                    .min(AUTO_MAX_LEAN_RUN)
+            }
+        }
+    }
+}
+
+impl std::str::FromStr for FullEvery {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if s.eq_ignore_ascii_case("auto") {
+            return Ok(FullEvery::Auto);
+        }
+        match s.parse::<u32>() {
+            Ok(n) if (1..=1000).contains(&n) => Ok(FullEvery::Samples(n)),
+            _ => Err(format!(
+                "{s:?} is not `auto` or a number of samples from 1 to 1000"
+            )),
+        }
+    }
+}
+
+impl std::fmt::Display for FullEvery {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            FullEvery::Auto => f.write_str("auto"),
+            FullEvery::Samples(n) => write!(f, "{n}"),
+        }
+    }
 }
 
 impl Default for CollectorConfig {
@@ -64,6 +138,7 @@ impl Default for CollectorConfig {
             netns: NetnsChoice::Own,
             events: false,
             events_rcvbuf: super::events::DEFAULT_RCVBUF,
+            full_every: FullEvery::Samples(1),
         }
     }
 }
@@ -88,6 +163,13 @@ pub struct Collector {
     own_events: Option<Subscriber>,
     /// Why destroy events are not read at all, when they are not.
     events_unavailable: Option<String>,
+    /// Lean samples still to take before the next full one.
+    lean_left: u32,
+    /// The latest sample's destroy events were whole: read in every sampled
+    /// namespace, none lost. Lean samples need them (see [`Coverage`]).
+    events_whole: bool,
+    /// When the previous sample began.
+    last_start: Option<std::time::Instant>,
 }
 
 impl Collector {
@@ -163,15 +245,34 @@ impl Collector {
             resolver,
             owner_setup_error,
             capacity_hint: 1024,
+            lean_left: 0,
+            events_whole: false,
+            last_start: None,
         }
+    }
+
+    /// This sample's coverage: lean while lean samples are due and the
+    /// owner cache is warm (a first walk sees everything), else full.
+    fn next_coverage(&mut self) -> Coverage {
+        let warm = self.resolver.as_ref().is_none_or(OwnerResolver::is_warm);
+        if self.lean_left == 0 || self.dumper.is_none() || !warm || !self.events_whole {
+            return Coverage::Full;
+        }
+        self.lean_left -= 1;
+        Coverage::Lean
     }
 
     /// One complete sample. Fails only when no socket table can be read at all.
     pub fn collect(&mut self) -> anyhow::Result<Sample> {
         let taken_at = SystemTime::now();
         let started = std::time::Instant::now();
+        let period_us = self
+            .last_start
+            .replace(started)
+            .map(|at| micros(started.duration_since(at)));
         let cpu_start = thread_cpu();
         let mut health = Health::default();
+        let coverage = self.next_coverage();
         let mut sockets: Vec<SocketRecord> = Vec::with_capacity(self.capacity_hint);
         let (dumper, unavailable, proc_root) = (
             &mut self.dumper,
@@ -183,7 +284,16 @@ impl Collector {
         // dropped below, and on a busy host they would be most of the dump's
         // cost and, until dropped, of the sample's memory.
         let skip_own = self.multi.as_ref().is_some_and(|m| !m.own_selected);
-        let mut read = || read_sockets(dumper, unavailable, proc_root, &mut sockets, &mut health);
+        let mut read = || {
+            read_sockets(
+                dumper,
+                unavailable,
+                proc_root,
+                coverage,
+                &mut sockets,
+                &mut health,
+            )
+        };
         match self.resolver.as_mut() {
             _ if skip_own => {}
             // First sample: walk the processes while the kernel dumps the sockets.
@@ -195,7 +305,7 @@ impl Collector {
         let mut namespaces = Vec::new();
         if let Some(multi) = self.multi.as_mut() {
             let already = multi.unsampled.is_some();
-            namespaces = multi.collect(&mut sockets, &counters, &mut health.notes);
+            namespaces = multi.collect(&mut sockets, &counters, coverage, &mut health.notes);
             // The want of privilege is said once, at the sample it is found.
             if let (false, Some(why)) = (already, &multi.unsampled) {
                 health.notes.push(why.clone());
@@ -208,6 +318,7 @@ impl Collector {
                     &mut self.dumper,
                     &mut self.netlink_unavailable,
                     self.config.proc_root.as_path(),
+                    coverage,
                     &mut own,
                     &mut health,
                 )?;
@@ -223,13 +334,55 @@ impl Collector {
         self.capacity_hint = room_after(&mut sockets);
         let destroyed = self.drain_events(&mut health, &namespaces);
         health.cost.sockets_us = micros(started.elapsed());
+        self.settle_coverage(
+            coverage,
+            &mut health,
+            (&sockets, &namespaces, &destroyed),
+            period_us,
+        );
         let owners_started = std::time::Instant::now();
 
+        let processes = self.resolve_owners(&mut sockets, &mut health);
+        owner_notes(&mut health, self.config.owners);
+        health.cost.owners_us = micros(owners_started.elapsed());
+
+        let host = self.read_host(&mut health);
+        let mut users = BTreeMap::new();
+        for s in &sockets {
+            users.entry(s.uid).or_insert_with(|| self.users.name(s.uid));
+        }
+        health.lean_next = self.lean_left > 0 && self.dumper.is_some();
+        health.cost.total_us = micros(started.elapsed());
+        health.cost.cpu_us = cpu_start
+            .zip(thread_cpu())
+            .map(|(a, b)| micros(b.saturating_sub(a)));
+        Ok(Sample {
+            taken_at,
+            sockets,
+            processes,
+            users,
+            counters,
+            host,
+            health,
+            namespaces,
+            destroyed,
+        })
+    }
+
+    /// Resolves the owners of `sockets`; the processes that own them.
+    fn resolve_owners(
+        &mut self,
+        sockets: &mut [SocketRecord],
+        health: &mut Health,
+    ) -> BTreeMap<u32, std::sync::Arc<crate::model::ProcessInfo>> {
         let mut processes = BTreeMap::new();
         match self.resolver.as_mut() {
             Some(resolver) => {
                 health.privileged = resolver.privileged();
-                match resolver.resolve(&mut sockets) {
+                // A lean sample lacks the ESTABLISHED sockets, not their
+                // owners: the cache keeps them for the next full sample.
+                let keep = health.coverage == Coverage::Lean;
+                match resolver.resolve_keeping(sockets, keep) {
                     Ok(res) => {
                         processes = res.processes;
                         health.owners = res.stats;
@@ -248,10 +401,12 @@ impl Collector {
                 }
             }
         }
-        owner_notes(&mut health, self.config.owners);
-        health.cost.owners_us = micros(owners_started.elapsed());
+        processes
+    }
 
-        let host = match self.host.as_mut() {
+    /// The host's facts, or why there are none.
+    fn read_host(&mut self, health: &mut Health) -> HostInfo {
+        match self.host.as_mut() {
             Some(probe) => {
                 let (info, notes) = probe.read();
                 health.notes.extend(notes);
@@ -261,26 +416,41 @@ impl Collector {
                 health.notes.extend(self.host_error.clone());
                 HostInfo::default()
             }
-        };
-        let mut users = BTreeMap::new();
-        for s in &sockets {
-            users.entry(s.uid).or_insert_with(|| self.users.name(s.uid));
         }
-        health.cost.total_us = micros(started.elapsed());
-        health.cost.cpu_us = cpu_start
-            .zip(thread_cpu())
-            .map(|(a, b)| micros(b.saturating_sub(a)));
-        Ok(Sample {
-            taken_at,
-            sockets,
-            processes,
-            users,
-            counters,
-            host,
-            health,
-            namespaces,
-            destroyed,
-        })
+    }
+
+    /// What this sample covered, and how many lean samples follow it.
+    fn settle_coverage(
+        &mut self,
+        coverage: Coverage,
+        health: &mut Health,
+        (sockets, namespaces, destroyed): (&[SocketRecord], &[crate::model::NetnsInfo], &Destroyed),
+        period_us: Option<u64>,
+    ) {
+        // The /proc fallback reads every socket; so does a sample whose own
+        // namespace fell back while the others were lean (the engine then
+        // carries nothing: what it lacks comes at the next full sample).
+        health.coverage = match health.source {
+            SocketSource::Netlink => coverage,
+            SocketSource::ProcNet { .. } => Coverage::Full,
+        };
+        let sampled = namespaces.iter().filter(|n| n.sampled).count().max(1);
+        self.events_whole = destroyed.feed.active
+            && destroyed.feed.overflows == 0
+            && usize::try_from(destroyed.feed.subscribers).is_ok_and(|n| n >= sampled);
+        if !self.events_whole {
+            // Without them a lean sample cannot tell a close from a connect.
+            self.lean_left = 0;
+        } else if health.coverage == Coverage::Full {
+            let established = sockets
+                .iter()
+                .filter(|s| s.state == crate::model::TcpState::Established)
+                .count();
+            self.lean_left =
+                self.config
+                    .full_every
+                    .lean_run(health.cost.sockets_us, period_us, established);
+        }
     }
 
     /// The destroy events read since the previous sample, of the namespaces
@@ -343,6 +513,20 @@ impl Collector {
             multi.pause_events(paused);
         }
     }
+}
+
+/// Says plainly that sampling cannot keep its interval, and what a sample
+/// costs (the next one starts as soon as this one is done).
+fn overrun_note(took: std::time::Duration, interval: std::time::Duration, s: &Sample) -> String {
+    let cpu = s.health.cost.cpu_us.map_or(String::new(), |us| {
+        format!(", {:.2} s of CPU", us as f64 / 1e6)
+    });
+    format!(
+        "sampling cannot keep the {:.2} s interval: this sample of {} sockets took {:.2} s{cpu}; the next starts at once",
+        interval.as_secs_f64(),
+        s.sockets.len(),
+        took.as_secs_f64()
+    )
 }
 
 /// The next sample's room: this one's count and a little more (tables move by
@@ -427,6 +611,7 @@ fn read_sockets(
     dumper: &mut Option<NetlinkDumper>,
     netlink_unavailable: &mut Option<String>,
     proc_root: &Path,
+    coverage: Coverage,
     sockets: &mut Vec<SocketRecord>,
     health: &mut Health,
 ) -> anyhow::Result<()> {
@@ -436,7 +621,7 @@ fn read_sockets(
         let mut last_err = None;
         for _ in 0..2 {
             sockets.clear();
-            match dumper.dump_tcp(sockets) {
+            match dumper.dump_tcp_scoped(sockets, coverage) {
                 Ok(stats) => {
                     if stats.skipped > 0 {
                         health.notes.push(format!(
@@ -575,7 +760,13 @@ impl Sampler {
                         collector.collect()
                     }));
                     let event = match collected {
-                        Ok(Ok(s)) => SamplerEvent::Sample(Box::new(s)),
+                        Ok(Ok(mut s)) => {
+                            let took = started.elapsed();
+                            if took > interval {
+                                s.health.notes.push(overrun_note(took, interval, &s));
+                            }
+                            SamplerEvent::Sample(Box::new(s))
+                        }
                         Ok(Err(e)) => SamplerEvent::Error(format!("{e:#}")),
                         Err(panic) => {
                             let why = panic
@@ -647,5 +838,83 @@ impl Sampler {
 impl Drop for Sampler {
     fn drop(&mut self) {
         self.shutdown();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{FullEvery, SampleSource, Sampler, SamplerEvent};
+    use crate::model::Sample;
+    use std::time::{Duration, SystemTime};
+
+    /// A source whose samples take `cost` to make.
+    struct Slow {
+        cost: Duration,
+    }
+
+    impl SampleSource for Slow {
+        fn collect(&mut self) -> anyhow::Result<Sample> {
+            std::thread::sleep(self.cost);
+            Ok(Sample::of_sockets(SystemTime::now(), Vec::new()))
+        }
+    }
+
+    fn notes_of(cost: Duration, interval: Duration) -> Vec<String> {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let sampler = Sampler::spawn(Slow { cost }, interval, tx).expect("spawn");
+        let event = rx.recv_timeout(Duration::from_secs(10)).expect("a sample");
+        sampler.stop();
+        match event {
+            SamplerEvent::Sample(s) => s.health.notes,
+            _ => panic!("not a sample"),
+        }
+    }
+
+    #[test]
+    fn a_sample_longer_than_the_interval_says_so_and_what_it_cost() {
+        let notes = notes_of(Duration::from_millis(60), Duration::from_millis(20));
+        assert_eq!(notes.len(), 1, "{notes:?}");
+        assert!(
+            notes[0].starts_with(
+                "sampling cannot keep the 0.02 s interval: this sample of 0 sockets took 0.0"
+            ),
+            "{notes:?}"
+        );
+        let notes = notes_of(Duration::ZERO, Duration::from_secs(5));
+        assert!(notes.is_empty(), "{notes:?}");
+    }
+
+    #[test]
+    fn full_every_parses_auto_and_a_count_and_refuses_the_rest() {
+        assert_eq!("auto".parse(), Ok(FullEvery::Auto));
+        assert_eq!("AUTO".parse(), Ok(FullEvery::Auto));
+        assert_eq!("5".parse(), Ok(FullEvery::Samples(5)));
+        for bad in ["0", "-1", "1001", "often", ""] {
+            let e = bad.parse::<FullEvery>().expect_err(bad);
+            assert!(e.contains("auto"), "{e}");
+        }
+        assert_eq!(FullEvery::Samples(3).to_string(), "3");
+        assert_eq!(FullEvery::Auto.to_string(), "auto");
+    }
+
+    #[test]
+    fn auto_goes_lean_as_the_full_dump_outgrows_a_tenth_of_the_period() {
+        let a = FullEvery::Auto;
+        let many = 100_000;
+        // 1 s apart: a dump up to 100 ms keeps every sample full.
+        assert_eq!(a.lean_run(40_000, Some(1_000_000), many), 0);
+        assert_eq!(a.lean_run(100_000, Some(1_000_000), many), 0);
+        // 150 ms: one full in two; 350 ms: one in four.
+        assert_eq!(a.lean_run(150_000, Some(1_000_000), many), 1);
+        assert_eq!(a.lean_run(350_000, Some(1_000_000), many), 3);
+        // Never more than nine lean in a row, and full when the period is
+        // not known yet.
+        assert_eq!(a.lean_run(30_000_000, Some(1_000_000), many), 9);
+        assert_eq!(a.lean_run(30_000_000, None, many), 0);
+        // A table of fewer open connections is cheap enough to be exact,
+        // whatever a loaded machine made its dump cost.
+        assert_eq!(a.lean_run(30_000_000, Some(1_000_000), 49_999), 0);
+        assert_eq!(FullEvery::Samples(1).lean_run(30_000_000, None, many), 0);
+        assert_eq!(FullEvery::Samples(4).lean_run(0, None, 0), 3);
     }
 }

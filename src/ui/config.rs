@@ -232,6 +232,12 @@ const SAMPLE_SECTION: &str = "\
 # own one only), \"own\", or names: [\"host\", \"blue\", \"3f2a9c1e04b7\"] (host, an
 # ip netns name or label, a container id prefix or hostname, an inode).
 # netns = \"all\"
+# How often a sample also dumps the ESTABLISHED sockets (--full-every): \"auto\"
+# (every sample while that costs at most a tenth of the interval or there are
+# fewer than 50,000 ESTABLISHED, else one in N as the cost requires, N at most
+# 10), or N (one in N; 1: every sample). The others ask the kernel for the
+# other states only and carry the ESTABLISHED ones from the latest full sample.
+# full_every = \"auto\"
 ";
 
 const THRESHOLDS_FILE: &str = include_str!("../../assets/thresholds.toml");

@@ -154,6 +154,7 @@ pub fn rich(i: u32, conns: u32) -> Sample {
             } else {
                 vec![]
             },
+            ..Health::default()
         },
         namespaces: namespaces(i),
         destroyed: destroyed(i),

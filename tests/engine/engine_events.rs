@@ -523,3 +523,36 @@ fn a_replay_of_a_recording_counts_bytes_and_closes_as_the_live_run_did() {
         .collect();
     assert_eq!(replayed, seen, "the replay differs from the live run");
 }
+
+#[test]
+fn an_orphaned_fin_wait2_lives_on_after_its_sockets_destroy_event() {
+    // The kernel replaces an orphaned FIN_WAIT2 by a TIME_WAIT socket in its
+    // FIN_WAIT2 substate (no inode, the same cookie) and says the full one
+    // was destroyed: the dump's FIN_WAIT2 is still there, for the
+    // fin_wait2_stuck rule.
+    let mut e = Engine::new(EngineConfig::default());
+    let est = sock(TcpState::Established, "10.0.0.1:80", PEER, 10);
+    e.ingest(sample(0.0, vec![est], vec![]));
+    let orphan = SocketRecord {
+        inode: 0,
+        ..sock(TcpState::FinWait2, "10.0.0.1:80", PEER, 10)
+    };
+    let s = e.ingest(sample(
+        1.0,
+        vec![orphan.clone()],
+        vec![destroyed(0.5, "10.0.0.1:80", PEER, 10, 900)],
+    ));
+    assert!(s.sample.sockets.contains(&orphan), "{:?}", s.sample.sockets);
+    assert_eq!(s.aggregates.counts.get(TcpState::FinWait2), 1);
+    // One that still has its file is gone with its event.
+    let mut e = Engine::new(EngineConfig::default());
+    let est = sock(TcpState::Established, "10.0.0.1:80", PEER, 10);
+    e.ingest(sample(0.0, vec![est], vec![]));
+    let held = sock(TcpState::FinWait2, "10.0.0.1:80", PEER, 10);
+    let s = e.ingest(sample(
+        1.0,
+        vec![held],
+        vec![destroyed(0.5, "10.0.0.1:80", PEER, 10, 900)],
+    ));
+    assert_eq!(s.aggregates.counts.get(TcpState::FinWait2), 0);
+}

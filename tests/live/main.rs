@@ -28,6 +28,7 @@ mod events_live;
 mod fd_walk_live;
 mod hostile_input;
 mod kill_live;
+mod lean_live;
 mod live_snapshot;
 mod netlink_live;
 mod netns_counters;

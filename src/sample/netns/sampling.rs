@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use crate::model::{
-    DestroyEvent, EventFeed, KernelCounters, NetnsId, NetnsInfo, NetnsKind, SocketRecord,
+    Coverage, DestroyEvent, EventFeed, KernelCounters, NetnsId, NetnsInfo, NetnsKind, SocketRecord,
 };
 
 use super::super::counters::{CounterFiles, copy_host_wide};
@@ -136,6 +136,7 @@ impl MultiNetns {
         &mut self,
         sockets: &mut Vec<SocketRecord>,
         own: &KernelCounters,
+        coverage: Coverage,
         notes: &mut Vec<String>,
     ) -> Vec<NetnsInfo> {
         if let Err(e) = self.registry.refresh() {
@@ -171,7 +172,7 @@ impl MultiNetns {
                 }
             } else if wanted
                 && self.unsampled.is_none()
-                && let Some(counters) = self.sample_one(ns, sockets, notes)
+                && let Some(counters) = self.sample_one(ns, sockets, coverage, notes)
             {
                 info.sampled = true;
                 if ns.host {
@@ -221,6 +222,7 @@ impl MultiNetns {
         &mut self,
         ns: &Namespace,
         sockets: &mut Vec<SocketRecord>,
+        coverage: Coverage,
         notes: &mut Vec<String>,
     ) -> Option<KernelCounters> {
         if !self.entered.contains_key(&ns.id) {
@@ -269,7 +271,7 @@ impl MultiNetns {
         let mut dumped = false;
         for _ in 0..2 {
             sockets.truncate(start);
-            if state.dumper.dump_tcp(sockets).is_ok() {
+            if state.dumper.dump_tcp_scoped(sockets, coverage).is_ok() {
                 dumped = true;
                 break;
             }

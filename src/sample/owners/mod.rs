@@ -195,6 +195,18 @@ impl OwnerResolver {
 
     /// Sets `owner` on every socket and returns the owning processes.
     pub fn resolve(&mut self, sockets: &mut [SocketRecord]) -> io::Result<Resolution> {
+        self.resolve_keeping(sockets, false)
+    }
+
+    /// [`resolve`](Self::resolve); with `keep`, the cache keeps the inodes
+    /// missing from `sockets` (a lean sample: they are ESTABLISHED sockets
+    /// not dumped this time, owned as before, and a full sample later will
+    /// want them), to be let go of by the next call without it.
+    pub fn resolve_keeping(
+        &mut self,
+        sockets: &mut [SocketRecord],
+        keep: bool,
+    ) -> io::Result<Resolution> {
         self.tick += 1;
         let primed = self.primed.take();
         if primed.is_none() {
@@ -230,9 +242,11 @@ impl OwnerResolver {
             }
         }
 
-        self.by_inode.retain(|inode, _| live.contains(inode));
-        self.unplaceable.retain(|inode, _| live.contains(inode));
-        self.pending.retain(|inode, _| live.contains(inode));
+        if !keep {
+            self.by_inode.retain(|inode, _| live.contains(inode));
+            self.unplaceable.retain(|inode, _| live.contains(inode));
+            self.pending.retain(|inode, _| live.contains(inode));
+        }
         stats.processes_scanned = self.walked.len() as u64;
         Ok(self.assign(sockets, stats))
     }

@@ -395,9 +395,13 @@ fn draw_status(frame: &mut Frame, app: &App, theme: Theme, area: Rect) {
                 ms(cost.owners_us),
             )
         };
+        // A lean sample: its ESTABLISHED sockets are an earlier dump's.
+        let lean = s.sample.health.carried.map_or(String::new(), |c| {
+            format!(" (ESTAB of {:.1} s ago)", c.age_ms as f64 / 1000.0)
+        });
         left.push(Span::styled(
             format!(
-                "{} sockets · {} shown · {} · {cost}",
+                "{} sockets · {} shown · {}{lean} · {cost}",
                 s.sample.sockets.len(),
                 shown.rows.live,
                 match s.sample.health.source {
