@@ -333,6 +333,20 @@ impl App {
         }
         c.fit(spaces.len(), page);
         c.key = spaces.get(c.index).map(|x| Selection::Netns(x.id));
+        if let Some(detail) = self.details.last().copied()
+            && let Some(rows) = shown.rows.of_page(&snap, detail)
+        {
+            let c = &mut self.cursors.page;
+            if let Some(Selection::Conn(id)) = c.key
+                && let Some(i) = rows
+                    .iter()
+                    .position(|r| shown.rows.view(&snap, *r).is_some_and(|v| v.id == id))
+            {
+                c.index = i;
+            }
+            c.fit(rows.len(), page);
+            c.key = page_conn(shown, detail, c.index);
+        }
     }
 
     fn key(&mut self, key: &KeyEvent) -> Vec<Effect> {
@@ -567,8 +581,10 @@ impl App {
     /// The cursor of the table on screen, with its row count.
     pub(super) fn table(&mut self) -> Option<(&mut Cursor, usize)> {
         let shown = self.shown.as_ref()?;
-        if self.detail().is_some() {
-            return None;
+        if let Some(detail) = self.detail() {
+            // A port's or a process's page: its connections table.
+            let len = shown.rows.of_page(shown.snap(), detail)?.len();
+            return Some((&mut self.cursors.page, len));
         }
         Some(match self.view {
             View::Overview => return None,
@@ -605,6 +621,10 @@ impl App {
         cursor.fit(len, page);
         let index = cursor.index;
         let Some(shown) = &self.shown else { return };
+        if let Some(detail) = self.detail() {
+            self.cursors.page.key = page_conn(shown, detail, index);
+            return;
+        }
         match self.view {
             View::Connections => self.cursors.conns.key = selected_conn(shown, index),
             View::Ports => {
@@ -629,6 +649,13 @@ impl App {
             View::Overview | View::Warnings => {}
         }
     }
+}
+
+/// The connection at row `index` of the page of `detail`.
+fn page_conn(shown: &Shown, detail: Detail, index: usize) -> Option<Selection> {
+    let snap = shown.snap();
+    let row = *shown.rows.of_page(snap, detail)?.get(index)?;
+    shown.rows.view(snap, row).map(|v| Selection::Conn(v.id))
 }
 
 fn selected_conn(shown: &Shown, index: usize) -> Option<Selection> {

@@ -10,7 +10,14 @@ use crate::filter::Filter;
 impl App {
     pub(super) fn drill(&mut self) {
         let Some(shown) = &self.shown else { return };
-        if self.detail().is_some() {
+        if let Some(detail) = self.detail() {
+            // From a port's or a process's page, to the connection selected
+            // in its table.
+            if !matches!(detail, Detail::Conn(_))
+                && let Some(Selection::Conn(id)) = self.cursors.page.key
+            {
+                self.details.push(Detail::Conn(id));
+            }
             return;
         }
         let detail = match self.view {
@@ -81,6 +88,7 @@ impl App {
             }
         };
         if let Some(d) = detail {
+            self.cursors.page = super::place::Cursor::default();
             self.details.push(d);
         }
     }

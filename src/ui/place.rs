@@ -118,4 +118,6 @@ pub struct Cursors {
     pub processes: Cursor,
     pub warnings: Cursor,
     pub namespaces: Cursor,
+    /// The connections table of a port's or a process's page.
+    pub page: Cursor,
 }

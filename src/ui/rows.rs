@@ -287,6 +287,36 @@ impl Rows {
         out
     }
 
+    /// The rows of a port's or a process's page (`detail`), in the table's
+    /// order: the connections of that (namespace, local port), or those that
+    /// process holds or last held; `None` for a connection's page.
+    pub fn of_page(&self, snap: &Snapshot, detail: super::app::Detail) -> Option<Vec<Row>> {
+        use super::app::Detail;
+        let sockets = &snap.sample.sockets;
+        let keep = |r: &Row| match (*r, detail) {
+            (Row::Live(i), Detail::Port(ns, p)) => sockets
+                .get(i as usize)
+                .is_some_and(|s| s.netns == ns && s.local.port() == p),
+            (Row::Live(i), Detail::Process(pid)) => {
+                snap.owner_of(i as usize).is_some_and(|o| o.pid == pid)
+            }
+            (Row::Closed(j), Detail::Port(ns, p)) => self
+                .closed
+                .get(j as usize)
+                .is_some_and(|c| c.conn.netns == ns && c.conn.local.port() == p),
+            (Row::Closed(j), Detail::Process(pid)) => self
+                .closed
+                .get(j as usize)
+                .and_then(|c| c.conn.last_owner.as_ref())
+                .is_some_and(|o| o.pid == pid),
+            (_, Detail::Conn(_)) => false,
+        };
+        match detail {
+            Detail::Conn(_) => None,
+            _ => Some(self.rows.iter().copied().filter(keep).collect()),
+        }
+    }
+
     /// What row `row` shows.
     pub fn view<'a>(&'a self, snap: &'a Snapshot, row: Row) -> Option<RowView<'a>> {
         match row {

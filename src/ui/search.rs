@@ -57,7 +57,7 @@ impl App {
     pub(super) fn open_search(&mut self) {
         let Some((cursor, _)) = self.table() else {
             self.say(
-                "search works in the tables (connections, ports, processes, warnings, namespaces)"
+                "search works in the tables (connections, ports, processes, warnings, namespaces, and a page's connections)"
                     .into(),
                 true,
             );

@@ -461,3 +461,54 @@ fn t_orders_the_tables_by_bytes_per_second_and_again_goes_back() {
     assert_eq!(order(&a), default);
     assert_eq!(a.sort.column, Column::State);
 }
+
+#[test]
+fn a_ports_and_a_process_page_list_their_connections_and_open_one() {
+    let mut a = app();
+    keys(&mut a, "3");
+    key(&mut a, KeyCode::Down);
+    key(&mut a, KeyCode::Down);
+    key(&mut a, KeyCode::Enter);
+    assert_eq!(a.detail(), Some(Detail::Port(NetnsId::OWN, 8080)));
+    let shown = a.shown.as_ref().expect("shown");
+    let snap = shown.snap();
+    let rows = shown
+        .rows
+        .of_page(snap, Detail::Port(NetnsId::OWN, 8080))
+        .expect("a port's page has rows");
+    let all = shown.rows.rows.len();
+    assert!(
+        !rows.is_empty() && rows.len() < all,
+        "{} of {all}",
+        rows.len()
+    );
+    for r in &rows {
+        let v = shown.rows.view(snap, *r).expect("a row");
+        assert_eq!(v.local.port(), 8080, "only the port's: {:?}", v.local);
+    }
+    let second = shown.rows.view(snap, rows[1]).expect("row 2").id;
+    // The second row, opened; esc comes back to the page.
+    key(&mut a, KeyCode::Down);
+    key(&mut a, KeyCode::Enter);
+    assert_eq!(a.detail(), Some(Detail::Conn(second)));
+    key(&mut a, KeyCode::Esc);
+    assert_eq!(a.detail(), Some(Detail::Port(NetnsId::OWN, 8080)));
+    assert_eq!(a.cursors.page.key, Some(Selection::Conn(second)));
+    // A process's page: its sockets and those it held.
+    key(&mut a, KeyCode::Esc);
+    keys(&mut a, "4");
+    key(&mut a, KeyCode::Enter);
+    assert_eq!(a.detail(), Some(Detail::Process(200)));
+    let shown = a.shown.as_ref().expect("shown");
+    let snap = shown.snap();
+    let rows = shown
+        .rows
+        .of_page(snap, Detail::Process(200))
+        .expect("a process's page has rows");
+    assert!(!rows.is_empty());
+    for r in &rows {
+        let v = shown.rows.view(snap, *r).expect("a row");
+        assert_eq!(v.process.map(|p| p.pid), Some(200));
+    }
+    assert_eq!(a.cursors.page.index, 0, "a new page starts at its top");
+}

@@ -9,10 +9,10 @@ use ratatui::style::Style;
 
 use super::table::{self, Col, Grow};
 use crate::model::{Sample, Stamp};
-use crate::ui::app::{App, Shown};
+use crate::ui::app::{App, Detail, Shown};
 use crate::ui::fmt;
 use crate::ui::names::Names;
-use crate::ui::rows::{Column, Columns, RowView};
+use crate::ui::rows::{Column, Columns, Row, RowView};
 use crate::ui::search::Start;
 use crate::ui::theme::Theme;
 
@@ -193,15 +193,82 @@ fn timer(t: crate::model::Timer) -> String {
 
 /// Row `i` of the table.
 fn conn_row<'a>(shown: &'a Shown, names: &'a Names, i: usize) -> Option<ConnRow<'a>> {
+    row_of(shown, names, *shown.rows.rows.get(i)?)
+}
+
+/// What `row` of the table shows.
+fn row_of<'a>(shown: &'a Shown, names: &'a Names, row: Row) -> Option<ConnRow<'a>> {
     let snap = shown.snap();
-    let rows = &shown.rows;
     Some(ConnRow {
-        v: rows.view(snap, *rows.rows.get(i)?)?,
+        v: shown.rows.view(snap, row)?,
         now: Stamp::from(snap.taken_at()),
         users: &snap.sample.users,
         sample: &snap.sample,
         names,
     })
+}
+
+/// The search's look through a page's connections table.
+pub(super) fn find_in_page(app: &App, detail: Detail, needle: &str, from: Start) -> Option<usize> {
+    let shown = app.shown.as_ref()?;
+    let rows = shown.rows.of_page(shown.snap(), detail)?;
+    let columns = columns(app.columns, shown.snap().sample.multi_netns());
+    table::first_match(
+        &columns,
+        from.order(rows.len()),
+        |i| row_of(shown, &app.names, *rows.get(i)?),
+        needle,
+    )
+}
+
+/// A port's or a process's page's connections: the table of the
+/// Connections view (its filter, sort and columns), of that page's rows.
+pub fn draw_page(frame: &mut Frame, app: &mut App, theme: Theme, area: Rect, detail: Detail) {
+    let Some(shown) = &app.shown else { return };
+    let Some(rows) = shown.rows.of_page(shown.snap(), detail) else {
+        return;
+    };
+    let snap = shown.snap();
+    let now = Stamp::from(snap.taken_at());
+    let highlight = app.settings.highlight;
+    let names = &app.names;
+    let filtered = !app.filter.applied.is_empty();
+    let title = |on_screen: std::ops::Range<usize>| {
+        format!(
+            " its connections {}–{} of {}{} (enter: open) ",
+            if on_screen.end == 0 {
+                0
+            } else {
+                on_screen.start + 1
+            },
+            on_screen.end,
+            rows.len(),
+            if filtered { ", filtered" } else { "" },
+        )
+    };
+    let hits = table::draw(
+        frame,
+        area,
+        theme,
+        &columns(app.columns, snap.sample.multi_netns()),
+        Some(app.sort),
+        rows.len(),
+        &mut app.cursors.page,
+        title,
+        |i| {
+            let r = row_of(shown, names, *rows.get(i)?)?;
+            let v = &r.v;
+            let style = if v.closed_at.is_some() {
+                theme.closed_row()
+            } else if !v.at_start && now.saturating_since(v.first_seen) < highlight {
+                theme.new_row()
+            } else {
+                Style::new()
+            };
+            Some((r, style))
+        },
+    );
+    super::drew(app, hits);
 }
 
 /// The search's look through the table (see `table::first_match`).

@@ -19,6 +19,18 @@ use crate::ui::theme::Theme;
 
 pub fn draw(frame: &mut Frame, app: &mut App, theme: Theme, area: Rect, detail: Detail) {
     let Some(shown) = &app.shown else { return };
+    // A port's and a process's page list their connections below, when
+    // there is room for the page and a few rows.
+    let (area, table) = match detail {
+        Detail::Conn(_) => (area, None),
+        _ if area.height < 26 => (area, None),
+        _ => {
+            let rows = (area.height / 3).max(7);
+            let [page, table] =
+                Layout::vertical([Constraint::Min(18), Constraint::Length(rows)]).areas(area);
+            (page, Some(table))
+        }
+    };
     match detail {
         Detail::Port(netns, port) => {
             let seen = port_detail(frame, shown, &app.names, theme, area, (netns, port));
@@ -46,6 +58,9 @@ pub fn draw(frame: &mut Frame, app: &mut App, theme: Theme, area: Rect, detail: 
             conn_detail(frame, shown, theme, area, id, kept.as_ref());
             app.pinned = kept;
         }
+    }
+    if let Some(table) = table {
+        super::conns::draw_page(frame, app, theme, table, detail);
     }
 }
 

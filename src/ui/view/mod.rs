@@ -95,8 +95,8 @@ pub fn draw(frame: &mut Frame, app: &mut App, theme: Theme) {
 /// cells holds `needle` (lower case): the search's (`f`, `n`, `N`). None on
 /// a page or the overview.
 pub fn find_row(app: &App, needle: &str, from: crate::ui::search::Start) -> Option<usize> {
-    if app.detail().is_some() {
-        return None;
+    if let Some(detail) = app.detail() {
+        return conns::find_in_page(app, detail, needle, from);
     }
     match app.view {
         View::Overview => None,
