@@ -48,6 +48,9 @@ pub struct EventJson {
     /// ended: the exact end and the totals.
     #[serde(skip_serializing_if = "Option::is_none")]
     end: Option<EndJson>,
+    /// For a `closed` event: sockscope closed it (`k`, `sockscope kill`).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    killed: bool,
 }
 
 /// A destroyed connection's end, from its destroy message.
@@ -72,6 +75,7 @@ pub struct EndJson {
 impl EventJson {
     /// Adds the end of `closed`, the connection of this `closed` event.
     pub fn with_end(mut self, closed: &ClosedConn) -> EventJson {
+        self.killed = closed.killed;
         if let Some(end) = closed.end {
             let c = &closed.conn;
             self.end = Some(EndJson {
@@ -135,6 +139,7 @@ pub fn event_json(e: &Event, sample: &Sample) -> EventJson {
         netns: sample.netns_label(e.netns).into_owned(),
         netns_id: e.netns.0,
         end: None,
+        killed: false,
     }
 }
 

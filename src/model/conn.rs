@@ -298,6 +298,8 @@ pub struct ClosedConn {
     /// What the kernel's destroy message said (the exact end and the
     /// totals), when one was read for it.
     pub end: Option<ConnEnd>,
+    /// sockscope closed it (SOCK_DESTROY: `k`, `sockscope kill`).
+    pub killed: bool,
 }
 
 /// A process name (`comm`, at most 15 bytes) stored inline, so that an event can

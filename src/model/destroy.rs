@@ -49,6 +49,9 @@ pub struct EventFeed {
 pub struct Destroyed {
     pub events: Vec<DestroyEvent>,
     pub feed: EventFeed,
+    /// Cookies of the sockets sockscope itself closed (SOCK_DESTROY: `k`,
+    /// `sockscope kill`) since the previous sample. Not recorded.
+    pub killed: Vec<u64>,
 }
 
 /// What the engine made of one sample's destroy events.

@@ -121,6 +121,9 @@ pub struct Engine {
     /// was lean.
     last_full: Option<Stamp>,
     prev_lean: bool,
+    /// Cookies of the sockets sockscope closed, and the tick it heard of
+    /// it: their connections close marked `killed` (kept a few ticks).
+    killed: FastMap<u64, u64>,
 }
 
 /// What bounds the lifetime of a connection opened and closed between two
@@ -182,6 +185,7 @@ impl Engine {
             carry_from: None,
             last_full: None,
             prev_lean: false,
+            killed: FastMap::default(),
             config,
         }
     }
@@ -218,6 +222,12 @@ impl Engine {
         let interval = self.prev.as_ref().and_then(|(at, _)| now.since(*at));
         let feed_active = sample.destroyed.feed.active;
         let full_span = self.carry(&mut sample, now, interval);
+        let tick = self.tick;
+        self.killed
+            .retain(|_, at| tick.saturating_sub(*at) <= AWAIT_TICKS);
+        for &cookie in &sample.destroyed.killed {
+            self.killed.insert(cookie, tick);
+        }
         let mut ends = Ends::new(&sample.destroyed.events);
         ends.prune(&mut sample.sockets);
 
@@ -262,10 +272,12 @@ impl Engine {
                 }
                 None => {}
             }
+            let killed = conn.cookie != 0 && self.killed.remove(&conn.cookie).is_some();
             self.retire(ClosedConn {
                 conn,
                 closed_at: now,
                 end: end.map(|(e, _)| e),
+                killed,
             });
         }
         let mut between_ports: Vec<(NetnsId, u16)> = Vec::new();
@@ -606,6 +618,7 @@ impl Engine {
                 conn,
                 closed_at: now,
                 end: Some(end),
+                killed: false,
             });
         }
         between

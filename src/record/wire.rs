@@ -466,7 +466,14 @@ fn events_of(e: WireEvents, now: i64) -> Result<(SampleCost, Destroyed), String>
         received: e.received,
         overflows: e.overflows,
     };
-    Ok((cost, Destroyed { events, feed }))
+    Ok((
+        cost,
+        Destroyed {
+            events,
+            feed,
+            killed: Vec::new(),
+        },
+    ))
 }
 
 /// What the sample of a version's `E` says of its cost and destroy events

@@ -170,7 +170,14 @@ pub struct Collector {
     events_whole: bool,
     /// When the previous sample began.
     last_start: Option<std::time::Instant>,
+    /// Cookies of the sockets closed by [`Collector::destroy`] since the
+    /// previous sample (at most [`KILLED_MAX`]).
+    killed: Vec<u64>,
 }
+
+/// Kills told to the engine per sample, at most (a kill of more is still
+/// done; the rest close unmarked).
+const KILLED_MAX: usize = 65_536;
 
 impl Collector {
     pub fn new(config: CollectorConfig) -> Collector {
@@ -248,6 +255,7 @@ impl Collector {
             lean_left: 0,
             events_whole: false,
             last_start: None,
+            killed: Vec::new(),
         }
     }
 
@@ -332,7 +340,8 @@ impl Collector {
             }
         }
         self.capacity_hint = room_after(&mut sockets);
-        let destroyed = self.drain_events(&mut health, &namespaces);
+        let mut destroyed = self.drain_events(&mut health, &namespaces);
+        destroyed.killed = std::mem::take(&mut self.killed);
         health.cost.sockets_us = micros(started.elapsed());
         self.settle_coverage(
             coverage,
@@ -601,7 +610,17 @@ impl Collector {
                     result,
                 }
             })
-            .collect();
+            .collect::<Vec<_>>();
+        // The next sample tells the engine, whose closed connections and
+        // `closed` events then say sockscope closed them.
+        for o in &outcomes {
+            if matches!(o.result, KillResult::Closed)
+                && o.target.cookie != 0
+                && self.killed.len() < KILLED_MAX
+            {
+                self.killed.push(o.target.cookie);
+            }
+        }
         Ok(outcomes)
     }
 }

@@ -197,6 +197,7 @@ pub fn destroyed(i: u32) -> Destroyed {
             received: u64::from(i % 3),
             overflows: u64::from(i % 4 / 3),
         },
+        ..Destroyed::default()
     }
 }
 

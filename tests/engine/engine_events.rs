@@ -72,6 +72,7 @@ fn sample(secs: f64, mut sockets: Vec<SocketRecord>, events: Vec<DestroyEvent>) 
                 subscribers: 1,
                 ..EventFeed::default()
             },
+            ..Destroyed::default()
         },
         ..Sample::of_sockets(at(secs), sockets)
     }

@@ -74,6 +74,7 @@ fn sample(secs: f64, coverage: Coverage, sockets: Vec<SocketRecord>, gone: &[u64
             subscribers: 1,
             ..EventFeed::default()
         },
+        ..Destroyed::default()
     };
     s.health.coverage = coverage;
     // The collector says so of a sample a lean one follows.

@@ -291,6 +291,7 @@ fn a_destroyed_connection_closes_with_its_totals_and_a_loss_is_said() {
                 overflows: 4,
                 ..EventFeed::default()
             },
+            ..Destroyed::default()
         },
         ..Sample::of_sockets(at(2), conns(1, 1))
     };

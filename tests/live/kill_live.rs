@@ -213,3 +213,79 @@ fn kill_from_outside_closes_in_the_sockets_own_namespace() {
         assert!(alive(c, s));
     }
 }
+
+#[test]
+fn a_connection_sockscope_closed_is_marked_killed_in_its_close_and_its_closed_event() {
+    use sockscope::export::event_json;
+    use sockscope::model::{Engine, EngineConfig, EventKind, TcpState};
+    use sockscope::sample::kill::{KillResult, KillTarget};
+    use sockscope::sample::netns::NetnsChoice;
+    use sockscope::sample::sampler::{Collector, CollectorConfig};
+
+    let Some(ns) = Netns::for_test("kill-mark") else {
+        return;
+    };
+    let mut service = ns.run_inside(|| Service::start(2));
+    let port = service.port();
+    let mut collector = Collector::new(CollectorConfig {
+        netns: NetnsChoice::Only(vec![ns.name.clone()]),
+        events: true,
+        ..CollectorConfig::default()
+    });
+    let mut engine = Engine::new(EngineConfig::default());
+    let first = engine.ingest(collector.collect().expect("sample 1"));
+    // The server end of the first pair, by its client's port.
+    let victim = service.client_addrs()[0];
+    let target = first
+        .sample
+        .sockets
+        .iter()
+        .find(|s| s.state == TcpState::Established && s.local.port() == port && s.remote == victim)
+        .map(|s| KillTarget::of(s, None))
+        .expect("the server end in the sample");
+    let report = collector
+        .destroy(&[target])
+        .expect("root may close sockets");
+    assert!(matches!(report[0].result, KillResult::Closed), "{report:?}");
+    // The other pair closes by itself.
+    let (c, s) = service.pairs.remove(1);
+    drop((c, s));
+    std::thread::sleep(Duration::from_millis(100));
+    let mut killed = Vec::new();
+    let mut plain = Vec::new();
+    for _ in 0..20 {
+        let snap = engine.ingest(collector.collect().expect("sample"));
+        for e in snap.events.last(snap.new_events) {
+            if e.kind != EventKind::Closed {
+                continue;
+            }
+            let c = snap
+                .closed
+                .iter()
+                .find(|c| c.conn.id == e.conn)
+                .expect("a closed event's connection is in the closed list");
+            if c.killed {
+                killed.push((c.conn.local, c.conn.remote));
+            } else if c.conn.local.port() == port {
+                plain.push(c.conn.remote);
+            }
+            let json = serde_json::to_value(event_json(e, &snap.sample).with_end(c)).expect("json");
+            assert_eq!(
+                json.get("killed"),
+                c.killed.then_some(&serde_json::Value::Bool(true)),
+                "{json}"
+            );
+        }
+        if !killed.is_empty() && !plain.is_empty() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(killed.len(), 1, "the one closed: {killed:?}");
+    assert_eq!(killed[0].1, victim);
+    assert!(
+        !plain.is_empty(),
+        "the one that closed by itself is not marked"
+    );
+    drop(service);
+}

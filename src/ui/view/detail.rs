@@ -517,7 +517,8 @@ fn conn_detail(
             transitions = c.conn.transitions.clone();
             lines.push(Line::styled(
                 format!(
-                    "CLOSED (last {}) {} → {}",
+                    "CLOSED{} (last {}) {} → {}",
+                    if c.killed { " by sockscope (kill)" } else { "" },
                     c.conn.state.ss_name(),
                     fmt::endpoint(c.conn.local),
                     fmt::endpoint(c.conn.remote)
