@@ -232,16 +232,12 @@ pub fn draw_page(frame: &mut Frame, app: &mut App, theme: Theme, area: Rect, det
     let now = Stamp::from(snap.taken_at());
     let highlight = app.settings.highlight;
     let names = &app.names;
+    let seen = std::cell::RefCell::new(Vec::new());
     let filtered = !app.filter.applied.is_empty();
     let title = |on_screen: std::ops::Range<usize>| {
         format!(
-            " its connections {}–{} of {}{} (enter: open) ",
-            if on_screen.end == 0 {
-                0
-            } else {
-                on_screen.start + 1
-            },
-            on_screen.end,
+            " its connections {} of {}{} (enter: open) ",
+            shown_range(&on_screen),
             rows.len(),
             if filtered { ", filtered" } else { "" },
         )
@@ -257,18 +253,36 @@ pub fn draw_page(frame: &mut Frame, app: &mut App, theme: Theme, area: Rect, det
         title,
         |i| {
             let r = row_of(shown, names, *rows.get(i)?)?;
-            let v = &r.v;
-            let style = if v.closed_at.is_some() {
-                theme.closed_row()
-            } else if !v.at_start && now.saturating_since(v.first_seen) < highlight {
-                theme.new_row()
-            } else {
-                Style::new()
-            };
+            seen.borrow_mut().extend([r.v.local.ip(), r.v.remote.ip()]);
+            let style = row_style(&r.v, theme, now, highlight);
             Some((r, style))
         },
     );
     super::drew(app, hits);
+    for ip in seen.into_inner() {
+        app.names.saw(ip);
+    }
+}
+
+/// "first–last" of the rows on screen (1-based; `0–0` for none).
+fn shown_range(on_screen: &std::ops::Range<usize>) -> String {
+    let first = if on_screen.end == 0 {
+        0
+    } else {
+        on_screen.start + 1
+    };
+    format!("{first}–{}", on_screen.end)
+}
+
+/// A row's style: closed, new (within `highlight`), or plain.
+fn row_style(v: &RowView, theme: Theme, now: Stamp, highlight: std::time::Duration) -> Style {
+    if v.closed_at.is_some() {
+        theme.closed_row()
+    } else if !v.at_start && now.saturating_since(v.first_seen) < highlight {
+        theme.new_row()
+    } else {
+        Style::new()
+    }
 }
 
 /// The search's look through the table (see `table::first_match`).
@@ -293,13 +307,8 @@ pub fn draw(frame: &mut Frame, app: &mut App, theme: Theme, area: Rect) {
     let seen = std::cell::RefCell::new(Vec::new());
     let title = |on_screen: std::ops::Range<usize>| {
         format!(
-            " Connections {}–{} of {} ({} closed recently) ",
-            if on_screen.end == 0 {
-                0
-            } else {
-                on_screen.start + 1
-            },
-            on_screen.end,
+            " Connections {} of {} ({} closed recently) ",
+            shown_range(&on_screen),
             rows.rows.len(),
             rows.rows.len() - rows.live,
         )
@@ -315,15 +324,8 @@ pub fn draw(frame: &mut Frame, app: &mut App, theme: Theme, area: Rect) {
         title,
         |i| {
             let r = conn_row(shown, names, i)?;
-            let v = &r.v;
-            seen.borrow_mut().extend([v.local.ip(), v.remote.ip()]);
-            let style = if v.closed_at.is_some() {
-                theme.closed_row()
-            } else if !v.at_start && now.saturating_since(v.first_seen) < highlight {
-                theme.new_row()
-            } else {
-                Style::new()
-            };
+            seen.borrow_mut().extend([r.v.local.ip(), r.v.remote.ip()]);
+            let style = row_style(&r.v, theme, now, highlight);
             Some((r, style))
         },
     );
