@@ -29,6 +29,7 @@ mod diagnose_more;
 mod diagnose_netns;
 mod engine_events;
 mod engine_lean;
+mod engine_lean_props;
 mod engine_memory;
 mod engine_props;
 mod engine_props_wild;
