@@ -436,10 +436,13 @@ impl Engine {
         // destroy event was lost (the collector makes lean samples only while
         // the feed is whole). Its tcp_info and queues are not known: none.
         let whole = sample.destroyed.feed.active && sample.destroyed.feed.overflows == 0;
+        // The own namespace read from /proc this time is whole already.
+        let own_whole = !matches!(sample.health.source, super::SocketSource::Netlink);
         let keep = |s: &&SocketRecord| {
             (s.state == TcpState::Established || (whole && s.state == TcpState::SynSent))
                 && s.cookie != 0
                 && !seen.contains(&s.cookie)
+                && !(own_whole && s.netns == NetnsId::OWN)
                 && sampled(s.netns)
         };
         let count = from.sockets.iter().filter(keep).count();

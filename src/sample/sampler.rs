@@ -436,12 +436,15 @@ impl Collector {
         (sockets, namespaces, destroyed): (&[SocketRecord], &[crate::model::NetnsInfo], &Destroyed),
         period_us: Option<u64>,
     ) {
-        // The /proc fallback reads every socket; so does a sample whose own
-        // namespace fell back while the others were lean (the engine then
-        // carries nothing: what it lacks comes at the next full sample).
+        // The /proc fallback reads every socket: a sample of the own
+        // namespace alone is full then; with other namespaces dumped lean it
+        // stays lean, and the engine carries none of the own namespace's.
+        let others = namespaces
+            .iter()
+            .any(|n| n.sampled && n.id != crate::model::NetnsId::OWN);
         health.coverage = match health.source {
-            SocketSource::Netlink => coverage,
-            SocketSource::ProcNet { .. } => Coverage::Full,
+            SocketSource::ProcNet { .. } if !others => Coverage::Full,
+            _ => coverage,
         };
         let sampled = namespaces.iter().filter(|n| n.sampled).count().max(1);
         self.events_whole = destroyed.feed.active

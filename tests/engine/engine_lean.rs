@@ -256,3 +256,29 @@ fn without_a_whole_event_feed_a_vanished_connect_is_not_taken_for_connected() {
     assert!(by_cookie(&s, 14).is_none());
     assert_eq!(new_kinds(&s), [(EventKind::Closed, 4)]);
 }
+
+#[test]
+fn an_own_namespace_read_from_proc_in_a_lean_sample_is_not_carried_twice() {
+    use sockscope::model::SocketSource;
+    let mut e = Engine::new(EngineConfig::default());
+    e.ingest(sample(
+        0.0,
+        Coverage::Full,
+        vec![
+            listener(),
+            sock(TcpState::Established, "10.0.0.9:1", 11, 1000),
+        ],
+        &[],
+    ));
+    // The own namespace fell back to /proc (no cookies) while another was
+    // dumped lean: its ESTABLISHED socket is in the sample already.
+    let mut proc_est = sock(TcpState::Established, "10.0.0.9:1", 0, 1000);
+    proc_est.tcp_info = None;
+    let mut lean = sample(1.0, Coverage::Lean, vec![listener(), proc_est], &[]);
+    lean.health.source = SocketSource::ProcNet {
+        reason: "netlink refused".into(),
+    };
+    let s = e.ingest(lean);
+    assert_eq!(s.aggregates.counts.get(TcpState::Established), 1, "once");
+    assert_eq!(s.sample.health.carried.map(|c| c.sockets), Some(0));
+}
