@@ -459,8 +459,7 @@ impl Rows {
                 Some(((primary, addr_key(v.local), addr_key(v.remote), v.id), *r))
             })
             .collect();
-        // By reference: the key is about 100 bytes.
-        keyed.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        keyed.sort_unstable_by_key(|(k, _)| *k);
         if sort.descending {
             keyed.reverse();
         }
