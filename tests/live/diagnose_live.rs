@@ -376,6 +376,12 @@ fn syn_flood_fills_the_half_open_queue_without_syncookies() {
     let syn_recv = f["evidence"]["syn_recv"].as_u64().expect("syn_recv");
     assert!(syn_recv >= 16, "{f:#}");
     assert_eq!(f["evidence"]["tcp_syncookies"], 0, "{f:#}");
+    // With cookies off the text says no cookie is sent and the next step is
+    // to turn them on (the one case where that is the fix).
+    let message = f["message"].as_str().expect("message");
+    assert!(!message.contains("SYN cookies are being sent"), "{f:#}");
+    let next = f["next_step"].as_str().expect("next_step");
+    assert!(next.starts_with("turn SYN cookies on"), "{f:#}");
     eprintln!("{}", f["message"]);
     drop((flooder, server));
 }
