@@ -19,7 +19,7 @@ use ratatui::Terminal;
 use ratatui::backend::TestBackend;
 use sockscope::filter::Filter;
 use sockscope::live::Update;
-use sockscope::model::{Engine, EngineConfig};
+use sockscope::model::{Engine, EngineConfig, Snapshot};
 use sockscope::ui::action::Action;
 use sockscope::ui::app::{App, Msg, Settings};
 use sockscope::ui::keymap::Keymap;
@@ -28,6 +28,45 @@ use sockscope::ui::search::Start;
 use sockscope::ui::theme::Theme;
 use sockscope::ui::view;
 use synthetic::Population;
+
+/// A keystroke that adds a term, from every row to `!state:listen` (most of
+/// them stay) and from those to `!state:listen port:443` (a few): narrowed as
+/// the screen does, against building them again.
+fn keystrokes(
+    group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    snap: &Snapshot,
+    size: usize,
+    highlight: Duration,
+) {
+    let none = Filter::default();
+    let sort = Sort {
+        column: Column::Remote,
+        descending: false,
+    };
+    let most = Filter::parse("!state:listen").expect("filter");
+    let few = Filter::parse("!state:listen port:443").expect("filter");
+    let all_rows = Rows::build(snap, &none, sort, highlight);
+    let most_rows = Rows::build(snap, &most, sort, highlight);
+    for (name, from, to) in [
+        ("keystroke_most", &all_rows, &most),
+        ("keystroke_few", &most_rows, &few),
+    ] {
+        group.bench_with_input(
+            BenchmarkId::new(format!("{name}_narrows"), size),
+            &size,
+            |b, _| {
+                b.iter(|| from.refine(snap, to));
+            },
+        );
+        group.bench_with_input(
+            BenchmarkId::new(format!("{name}_rebuilds"), size),
+            &size,
+            |b, _| {
+                b.iter(|| Rows::build(snap, to, sort, highlight));
+            },
+        );
+    }
+}
 
 fn bench_size(c: &mut Criterion, size: usize) {
     let mut population = Population::new(size);
@@ -63,6 +102,7 @@ fn bench_size(c: &mut Criterion, size: usize) {
             b.iter(|| Rows::build(&snap, filter, sort, highlight));
         });
     }
+    keystrokes(&mut group, &snap, size, highlight);
     group.finish();
 
     let mut group = c.benchmark_group("ui_update");

@@ -100,6 +100,28 @@ impl Filter {
         })
     }
 
+    /// Whether this filter selects within what `earlier` selects for being
+    /// `earlier` with more terms after it (`state:estab`, then `state:estab
+    /// port:80`): its text is `earlier`'s, whitespace, then a filter that
+    /// parses alone, and neither it nor `earlier` is an `or` at the top (a
+    /// juxtaposition is an AND). Conservative: a `false` only costs a build. Then `earlier`'s selection tested against
+    /// this filter is this filter's selection.
+    pub fn refines(&self, earlier: &Filter) -> bool {
+        if earlier.is_empty() {
+            return true;
+        }
+        let Some(rest) = self.source.strip_prefix(earlier.source.as_str()) else {
+            return false;
+        };
+        let top_or = |f: &Filter| matches!(f.root, Some(Node::Or(_)));
+        rest.starts_with(char::is_whitespace)
+            && !top_or(self)
+            && !top_or(earlier)
+            // ("a" then "a b or c" is an `or` at the top; "port:80" then
+            // "port:80 ,443" has no filter after the space.)
+            && Filter::parse(rest).is_ok_and(|extra| !extra.is_empty())
+    }
+
     /// Whether `socket`, owned by `process` (`None` when the owner is not known),
     /// passes the filter, in a sample that describes no namespace: see
     /// [`Filter::in_namespaces`] for one that does.
@@ -477,6 +499,28 @@ impl Pred {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_filter_refines_the_one_whose_text_it_extends_with_more_terms() {
+        let f = |t: &str| Filter::parse(t).expect(t);
+        assert!(f("state:estab").refines(&f("")));
+        assert!(f("state:estab port:80").refines(&f("state:estab")));
+        assert!(f("state:estab (port:80 or port:443)").refines(&f("state:estab")));
+        // Conservative: an `and` word first is not taken apart (built again).
+        assert!(!f("state:estab and port:80").refines(&f("state:estab")));
+        assert!(f("state:estab !proc:java").refines(&f("state:estab")));
+        // Not a refinement: an `or`, a list grown, another term, no space.
+        assert!(!f("state:estab or port:80").refines(&f("state:estab")));
+        assert!(!f("port:80 | port:443").refines(&f("port:80")));
+        assert!(!f("state:estab port:80").refines(&f("state:estab or port:22")));
+        assert!(!f("port:80,443").refines(&f("port:80")));
+        assert!(!f("port:8080").refines(&f("port:80")));
+        assert!(!f("port:443 state:estab").refines(&f("state:estab")));
+        assert!(
+            !f("state:estab").refines(&f("state:estab")),
+            "nothing added"
+        );
+    }
     use crate::model::TcpState;
 
     fn ns(id: u32, inode: u64, label: &str) -> NetnsInfo {

@@ -75,6 +75,9 @@ pub struct Shown {
     /// Top talkers on: those aggregates with the ports and processes by bytes
     /// per second, most first.
     pub by_bytes: Option<Aggregates>,
+    /// The filter, sort and closed-rows window `rows` were made with (for
+    /// this snapshot): a filter that refines it refines them.
+    rows_made: Option<(Filter, Sort, Duration)>,
 }
 
 impl Shown {
@@ -266,6 +269,7 @@ impl App {
             rows: Rows::default(),
             filtered: None,
             by_bytes: None,
+            rows_made: None,
         };
         self.shown = Some(shown);
         self.rebuild();
@@ -278,12 +282,16 @@ impl App {
             return;
         };
         let snap = shown.update.snapshot.clone();
-        shown.rows = Rows::build(
-            &snap,
-            &self.filter.applied,
-            self.sort,
-            self.settings.highlight,
-        );
+        let (filter, sort, highlight) = (&self.filter.applied, self.sort, self.settings.highlight);
+        // A keystroke that adds a term to the filter narrows the rows it
+        // has, in their order; anything else builds them again.
+        shown.rows = match &shown.rows_made {
+            Some((made, s, h)) if *s == sort && *h == highlight && filter.refines(made) => {
+                shown.rows.refine(&snap, filter)
+            }
+            _ => Rows::build(&snap, filter, sort, highlight),
+        };
+        shown.rows_made = Some((filter.clone(), sort, highlight));
         shown.filtered =
             (!self.filter.applied.is_empty()).then(|| snap.aggregate(shown.rows.live_indices()));
         shown.by_bytes = self.top_talkers.then(|| {

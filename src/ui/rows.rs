@@ -268,14 +268,7 @@ impl Rows {
             .iter()
             .rev()
             .take_while(|c| now.saturating_since(c.closed_at) < highlight)
-            .filter(|c| {
-                filter.is_empty() || {
-                    let mut s = SocketRecord::new(c.conn.state, c.conn.local, c.conn.remote);
-                    s.uid = c.conn.uid.unwrap_or(0);
-                    s.netns = c.conn.netns;
-                    filter.matches(&s, c.conn.last_owner.as_deref())
-                }
-            })
+            .filter(|c| closed_selected(&filter, c))
             .cloned()
             .collect::<Vec<_>>()
             .into_iter()
@@ -285,6 +278,40 @@ impl Rows {
         let mut out = Rows { rows, closed, live };
         out.rows = out.sorted(snap, sort);
         out
+    }
+
+    /// The rows of `filter`, which refines the filter these rows were built
+    /// with (see [`Filter::refines`]), from these rows: those it selects, in
+    /// their order (no sort, no pass over the whole sample). Equal to
+    /// [`Rows::build`] with `filter` on the same snapshot and sort.
+    pub fn refine(&self, snap: &Snapshot, filter: &Filter) -> Rows {
+        let sample = &snap.sample;
+        let filter = filter.in_namespaces(&sample.namespaces);
+        let mut remap = vec![u32::MAX; self.closed.len()];
+        let mut closed = Vec::new();
+        for (j, c) in self.closed.iter().enumerate() {
+            if closed_selected(&filter, c) {
+                remap[j] = index(closed.len());
+                closed.push(c.clone());
+            }
+        }
+        let rows: Vec<Row> = self
+            .rows
+            .iter()
+            .filter_map(|r| match *r {
+                Row::Live(i) => {
+                    let s = sample.sockets.get(i as usize)?;
+                    let process = sample.process_of(s).map(std::convert::AsRef::as_ref);
+                    filter.matches(s, process).then_some(*r)
+                }
+                Row::Closed(j) => remap
+                    .get(j as usize)
+                    .filter(|&&k| k != u32::MAX)
+                    .map(|&k| Row::Closed(k)),
+            })
+            .collect();
+        let live = rows.iter().filter(|r| matches!(r, Row::Live(_))).count();
+        Rows { rows, closed, live }
     }
 
     /// The rows of a port's or a process's page (`detail`), in the table's
@@ -464,6 +491,17 @@ impl Rows {
             keyed.reverse();
         }
         keyed.into_iter().map(|(_, r)| r).collect()
+    }
+}
+
+/// Whether `filter` selects the recently closed connection `c` (as the
+/// socket it last was, with its last owner).
+fn closed_selected(filter: &crate::filter::Matcher<'_>, c: &ClosedConn) -> bool {
+    filter.is_empty() || {
+        let mut s = SocketRecord::new(c.conn.state, c.conn.local, c.conn.remote);
+        s.uid = c.conn.uid.unwrap_or(0);
+        s.netns = c.conn.netns;
+        filter.matches(&s, c.conn.last_owner.as_deref())
     }
 }
 

@@ -25,6 +25,7 @@ mod ui_columns;
 mod ui_export;
 mod ui_mouse;
 mod ui_netns;
+mod ui_refine;
 mod ui_render;
 mod ui_search;
 mod ui_tmux;
