@@ -18,15 +18,14 @@ use super::ending::{
     Ends, ListenerOwners, Tally, end_of, failed_connect, is_peer, is_timewait_sock,
 };
 use super::history::ChunkedLog;
+use super::lean::Lean;
 use super::series::TickInput;
 use super::table::ConnTable;
 use super::{
-    Bytes, Carried, ClosedConn, Connection, CounterDeltas, Coverage, Event, EventKind, EventTotals,
-    HistoryStats, KernelCounters, NetnsId, Sample, Series, Snapshot, SocketRecord, Stamp, TcpState,
-    Transition, Transitions,
+    Bytes, ClosedConn, Connection, CounterDeltas, Event, EventKind, EventTotals, HistoryStats,
+    KernelCounters, NetnsId, Sample, Series, Snapshot, Stamp, TcpState, Transition, Transitions,
 };
 use rustc_hash::FxHashMap as FastMap;
-use rustc_hash::FxHashSet as FastSet;
 
 /// How much the engine remembers.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -114,13 +113,8 @@ pub struct Engine {
     /// no dump saw (see [`Bounds`]).
     prev_drained: Option<Stamp>,
     before_prev: Option<Stamp>,
-    /// The latest sample, kept while the next one is to be lean: what it
-    /// carries its ESTABLISHED sockets from.
-    carry_from: Option<Arc<Sample>>,
-    /// When the latest full sample was taken, and whether the latest sample
-    /// was lean.
-    last_full: Option<Stamp>,
-    prev_lean: bool,
+    /// What a lean sample carries its ESTABLISHED sockets from.
+    lean: Lean,
     /// Cookies of the sockets sockscope closed, and the tick it heard of
     /// it: their connections close marked `killed` (kept a few ticks).
     killed: FastMap<u64, u64>,
@@ -182,9 +176,7 @@ impl Engine {
             totals: Arc::default(),
             prev_drained: None,
             before_prev: None,
-            carry_from: None,
-            last_full: None,
-            prev_lean: false,
+            lean: Lean::default(),
             killed: FastMap::default(),
             config,
         }
@@ -221,7 +213,7 @@ impl Engine {
         let now = Stamp::from(sample.taken_at);
         let interval = self.prev.as_ref().and_then(|(at, _)| now.since(*at));
         let feed_active = sample.destroyed.feed.active;
-        let full_span = self.carry(&mut sample, now, interval);
+        let full_span = self.lean.carry(&mut sample, now, interval);
         let tick = self.tick;
         self.killed
             .retain(|_, at| tick.saturating_sub(*at) <= AWAIT_TICKS);
@@ -353,7 +345,7 @@ impl Engine {
         let netns_counters = self.netns_deltas(&sample, interval);
 
         let sample = Arc::new(sample);
-        self.carry_from = sample.health.lean_next.then(|| Arc::clone(&sample));
+        self.lean.keep(&sample);
         Arc::new(Snapshot {
             tick: self.tick,
             interval,
@@ -372,114 +364,6 @@ impl Engine {
             totals: Arc::clone(&self.totals),
             sample,
         })
-    }
-
-    /// Of a lean sample (see [`Coverage`]): appends to its sockets the
-    /// ESTABLISHED ones of the previous sample that it did not see in another
-    /// state and that the kernel did not destroy since, with their
-    /// processes and user names; says so in `health.carried`. Of a full
-    /// sample after lean ones: the interval and the time since the latest
-    /// full sample, over which carried connections' counters moved.
-    fn carry(
-        &mut self,
-        sample: &mut Sample,
-        now: Stamp,
-        interval: Option<Duration>,
-    ) -> Option<(Duration, Duration)> {
-        let from = self.carry_from.take();
-        if sample.health.coverage != Coverage::Lean {
-            let span = if self.prev_lean {
-                interval.zip(self.last_full.and_then(|f| now.since(f)))
-            } else {
-                None
-            };
-            self.last_full = Some(now);
-            self.prev_lean = false;
-            return span;
-        }
-        self.prev_lean = true;
-        let age_ms = self
-            .last_full
-            .and_then(|f| now.since(f))
-            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
-        let Some(from) = from else {
-            sample.health.notes.push(
-                "this sample left the ESTABLISHED sockets out and no earlier one had them: they show at the next full sample"
-                    .to_owned(),
-            );
-            sample.health.carried = Some(Carried { sockets: 0, age_ms });
-            return None;
-        };
-        // Seen this time (in another state), or destroyed since: the
-        // destroy events' sockets (pruned with the others after this).
-        let seen: FastSet<u64> = sample
-            .sockets
-            .iter()
-            .chain(sample.destroyed.events.iter().map(|e| &e.socket))
-            .map(|s| s.cookie)
-            .filter(|&c| c != 0)
-            .collect();
-        // A namespace not sampled this time (gone, or no longer entered)
-        // keeps nothing.
-        let spaces = &sample.namespaces;
-        let sampled = |id: NetnsId| {
-            if spaces.is_empty() {
-                id == NetnsId::OWN
-            } else {
-                spaces
-                    .binary_search_by_key(&id, |n| n.id)
-                    .is_ok_and(|i| spaces[i].sampled)
-            }
-        };
-        // A connect (SYN_SENT) not seen again and not destroyed is
-        // ESTABLISHED now, the one state a lean dump leaves out, while no
-        // destroy event was lost (the collector makes lean samples only while
-        // the feed is whole). Its tcp_info and queues are not known: none.
-        let whole = sample.destroyed.feed.active && sample.destroyed.feed.overflows == 0;
-        // The own namespace read from /proc this time is whole already.
-        let own_whole = !matches!(sample.health.source, super::SocketSource::Netlink);
-        let keep = |s: &&SocketRecord| {
-            (s.state == TcpState::Established || (whole && s.state == TcpState::SynSent))
-                && s.cookie != 0
-                && !seen.contains(&s.cookie)
-                && !(own_whole && s.netns == NetnsId::OWN)
-                && sampled(s.netns)
-        };
-        let count = from.sockets.iter().filter(keep).count();
-        let start = sample.sockets.len();
-        let mut sockets = std::mem::take(&mut sample.sockets);
-        sockets.reserve_exact(count);
-        sockets.extend(from.sockets.iter().filter(keep).map(|s| {
-            let mut s = s.clone();
-            if s.state == TcpState::SynSent {
-                s.state = TcpState::Established;
-                s.tcp_info = None;
-                s.timer = None;
-                s.recv_q = 0;
-                s.send_q = 0;
-            }
-            s
-        }));
-        for s in &sockets[start..] {
-            if let Some(pid) = s.owner.pid()
-                && !sample.processes.contains_key(&pid)
-                && let Some(p) = from.processes.get(&pid)
-            {
-                sample.processes.insert(pid, Arc::clone(p));
-            }
-            if !sample.users.contains_key(&s.uid)
-                && let Some(name) = from.users.get(&s.uid)
-            {
-                sample.users.insert(s.uid, name.clone());
-            }
-        }
-        drop(from);
-        sample.sockets = sockets;
-        sample.health.carried = Some(Carried {
-            sockets: count,
-            age_ms,
-        });
-        None
     }
 
     /// Adds this tick's closes, failed connects and overflows to the totals.

@@ -12,6 +12,7 @@ mod ending;
 mod engine;
 mod event;
 mod history;
+mod lean;
 mod netns;
 mod order;
 mod sample;

@@ -4,6 +4,7 @@
 //! does not stop collection comes back as data (counts and notes) for
 //! `Sample.health`. `sampler` puts them together into one `Sample` per tick.
 
+pub mod cadence;
 pub mod counters;
 pub mod events;
 pub mod fds;

@@ -61,14 +61,27 @@ fn sample(secs: f64, coverage: Coverage, sockets: Vec<SocketRecord>, gone: &[u64
     )]
     .into();
     s.users = [(0, "root".to_owned())].into();
+    let events = gone
+        .iter()
+        .map(|&c| DestroyEvent {
+            at: Stamp::from(at(secs - 0.5)),
+            socket: sock(TcpState::Close, "10.0.0.9:9", c, 0),
+        })
+        .collect();
+    // The collector says so of a sample a lean one follows.
+    as_read(s, coverage, events, true)
+}
+
+/// `s` as the collector hands it: with `events` from a whole feed (one
+/// subscriber, nothing lost), its coverage, and whether a lean sample follows.
+pub(super) fn as_read(
+    mut s: Sample,
+    coverage: Coverage,
+    events: Vec<DestroyEvent>,
+    lean_next: bool,
+) -> Sample {
     s.destroyed = Destroyed {
-        events: gone
-            .iter()
-            .map(|&c| DestroyEvent {
-                at: Stamp::from(at(secs - 0.5)),
-                socket: sock(TcpState::Close, "10.0.0.9:9", c, 0),
-            })
-            .collect(),
+        events,
         feed: EventFeed {
             active: true,
             subscribers: 1,
@@ -77,8 +90,7 @@ fn sample(secs: f64, coverage: Coverage, sockets: Vec<SocketRecord>, gone: &[u64
         ..Destroyed::default()
     };
     s.health.coverage = coverage;
-    // The collector says so of a sample a lean one follows.
-    s.health.lean_next = true;
+    s.health.lean_next = lean_next;
     s
 }
 

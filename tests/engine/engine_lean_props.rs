@@ -15,8 +15,8 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use proptest::prelude::*;
 use sockscope::model::{
-    Coverage, DestroyEvent, Destroyed, Engine, EngineConfig, EventFeed, EventKind, Sample,
-    Snapshot, SocketRecord, Stamp, TcpState,
+    Coverage, DestroyEvent, Engine, EngineConfig, EventKind, Sample, Snapshot, SocketRecord, Stamp,
+    TcpState,
 };
 
 /// What happens to one connection in one interval, drawn per connection.
@@ -154,26 +154,15 @@ impl Kernel {
             .filter(|(_, s)| coverage == Coverage::Full || **s != TcpState::Established)
             .map(|(c, s)| record(*c, *s))
             .collect();
-        let mut s = Sample::of_sockets(at, sockets);
-        s.destroyed = Destroyed {
-            events: self
-                .events
-                .iter()
-                .map(|&c| DestroyEvent {
-                    at: Stamp::from(at - Duration::from_millis(300)),
-                    socket: record(c, TcpState::Close),
-                })
-                .collect(),
-            feed: EventFeed {
-                active: true,
-                subscribers: 1,
-                ..EventFeed::default()
-            },
-            ..Destroyed::default()
-        };
-        s.health.coverage = coverage;
-        s.health.lean_next = lean_next;
-        s
+        let events = self
+            .events
+            .iter()
+            .map(|&c| DestroyEvent {
+                at: Stamp::from(at - Duration::from_millis(300)),
+                socket: record(c, TcpState::Close),
+            })
+            .collect();
+        super::engine_lean::as_read(Sample::of_sockets(at, sockets), coverage, events, lean_next)
     }
 }
 
