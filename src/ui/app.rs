@@ -353,7 +353,7 @@ impl App {
                 c.index = i;
             }
             c.fit(rows.len(), page);
-            c.key = page_conn(shown, detail, c.index);
+            c.key = row_conn(shown, &rows, c.index);
         }
     }
 
@@ -630,7 +630,10 @@ impl App {
         let index = cursor.index;
         let Some(shown) = &self.shown else { return };
         if let Some(detail) = self.detail() {
-            self.cursors.page.key = page_conn(shown, detail, index);
+            self.cursors.page.key = shown
+                .rows
+                .of_page(shown.snap(), detail)
+                .and_then(|rows| row_conn(shown, &rows, index));
             return;
         }
         match self.view {
@@ -659,17 +662,15 @@ impl App {
     }
 }
 
-/// The connection at row `index` of the page of `detail`.
-fn page_conn(shown: &Shown, detail: Detail, index: usize) -> Option<Selection> {
-    let snap = shown.snap();
-    let row = *shown.rows.of_page(snap, detail)?.get(index)?;
-    shown.rows.view(snap, row).map(|v| Selection::Conn(v.id))
-}
-
-fn selected_conn(shown: &Shown, index: usize) -> Option<Selection> {
-    let row: Row = *shown.rows.rows.get(index)?;
+/// The connection at `rows[index]` (a page's rows, or the table's).
+fn row_conn(shown: &Shown, rows: &[Row], index: usize) -> Option<Selection> {
+    let row = *rows.get(index)?;
     shown
         .rows
         .view(shown.snap(), row)
         .map(|v| Selection::Conn(v.id))
+}
+
+fn selected_conn(shown: &Shown, index: usize) -> Option<Selection> {
+    row_conn(shown, &shown.rows.rows, index)
 }

@@ -1,6 +1,7 @@
 //! The connections table: only the rows on screen are built, so a frame costs
 //! the same at 100 rows as at 100,000.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use ratatui::Frame;
@@ -191,11 +192,6 @@ fn timer(t: crate::model::Timer) -> String {
     format!("{kind} {}", fmt::millis(u64::from(t.expires_ms)))
 }
 
-/// Row `i` of the table.
-fn conn_row<'a>(shown: &'a Shown, names: &'a Names, i: usize) -> Option<ConnRow<'a>> {
-    row_of(shown, names, *shown.rows.rows.get(i)?)
-}
-
 /// What `row` of the table shows.
 fn row_of<'a>(shown: &'a Shown, names: &'a Names, row: Row) -> Option<ConnRow<'a>> {
     let snap = shown.snap();
@@ -208,10 +204,26 @@ fn row_of<'a>(shown: &'a Shown, names: &'a Names, row: Row) -> Option<ConnRow<'a
     })
 }
 
-/// The search's look through a page's connections table.
-pub(super) fn find_in_page(app: &App, detail: Detail, needle: &str, from: Start) -> Option<usize> {
+/// Which connections table: the Connections view's, or a port's or a
+/// process's page's (the same table, of that page's rows).
+#[derive(Clone, Copy)]
+enum Which {
+    View,
+    Page(Detail),
+}
+
+/// The rows of table `which`.
+fn rows_of(shown: &Shown, which: Which) -> Option<Cow<'_, [Row]>> {
+    match which {
+        Which::View => Some(Cow::Borrowed(&shown.rows.rows)),
+        Which::Page(detail) => shown.rows.of_page(shown.snap(), detail).map(Cow::Owned),
+    }
+}
+
+/// The search's look through table `which` (see `table::first_match`).
+fn find_in(app: &App, which: Which, needle: &str, from: Start) -> Option<usize> {
     let shown = app.shown.as_ref()?;
-    let rows = shown.rows.of_page(shown.snap(), detail)?;
+    let rows = rows_of(shown, which)?;
     let columns = columns(app.columns, shown.snap().sample.multi_netns());
     table::first_match(
         &columns,
@@ -221,11 +233,28 @@ pub(super) fn find_in_page(app: &App, detail: Detail, needle: &str, from: Start)
     )
 }
 
-/// A port's or a process's page's connections: the table of the
-/// Connections view (its filter, sort and columns), of that page's rows.
-pub fn draw_page(frame: &mut Frame, app: &mut App, theme: Theme, area: Rect, detail: Detail) {
+/// The search's look through the Connections view's table.
+pub(super) fn find(app: &App, needle: &str, from: Start) -> Option<usize> {
+    find_in(app, Which::View, needle, from)
+}
+
+/// The search's look through a page's connections table.
+pub(super) fn find_in_page(app: &App, detail: Detail, needle: &str, from: Start) -> Option<usize> {
+    find_in(app, Which::Page(detail), needle, from)
+}
+
+/// Draws table `which`; `title` is given the rows on screen ("first–last")
+/// and the table's rows.
+fn draw_table(
+    frame: &mut Frame,
+    app: &mut App,
+    theme: Theme,
+    area: Rect,
+    which: Which,
+    title: impl FnOnce(String, &[Row]) -> String,
+) {
     let Some(shown) = &app.shown else { return };
-    let Some(rows) = shown.rows.of_page(shown.snap(), detail) else {
+    let Some(rows) = rows_of(shown, which) else {
         return;
     };
     let snap = shown.snap();
@@ -233,14 +262,9 @@ pub fn draw_page(frame: &mut Frame, app: &mut App, theme: Theme, area: Rect, det
     let highlight = app.settings.highlight;
     let names = &app.names;
     let seen = std::cell::RefCell::new(Vec::new());
-    let filtered = !app.filter.applied.is_empty();
-    let title = |on_screen: std::ops::Range<usize>| {
-        format!(
-            " its connections {} of {}{} (enter: open) ",
-            shown_range(&on_screen),
-            rows.len(),
-            if filtered { ", filtered" } else { "" },
-        )
+    let cursor = match which {
+        Which::View => &mut app.cursors.conns,
+        Which::Page(_) => &mut app.cursors.page,
     };
     let hits = table::draw(
         frame,
@@ -249,8 +273,8 @@ pub fn draw_page(frame: &mut Frame, app: &mut App, theme: Theme, area: Rect, det
         &columns(app.columns, snap.sample.multi_netns()),
         Some(app.sort),
         rows.len(),
-        &mut app.cursors.page,
-        title,
+        cursor,
+        |on_screen| title(shown_range(&on_screen), &rows),
         |i| {
             let r = row_of(shown, names, *rows.get(i)?)?;
             seen.borrow_mut().extend([r.v.local.ip(), r.v.remote.ip()]);
@@ -258,10 +282,45 @@ pub fn draw_page(frame: &mut Frame, app: &mut App, theme: Theme, area: Rect, det
             Some((r, style))
         },
     );
+    let seen = seen.into_inner();
     super::drew(app, hits);
-    for ip in seen.into_inner() {
+    for ip in seen {
         app.names.saw(ip);
     }
+}
+
+/// A port's or a process's page's connections: the table of the
+/// Connections view (its filter, sort and columns), of that page's rows.
+pub fn draw_page(frame: &mut Frame, app: &mut App, theme: Theme, area: Rect, detail: Detail) {
+    let filtered = if app.filter.applied.is_empty() {
+        ""
+    } else {
+        ", filtered"
+    };
+    draw_table(
+        frame,
+        app,
+        theme,
+        area,
+        Which::Page(detail),
+        |range, rows| {
+            format!(
+                " its connections {range} of {}{filtered} (enter: open) ",
+                rows.len()
+            )
+        },
+    );
+}
+
+pub fn draw(frame: &mut Frame, app: &mut App, theme: Theme, area: Rect) {
+    let live = app.shown.as_ref().map_or(0, |s| s.rows.live);
+    draw_table(frame, app, theme, area, Which::View, |range, rows| {
+        format!(
+            " Connections {range} of {} ({} closed recently) ",
+            rows.len(),
+            rows.len() - live,
+        )
+    });
 }
 
 /// "first–last" of the rows on screen (1-based; `0–0` for none).
@@ -282,56 +341,5 @@ fn row_style(v: &RowView, theme: Theme, now: Stamp, highlight: std::time::Durati
         theme.new_row()
     } else {
         Style::new()
-    }
-}
-
-/// The search's look through the table (see `table::first_match`).
-pub(super) fn find(app: &App, needle: &str, from: Start) -> Option<usize> {
-    let shown = app.shown.as_ref()?;
-    let columns = columns(app.columns, shown.snap().sample.multi_netns());
-    table::first_match(
-        &columns,
-        from.order(shown.rows.rows.len()),
-        |i| conn_row(shown, &app.names, i),
-        needle,
-    )
-}
-
-pub fn draw(frame: &mut Frame, app: &mut App, theme: Theme, area: Rect) {
-    let Some(shown) = &app.shown else { return };
-    let snap = shown.snap();
-    let now = Stamp::from(snap.taken_at());
-    let highlight = app.settings.highlight;
-    let rows = &shown.rows;
-    let names = &app.names;
-    let seen = std::cell::RefCell::new(Vec::new());
-    let title = |on_screen: std::ops::Range<usize>| {
-        format!(
-            " Connections {} of {} ({} closed recently) ",
-            shown_range(&on_screen),
-            rows.rows.len(),
-            rows.rows.len() - rows.live,
-        )
-    };
-    let hits = table::draw(
-        frame,
-        area,
-        theme,
-        &columns(app.columns, snap.sample.multi_netns()),
-        Some(app.sort),
-        rows.rows.len(),
-        &mut app.cursors.conns,
-        title,
-        |i| {
-            let r = conn_row(shown, names, i)?;
-            seen.borrow_mut().extend([r.v.local.ip(), r.v.remote.ip()]);
-            let style = row_style(&r.v, theme, now, highlight);
-            Some((r, style))
-        },
-    );
-    let seen = seen.into_inner();
-    super::drew(app, hits);
-    for ip in seen {
-        app.names.saw(ip);
     }
 }
