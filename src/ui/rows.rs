@@ -3,8 +3,8 @@
 //! window, sorted by one column. Built when one of the three changes, never per
 //! frame; the frame draws only the visible slice.
 
+use rustc_hash::FxHashMap as FastMap;
 use std::borrow::Cow;
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -412,85 +412,269 @@ impl Rows {
     }
 
     /// The rows in `sort`'s order.
-    fn sorted<'a>(&'a self, snap: &'a Snapshot, sort: Sort) -> Vec<Row> {
+    ///
+    /// Each row's key (the column's value, then both ends, then the
+    /// connection id, so that equal rows keep their places between ticks) is
+    /// packed into four integers that sort as the whole key does, exactly for
+    /// numbers and IPv4 ends; an IPv6 end packs to a prefix of itself, and two
+    /// rows equal up to such a prefix are told apart by their whole keys. The
+    /// sort then moves 40 bytes a row instead of the key's 160.
+    fn sorted(&self, snap: &Snapshot, sort: Sort) -> Vec<Row> {
         let now = Stamp::from(snap.taken_at());
-        let users = &snap.sample.users;
-        let text = |v: &RowView<'a>| -> Cow<'a, str> {
-            match sort.column {
-                Column::Process => v
-                    .process
-                    .map_or(Cow::Borrowed(""), |p| Cow::Borrowed(p.name.as_str())),
-                Column::Command => v
-                    .process
-                    .map_or(Cow::Borrowed(""), |p| Cow::Borrowed(p.cmdline.as_str())),
-                Column::Netns => snap.sample.netns_label(v.netns),
-                _ => match v.uid {
-                    None => Cow::Borrowed(""),
-                    Some(uid) => users.get(&uid).map_or_else(
-                        || Cow::Owned(uid.to_string()),
-                        |u| Cow::Borrowed(u.as_str()),
-                    ),
-                },
-            }
+        let ranks = self.name_ranks(snap, sort.column);
+        let full = |r: Row| -> Option<SortKey> {
+            let v = self.view(snap, r)?;
+            Some(full_key(&v, sort.column, now, &ranks))
         };
-        // Names sort by their rank among the distinct names, so that every key is
-        // plain integers; ties fall back to the endpoints, then the connection
-        // id, so that equal rows keep their places between ticks.
-        let ranks: HashMap<Cow<'a, str>, u128> = if matches!(
-            sort.column,
-            Column::Process | Column::Command | Column::User | Column::Netns
-        ) {
-            let names: Vec<Cow<'a, str>> = self
-                .rows
-                .iter()
-                .filter_map(|r| self.view(snap, *r).map(|v| text(&v)))
-                .collect::<std::collections::BTreeSet<_>>()
-                .into_iter()
-                .collect();
-            names
-                .into_iter()
-                .enumerate()
-                .map(|(i, n)| (n, i as u128))
-                .collect()
-        } else {
-            HashMap::new()
-        };
-        let mut keyed: Vec<(SortKey, Row)> = self
+        let mut keyed: Vec<Packed> = self
             .rows
             .iter()
             .filter_map(|r| {
                 let v = self.view(snap, *r)?;
-                let number = |n: u128| ((0, n), 0);
-                let primary = match sort.column {
-                    Column::State => number(u128::from(v.state.life_rank())),
-                    Column::Local => addr_key(v.local),
-                    Column::Remote => addr_key(v.remote),
-                    Column::RecvQ => number(u128::from(v.recv_q.unwrap_or(0))),
-                    Column::SendQ => number(u128::from(v.send_q.unwrap_or(0))),
-                    Column::Age => number(now.saturating_since(v.since).as_nanos()),
-                    Column::Rtt => number(u128::from(v.rtt_us.unwrap_or(0))),
-                    Column::Timer => number(
-                        v.socket
-                            .and_then(|s| s.timer)
-                            .map_or(0, |t| u128::from(t.expires_ms) + 1),
-                    ),
-                    Column::Retrans => number(u128::from(v.retrans().unwrap_or(0))),
-                    Column::Bytes => number(
-                        v.per_sec
-                            .map_or(0, |(rx, tx)| u128::from(rx) + u128::from(tx)),
-                    ),
-                    Column::Process | Column::Command | Column::User | Column::Netns => {
-                        number(ranks.get(&text(&v)).copied().unwrap_or(0))
-                    }
-                };
-                Some(((primary, addr_key(v.local), addr_key(v.remote), v.id), *r))
+                Some(Packed::of(&full_key(&v, sort.column, now, &ranks), *r))
             })
             .collect();
-        keyed.sort_unstable_by_key(|(k, _)| *k);
+        let mut rows: Vec<Row> = if keyed.iter().any(|k| k.lossy < 4) {
+            keyed.sort_unstable_by(|a, b| {
+                a.cmp_prefix(b)
+                    .unwrap_or_else(|| full(a.row).cmp(&full(b.row)))
+            });
+            keyed.into_iter().map(|k| k.row).collect()
+        } else if let Some(mut narrow) = narrow(&keyed) {
+            narrow.sort_unstable_by_key(|(k, _)| *k);
+            narrow.into_iter().map(|(_, r)| r).collect()
+        } else {
+            keyed.sort_unstable_by_key(|k| k.words);
+            keyed.into_iter().map(|k| k.row).collect()
+        };
         if sort.descending {
-            keyed.reverse();
+            rows.reverse();
         }
-        keyed.into_iter().map(|(_, r)| r).collect()
+        rows
+    }
+
+    /// For a column of names (process, command, user, namespace): each
+    /// distinct holder's rank among the distinct names, looked up by the
+    /// holder (the process, the uid, the namespace), not by its text, so that
+    /// the names are compared once each, not once a row.
+    fn name_ranks(&self, snap: &Snapshot, column: Column) -> Ranks {
+        if !matches!(
+            column,
+            Column::Process | Column::Command | Column::User | Column::Netns
+        ) {
+            return Ranks::default();
+        }
+        let users = &snap.sample.users;
+        let mut holders: FastMap<Holder, Cow<'_, str>> = FastMap::default();
+        for r in &self.rows {
+            let Some(ends) = self.holders(snap, *r) else {
+                continue;
+            };
+            let (process, uid, netns) = ends;
+            holders
+                .entry(Holder::of(ends, column))
+                .or_insert_with(|| match column {
+                    Column::Process => {
+                        process.map_or(Cow::Borrowed(""), |p| Cow::Owned(p.name.clone()))
+                    }
+                    Column::Command => {
+                        process.map_or(Cow::Borrowed(""), |p| Cow::Owned(p.cmdline.clone()))
+                    }
+                    Column::Netns => Cow::Owned(snap.sample.netns_label(netns).into_owned()),
+                    _ => match uid {
+                        None => Cow::Borrowed(""),
+                        Some(uid) => users
+                            .get(&uid)
+                            .map_or_else(|| Cow::Owned(uid.to_string()), |u| Cow::Owned(u.clone())),
+                    },
+                });
+        }
+        let names: std::collections::BTreeSet<&str> =
+            holders.values().map(std::convert::AsRef::as_ref).collect();
+        let rank: FastMap<&str, u128> = names
+            .into_iter()
+            .enumerate()
+            .map(|(i, n)| (n, i as u128))
+            .collect();
+        let by_holder = holders
+            .iter()
+            .map(|(h, n)| (*h, rank.get(n.as_ref()).copied().unwrap_or(0)))
+            .collect();
+        Ranks(by_holder)
+    }
+
+    /// What a name column's text is made of for row `r`: its process (or
+    /// last owner), its uid, its namespace; as [`Rows::view`] has them.
+    fn holders<'a>(&'a self, snap: &'a Snapshot, r: Row) -> Option<Owners<'a>> {
+        match r {
+            Row::Live(i) => {
+                let s = snap.sample.sockets.get(i as usize)?;
+                Some((snap.owner_of(i as usize), s.known_uid(), s.netns))
+            }
+            Row::Closed(j) => {
+                let c = &self.closed.get(j as usize)?.conn;
+                Some((c.last_owner.as_ref(), c.uid, c.netns))
+            }
+        }
+    }
+}
+
+/// A row's process, uid and namespace (see [`Rows::holders`]).
+type Owners<'a> = (Option<&'a Arc<ProcessInfo>>, Option<u32>, NetnsId);
+
+/// What a name column's text is a function of: the process (by identity),
+/// the uid, or the namespace.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+enum Holder {
+    Process(Option<usize>),
+    Uid(Option<u32>),
+    Netns(NetnsId),
+}
+
+impl Holder {
+    fn of((process, uid, netns): Owners<'_>, column: Column) -> Holder {
+        match column {
+            Column::Process | Column::Command => {
+                Holder::Process(process.map(|p| Arc::as_ptr(p) as usize))
+            }
+            Column::Netns => Holder::Netns(netns),
+            _ => Holder::Uid(uid),
+        }
+    }
+}
+
+/// The rank of each holder's name (see [`Rows::name_ranks`]).
+#[derive(Default)]
+struct Ranks(FastMap<Holder, u128>);
+
+/// Row `v`'s whole key under `column`.
+fn full_key(v: &RowView<'_>, column: Column, now: Stamp, ranks: &Ranks) -> SortKey {
+    let number = |n: u128| ((0, n), 0);
+    let primary = match column {
+        Column::State => number(u128::from(v.state.life_rank())),
+        Column::Local => addr_key(v.local),
+        Column::Remote => addr_key(v.remote),
+        Column::RecvQ => number(u128::from(v.recv_q.unwrap_or(0))),
+        Column::SendQ => number(u128::from(v.send_q.unwrap_or(0))),
+        Column::Age => number(now.saturating_since(v.since).as_nanos()),
+        Column::Rtt => number(u128::from(v.rtt_us.unwrap_or(0))),
+        Column::Timer => number(
+            v.socket
+                .and_then(|s| s.timer)
+                .map_or(0, |t| u128::from(t.expires_ms) + 1),
+        ),
+        Column::Retrans => number(u128::from(v.retrans().unwrap_or(0))),
+        Column::Bytes => number(
+            v.per_sec
+                .map_or(0, |(rx, tx)| u128::from(rx) + u128::from(tx)),
+        ),
+        Column::Process | Column::Command | Column::User | Column::Netns => number(
+            ranks
+                .0
+                .get(&Holder::of((v.process, v.uid, v.netns), column))
+                .copied()
+                .unwrap_or(0),
+        ),
+    };
+    (primary, addr_key(v.local), addr_key(v.remote), v.id)
+}
+
+/// A row's [`SortKey`] packed into four words (see [`Rows::sorted`]): word
+/// `i` is exact below `lossy`, and a prefix of its part of the key at
+/// `lossy` (4: all exact).
+#[derive(Clone, Copy)]
+struct Packed {
+    words: [u64; 4],
+    row: Row,
+    lossy: u8,
+}
+
+impl Packed {
+    fn of(key: &SortKey, row: Row) -> Packed {
+        let (primary, local, remote, id) = *key;
+        let mut lossy = 4;
+        let mut word = |i: u8, (w, exact): (u64, bool)| {
+            if !exact && lossy == 4 {
+                lossy = i;
+            }
+            w
+        };
+        let words = [
+            word(0, pack_part(primary)),
+            word(1, pack_part(local)),
+            word(2, pack_part(remote)),
+            word(3, (id, true)),
+        ];
+        Packed { words, row, lossy }
+    }
+
+    /// The order of the two keys, where the packed words tell it: `None`
+    /// when they are equal up to a word that only one's prefix is.
+    fn cmp_prefix(&self, other: &Packed) -> Option<std::cmp::Ordering> {
+        let lossy = usize::from(self.lossy.min(other.lossy));
+        for (i, (a, b)) in self.words.iter().zip(&other.words).enumerate() {
+            match a.cmp(b) {
+                std::cmp::Ordering::Equal if i >= lossy => return None,
+                std::cmp::Ordering::Equal => {}
+                unequal => return Some(unequal),
+            }
+        }
+        Some(std::cmp::Ordering::Equal)
+    }
+}
+
+/// Exact packed keys as one 128-bit integer each, where they fit: each word
+/// less its least value across the rows, in as many bits as its spread
+/// needs, the words one after another (a table of IPv4 connections sorted by
+/// a number mostly fits: its addresses and ids lie close together).
+fn narrow(keyed: &[Packed]) -> Option<Vec<(u128, Row)>> {
+    let mut low = [u64::MAX; 4];
+    let mut high = [0u64; 4];
+    for k in keyed {
+        for (i, w) in k.words.iter().enumerate() {
+            low[i] = low[i].min(*w);
+            high[i] = high[i].max(*w);
+        }
+    }
+    let bits: Vec<u32> = (0..4)
+        .map(|i| u64::BITS - high[i].saturating_sub(low[i]).leading_zeros())
+        .collect();
+    if bits.iter().sum::<u32>() > u128::BITS {
+        return None;
+    }
+    Some(
+        keyed
+            .iter()
+            .map(|k| {
+                let key = (0..4).fold(0u128, |acc, i| {
+                    // A shift by the full width would overflow; a word of no
+                    // spread adds nothing.
+                    if bits[i] == 0 {
+                        acc
+                    } else {
+                        acc << bits[i] | u128::from(k.words[i] - low[i])
+                    }
+                });
+                (key, k.row)
+            })
+            .collect(),
+    )
+}
+
+/// One part of a [`SortKey`] (a number as `((0, n), 0)`, or an address) as a
+/// word that sorts as it does, and whether it is the whole part: a number
+/// below 2^64 and an IPv4 address with its port are (the family in the top
+/// bit, then the address, then the port); an IPv6 address packs to the family
+/// and the address's top 63 bits.
+#[expect(
+    clippy::cast_possible_truncation,
+    reason = "the high bits are taken on purpose"
+)]
+fn pack_part(((family, n), port): AddrKey) -> (u64, bool) {
+    match family {
+        0 => u64::try_from(n).map_or((u64::MAX, false), |w| (w, true)),
+        4 => ((n as u64) << 16 | u64::from(port), true),
+        _ => (1 << 63 | (n >> 65) as u64, false),
     }
 }
 
@@ -567,5 +751,43 @@ mod tests {
                 "[ffff:ffff:ffff:ffff:ffff:ffff:ffff:2]:80",
             ]
         );
+    }
+
+    /// A packed comparison, with the whole key where it says it cannot
+    /// tell, is the whole key's order: numbers of any size, IPv4 and IPv6
+    /// ends sharing long prefixes, equal up to the port or the id.
+    #[test]
+    fn packed_keys_sort_as_the_whole_keys() {
+        use proptest::prelude::*;
+        let number = (0u8..4, any::<u64>()).prop_map(|(big, n)| {
+            let n = u128::from(n % 5) << (u32::from(big) * 40);
+            ((0u8, n), 0u16)
+        });
+        let addr =
+            (any::<bool>(), 0u128..6, 0u16..3, any::<u8>()).prop_map(|(v6, low, port, high)| {
+                if v6 {
+                    // Ends that share all but their low bits, or differ high.
+                    ((6u8, u128::from(high % 2) << 127 | (low << 60) | low), port)
+                } else {
+                    ((4u8, low), port)
+                }
+            });
+        let key = (
+            prop_oneof![number.clone(), addr.clone()],
+            addr.clone(),
+            addr,
+            0u64..3,
+        );
+        let mut runner = proptest::test_runner::TestRunner::default();
+        runner
+            .run(&(key.clone(), key), |(a, b)| {
+                // Within one column the primaries are all numbers or all ends.
+                prop_assume!((a.0.0.0 == 0) == (b.0.0.0 == 0));
+                let (pa, pb) = (Packed::of(&a, Row::Live(0)), Packed::of(&b, Row::Live(1)));
+                let packed = pa.cmp_prefix(&pb).unwrap_or_else(|| a.cmp(&b));
+                prop_assert_eq!(packed, a.cmp(&b), "{:?} {:?}", a, b);
+                Ok(())
+            })
+            .expect("packed order");
     }
 }
