@@ -23,6 +23,8 @@
 //! leaves `fail` (exit statuses), `parse` (option values), `escape` (printable
 //! text) and `textfile` (bounded reads) use nothing of the crate.
 
+#![forbid(unsafe_code)]
+
 pub mod args;
 pub mod cli;
 pub mod config;
