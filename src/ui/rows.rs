@@ -426,7 +426,7 @@ impl Rows {
             let v = self.view(snap, r)?;
             Some(full_key(&v, sort.column, now, &ranks))
         };
-        let mut keyed: Vec<Packed> = self
+        let keyed: Vec<Packed> = self
             .rows
             .iter()
             .filter_map(|r| {
@@ -434,19 +434,7 @@ impl Rows {
                 Some(Packed::of(&full_key(&v, sort.column, now, &ranks), *r))
             })
             .collect();
-        let mut rows: Vec<Row> = if keyed.iter().any(|k| k.lossy < 4) {
-            keyed.sort_unstable_by(|a, b| {
-                a.cmp_prefix(b)
-                    .unwrap_or_else(|| full(a.row).cmp(&full(b.row)))
-            });
-            keyed.into_iter().map(|k| k.row).collect()
-        } else if let Some(mut narrow) = narrow(&keyed) {
-            narrow.sort_unstable_by_key(|(k, _)| *k);
-            narrow.into_iter().map(|(_, r)| r).collect()
-        } else {
-            keyed.sort_unstable_by_key(|k| k.words);
-            keyed.into_iter().map(|k| k.row).collect()
-        };
+        let mut rows = in_order(&keyed, full);
         if sort.descending {
             rows.reverse();
         }
@@ -623,11 +611,38 @@ impl Packed {
     }
 }
 
-/// Exact packed keys as one 128-bit integer each, where they fit: each word
-/// less its least value across the rows, in as many bits as its spread
-/// needs, the words one after another (a table of IPv4 connections sorted by
-/// a number mostly fits: its addresses and ids lie close together).
-fn narrow(keyed: &[Packed]) -> Option<Vec<(u128, Row)>> {
+/// The rows of `keyed` in the order of their whole keys (`full` gives a
+/// row's; asked only where the packed words cannot tell two rows apart).
+fn in_order(keyed: &[Packed], full: impl Fn(Row) -> Option<SortKey>) -> Vec<Row> {
+    // The packed words, narrowed to one integer (a prefix of them where they
+    // do not fit); a tie there is settled by the words, and a tie in a word
+    // that is a prefix by the whole keys.
+    let (mut narrow, whole) = narrow(keyed);
+    if whole {
+        narrow.sort_unstable_by_key(|(k, _)| *k);
+    } else {
+        narrow.sort_unstable_by(|(ka, a), (kb, b)| {
+            ka.cmp(kb).then_with(|| {
+                let (a, b) = (&keyed[*a as usize], &keyed[*b as usize]);
+                a.cmp_prefix(b)
+                    .unwrap_or_else(|| full(a.row).cmp(&full(b.row)))
+            })
+        });
+    }
+    narrow
+        .into_iter()
+        .map(|(_, i)| keyed[i as usize].row)
+        .collect()
+}
+
+/// The packed keys as one 128-bit integer each, with their index: each
+/// word less its least value across the rows, in as many bits as its spread
+/// needs, the words one after another, as many as fit and the top bits of
+/// the next (a table of IPv4 connections sorted by a number mostly fits
+/// whole: its addresses and ids lie close together). The integers sort as
+/// the words do, up to ties; `true` when they are the whole words (all
+/// exact, all fitting).
+fn narrow(keyed: &[Packed]) -> (Vec<(u128, u32)>, bool) {
     let mut low = [u64::MAX; 4];
     let mut high = [0u64; 4];
     for k in keyed {
@@ -636,29 +651,45 @@ fn narrow(keyed: &[Packed]) -> Option<Vec<(u128, Row)>> {
             high[i] = high[i].max(*w);
         }
     }
-    let bits: Vec<u32> = (0..4)
-        .map(|i| u64::BITS - high[i].saturating_sub(low[i]).leading_zeros())
-        .collect();
-    if bits.iter().sum::<u32>() > u128::BITS {
-        return None;
+    // Of each word: how many of its bits go in, and how many low ones are
+    // dropped (of the one that fits in part, and all of those after it).
+    // A word that is a prefix for some row ends what the integer can hold:
+    // after it, two rows equal in it may still differ.
+    let last = keyed
+        .iter()
+        .map(|k| usize::from(k.lossy))
+        .min()
+        .unwrap_or(4);
+    let mut room = u128::BITS;
+    let mut taken = [(0u32, 0u32); 4];
+    for (i, t) in taken.iter_mut().enumerate() {
+        let bits = u64::BITS - high[i].saturating_sub(low[i]).leading_zeros();
+        if i > last {
+            room = 0;
+        }
+        let kept = bits.min(room);
+        *t = (kept, bits - kept);
+        room -= kept;
     }
-    Some(
-        keyed
-            .iter()
-            .map(|k| {
-                let key = (0..4).fold(0u128, |acc, i| {
-                    // A shift by the full width would overflow; a word of no
-                    // spread adds nothing.
-                    if bits[i] == 0 {
-                        acc
-                    } else {
-                        acc << bits[i] | u128::from(k.words[i] - low[i])
-                    }
-                });
-                (key, k.row)
-            })
-            .collect(),
-    )
+    let whole = last == 4 && taken.iter().all(|(_, dropped)| *dropped == 0);
+    let keys = keyed
+        .iter()
+        .enumerate()
+        .map(|(n, k)| {
+            let key = (0..4).fold(0u128, |acc, i| {
+                let (kept, dropped) = taken[i];
+                // A shift by the full width would overflow; a word of no
+                // spread (or no room) adds nothing.
+                if kept == 0 {
+                    acc
+                } else {
+                    acc << kept | u128::from((k.words[i] - low[i]) >> dropped)
+                }
+            });
+            (key, index(n))
+        })
+        .collect();
+    (keys, whole)
 }
 
 /// One part of a [`SortKey`] (a number as `((0, n), 0)`, or an address) as a
@@ -779,6 +810,40 @@ mod tests {
             0u64..3,
         );
         let mut runner = proptest::test_runner::TestRunner::default();
+        // Whole tables: the order of in_order is the whole keys' order, for
+        // each column kind (all numbers, or all ends, as their primary).
+        let table = (any::<bool>(), proptest::collection::vec(key.clone(), 0..40));
+        runner
+            .run(&table, |(numbers, keys)| {
+                let keys: Vec<SortKey> = keys
+                    .into_iter()
+                    .filter(|k| (k.0.0.0 == 0) == numbers)
+                    .enumerate()
+                    // Every row a connection of its own, as in a snapshot.
+                    .map(|(i, (p, l, r, _))| (p, l, r, i as u64))
+                    .collect();
+                let packed: Vec<Packed> = keys
+                    .iter()
+                    .enumerate()
+                    .map(|(i, k)| Packed::of(k, Row::Live(index(i))))
+                    .collect();
+                let full = |r: Row| match r {
+                    Row::Live(i) => keys.get(i as usize).copied(),
+                    Row::Closed(_) => None,
+                };
+                let mut want: Vec<usize> = (0..keys.len()).collect();
+                want.sort_by_key(|i| keys[*i]);
+                let got: Vec<usize> = in_order(&packed, full)
+                    .into_iter()
+                    .map(|r| match r {
+                        Row::Live(i) => i as usize,
+                        Row::Closed(_) => usize::MAX,
+                    })
+                    .collect();
+                prop_assert_eq!(got, want);
+                Ok(())
+            })
+            .expect("packed tables");
         runner
             .run(&(key.clone(), key), |(a, b)| {
                 // Within one column the primaries are all numbers or all ends.
