@@ -39,7 +39,8 @@ PER_CLIENT=12500
 PER_SERVER=15000
 
 cargo build --release --locked --quiet --bin sockscope --example socket_holder
-bin=target/release/sockscope
+# BIN= measures another build of sockscope (e.g. an older one, to compare).
+bin=${BIN:-target/release/sockscope}
 holder=target/release/examples/socket_holder
 
 work=$(mktemp -d)

@@ -36,6 +36,33 @@ impl ConnRow<'_> {
     }
 }
 
+/// A column of the table, sorted by `column`.
+fn col<'a>(
+    column: Column,
+    width: u16,
+    drop: u8,
+    cell: fn(&ConnRow<'a>, usize) -> String,
+) -> Col<ConnRow<'a>> {
+    Col {
+        sort: Some(column),
+        ..Col::new(column.title(), width, drop, cell)
+    }
+}
+
+/// A column of a small alphabet (see `Col::alphabet`).
+fn of<'a>(
+    column: Column,
+    width: u16,
+    drop: u8,
+    alphabet: &'static str,
+    cell: fn(&ConnRow<'a>, usize) -> String,
+) -> Col<ConnRow<'a>> {
+    Col {
+        alphabet: Some(alphabet),
+        ..col(column, width, drop, cell)
+    }
+}
+
 /// The table's columns, one per sort [`Column`]: the user goes first on a
 /// narrow terminal (after the bytes per second, in and out), then RTT,
 /// Send-Q and Recv-Q. The addresses and the process are as wide as their
@@ -45,22 +72,12 @@ impl ConnRow<'_> {
 /// namespace's label comes after the state: 6 wide at 80 columns, up to 20 on a
 /// wide terminal, and it goes after Recv-Q on a narrow one.
 fn columns<'a>(shown: Columns, netns: bool) -> Vec<Col<ConnRow<'a>>> {
-    fn col<'a>(
-        column: Column,
-        width: u16,
-        drop: u8,
-        cell: fn(&ConnRow<'a>, usize) -> String,
-    ) -> Col<ConnRow<'a>> {
-        Col {
-            sort: Some(column),
-            ..Col::new(column.title(), width, drop, cell)
-        }
-    }
     let addr = Some(Grow { tier: 1, max: 26 });
     let mut cols: Vec<Col<ConnRow<'a>>> = vec![
         // New, closed and selected rows keep their colour across the state cell.
         Col {
             style: Some(|r: &ConnRow, theme: Theme| theme.state(r.v.state)),
+            alphabet: Some(STATE_CHARS),
             ..col(Column::State, 10, 0, |r, _| r.v.state.ss_name().to_string())
         },
         Col {
@@ -101,28 +118,29 @@ fn columns<'a>(shown: Columns, netns: bool) -> Vec<Col<ConnRow<'a>>> {
             })
         },
         col(Column::User, 8, 4, user_cell),
-        col(Column::RecvQ, 6, 1, |r, _| {
+        of(Column::RecvQ, 6, 1, DIGITS, |r, _| {
             r.v.recv_q.map_or(String::new(), |q| q.to_string())
         }),
-        col(Column::SendQ, 6, 2, |r, _| {
+        of(Column::SendQ, 6, 2, DIGITS, |r, _| {
             r.v.send_q.map_or(String::new(), |q| q.to_string())
         }),
-        col(Column::Age, 6, 0, age_cell),
+        of(Column::Age, 6, 0, AGE_CHARS, age_cell),
         Col {
             fit: true,
+            alphabet: Some(TIMER_CHARS),
             ..col(Column::Timer, 16, 4, |r, w| {
                 r.v.socket
                     .and_then(|s| s.timer)
                     .map_or(String::new(), |t| fmt::fit(&timer(t), w))
             })
         },
-        col(Column::Retrans, 7, 3, |r, _| {
+        of(Column::Retrans, 7, 3, DIGITS, |r, _| {
             r.v.retrans().map_or(String::new(), |n| n.to_string())
         }),
-        col(Column::Rtt, 7, 3, |r, _| {
+        of(Column::Rtt, 7, 3, RTT_CHARS, |r, _| {
             r.v.rtt_us.map_or(String::new(), fmt::micros)
         }),
-        col(Column::Bytes, 9, 5, |r, w| {
+        of(Column::Bytes, 9, 5, BYTES_CHARS, |r, w| {
             r.v.per_sec.map_or(String::new(), |(rx, tx)| {
                 fmt::fit(&format!("{}/{}", fmt::bytes(rx), fmt::bytes(tx)), w)
             })
@@ -142,6 +160,15 @@ fn columns<'a>(shown: Columns, netns: bool) -> Vec<Col<ConnRow<'a>>> {
     cols.retain(|c| c.sort.is_some_and(|s| shown.contains(s)));
     cols
 }
+
+/// What the cells of the columns of numbers, states and times can hold, in
+/// lower case (see `Col::alphabet`; a test checks each against its cells).
+const DIGITS: &str = "0123456789";
+const STATE_CHARS: &str = "-12abcefgiklmnorstuvwy";
+const AGE_CHARS: &str = "0123456789smhd≥";
+const TIMER_CHARS: &str = "adehiklmnoprstvw0123456789. …";
+const RTT_CHARS: &str = "0123456789.µms";
+const BYTES_CHARS: &str = "0123456789.kmgt/…";
 
 /// The owner: pid and name, in parentheses for a past one; the kernel's
 /// word for an owner not known.
@@ -341,5 +368,52 @@ fn row_style(v: &RowView, theme: Theme, now: Stamp, highlight: std::time::Durati
         theme.new_row()
     } else {
         Style::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{TcpState, Timer, TimerKind};
+
+    fn within(text: &str, alphabet: &str) -> bool {
+        text.to_lowercase().chars().all(|c| alphabet.contains(c))
+    }
+
+    /// A search skips a column only for a character none of its cells can
+    /// hold: each alphabet holds every character its cells are made of.
+    #[test]
+    fn the_alphabets_hold_every_character_of_their_cells() {
+        for state in TcpState::ALL {
+            assert!(within(state.ss_name(), STATE_CHARS), "{state:?}");
+        }
+        let mut n: u64 = 1;
+        for _ in 0..200 {
+            let secs = std::time::Duration::from_secs(n % (400 * 86_400));
+            assert!(within(&fmt::age(secs), AGE_CHARS), "{secs:?}");
+            assert!(within(&format!("≥{}", fmt::age(secs)), AGE_CHARS));
+            let us = u32::try_from(n % u64::from(u32::MAX)).expect("u32");
+            assert!(within(&fmt::micros(us), RTT_CHARS), "{us}");
+            let bytes = format!("{}/{}", fmt::bytes(n), fmt::bytes(n / 3));
+            assert!(within(&bytes, BYTES_CHARS), "{bytes}");
+            assert!(within(&fmt::fit(&bytes, 3), BYTES_CHARS), "{bytes}");
+            assert!(within(&n.to_string(), DIGITS));
+            for kind in [
+                TimerKind::Retransmit,
+                TimerKind::Keepalive,
+                TimerKind::TimeWait,
+                TimerKind::Probe,
+            ] {
+                let t = Timer {
+                    kind,
+                    expires_ms: us,
+                    retransmits: 3,
+                };
+                assert!(within(&timer(t), TIMER_CHARS), "{}", timer(t));
+                assert!(within(&fmt::fit(&timer(t), 5), TIMER_CHARS));
+            }
+            // Values of every size, small ones too.
+            n = n.wrapping_mul(7).wrapping_add(n / 2 + 3);
+        }
     }
 }

@@ -45,6 +45,10 @@ pub(super) struct Col<R> {
     /// As wide as its widest cell on screen (at least its title, at most
     /// `width` plus its growth), instead of `width` and a share of the spare.
     pub fit: bool,
+    /// Every character its cells can hold, in lower case, where that is a
+    /// small set (numbers, states, times): a search for text with another
+    /// character skips the column without building its cells.
+    pub alphabet: Option<&'static str>,
 }
 
 impl<R> Col<R> {
@@ -64,6 +68,7 @@ impl<R> Col<R> {
             style: None,
             sort: None,
             fit: false,
+            alphabet: None,
         }
     }
 }
@@ -155,9 +160,19 @@ pub(super) fn first_match<R>(
     row: impl Fn(usize) -> Option<R>,
     needle: &str,
 ) -> Option<usize> {
+    let searched: Vec<&Col<R>> = columns
+        .iter()
+        .filter(|c| {
+            c.alphabet
+                .is_none_or(|a| needle.chars().all(|ch| a.contains(ch)))
+        })
+        .collect();
+    if searched.is_empty() {
+        return None;
+    }
     order.find(|&i| {
         row(i).is_some_and(|r| {
-            columns
+            searched
                 .iter()
                 .any(|c| holds(&(c.cell)(&r, SEARCH_WIDTH), needle))
         })
