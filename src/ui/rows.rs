@@ -658,70 +658,15 @@ fn in_order(keyed: &[Packed], full: impl Fn(Row) -> Option<SortKey>) -> Vec<Row>
                 .unwrap_or_else(|| full(a.row).cmp(&full(b.row)))
         })
     };
-    if narrow.len() < RADIX_MIN {
-        if whole {
-            narrow.sort_unstable_by_key(|(k, _)| *k);
-        } else {
-            narrow.sort_unstable_by(tie);
-        }
+    if whole {
+        narrow.sort_unstable_by_key(|(k, _)| *k);
     } else {
-        radix_sort(&mut narrow);
-        if !whole {
-            for run in narrow.chunk_by_mut(|a, b| a.0 == b.0) {
-                if run.len() > 1 {
-                    run.sort_unstable_by(tie);
-                }
-            }
-        }
+        narrow.sort_unstable_by(tie);
     }
     narrow
         .into_iter()
         .map(|(_, i)| keyed[i as usize].row)
         .collect()
-}
-
-/// From this many rows on, the narrowed keys are sorted by their digits (a
-/// radix sort), below it by comparisons.
-const RADIX_MIN: usize = 4096;
-
-/// Sorts `keys` by their integers (stable: equal ones keep their order), a
-/// byte at a time from the lowest, skipping the bytes that are the same in
-/// every key (the narrowed keys use fewer than their 128 bits): a pass is a
-/// count and a move of every key, with no comparison.
-#[expect(
-    clippy::cast_possible_truncation,
-    reason = "a byte of the key is taken on purpose"
-)]
-fn radix_sort(keys: &mut Vec<(u128, u32)>) {
-    let (mut some, mut all) = (0u128, u128::MAX);
-    for (k, _) in keys.iter() {
-        some |= k;
-        all &= k;
-    }
-    let varying = some ^ all;
-    let mut other = vec![(0u128, 0u32); keys.len()];
-    for byte in 0..16 {
-        let shift = byte * 8;
-        if (varying >> shift).trailing_zeros() >= 8 {
-            continue;
-        }
-        let mut at = [0usize; 256];
-        for (k, _) in keys.iter() {
-            at[usize::from((k >> shift) as u8)] += 1;
-        }
-        let mut next = 0;
-        for slot in &mut at {
-            let count = *slot;
-            *slot = next;
-            next += count;
-        }
-        for &(k, i) in keys.iter() {
-            let d = usize::from((k >> shift) as u8);
-            other[at[d]] = (k, i);
-            at[d] += 1;
-        }
-        std::mem::swap(keys, &mut other);
-    }
 }
 
 /// The packed keys as one 128-bit integer each, with their index: each
@@ -945,40 +890,8 @@ mod tests {
             .expect("packed order");
     }
 
-    /// The radix sort sorts as a comparison sort does, stably, keys that
-    /// differ in a few bytes or in all.
-    #[test]
-    fn the_radix_sort_sorts_as_comparisons_do() {
-        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
-        let mut next = || {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed
-        };
-        for (n, mask) in [
-            (0usize, u128::MAX),
-            (1, 0),
-            (5000, 0xff00_00ff),
-            (9000, u128::MAX),
-            (6000, 0x7 << 100 | 0x3),
-        ] {
-            let keys: Vec<(u128, u32)> = (0..n)
-                .map(|i| {
-                    let k = (u128::from(next()) << 64 | u128::from(next())) & mask;
-                    (k, index(i))
-                })
-                .collect();
-            let mut want = keys.clone();
-            want.sort_by_key(|(k, _)| *k);
-            let mut got = keys;
-            radix_sort(&mut got);
-            assert_eq!(got, want, "{n} keys, mask {mask:x}");
-        }
-    }
-
-    /// A table large enough for the radix sort, with IPv6 ends that tie in
-    /// their packed prefix: the order is the whole keys'.
+    /// A large table, with IPv6 ends that tie in their packed prefix: the
+    /// order is the whole keys'.
     #[test]
     fn a_large_table_is_in_the_order_of_its_whole_keys() {
         let mut seed = 0x2545_f491_4f6c_dd1du64;
@@ -989,7 +902,7 @@ mod tests {
             seed
         };
         for v6 in [false, true] {
-            let keys: Vec<SortKey> = (0..RADIX_MIN * 2)
+            let keys: Vec<SortKey> = (0..8192usize)
                 .map(|i| {
                     let end = |r: u64| {
                         if v6 {
