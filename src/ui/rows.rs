@@ -818,6 +818,30 @@ mod tests {
         );
     }
 
+    /// The rows of `keys` (row `i` has key `i`) in the order `in_order`
+    /// gives them, and in the order of their whole keys.
+    fn orders(keys: &[SortKey]) -> (Vec<usize>, Vec<usize>) {
+        let packed: Vec<Packed> = keys
+            .iter()
+            .enumerate()
+            .map(|(i, k)| Packed::of(k, Row::Live(index(i))))
+            .collect();
+        let full = |r: Row| match r {
+            Row::Live(i) => keys.get(i as usize).copied(),
+            Row::Closed(_) => None,
+        };
+        let mut want: Vec<usize> = (0..keys.len()).collect();
+        want.sort_by_key(|i| keys[*i]);
+        let got = in_order(&packed, full)
+            .into_iter()
+            .map(|r| match r {
+                Row::Live(i) => i as usize,
+                Row::Closed(_) => usize::MAX,
+            })
+            .collect();
+        (got, want)
+    }
+
     /// A packed comparison, with the whole key where it says it cannot
     /// tell, is the whole key's order: numbers of any size, IPv4 and IPv6
     /// ends sharing long prefixes, equal up to the port or the id.
@@ -856,24 +880,7 @@ mod tests {
                     // Every row a connection of its own, as in a snapshot.
                     .map(|(i, (p, l, r, _))| (p, l, r, i as u64))
                     .collect();
-                let packed: Vec<Packed> = keys
-                    .iter()
-                    .enumerate()
-                    .map(|(i, k)| Packed::of(k, Row::Live(index(i))))
-                    .collect();
-                let full = |r: Row| match r {
-                    Row::Live(i) => keys.get(i as usize).copied(),
-                    Row::Closed(_) => None,
-                };
-                let mut want: Vec<usize> = (0..keys.len()).collect();
-                want.sort_by_key(|i| keys[*i]);
-                let got: Vec<usize> = in_order(&packed, full)
-                    .into_iter()
-                    .map(|r| match r {
-                        Row::Live(i) => i as usize,
-                        Row::Closed(_) => usize::MAX,
-                    })
-                    .collect();
+                let (got, want) = orders(&keys);
                 prop_assert_eq!(got, want);
                 Ok(())
             })
@@ -922,24 +929,7 @@ mod tests {
                     )
                 })
                 .collect();
-            let packed: Vec<Packed> = keys
-                .iter()
-                .enumerate()
-                .map(|(i, k)| Packed::of(k, Row::Live(index(i))))
-                .collect();
-            let full = |r: Row| match r {
-                Row::Live(i) => keys.get(i as usize).copied(),
-                Row::Closed(_) => None,
-            };
-            let mut want: Vec<usize> = (0..keys.len()).collect();
-            want.sort_by_key(|i| keys[*i]);
-            let got: Vec<usize> = in_order(&packed, full)
-                .into_iter()
-                .map(|r| match r {
-                    Row::Live(i) => i as usize,
-                    Row::Closed(_) => usize::MAX,
-                })
-                .collect();
+            let (got, want) = orders(&keys);
             assert_eq!(got, want, "v6: {v6}");
         }
     }
